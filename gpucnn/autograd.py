@@ -1,0 +1,160 @@
+"""Define-by-run autograd: the Function base class, the backward pass and ``no_grad``.
+
+Every op is a :class:`Function`. Calling ``SomeFunction(**params).apply(*tensors)`` runs its forward
+pass on the tensors' arrays and, when gradients are wanted, records the Function as the creator of its
+output. ``Tensor.backward`` walks those records in reverse topological order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``."""
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager in which ops record no graph (inference, optimizer updates)."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+class Function:
+    """One differentiable op with a single output.
+
+    A subclass takes its hyper-parameters in ``__init__`` and implements, on arrays of the device's
+    array module ``self.xp``:
+
+    - ``forward(*arrays) -> array`` and ``backward(grad_output) -> tuple`` (one gradient or None per
+      input), when one implementation serves every device; or
+    - ``forward_cpu``/``forward_gpu`` and ``backward_cpu``/``backward_gpu``, when the CUDA devices run
+      hand-written kernels and the CPU runs NumPy. The default ``forward``/``backward`` pick one.
+
+    Whatever backward needs, forward saves on ``self``.
+    """
+
+    #: Set by a Function whose output lives on another device than its inputs (``Tensor.to``).
+    output_device = None
+
+    def apply(self, *inputs):
+        """Runs the op on Tensors and returns the output Tensor, recording the graph when needed."""
+        from .tensor import Tensor
+
+        device = inputs[0].device
+        for position, tensor in enumerate(inputs[1:], start=2):
+            if tensor.device != device:
+                raise RuntimeError(
+                    f"{type(self).__name__}: expected all tensors on one device, but input 1 is on "
+                    f"{device} and input {position} is on {tensor.device}"
+                )
+        self.device = device
+        self.xp = device.xp
+        output = self.forward(*(tensor.data for tensor in inputs))
+        if not isinstance(output, self.xp.ndarray):  # NumPy turns 0-d results into scalars
+            output = self.xp.asarray(output)
+        requires_grad = is_grad_enabled() and any(tensor.requires_grad for tensor in inputs)
+        result = Tensor._from_array(output, self.output_device or device, requires_grad)
+        if requires_grad:
+            self.inputs = inputs
+            result._creator = self
+        return result
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        """For each input, whether backward must produce its gradient."""
+        return tuple(tensor.requires_grad for tensor in self.inputs)
+
+    def forward(self, *arrays):
+        if self.device.runs_kernels:
+            return self.forward_gpu(*arrays)
+        return self.forward_cpu(*arrays)
+
+    def backward(self, grad_output):
+        if self.device.runs_kernels:
+            return self.backward_gpu(grad_output)
+        return self.backward_cpu(grad_output)
+
+    def forward_cpu(self, *arrays):
+        raise NotImplementedError(f"{type(self).__name__} has no forward")
+
+    def forward_gpu(self, *arrays):
+        raise NotImplementedError(f"{type(self).__name__} has no kernel for device {self.device}")
+
+    def backward_cpu(self, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def backward_gpu(self, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} has no backward kernel for device {self.device}")
+
+
+def _topological_order(root_creator) -> list:
+    """Functions reachable from ``root_creator``, each after every Function that consumes its output."""
+    order, visited = [], {id(root_creator)}
+    stack = [(root_creator, False)]
+    while stack:
+        function, expanded = stack.pop()
+        if expanded:
+            order.append(function)
+            continue
+        stack.append((function, True))
+        for tensor in function.inputs:
+            creator = tensor._creator
+            if creator is not None and id(creator) not in visited:
+                visited.add(id(creator))
+                stack.append((creator, False))
+    order.reverse()
+    return order
+
+
+def backward(root, grad_output) -> None:
+    """Accumulates d(root)/d(leaf) * grad_output into ``.grad`` of every leaf that requires grad."""
+    if root._creator is None:
+        _accumulate_leaf(root, grad_output)
+        return
+    pending = {id(root._creator): grad_output}
+    for function in _topological_order(root._creator):
+        grad = pending.pop(id(function), None)
+        if grad is None:
+            continue
+        input_grads = function.backward(grad)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(function.inputs):
+            raise RuntimeError(
+                f"{type(function).__name__}.backward returned {len(input_grads)} gradients "
+                f"for {len(function.inputs)} inputs"
+            )
+        for tensor, input_grad in zip(function.inputs, input_grads):
+            if input_grad is None or not tensor.requires_grad:
+                continue
+            if input_grad.shape != tensor.shape:
+                raise RuntimeError(
+                    f"{type(function).__name__}.backward returned a gradient of shape "
+                    f"{tuple(input_grad.shape)} for an input of shape {tensor.shape}"
+                )
+            if input_grad.dtype != tensor.dtype:
+                input_grad = input_grad.astype(tensor.dtype)
+            if tensor._creator is None:
+                _accumulate_leaf(tensor, input_grad)
+            else:
+                key = id(tensor._creator)
+                pending[key] = pending[key] + input_grad if key in pending else input_grad
+
+
+def _accumulate_leaf(tensor, grad) -> None:
+    from .tensor import Tensor
+
+    if tensor.grad is None:
+        tensor.grad = Tensor._from_array(tensor.device.xp.array(grad), tensor.device, False)
+    else:
+        tensor.grad = Tensor._from_array(tensor.device.xp.asarray(tensor.grad.data + grad), tensor.device, False)

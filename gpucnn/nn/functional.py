@@ -1,0 +1,31 @@
+"""Functional ops, with PyTorch's names, argument order and semantics.
+
+Each accepts Tensors or anything ``numpy.asarray`` accepts, checks its arguments before computing
+(errors name the argument, its value and the shapes involved), and records the graph for backward.
+Image ops take (N, C, H, W) input, or unbatched (C, H, W) as PyTorch does.
+"""
+
+from ..ops.avgpool2d import adaptive_avg_pool2d, avg_pool2d
+from ..ops.batchnorm import batch_norm
+from ..ops.conv2d import conv2d
+from ..ops.cross_entropy import cross_entropy
+from ..ops.dropout import dropout
+from ..ops.linear import linear
+from ..ops.maxpool2d import max_pool2d
+from ..ops.relu import leaky_relu, relu
+from ..ops.softmax import log_softmax, softmax
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "max_pool2d",
+    "relu",
+    "softmax",
+]

@@ -1,0 +1,1 @@
+"""One module per op: the Function (forward/backward per device) beside its validated public call."""

@@ -1,0 +1,354 @@
+"""Tensor arithmetic, reductions and shape ops: written once against the device's array module."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from ..autograd import Function
+from ..tensor import Tensor, as_tensor
+
+
+def unbroadcast(xp, grad, shape: tuple):
+    """Sums ``grad`` over the axes that broadcasting added or stretched, giving an array of ``shape``."""
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _operands(a, b):
+    """Two Tensors on one device; a Python number takes the other operand's dtype (as in PyTorch)."""
+    tensor = a if isinstance(a, Tensor) else b
+    device = tensor.device
+
+    def convert(value):
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, (int, float)):
+            dtype = tensor.dtype
+            if isinstance(value, float) and dtype.kind != "f":
+                dtype = numpy.dtype(numpy.float32)
+            return Tensor._from_array(device.xp.asarray(value, dtype=dtype), device, False)
+        return as_tensor(value, "operand", device)
+
+    return convert(a), convert(b)
+
+
+class _Binary(Function):
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return self.compute(a, b)
+
+    def reduce(self, grad_a, grad_b):
+        return (
+            None if grad_a is None else unbroadcast(self.xp, grad_a, self.a_shape),
+            None if grad_b is None else unbroadcast(self.xp, grad_b, self.b_shape),
+        )
+
+
+class Add(_Binary):
+    def compute(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        return self.reduce(grad, grad)
+
+
+class Sub(_Binary):
+    def compute(self, a, b):
+        return a - b
+
+    def backward(self, grad):
+        return self.reduce(grad, -grad)
+
+
+class Mul(_Binary):
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_input_grad
+        return self.reduce(grad * self.b if need_a else None, grad * self.a if need_b else None)
+
+
+class Div(_Binary):
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad / self.b if need_a or need_b else None
+        return self.reduce(grad_a if need_a else None, -grad_a * self.a / self.b if need_b else None)
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Pow(Function):
+    def __init__(self, exponent: float):
+        self.exponent = exponent
+
+    def forward(self, x):
+        self.x = x
+        return x**self.exponent
+
+    def backward(self, grad):
+        return (grad * self.exponent * self.x ** (self.exponent - 1),)
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.y = self.xp.exp(x)
+        return self.y
+
+    def backward(self, grad):
+        return (grad * self.y,)
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.log(x)
+
+    def backward(self, grad):
+        return (grad / self.x,)
+
+
+class MatMul(Function):
+    """``a @ b`` with NumPy's rules: 1-D operands are promoted to matrices, batch dims broadcast."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, grad):
+        a = self.a if self.a.ndim > 1 else self.a[None, :]
+        b = self.b if self.b.ndim > 1 else self.b[:, None]
+        if self.a.ndim == 1:
+            grad = grad[..., None, :]
+        if self.b.ndim == 1:
+            grad = grad[..., None]
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = unbroadcast(self.xp, grad @ b.swapaxes(-1, -2), a.shape).reshape(self.a.shape)
+        if need_b:
+            grad_b = unbroadcast(self.xp, a.swapaxes(-1, -2) @ grad, b.shape).reshape(self.b.shape)
+        return grad_a, grad_b
+
+
+class Sum(Function):
+    def __init__(self, axis, keepdims: bool):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.shape = x.shape
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        if not self.keepdims and self.axis is not None:
+            grad = self.xp.expand_dims(grad, self.axis)
+        return (self.xp.broadcast_to(grad, self.shape).copy(),)
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, grad):
+        return (grad.reshape(self.input_shape),)
+
+
+class Permute(Function):
+    def __init__(self, dims: tuple):
+        self.dims = dims
+
+    def forward(self, x):
+        return x.transpose(self.dims)
+
+    def backward(self, grad):
+        return (grad.transpose(numpy.argsort(self.dims)),)
+
+
+class GetItem(Function):
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.x_shape, self.x_dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, grad):
+        grad_x = self.xp.zeros(self.x_shape, dtype=grad.dtype)
+        self.xp.add.at(grad_x, self.index, grad)
+        return (grad_x,)
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = numpy.dtype(dtype)
+
+    def forward(self, x):
+        self.input_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, grad):
+        return (grad.astype(self.input_dtype),)
+
+
+class ToDevice(Function):
+    def __init__(self, device):
+        self.output_device = device
+
+    def forward(self, x):
+        self.input_device = self.device
+        return self.output_device.asarray(x)
+
+    def backward(self, grad):
+        return (self.input_device.asarray(grad),)
+
+
+# ---------------------------------------------------------------------------- public calls
+def add(a, b) -> Tensor:
+    return Add().apply(*_operands(a, b))
+
+
+def sub(a, b) -> Tensor:
+    return Sub().apply(*_operands(a, b))
+
+
+def mul(a, b) -> Tensor:
+    return Mul().apply(*_operands(a, b))
+
+
+def div(a, b) -> Tensor:
+    return Div().apply(*_operands(a, b))
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg().apply(x)
+
+
+def pow(x: Tensor, exponent) -> Tensor:
+    if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
+        raise TypeError(f"exponent must be a real number, got {type(exponent).__name__}")
+    return Pow(exponent).apply(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp().apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log().apply(x)
+
+
+def matmul(a, b) -> Tensor:
+    a, b = _operands(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs operands with at least one dimension, got shapes {a.shape} and {b.shape}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if inner_a != inner_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({inner_a} != {inner_b})")
+    return MatMul().apply(a, b)
+
+
+def _check_dims(dims, ndim: int, what: str) -> tuple:
+    """``dims`` (ints, negatives allowed) as non-negative ints; ValueError naming ``what`` if out of range."""
+    bound = max(ndim, 1)
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not -bound <= d < bound:
+            raise ValueError(f"{what}: dimension {d!r} is out of range for a tensor with {ndim} dimensions")
+    return tuple(int(d) % bound for d in dims)
+
+
+def _normalize_dims(dim, ndim: int, what: str):
+    """``dim`` (None, an int or a sequence of ints) as None or a sorted tuple of distinct dims."""
+    if dim is None:
+        return None
+    dims = _check_dims((dim,) if isinstance(dim, numbers.Integral) else tuple(dim), ndim, what)
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"{what}: dim={dim!r} repeats a dimension")
+    return tuple(sorted(dims))
+
+
+def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return Sum(_normalize_dims(dim, x.ndim, "sum"), bool(keepdim)).apply(x)
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    dims = _normalize_dims(dim, x.ndim, "mean")
+    count = x.numel() if dims is None else int(numpy.prod([x.shape[d] for d in dims]))
+    if x.dtype.kind != "f":
+        raise TypeError(f"mean needs a floating-point tensor, got dtype {x.dtype}")
+    return Sum(dims, bool(keepdim)).apply(x) / count
+
+
+def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Tensor._from_array(x.device.xp.asarray(x.data.argmax()), x.device)
+    (axis,) = _check_dims((dim,), x.ndim, "argmax")
+    return Tensor._from_array(x.data.argmax(axis=axis, keepdims=keepdim), x.device)
+
+
+def compare(a, b, ufunc_name: str) -> Tensor:
+    a, b = _operands(a, b)
+    return Tensor._from_array(getattr(a.device.xp, ufunc_name)(a.data, b.data), a.device)
+
+
+def reshape(x: Tensor, shape) -> Tensor:
+    shape = tuple(int(size) for size in shape)
+    try:
+        numpy.empty(x.shape, dtype=numpy.bool_).reshape(shape)
+    except ValueError:
+        raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({x.numel()} elements) to {shape}") from None
+    return Reshape(shape).apply(x)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = _check_dims((start_dim, end_dim), x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim={start_dim} comes after end_dim={end_dim} for shape {x.shape}")
+    shape = x.shape[:start] + (int(numpy.prod(x.shape[start : end + 1])),) + x.shape[end + 1 :]
+    return Reshape(shape).apply(x)
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    d0, d1 = _check_dims((dim0, dim1), x.ndim, "transpose")
+    dims = list(range(x.ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return Permute(tuple(dims)).apply(x)
+
+
+def permute(x: Tensor, dims) -> Tensor:
+    dims = _check_dims(tuple(dims), x.ndim, "permute")
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims={dims} is not a permutation of the {x.ndim} dimensions of shape {x.shape}")
+    return Permute(dims).apply(x)
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem(index).apply(x)

@@ -1,0 +1,314 @@
+"""Tensor: an array on a device, with define-by-run autograd.
+
+    >>> x = gpucnn.tensor([[1.0, -2.0]], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad.numpy()
+    array([[ 2., -4.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from . import autograd
+from .devices import Device, get_device
+
+_NUMERIC_KINDS = "biuf"
+
+
+def _to_array(data, dtype, name: str):
+    """Converts array-like ``data`` to a NumPy array under gpucnn's dtype rules.
+
+    NumPy arrays and scalars keep their dtype; Python floats (and lists of them) become float32;
+    integers stay integers. Complex and non-numeric data raise TypeError naming ``name``.
+    """
+    keeps_dtype = isinstance(data, (numpy.ndarray, numpy.generic))
+    try:
+        array = numpy.asarray(data)
+    except (ValueError, TypeError) as error:
+        raise TypeError(f"{name} must be numeric array-like data; numpy could not convert it: {error}") from None
+    if array.dtype.kind == "c":
+        raise TypeError(f"{name} is complex ({array.dtype}); gpucnn supports real numbers only")
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"{name} must be numeric (bool, integer or float), got {type(data).__name__} with dtype {array.dtype}"
+        )
+    if dtype is not None:
+        dtype = numpy.dtype(dtype)
+        if dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"dtype must be a bool, integer or float type, got {dtype}")
+        return array.astype(dtype, copy=False)
+    if not keeps_dtype and array.dtype == numpy.float64:
+        return array.astype(numpy.float32)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array on a device, recording the ops applied to it when it requires grad.
+
+    Build one with :func:`gpucnn.tensor` (or ``Tensor(data, ...)``, the same rules).
+
+    Attributes:
+        data: the underlying array (``numpy.ndarray`` on cpu, ``cupy.ndarray`` on cuda).
+        grad: a Tensor of the same shape once backward has reached this leaf, else None.
+        requires_grad: whether ops on this tensor are recorded for backward.
+    """
+
+    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        device = get_device(device)
+        if isinstance(data, Tensor):
+            data = data.numpy()
+        array = _to_array(data, dtype, "data")
+        self._init(device.asarray(array.copy() if array is data else array), device, requires_grad)
+
+    def _init(self, array, device: Device, requires_grad: bool) -> None:
+        if requires_grad and array.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got dtype {array.dtype}")
+        self.data = array
+        self.device = device
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._creator = None
+
+    @classmethod
+    def _from_array(cls, array, device: Device, requires_grad: bool = False) -> "Tensor":
+        """Wraps an array that already lives on ``device`` without copying or converting it."""
+        tensor = cls.__new__(cls)
+        tensor._init(array, device, requires_grad)
+        return tensor
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._creator is None
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def size(self, dim: int | None = None):
+        """The shape, or its length along ``dim`` (as ``torch.Tensor.size``)."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        body = numpy.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extras = [f"dtype={self.dtype}"]
+        if self.device.name != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}, {', '.join(extras)})"
+
+    # ----------------------------------------------------------------- conversion
+    def numpy(self) -> numpy.ndarray:
+        """The values as a NumPy array (the array itself on cpu, a copy from a GPU)."""
+        if isinstance(self.data, numpy.ndarray):
+            return self.data
+        return self.data.get()
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor._from_array(self.data, self.device, False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_ can only change leaf tensors; use detach() first")
+        self._init(self.data, self.device, requires_grad)
+        return self
+
+    def to(self, device=None, dtype=None) -> "Tensor":
+        """This tensor on ``device`` and/or as ``dtype``; ``self`` when nothing changes. Differentiable.
+
+        ``to('cpu')``, ``to(numpy.float64)`` and ``to('cpu', numpy.float64)`` all work.
+        """
+        from .ops import math
+
+        if dtype is None and device is not None and not isinstance(device, (str, Device)):
+            device, dtype = None, device
+        result = self
+        if device is not None and get_device(device) != self.device:
+            result = math.ToDevice(get_device(device)).apply(result)
+        if dtype is not None and numpy.dtype(dtype) != self.dtype:
+            result = math.Cast(dtype).apply(result)
+        return result
+
+    def float(self) -> "Tensor":
+        return self.to(dtype=numpy.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtype=numpy.float64)
+
+    # ----------------------------------------------------------------- autograd
+    def backward(self, grad=None) -> None:
+        """Computes gradients of this tensor with respect to the graph's leaves, into their ``.grad``.
+
+        Args:
+            grad: d(loss)/d(self), same shape as self. May be omitted only for a one-element tensor.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no input of the ops that made it "
+                "has requires_grad=True (or it was computed under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a scalar (one-element) tensor, got shape "
+                    f"{self.shape}; pass grad= with that shape"
+                )
+            grad_array = self.device.xp.ones(self.data.shape, dtype=self.dtype)
+        else:
+            grad_array = grad.data if isinstance(grad, Tensor) else self.device.asarray(_to_array(grad, None, "grad"))
+            if tuple(grad_array.shape) != self.shape:
+                raise ValueError(f"grad has shape {tuple(grad_array.shape)}, but the tensor has shape {self.shape}")
+            grad_array = grad_array.astype(self.dtype, copy=False)
+        autograd.backward(self, grad_array)
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other):
+        return _math().add(self, other)
+
+    def __radd__(self, other):
+        return _math().add(other, self)
+
+    def __sub__(self, other):
+        return _math().sub(self, other)
+
+    def __rsub__(self, other):
+        return _math().sub(other, self)
+
+    def __mul__(self, other):
+        return _math().mul(self, other)
+
+    def __rmul__(self, other):
+        return _math().mul(other, self)
+
+    def __truediv__(self, other):
+        return _math().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _math().div(other, self)
+
+    def __matmul__(self, other):
+        return _math().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _math().matmul(other, self)
+
+    def __neg__(self):
+        return _math().neg(self)
+
+    def __pow__(self, exponent):
+        return _math().pow(self, exponent)
+
+    def __getitem__(self, index):
+        return _math().getitem(self, index)
+
+    def __lt__(self, other):
+        return _math().compare(self, other, "less")
+
+    def __le__(self, other):
+        return _math().compare(self, other, "less_equal")
+
+    def __gt__(self, other):
+        return _math().compare(self, other, "greater")
+
+    def __ge__(self, other):
+        return _math().compare(self, other, "greater_equal")
+
+    __hash__ = object.__hash__
+
+    # ----------------------------------------------------------------- methods
+    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        """Sum over ``dim`` (an int, a tuple, or None for all); ``axis``/``keepdims`` are NumPy's names."""
+        return _math().sum(self, _pick(dim, axis), _pick(keepdim, keepdims))
+
+    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        """Mean over ``dim`` (an int, a tuple, or None for all); ``axis``/``keepdims`` are NumPy's names."""
+        return _math().mean(self, _pick(dim, axis), _pick(keepdim, keepdims))
+
+    def argmax(self, dim=None, keepdim: bool = False):
+        """Indices of the maxima along ``dim`` (of the flattened tensor when None); not differentiable."""
+        return _math().argmax(self, dim, keepdim)
+
+    def reshape(self, *shape):
+        return _math().reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        return _math().flatten(self, start_dim, end_dim)
+
+    def transpose(self, dim0: int, dim1: int):
+        """Swaps two dimensions (as ``torch.Tensor.transpose``)."""
+        return _math().transpose(self, dim0, dim1)
+
+    def permute(self, *dims):
+        return _math().permute(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
+
+    @property
+    def T(self):
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def exp(self):
+        return _math().exp(self)
+
+    def log(self):
+        return _math().log(self)
+
+
+def _pick(torch_value, numpy_value):
+    return torch_value if numpy_value is None else numpy_value
+
+
+def _math():
+    from .ops import math
+
+    return math
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new Tensor holding a copy of ``data``.
+
+    NumPy arrays keep their dtype (float64 stays float64); Python floats become float32; integer
+    data stays integer. ``device`` defaults to :func:`gpucnn.devices.default_device`.
+    """
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def as_tensor(value, name: str, device=None) -> Tensor:
+    """``value`` if it is a Tensor, else a Tensor wrapping it (no copy on cpu); errors name ``name``."""
+    if isinstance(value, Tensor):
+        return value
+    device = get_device(device)
+    return Tensor._from_array(device.asarray(_to_array(value, None, name)), device, False)

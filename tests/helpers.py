@@ -1,0 +1,114 @@
+"""Checks shared by the op tests: results against PyTorch and gradients against central differences.
+
+``check_op(fn, torch_fn, *arrays)`` is the one call an op test needs: it runs ``fn`` on gpucnn
+Tensors on every usable device and ``torch_fn`` on torch tensors made from the same float32 data,
+compares outputs and the gradients of every floating-point input for a random upstream gradient,
+then checks gpucnn's gradients in float64 against central differences on the cpu.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import gpucnn
+
+# atol + rtol * |expected| per dtype.
+TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-4), np.dtype(np.float64): (1e-10, 1e-8)}
+
+
+def to_numpy(value) -> np.ndarray:
+    if isinstance(value, gpucnn.Tensor):
+        return value.numpy()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def assert_close(actual, expected, *, atol: float | None = None, rtol: float | None = None, name: str = "value"):
+    """Fails unless |actual - expected| <= atol + rtol * |expected| elementwise (NaNs must match).
+
+    The message gives the number of mismatches and the first few indices with both values.
+    """
+    actual, expected = to_numpy(actual), to_numpy(expected)
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != expected {expected.shape}"
+    default_atol, default_rtol = TOLERANCE.get(np.result_type(actual.dtype, np.float32), (1e-5, 1e-4))
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    a, e = actual.astype(np.float64), expected.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~((np.abs(a - e) <= atol + rtol * np.abs(e)) | (np.isnan(a) & np.isnan(e)) | (a == e))
+    if bad.any():
+        indices = np.argwhere(bad)[:5]
+        details = ", ".join(f"{tuple(int(i) for i in idx)}: {a[tuple(idx)]!r} vs {e[tuple(idx)]!r}" for idx in indices)
+        raise AssertionError(
+            f"{name}: {int(bad.sum())} of {bad.size} elements differ (atol={atol}, rtol={rtol}); first: {details}"
+        )
+
+
+def numerical_gradients(fn, arrays, weights, eps: float = 1e-6) -> list:
+    """Central-difference gradients of sum(fn(*arrays) * weights) for each floating-point array."""
+    def loss(values):
+        with gpucnn.no_grad():
+            out = fn(*[gpucnn.tensor(v) for v in values])
+        return float((out.numpy().astype(np.float64) * weights).sum())
+
+    grads = []
+    for position, array in enumerate(arrays):
+        if array.dtype.kind != "f":
+            grads.append(None)
+            continue
+        grad = np.zeros_like(array, dtype=np.float64)
+        values = [a.copy() for a in arrays]
+        flat = values[position].reshape(-1)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            plus = loss(values)
+            flat[i] = original - eps
+            minus = loss(values)
+            flat[i] = original
+            grad.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        grads.append(grad)
+    return grads
+
+
+def check_gradients(fn, *arrays, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-5, seed: int = 0):
+    """gpucnn's float64 gradients of ``fn`` on the cpu against central differences."""
+    arrays = [np.asarray(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a) for a in arrays]
+    inputs = [gpucnn.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    out = fn(*inputs)
+    weights = np.random.default_rng(seed).standard_normal(out.shape)
+    (out * gpucnn.tensor(weights)).sum().backward()
+    expected = numerical_gradients(fn, arrays, weights, eps)
+    for position, (tensor, numeric) in enumerate(zip(inputs, expected)):
+        if numeric is not None:
+            assert tensor.grad is not None, f"input {position}: no gradient reached it"
+            assert_close(tensor.grad, numeric, atol=atol, rtol=rtol, name=f"numerical gradient of input {position}")
+
+
+def check_against_torch(fn, torch_fn, *arrays, atol=None, rtol=None, seed: int = 0, device: str = "cpu"):
+    """Outputs and input gradients of ``fn`` (gpucnn, on ``device``) and ``torch_fn`` on float32 data."""
+    arrays = [np.asarray(a, dtype=np.float32) if np.asarray(a).dtype.kind == "f" else np.asarray(a) for a in arrays]
+    inputs = [gpucnn.tensor(a, device=device, requires_grad=a.dtype.kind == "f") for a in arrays]
+    references = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    out = fn(*inputs)
+    expected = torch_fn(*references)
+    assert_close(out, expected, atol=atol, rtol=rtol, name=f"forward on {device}")
+    if not expected.requires_grad:
+        return
+    upstream = np.random.default_rng(seed).standard_normal(expected.shape).astype(np.float32)
+    out.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    for position, (tensor, reference) in enumerate(zip(inputs, references)):
+        if reference.grad is not None:
+            assert tensor.grad is not None, f"input {position}: no gradient on {device}"
+            assert_close(tensor.grad, reference.grad, atol=atol, rtol=rtol, name=f"gradient of input {position} on {device}")
+
+
+def check_op(fn, torch_fn, *arrays, atol=None, rtol=None, numerical: bool = True, seed: int = 0):
+    """The op check: against PyTorch on every usable device, then central differences in float64."""
+    for device in gpucnn.devices():
+        check_against_torch(fn, torch_fn, *arrays, atol=atol, rtol=rtol, seed=seed, device=device)
+    if numerical:
+        check_gradients(fn, *arrays, seed=seed)

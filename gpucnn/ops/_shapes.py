@@ -30,11 +30,13 @@ def output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: in
     """Output length along one axis: floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1.
 
     With ``ceil_mode`` the division rounds up, but the last window must start inside the input or
-    the leading padding (PyTorch's rule), so it never lies wholly in the trailing padding.
+    the leading padding (PyTorch's rule), so it never lies wholly in the trailing padding; a window
+    longer than the padded input still gives one (clipped) output when it overshoots by less than
+    the stride.
     """
     span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
     if span < 0:
-        return 0
+        return 1 if ceil_mode and span + stride - 1 >= 0 else 0
     if not ceil_mode:
         return span // stride + 1
     out = -(-span // stride) + 1

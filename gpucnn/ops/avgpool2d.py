@@ -1,0 +1,182 @@
+"""2-D average pooling: ``AvgPool2d`` / ``avg_pool2d`` and ``AdaptiveAvgPool2d`` / ``adaptive_avg_pool2d``.
+
+Layout is NCHW. Window geometry (padding, ceil_mode, strided tap views) is shared with max pooling
+(:class:`gpucnn.ops.maxpool2d.PoolGeometry`).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from ..autograd import Function
+from ..tensor import as_tensor
+from ._shapes import batched_input, unbatched_output
+from .maxpool2d import PoolGeometry, pool_geometry
+
+
+class AvgPool2d(Function):
+    """Mean over each window; x: (N, C, H, W) -> (N, C, P, Q).
+
+    The divisor follows PyTorch: a window first is clipped to the padded input (with ceil_mode the
+    last window may run past it), then ``count_include_pad`` divides by that clipped size, padding
+    included; otherwise by the number of input pixels in it. ``divisor_override`` replaces both.
+    Both sizes factor into a row count times a column count, so the divisor is an outer product.
+    """
+
+    def __init__(self, geometry: PoolGeometry, count_include_pad: bool, divisor_override=None):
+        self.geometry = geometry
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def _divisor(self, dtype):
+        """(P, Q) divisor of every window, in ``dtype``."""
+        g = self.geometry
+        if self.divisor_override is not None:
+            return self.xp.asarray(numpy.full(g.output_hw, self.divisor_override, dtype=dtype))
+        counts = []
+        for axis in range(2):
+            size, pad, kernel = g.input_hw[axis], g.padding[axis], g.kernel[axis]
+            start = g.window_starts(axis)
+            end = numpy.minimum(start + kernel, size + pad)  # clipped to the padded input
+            if self.count_include_pad:
+                counts.append(end - start)
+            else:
+                counts.append(numpy.minimum(end, size) - numpy.maximum(start, 0))
+        return self.xp.asarray(numpy.outer(counts[0], counts[1]).astype(dtype))
+
+    def forward_cpu(self, x):
+        xp, g = self.xp, self.geometry
+        self.input_shape = x.shape
+        padded = g.padded(xp, x, 0)
+        total = xp.zeros(x.shape[:2] + g.output_hw, dtype=x.dtype)
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in PyTorch, silently
+            for r in range(g.kernel[0]):
+                for s in range(g.kernel[1]):
+                    total += g.tap(padded, r, s)
+        return total / self._divisor(x.dtype)
+
+    def backward_cpu(self, grad):
+        # Every tap of a window gets grad / divisor; the taps of one (r, s) are distinct pixels, so
+        # adding into the strided view is safe, and overlapping windows accumulate across taps.
+        xp, g = self.xp, self.geometry
+        share = grad / self._divisor(grad.dtype)
+        padded = g.padded(xp, xp.zeros(self.input_shape, dtype=grad.dtype), 0)
+        for r in range(g.kernel[0]):
+            for s in range(g.kernel[1]):
+                g.tap(padded, r, s)[...] += share
+        return (g.crop(padded),)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling as ``torch.nn.functional.avg_pool2d``.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W), floating point.
+        kernel_size, stride, padding: an int or a pair (height, width). ``stride`` defaults to
+            ``kernel_size``; padding (with zeros) is at most ``kernel_size // 2``.
+        ceil_mode: round the output size up; the last window is clipped to the padded input.
+        count_include_pad: count the padding in the divisor.
+        divisor_override: a non-zero int used as every window's divisor instead.
+
+    Returns:
+        (N, C, P, Q) Tensor (or (C, P, Q)).
+    """
+    op = "avg_pool2d"
+    x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
+    geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    if not isinstance(count_include_pad, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: count_include_pad must be a bool, got {count_include_pad!r}")
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral):
+            raise TypeError(f"{op}: divisor_override must be an int or None, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must be non-zero, got {divisor_override!r}")
+        divisor_override = int(divisor_override)
+    output = AvgPool2d(geometry, bool(count_include_pad), divisor_override).apply(x)
+    return unbatched_output(output, unbatched)
+
+
+class AdaptiveAvgPool2d(Function):
+    """Mean over adaptive windows; x: (N, C, H, W) -> (N, C, oH, oW).
+
+    Output row i averages input rows [floor(i*H/oH), ceil((i+1)*H/oH)), columns likewise. A window is
+    a rectangle, so its mean is the mean over its rows of the means over its columns: rows are
+    reduced first (N, C, oH, W), then columns, one loop iteration per output row and per column.
+    """
+
+    def __init__(self, output_hw: tuple):
+        self.output_hw = output_hw
+
+    @staticmethod
+    def windows(size: int, out: int) -> list:
+        """[(start, end)] of each of the ``out`` windows over ``size`` input positions."""
+        return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+    def forward_cpu(self, x):
+        xp = self.xp
+        N, C, H, W = self.input_shape = x.shape
+        out_h, out_w = self.output_hw
+        rows = xp.empty((N, C, out_h, W), dtype=x.dtype)
+        output = xp.empty((N, C, out_h, out_w), dtype=x.dtype)
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in PyTorch, silently
+            for i, (start, end) in enumerate(self.windows(H, out_h)):
+                rows[:, :, i, :] = x[:, :, start:end, :].mean(axis=2)
+            for j, (start, end) in enumerate(self.windows(W, out_w)):
+                output[:, :, :, j] = rows[:, :, :, start:end].mean(axis=3)
+        return output
+
+    def backward_cpu(self, grad):
+        xp = self.xp
+        N, C, H, W = self.input_shape
+        out_h, out_w = self.output_hw
+        # Undo the column means, then the row means; windows may overlap, so add.
+        grad_rows = xp.zeros((N, C, out_h, W), dtype=grad.dtype)
+        for j, (start, end) in enumerate(self.windows(W, out_w)):
+            grad_rows[:, :, :, start:end] += grad[:, :, :, j : j + 1] / (end - start)
+        grad_x = xp.zeros(self.input_shape, dtype=grad.dtype)
+        for i, (start, end) in enumerate(self.windows(H, out_h)):
+            grad_x[:, :, start:end, :] += grad_rows[:, :, i : i + 1, :] / (end - start)
+        return (grad_x,)
+
+
+def _adaptive_output_size(output_size, input_shape: tuple, op: str) -> tuple[int, int]:
+    """``output_size`` (an int, or a pair of ints / None, None keeping that input size) as (oH, oW), each >= 1."""
+    items = (output_size, output_size) if isinstance(output_size, numbers.Integral) else output_size
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{op}: output_size must be an int or a pair of ints or None, got {output_size!r}") from None
+    if len(items) != 2 or any(
+        v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral)) for v in items
+    ):
+        raise TypeError(f"{op}: output_size must be an int or a pair of ints or None, got {output_size!r}")
+    # PyTorch's forward accepts 0 (an empty output) but its backward then fails; an empty feature map
+    # is a mistake, so it is refused here.
+    if any(v is not None and v < 1 for v in items):
+        raise ValueError(f"{op}: output_size must be at least 1, got {output_size!r} (input shape {input_shape})")
+    return tuple(input_shape[2 + axis] if v is None else int(v) for axis, v in enumerate(items))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive average pooling as ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W), floating point, H and W non-zero.
+        output_size: (oH, oW), an int for both, or a pair with None keeping that input size.
+            ``output_size=1`` is global average pooling.
+
+    Returns:
+        (N, C, oH, oW) Tensor (or (C, oH, oW)).
+    """
+    op = "adaptive_avg_pool2d"
+    x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
+    output_hw = _adaptive_output_size(output_size, x.shape, op)
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{op}: input height and width must be non-zero, got shape {x.shape}")
+    return unbatched_output(AdaptiveAvgPool2d(output_hw).apply(x), unbatched)
+
+
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "adaptive_avg_pool2d", "avg_pool2d"]

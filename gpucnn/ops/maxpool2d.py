@@ -1,0 +1,199 @@
+"""2-D max pooling: the ``MaxPool2d`` Function and ``max_pool2d``, plus the window geometry that the
+pooling ops share (argument checks, output size, padded input and strided tap views).
+
+Layout is NCHW. An output pixel (p, q) reads the window of input rows ``p*stride_h - pad_h + r*dilation_h``
+for taps r in [0, kernel_h), and likewise for columns; taps outside the input are padding.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from ..autograd import Function
+from ..tensor import Tensor, as_tensor
+from ._shapes import batched_input, output_size, pair, unbatched_output
+
+
+class PoolGeometry:
+    """Checked window geometry of one 2-D pooling call on an input of shape (N, C, H, W).
+
+    Attributes (each a pair (height, width)): ``kernel``, ``stride``, ``padding`` (applied on both
+    sides), ``dilation``, ``input_hw``, ``output_hw`` (P, Q).
+    """
+
+    def __init__(self, kernel, stride, padding, dilation, input_hw, output_hw):
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.input_hw, self.output_hw = input_hw, output_hw
+
+    def window_starts(self, axis: int):
+        """Input coordinate of each window's first tap along ``axis`` (0: rows, 1: columns), shape (P,) or (Q,)."""
+        return numpy.arange(self.output_hw[axis]) * self.stride[axis] - self.padding[axis]
+
+    def padded(self, xp, x, fill):
+        """``x`` (N, C, H, W) inside a block filled with ``fill``: ``padding`` before, and after it as
+        much as the last window reaches (with ceil_mode a window may run past the symmetric padding;
+        those positions are filled too, which clips the window as PyTorch does)."""
+        (H, W), (pad_h, pad_w) = self.input_hw, self.padding
+        reach = [
+            (out - 1) * stride + dilation * (kernel - 1) + 1
+            for out, stride, dilation, kernel in zip(self.output_hw, self.stride, self.dilation, self.kernel)
+        ]
+        height = max(reach[0], pad_h + H)
+        width = max(reach[1], pad_w + W)
+        block = xp.full(x.shape[:2] + (height, width), fill, dtype=x.dtype)
+        block[:, :, pad_h : pad_h + H, pad_w : pad_w + W] = x
+        return block
+
+    def tap(self, padded, r: int, s: int):
+        """The (N, C, P, Q) strided view of ``padded`` holding tap (r, s) of every window."""
+        (P, Q), (stride_h, stride_w), (dilation_h, dilation_w) = self.output_hw, self.stride, self.dilation
+        top, left = r * dilation_h, s * dilation_w
+        return padded[:, :, top : top + (P - 1) * stride_h + 1 : stride_h, left : left + (Q - 1) * stride_w + 1 : stride_w]
+
+    def crop(self, padded):
+        """Undoes :meth:`padded`: the (N, C, H, W) input region of a padded block, contiguous."""
+        (H, W), (pad_h, pad_w) = self.input_hw, self.padding
+        return padded[:, :, pad_h : pad_h + H, pad_w : pad_w + W].copy()
+
+
+def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
+    """Checks a pooling call's window arguments against an (N, C, H, W) input shape.
+
+    PyTorch's rules: ``stride`` None (or empty) means ``kernel_size``; padding is at most
+    ``kernel_size // 2`` along each axis (undilated kernel, as PyTorch checks); C, H and W are
+    non-zero; the output is at least 1x1.
+    """
+    kernel = pair(kernel_size, "kernel_size", op, minimum=1)
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    else:
+        stride = pair(stride, "stride", op, minimum=1)
+    pads = pair(padding, "padding", op, minimum=0)
+    dilation = pair(dilation, "dilation", op, minimum=1)
+    if not isinstance(ceil_mode, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
+    if any(size == 0 for size in input_shape[1:]):
+        raise ValueError(f"{op}: input must have non-zero channels, height and width, got shape {input_shape}")
+    if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
+        raise ValueError(
+            f"{op}: padding {pads} must be at most half of kernel_size {kernel} (padding <= kernel_size // 2 "
+            f"along each axis), input shape {input_shape}"
+        )
+    input_hw = tuple(input_shape[2:])
+    output_hw = tuple(
+        output_size(size, k, s, p, p, d, bool(ceil_mode))
+        for size, k, s, p, d in zip(input_hw, kernel, stride, pads, dilation)
+    )
+    if min(output_hw) < 1:
+        window = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = tuple(size + 2 * p for size, p in zip(input_hw, pads))
+        raise ValueError(
+            f"{op}: output size {output_hw} is too small: kernel_size {kernel} with dilation {dilation} spans "
+            f"{window}, larger than the padded input {padded} (input shape {input_shape}, padding {pads}, "
+            f"stride {stride}, ceil_mode={bool(ceil_mode)})"
+        )
+    return PoolGeometry(kernel, stride, pads, dilation, input_hw, output_hw)
+
+
+class MaxPool2d(Function):
+    """Max over each window; x: (N, C, H, W) -> (N, C, P, Q).
+
+    Forward saves ``self.indices`` (N, C, P, Q) int64: the flat index h*W + w of each window's
+    maximum in its input plane (also what ``return_indices`` hands out). Among equal values the
+    first in scan order (rows, then columns) wins; a NaN always replaces the running maximum, so
+    the last NaN of a window wins and the output is NaN, as PyTorch's CPU kernel does. Padding
+    never wins: a window whose input values are all -inf reports its first in-input tap.
+    """
+
+    def __init__(self, geometry: PoolGeometry):
+        self.geometry = geometry
+
+    def _tap_indices(self, r: int, s: int):
+        """(P, Q) flat input index h*W + w of tap (r, s) of every window (padding taps included)."""
+        g = self.geometry
+        rows = g.window_starts(0) + r * g.dilation[0]
+        cols = g.window_starts(1) + s * g.dilation[1]
+        return rows[:, None] * g.input_hw[1] + cols[None, :]
+
+    def _first_input_tap(self):
+        """(P, Q) flat index of each window's first tap inside the input (one exists: checked)."""
+        g = self.geometry
+        firsts = []
+        for axis in range(2):
+            starts = g.window_starts(axis)
+            # smallest tap t with start + t*dilation >= 0
+            taps = numpy.maximum(-(starts // g.dilation[axis]), 0)
+            firsts.append(starts + taps * g.dilation[axis])
+        return firsts[0][:, None] * g.input_hw[1] + firsts[1][None, :]
+
+    def forward_cpu(self, x):
+        xp, g = self.xp, self.geometry
+        self.input_shape = x.shape
+        padded = g.padded(xp, x, -numpy.inf)
+        N, C = x.shape[:2]
+        best = xp.full((N, C) + g.output_hw, -numpy.inf, dtype=x.dtype)
+        best_index = xp.broadcast_to(xp.asarray(self._first_input_tap(), dtype=xp.int64), best.shape)
+        for r in range(g.kernel[0]):
+            for s in range(g.kernel[1]):
+                values = g.tap(padded, r, s)
+                # strict '>' keeps the first of equal maxima; NaN always takes over
+                take = (values > best) | xp.isnan(values)
+                best = xp.where(take, values, best)
+                best_index = xp.where(take, xp.asarray(self._tap_indices(r, s)), best_index)
+        self.indices = xp.ascontiguousarray(best_index, dtype=xp.int64)
+        return best
+
+    def backward_cpu(self, grad):
+        # Scatter-add: each output's gradient goes to its argmax; overlapping windows that share a
+        # maximum accumulate. Plane offsets turn per-plane indices into indices of the flat input.
+        xp = self.xp
+        N, C, H, W = self.input_shape
+        plane = xp.arange(N * C, dtype=xp.int64).reshape(N, C, 1, 1) * (H * W)
+        flat = (self.indices + plane).reshape(-1)
+        summed = xp.bincount(flat, weights=grad.reshape(-1).astype(numpy.float64), minlength=N * C * H * W)
+        return (summed.astype(grad.dtype).reshape(self.input_shape),)
+
+
+def _check_no_empty_window(op: str, geometry: PoolGeometry, input_shape: tuple) -> None:
+    """ValueError when a dilated window's taps all fall in the padding (no input pixel to take the max of)."""
+    for axis, name in ((0, "row"), (1, "column")):
+        starts = geometry.window_starts(axis)
+        taps = starts[:, None] + numpy.arange(geometry.kernel[axis]) * geometry.dilation[axis]
+        inside = ((taps >= 0) & (taps < geometry.input_hw[axis])).any(axis=1)
+        if not inside.all():
+            index = int(numpy.argmin(inside))
+            raise ValueError(
+                f"{op}: output {name} {index} has a window (taps {taps[index].tolist()}) that lies wholly in the "
+                f"padding (kernel_size {geometry.kernel}, stride {geometry.stride}, padding {geometry.padding}, "
+                f"dilation {geometry.dilation}, input shape {input_shape})"
+            )
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max pooling as ``torch.nn.functional.max_pool2d``.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W), floating point.
+        kernel_size, stride, padding, dilation: an int or a pair (height, width). ``stride`` defaults
+            to ``kernel_size``; padding (with -inf) is at most ``kernel_size // 2``.
+        ceil_mode: round the output size up (the last window may then run past the padding).
+        return_indices: also return the (N, C, P, Q) int64 Tensor of flat indices h*W + w of the maxima.
+
+    Returns:
+        (N, C, P, Q) Tensor (or (C, P, Q)), and the indices when ``return_indices``.
+    """
+    op = "max_pool2d"
+    x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
+    if not isinstance(return_indices, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: return_indices must be a bool, got {return_indices!r}")
+    geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    _check_no_empty_window(op, geometry, x.shape)
+    function = MaxPool2d(geometry)
+    output = unbatched_output(function.apply(x), unbatched)
+    if not return_indices:
+        return output
+    indices = function.indices[0] if unbatched else function.indices
+    return output, Tensor._from_array(indices, x.device, False)
+
+
+__all__ = ["MaxPool2d", "PoolGeometry", "max_pool2d", "pool_geometry"]

@@ -1,0 +1,252 @@
+"""max_pool2d against PyTorch, hand-computed cases, central-difference gradients and argument checks."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import assert_close, check_against_torch, check_gradients, check_op
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import gpucnn
+from gpucnn.ops.maxpool2d import max_pool2d
+
+
+def torch_output_size(size, kernel, stride, pad, dilation, ceil_mode):
+    """PyTorch's pooling_output_shape (aten/src/ATen/native/Pool.h), written out independently."""
+    numerator = size + 2 * pad - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1  # floor division, as div_rtn
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def every_window_touches_input(size, kernel, stride, pad, dilation, out):
+    """False when some window's taps all fall in the padding (PyTorch reads out of bounds there)."""
+    for o in range(out):
+        taps = [o * stride - pad + r * dilation for r in range(kernel)]
+        if not any(0 <= t < size for t in taps):
+            return False
+    return True
+
+
+def valid_config(H, W, kernel, stride, padding, dilation, ceil_mode):
+    for size, k, s, p, d in zip((H, W), kernel, stride, padding, dilation):
+        out = torch_output_size(size, k, s, p, d, ceil_mode)
+        if out < 1 or not every_window_touches_input(size, k, s, p, d, out):
+            return False
+    return True
+
+
+@st.composite
+def pool_configs(draw):
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    return dict(
+        kernel_size=kernel,
+        stride=(draw(st.integers(1, 5)), draw(st.integers(1, 5))),  # below, at and above the kernel
+        padding=(draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2))),
+        dilation=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        ceil_mode=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    config=pool_configs(),
+    N=st.integers(0, 3),
+    C=st.integers(1, 3),
+    H=st.integers(1, 11),
+    W=st.integers(1, 11),
+    seed=st.integers(0, 2**31),
+)
+def test_random_configs_match_torch(config, N, C, H, W, seed):
+    assume(valid_config(H, W, config["kernel_size"], config["stride"], config["padding"], config["dilation"],
+                        config["ceil_mode"]))
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(np.float32)
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x, seed=seed)
+    _, indices = max_pool2d(x, return_indices=True, **config)
+    _, expected = F.max_pool2d(torch.from_numpy(x), return_indices=True, **config)
+    assert indices.dtype == np.int64
+    np.testing.assert_array_equal(indices.numpy(), expected.numpy())
+
+
+def test_lecture_example():
+    x = [[[[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]]]]
+    out = max_pool2d(np.asarray(x, dtype=np.float32), 2, stride=2)
+    np.testing.assert_array_equal(out.numpy(), [[[[6, 8], [3, 4]]]])
+
+
+def test_list_input_and_functional_name():
+    out = gpucnn.nn.functional.max_pool2d([[[[1.0, 1.0, 2.0, 4.0], [5.0, 6.0, 7.0, 8.0]]]], 2)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy(), [[[[6, 8]]]])
+
+
+@pytest.mark.parametrize(
+    "shape, config",
+    [
+        ((1, 1, 5, 5), dict(kernel_size=2)),  # batch 1, odd size: last row/column dropped
+        ((2, 3, 7, 5), dict(kernel_size=3, stride=1, padding=1)),  # overlapping windows
+        ((2, 2, 7, 9), dict(kernel_size=2, stride=3)),  # stride > kernel: pixels skipped
+        ((1, 2, 6, 7), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0))),
+        ((2, 1, 9, 8), dict(kernel_size=3, stride=2, dilation=2, padding=1)),
+        ((2, 2, 6, 5), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+        ((1, 1, 2, 2), dict(kernel_size=3, stride=3, ceil_mode=True)),  # window clipped to a 2x2 input
+        ((1, 1, 1, 1), dict(kernel_size=1)),
+    ],
+)
+def test_awkward_shapes_with_numerical_gradients(shape, config):
+    # A permutation has no ties, so the argmax and the numerical gradient are well defined.
+    x = np.random.default_rng(0).permutation(int(np.prod(shape))).reshape(shape).astype(np.float32)
+    check_op(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+
+
+def test_overlapping_windows_accumulate_gradient():
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = 5.0  # the maximum of all nine 3x3 windows
+    t = gpucnn.tensor(x, requires_grad=True)
+    max_pool2d(t, 3, stride=1).sum().backward()
+    expected = np.zeros((1, 1, 5, 5))
+    expected[0, 0, 2, 2] = 9.0
+    np.testing.assert_array_equal(t.grad.numpy(), expected)
+
+
+def test_ties_pick_first_in_scan_order():
+    x = np.array([[[[3.0, 3.0, 1.0, 3.0], [3.0, 0.0, 3.0, 3.0]]]], dtype=np.float32)
+    t = gpucnn.tensor(x, requires_grad=True)
+    out, indices = max_pool2d(t, (2, 4), return_indices=True)
+    assert indices.numpy().item() == 0
+    out.sum().backward()
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 0] = 1.0
+    np.testing.assert_array_equal(t.grad.numpy(), expected)
+    _, reference = F.max_pool2d(torch.from_numpy(x), (2, 4), return_indices=True)
+    assert reference.item() == 0
+
+
+def test_nan_wins_and_propagates_like_torch():
+    nan = np.nan
+    x = np.array([[[[nan, 1.0, nan, 2.0], [5.0, 6.0, 7.0, 8.0]]]], dtype=np.float32)
+    out, indices = max_pool2d(x, (1, 4), return_indices=True)
+    assert np.isnan(out.numpy()[0, 0, 0, 0]) and out.numpy()[0, 0, 1, 0] == 8.0
+    # PyTorch's CPU kernel replaces the running maximum at every NaN: the last NaN wins.
+    np.testing.assert_array_equal(indices.numpy(), [[[[2], [7]]]])  # h*W + w
+    _, expected = F.max_pool2d(torch.from_numpy(x), (1, 4), return_indices=True)
+    np.testing.assert_array_equal(indices.numpy(), expected.numpy())
+
+
+def test_random_nan_and_inf_match_torch():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x.reshape(-1)[rng.choice(x.size, 25, replace=False)] = np.nan
+    x.reshape(-1)[rng.choice(x.size, 10, replace=False)] = np.inf
+    x.reshape(-1)[rng.choice(x.size, 10, replace=False)] = -np.inf
+    config = dict(kernel_size=3, stride=2, padding=1)
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+    _, indices = max_pool2d(x, return_indices=True, **config)
+    _, expected = F.max_pool2d(torch.from_numpy(x), return_indices=True, **config)
+    np.testing.assert_array_equal(indices.numpy(), expected.numpy())
+
+
+def test_all_minus_inf_window_reports_first_input_pixel():
+    x = np.full((1, 1, 3, 3), -np.inf, dtype=np.float32)
+    out, indices = max_pool2d(x, 2, padding=1, return_indices=True)
+    assert np.all(out.numpy() == -np.inf)
+    np.testing.assert_array_equal(indices.numpy(), [[[[0, 1], [3, 4]]]])
+    _, expected = F.max_pool2d(torch.from_numpy(x), 2, padding=1, return_indices=True)
+    np.testing.assert_array_equal(indices.numpy(), expected.numpy())
+
+
+def test_unbatched_input_and_indices():
+    x = np.random.default_rng(1).standard_normal((3, 7, 6)).astype(np.float32)
+    check_against_torch(lambda t: max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1), x)
+    out, indices = max_pool2d(x, 3, 2, 1, return_indices=True)
+    _, expected = F.max_pool2d(torch.from_numpy(x), 3, 2, 1, return_indices=True)
+    assert out.shape == (3, 4, 3) and indices.shape == (3, 4, 3)
+    assert not indices.requires_grad
+    np.testing.assert_array_equal(indices.numpy(), expected.numpy())
+
+
+def test_empty_batch():
+    x = gpucnn.tensor(np.zeros((0, 3, 5, 5), dtype=np.float32), requires_grad=True)
+    out = max_pool2d(x, 2)
+    assert out.shape == (0, 3, 2, 2)
+    out.backward(np.zeros(out.shape, dtype=np.float32))
+    assert x.grad.shape == (0, 3, 5, 5) and x.grad.dtype == np.float32
+
+
+def test_non_contiguous_input():
+    base = np.random.default_rng(2).standard_normal((2, 7, 3, 10)).astype(np.float32)
+    x = base.transpose(0, 2, 1, 3)[:, :, :, ::2]  # (2, 3, 7, 5), strided in every axis
+    assert not x.flags.c_contiguous
+    out = max_pool2d(x, 2, stride=1)
+    expected = F.max_pool2d(torch.from_numpy(np.ascontiguousarray(x)), 2, stride=1)
+    assert_close(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept_and_float64_matches_torch(dtype):
+    x_np = np.random.default_rng(4).standard_normal((2, 3, 7, 7)).astype(dtype)
+    x = gpucnn.tensor(x_np, requires_grad=True)
+    out = max_pool2d(x, 3, stride=2, padding=1)
+    upstream = np.random.default_rng(5).standard_normal(out.shape).astype(dtype)
+    out.backward(upstream)
+    assert out.dtype == dtype and x.grad.dtype == dtype
+    reference = torch.tensor(x_np, requires_grad=True)
+    expected = F.max_pool2d(reference, 3, stride=2, padding=1)
+    expected.backward(torch.from_numpy(upstream))
+    assert_close(out, expected, name="forward")
+    assert_close(x.grad, reference.grad, name="gradient")
+
+
+def test_float64_numerical_gradient_with_ceil_and_dilation():
+    x = np.random.default_rng(6).permutation(2 * 2 * 7 * 6).reshape(2, 2, 7, 6) * 0.5
+    check_gradients(lambda t: max_pool2d(t, (3, 2), stride=(2, 3), padding=1, dilation=(2, 1), ceil_mode=True), x)
+
+
+# ---------------------------------------------------------------------------- argument checks
+X = np.zeros((1, 2, 6, 6), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((np.zeros((6, 6), np.float32), 2), {}, ValueError, r"max_pool2d: input must be .* got shape \(6, 6\)"),
+        ((np.zeros((1, 1, 1, 6, 6), np.float32), 2), {}, ValueError, r"max_pool2d: input .*\(1, 1, 1, 6, 6\)"),
+        ((np.zeros((1, 1, 6, 6), np.int64), 2), {}, TypeError, r"max_pool2d: input must be a floating.*int64"),
+        ((np.zeros((1, 1, 6, 6), bool), 2), {}, TypeError, r"max_pool2d: input must be a floating.*bool"),
+        ((np.zeros((1, 1, 6, 6), np.complex64), 2), {}, TypeError, r"max_pool2d: input is complex"),
+        ((X, 0), {}, ValueError, r"max_pool2d: kernel_size must be at least 1, got 0"),
+        ((X, (2, 2, 2)), {}, TypeError, r"max_pool2d: kernel_size must be an int or a pair"),
+        ((X, 2.5), {}, TypeError, r"max_pool2d: kernel_size must be an int or a pair of ints, got 2.5"),
+        ((X, "2"), {}, TypeError, r"max_pool2d: kernel_size must be an int or a pair"),
+        ((X, 2), dict(stride=0), ValueError, r"max_pool2d: stride must be at least 1, got 0"),
+        ((X, 2), dict(stride=(1, -1)), ValueError, r"max_pool2d: stride must be at least 1, got \(1, -1\)"),
+        ((X, 2), dict(dilation=0), ValueError, r"max_pool2d: dilation must be at least 1, got 0"),
+        ((X, 2), dict(padding=-1), ValueError, r"max_pool2d: padding must be at least 0, got -1"),
+        ((X, 3), dict(padding=2), ValueError, r"max_pool2d: padding \(2, 2\) must be at most half of kernel_size \(3, 3\)"),
+        ((X, (4, 3)), dict(padding=(2, 2)), ValueError, r"padding \(2, 2\) must be at most half of kernel_size \(4, 3\)"),
+        # PyTorch checks padding against the undilated kernel: 2 > 3 // 2 although the dilated window is 5
+        ((X, 3), dict(padding=2, dilation=2), ValueError, r"max_pool2d: padding \(2, 2\) must be at most half"),
+        ((X, 7), {}, ValueError, r"max_pool2d: output size \(0, 0\) is too small: kernel_size \(7, 7\)"),
+        ((X, 3), dict(dilation=3), ValueError, r"max_pool2d: output size .* spans \(7, 7\).*\(6, 6\)"),
+        ((X, (1, 4)), dict(stride=1, ceil_mode=True, dilation=(1, 2)), ValueError, r"output size \(6, 0\)"),
+        # taps at -1 and 2 of a 2-row input: PyTorch reads out of bounds here, gpucnn refuses
+        ((np.zeros((1, 1, 2, 2), np.float32), 2), dict(padding=1, dilation=3), ValueError,
+         r"max_pool2d: output row 0 has a window \(taps \[-1, 2\]\) that lies wholly in the padding"),
+        ((np.zeros((1, 0, 4, 4), np.float32), 2), {}, ValueError, r"max_pool2d: input must have non-zero channels"),
+        ((np.zeros((1, 2, 0, 4), np.float32), 2), dict(padding=1), ValueError, r"non-zero channels, height and width"),
+        ((X, 2), dict(ceil_mode="yes"), TypeError, r"max_pool2d: ceil_mode must be a bool, got 'yes'"),
+        ((X, 2), dict(return_indices=1), TypeError, r"max_pool2d: return_indices must be a bool, got 1"),
+    ],
+)
+def test_bad_arguments(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        max_pool2d(*args, **kwargs)
+
+
+def test_stride_none_or_empty_means_kernel_size():
+    x = np.random.default_rng(7).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    expected = F.max_pool2d(torch.from_numpy(x), 3)
+    assert_close(max_pool2d(x, 3, stride=None), expected)
+    assert_close(max_pool2d(x, 3, stride=()), expected)

@@ -58,7 +58,7 @@ def numerical_gradients(fn, arrays, weights, eps: float = 1e-6) -> list:
         if array.dtype.kind != "f":
             grads.append(None)
             continue
-        grad = np.zeros_like(array, dtype=np.float64)
+        grad = np.zeros(array.shape, dtype=np.float64)
         values = [a.copy() for a in arrays]
         flat = values[position].reshape(-1)
         for i in range(flat.size):

@@ -1,0 +1,158 @@
+"""Batch normalisation over (N, C) or (N, C, *spatial) input, per channel C.
+
+Written once against the device's array module. Training mode normalises by the batch statistics
+and updates the running statistics in place; evaluation mode normalises by the running statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy
+
+from ..autograd import Function
+from ..tensor import Tensor, as_tensor
+
+
+class BatchNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
+
+    x: (N, C, *spatial). Inputs are x, then weight (C,) if ``has_weight``, then bias (C,) if
+    ``has_bias``. ``running_mean``/``running_var`` are (C,) arrays (or None in training mode); in
+    training mode they are updated in place:
+    running = (1 - momentum) * running + momentum * batch statistic, with the unbiased batch variance.
+    """
+
+    def __init__(self, training: bool, momentum: float, eps: float, running_mean, running_var,
+                 has_weight: bool, has_bias: bool):
+        self.training, self.momentum, self.eps = training, momentum, eps
+        self.running_mean, self.running_var = running_mean, running_var
+        self.has_weight, self.has_bias = has_weight, has_bias
+
+    def forward(self, x, *params):
+        xp = self.xp
+        weight = params[0] if self.has_weight else None
+        bias = params[-1] if self.has_bias else None
+        # Per-channel arrays are shaped (1, C, 1, ...) to broadcast against x.
+        self.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        self.reduce_axes = (0,) + tuple(range(2, x.ndim))
+        self.count = values_per_channel(x.shape)
+
+        if self.training:
+            with numpy.errstate(invalid="ignore", over="ignore"):  # inf in a channel: its mean is inf or NaN
+                mean = self._channel_mean(x)
+                centered = x - mean
+                var = self._channel_mean(centered * centered)  # biased: divided by count
+            if self.running_mean is not None and self.count > 0:  # PyTorch leaves them alone on N = 0
+                self._update_running(mean.reshape(-1), var.reshape(-1))
+        else:
+            mean = self.running_mean.reshape(self.channel_shape)
+            var = self.running_var.reshape(self.channel_shape)
+            centered = x - mean
+        self.inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
+        self.x_hat = centered * self.inv_std
+        self.weight = None if weight is None else weight.reshape(self.channel_shape)
+        y = self.x_hat if weight is None else self.x_hat * self.weight
+        if bias is not None:
+            y = y + bias.reshape(self.channel_shape)
+        return y
+
+    def _channel_mean(self, values):
+        """Mean over the N and spatial axes, (1, C, 1, ...); 0 rather than NaN for an empty batch."""
+        return values.sum(axis=self.reduce_axes, keepdims=True) / max(self.count, 1)
+
+    def _update_running(self, mean, var) -> None:
+        # PyTorch stores the unbiased variance (divided by count - 1); count > 1 is checked up front.
+        momentum = self.momentum
+        unbiased = var * (self.count / (self.count - 1))
+        self.running_mean[...] = (1 - momentum) * self.running_mean + momentum * mean
+        self.running_var[...] = (1 - momentum) * self.running_var + momentum * unbiased
+
+    def backward(self, grad_output):
+        needs = self.needs_input_grad
+        grad_x_hat = grad_output if self.weight is None else grad_output * self.weight
+        grad_x = None
+        if needs[0]:
+            if self.training:
+                # mean and var depend on x: dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)),
+                # the means over the N and spatial axes of each channel.
+                mean_grad = self._channel_mean(grad_x_hat)
+                mean_grad_x_hat = self._channel_mean(grad_x_hat * self.x_hat)
+                grad_x = self.inv_std * (grad_x_hat - mean_grad - self.x_hat * mean_grad_x_hat)
+            else:
+                grad_x = grad_x_hat * self.inv_std
+        grads = [grad_x]
+        if self.has_weight:
+            grads.append((grad_output * self.x_hat).sum(axis=self.reduce_axes) if needs[1] else None)
+        if self.has_bias:
+            grads.append(grad_output.sum(axis=self.reduce_axes) if needs[-1] else None)
+        return tuple(grads)
+
+
+def values_per_channel(shape: tuple) -> int:
+    """N * prod(spatial) for an (N, C, *spatial) shape."""
+    return math.prod(shape[:1] + shape[2:])
+
+
+def _real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"batch_norm: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-05) -> Tensor:
+    """Batch normalisation with PyTorch's semantics.
+
+    Args:
+        input: (N, C) or (N, C, *spatial), floating point.
+        running_mean, running_var: (C,) Tensors (or arrays) of the input's dtype, or both None (then
+            training mode is required). Updated in place in training mode, through their ``.data``.
+        weight, bias: (C,) or None.
+        training: normalise by the batch statistics (biased variance) and update the running ones.
+        momentum: weight of the batch statistic in the running update, in [0, 1].
+        eps: added to the variance; > 0 in training mode, >= 0 in evaluation mode.
+
+    Returns:
+        Same shape and dtype as input.
+    """
+    x = as_tensor(input, "batch_norm: input")
+    if x.dtype.kind != "f":
+        raise TypeError(f"batch_norm: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *spatial), got shape {x.shape}")
+    channels = x.shape[1]
+    named = {}
+    for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                        ("bias", bias)):
+        if value is None:
+            continue
+        tensor = as_tensor(value, f"batch_norm: {name}", x.device)
+        if tensor.device != x.device:
+            raise ValueError(f"batch_norm: {name} is on {tensor.device} but input is on {x.device}")
+        if tensor.dtype != x.dtype:
+            raise TypeError(f"batch_norm: {name} has dtype {tensor.dtype} but input has dtype {x.dtype}")
+        if tensor.shape != (channels,):
+            raise ValueError(
+                f"batch_norm: {name} must have shape (C,) = ({channels},) for input shape {x.shape}, "
+                f"got shape {tensor.shape}"
+            )
+        named[name] = tensor
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must both be None or both be given")
+    if not training and running_mean is None:
+        raise ValueError("batch_norm: running_mean and running_var are required in evaluation mode (training=False)")
+    momentum, eps = _real(momentum, "momentum"), _real(eps, "eps")
+    # PyTorch accepts any momentum, but outside [0, 1] the running variance can turn negative.
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"batch_norm: momentum must be in [0, 1], got {momentum!r}")
+    if not (eps > 0 if training else eps >= 0):
+        requirement = "positive in training mode" if training else "non-negative"
+        raise ValueError(f"batch_norm: eps must be {requirement}, got {eps!r}")
+    if training and values_per_channel(x.shape) == 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape {x.shape}")
+
+    stats = [named[name].data if name in named else None for name in ("running_mean", "running_var")]
+    params = [named[name] for name in ("weight", "bias") if name in named]
+    return BatchNorm(bool(training), momentum, eps, *stats, "weight" in named, "bias" in named).apply(x, *params)

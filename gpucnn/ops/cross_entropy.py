@@ -1,0 +1,125 @@
+"""Cross-entropy loss on logits and integer class targets: log-softmax and NLL fused in one Function.
+
+With label smoothing e over C classes the target distribution is q = (1 - e) * one_hot + e / C, and
+the loss of one sample is -sum_c q_c * log_softmax(x)_c (PyTorch's definition). Since q sums to 1,
+the gradient with respect to the logits is softmax(x) - q.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+from ..autograd import Function
+from ..tensor import Tensor, as_tensor
+from .softmax import shifted_logits
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+class CrossEntropy(Function):
+    """logits: (N, C, *d) and target: (N, *d) integer indices in [0, C) -> loss.
+
+    The loss is (N, *d) for reduction 'none', else a scalar: the sum, or the sum divided by the
+    number of targets N * prod(d) (NaN for an empty batch, as in PyTorch).
+    """
+
+    def __init__(self, reduction: str, label_smoothing: float):
+        self.reduction, self.label_smoothing = reduction, label_smoothing
+
+    def forward(self, logits, target):
+        xp = self.xp
+        classes = logits.shape[1]
+        smoothing = logits.dtype.type(self.label_smoothing)
+        target_index = xp.expand_dims(target.astype(xp.int64), 1)  # (N, 1, *d), for take_along_axis
+        shifted, log_sum = shifted_logits(xp, logits, axis=1)
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            log_probs = shifted - log_sum
+            self.probs = xp.exp(log_probs)
+            loss = -xp.take_along_axis(log_probs, target_index, axis=1).squeeze(1)
+            if self.label_smoothing:
+                loss = (1 - smoothing) * loss - (smoothing / classes) * log_probs.sum(axis=1)
+        self.target_index = target_index
+        self.count = target.size
+        if self.reduction == "none":
+            return loss
+        total = loss.sum()
+        if self.reduction == "sum":
+            return total
+        with numpy.errstate(invalid="ignore", divide="ignore"):
+            return total / logits.dtype.type(self.count)  # 0 / 0 = NaN on an empty batch
+
+    def backward(self, grad_output):
+        xp = self.xp
+        classes = self.probs.shape[1]
+        dtype = self.probs.dtype
+        smoothing = dtype.type(self.label_smoothing)
+        # q = e / C everywhere, plus (1 - e) at the target class.
+        smoothed = xp.full_like(self.probs, smoothing / classes)
+        xp.put_along_axis(smoothed, self.target_index, (1 - smoothing) + smoothing / classes, axis=1)
+        grad = self.probs - smoothed
+        if self.reduction == "none":
+            scale = xp.expand_dims(grad_output, 1)  # one upstream value per sample
+        elif self.reduction == "sum":
+            scale = grad_output
+        else:
+            scale = grad_output / dtype.type(max(self.count, 1))
+        return grad * scale, None
+
+
+def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy between logits and integer class indices (PyTorch's ``F.cross_entropy``).
+
+    Args:
+        input: logits (N, C), unbatched (C,), or (N, C, d1, ..., dk), floating point.
+        target: class indices (N,), () or (N, d1, ..., dk), of any integer dtype, each in [0, C).
+            Class probabilities (float targets) are not supported.
+        reduction: 'mean' (over all targets), 'sum' or 'none' (one loss per target).
+        label_smoothing: e in [0, 1]; the target becomes (1 - e) * one_hot + e / C.
+
+    Not supported: PyTorch's ``weight`` and ``ignore_index``; hence ``reduction`` and
+    ``label_smoothing`` are keyword-only, so a positional call written for PyTorch fails loudly.
+    """
+    x = as_tensor(input, "cross_entropy: input")
+    t = as_tensor(target, "cross_entropy: target", x.device)
+    shapes = f"input shape {x.shape}, target shape {t.shape}"
+    if x.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: input must be floating-point logits, got dtype {x.dtype} ({shapes})")
+    if t.dtype.kind not in "iu":
+        raise TypeError(
+            f"cross_entropy: target must hold integer class indices, got dtype {t.dtype} ({shapes}); "
+            f"class-probability targets are not supported"
+        )
+    if t.device != x.device:
+        raise ValueError(f"cross_entropy: target is on {t.device} but input is on {x.device}")
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
+        raise TypeError(f"cross_entropy: label_smoothing must be a real number in [0, 1], got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+
+    if x.ndim == 0:
+        raise ValueError(f"cross_entropy: input must be (C,), (N, C) or (N, C, d1, ...), got {shapes}")
+    unbatched = x.ndim == 1
+    expected = () if unbatched else (x.shape[0],) + x.shape[2:]
+    if t.shape != expected:
+        if not unbatched and t.ndim >= 1 and t.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"cross_entropy: input batch size {x.shape[0]} does not match target batch size {t.shape[0]} ({shapes})"
+            )
+        raise ValueError(f"cross_entropy: target must have shape {expected} for {shapes}")
+    classes = x.shape[0] if unbatched else x.shape[1]
+    if classes == 0:
+        raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
+    if t.numel() > 0:
+        low, high = int(t.data.min()), int(t.data.max())
+        bad = low if low < 0 else high
+        if low < 0 or high >= classes:
+            raise ValueError(f"cross_entropy: target value {bad} is out of range [0, {classes}) ({shapes})")
+
+    if unbatched:  # one sample: (C,) -> (1, C), target () -> (1,), and the loss back to ()
+        x, t = x.reshape(1, classes), t.reshape(1)
+    loss = CrossEntropy(reduction, float(label_smoothing)).apply(x, t)
+    return loss.reshape(()) if unbatched and reduction == "none" else loss

@@ -1,0 +1,202 @@
+"""cross_entropy against PyTorch (every reduction, label smoothing, spatial targets), gradients, bad input."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as torch_F
+from helpers import assert_close, check_against_torch, check_gradients, check_op
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gpucnn
+from gpucnn.ops.cross_entropy import cross_entropy
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def ours(reduction="mean", label_smoothing=0.0):
+    return lambda x, t: cross_entropy(x, t, reduction=reduction, label_smoothing=label_smoothing)
+
+
+def theirs(reduction="mean", label_smoothing=0.0):
+    # PyTorch wants int64 targets; gpucnn accepts any integer dtype.
+    return lambda x, t: torch_F.cross_entropy(x, t.long(), reduction=reduction, label_smoothing=label_smoothing)
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.integers(1, 5))
+    classes = draw(st.integers(1, 6))
+    spatial = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=2)))
+    return n, classes, spatial
+
+
+@settings(max_examples=50, deadline=None)
+@given(problem=problems(), reduction=st.sampled_from(REDUCTIONS),
+       label_smoothing=st.sampled_from([0.0, 0.1, 0.5, 1.0]) | st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+def test_random_problems_against_torch(problem, reduction, label_smoothing, seed):
+    n, classes, spatial = problem
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, classes) + spatial) * 3
+    target = rng.integers(0, classes, (n,) + spatial)
+    check_against_torch(ours(reduction, label_smoothing), theirs(reduction, label_smoothing), logits, target, seed=seed)
+
+
+def test_hand_computed():
+    """Two classes with equal logits: the loss is log 2; smoothing does not change a uniform softmax."""
+    logits, target = np.array([[0.0, 0.0], [np.log(3.0), 0.0]]), np.array([0, 0])
+    assert_close(cross_entropy(logits, target, reduction="none"), np.array([np.log(2.0), np.log(4 / 3)]))
+    assert_close(cross_entropy(logits[:1], target[:1], label_smoothing=0.7), np.log(2.0))
+    x = gpucnn.tensor(logits, requires_grad=True)
+    cross_entropy(x, target, reduction="sum").backward()
+    assert_close(x.grad, np.array([[-0.5, 0.5], [-0.25, 0.25]]))  # softmax - one_hot
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_numerical_gradients_float64(reduction, label_smoothing):
+    rng = np.random.default_rng(1)
+    for shape, target_shape in [((4, 3), (4,)), ((2, 3, 2, 3), (2, 2, 3)), ((5,), ())]:
+        logits, target = rng.standard_normal(shape), rng.integers(0, shape[1 if len(shape) > 1 else 0], target_shape)
+        check_gradients(ours(reduction, label_smoothing), logits, target)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_unbatched_input(reduction):
+    logits, target = np.random.default_rng(2).standard_normal(5), np.array(3)
+    check_op(ours(reduction, 0.1), theirs(reduction, 0.1), logits, target)
+    assert cross_entropy(logits, target, reduction=reduction).shape == ()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (3, 1, 4), (2, 3, 1, 1, 2)])
+def test_awkward_shapes(shape):
+    rng = np.random.default_rng(3)
+    target = rng.integers(0, shape[1], shape[:1] + shape[2:])
+    for reduction in REDUCTIONS:
+        check_op(ours(reduction, 0.3), theirs(reduction, 0.3), rng.standard_normal(shape), target)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_empty_batch_matches_torch(reduction, label_smoothing):
+    """reduction='mean' of nothing is NaN, as in PyTorch; 'sum' is 0; 'none' is empty."""
+    logits, target = np.zeros((0, 4), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    loss = cross_entropy(logits, target, reduction=reduction, label_smoothing=label_smoothing)
+    expected = torch_F.cross_entropy(torch.tensor(logits), torch.tensor(target), reduction=reduction,
+                                     label_smoothing=label_smoothing)
+    assert_close(loss, expected)
+    x = gpucnn.tensor(np.zeros((0, 4, 2), dtype=np.float32), requires_grad=True)
+    out = cross_entropy(x, np.zeros((0, 2), dtype=np.int64), reduction=reduction, label_smoothing=label_smoothing)
+    out.backward(np.ones(out.shape, dtype=np.float32))
+    assert x.grad.shape == (0, 4, 2)
+
+
+def test_large_logits_do_not_overflow():
+    logits = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 1e4]], dtype=np.float32)
+    target = np.array([1, 2])
+    for reduction in REDUCTIONS:
+        check_against_torch(ours(reduction, 0.1), theirs(reduction, 0.1), logits, target)
+    assert_close(cross_entropy(logits, target, reduction="none"), np.array([1e4, np.log(2.0)]))
+
+
+def test_nan_and_inf_match_torch():
+    """NaN or +inf logits make that sample's loss and gradient NaN; -inf at a non-target class is fine."""
+    logits = np.array([[np.nan, 1.0, 2.0], [np.inf, 1.0, 2.0], [-np.inf, 1.0, 2.0], [0.0, 1.0, 2.0]], dtype=np.float32)
+    target = np.array([1, 1, 1, 1])
+    for reduction in REDUCTIONS:
+        for label_smoothing in (0.0, 0.1):
+            check_against_torch(ours(reduction, label_smoothing), theirs(reduction, label_smoothing), logits, target)
+    loss = cross_entropy(logits, target, reduction="none").numpy()
+    assert np.isnan(loss[:2]).all() and np.isfinite(loss[2:]).all()
+
+
+def test_float64_and_float32_keep_dtype():
+    for dtype in (np.float32, np.float64):
+        x = gpucnn.tensor(np.zeros((2, 3), dtype=dtype), requires_grad=True)
+        loss = cross_entropy(x, np.array([0, 2]), label_smoothing=0.1)
+        loss.backward()
+        assert loss.dtype == x.grad.dtype == dtype
+
+
+def test_any_integer_target_dtype():
+    logits = np.random.default_rng(4).standard_normal((3, 4)).astype(np.float32)
+    expected = torch_F.cross_entropy(torch.tensor(logits), torch.tensor([3, 0, 2]))
+    for dtype in (np.int64, np.int32, np.uint8, np.int16):
+        assert_close(cross_entropy(logits, np.array([3, 0, 2], dtype=dtype)), expected)
+    assert_close(cross_entropy(logits.tolist(), [3, 0, 2]), expected)
+    assert_close(cross_entropy(logits[0], 3), torch_F.cross_entropy(torch.tensor(logits[0]), torch.tensor(3)))
+
+
+def test_non_contiguous_input_and_target():
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((6, 4, 5)).transpose(2, 1, 0)[::2]  # (3, 4, 6)
+    target = rng.integers(0, 4, (6, 3)).T  # (3, 6)
+    assert not logits.flags.c_contiguous and not target.flags.c_contiguous
+    for reduction in REDUCTIONS:
+        check_against_torch(ours(reduction, 0.2), theirs(reduction, 0.2), logits, target)
+
+
+def test_reduction_and_label_smoothing_are_keyword_only():
+    with pytest.raises(TypeError):
+        cross_entropy(np.zeros((2, 3)), np.array([0, 1]), "sum")
+
+
+X = np.zeros((2, 3), dtype=np.float32)
+
+
+@pytest.mark.parametrize("target, message", [
+    (np.array([0, 3]),
+     r"cross_entropy: target value 3 is out of range \[0, 3\) \(input shape \(2, 3\), target shape \(2,\)\)"),
+    (np.array([-1, 2]), r"cross_entropy: target value -1 is out of range \[0, 3\)"),
+    (np.array([-100, 1]), r"target value -100 is out of range"),
+    (np.array([0, 1, 2]),
+     r"cross_entropy: input batch size 2 does not match target batch size 3 "
+     r"\(input shape \(2, 3\), target shape \(3,\)\)"),
+    (np.array([[0], [1]]),
+     r"cross_entropy: target must have shape \(2,\) for input shape \(2, 3\), target shape \(2, 1\)"),
+    (np.array(1), r"cross_entropy: target must have shape \(2,\) for input shape \(2, 3\), target shape \(\)"),
+])
+def test_bad_targets(target, message):
+    with pytest.raises(ValueError, match=message):
+        cross_entropy(X, target)
+
+
+def test_bad_spatial_and_unbatched_shapes():
+    with pytest.raises(ValueError, match=r"target must have shape \(2, 4, 5\) for input shape \(2, 3, 4, 5\), "
+                                         r"target shape \(2, 4, 6\)"):
+        cross_entropy(np.zeros((2, 3, 4, 5)), np.zeros((2, 4, 6), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"target must have shape \(2, 4, 5\) .*target shape \(2, 4\)"):
+        cross_entropy(np.zeros((2, 3, 4, 5)), np.zeros((2, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"target must have shape \(\) for input shape \(3,\), target shape \(1,\)"):
+        cross_entropy(np.zeros(3), np.array([1]))
+    with pytest.raises(ValueError, match=r"cross_entropy: input must be \(C,\), \(N, C\) or \(N, C, d1, \.\.\.\), "
+                                         r"got input shape \(\)"):
+        cross_entropy(np.array(1.0), np.array(0))
+    with pytest.raises(ValueError, match=r"cross_entropy: input has no classes \(C = 0\) \(input shape \(2, 0\)"):
+        cross_entropy(np.zeros((2, 0)), np.array([0, 0]))
+
+
+def test_bad_types():
+    with pytest.raises(TypeError, match=r"cross_entropy: target must hold integer class indices, got dtype float32 .*"
+                                        r"class-probability targets are not supported"):
+        cross_entropy(X, np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"target must hold integer class indices, got dtype float64"):
+        cross_entropy(X, np.array([0.0, 1.0]))
+    with pytest.raises(TypeError, match=r"target must hold integer class indices, got dtype bool"):
+        cross_entropy(X, np.array([True, False]))
+    with pytest.raises(TypeError, match=r"cross_entropy: input must be floating-point logits, got dtype int64"):
+        cross_entropy(np.zeros((2, 3), dtype=np.int64), np.array([0, 1]))
+    with pytest.raises(TypeError, match=r"cross_entropy: label_smoothing must be a real number in \[0, 1\], got '0.1'"):
+        cross_entropy(X, np.array([0, 1]), label_smoothing="0.1")
+
+
+@pytest.mark.parametrize("reduction", ["avg", "MEAN", None, "elementwise_mean"])
+def test_bad_reduction(reduction):
+    with pytest.raises(ValueError, match=r"cross_entropy: reduction must be one of \('mean', 'sum', 'none'\), got"):
+        cross_entropy(X, np.array([0, 1]), reduction=reduction)
+
+
+@pytest.mark.parametrize("label_smoothing", [-0.1, 1.5, float("nan")])
+def test_label_smoothing_out_of_range(label_smoothing):
+    with pytest.raises(ValueError, match=r"cross_entropy: label_smoothing must be between 0.0 and 1.0, got"):
+        cross_entropy(X, np.array([0, 1]), label_smoothing=label_smoothing)

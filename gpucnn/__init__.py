@@ -1,9 +1,24 @@
-"""gpucnn: a small CNN framework with hand-written CUDA kernels and a NumPy CPU path."""
+"""gpucnn: a small CNN framework with hand-written CUDA kernels and a NumPy CPU path.
 
-from numpy import float16, float32, float64, int32, int64, bool_  # noqa: F401  dtype names, as torch.float32
+    >>> import gpucnn
+    >>> from gpucnn import nn
+    >>> model = nn.Sequential(nn.Conv2d(3, 10, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2))
+    >>> gpucnn.summary(model, (3, 32, 32))
+"""
 
+from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  dtype names, as torch.float32
+
+from . import nn, optim
 from .autograd import is_grad_enabled, no_grad
-from .devices import Device, default_device, devices, get_device as device
+from .devices import Device, default_device, devices
+from .devices import get_device as device
+from .random import get_rng_state, manual_seed, set_rng_state
+from .summary import summary
 from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Device", "Tensor", "default_device", "device", "devices", "get_rng_state", "is_grad_enabled", "manual_seed",
+    "nn", "no_grad", "optim", "set_rng_state", "summary", "tensor",
+]

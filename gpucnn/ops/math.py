@@ -136,10 +136,10 @@ class MatMul(Function):
     def backward(self, grad):
         a = self.a if self.a.ndim > 1 else self.a[None, :]
         b = self.b if self.b.ndim > 1 else self.b[:, None]
+        if self.b.ndim == 1:  # restore the dims that the 1-D promotion removed: b's column first
+            grad = grad[..., None]
         if self.a.ndim == 1:
             grad = grad[..., None, :]
-        if self.b.ndim == 1:
-            grad = grad[..., None]
         need_a, need_b = self.needs_input_grad
         grad_a = grad_b = None
         if need_a:

@@ -1,0 +1,22 @@
+"""Layers and containers, as torch.nn."""
+
+from . import functional, init
+from .layers import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    CrossEntropyLoss,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    ReLU,
+)
+from .module import Module, Parameter, Sequential
+
+__all__ = [
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten",
+    "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "functional", "init",
+]

@@ -1,0 +1,255 @@
+"""Layers: thin Modules over :mod:`gpucnn.nn.functional`, with PyTorch's names, arguments and init."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy
+
+from ..ops import math as tensor_math
+from ..ops._shapes import pair
+from ..tensor import Tensor, as_tensor
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _positive_int(value, name: str, layer: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_pool_arguments(layer: str, kernel_size, stride, padding, dilation=1) -> None:
+    """The input-independent checks of the pooling functionals, made when the layer is built."""
+    kernel = pair(kernel_size, "kernel_size", layer, minimum=1)
+    if stride is not None:
+        pair(stride, "stride", layer, minimum=1)
+    pair(dilation, "dilation", layer, minimum=1)
+    pads = pair(padding, "padding", layer, minimum=0)
+    if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
+        raise ValueError(f"{layer}: padding {pads} must be at most half of kernel_size {kernel}")
+
+
+def _empty(*shape) -> Parameter:
+    return Parameter(numpy.zeros(shape, dtype=numpy.float32))
+
+
+def _reset_weight_and_bias(weight: Parameter, bias: Parameter | None) -> None:
+    """PyTorch's default for Conv2d and Linear: kaiming_uniform(a=sqrt(5)) weights, U(+-1/sqrt(fan_in)) bias."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(bias, -bound, bound)
+
+
+class Conv2d(Module):
+    """2-D convolution. input (N, C_in, H, W) -> (N, C_out, P, Q); weight (C_out, C_in/groups, R, S)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True):
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
+        self.groups = _positive_int(groups, "groups", "Conv2d")
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % groups:
+                raise ValueError(f"Conv2d: {name}={channels} is not divisible by groups={groups}")
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d", minimum=1)
+        self.stride = pair(stride, "stride", "Conv2d", minimum=1)
+        self.dilation = pair(dilation, "dilation", "Conv2d", minimum=1)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+            self.padding = padding
+        else:
+            self.padding = pair(padding, "padding", "Conv2d", minimum=0)
+        self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
+        self.bias = _empty(out_channels) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _reset_weight_and_bias(self.weight, self.bias)
+
+    def forward(self, input):
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class Linear(Module):
+    """y = x @ weight^T + bias. input (*, in_features) -> (*, out_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        self.weight = _empty(out_features, in_features)
+        self.bias = _empty(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _reset_weight_and_bias(self.weight, self.bias)
+
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        _check_pool_arguments("MaxPool2d", kernel_size, stride, padding, dilation)
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        _check_pool_arguments("AvgPool2d", kernel_size, stride, padding)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class ReLU(Module):
+    def forward(self, input):
+        return F.relu(input)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+            raise TypeError(f"LeakyReLU: negative_slope must be a real number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, input):
+        return F.leaky_relu(input, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Flatten(Module):
+    """Flattens dims start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input):
+        return tensor_math.flatten(as_tensor(input, "input"), self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Zeroes each element with probability p while training (scaling the rest by 1/(1-p))."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over (N, H, W) per channel of (N, C, H, W) input, with running statistics."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True):
+        super().__init__()
+        self.num_features = _positive_int(num_features, "num_features", "BatchNorm2d")
+        if not eps > 0:
+            raise ValueError(f"BatchNorm2d: eps must be positive, got {eps!r}")
+        self.eps, self.momentum = float(eps), momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(numpy.ones(num_features, dtype=numpy.float32)) if affine else None
+        self.bias = Parameter(numpy.zeros(num_features, dtype=numpy.float32)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(numpy.zeros(num_features, dtype=numpy.float32)))
+            self.register_buffer("running_var", Tensor(numpy.ones(num_features, dtype=numpy.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(numpy.zeros((), dtype=numpy.int64)))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, input):
+        input = as_tensor(input, "input")
+        if input.ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected 4-D input (N, C, H, W), got shape {input.shape}")
+        use_batch_stats = self.training or self.running_mean is None
+        momentum = self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked.item())
+        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch_stats, 0.0 if momentum is None else momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class CrossEntropyLoss(Module):
+    """Softmax cross-entropy of logits (N, C) against integer class targets (N,)."""
+
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"CrossEntropyLoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or not 0 <= label_smoothing <= 1:
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        self.reduction, self.label_smoothing = reduction, float(label_smoothing)
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"

@@ -1,0 +1,217 @@
+"""Modules: registration, state_dict, init, layers against torch.nn, summary, and learning a task."""
+
+import subprocess
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gpucnn
+from gpucnn import nn
+from helpers import assert_close
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_cnn():
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4 * 4 * 4, 5),
+    )
+
+
+def torch_copy_of_small_cnn(model):
+    reference = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 5),
+    )
+    reference.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    return reference
+
+
+def test_registration_and_traversal():
+    model = small_cnn()
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "5.weight", "5.bias"]
+    assert [name for name, _ in model.named_buffers()] == ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    assert len(list(model.children())) == 6 and len(list(model.modules())) == 7
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in model.parameters())
+    assert list(model.state_dict()) == [k for k in torch_copy_of_small_cnn(model).state_dict()]
+
+
+def test_shared_parameters_are_listed_once():
+    layer = nn.Linear(3, 3)
+    model = nn.Sequential(layer, nn.ReLU(), layer)
+    assert len(list(model.parameters())) == 2
+
+
+def test_train_eval_propagate():
+    model = small_cnn()
+    model.eval()
+    assert not any(m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+
+
+def test_forward_and_backward_match_torch():
+    gpucnn.manual_seed(0)
+    model = small_cnn()
+    reference = torch_copy_of_small_cnn(model)
+    x = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    target = np.array([0, 4, 2])
+    for train in (True, False):
+        model.train(train)
+        reference.train(train)
+        loss = nn.CrossEntropyLoss()(model(x), target)
+        expected = torch.nn.CrossEntropyLoss()(reference(torch.from_numpy(x)), torch.from_numpy(target))
+        assert_close(loss, expected, atol=1e-5)
+        model.zero_grad()
+        reference.zero_grad()
+        loss.backward()
+        expected.backward()
+        for (name, p), (_, q) in zip(model.named_parameters(), reference.named_parameters()):
+            assert_close(p.grad, q.grad, atol=1e-5, name=name)
+    for name, buffer in model.named_buffers():
+        assert_close(buffer, reference.state_dict()[name], name=name)
+
+
+def test_default_init_matches_torch_distribution():
+    gpucnn.manual_seed(0)
+    conv = nn.Conv2d(16, 32, 5)
+    bound = 1 / np.sqrt(16 * 25)  # kaiming_uniform(a=sqrt(5)) gives U(+-1/sqrt(fan_in)), as does the bias
+    w, b = conv.weight.numpy(), conv.bias.numpy()
+    assert w.dtype == np.float32 and np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
+    assert abs(w.std() - bound / np.sqrt(3)) < 0.05 * bound
+    assert np.abs(b).max() <= bound
+    reference = torch.nn.Conv2d(16, 32, 5)
+    assert abs(reference.weight.detach().numpy().std() - w.std()) < 0.05 * bound
+
+
+def test_manual_seed_reproduces_init():
+    gpucnn.manual_seed(7)
+    a = small_cnn().state_dict()
+    gpucnn.manual_seed(7)
+    b = small_cnn().state_dict()
+    for key in a:
+        assert np.array_equal(a[key].numpy(), b[key].numpy())
+
+
+def test_state_dict_round_trip_and_errors():
+    model, other = small_cnn(), small_cnn()
+    result = other.load_state_dict(model.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    for (name, p), q in zip(model.named_parameters(), other.parameters()):
+        assert np.array_equal(p.numpy(), q.numpy()), name
+    state = OrderedDict((k, v.numpy()) for k, v in model.state_dict().items())
+    del state["0.bias"]
+    state["extra.weight"] = np.zeros(2)
+    with pytest.raises(ValueError, match=r"missing keys: 0\.bias.*unexpected keys: extra\.weight"):
+        other.load_state_dict(state)
+    result = other.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["0.bias"] and result.unexpected_keys == ["extra.weight"]
+    state = model.state_dict()
+    state["5.weight"] = np.zeros((5, 3))
+    with pytest.raises(ValueError, match=r"size mismatch for 5\.weight.*\(5, 3\).*\(5, 64\)"):
+        other.load_state_dict(state)
+
+
+def test_load_state_dict_keeps_parameter_identity():
+    model = small_cnn()
+    weight = model[0].weight
+    model.load_state_dict(small_cnn().state_dict())
+    assert model[0].weight is weight
+
+
+def test_to_device_keeps_parameters():
+    model = small_cnn()
+    parameters = list(model.parameters())
+    assert model.to("cpu") is model
+    assert list(model.parameters()) == parameters
+    with pytest.raises(ValueError, match="unknown device"):
+        model.to("gpu7")
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: nn.Conv2d(3, 4, 0), "kernel_size"),
+    (lambda: nn.Conv2d(0, 4, 3), "in_channels"),
+    (lambda: nn.Conv2d(3, 4, 3, groups=2), "divisible by groups"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=0), "stride"),
+    (lambda: nn.Conv2d(3, 4, 3, padding=-1), "padding"),
+    (lambda: nn.Conv2d(3, 4, 3, padding="full"), "padding"),
+    (lambda: nn.Linear(3, -1), "out_features"),
+    (lambda: nn.MaxPool2d(2, padding=2), "half"),
+    (lambda: nn.AvgPool2d(0), "kernel_size"),
+    (lambda: nn.Dropout(1.5), "p must be"),
+    (lambda: nn.BatchNorm2d(0), "num_features"),
+    (lambda: nn.CrossEntropyLoss(reduction="avg"), "reduction"),
+    (lambda: nn.CrossEntropyLoss(label_smoothing=2), "label_smoothing"),
+])
+def test_bad_layer_hyper_parameters(build, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        build()
+
+
+def test_layers_against_torch_modules():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 6, 9, 7)).astype(np.float32)
+    pairs = [
+        (nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), torch.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)),
+        (nn.AvgPool2d(2, padding=1, count_include_pad=False), torch.nn.AvgPool2d(2, padding=1, count_include_pad=False)),
+        (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1)),
+        (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
+        (nn.Flatten(), torch.nn.Flatten()),
+    ]
+    for ours, theirs in pairs:
+        assert_close(ours(x), theirs(torch.from_numpy(x)), name=type(ours).__name__)
+    gpucnn.manual_seed(3)
+    conv = nn.Conv2d(6, 6, 3, stride=2, padding="same", dilation=1, groups=3, bias=False)
+    reference = torch.nn.Conv2d(6, 6, 3, stride=2, padding=0, groups=3, bias=False)
+    reference.weight.data = torch.from_numpy(conv.weight.numpy().copy())
+    padded = torch.nn.functional.pad(torch.from_numpy(x), (1, 1, 1, 1))  # 'same' at stride 2 on 9x7: 1 each side
+    assert_close(conv(x), reference(padded), atol=1e-5)
+
+
+def test_dropout_module_respects_mode():
+    x = np.ones((100, 100), dtype=np.float32)
+    layer = nn.Dropout(0.5)
+    assert 0.4 < (layer(x).numpy() == 0).mean() < 0.6
+    layer.eval()
+    assert np.array_equal(layer(x).numpy(), x)
+
+
+def test_repr():
+    text = repr(small_cnn())
+    assert "(0): Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))" in text
+    assert "(5): Linear(in_features=64, out_features=5, bias=True)" in text
+
+
+def test_summary_lecture_example(capsys):
+    """10 filters of 5x5, stride 1, pad 2 on a 32x32x3 input: 32x32x10 output, 760 parameters."""
+    table = gpucnn.summary(nn.Sequential(nn.Conv2d(3, 10, 5, stride=1, padding=2)), (3, 32, 32))
+    assert table.rows == [("0", "Conv2d", (-1, 10, 32, 32), 760)]
+    assert table.total_params == 760 == table.trainable_params
+    printed = capsys.readouterr().out
+    assert "[-1, 10, 32, 32]" in printed and "Total params: 760" in printed
+
+
+def test_summary_of_a_cnn():
+    model = small_cnn()
+    model.train()
+    table = gpucnn.summary(model, (3, 8, 8), print_table=False)
+    assert [row[2] for row in table.rows] == [(-1, 4, 8, 8), (-1, 4, 8, 8), (-1, 4, 8, 8), (-1, 4, 4, 4), (-1, 64), (-1, 5)]
+    assert table.total_params == sum(p.numel() for p in model.parameters()) == 112 + 8 + 325
+    assert model.training  # restored
+    with pytest.raises(ValueError, match="input_shape"):
+        gpucnn.summary(model, (3, 0, 8))
+
+
+def test_small_cnn_learns_synthetic_shapes():
+    """README's main job: the example reaches high test accuracy on the CPU within seconds."""
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "train_shapes.py"), "--epochs", "4"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.strip().splitlines()[-1].split(":")[1])
+    assert accuracy >= 0.9, result.stdout

@@ -1,0 +1,224 @@
+"""Tensor creation, dtype rules, autograd of arithmetic and shape ops, and bad input."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gpucnn
+from helpers import assert_close, check_op
+
+
+# ----------------------------------------------------------------------------- creation and dtypes
+def test_dtype_rules():
+    assert gpucnn.tensor(np.zeros(3, dtype=np.float64)).dtype == np.float64
+    assert gpucnn.tensor(np.zeros(3, dtype=np.float16)).dtype == np.float16
+    assert gpucnn.tensor(1.5).dtype == np.float32
+    assert gpucnn.tensor([[1.0, 2.0]]).dtype == np.float32
+    assert gpucnn.tensor([1, 2]).dtype == np.int64
+    assert gpucnn.tensor(np.arange(3, dtype=np.int32)).dtype == np.int32
+    assert gpucnn.tensor([1, 2], dtype=np.float64).dtype == np.float64
+    assert gpucnn.tensor([True, False]).dtype == np.bool_
+
+
+def test_tensor_copies_its_data():
+    array = np.ones(3, dtype=np.float32)
+    t = gpucnn.tensor(array)
+    array[0] = 5
+    assert t.numpy()[0] == 1
+
+
+def test_attributes():
+    t = gpucnn.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert t.shape == (2, 3) and t.ndim == 2 and t.numel() == 6 and t.size(1) == 3 and len(t) == 2
+    assert t.device == gpucnn.device("cpu") and str(t.device) == "cpu"
+    assert t.requires_grad and t.grad is None and t.is_leaf
+    assert gpucnn.tensor([[2.5]]).item() == 2.5
+    d = t.detach()
+    assert not d.requires_grad and d.numpy() is t.numpy()
+    assert t.to("cpu") is t
+    assert t.to(np.float32).dtype == np.float32
+    assert "requires_grad=True" in repr(t)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("text", "numeric"),
+    ([1 + 2j], "complex"),
+    (np.array([1 + 1j]), "complex"),
+    ([[1, 2], [3]], "numeric"),
+    (object(), "numeric"),
+])
+def test_bad_data(bad, match):
+    with pytest.raises(TypeError, match=match):
+        gpucnn.tensor(bad)
+
+
+def test_bad_device_and_requires_grad():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        gpucnn.tensor([1.0], device="tpu")
+    with pytest.raises(TypeError, match="device must be a str"):
+        gpucnn.tensor([1.0], device=3)
+    with pytest.raises(RuntimeError, match="cannot be used"):
+        gpucnn.tensor([1.0], device="cudasim")
+    with pytest.raises(TypeError, match="floating-point"):
+        gpucnn.tensor([1, 2], requires_grad=True)
+    with pytest.raises(ValueError, match="item"):
+        gpucnn.tensor([1.0, 2.0]).item()
+
+
+def test_default_device_from_environment(monkeypatch):
+    monkeypatch.setenv("GPUCNN_DEVICE", "cpu")
+    assert gpucnn.tensor([1.0]).device.name == "cpu"
+    monkeypatch.setenv("GPUCNN_DEVICE", "nowhere")
+    with pytest.raises(ValueError, match="nowhere"):
+        gpucnn.tensor([1.0])
+
+
+# ----------------------------------------------------------------------------- autograd
+def test_backward_errors():
+    x = gpucnn.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="scalar"):
+        y.backward()
+    with pytest.raises(ValueError, match=r"grad has shape \(3,\)"):
+        y.backward(np.ones(3))
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        gpucnn.tensor([1.0]).sum().backward()
+
+
+def test_gradients_accumulate_and_reused_inputs():
+    x = gpucnn.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = x * x + x  # x used three times
+    y.sum().backward()
+    assert_close(x.grad, 2 * x.numpy() + 1)
+    y2 = (x * 3).sum()
+    y2.backward()
+    assert_close(x.grad, 2 * x.numpy() + 1 + 3)
+
+
+def test_no_grad():
+    x = gpucnn.tensor([1.0], requires_grad=True)
+    with gpucnn.no_grad():
+        y = x * 2
+        assert not gpucnn.is_grad_enabled()
+    assert gpucnn.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+
+
+def test_deep_graph_does_not_recurse():
+    x = gpucnn.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y + 1.0
+    y.sum().backward()
+    assert x.grad.item() == 1.0
+
+
+def test_int_and_bool_tensors_stay_out_of_the_graph():
+    x = gpucnn.tensor([1.0, 2.0], requires_grad=True)
+    mask = x > 1.5
+    assert mask.dtype == np.bool_ and not mask.requires_grad
+    (x * mask).sum().backward()
+    assert_close(x.grad, [0.0, 1.0])
+
+
+shapes = st.sampled_from([((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((1,), (5, 2)), ((2, 3), (2, 3)), ((), (2, 2)),
+                          ((4, 1, 1), (1, 3, 2))])
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=shapes, op=st.sampled_from(["add", "sub", "mul", "div"]), seed=st.integers(0, 2**16))
+def test_broadcasting_binary_ops_against_torch(shapes, op, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shapes[0])
+    b = rng.standard_normal(shapes[1]) + (3.0 if op == "div" else 0.0)
+    fns = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y}
+    check_op(fns[op], fns[op], a, b)
+
+
+def test_scalar_and_array_operands():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((2, 3))
+    check_op(lambda x: 2.0 - x * 3 + 1 / (x * x + 1.0), lambda x: 2.0 - x * 3 + 1 / (x * x + 1.0), a)
+    check_op(lambda x: -(x**3) + x**0.5 * 0 + x**2, lambda x: -(x**3) + x**0.5 * 0 + x**2, np.abs(a) + 0.5)
+    check_op(lambda x: (x.exp() + 1).log(), lambda x: (x.exp() + 1).log(), a)
+    t = gpucnn.tensor(a.astype(np.float32))
+    assert_close(np.ones((2, 3)) + t, a + 1, atol=1e-6)
+    assert (t * 2).dtype == np.float32 and (t + 1).dtype == np.float32
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((3, 4), (4, 5)), ((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)),
+                                              ((2, 3, 4), (4, 5)), ((2, 1, 3, 4), (5, 4, 2))])
+def test_matmul_against_torch(a_shape, b_shape):
+    rng = np.random.default_rng(2)
+    check_op(lambda a, b: a @ b, lambda a, b: a @ b, rng.standard_normal(a_shape), rng.standard_normal(b_shape))
+
+
+def test_matmul_shape_error():
+    with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 2\)"):
+        gpucnn.tensor(np.ones((3, 4))) @ gpucnn.tensor(np.ones((5, 2)))
+
+
+@pytest.mark.parametrize("dim, keepdim", [(None, False), (0, False), (1, True), ((0, 2), False), (-1, True)])
+def test_reductions_against_torch(dim, keepdim):
+    a = np.random.default_rng(3).standard_normal((2, 3, 4))
+    check_op(lambda x: x.sum(dim, keepdim), lambda x: x.sum(dim=dim, keepdim=keepdim) if dim is not None else x.sum(), a)
+    check_op(lambda x: x.mean(dim, keepdim), lambda x: x.mean(dim=dim, keepdim=keepdim) if dim is not None else x.mean(), a)
+
+
+def test_numpy_style_reduction_names():
+    x = gpucnn.tensor(np.ones((2, 3)))
+    assert x.sum(axis=1, keepdims=True).shape == (2, 1)
+    assert x.mean(axis=0).shape == (3,)
+    with pytest.raises(ValueError, match="out of range"):
+        x.sum(axis=2)
+
+
+def test_shape_ops_against_torch():
+    a = np.random.default_rng(4).standard_normal((2, 3, 4))
+    check_op(lambda x: x.reshape(4, 6) * 2, lambda x: x.reshape(4, 6) * 2, a)
+    check_op(lambda x: x.flatten(1), lambda x: x.flatten(1), a)
+    check_op(lambda x: x.transpose(0, 2) @ x.transpose(0, 2).transpose(1, 2),
+             lambda x: x.transpose(0, 2) @ x.transpose(0, 2).transpose(1, 2), a)
+    check_op(lambda x: x.permute(2, 0, 1) * 1.5, lambda x: x.permute(2, 0, 1) * 1.5, a)
+    check_op(lambda x: x[:, 1:, ::2] * 2, lambda x: x[:, 1:, ::2] * 2, a)
+    check_op(lambda x: x[0, [0, 0, 2]], lambda x: x[0, [0, 0, 2]], a)
+
+
+def test_shape_op_errors():
+    x = gpucnn.tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2, 3\)"):
+        x.reshape(4, 2)
+    with pytest.raises(ValueError, match="out of range"):
+        x.transpose(0, 2)
+    with pytest.raises(ValueError, match="not a permutation"):
+        x.permute(0, 0)
+
+
+def test_nan_and_inf_propagate():
+    x = gpucnn.tensor([np.nan, np.inf, 1.0], requires_grad=True)
+    y = (x * 2).sum()
+    y.backward()
+    assert np.isnan(y.item())
+    assert_close(x.grad, [2.0, 2.0, 2.0])
+
+
+def test_float64_end_to_end():
+    x = gpucnn.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    assert y.dtype == np.float64 and x.grad.dtype == np.float64
+
+
+def test_mixed_dtype_gradient_keeps_input_dtype():
+    a = gpucnn.tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    b = gpucnn.tensor(np.ones(2, dtype=np.float64), requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+
+
+def test_argmax_matches_torch():
+    a = np.random.default_rng(5).standard_normal((3, 5)).astype(np.float32)
+    assert gpucnn.tensor(a).argmax(dim=1).tolist() == torch.tensor(a).argmax(dim=1).tolist()
+    assert gpucnn.tensor(a).argmax().item() == torch.tensor(a).argmax().item()

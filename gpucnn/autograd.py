@@ -59,7 +59,8 @@ class Function:
                 )
         self.device = device
         self.xp = device.xp
-        output = self.forward(*(tensor.data for tensor in inputs))
+        with device.context():
+            output = self.forward(*(tensor.data for tensor in inputs))
         if not isinstance(output, self.xp.ndarray):  # NumPy turns 0-d results into scalars
             output = self.xp.asarray(output)
         requires_grad = is_grad_enabled() and any(tensor.requires_grad for tensor in inputs)
@@ -126,7 +127,8 @@ def backward(root, grad_output) -> None:
         grad = pending.pop(id(function), None)
         if grad is None:
             continue
-        input_grads = function.backward(grad)
+        with function.device.context():
+            input_grads = function.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(function.inputs):

@@ -123,9 +123,7 @@ class Tensor:
     # ----------------------------------------------------------------- conversion
     def numpy(self) -> numpy.ndarray:
         """The values as a NumPy array (the array itself on cpu, a copy from a GPU)."""
-        if isinstance(self.data, numpy.ndarray):
-            return self.data
-        return self.data.get()
+        return self.device.to_numpy(self.data)
 
     def item(self):
         """The value of a one-element tensor as a Python number."""

@@ -1,14 +1,19 @@
 """Devices a Tensor can live on.
 
 A device gives ops two things: ``xp``, the array module its arrays belong to (``numpy`` or
-``cupy``), and, for the CUDA devices, a launcher for the kernels in ``cuda/*.cu``. Everything that
-is not a hand-written kernel is written once against ``xp``.
+``cupy``), and, for the kernel devices, ``kernel(file, name)``: the kernel ``name`` of
+``cuda/<file>.cu``, called with CuPy's shape ``kernel(grid, block, args, shared_mem=0)``.
+Everything that is not a hand-written kernel is written once against ``xp``.
 
-Names: ``'cpu'`` (NumPy). ``'cuda'``, ``'cuda:N'`` and ``'cudasim'`` are the kernel devices.
+- ``'cpu'``: NumPy.
+- ``'cuda'``, ``'cuda:N'``: an NVIDIA GPU through CuPy.
+- ``'cudasim'``: NumPy arrays, with the same CUDA kernels compiled for the CPU by g++ and run by the
+  simulator in :mod:`gpucnn.devices.cudasim`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -21,7 +26,7 @@ class Device:
     """A place where arrays live and ops run.
 
     Attributes:
-        name: canonical name, e.g. ``'cpu'`` or ``'cuda:0'``.
+        name: canonical name, e.g. ``'cpu'``, ``'cuda:0'``, ``'cudasim'``.
         type: ``'cpu'``, ``'cuda'`` or ``'cudasim'``.
         xp: the array module (``numpy`` or ``cupy``).
     """
@@ -36,11 +41,27 @@ class Device:
         """True when conv, pool and ReLU launch the CUDA kernels (``cuda`` and ``cudasim``)."""
         return self.type != "cpu"
 
+    def context(self):
+        """A context manager making this device current while ops allocate arrays."""
+        return contextlib.nullcontext()
+
     def asarray(self, array):
-        """Moves ``array`` (NumPy or another device's array) onto this device."""
+        """``array`` (NumPy or another device's array) on this device."""
         return self.xp.asarray(array)
 
+    def to_numpy(self, array) -> numpy.ndarray:
+        """A NumPy array with the values of ``array`` (this device's array)."""
+        return array
+
+    def synchronize(self) -> None:
+        """Waits for queued work (a no-op where work is synchronous)."""
+
+    def kernel(self, file: str, name: str):
+        raise RuntimeError(f"device '{self.name}' runs no CUDA kernels")
+
     def __eq__(self, other):
+        if isinstance(other, str):
+            return other == self.name or other == self.type == "cuda" and self.name == "cuda:0"
         return isinstance(other, Device) and other.name == self.name
 
     def __hash__(self):
@@ -57,12 +78,12 @@ CPU = Device("cpu", "cpu", numpy)
 
 
 def get_device(device) -> Device:
-    """Returns the Device for ``device`` (a name, a Device, or None for the default device).
+    """The Device for ``device``: a name, a Device, or None for :func:`default_device`.
 
     Raises:
         TypeError: ``device`` is neither a string nor a Device.
         ValueError: the name is not a device gpucnn knows.
-        RuntimeError: the device is known but cannot be used on this machine.
+        RuntimeError: the device is known but cannot be used on this machine (the message says why).
     """
     if device is None:
         return default_device()
@@ -73,19 +94,32 @@ def get_device(device) -> Device:
     name = device.strip().lower()
     if name == "cpu":
         return CPU
-    if _CUDA_NAME.match(name) or name == "cudasim":
-        raise RuntimeError(
-            f"device '{device}' cannot be used: this build of gpucnn runs on 'cpu' only "
-            "(the CUDA kernels are not part of it yet)"
-        )
+    match = _CUDA_NAME.match(name)
+    if match:
+        from . import cuda
+
+        return cuda.get(int(match.group(1) or 0))
+    if name == "cudasim":
+        return _cudasim_device()
     raise ValueError(f"unknown device '{device}'; expected 'cpu', 'cuda', 'cuda:N' or 'cudasim'")
 
 
+def _cudasim_device() -> Device:
+    raise RuntimeError("device 'cudasim' cannot be used: the CPU kernel simulator is not part of this build yet")
+
+
 def default_device() -> Device:
-    """The device new tensors go to: ``$GPUCNN_DEVICE`` when set, else ``'cpu'``."""
-    return get_device(os.environ.get("GPUCNN_DEVICE") or "cpu")
+    """Where new tensors go: ``$GPUCNN_DEVICE`` when set, else ``'cuda'`` when a GPU is usable, else ``'cpu'``."""
+    name = os.environ.get("GPUCNN_DEVICE")
+    if name:
+        return get_device(name)
+    from . import cuda
+
+    return get_device("cuda") if cuda.probe()[0] else CPU
 
 
 def devices() -> list[str]:
-    """Names of the devices usable on this machine."""
-    return ["cpu"]
+    """Names of the devices usable on this machine, 'cpu' first."""
+    from . import cuda
+
+    return ["cpu"] + [f"cuda:{index}" for index in range(cuda.probe()[0])]

@@ -1,0 +1,49 @@
+"""Device names, the default device, and the reasons a GPU device cannot be used."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import gpucnn
+from gpucnn.devices import cuda
+
+
+@pytest.fixture
+def fresh_probe():
+    cuda.probe.cache_clear()
+    yield
+    cuda.probe.cache_clear()
+
+
+def test_cpu_device():
+    device = gpucnn.device("cpu")
+    assert device.type == "cpu" and device.xp is np and not device.runs_kernels
+    assert gpucnn.device(" CPU ") is device
+    assert "cpu" in gpucnn.devices() and gpucnn.devices()[0] == "cpu"
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda:-1", "tpu:0", ""])
+def test_unknown_device_names(name):
+    with pytest.raises(ValueError, match="unknown device"):
+        gpucnn.device(name)
+
+
+def test_cuda_without_cupy_names_the_extra(monkeypatch, fresh_probe):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` raise ImportError
+    with pytest.raises(RuntimeError, match=r"CuPy is not installed.*gpucnn\[cuda12\]"):
+        gpucnn.tensor([1.0], device="cuda")
+    assert gpucnn.devices() == ["cpu"]
+    assert gpucnn.default_device().name == "cpu"
+
+
+@pytest.mark.skipif(cuda.probe()[0] > 0, reason="a GPU is usable here")
+def test_cuda_without_gpu_says_why(fresh_probe):
+    with pytest.raises(RuntimeError, match="cannot be used: .+"):
+        gpucnn.tensor([1.0], device="cuda:0")
+    assert gpucnn.default_device().name == "cpu"
+
+
+def test_environment_overrides_default(monkeypatch):
+    monkeypatch.setenv("GPUCNN_DEVICE", "cpu")
+    assert gpucnn.default_device().name == "cpu"

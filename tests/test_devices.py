@@ -47,3 +47,18 @@ def test_cuda_without_gpu_says_why(fresh_probe):
 def test_environment_overrides_default(monkeypatch):
     monkeypatch.setenv("GPUCNN_DEVICE", "cpu")
     assert gpucnn.default_device().name == "cpu"
+
+
+def test_cudasim_device_runs_numpy(monkeypatch):
+    device = gpucnn.device("cudasim")
+    assert device.type == "cudasim" and device.xp is np and device.runs_kernels
+    x = gpucnn.tensor([[1.0, 2.0]], device="cudasim", requires_grad=True)
+    ((x * x).sum()).backward()  # ops written against xp run unchanged
+    assert x.device is device and x.grad.device is device
+    assert np.array_equal(x.grad.numpy(), [[2.0, 4.0]])
+
+
+def test_cudasim_without_compiler_says_why(monkeypatch):
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    with pytest.raises(RuntimeError, match="g\\+\\+"):
+        gpucnn.device("cudasim")

@@ -104,8 +104,36 @@ def get_device(device) -> Device:
     raise ValueError(f"unknown device '{device}'; expected 'cpu', 'cuda', 'cuda:N' or 'cudasim'")
 
 
+class SimulatorDevice(Device):
+    """``'cudasim'``: NumPy arrays; the CUDA kernels compiled by g++ and run by :mod:`.cudasim`."""
+
+    def __init__(self):
+        super().__init__("cudasim", "cudasim", numpy)
+        self._modules = {}
+
+    def kernel(self, file: str, name: str):
+        from . import cudasim, kernels
+
+        module = self._modules.get(file)
+        if module is None:
+            module = cudasim.load(kernels.source_path(file), include_dirs=[kernels.source_dir()])
+            self._modules[file] = module
+        return module.get_function(name)
+
+
+_simulator = None
+
+
 def _cudasim_device() -> Device:
-    raise RuntimeError("device 'cudasim' cannot be used: the CPU kernel simulator is not part of this build yet")
+    global _simulator
+    from . import cudasim
+
+    if not cudasim.available():
+        raise RuntimeError("device 'cudasim' cannot be used: it compiles the CUDA kernels with g++ (or $CXX), "
+                           "which is not installed; install it with apt-get install g++")
+    if _simulator is None:
+        _simulator = SimulatorDevice()
+    return _simulator
 
 
 def default_device() -> Device:

@@ -1,0 +1,144 @@
+"""Benchmarks: gpucnn against PyTorch on the same data, one module per op (``python -m bench.conv2d``).
+
+Timing lives here, never in a test's assertion. This module holds what every op's benchmark shares:
+the machine description (CPU model, BLAS threads), the timing loop and the results writer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown-cpu"
+
+
+def _openblas_library():
+    """NumPy's OpenBLAS, found among the libraries this process has loaded (Linux), or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+def blas_info() -> dict:
+    """NumPy's BLAS: its name, the threads it uses and (for OpenBLAS) its run-time configuration.
+
+    The thread count comes from OpenBLAS itself when it can be asked, else from threadpoolctl, else
+    from ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` or the usable cores (``threads_source`` says which).
+    """
+    config = getattr(numpy.__config__, "CONFIG", {})
+    info = {"name": config.get("Build Dependencies", {}).get("blas", {}).get("name", "unknown")}
+    library = _openblas_library()
+    if library is not None:
+        for prefix in ("scipy_openblas_", "openblas_"):
+            for suffix in ("64_", ""):
+                get_threads = getattr(library, f"{prefix}get_num_threads{suffix}", None)
+                get_config = getattr(library, f"{prefix}get_config{suffix}", None)
+                if get_threads is not None:
+                    get_threads.restype = ctypes.c_int
+                    info.update(threads=int(get_threads()), threads_source="openblas")
+                    if get_config is not None:
+                        get_config.restype = ctypes.c_char_p
+                        info["config"] = get_config().decode()
+                    return info
+    try:
+        import threadpoolctl
+
+        for pool in threadpoolctl.threadpool_info():
+            if pool.get("user_api") == "blas":
+                return {**info, "threads": int(pool["num_threads"]), "threads_source": "threadpoolctl"}
+    except ImportError:
+        pass
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(variable, "").isdigit():
+            return {**info, "threads": int(os.environ[variable]), "threads_source": variable}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return {**info, "threads": cores, "threads_source": "usable cores"}
+
+
+def blas_environment() -> dict:
+    """The OpenBLAS/OpenMP variables set in this process (they change NumPy's speed)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO"))}
+
+
+def _busy_ticks():
+    """(ticks all CPUs spent busy, ticks this process used), both in clock ticks; None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    own = os.times()
+    return sum(fields) - idle, (own.user + own.system) * os.sysconf("SC_CLK_TCK")
+
+
+def foreign_cpu_share(run):
+    """Calls ``run()``; returns its result and the share of the machine's CPU time that other processes
+    used meanwhile (0 on a quiet machine, None where it cannot be measured). Resolution: 1/100 s."""
+    before = _busy_ticks()
+    start = time.perf_counter()
+    result = run()
+    after = _busy_ticks()
+    if before is None or after is None:
+        return result, None
+    capacity = (time.perf_counter() - start) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+    foreign = (after[0] - before[0]) - (after[1] - before[1])
+    return result, max(0.0, foreign / capacity) if capacity > 0 else None
+
+
+def time_ms(step) -> float:
+    """Wall time of one call of ``step``, in milliseconds."""
+    start = time.perf_counter()
+    step()
+    return (time.perf_counter() - start) * 1e3
+
+
+def geometric_mean(values) -> float:
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def results_stem(op: str, when: datetime.date | None = None) -> str:
+    """``<op>_<cpu-model>_<date>``, the name (without extension) of a results file."""
+    model = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-") or "unknown-cpu"
+    return f"{op}_{model}_{(when or datetime.date.today()).isoformat()}"
+
+
+def write_results(out_dir, op: str, markdown: str, record: dict) -> tuple[Path, Path]:
+    """Writes ``markdown`` and ``record`` (as JSON) to ``out_dir``; returns both paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = results_stem(op)
+    markdown_path, json_path = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
+    markdown_path.write_text(markdown)
+    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    return markdown_path, json_path

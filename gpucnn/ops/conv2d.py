@@ -1,0 +1,335 @@
+"""conv2d: 2-D convolution (cross-correlation, as in PyTorch) with groups, stride, padding, dilation.
+
+    y[n, k, p, q] = bias[k] + sum over c in group(k), r, s of
+                    weight[k, c, r, s] * x_padded[n, c, p*stride_h + r*dilation_h, q*stride_w + s*dilation_w]
+
+Shapes: input x (N, C, H, W), weight (K, C/groups, R, S), bias (K,), output y (N, K, P, Q); the
+padded input is (N, C, Hp, Wp).
+
+The CPU path is GEMM-shaped. im2col copies the padded input, through one strided view, into
+``cols`` laid out (C, R, S, N, P, Q), i.e. per group a (C/G*R*S, N*P*Q) matrix. Then
+
+    forward          y     (G, K/G, N*P*Q)   = weight (G, K/G, C/G*R*S) @ cols (G, C/G*R*S, N*P*Q)
+    backward-filter  dW^T  (G, C/G*R*S, K/G) = cols @ dy^T, dy (G, K/G, N*P*Q)
+    backward-data    dcols (G, C/G*R*S, N*P*Q) = weight^T @ dy, then col2im adds each of the R*S
+                     kernel taps back into the padded input gradient, which is cropped
+
+Each is one BLAS call per group over the whole batch, which reads the transposed operands (dy^T,
+weight^T) in place: the backward-filter contraction over N and P*Q needs no copy of cols (and as
+cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small). The price is the
+(K, N, P*Q) <-> (N, K, P*Q) transposes of the output and its gradient, each the size of the output
+(cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter, then
+overwritten by dcols; it and the large temporaries come from, and go back to, ``_BufferPool``.
+
+NumPy adds strided arrays several times slower than contiguous ones, and col2im's adds are strided
+(runs of Q elements). With stride 1 backward-data therefore works on "wide" rows: dy is padded with
+zero columns to the padded width Wp, so dcols rows hold N*P*Wp values, and the taps of one kernel
+row r, each a shift by s*dw of one such contiguous row per channel, are summed with contiguous adds;
+only the R row sums are added into the padded gradient with strided adds. A shift carries the zero
+columns q >= Q over a row's end into the next row's start, adding nothing; a weight holding inf or
+NaN would make those columns NaN (inf * 0), so it takes the plain path.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+
+import numpy
+from numpy.lib.stride_tricks import as_strided
+
+from ..autograd import Function
+from ..tensor import Tensor, as_tensor
+from . import _shapes
+
+
+class _BufferPool:
+    """Keeps large arrays that conv2d has finished with, for its next call to reuse.
+
+    On the first touch of fresh memory the kernel maps and zeroes each page, and glibc hands large
+    freed blocks back to the kernel, so a step that allocates its im2col buffer and temporaries anew
+    pays those page faults every time: on the 2-core VM this was written on, 20-30 % of a step of the
+    ConvNetJS layers. conv2d takes its im2col buffer (kept from forward to backward) and its
+    temporaries from here and gives them back when done. At most ``max_bytes`` are kept.
+    """
+
+    MIN_BYTES = 1 << 18  # smaller arrays come from malloc's own free lists
+
+    def __init__(self, max_bytes: int = 1 << 30):
+        self.max_bytes = max_bytes
+        self._free = []  # flat uint8 arrays
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple, dtype, zero: bool = False):
+        """A C-contiguous array of ``shape`` and ``dtype``: uninitialised, or zeros with ``zero``."""
+        dtype = numpy.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        buffer = None
+        if nbytes >= self.MIN_BYTES:
+            with self._lock:  # the smallest kept buffer that fits, unless it is over twice the size
+                fits = [b for b in self._free if nbytes <= b.size <= 2 * nbytes]
+                if fits:
+                    buffer = min(fits, key=lambda b: b.size)
+                    self._free = [b for b in self._free if b is not buffer]
+        if buffer is None:
+            buffer = numpy.empty(nbytes, dtype=numpy.uint8)
+        array = buffer[:nbytes].view(dtype).reshape(shape)
+        if zero:
+            array.fill(0)
+        return array
+
+    def give(self, array) -> None:
+        """Returns an array from :meth:`take`; nothing may use it, or any view of it, afterwards."""
+        buffer = array if array.base is None else array.base  # NumPy's base is the array owning the memory
+        if buffer.size < self.MIN_BYTES or buffer.dtype != numpy.uint8:
+            return
+        with self._lock:
+            if sum(b.size for b in self._free) + buffer.size <= self.max_bytes:
+                self._free.append(buffer)
+
+
+_pool = _BufferPool()
+
+
+def _view(buffer, shape: tuple, dtype):
+    """The head of a flat uint8 ``buffer`` as a C-contiguous array of ``shape`` and ``dtype``."""
+    dtype = numpy.dtype(dtype)
+    return buffer[: math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
+
+
+class Conv2d(Function):
+    """The conv2d op, on explicit (top, bottom, left, right) pads: asymmetric padding is native.
+
+    Args:
+        stride, dilation: (height, width) pairs, each >= 1.
+        pads: (top, bottom, left, right), each >= 0.
+        groups: splits C and K into ``groups`` independent convolutions.
+    """
+
+    def __init__(self, stride: tuple[int, int], pads: tuple[int, int, int, int], dilation: tuple[int, int],
+                 groups: int):
+        self.stride, self.pads, self.dilation, self.groups = tuple(stride), tuple(pads), tuple(dilation), groups
+        self.workspace = None
+
+    def forward_cpu(self, x, weight, bias=None):
+        """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None -> y: (N, K, P, Q)."""
+        N, C, H, W = x.shape
+        K, group_channels, R, S = weight.shape
+        top, bottom, left, right = self.pads
+        P = _shapes.output_size(H, R, self.stride[0], top, bottom, self.dilation[0])
+        Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
+        self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
+        # Room for cols (C*R*S, N*P*Q) and, with stride 1, for backward's wide dcols (C*R*S, N*P*Wp).
+        row = Q if self.stride != (1, 1) else W + left + right
+        self.workspace = _pool.take((C * R * S * N * P * row * x.dtype.itemsize,), numpy.uint8)
+        cols = self._im2col(x, P, Q)
+
+        groups, group_rows = self.groups, group_channels * R * S
+        y_knpq = _pool.take((groups, K // groups, N * P * Q), x.dtype)
+        numpy.matmul(weight.reshape(groups, K // groups, group_rows), cols.reshape(groups, group_rows, N * P * Q),
+                     out=y_knpq)
+        if bias is not None:
+            rows = y_knpq.reshape(K, N * P * Q)
+            numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
+        y = numpy.empty((N, K, P, Q), dtype=x.dtype)
+        numpy.copyto(y, y_knpq.reshape(K, N, P, Q).transpose(1, 0, 2, 3))
+        _pool.give(y_knpq)
+        return y
+
+    def backward_cpu(self, grad):
+        """grad: (N, K, P, Q) -> (dx (N, C, H, W), dweight (K, C/G, R, S), dbias (K,)), None where not needed."""
+        if self.workspace is None:
+            raise RuntimeError(
+                "conv2d: backward through this convolution a second time; the first backward released "
+                "its saved im2col buffer"
+            )
+        need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
+        N, K, P, Q = grad.shape
+        C = self.x_shape[1]
+        _, group_channels, R, S = self.weight.shape
+        groups, group_rows = self.groups, group_channels * R * S
+        grad_input = grad_weight = grad_bias = None
+        # (G, K/G, N*P*Q), the layout of the forward's GEMM output.
+        grad_kn = _pool.take((groups, K // groups, N * P * Q), grad.dtype)
+        numpy.copyto(grad_kn.reshape(K, N, P, Q), grad.transpose(1, 0, 2, 3))
+        if need_bias:
+            grad_bias = grad_kn.reshape(K, N * P * Q).sum(axis=1)
+        if need_weight:
+            # As dW^T = cols @ dy^T: for small K the (C*R*S, K) product runs up to twice as fast in BLAS.
+            cols = _view(self.workspace, (groups, group_rows, N * P * Q), grad.dtype)
+            grad_weight = numpy.matmul(cols, grad_kn.swapaxes(1, 2)).swapaxes(1, 2).reshape(self.weight.shape)
+        if need_input:
+            # dcols overwrites cols, which backward-filter has used.
+            weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
+            if self.stride == (1, 1) and numpy.isfinite(self.weight).all():
+                grad_input = self._col2im_wide(weight_t, grad_kn, P, Q)
+            else:
+                grad_cols = _view(self.workspace, (groups, group_rows, N * P * Q), grad.dtype)
+                numpy.matmul(weight_t, grad_kn, out=grad_cols)
+                grad_input = self._col2im(grad_cols.reshape(C, R, S, N, P, Q))
+        _pool.give(grad_kn)
+        self.release()
+        return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
+
+    def release(self) -> None:
+        """Hands the im2col buffer back for reuse; nothing may use it afterwards."""
+        if self.workspace is not None:
+            _pool.give(self.workspace)
+            self.workspace = None
+
+    # ----------------------------------------------------------------- im2col / col2im
+    def _im2col(self, x, P: int, Q: int):
+        """cols (C, R, S, N, P, Q), in the workspace: x_padded[n, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, n, p, q]."""
+        N, C, H, W = x.shape
+        R, S = self.weight.shape[2:]
+        top, bottom, left, right = self.pads
+        padded = x  # any strides: the view below is built from them
+        if any(self.pads):
+            padded = _pool.take((N, C, H + top + bottom, W + left + right), x.dtype, zero=True)
+            padded[:, :, top : top + H, left : left + W] = x
+        stride_n, stride_c, stride_h, stride_w = padded.strides
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        windows = as_strided(
+            padded,
+            shape=(C, R, S, N, P, Q),
+            strides=(stride_c, dh * stride_h, dw * stride_w, stride_n, sh * stride_h, sw * stride_w),
+            writeable=False,
+        )
+        cols = _view(self.workspace, (C, R, S, N, P, Q), x.dtype)
+        numpy.copyto(cols, windows)
+        if padded is not x:
+            _pool.give(padded)
+        return cols
+
+    def _col2im(self, grad_cols):
+        """The adjoint of _im2col: grad_cols (C, R, S, N, P, Q) -> dx (N, C, H, W), summing overlapping taps."""
+        C, R, S, N, P, Q = grad_cols.shape
+        H, W = self.x_shape[2:]
+        top, bottom, left, right = self.pads
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        if any(self.pads):
+            grad_padded = _pool.take((N, C, H + top + bottom, W + left + right), grad_cols.dtype, zero=True)
+        else:
+            grad_padded = numpy.zeros(self.x_shape, dtype=grad_cols.dtype)  # the result itself
+        grad_padded_cn = grad_padded.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp), as grad_cols[:, r, s]
+        for r in range(R):
+            rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)
+            for s in range(S):
+                taps = grad_padded_cn[:, :, rows, s * dw : s * dw + sw * (Q - 1) + 1 : sw]
+                if r == s == 0:
+                    taps[...] = grad_cols[:, 0, 0]  # the first tap meets zeros: a copy, faster than an add
+                else:
+                    taps += grad_cols[:, r, s]
+        if not any(self.pads):
+            return grad_padded
+        grad_input = numpy.ascontiguousarray(grad_padded[:, :, top : top + H, left : left + W])
+        _pool.give(grad_padded)
+        return grad_input
+
+    def _col2im_wide(self, weight_t, grad_kn, P: int, Q: int):
+        """Backward-data for stride 1 on wide rows: weight_t (G, C/G*R*S, K/G), grad_kn (G, K/G, N*P*Q) -> dx."""
+        N, C, H, W = self.x_shape
+        R, S = self.weight.shape[2:]
+        dh, dw = self.dilation
+        top, bottom, left, right = self.pads
+        Hp, Wp = H + top + bottom, W + left + right
+        groups, group_rows, group_kernels = weight_t.shape
+        grad_wide = _pool.take((groups, group_kernels, N, P, Wp), grad_kn.dtype, zero=True)  # columns q >= Q: 0
+        grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, N, P, Q)
+        grad_cols = _view(self.workspace, (groups, group_rows, N * P * Wp), grad_kn.dtype)
+        numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, N * P * Wp), out=grad_cols)
+        grad_cols = grad_cols.reshape(C, R, S, N * P * Wp)
+        _pool.give(grad_wide)
+
+        # NumPy adds contiguous rows several times faster than strided ones, so the taps of one kernel
+        # row r are summed first, each shifted by s*dw along one contiguous (N*P*Wp) row per channel:
+        # row_sum[c, (n, p, w)] is what kernel row r adds to grad_padded[n, c, p + r*dh, w]. A shift
+        # carries the zero columns q >= Q over the row's end into the next row's start.
+        span = N * P * Wp
+        row_sum = _pool.take((C, span + (S - 1) * dw), grad_kn.dtype)
+        grad_padded = _pool.take((C, N, Hp, Wp), grad_kn.dtype)
+        grad_padded[:, :, P:] = 0  # the rows that the first kernel row does not write
+        for r in range(R):
+            row_sum[:, :span] = grad_cols[:, r, 0]
+            row_sum[:, span:] = 0
+            for s in range(1, S):
+                row_sum[:, s * dw : s * dw + span] += grad_cols[:, r, s]
+            rows = grad_padded[:, :, r * dh : r * dh + P]
+            if r == 0:
+                rows[...] = row_sum[:, :span].reshape(C, N, P, Wp)
+            else:
+                rows += row_sum[:, :span].reshape(C, N, P, Wp)
+        grad_input = numpy.ascontiguousarray(grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
+        _pool.give(row_sum)
+        _pool.give(grad_padded)
+        return grad_input
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution, as ``torch.nn.functional.conv2d``.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W), floating point.
+        weight: (K, C/groups, R, S), the same dtype as input.
+        bias: (K,) or None.
+        stride, dilation: an int or a (height, width) pair, each >= 1.
+        padding: an int or a pair (>= 0), ``'valid'`` (none) or ``'same'``: output ceil(input/stride),
+            any odd padding pixel at the bottom/right (PyTorch's 'same' for stride 1, TensorFlow's for
+            stride > 1, which PyTorch rejects).
+        groups: >= 1, dividing both C and K.
+
+    Returns:
+        (N, K, P, Q), or (K, P, Q) for unbatched input, with
+        P = floor((H + pad_top + pad_bottom - dilation_h*(R-1) - 1) / stride_h) + 1, Q likewise.
+    """
+    op = "conv2d"
+    x, unbatched = _shapes.batched_input(input, op)
+    weight = as_tensor(weight, "weight", x.device)
+    if weight.dtype.kind != "f":
+        raise TypeError(f"{op}: weight must be a floating-point tensor, got dtype {weight.dtype}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D (K, C/groups, R, S), got shape {weight.shape}")
+    if weight.dtype != x.dtype:
+        raise TypeError(
+            f"{op}: input has dtype {x.dtype} but weight has dtype {weight.dtype}; they must match "
+            "(PyTorch refuses this too): convert one with .to(dtype)"
+        )
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be at least 1, got {groups}")
+    groups = int(groups)
+    channels, kernels = x.shape[1], weight.shape[0]
+    if channels % groups:
+        raise ValueError(
+            f"{op}: groups={groups} does not divide the input's {channels} channels (input shape {x.shape})"
+        )
+    if kernels % groups:
+        raise ValueError(
+            f"{op}: groups={groups} does not divide the weight's {kernels} output channels "
+            f"(weight shape {weight.shape})"
+        )
+    if weight.shape[1] * groups != channels:
+        raise ValueError(
+            f"{op}: input has {channels} channels but weight {weight.shape} with groups={groups} expects "
+            f"{weight.shape[1] * groups} (weight.shape[1] * groups); input shape {x.shape}"
+        )
+    inputs = [x, weight]
+    if bias is not None:
+        bias = as_tensor(bias, "bias", x.device)
+        if bias.shape != (kernels,):
+            raise ValueError(f"{op}: bias must have shape ({kernels},) for weight {weight.shape}, got {bias.shape}")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"{op}: bias has dtype {bias.dtype} but input and weight have dtype {x.dtype}")
+        inputs.append(bias)
+    stride_hw = _shapes.pair(stride, "stride", op, minimum=1)
+    dilation_hw = _shapes.pair(dilation, "dilation", op, minimum=1)
+    kernel_hw = weight.shape[2:]
+    pads = _shapes.conv_padding(padding, x.shape[2:], kernel_hw, stride_hw, dilation_hw, op)
+    _shapes.check_window_fits(op, x.shape, pads, kernel_hw, dilation_hw, "weight")
+    function = Conv2d(stride_hw, pads, dilation_hw, groups)
+    y = function.apply(*inputs)
+    if not y.requires_grad:
+        function.release()  # no graph was recorded: backward will never need the im2col buffer
+    return _shapes.unbatched_output(y, unbatched)

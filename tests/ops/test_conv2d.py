@@ -1,0 +1,297 @@
+"""conv2d against PyTorch, the lecture's worked examples, central-difference gradients and argument checks."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import assert_close, check_against_torch, check_gradients
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import gpucnn
+from gpucnn.ops import _shapes
+from gpucnn.ops.conv2d import Conv2d, conv2d
+
+# A conv output sums C/groups*R*S products (its gradients up to N*P*Q): float32 rounding in two
+# different summation orders differs by more than helpers' default atol of 1e-5.
+ATOL = 1e-4
+
+
+def window_fits(size, kernel, pad_begin, pad_end, dilation):
+    return dilation * (kernel - 1) + 1 <= size + pad_begin + pad_end
+
+
+def torch_conv(padding, input_hw, kernel_hw, stride, dilation):
+    """torch's conv2d for our ``padding``: 'same' with stride > 1 (which torch rejects) pads explicitly."""
+    stride_hw, dilation_hw = _shapes.pair(stride, "stride", "t", 1), _shapes.pair(dilation, "dilation", "t", 1)
+    if padding == "same" and stride_hw != (1, 1):
+        top, bottom, left, right = _shapes.conv_padding("same", input_hw, kernel_hw, stride_hw, dilation_hw, "t")
+
+        def conv(x, w, b=None, groups=1):
+            return F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride, 0, dilation, groups)
+    else:
+
+        def conv(x, w, b=None, groups=1):
+            return F.conv2d(x, w, b, stride, padding, dilation, groups)
+
+    return conv
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    padding = draw(st.one_of(
+        st.integers(0, 3),
+        st.tuples(st.integers(0, 3), st.integers(0, 3)),
+        st.just("same"),  # with stride 2 below: asymmetric pads, the odd pixel at the bottom/right
+        st.just("valid"),
+    ))
+    return dict(
+        N=draw(st.integers(0, 3)),
+        C=groups * draw(st.integers(1, 3)),
+        K=groups * draw(st.integers(1, 3)),
+        groups=groups,
+        H=draw(st.integers(1, 13)),
+        W=draw(st.integers(1, 13)),
+        kernel=kernel,
+        stride=draw(st.one_of(st.integers(1, 5), st.tuples(st.integers(1, 5), st.integers(1, 5)))),  # up to > kernel
+        padding=padding,
+        dilation=draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))),
+        bias=draw(st.booleans()),
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own zero-padded copy
+@settings(max_examples=200, deadline=None)
+@given(config=conv_configs(), seed=st.integers(0, 2**31))
+def test_random_configs_match_torch(config, seed):
+    N, C, K, H, W, groups = (config[k] for k in ("N", "C", "K", "H", "W", "groups"))
+    (R, S), stride, padding, dilation = config["kernel"], config["stride"], config["padding"], config["dilation"]
+    stride_hw, dilation_hw = _shapes.pair(stride, "", "", 1), _shapes.pair(dilation, "", "", 1)
+    pads = _shapes.conv_padding(padding, (H, W), (R, S), stride_hw, dilation_hw, "")
+    assume(window_fits(H, R, pads[0], pads[1], dilation_hw[0]) and window_fits(W, S, pads[2], pads[3], dilation_hw[1]))
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, C, H, W)), rng.standard_normal((K, C // groups, R, S))]
+    if config["bias"]:
+        arrays.append(rng.standard_normal(K))
+    reference = torch_conv(padding, (H, W), (R, S), stride, dilation)
+    check_against_torch(
+        lambda x, w, b=None: conv2d(x, w, b, stride, padding, dilation, groups),
+        lambda x, w, b=None: reference(x, w, b, groups),
+        *arrays, atol=ATOL, seed=seed,
+    )
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, bias, kwargs",
+    [
+        ((2, 2, 5, 4), (3, 2, 3, 2), True, dict(stride=(2, 1), padding="same", dilation=(1, 2))),
+        ((1, 4, 5, 5), (4, 2, 2, 3), False, dict(stride=2, padding=(1, 0), groups=2)),
+        ((2, 3, 4, 6), (6, 1, 3, 3), True, dict(padding=1, groups=3)),  # depthwise, channel multiplier 2
+        ((3, 4, 4), (2, 3, 1, 1), True, dict(stride=2)),  # unbatched 1x1 downsample
+    ],
+)
+def test_float64_gradients_match_central_differences(rng, x_shape, w_shape, bias, kwargs):
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
+    if bias:
+        arrays.append(rng.standard_normal(w_shape[0]))
+    check_gradients(lambda x, w, b=None: conv2d(x, w, b, **kwargs), *arrays)
+
+
+# ---------------------------------------------------------------------------- worked examples (lecture 4)
+@pytest.mark.parametrize("stride, padding, size", [(1, 0, 5), (2, 0, 3), (1, 1, 7)])
+def test_lecture_7x7_input_3x3_filter(rng, stride, padding, size):
+    x, w = rng.standard_normal((1, 1, 7, 7)), rng.standard_normal((1, 1, 3, 3))
+    y = conv2d(x, w, stride=stride, padding=padding)
+    assert y.shape == (1, 1, size, size)
+    assert_close(y, F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride, padding=padding))
+
+
+def test_lecture_homework_conv_relu_maxpool():
+    from gpucnn.nn.functional import max_pool2d, relu
+
+    image = np.array([[1, 2, 3, 4, 5], [2, 2, 1, 1, 1], [3, 2, 1, 1, 1], [4, 1, 1, 1, 1], [5, 1, 1, 1, 1]], np.float32)
+    kernel = np.array([[0, -1, 0], [1, 1, 1], [0, -1, 0]], np.float32)
+    y = conv2d(image[None, None], kernel[None, None], stride=2)
+    np.testing.assert_array_equal(y.numpy(), [[[[1, -2], [3, 1]]]])
+    pooled = max_pool2d(relu(y), 2)
+    np.testing.assert_array_equal(pooled.numpy(), [[[[3]]]])
+
+
+# ---------------------------------------------------------------------------- special inputs and layouts
+def test_empty_batch(rng):
+    x = gpucnn.tensor(np.zeros((0, 3, 6, 5), np.float32), requires_grad=True)
+    w = gpucnn.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    b = gpucnn.tensor(np.ones(4, np.float32), requires_grad=True)
+    y = conv2d(x, w, b, stride=2, padding=1)
+    assert y.shape == (0, 4, 3, 3)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3, 6, 5)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((4, 3, 3, 3)))
+    np.testing.assert_array_equal(b.grad.numpy(), np.zeros(4))
+
+
+def test_non_contiguous_input(rng):
+    x, w, b = rng.standard_normal((2, 3, 7, 5)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    # gpucnn's transpose is a NumPy view, so conv2d sees a non-contiguous (2, 3, 5, 7) array.
+    check_against_torch(
+        lambda x, w, b: conv2d(x.transpose(2, 3), w, b, padding=(1, 0)),
+        lambda x, w, b: F.conv2d(x.transpose(2, 3), w, b, padding=(1, 0)),
+        x, w, b, atol=ATOL,
+    )
+    strided = np.asarray(x, np.float32)[:, ::-1, ::2]  # a NumPy view with negative and doubled strides
+    expected = F.conv2d(torch.from_numpy(strided.copy()), torch.from_numpy(np.asarray(w, np.float32)))
+    assert_close(conv2d(strided, w.astype(np.float32)), expected, atol=ATOL)
+
+
+def test_float64_end_to_end(rng):
+    x, w, b = rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
+    ours = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = conv2d(*ours, stride=2, padding="same", groups=2)
+    expected = F.conv2d(F.pad(theirs[0], (0, 1, 0, 1)), *theirs[1:], stride=2, groups=2)
+    assert y.dtype == np.float64
+    assert_close(y, expected)
+    upstream = rng.standard_normal(y.shape)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    for mine, reference in zip(ours, theirs):
+        assert mine.grad.dtype == np.float64
+        assert_close(mine.grad, reference.grad)
+
+
+def test_nan_and_inf_propagate(rng):
+    x = rng.standard_normal((2, 2, 6, 6)).astype(np.float32)
+    x[0, 0, 1, 1], x[1, 1, 4, 2] = np.nan, np.inf
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    y = conv2d(x, w, padding=1)
+    expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1)
+    assert np.isnan(y.numpy()).sum() > 0 and np.isinf(y.numpy()).sum() > 0
+    assert_close(y, expected, atol=ATOL)
+    check_against_torch(lambda x, w: conv2d(x, w, padding=1), lambda x, w: F.conv2d(x, w, padding=1), x, w, atol=ATOL)
+
+
+def test_downsample_1x1_stride_2(rng):
+    x, w, b = rng.standard_normal((2, 8, 9, 8)), rng.standard_normal((16, 8, 1, 1)), rng.standard_normal(16)
+    check_against_torch(lambda *t: conv2d(*t, stride=2), lambda *t: F.conv2d(*t, stride=2), x, w, b, atol=ATOL)
+
+
+def test_depthwise(rng):
+    x, w, b = rng.standard_normal((3, 5, 9, 7)), rng.standard_normal((5, 1, 3, 3)), rng.standard_normal(5)
+    check_against_torch(lambda *t: conv2d(*t, padding=1, groups=5), lambda *t: F.conv2d(*t, padding=1, groups=5),
+                        x, w, b, atol=ATOL)
+
+
+def test_im2col_buffers_are_reused_without_stale_data(rng):
+    # cols here is 8*9 x 16*32*32 floats (4.7 MB): large enough for the buffer pool, which hands the
+    # first call's buffer, released by its backward, to the second call.
+    first = [rng.standard_normal(shape) for shape in ((16, 8, 32, 32), (5, 8, 3, 3), (5,))]
+    second = [rng.standard_normal(shape) for shape in ((16, 8, 32, 32), (5, 8, 3, 3), (5,))]
+    for arrays in (first, second, first):
+        check_against_torch(lambda *t: conv2d(*t, padding=1), lambda *t: F.conv2d(*t, padding=1), *arrays, atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in matmul:RuntimeWarning")  # inf * 0, as meant
+@pytest.mark.parametrize("stride", [1, 2])
+def test_non_finite_weight_gradients(rng, stride):
+    # With stride 1 a finite weight takes the wide-row col2im; inf or NaN in it takes the plain one,
+    # where the zero padding columns cannot turn into NaN (inf * 0) and reach real positions.
+    # No padding: torch's oneDNN skips padding taps, so inf * (zero padding) is finite there, where
+    # gpucnn, like torch on an explicitly padded input, follows IEEE and gives NaN.
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    w[0, 1, 0, 2], w[2, 0, 1, 1] = np.inf, np.nan
+    x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
+    check_against_torch(lambda x, w: conv2d(x, w, stride=stride), lambda x, w: F.conv2d(x, w, stride=stride),
+                        x, w, atol=ATOL)
+
+
+def test_asymmetric_pads_on_the_function(rng):
+    x, w = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((4, 3, 3, 2))
+    pads = (0, 2, 1, 0)  # top, bottom, left, right
+    check_against_torch(
+        lambda x, w: Conv2d((2, 1), pads, (1, 1), 1).apply(x, w),
+        lambda x, w: F.conv2d(F.pad(x, (pads[2], pads[3], pads[0], pads[1])), w, stride=(2, 1)),
+        x, w, atol=ATOL,
+    )
+
+
+def test_only_the_needed_gradients(rng):
+    x = gpucnn.tensor(rng.standard_normal((2, 3, 5, 5)).astype(np.float32))
+    w = gpucnn.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    b = gpucnn.tensor(np.zeros(4, np.float32))
+    conv2d(x, w, b).sum().backward()
+    assert x.grad is None and b.grad is None and w.grad.shape == (4, 3, 3, 3)
+    b.requires_grad_()
+    w.grad = None
+    conv2d(x, w.detach(), b).sum().backward()
+    assert_close(b.grad, np.full(4, 2 * 3 * 3, np.float32))
+
+
+def test_second_backward_through_the_same_graph_raises(rng):
+    x = gpucnn.tensor(rng.standard_normal((1, 2, 4, 4)).astype(np.float32), requires_grad=True)
+    w = gpucnn.tensor(rng.standard_normal((2, 2, 3, 3)).astype(np.float32), requires_grad=True)
+    y = conv2d(x, w).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_functional_name():
+    assert gpucnn.nn.functional.conv2d is conv2d
+
+
+# ---------------------------------------------------------------------------- argument checks
+X = np.zeros((2, 4, 6, 6), np.float32)
+WEIGHT = np.zeros((6, 4, 3, 3), np.float32)
+F32 = np.float32
+
+
+def as_torch(value):
+    """A torch tensor of ``value``'s data (torch refuses strings and Python lists itself)."""
+    array = np.asarray(value)
+    return torch.from_numpy(array) if array.dtype.kind in "biufc" else value
+
+
+@pytest.mark.parametrize(
+    "x, weight, bias, kwargs, error, message",
+    [
+        (np.zeros((4, 6), F32), WEIGHT, None, {}, ValueError, r"\(N, C, H, W\).*\(4, 6\)"),
+        (np.zeros((1, 2, 4, 6, 6), F32), WEIGHT, None, {}, ValueError, "got shape"),
+        (X, np.zeros((6, 4, 3), F32), None, {}, ValueError, "weight must be 4-D"),
+        (X, np.zeros((6, 3, 3, 3), F32), None, {}, ValueError, "input has 4 channels"),
+        (X, np.zeros((6, 1, 3, 3), F32), None, dict(groups=2), ValueError, "expects 2"),
+        (X, WEIGHT, None, dict(groups=0), ValueError, "groups must be at least 1"),
+        (X, np.zeros((6, 1, 3, 3), F32), None, dict(groups=3), ValueError, "does not divide the input"),
+        (X, np.zeros((5, 2, 3, 3), F32), None, dict(groups=2), ValueError, "does not divide the weight"),
+        (X, WEIGHT, None, dict(groups=1.0), TypeError, "groups must be an int"),
+        (X, WEIGHT, np.zeros(5, F32), {}, ValueError, r"bias must have shape \(6,\)"),
+        (X, WEIGHT, np.zeros((6, 1), F32), {}, ValueError, "bias must have shape"),
+        (X, WEIGHT, None, dict(stride=0), ValueError, "stride must be at least 1"),
+        (X, WEIGHT, None, dict(stride=(1, -1)), ValueError, "stride must be at least 1"),
+        (X, WEIGHT, None, dict(dilation=0), ValueError, "dilation must be at least 1"),
+        (X, WEIGHT, None, dict(padding=-1), ValueError, "padding must be at least 0"),
+        (X, WEIGHT, None, dict(padding="full"), ValueError, "'valid' or 'same'"),
+        (X, WEIGHT, None, dict(padding=(1, 1, 1)), TypeError, "pair of ints"),
+        (X, WEIGHT, None, dict(padding=1.5), TypeError, "pair of ints"),
+        (X, np.zeros((6, 4, 9, 3), F32), None, dict(padding=1), ValueError, r"larger than\s+the padded input"),
+        (X, WEIGHT, None, dict(dilation=4), ValueError, "larger than"),
+        (X.astype(np.int64), WEIGHT, None, {}, TypeError, "floating-point"),
+        (X, WEIGHT.astype(np.int32), None, {}, TypeError, "weight must be a floating-point"),
+        ([["a"]], WEIGHT, None, {}, TypeError, "numeric"),
+        (X.astype(np.float64), WEIGHT, None, {}, TypeError, "float64 but weight has dtype float32"),
+        (X, WEIGHT, np.zeros(6, np.float64), {}, TypeError, "bias has dtype float64"),
+    ],
+)
+def test_bad_arguments_fail_before_computing(x, weight, bias, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        conv2d(x, weight, bias, **kwargs)
+    # PyTorch refuses each of these too: gpucnn is not stricter than it.
+    with pytest.raises((RuntimeError, ValueError, TypeError)):
+        F.conv2d(as_torch(x), as_torch(weight), None if bias is None else as_torch(bias), **kwargs)
+
+
+def test_complex_input_is_refused():
+    # PyTorch convolves complex tensors; gpucnn supports real numbers only.
+    with pytest.raises(TypeError, match="complex"):
+        conv2d(X.astype(np.complex64), WEIGHT)

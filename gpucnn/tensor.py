@@ -16,17 +16,17 @@ from .devices import Device, get_device
 _NUMERIC_KINDS = "biuf"
 
 
-def _to_array(data, dtype, name: str):
-    """Converts array-like ``data`` to a NumPy array under gpucnn's dtype rules.
+def _to_array(data, dtype, name: str, xp=numpy):
+    """Converts array-like ``data`` to an array of ``xp`` under gpucnn's dtype rules.
 
-    NumPy arrays and scalars keep their dtype; Python floats (and lists of them) become float32;
+    Arrays and NumPy scalars keep their dtype; Python floats (and lists of them) become float32;
     integers stay integers. Complex and non-numeric data raise TypeError naming ``name``.
     """
-    keeps_dtype = isinstance(data, (numpy.ndarray, numpy.generic))
+    keeps_dtype = hasattr(data, "dtype")
     try:
-        array = numpy.asarray(data)
+        array = xp.asarray(data)
     except (ValueError, TypeError) as error:
-        raise TypeError(f"{name} must be numeric array-like data; numpy could not convert it: {error}") from None
+        raise TypeError(f"{name} must be numeric array-like data; it could not be converted: {error}") from None
     if array.dtype.kind == "c":
         raise TypeError(f"{name} is complex ({array.dtype}); gpucnn supports real numbers only")
     if array.dtype.kind not in _NUMERIC_KINDS:
@@ -59,9 +59,10 @@ class Tensor:
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
         device = get_device(device)
         if isinstance(data, Tensor):
-            data = data.numpy()
-        array = _to_array(data, dtype, "data")
-        self._init(device.asarray(array.copy() if array is data else array), device, requires_grad)
+            data = data.data if data.device == device else data.numpy()
+        with device.context():
+            array = _to_array(data, dtype, "data", device.xp)
+            self._init(array.copy() if array is data else array, device, requires_grad)
 
     def _init(self, array, device: Device, requires_grad: bool) -> None:
         if requires_grad and array.dtype.kind != "f":
@@ -186,7 +187,7 @@ class Tensor:
                 )
             grad_array = self.device.xp.ones(self.data.shape, dtype=self.dtype)
         else:
-            grad_array = grad.data if isinstance(grad, Tensor) else self.device.asarray(_to_array(grad, None, "grad"))
+            grad_array = as_tensor(grad, "grad", self.device).data
             if tuple(grad_array.shape) != self.shape:
                 raise ValueError(f"grad has shape {tuple(grad_array.shape)}, but the tensor has shape {self.shape}")
             grad_array = grad_array.astype(self.dtype, copy=False)
@@ -309,4 +310,5 @@ def as_tensor(value, name: str, device=None) -> Tensor:
     if isinstance(value, Tensor):
         return value
     device = get_device(device)
-    return Tensor._from_array(device.asarray(_to_array(value, None, name)), device, False)
+    with device.context():
+        return Tensor._from_array(_to_array(value, None, name, device.xp), device, False)

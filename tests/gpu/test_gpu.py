@@ -1,0 +1,115 @@
+"""On a real GPU: the kernels against the CPU reference, tensors past 2^31 elements, and training.
+
+Every op test in tests/ops also runs on each usable GPU (``check_op`` iterates over
+``gpucnn.devices()``); these add what only a GPU can hold or show. Marked ``gpu``: skipped where no
+usable GPU exists.
+"""
+
+import numpy as np
+import pytest
+
+import gpucnn
+from gpucnn import nn
+from gpucnn.nn import functional as F
+from helpers import assert_close
+
+pytestmark = pytest.mark.gpu
+
+BIG = 2**31 + 4096  # elements: past what a 32-bit index can address
+
+
+def _on_both(fn, *arrays):
+    """fn's output and input gradients on cpu and cuda, for a fixed random upstream gradient."""
+    results = []
+    for device in ("cpu", "cuda"):
+        inputs = [gpucnn.tensor(a, device=device, requires_grad=True) for a in arrays]
+        out = fn(*inputs)
+        upstream = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+        out.backward(upstream)
+        results.append([out.numpy()] + [t.grad.numpy() for t in inputs])
+    return results
+
+
+@pytest.mark.parametrize("case", [
+    dict(x=(2, 3, 17, 19), w=(8, 3, 3, 3), kw=dict(stride=1, padding=1)),
+    dict(x=(1, 4, 15, 13), w=(6, 2, 5, 3), kw=dict(stride=(2, 3), padding="same", dilation=(1, 2), groups=2)),
+    dict(x=(3, 16, 33, 31), w=(16, 1, 3, 3), kw=dict(stride=2, padding=1, groups=16)),
+    dict(x=(4, 64, 32, 32), w=(128, 64, 1, 1), kw=dict(stride=2)),
+    dict(x=(2, 130, 9, 9), w=(70, 130, 3, 3), kw=dict(padding="valid")),
+])
+def test_conv2d_matches_cpu(case):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(case["x"]).astype(np.float32)
+    w = rng.standard_normal(case["w"]).astype(np.float32)
+    b = rng.standard_normal(case["w"][0]).astype(np.float32)
+    cpu, gpu = _on_both(lambda x, w, b: F.conv2d(x, w, b, **case["kw"]), x, w, b)
+    for name, ours, reference in zip(("output", "dx", "dw", "db"), gpu, cpu):
+        assert_close(ours, reference, atol=1e-4, rtol=1e-4, name=name)
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True),
+    lambda x: F.max_pool2d(x, 2, dilation=2),
+    lambda x: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+    lambda x: F.avg_pool2d(x, 2),
+    lambda x: F.relu(x),
+    lambda x: F.leaky_relu(x, 0.2),
+])
+def test_pool_and_activation_match_cpu(op):
+    x = np.random.default_rng(0).standard_normal((3, 5, 23, 17)).astype(np.float32)
+    x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    cpu, gpu = _on_both(op, x)
+    for ours, reference in zip(gpu, cpu):
+        assert_close(ours, reference)
+
+
+def test_relu_past_2_31_elements():
+    import cupy
+
+    x = gpucnn.tensor(cupy.random.default_rng(0).standard_normal(BIG, dtype=cupy.float32), device="cuda",
+                      requires_grad=True)
+    y = F.relu(x)
+    assert bool((y.data == cupy.maximum(x.data, 0)).all())
+    y.backward(cupy.ones(BIG, dtype=cupy.float32))
+    assert bool((x.grad.data == (x.data > 0)).all())
+    assert float(y.data[-4096:].sum()) == float(cupy.maximum(x.data[-4096:], 0).sum())
+
+
+def test_max_pool_past_2_31_elements():
+    import cupy
+
+    shape = (2, 1, 32768, 32770)  # 2,147,614,720 elements
+    assert np.prod(shape) > 2**31
+    x = gpucnn.tensor(cupy.random.default_rng(0).standard_normal(shape, dtype=cupy.float32), device="cuda",
+                      requires_grad=True)
+    y = F.max_pool2d(x, 2)
+    windows = x.data.reshape(2, 1, 16384, 2, 16385, 2)
+    assert bool((y.data == windows.max(axis=(3, 5))).all())
+    y.backward(cupy.ones(y.shape, dtype=cupy.float32))
+    grad_windows = x.grad.data.reshape(2, 1, 16384, 2, 16385, 2)
+    assert bool((grad_windows.sum(axis=(3, 5)) == 1).all())  # one winner per window, none lost past 2^31
+    assert bool(((grad_windows * windows).sum(axis=(3, 5)) == y.data).all())
+
+
+def test_training_on_gpu_matches_cpu():
+    """A few optimizer steps of a small CNN give the same losses on cpu and cuda."""
+    from gpucnn.data import make_shapes
+
+    images, labels = make_shapes(64, 12, seed=0)
+    losses = {}
+    for device in ("cpu", "cuda"):
+        gpucnn.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                              nn.Flatten(), nn.Linear(8 * 3 * 3, 4)).to(device)
+        optimizer = gpucnn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        losses[device] = []
+        for step in range(5):
+            batch = slice(16 * (step % 4), 16 * (step % 4) + 16)
+            loss = F.cross_entropy(model(gpucnn.tensor(images[batch], device=device)),
+                                   gpucnn.tensor(labels[batch], device=device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses[device].append(loss.item())
+    assert_close(np.array(losses["cuda"]), np.array(losses["cpu"]), atol=1e-4, rtol=1e-4, name="losses")

@@ -1,0 +1,50 @@
+"""A small forward + backward of every CUDA kernel, for compute-sanitizer (memcheck, racecheck).
+
+    compute-sanitizer --tool memcheck python -m bench.kernel_smoke --device cuda
+
+Shapes are awkward on purpose (odd sizes, not multiples of a block or tile, padding, dilation,
+groups, ceil_mode) and small, so a sanitizer run takes seconds. Prints one line per op.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy
+
+import gpucnn
+from gpucnn.nn import functional as F
+
+CASES = {
+    "conv2d": lambda x, w: F.conv2d(x, w, None, stride=(2, 1), padding="same", dilation=(1, 2), groups=2),
+    "conv2d_bias": lambda x, w: F.conv2d(x, w, gpucnn.tensor(numpy.ones(6, numpy.float32), device=x.device), padding=1, groups=2),
+    "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
+    "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
+    "avg_pool2d": lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+    "relu": lambda x, w: F.relu(x),
+    "leaky_relu": lambda x, w: F.leaky_relu(x, 0.1),
+}
+
+
+def run(device: str) -> None:
+    rng = numpy.random.default_rng(0)
+    x_data = rng.standard_normal((3, 4, 13, 11)).astype(numpy.float32)
+    w_data = rng.standard_normal((6, 2, 3, 3)).astype(numpy.float32)
+    target = gpucnn.device(device)
+    for name, op in CASES.items():
+        x = gpucnn.tensor(x_data, device=device, requires_grad=True)
+        w = gpucnn.tensor(w_data, device=device, requires_grad=True)
+        y = op(x, w)
+        y.backward(numpy.ones(y.shape, numpy.float32))
+        target.synchronize()
+        print(f"{name}: output {y.shape}, |dx| = {float(abs(x.grad.numpy()).sum()):.4f}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cudasim")
+    run(parser.parse_args(argv).device)
+
+
+if __name__ == "__main__":
+    main()

@@ -62,3 +62,14 @@ def test_cudasim_without_compiler_says_why(monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/g++")
     with pytest.raises(RuntimeError, match="g\\+\\+"):
         gpucnn.device("cudasim")
+
+
+@pytest.mark.skipif(cuda.probe()[0] > 0, reason="a GPU is usable here")
+def test_cupy_installed_without_gpu_falls_back_to_cpu(fresh_probe):
+    """`pip install gpucnn[cuda12]` on a machine with no GPU: CuPy imports, gpucnn uses the cpu."""
+    pytest.importorskip("cupy")
+    assert gpucnn.default_device().name == "cpu"
+    assert gpucnn.tensor([1.0]).device.name == "cpu"
+    assert not any(name.startswith("cuda") for name in gpucnn.devices())
+    with pytest.raises(RuntimeError, match="no usable NVIDIA driver|reports no GPU"):
+        gpucnn.device("cuda")

@@ -2,6 +2,10 @@
 
 Layout is NCHW. Window geometry (padding, ceil_mode, strided tap views) is shared with max pooling
 (:class:`gpucnn.ops.maxpool2d.PoolGeometry`).
+
+``avg_pool2d`` runs the NumPy reference on the cpu and ``cuda/avgpool2d.cu`` on the kernel devices
+(float32). ``adaptive_avg_pool2d`` is written once against the device's array module and serves
+every device (its windows differ per output, and a global pool is a plain mean).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import as_tensor
 from ._shapes import batched_input, unbatched_output
+from ._kernels import kernel_array, launch_elementwise, require_float32
 from .maxpool2d import PoolGeometry, pool_geometry
 
 
@@ -68,6 +73,28 @@ class AvgPool2d(Function):
                 g.tap(padded, r, s)[...] += share
         return (g.crop(padded),)
 
+    def _kernel_args(self) -> tuple:
+        """Geometry and divisor rule as the avgpool2d kernels take them (no dilation: always 1)."""
+        divisor = 0 if self.divisor_override is None else self.divisor_override  # 0: no override
+        return self.geometry.kernel_args()[:10] + (numpy.int32(self.count_include_pad), numpy.float32(divisor))
+
+    def forward_gpu(self, x):
+        xp, g = self.xp, self.geometry
+        x = kernel_array(xp, x)
+        self.input_shape = x.shape
+        y = xp.empty(x.shape[:2] + g.output_hw, dtype=xp.float32)
+        launch_elementwise(self, "avgpool2d", "avgpool2d_forward", y.size,
+                       (x, y, numpy.int64(y.size)) + self._kernel_args())
+        return y
+
+    def backward_gpu(self, grad):
+        xp = self.xp
+        grad = kernel_array(xp, grad)
+        grad_input = xp.empty(self.input_shape, dtype=xp.float32)
+        launch_elementwise(self, "avgpool2d", "avgpool2d_backward", grad_input.size,
+                       (grad, grad_input, numpy.int64(grad_input.size)) + self._kernel_args())
+        return (grad_input,)
+
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
@@ -81,11 +108,14 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
         count_include_pad: count the padding in the divisor.
         divisor_override: a non-zero int used as every window's divisor instead.
 
+    On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
+
     Returns:
         (N, C, P, Q) Tensor (or (C, P, Q)).
     """
     op = "avg_pool2d"
     x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
+    require_float32(op, x)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode)
     if not isinstance(count_include_pad, (bool, numpy.bool_)):
         raise TypeError(f"{op}: count_include_pad must be a bool, got {count_include_pad!r}")
@@ -115,7 +145,8 @@ class AdaptiveAvgPool2d(Function):
         """[(start, end)] of each of the ``out`` windows over ``size`` input positions."""
         return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
 
-    def forward_cpu(self, x):
+    def forward(self, x):
+        """Every device: slices and means of the array module, no kernel."""
         xp = self.xp
         N, C, H, W = self.input_shape = x.shape
         out_h, out_w = self.output_hw
@@ -128,7 +159,7 @@ class AdaptiveAvgPool2d(Function):
                 output[:, :, :, j] = rows[:, :, :, start:end].mean(axis=3)
         return output
 
-    def backward_cpu(self, grad):
+    def backward(self, grad):
         xp = self.xp
         N, C, H, W = self.input_shape
         out_h, out_w = self.output_hw

@@ -28,6 +28,11 @@ row r, each a shift by s*dw of one such contiguous row per channel, are summed w
 only the R row sums are added into the padded gradient with strided adds. A shift carries the zero
 columns q >= Q over a row's end into the next row's start, adding nothing; a weight holding inf or
 NaN would make those columns NaN (inf * 0), so it takes the plain path.
+
+The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_gpu``/``backward_gpu``):
+the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
+buffer), backward-filter split over N*P*Q into partial sums that a second kernel adds in a fixed
+order, and a per-channel reduction for the bias gradient. No float atomics: results are reproducible.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
-from . import _shapes
+from . import _kernels, _shapes
 
 
 class _BufferPool:
@@ -178,6 +183,96 @@ class Conv2d(Function):
             _pool.give(self.workspace)
             self.workspace = None
 
+    # ----------------------------------------------------------------- kernel devices (cuda/conv2d.cu)
+    TILE = 64  # result tile of the GEMM kernels (64 x 64 per block of THREADS threads)
+    MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
+    # Backward-filter reduces over N*P*Q; with few (K, C*R*S) tiles that leaves most of a GPU idle, so
+    # the reduction is split into chunks (multiples of 16, at least FILTER_MIN_CHUNK positions) until
+    # about FILTER_TARGET_BLOCKS blocks run. The rule depends only on shapes, never on the GPU, so the
+    # summation order (and the result) is the same on every card.
+    FILTER_TARGET_BLOCKS = 512
+    FILTER_MIN_CHUNK = 256
+
+    def _kernel_geometry(self, P: int, Q: int) -> tuple:
+        """int32 (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
+        dilation_w, groups), the arguments every conv2d kernel takes after its arrays."""
+        (K, _, R, S), (top, _, left, _) = self.weight.shape, self.pads
+        values = self.x_shape + (K, R, S, P, Q) + self.stride + (top, left) + self.dilation + (self.groups,)
+        return tuple(numpy.int32(value) for value in values)
+
+    def _launch(self, name: str, grid: tuple, args: tuple) -> None:
+        self.device.kernel("conv2d", name)(grid, (_kernels.THREADS,), args)
+
+    def forward_gpu(self, x, weight, bias=None):
+        """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None, all float32 -> y: (N, K, P, Q)."""
+        xp, tile = self.xp, self.TILE
+        self.x, self.weight = (_kernels.kernel_array(xp, a) for a in (x, weight))
+        self.x_shape, self.has_bias = x.shape, bias is not None
+        N, C, H, W = x.shape
+        K, _, R, S = weight.shape
+        top, bottom, left, right = self.pads
+        P = _shapes.output_size(H, R, self.stride[0], top, bottom, self.dilation[0])
+        Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
+        y = xp.empty((N, K, P, Q), dtype=xp.float32)
+        if y.size:
+            # a 1-element dummy stands in for a missing bias (has_bias = 0): kernels take no null pointers
+            bias = xp.zeros(1, xp.float32) if bias is None else _kernels.kernel_array(xp, bias)
+            grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
+            self._launch("conv2d_forward", grid,
+                         (self.x, self.weight, bias, y, numpy.int32(self.has_bias)) + self._kernel_geometry(P, Q))
+        return y
+
+    def backward_gpu(self, grad):
+        """grad: (N, K, P, Q) -> (dx, dweight, dbias) as backward_cpu, from the kernels."""
+        xp, tile, groups = self.xp, self.TILE, self.groups
+        need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
+        grad = _kernels.kernel_array(xp, grad)
+        N, K, P, Q = grad.shape
+        C, H, W = self.x_shape[1:]
+        _, group_channels, R, S = self.weight.shape
+        geometry = self._kernel_geometry(P, Q)
+        grad_input = grad_weight = grad_bias = None
+        if need_bias:
+            grad_bias = xp.zeros(K, dtype=xp.float32)
+            if grad.size:
+                self._launch("conv2d_backward_bias", (K,), (grad, grad_bias, numpy.int32(N), numpy.int32(K),
+                                                            numpy.int64(P * Q)))
+        if need_weight:
+            grad_weight = xp.zeros(self.weight.shape, dtype=xp.float32)
+            positions, columns = N * P * Q, group_channels * R * S
+            if positions and grad_weight.size:
+                tiles = -(-columns // tile) * -(-(K // groups) // tile) * groups
+                splits = max(1, min(-(-self.FILTER_TARGET_BLOCKS // tiles), -(-positions // self.FILTER_MIN_CHUNK),
+                                    self.MAX_GRID_YZ // groups))
+                chunk = -(-positions // splits)
+                chunk = -(-chunk // 16) * 16  # whole reduction steps of the kernel
+                splits = -(-positions // chunk)
+                partial = grad_weight if splits == 1 else xp.empty((splits,) + self.weight.shape, dtype=xp.float32)
+                grid = (-(-columns // tile), -(-(K // groups) // tile), groups * splits)
+                self._launch("conv2d_backward_filter", grid,
+                             (self.x, grad, partial) + geometry + (numpy.int64(chunk),))
+                if splits > 1:
+                    count = grad_weight.size
+                    blocks = _kernels.blocks_for(count)  # the kernel strides over the rest
+                    self._launch("conv2d_backward_filter_reduce", (blocks,),
+                                 (partial, grad_weight, numpy.int64(count), numpy.int32(splits)))
+        if need_input:
+            grad_input = xp.empty(self.x_shape, dtype=xp.float32)
+            if grad_input.size:
+                # The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag
+                # picks it for finite weights and the exact gather otherwise, with no host round trip.
+                nonfinite = xp.zeros(1, dtype=xp.int32)
+                count = self.weight.size
+                self._launch("conv2d_weight_nonfinite", (_kernels.blocks_for(count),),
+                             (self.weight, numpy.int64(count), nonfinite))
+                arrays = (grad, self.weight, grad_input, nonfinite)
+                self._launch("conv2d_backward_data", (-(-N * H * W // tile), -(-group_channels // tile), groups),
+                             arrays + geometry)
+                # few blocks: they exit at once in the usual case, and stride over the input otherwise
+                self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
+                             arrays + geometry)
+        return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
+
     # ----------------------------------------------------------------- im2col / col2im
     def _im2col(self, x, P: int, Q: int):
         """cols (C, R, S, N, P, Q), in the workspace: x_padded[n, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, n, p, q]."""
@@ -279,6 +374,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
             stride > 1, which PyTorch rejects).
         groups: >= 1, dividing both C and K.
 
+    On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
+
     Returns:
         (N, K, P, Q), or (K, P, Q) for unbatched input, with
         P = floor((H + pad_top + pad_bottom - dilation_h*(R-1) - 1) / stride_h) + 1, Q likewise.
@@ -314,6 +411,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
         raise ValueError(
             f"{op}: input has {channels} channels but weight {weight.shape} with groups={groups} expects "
             f"{weight.shape[1] * groups} (weight.shape[1] * groups); input shape {x.shape}"
+        )
+    _kernels.require_float32(op, x, f"input shape {x.shape}, weight shape {weight.shape}")
+    if x.device.runs_kernels and groups > Conv2d.MAX_GRID_YZ:
+        raise ValueError(
+            f"{op}: the kernels of device '{x.device}' run at most {Conv2d.MAX_GRID_YZ} groups, got {groups}"
         )
     inputs = [x, weight]
     if bias is not None:

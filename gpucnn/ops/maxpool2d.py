@@ -3,6 +3,9 @@ pooling ops share (argument checks, output size, padded input and strided tap vi
 
 Layout is NCHW. An output pixel (p, q) reads the window of input rows ``p*stride_h - pad_h + r*dilation_h``
 for taps r in [0, kernel_h), and likewise for columns; taps outside the input are padding.
+
+The cpu runs the NumPy reference (``forward_cpu``/``backward_cpu``); the kernel devices run
+``cuda/maxpool2d.cu`` (``forward_gpu``/``backward_gpu``) on float32, with the geometry computed here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import numpy
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
+from ._kernels import kernel_array, launch_elementwise, require_float32
 from ._shapes import batched_input, output_size, pair, unbatched_output
 
 
@@ -49,6 +53,12 @@ class PoolGeometry:
         (P, Q), (stride_h, stride_w), (dilation_h, dilation_w) = self.output_hw, self.stride, self.dilation
         top, left = r * dilation_h, s * dilation_w
         return padded[:, :, top : top + (P - 1) * stride_h + 1 : stride_h, left : left + (Q - 1) * stride_w + 1 : stride_w]
+
+    def kernel_args(self) -> tuple:
+        """The window geometry as the pooling kernels take it: int32 (H, W, P, Q, kernel_h, kernel_w,
+        stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w)."""
+        values = self.input_hw + self.output_hw + self.kernel + self.stride + self.padding + self.dilation
+        return tuple(numpy.int32(value) for value in values)
 
     def crop(self, padded):
         """Undoes :meth:`padded`: the (N, C, H, W) input region of a padded block, contiguous."""
@@ -153,6 +163,25 @@ class MaxPool2d(Function):
         summed = xp.bincount(flat, weights=grad.reshape(-1).astype(numpy.float64), minlength=N * C * H * W)
         return (summed.astype(grad.dtype).reshape(self.input_shape),)
 
+    def forward_gpu(self, x):
+        xp, g = self.xp, self.geometry
+        x = kernel_array(xp, x)
+        self.input_shape = x.shape
+        output_shape = x.shape[:2] + g.output_hw
+        y = xp.empty(output_shape, dtype=xp.float32)
+        self.indices = xp.empty(output_shape, dtype=xp.int64)
+        launch_elementwise(self, "maxpool2d", "maxpool2d_forward", y.size,
+                       (x, y, self.indices, numpy.int64(y.size)) + g.kernel_args())
+        return y
+
+    def backward_gpu(self, grad):
+        xp = self.xp
+        grad = kernel_array(xp, grad)
+        grad_input = xp.empty(self.input_shape, dtype=xp.float32)
+        launch_elementwise(self, "maxpool2d", "maxpool2d_backward", grad_input.size,
+                       (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + self.geometry.kernel_args())
+        return (grad_input,)
+
 
 def _check_no_empty_window(op: str, geometry: PoolGeometry, input_shape: tuple) -> None:
     """ValueError when a dilated window's taps all fall in the padding (no input pixel to take the max of)."""
@@ -179,6 +208,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         ceil_mode: round the output size up (the last window may then run past the padding).
         return_indices: also return the (N, C, P, Q) int64 Tensor of flat indices h*W + w of the maxima.
 
+    On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
+
     Returns:
         (N, C, P, Q) Tensor (or (C, P, Q)), and the indices when ``return_indices``.
     """
@@ -186,6 +217,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
     if not isinstance(return_indices, (bool, numpy.bool_)):
         raise TypeError(f"{op}: return_indices must be a bool, got {return_indices!r}")
+    require_float32(op, x)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_no_empty_window(op, geometry, x.shape)
     function = MaxPool2d(geometry)

@@ -1,7 +1,8 @@
 """ReLU and leaky ReLU, elementwise on any shape.
 
-The CUDA devices will run kernels for these (``forward_gpu``/``backward_gpu``); the cpu runs the
-NumPy reference below.
+The cpu runs the NumPy reference (``forward_cpu``/``backward_cpu``); the kernel devices (``cuda``,
+``cudasim``) run the kernels of ``cuda/relu.cu`` (``forward_gpu``/``backward_gpu``), on float32
+only: the public calls raise TypeError for other dtypes there.
 
 Gradient at the kink and at NaN follows PyTorch: ReLU passes the upstream gradient unless the input
 is <= 0 (so at exactly 0 the gradient is 0, and at NaN it passes); leaky ReLU passes it where the
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import numbers
 
+import numpy
+
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
+from ._kernels import kernel_array, launch_elementwise, require_float32
 
 
 class ReLU(Function):
@@ -26,6 +30,21 @@ class ReLU(Function):
 
     def backward_cpu(self, grad_output):
         return (self.xp.where(self.x <= 0, self.xp.zeros((), dtype=grad_output.dtype), grad_output),)
+
+    def forward_gpu(self, x):
+        xp = self.xp
+        self.x = kernel_array(xp, x)
+        y = xp.empty(x.shape, dtype=xp.float32)
+        launch_elementwise(self, "relu", "relu_forward", y.size, (self.x, y, numpy.int64(y.size)))
+        return y
+
+    def backward_gpu(self, grad_output):
+        xp = self.xp
+        grad_output = kernel_array(xp, grad_output)
+        grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
+        launch_elementwise(self, "relu", "relu_backward", grad_input.size,
+                            (self.x, grad_output, grad_input, numpy.int64(grad_input.size)))
+        return (grad_input,)
 
 
 class LeakyReLU(Function):
@@ -43,11 +62,29 @@ class LeakyReLU(Function):
         slope = grad_output.dtype.type(self.negative_slope)
         return (self.xp.where(self.x > 0, grad_output, grad_output * slope),)
 
+    def forward_gpu(self, x):
+        xp = self.xp
+        self.x = kernel_array(xp, x)
+        y = xp.empty(x.shape, dtype=xp.float32)
+        launch_elementwise(self, "relu", "leaky_relu_forward", y.size,
+                            (self.x, y, numpy.float32(self.negative_slope), numpy.int64(y.size)))
+        return y
+
+    def backward_gpu(self, grad_output):
+        xp = self.xp
+        grad_output = kernel_array(xp, grad_output)
+        grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
+        launch_elementwise(self, "relu", "leaky_relu_backward", grad_input.size,
+                            (self.x, grad_output, grad_input, numpy.float32(self.negative_slope),
+                             numpy.int64(grad_input.size)))
+        return (grad_input,)
+
 
 def _float_input(input, op: str) -> Tensor:
     x = as_tensor(input, f"{op}: input")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
+    require_float32(op, x)
     return x
 
 
@@ -62,6 +99,8 @@ def _check_not_inplace(inplace, op: str) -> None:
 def relu(input, inplace: bool = False) -> Tensor:
     """Rectified linear unit, elementwise. input: any shape; output: the same shape and dtype.
 
+    On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
+
     >>> relu(gpucnn.tensor([1.0, -2.0, 3.0, -1.0])).tolist()
     [1.0, 0.0, 3.0, 0.0]
     """
@@ -71,7 +110,10 @@ def relu(input, inplace: bool = False) -> Tensor:
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """x where x > 0, else negative_slope * x. input: any shape; output: the same shape and dtype."""
+    """x where x > 0, else negative_slope * x. input: any shape; output: the same shape and dtype.
+
+    On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
+    """
     _check_not_inplace(inplace, "leaky_relu")
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"leaky_relu: negative_slope must be a real number, got {negative_slope!r}")

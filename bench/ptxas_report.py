@@ -1,0 +1,188 @@
+"""Registers, shared memory and spills of every CUDA kernel on every target GPU, from ptxas.
+
+    python -m bench.ptxas_report                 # table to stdout, .md/.json to bench/results/
+    python -m bench.ptxas_report --out /tmp/results
+
+Compiles each cuda/*.cu with ``nvcc -cubin -arch=sm_XX -std=c++17 -I cuda -Xptxas -v`` for sm_75,
+sm_80, sm_86, sm_87 (Jetson Orin), sm_89 and sm_90, and, when the ``nvidia-cuda-nvrtc-cu12`` wheel
+is installed, with CUDA 12's NVRTC (``--ptxas-options=-v``) for the older targets nvcc 13 dropped:
+sm_53 (Jetson Nano), sm_60 (P100), sm_62 (TX2), sm_70 (V100), sm_72 (Xavier). Parses ptxas's
+report per kernel: registers per thread, static shared memory, stack frame and spill bytes. No GPU
+needed. Writes ``ptxas_nvcc-<version>_<date>.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import RESULTS_DIR
+
+CUDA_DIR = Path(__file__).resolve().parents[1] / "cuda"
+NVCC_ARCHS = ["sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90"]
+NVRTC_ARCHS = ["sm_53", "sm_60", "sm_62", "sm_70", "sm_72"]
+
+_ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
+_SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+_USED = re.compile(r"Used (\d+) registers(?:, used \d+ barriers)?(?:, (\d+) bytes smem)?")
+
+
+def parse_ptxas(text: str, source: str, compiler: str) -> list[dict]:
+    """One row per kernel in a ``ptxas -v`` report: kernel, file, arch, compiler, registers,
+    shared_bytes (static), stack_bytes, spill_store_bytes, spill_load_bytes."""
+    rows, row = [], None
+    for line in text.splitlines():
+        entry = _ENTRY.search(line)
+        if entry:
+            row = {"kernel": entry.group(1), "file": source, "arch": entry.group(2), "compiler": compiler}
+            rows.append(row)
+            continue
+        if row is None:
+            continue
+        spills = _SPILLS.search(line)
+        if spills:
+            row["stack_bytes"], row["spill_store_bytes"], row["spill_load_bytes"] = map(int, spills.groups())
+        used = _USED.search(line)
+        if used:
+            row["registers"] = int(used.group(1))
+            row["shared_bytes"] = int(used.group(2) or 0)
+    return rows
+
+
+def nvcc_version(nvcc: str) -> str:
+    output = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"V(\d+\.\d+\.\d+)", output)
+    return match.group(1) if match else "unknown"
+
+
+def nvcc_rows(nvcc: str, sources: list[Path]) -> list[dict]:
+    """ptxas rows of every source for every nvcc arch (compiles run in parallel); raises on a failed compile."""
+    compiler = f"nvcc {nvcc_version(nvcc)}"
+    with tempfile.TemporaryDirectory() as out:
+        def compile_one(job):
+            source, arch = job
+            command = [nvcc, "-cubin", f"-arch={arch}", "-std=c++17", "-I", str(CUDA_DIR), "-Xptxas", "-v",
+                       "-o", os.path.join(out, f"{source.stem}_{arch}.cubin"), str(source)]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+            return parse_ptxas(result.stdout + result.stderr, source.name, compiler)
+
+        jobs = [(source, arch) for source in sources for arch in NVCC_ARCHS]
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            return [row for rows in pool.map(compile_one, jobs) for row in rows]
+
+
+def load_nvrtc():
+    """(CUDA 12 libnvrtc from the nvidia-cuda-nvrtc-cu12 wheel, its version) or (None, why not)."""
+    try:
+        import nvidia.cuda_nvrtc as package
+    except ImportError:
+        return None, "nvidia-cuda-nvrtc-cu12 is not installed"
+    paths = [path for folder in package.__path__ for path in sorted(Path(folder, "lib").glob("libnvrtc.so.12*"))]
+    if not paths:
+        return None, "no libnvrtc.so.12 in the nvidia-cuda-nvrtc-cu12 wheel"
+    library = ctypes.CDLL(str(paths[0]))
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    library.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+    return library, f"{major.value}.{minor.value}"
+
+
+def nvrtc_rows(library, version: str, sources: list[Path]) -> list[dict]:
+    """ptxas rows of every source for every old arch, compiled by NVRTC as CuPy would (plus -v)."""
+    rows = []
+    for source in sources:
+        for arch in NVRTC_ARCHS:
+            program = ctypes.c_void_p()
+            library.nvrtcCreateProgram(ctypes.byref(program), source.read_bytes(), source.name.encode(), 0, None, None)
+            options = [f"--gpu-architecture={arch}", "-std=c++17", f"--include-path={CUDA_DIR}", "--ptxas-options=-v"]
+            status = library.nvrtcCompileProgram(program, len(options),
+                                                 (ctypes.c_char_p * len(options))(*(o.encode() for o in options)))
+            size = ctypes.c_size_t()
+            library.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+            log = ctypes.create_string_buffer(size.value)
+            library.nvrtcGetProgramLog(program, log)
+            library.nvrtcDestroyProgram(ctypes.byref(program))
+            text = log.value.decode(errors="replace")
+            if status != 0:
+                raise RuntimeError(f"NVRTC {version} failed on {source.name} for {arch}:\n{text}")
+            rows += parse_ptxas(text, source.name, f"nvrtc {version}")
+    return rows
+
+
+def markdown_table(rows: list[dict], title: str) -> str:
+    """A kernel x arch table of registers (spills noted where not 0), then every row in full."""
+    archs = sorted({row["arch"] for row in rows}, key=lambda arch: int(arch[3:]))
+    kernels = sorted({(row["file"], row["kernel"]) for row in rows})
+    by_key = {(row["kernel"], row["arch"]): row for row in rows}
+    spilling = [row for row in rows if row["spill_store_bytes"] or row["spill_load_bytes"]]
+    lines = [title, "",
+             "Registers per thread; shared memory is static bytes per block (the same on every arch). "
+             + ("**Spills:** " + ", ".join(f"{r['kernel']} on {r['arch']}" for r in spilling) if spilling
+                else "No kernel spills registers on any arch (0 bytes spill stores and loads everywhere)."),
+             "", "| kernel | shared memory B | " + " | ".join(archs) + " |",
+             "|---|---:|" + "---:|" * len(archs)]
+    for file, kernel in kernels:
+        cells = []
+        for arch in archs:
+            row = by_key.get((kernel, arch))
+            if row is None:
+                cells.append("–")
+                continue
+            spill = row["spill_store_bytes"] or row["spill_load_bytes"]
+            cells.append(f"{row['registers']}" + (f" (spill {row['spill_store_bytes']}/{row['spill_load_bytes']} B)"
+                                                  if spill else ""))
+        shared = max(by_key[(kernel, arch)]["shared_bytes"] for arch in archs if (kernel, arch) in by_key)
+        lines.append(f"| {kernel} | {shared} | " + " | ".join(cells) + " |")
+    lines += ["", "| kernel | file | arch | compiler | registers | shared memory B | stack B | spill stores B | "
+              "spill loads B |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for row in sorted(rows, key=lambda r: (r["file"], r["kernel"], int(r["arch"][3:]))):
+        lines.append(f"| {row['kernel']} | {row['file']} | {row['arch']} | {row['compiler']} | {row['registers']} | "
+                     f"{row['shared_bytes']} | {row['stack_bytes']} | {row['spill_store_bytes']} | "
+                     f"{row['spill_load_bytes']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for the .md and .json (default bench/results)")
+    args = parser.parse_args(argv)
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        print("nvcc is not installed: nothing to report", file=sys.stderr)
+        return 1
+    sources = sorted(CUDA_DIR.glob("*.cu"))
+    rows = nvcc_rows(nvcc, sources)
+    compilers = [f"nvcc {nvcc_version(nvcc)} ({', '.join(NVCC_ARCHS)})"]
+    library, nvrtc_version = load_nvrtc()
+    if library is not None:
+        rows += nvrtc_rows(library, nvrtc_version, sources)
+        compilers.append(f"NVRTC {nvrtc_version} ({', '.join(NVRTC_ARCHS)})")
+    else:
+        print(f"old archs skipped: {nvrtc_version}", file=sys.stderr)
+    today = datetime.date.today().isoformat()
+    title = f"# ptxas report: cuda/*.cu, {today}\n\nCompilers: {'; '.join(compilers)}."
+    markdown = markdown_table(rows, title)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"ptxas_nvcc-{nvcc_version(nvcc)}_{today}"
+    (out / f"{stem}.md").write_text(markdown)
+    record = {"date": today, "compilers": compilers, "sources": [s.name for s in sources], "rows": rows}
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(markdown)
+    print(f"wrote {out / (stem + '.md')} and {out / (stem + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+/* common.cuh: helpers shared by the kernels in this folder (conv2d.cu, maxpool2d.cu, ...).
+ *
+ * Plain CUDA C that nvcc (sm_75 ... sm_90), NVRTC (compute_53 and later) and the cudasim g++ shim
+ * all accept: no CUDA headers, no C++ standard library, nothing but built-in variables and
+ * arithmetic. Tensors are NCHW, float32, C-contiguous; element offsets are 64-bit (long long)
+ * wherever a tensor can hold more than 2^31 elements.
+ */
+#ifndef GPUCNN_COMMON_CUH
+#define GPUCNN_COMMON_CUH
+
+/* This thread's index in a 1-D grid, and the number of threads in the grid: the start and the step
+ * of a grid-stride loop, `for (i = first_index(); i < n; i += grid_threads())`, so any n (64-bit)
+ * is covered by a grid capped below CUDA's limits. */
+static __device__ __forceinline__ long long first_index() {
+    return (long long)blockIdx.x * blockDim.x + threadIdx.x;
+}
+static __device__ __forceinline__ long long grid_threads() {
+    return (long long)gridDim.x * blockDim.x;
+}
+
+/* NaN test without math headers: NaN is the only value unequal to itself (no fast-math here). */
+static __device__ __forceinline__ bool is_nan(float value) { return value != value; }
+
+/* Finite test likewise: value - value is exactly 0 for a finite value, NaN for inf and NaN. */
+static __device__ __forceinline__ bool is_finite(float value) { return value - value == 0.0f; }
+
+#endif /* GPUCNN_COMMON_CUH */

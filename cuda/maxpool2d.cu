@@ -1,0 +1,82 @@
+/* maxpool2d.cu: 2-D max pooling, forward (with argmax indices) and backward.
+ *
+ * Layout: x (N, C, H, W), y and indices (N, C, P, Q); float32 (indices int64), C-contiguous. A
+ *   plane is one (n, c) image; planes are independent, so (n, c) is folded into one plane index.
+ * Window of output (p, q): input rows p*stride_h - pad_h + r*dilation_h for taps r in
+ *   [0, kernel_h), columns likewise; taps outside [0, H) x [0, W) are padding and never win.
+ *   P and Q (ceil_mode included) come from the Python geometry, which also guarantees that every
+ *   window holds at least one input pixel.
+ * Launch (both kernels): block (256,), grid (min(ceil(total / 256), 65535),), grid-stride loop over
+ *   total = N*C*P*Q outputs (forward) or N*C*H*W inputs (backward).
+ */
+#include "common.cuh"
+
+/* Thread per output (plane, p, q). Scans the window in row-major tap order and keeps the first
+ * maximum: a tap replaces the running maximum when it is larger, or when it is NaN (so the last
+ * NaN wins and the output is NaN), or when it is the first in-input tap (so a window of -inf values
+ * reports its first in-input tap). Writes the maximum and its flat in-plane index h*W + w. */
+extern "C" __global__ void maxpool2d_forward(
+    const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, long long total,
+    int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,
+    int pad_h, int pad_w, int dilation_h, int dilation_w) {
+    for (long long out = first_index(); out < total; out += grid_threads()) {
+        int q = (int)(out % Q);
+        int p = (int)((out / Q) % P);
+        long long plane = out / ((long long)P * Q);
+        const float* image = x + plane * H * W;
+        int row0 = p * stride_h - pad_h, col0 = q * stride_w - pad_w;
+        float best = 0.0f;
+        long long best_index = -1;
+        for (int r = 0; r < kernel_h; ++r) {
+            int h = row0 + r * dilation_h;
+            if (h < 0 || h >= H) continue;
+            for (int s = 0; s < kernel_w; ++s) {
+                int w = col0 + s * dilation_w;
+                if (w < 0 || w >= W) continue;
+                float value = image[(long long)h * W + w];
+                if (best_index < 0 || value > best || is_nan(value)) {
+                    best = value;
+                    best_index = (long long)h * W + w;
+                }
+            }
+        }
+        y[out] = best;
+        indices[out] = best_index;
+    }
+}
+
+/* Gather form, thread per input pixel (plane, h, w): sums grad_y over the outputs whose argmax is
+ * this pixel. No atomics, so the result does not depend on the order threads run in; the cost is
+ * kernel_h*kernel_w index reads per input pixel instead of one scatter per output.
+ * The outputs whose window can hold (h, w): tap r of output p reads row h when
+ * p*stride_h = h + pad_h - r*dilation_h, i.e. that number is >= 0, divisible by stride_h and
+ * p < P (one r per p at most, so no output is counted twice). Taps are walked from the last to
+ * the first, which visits p (and q) in increasing order, the order of the CPU half's sum. */
+extern "C" __global__ void maxpool2d_backward(
+    const float* __restrict__ grad_y, const long long* __restrict__ indices, float* __restrict__ grad_x,
+    long long total, int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,
+    int pad_h, int pad_w, int dilation_h, int dilation_w) {
+    for (long long in = first_index(); in < total; in += grid_threads()) {
+        int w = (int)(in % W);
+        int h = (int)((in / W) % H);
+        long long plane = in / ((long long)H * W);
+        long long plane_offset = plane * P * Q;
+        long long self = (long long)h * W + w;
+        float sum = 0.0f;
+        for (int r = kernel_h - 1; r >= 0; --r) {
+            int row_numerator = h + pad_h - r * dilation_h;
+            if (row_numerator < 0 || row_numerator % stride_h != 0) continue;
+            int p = row_numerator / stride_h;
+            if (p >= P) continue;
+            for (int s = kernel_w - 1; s >= 0; --s) {
+                int col_numerator = w + pad_w - s * dilation_w;
+                if (col_numerator < 0 || col_numerator % stride_w != 0) continue;
+                int q = col_numerator / stride_w;
+                if (q >= Q) continue;
+                long long out = plane_offset + (long long)p * Q + q;
+                if (indices[out] == self) sum += grad_y[out];
+            }
+        }
+        grad_x[in] = sum;
+    }
+}

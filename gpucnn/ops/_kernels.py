@@ -1,0 +1,39 @@
+"""What the GPU halves of the ops share: launch shapes, the float32 rule, kernel-ready arrays.
+
+The kernels of ``cuda/*.cu`` take C-contiguous float32 arrays and run 256 threads per block. The
+elementwise and pooling kernels give one thread per output (or input) element over a 1-D grid capped
+at 65535 blocks, looping over the rest (grid-stride).
+"""
+
+from __future__ import annotations
+
+import numpy
+
+THREADS = 256
+MAX_BLOCKS = 65535
+
+
+def blocks_for(count: int, cap: int | None = None) -> int:
+    """Blocks of THREADS for ``count`` elements, at most ``cap`` (default MAX_BLOCKS; the kernels
+    stride over the rest)."""
+    return min(-(-count // THREADS), MAX_BLOCKS if cap is None else cap)
+
+
+def launch_elementwise(function, file: str, name: str, count: int, args: tuple) -> None:
+    """Launches kernel ``name`` of ``cuda/<file>.cu`` over ``count`` elements; nothing when count is 0."""
+    if count:
+        function.device.kernel(file, name)((blocks_for(count),), (THREADS,), args)
+
+
+def kernel_array(xp, array):
+    """``array`` as a C-contiguous float32 array of the same shape (0-d stays 0-d), as kernels read it."""
+    return xp.ascontiguousarray(array, dtype=xp.float32).reshape(array.shape)
+
+
+def require_float32(op: str, tensor, shapes: str = "") -> None:
+    """TypeError when ``tensor`` is on a kernel device (cuda, cudasim: float32 kernels) and is not float32."""
+    if tensor.device.runs_kernels and tensor.dtype != numpy.float32:
+        raise TypeError(
+            f"{op}: the kernels of device '{tensor.device}' take float32 only, got dtype {tensor.dtype} "
+            f"({shapes or f'input shape {tensor.shape}'}); convert with .float()"
+        )

@@ -1,0 +1,333 @@
+"""Every CUDA kernel, run by the cudasim device through the public functional ops, against the cpu.
+
+Each case runs an op forward and backward (a random upstream gradient) on the cpu device (NumPy)
+and on cudasim (the kernels of cuda/*.cu compiled for the CPU), and compares the outputs and every
+input gradient: atol 1e-5 + rtol 1e-4 (conv sums in another order), exact where the kernel does
+the same float operations in the same order (max-pool outputs and indices, ReLU, average pooling).
+Every case runs under the thread orders forward, reverse and random (two seeds): a kernel whose
+result depends on the order its threads run in (a missing __syncthreads, a race) fails one of them;
+cudasim also poisons shared memory with NaN at every block start. Shapes are awkward and small.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_close
+
+import gpucnn
+from gpucnn.devices import cudasim
+from gpucnn.nn import functional as F
+from gpucnn.ops import _kernels as kernels_module
+from gpucnn.ops import conv2d as conv2d_module
+
+pytestmark = pytest.mark.skipif(not cudasim.available(), reason="cudasim needs g++ (apt-get install g++)")
+
+ORDERS = [("forward", None), ("reverse", None), ("random", 1), ("random", 2)]
+order_ids = ["forward", "reverse", "random1", "random2"]
+
+
+def run(device: str, fn, arrays, order=("forward", None)):
+    """fn's output and the gradients of its float inputs on ``device`` for a fixed random upstream gradient."""
+    tensors = [gpucnn.tensor(a, device=device, requires_grad=True) for a in arrays]
+    with cudasim.thread_order(*order):
+        out = fn(*tensors)
+        upstream = np.random.default_rng(7).standard_normal(out.shape).astype(np.float32)
+        out.backward(upstream)
+    return [out.numpy()] + [t.grad.numpy() for t in tensors]
+
+
+def compare(fn, arrays, order, exact=(), names=("output", "dx", "dw", "db")):
+    """cudasim against cpu; the results named in ``exact`` must agree bit for bit (NaNs in place)."""
+    expected = run("cpu", fn, arrays)
+    actual = run("cudasim", fn, arrays, order)
+    for name, ours, reference in zip(names, actual, expected):
+        assert ours.dtype == np.float32, f"{name}: dtype {ours.dtype}"
+        if name in exact:
+            np.testing.assert_array_equal(ours, reference, err_msg=f"{name} under thread order {order}")
+        else:
+            assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=f"{name} under thread order {order}")
+
+
+# ----------------------------------------------------------------------------------------------- conv2d
+CONV_CASES = {
+    # batch 1, odd sizes, not multiples of the 64-wide tiles or the 16-deep reduction step
+    "batch1_pad1": ((1, 3, 7, 9), (5, 3, 3, 3), dict(padding=1), True),
+    "stride_above_kernel": ((2, 2, 11, 10), (4, 2, 2, 2), dict(stride=3), True),
+    # 'same' with stride 2: pads (top, bottom, left, right) = (0, 1, 1, 1)
+    "same_stride2_asymmetric": ((2, 3, 8, 7), (4, 3, 3, 3), dict(stride=2, padding="same"), True),
+    "groups_dilation": ((2, 4, 6, 7), (6, 2, 3, 2), dict(groups=2, dilation=(2, 1), padding=(1, 2)), False),
+    "depthwise": ((2, 5, 9, 8), (5, 1, 3, 3), dict(groups=5, stride=2, padding=1), True),
+    # K and C above one 64-row tile; 1x1 kernel
+    "wide_channels": ((1, 70, 4, 5), (66, 70, 1, 1), dict(), True),
+    # N*P*Q = 468 positions: backward-filter runs in 2 splits and the reduce kernel
+    "filter_splits": ((3, 2, 13, 12), (3, 2, 3, 3), dict(padding=1), True),
+    "rectangular_kernel_stride": ((2, 3, 9, 6), (4, 3, 2, 3), dict(stride=(2, 1), padding=(0, 1)), False),
+}
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_conv2d(case, order):
+    x_shape, w_shape, kwargs, with_bias = case
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)]
+    if with_bias:
+        arrays.append(rng.standard_normal(w_shape[0]).astype(np.float32))
+    compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order)
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+def test_conv2d_many_filter_splits(monkeypatch, order):
+    # Chunks of 16 positions: 5 splits over N*P*Q = 70, the last one partial.
+    monkeypatch.setattr(conv2d_module.Conv2d, "FILTER_MIN_CHUNK", 16)
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in ((2, 3, 5, 7), (4, 3, 2, 2), (4,))]
+    compare(lambda *t: F.conv2d(*t, padding=(0, 1)), arrays, order)
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_non_finite_weights(stride, order):
+    """inf and NaN weights: backward-data takes the exact kernel, NaNs land where the cpu puts them."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    w[0, 1, 0, 2], w[2, 0, 1, 1] = np.inf, np.nan
+    x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        compare(lambda x, w: F.conv2d(x, w, stride=stride, padding=1), [x, w], order)
+
+
+def test_conv2d_empty_batch_launches_nothing():
+    x = gpucnn.tensor(np.zeros((0, 3, 5, 5), np.float32), device="cudasim", requires_grad=True)
+    w = gpucnn.tensor(np.ones((4, 3, 3, 3), np.float32), device="cudasim", requires_grad=True)
+    b = gpucnn.tensor(np.ones(4, np.float32), device="cudasim", requires_grad=True)
+    y = F.conv2d(x, w, b, padding=1)
+    y.backward(np.zeros(y.shape, np.float32))
+    assert y.shape == (0, 4, 5, 5) and x.grad.shape == (0, 3, 5, 5)
+    assert not w.grad.numpy().any() and not b.grad.numpy().any()
+
+
+def test_conv2d_unbatched_and_non_contiguous_input():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 3, 6)).astype(np.float32).transpose(1, 0, 2)  # (3, 7, 6), not contiguous
+    w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    compare(lambda x, w: F.conv2d(x, w, padding=1), [x, w], ("random", 3))
+
+
+# ------------------------------------------------------------------------------------------- pooling
+MAX_POOL_CASES = {
+    "ceil_mode_pad": ((1, 2, 7, 9), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    "dilation_rect": ((2, 3, 9, 8), dict(kernel_size=(3, 2), stride=(1, 3), padding=(1, 1), dilation=(2, 1))),
+    "stride_above_kernel": ((2, 1, 5, 5), dict(kernel_size=2, stride=3)),
+    "clipped_window": ((1, 1, 2, 2), dict(kernel_size=3, stride=3, ceil_mode=True)),
+    "kernel1": ((1, 1, 1, 1), dict(kernel_size=1)),
+    "overlap_dilated_ceil": ((2, 2, 10, 11), dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
+}
+
+
+def awkward_values(shape, seed):
+    """Few distinct values (ties), and NaN, inf and -inf, including a window of -inf only."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=shape).astype(np.float32)
+    flat = x.reshape(-1)
+    picks = rng.choice(flat.size, size=min(flat.size, 6), replace=False)
+    flat[picks[:2]] = np.nan
+    flat[picks[2:4]] = np.inf
+    flat[picks[4:]] = -np.inf
+    if shape[2] >= 2 and shape[3] >= 2:
+        x[0, 0, :2, :2] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("values", ["normal", "awkward"])
+@pytest.mark.parametrize("case", MAX_POOL_CASES.values(), ids=MAX_POOL_CASES.keys())
+def test_max_pool2d(case, values, order):
+    shape, kwargs = case
+    x = (np.random.default_rng(4).standard_normal(shape).astype(np.float32) if values == "normal"
+         else awkward_values(shape, 5))
+    compare(lambda t: F.max_pool2d(t, **kwargs), [x], order, exact=("output",))  # dx: the cpu sums in float64
+    expected = F.max_pool2d(gpucnn.tensor(x), return_indices=True, **kwargs)[1].numpy()
+    with cudasim.thread_order(*order):
+        indices = F.max_pool2d(gpucnn.tensor(x, device="cudasim"), return_indices=True, **kwargs)[1].numpy()
+    assert indices.dtype == np.int64
+    np.testing.assert_array_equal(indices, expected)
+
+
+AVG_POOL_CASES = {
+    "ceil_mode_pad": ((2, 3, 7, 6), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    "stride_above_kernel": ((1, 2, 5, 5), dict(kernel_size=2, stride=3)),
+    "rect": ((2, 1, 6, 9), dict(kernel_size=(3, 1), stride=(1, 2), padding=(1, 0))),
+    "clipped_window": ((1, 1, 2, 2), dict(kernel_size=3, stride=3, ceil_mode=True, padding=1)),
+    "divisor_override": ((1, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1, divisor_override=5)),
+    "negative_divisor": ((1, 2, 5, 6), dict(kernel_size=2, divisor_override=-3)),
+}
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("case", AVG_POOL_CASES.values(), ids=AVG_POOL_CASES.keys())
+def test_avg_pool2d(case, count_include_pad, order):
+    shape, kwargs = case
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    compare(lambda t: F.avg_pool2d(t, count_include_pad=count_include_pad, **kwargs), [x], order,
+            exact=("output", "dx"))
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+def test_avg_pool2d_nan_and_inf(order):
+    x = awkward_values((2, 2, 7, 8), 8)
+    with np.errstate(invalid="ignore"):
+        compare(lambda t: F.avg_pool2d(t, 3, 2, padding=1, ceil_mode=True, count_include_pad=False), [x], order,
+                exact=("output", "dx"))
+
+
+def test_adaptive_avg_pool2d_runs_on_cudasim():
+    x = np.random.default_rng(9).standard_normal((2, 3, 9, 7)).astype(np.float32)
+    compare(lambda t: F.adaptive_avg_pool2d(t, (4, 3)), [x], ("forward", None))
+
+
+@pytest.mark.parametrize("op", [
+    lambda t: F.max_pool2d(t, 2, return_indices=True)[0],
+    lambda t: F.avg_pool2d(t, 3, 1, padding=1),
+])
+def test_pooling_empty_batch(op):
+    x = gpucnn.tensor(np.zeros((0, 2, 5, 5), np.float32), device="cudasim", requires_grad=True)
+    y = op(x)
+    y.backward(np.zeros(y.shape, np.float32))
+    assert y.shape[0] == 0 and x.grad.shape == (0, 2, 5, 5)
+
+
+# --------------------------------------------------------------------------------------------- ReLU
+def relu_values(shape, seed):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[: min(6, flat.size)] = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45][: min(6, flat.size)]
+    return x
+
+
+RELUS = {
+    "relu": lambda t: F.relu(t),
+    "leaky_0.2": lambda t: F.leaky_relu(t, 0.2),
+    "leaky_-1.5": lambda t: F.leaky_relu(t, -1.5),
+}
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("shape", [(3, 5, 7, 11), (1,), (6,), ()], ids=str)
+@pytest.mark.parametrize("fn", RELUS.values(), ids=RELUS.keys())
+def test_relu(fn, shape, order):
+    x = relu_values(shape, 10)
+    expected, actual = run("cpu", fn, [x]), run("cudasim", fn, [x], order)
+    for name, ours, reference in zip(("output", "dx"), actual, expected):
+        np.testing.assert_array_equal(ours, reference, err_msg=name)  # the same float operations
+
+
+@pytest.mark.parametrize("fn", RELUS.values(), ids=RELUS.keys())
+def test_relu_grid_stride_loop_and_non_contiguous_input(monkeypatch, fn):
+    """Two blocks for 2310 elements: each thread handles several (the grid-stride loop)."""
+    monkeypatch.setattr(kernels_module, "MAX_BLOCKS", 2)
+    x = relu_values((6, 5, 7, 11), 11).transpose(3, 1, 2, 0)[::2]
+    assert not x.flags.c_contiguous
+    expected, actual = run("cpu", fn, [x]), run("cudasim", fn, [x], ("random", 4))
+    for ours, reference in zip(actual, expected):
+        np.testing.assert_array_equal(ours, reference)
+
+
+def test_pooling_grid_stride_loop(monkeypatch):
+    monkeypatch.setattr(kernels_module, "MAX_BLOCKS", 1)
+    x = np.random.default_rng(12).standard_normal((2, 3, 17, 15)).astype(np.float32)  # 1530 inputs, 1 block
+    compare(lambda t: F.max_pool2d(t, 3, 2, padding=1), [x], ("reverse", None), exact=("output",))
+    compare(lambda t: F.avg_pool2d(t, 3, 2, padding=1), [x], ("reverse", None), exact=("output", "dx"))
+
+
+def test_relu_empty():
+    x = gpucnn.tensor(np.zeros((0, 3), np.float32), device="cudasim", requires_grad=True)
+    y = F.leaky_relu(x, 0.1)
+    y.backward(np.zeros((0, 3), np.float32))
+    assert y.shape == (0, 3) and x.grad.shape == (0, 3)
+
+
+# ------------------------------------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("call", [
+    lambda t: F.relu(t),
+    lambda t: F.leaky_relu(t, 0.1),
+    lambda t: F.max_pool2d(t, 2),
+    lambda t: F.avg_pool2d(t, 2),
+    lambda t: F.conv2d(t, gpucnn.tensor(np.ones((2, 2, 1, 1)), device="cudasim")),
+])
+def test_kernel_ops_refuse_float64_on_kernel_devices(call):
+    """The kernels are float32: a float64 tensor on cudasim (or cuda) is refused with a clear TypeError."""
+    x = gpucnn.tensor(np.ones((1, 2, 4, 4)), device="cudasim")
+    with pytest.raises(TypeError, match=r"kernels of device 'cudasim' take float32 only, got (input )?dtype float64"):
+        call(x)
+
+
+def test_float64_still_runs_on_the_cpu_and_adaptive_pool_on_cudasim():
+    x = np.random.default_rng(13).standard_normal((1, 2, 4, 4))
+    assert F.max_pool2d(gpucnn.tensor(x), 2).dtype == np.float64
+    assert F.adaptive_avg_pool2d(gpucnn.tensor(x, device="cudasim"), 1).dtype == np.float64
+
+
+# --------------------------------------------------------------------------------------- sanitizers
+SANITIZED_RUN = r"""
+import numpy as np
+import gpucnn
+from gpucnn.devices import SimulatorDevice, cudasim, kernels
+from gpucnn.nn import functional as F
+
+
+class Sanitized(SimulatorDevice):
+    def kernel(self, file, name):
+        if file not in self._modules:
+            self._modules[file] = cudasim.load(kernels.source_path(file), include_dirs=[kernels.source_dir()],
+                                               sanitize=True)
+        return self._modules[file].get_function(name)
+
+
+device = Sanitized()
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3, 4, 13, 11)).astype(np.float32)
+w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+w_bad = w.copy()
+w_bad[1, 0, 0, 0] = np.inf
+ops = [
+    lambda x, w: F.conv2d(x, w, gpucnn.tensor(np.ones(6, np.float32), device=device), stride=(2, 1),
+                          padding="same", dilation=(1, 2), groups=2),
+    lambda x, w: F.conv2d(x, w, None, stride=3, padding=(2, 0), groups=2),
+    lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
+    lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+    lambda x, w: F.leaky_relu(F.relu(x), 0.1),
+]
+for op in ops:
+    for weight in (w, w_bad):
+        xt = gpucnn.tensor(x, device=device, requires_grad=True)
+        wt = gpucnn.tensor(weight, device=device, requires_grad=True)
+        y = op(xt, wt)
+        y.backward(np.ones(y.shape, np.float32))
+print("sanitized run done")
+"""
+
+
+@pytest.mark.slow
+def test_every_kernel_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    """A small forward and backward of every kernel, built with ASan + UBSan: no out-of-bounds access,
+    no overflow, no misaligned load (the process is started with libasan preloaded)."""
+    try:
+        env = {**os.environ, **cudasim.sanitizer_env()}
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
+    script = tmp_path / "sanitized_run.py"
+    script.write_text(SANITIZED_RUN)
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    report = result.stdout + result.stderr
+    assert result.returncode == 0 and "sanitized run done" in result.stdout, report[-6000:]
+    assert "runtime error" not in report and "AddressSanitizer" not in report, report[-6000:]

@@ -1,0 +1,87 @@
+"""Every cuda/*.cu compiles with nvcc for each GPU generation gpucnn targets, without register spills.
+
+``nvcc -cubin -arch=sm_XX -std=c++17 -I cuda -Xptxas -v`` for Turing (sm_75), A100 (sm_80), Ampere
+consumer cards (sm_86), Jetson Orin (sm_87), Ada (sm_89) and Hopper (sm_90); the ptxas report of
+every kernel must show "0 bytes spill stores" and "0 bytes spill loads", and no compile may warn.
+The compiles run in parallel. Skipped where nvcc is not installed (it only compiles: no GPU needed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+CUDA_DIR = Path(__file__).resolve().parents[2] / "cuda"
+SOURCES = sorted(CUDA_DIR.glob("*.cu"))
+ARCHS = ["sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90"]
+NVCC = shutil.which("nvcc")
+KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(')
+ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
+SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+
+pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not installed (the CUDA toolkit's compiler)")
+
+
+def ptxas_spills(text: str) -> dict:
+    """{(kernel, arch): (stack bytes, spill store bytes, spill load bytes)} from nvcc -Xptxas -v output."""
+    found, current = {}, None
+    for line in text.splitlines():
+        entry = ENTRY.search(line)
+        if entry:
+            current = entry.groups()
+            continue
+        spills = SPILLS.search(line)
+        if spills and current is not None:
+            found[current] = tuple(int(value) for value in spills.groups())
+    return found
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """{(source name, arch): CompletedProcess} of one nvcc -cubin run per source and arch, in parallel."""
+    out = tmp_path_factory.mktemp("cubin")
+
+    def compile_one(job):
+        source, arch = job
+        command = [NVCC, "-cubin", f"-arch={arch}", "-std=c++17", "-I", str(CUDA_DIR), "-Xptxas", "-v",
+                   "-o", str(out / f"{source.stem}_{arch}.cubin"), str(source)]
+        return job, subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    jobs = [(source, arch) for source in SOURCES for arch in ARCHS]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return {(source.name, arch): result for (source, arch), result in pool.map(compile_one, jobs)}
+
+
+def test_every_op_has_its_source():
+    assert {"avgpool2d.cu", "conv2d.cu", "maxpool2d.cu", "relu.cu"} <= {path.name for path in SOURCES}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
+def test_kernel_names_start_with_the_file_name(source):
+    kernels = KERNEL.findall(source.read_text())
+    assert kernels, f"{source.name} declares no extern \"C\" __global__ kernel"
+    prefixes = ("relu_", "leaky_relu_") if source.stem == "relu" else (source.stem + "_",)  # relu.cu holds both
+    wrong = [name for name in kernels if not name.startswith(prefixes)]
+    assert not wrong, f"{source.name}: kernels {wrong} are not named {source.stem}_<what>"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
+def test_compiles_for_every_arch_without_spills(compiled, source):
+    kernels = KERNEL.findall(source.read_text())
+    for arch in ARCHS:
+        result = compiled[(source.name, arch)]
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"nvcc failed on {source.name} for {arch}:\n{output}"
+        assert "warning" not in output.lower(), f"nvcc warned on {source.name} for {arch}:\n{output}"
+        report = ptxas_spills(output)
+        for kernel in kernels:
+            assert (kernel, arch) in report, f"no ptxas report for {kernel} on {arch}:\n{output}"
+            _, stores, loads = report[(kernel, arch)]
+            assert stores == 0 and loads == 0, (
+                f"{kernel} spills registers on {arch}: {stores} bytes spill stores, {loads} bytes spill loads")

@@ -147,7 +147,7 @@ def default_device() -> Device:
 
 
 def devices() -> list[str]:
-    """Names of the devices usable on this machine, 'cpu' first."""
-    from . import cuda
+    """Names of the devices usable on this machine: 'cpu', 'cudasim' where g++ is installed, each GPU."""
+    from . import cuda, cudasim
 
-    return ["cpu"] + [f"cuda:{index}" for index in range(cuda.probe()[0])]
+    return ["cpu"] + ["cudasim"] * cudasim.available() + [f"cuda:{index}" for index in range(cuda.probe()[0])]

@@ -8,7 +8,7 @@
 
 from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  dtype names, as torch.float32
 
-from . import nn, optim
+from . import data, models, nn, optim
 from .autograd import is_grad_enabled, no_grad
 from .devices import Device, default_device, devices
 from .devices import get_device as device
@@ -19,6 +19,6 @@ from .tensor import Tensor, tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "default_device", "device", "devices", "get_rng_state", "is_grad_enabled", "manual_seed",
-    "nn", "no_grad", "optim", "set_rng_state", "summary", "tensor",
+    "Device", "Tensor", "data", "default_device", "device", "devices", "get_rng_state", "is_grad_enabled", "manual_seed",
+    "models", "nn", "no_grad", "optim", "set_rng_state", "summary", "tensor",
 ]

@@ -12,6 +12,7 @@ from . import data, models, nn, optim
 from .autograd import is_grad_enabled, no_grad
 from .devices import Device, default_device, devices
 from .devices import get_device as device
+from .onnx import export_onnx
 from .random import get_rng_state, manual_seed, set_rng_state
 from .summary import summary
 from .tensor import Tensor, tensor
@@ -19,6 +20,6 @@ from .tensor import Tensor, tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "data", "default_device", "device", "devices", "get_rng_state", "is_grad_enabled", "manual_seed",
-    "models", "nn", "no_grad", "optim", "set_rng_state", "summary", "tensor",
+    "Device", "Tensor", "data", "default_device", "device", "devices", "export_onnx", "get_rng_state",
+    "is_grad_enabled", "manual_seed", "models", "nn", "no_grad", "optim", "set_rng_state", "summary", "tensor",
 ]

@@ -290,6 +290,14 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .onnx import export_run
+
+    export_run(args.dir, args.onnx, opset=args.opset)
+    print(f"wrote {args.onnx}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from . import info
 
@@ -360,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--dataset", default="digits", metavar="{digits,mnist,cifar10}",
                          help="sets the input shape and class count (default: digits)")
     summary.set_defaults(handler=cmd_summary)
+
+    export = commands.add_parser("export", parents=[common], help="export a trained run to ONNX",
+                                 description="Write a run's model as an ONNX file with a dynamic batch dimension "
+                                             "(needs the 'onnx' extra: pip install 'gpucnn[onnx]').")
+    export.add_argument("dir", help="a run folder written by gpucnn train")
+    export.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (13 or newer; default 17)")
+    export.set_defaults(handler=cmd_export)
 
     info = commands.add_parser("info", parents=[common], help="versions, devices and GPU state",
                                description="Versions of gpucnn, NumPy, CuPy and CUDA, usable devices, and each "

@@ -1,0 +1,353 @@
+"""ONNX export: a gpucnn model as an ONNX graph, checked by ``onnx.checker`` and runnable in ONNX
+Runtime and TensorRT.
+
+    >>> gpucnn.export_onnx(model, "model.onnx", input_shape=(3, 32, 32))
+    >>> export_run("runs/cifar10", "cifar10.onnx")     # what ``gpucnn export DIR --onnx FILE`` does
+
+The graph has one input ``input`` (N, C, H, W) float32 and one output ``output``, N dynamic, so one
+file serves every batch size. It is built with ``onnx.helper`` from the layers (no tracing through
+another framework) with eval-mode semantics: Dropout is left out, BatchNorm2d uses its running
+statistics. Weights are initializers under their ``state_dict`` names.
+
+The model must be an ``nn.Sequential`` (nested ones too) of Conv2d, Linear, MaxPool2d, AvgPool2d,
+AdaptiveAvgPool2d, ReLU, LeakyReLU, Flatten, Dropout and BatchNorm2d. Anything else, and a custom
+Module whose ``forward`` is more than a chain, raises :class:`ExportError` naming the layer.
+
+Pooling with ``ceil_mode`` is written as ``ceil_mode=0`` with the extra trailing padding it implies.
+gpucnn (like PyTorch) drops a last window that would start in the trailing padding; ONNX Runtime
+does too, but ONNX's own shape inference uses the bare ceil formula, so with ``ceil_mode=1`` the
+declared and the computed output sizes of one file could differ. Explicit pads leave nothing to
+interpret. MaxPool ignores padding (it never wins); AveragePool leaves the extra padding out of its
+divisor, which takes an explicit zero ``Pad`` in front when ``count_include_pad`` must still count
+the real padding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy
+
+from .autograd import no_grad
+from .nn import layers
+from .nn.module import Module, Sequential
+from .ops._shapes import conv_padding
+from .ops.maxpool2d import pool_geometry
+from .tensor import tensor
+
+# 17: the newest opset TensorRT 8.5 (JetPack 5) reads. 13: the oldest one the tests run.
+DEFAULT_OPSET = 17
+MIN_OPSET = 13
+INSTALL_HINT = "pip install 'gpucnn[onnx]'"
+
+
+class ExportError(ValueError):
+    """The model (or one of its layers) cannot be written as ONNX; the message names the layer."""
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
+    return onnx
+
+
+class _Graph:
+    """Nodes and initializers as they are added, with unique tensor names."""
+
+    def __init__(self, onnx):
+        self.onnx, self.helper = onnx, onnx.helper
+        self.nodes, self.initializers, self.used = [], [], set()
+
+    def name(self, wanted: str) -> str:
+        name, index = wanted, 1
+        while name in self.used:
+            index += 1
+            name = f"{wanted}_{index}"
+        self.used.add(name)
+        return name
+
+    def constant(self, name: str, array) -> str:
+        array = numpy.ascontiguousarray(array)
+        name = self.name(name)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs: list, layer: str, **attributes) -> str:
+        output = self.name(f"{layer}/{op}" if layer else op)
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+
+def _where(layer: str) -> str:
+    """How an error names a layer: by its dotted path in the model, or the model itself at the top."""
+    return f"layer '{layer}'" if layer else "the model"
+
+
+def _weight(graph: _Graph, layer: str, name: str, value) -> str:
+    return graph.constant(f"{layer}.{name}" if layer else name, value.numpy().astype(numpy.float32))
+
+
+def _conv(graph, layer, module, x, input_shape, output_shape):
+    top, bottom, left, right = conv_padding(module.padding, input_shape[2:], module.kernel_size, module.stride,
+                                            module.dilation, f"Conv2d '{layer}'")
+    inputs = [x, _weight(graph, layer, "weight", module.weight)]
+    if module.bias is not None:
+        inputs.append(_weight(graph, layer, "bias", module.bias))
+    return graph.node("Conv", inputs, layer, kernel_shape=list(module.kernel_size), strides=list(module.stride),
+                      dilations=list(module.dilation), group=module.groups, pads=[top, left, bottom, right])
+
+
+def _linear(graph, layer, module, x, input_shape, output_shape):
+    bias = [_weight(graph, layer, "bias", module.bias)] if module.bias is not None else []
+    if len(input_shape) == 2:
+        return graph.node("Gemm", [x, _weight(graph, layer, "weight", module.weight)] + bias, layer, transB=1)
+    # Gemm is 2-D only; a Linear over the last axis of a larger tensor is MatMul with W^T, then Add.
+    name = f"{layer}.weight_t" if layer else "weight_t"
+    y = graph.node("MatMul", [x, graph.constant(name, module.weight.numpy().T.astype(numpy.float32))], layer)
+    return graph.node("Add", [y] + bias, layer) if bias else y
+
+
+def _extra_end_pads(geometry) -> list:
+    """Per axis, how far the last window runs past the symmetrically padded input (0 without ceil_mode)."""
+    extra = []
+    for axis in range(2):
+        reach = ((geometry.output_hw[axis] - 1) * geometry.stride[axis]
+                 + geometry.dilation[axis] * (geometry.kernel[axis] - 1) + 1)
+        extra.append(max(0, reach - (geometry.input_hw[axis] + 2 * geometry.padding[axis])))
+    return extra
+
+
+def _max_pool(graph, layer, module, x, input_shape, output_shape):
+    g = pool_geometry(f"MaxPool2d '{layer}'", (1,) + tuple(input_shape[1:]), module.kernel_size, module.stride,
+                      module.padding, module.dilation, module.ceil_mode)
+    extra = _extra_end_pads(g)
+    pads = [g.padding[0], g.padding[1], g.padding[0] + extra[0], g.padding[1] + extra[1]]
+    if any(pad >= kernel for pad, kernel in zip(pads, g.kernel * 2)):
+        # ONNX Runtime refuses pads as wide as the (undilated) kernel, which a dilated window that overruns
+        # the input with ceil_mode can need: pad with -inf beforehand instead (-inf never wins a max).
+        widths = graph.constant(f"{layer}.pads", numpy.array([0, 0, *pads[:2], 0, 0, *pads[2:]], numpy.int64))
+        fill = graph.constant(f"{layer}.pad_value", numpy.array(-numpy.inf, numpy.float32))
+        x, pads = graph.node("Pad", [x, widths, fill], layer, mode="constant"), [0, 0, 0, 0]
+    return graph.node("MaxPool", [x], layer, kernel_shape=list(g.kernel), strides=list(g.stride),
+                      dilations=list(g.dilation), pads=pads, ceil_mode=0)
+
+
+def _avg_pool(graph, layer, module, x, input_shape, output_shape):
+    g = pool_geometry(f"AvgPool2d '{layer}'", (1,) + tuple(input_shape[1:]), module.kernel_size, module.stride,
+                      module.padding, 1, module.ceil_mode)
+    extra = _extra_end_pads(g)
+    (pad_h, pad_w), attributes = g.padding, dict(kernel_shape=list(g.kernel), strides=list(g.stride), ceil_mode=0)
+    if module.count_include_pad and (pad_h or pad_w) and any(extra):
+        # The divisor counts the real padding but not the ceil_mode overrun: pad with zeros first, so the
+        # real padding is input, then let AveragePool leave the overrun out of the count.
+        pads = graph.constant(f"{layer}.pads", numpy.array([0, 0, pad_h, pad_w, 0, 0, pad_h, pad_w], numpy.int64))
+        x = graph.node("Pad", [x, pads], layer, mode="constant")
+        return graph.node("AveragePool", [x], layer, pads=[0, 0, extra[0], extra[1]], count_include_pad=0,
+                          **attributes)
+    # Without the real padding, count_include_pad changes nothing in gpucnn (the window is clipped to the
+    # input), but ONNX would count the extra end padding: so it is 0 then.
+    include = int(bool(module.count_include_pad) and not any(extra))
+    return graph.node("AveragePool", [x], layer, pads=[pad_h, pad_w, pad_h + extra[0], pad_w + extra[1]],
+                      count_include_pad=include, **attributes)
+
+
+def _adaptive_avg_pool(graph, layer, module, x, input_shape, output_shape):
+    (height, width), (out_h, out_w) = input_shape[2:], output_shape[2:]
+    if (out_h, out_w) == (1, 1):
+        return graph.node("GlobalAveragePool", [x], layer)
+    if height % out_h == 0 and width % out_w == 0:  # equal windows side by side: a plain AveragePool
+        kernel = [height // out_h, width // out_w]
+        return graph.node("AveragePool", [x], layer, kernel_shape=kernel, strides=kernel)
+    raise ExportError(f"cannot export {_where(layer)} (AdaptiveAvgPool2d with output_size={module.output_size!r}): "
+                      f"its windows over a {height}x{width} input to {out_h}x{out_w} are not all the same size; "
+                      "only output_size 1 (GlobalAveragePool) or one that divides the input can be exported")
+
+
+def _relu(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Relu", [x], layer)
+
+
+def _leaky_relu(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("LeakyRelu", [x], layer, alpha=module.negative_slope)
+
+
+def _dropout(graph, layer, module, x, input_shape, output_shape):
+    return x  # identity in eval mode
+
+
+def _flatten(graph, layer, module, x, input_shape, output_shape):
+    rank = len(input_shape)
+    start, end = module.start_dim % rank, module.end_dim % rank
+    if start == 0:
+        raise ExportError(f"cannot export {_where(layer)} (Flatten with start_dim={module.start_dim}): it merges the "
+                          "batch axis into the others, so the output would have no batch dimension")
+    if start == 1 and end == rank - 1:
+        return graph.node("Flatten", [x], layer, axis=1)  # (N, rest): ONNX Flatten's own 2-D result
+    # Otherwise a Reshape to the traced shape, with 0 to copy the (dynamic) batch size.
+    target = graph.constant(f"{layer}.shape", numpy.array((0,) + tuple(output_shape[1:]), dtype=numpy.int64))
+    return graph.node("Reshape", [x, target], layer)
+
+
+def _batch_norm(graph, layer, module, x, input_shape, output_shape):
+    if module.running_mean is None:
+        raise ExportError(f"cannot export {_where(layer)} (BatchNorm2d with track_running_stats=False): in eval "
+                          "mode it normalises with each batch's own statistics, which ONNX BatchNormalization "
+                          "does not do")
+    channels = module.num_features
+    scale = module.weight.numpy() if module.weight is not None else numpy.ones(channels, numpy.float32)
+    shift = module.bias.numpy() if module.bias is not None else numpy.zeros(channels, numpy.float32)
+    name = (lambda part: f"{layer}.{part}") if layer else (lambda part: part)
+    inputs = [x, graph.constant(name("weight"), scale.astype(numpy.float32)),
+              graph.constant(name("bias"), shift.astype(numpy.float32)),
+              graph.constant(name("running_mean"), module.running_mean.numpy().astype(numpy.float32)),
+              graph.constant(name("running_var"), module.running_var.numpy().astype(numpy.float32))]
+    return graph.node("BatchNormalization", inputs, layer, epsilon=module.eps)
+
+
+EXPORTERS = {
+    layers.Conv2d: _conv, layers.Linear: _linear, layers.MaxPool2d: _max_pool, layers.AvgPool2d: _avg_pool,
+    layers.AdaptiveAvgPool2d: _adaptive_avg_pool, layers.ReLU: _relu, layers.LeakyReLU: _leaky_relu,
+    layers.Dropout: _dropout, layers.Flatten: _flatten, layers.BatchNorm2d: _batch_norm,
+}
+
+
+def _chain(module: Module, name: str) -> list:
+    """[(dotted name, layer)] that ``module`` runs in order; ExportError for anything else."""
+    kind = type(module)
+    if isinstance(module, Sequential) and kind.forward is Sequential.forward:
+        return [item for child, sub in module.named_children() for item in _chain(sub, f"{name}.{child}" if name
+                                                                                   else child)]
+    label = _where(name)
+    if kind in EXPORTERS:
+        return [(name, module)]
+    if isinstance(module, Sequential):
+        reason = "it is a Sequential with its own forward, which may do more than run its layers in order"
+    elif any(isinstance(module, known) for known in EXPORTERS):
+        reason = "it subclasses a layer, and its forward may differ from the layer's"
+    else:
+        reason = (f"{kind.__name__} is not a layer the exporter knows; build the model as an nn.Sequential of "
+                  + ", ".join(sorted(known.__name__ for known in EXPORTERS)))
+    raise ExportError(f"cannot export {label} ({kind.__name__}): {reason}")
+
+
+def _check_input_shape(input_shape) -> tuple:
+    try:
+        shape = tuple(int(size) for size in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(size < 1 for size in shape) or any(isinstance(s, bool) for s in input_shape):
+        raise ExportError(f"input_shape must be the shape of one example, e.g. (C, H, W), got {input_shape!r}")
+    return shape
+
+
+def to_onnx(model: Module, input_shape, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
+    """The checked ``onnx.ModelProto`` of ``model`` for inputs (N, *input_shape), N dynamic.
+
+    ``metadata`` (str -> str) goes into the file's ``metadata_props``. The model is run once on a
+    zero batch of one, in eval mode (its training flags are restored), to learn each layer's input
+    shape: 'same' padding and pooling windows depend on it.
+    """
+    onnx = _onnx()
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset must be an int from {MIN_OPSET} to {newest} (what the installed onnx knows), "
+                          f"got {opset!r}")
+    if not isinstance(model, Module):
+        raise ExportError(f"model must be a gpucnn.nn.Module, got {type(model).__name__}")
+    input_shape = _check_input_shape(input_shape)
+    chain = _chain(model, "")
+    graph = _Graph(onnx)
+    graph.used.update(("input", "output"))
+    device = next((parameter.device for parameter in model.parameters()), "cpu")
+    modes = {id(module): module.training for module in model.modules()}
+    model.eval()
+    try:
+        value = tensor(numpy.zeros((1,) + input_shape, numpy.float32), device=device)
+        name = "input"
+        with no_grad():
+            for layer, module in chain:
+                if isinstance(module, layers.MaxPool2d) and module.return_indices:
+                    raise ExportError(f"cannot export {_where(layer)} (MaxPool2d with return_indices=True): its "
+                                      "output is a pair of tensors, not one")
+                try:
+                    output = module(value)
+                except (ValueError, TypeError) as error:
+                    raise ExportError(f"{_where(layer)} ({type(module).__name__}) does not take the shape "
+                                      f"{tuple(value.shape)} that reaches it: {error}") from None
+                name = EXPORTERS[type(module)](graph, layer, module, name, tuple(value.shape), tuple(output.shape))
+                value = output
+    finally:
+        for module in model.modules():
+            object.__setattr__(module, "training", modes.get(id(module), module.training))
+    if name == "input":  # nothing but identities: ONNX needs a node to give the output its own name
+        name = graph.node("Identity", [name], "")
+    for node in graph.nodes:  # the last node writes the graph output directly
+        node.output[:] = ["output" if out == name else out for out in node.output]
+    helper = onnx.helper
+    inputs = [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *input_shape])]
+    outputs = [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["N", *value.shape[1:]])]
+    body = helper.make_graph(graph.nodes, type(model).__name__, inputs, outputs, graph.initializers)
+    opset_id = helper.make_opsetid("", opset)
+    proto = helper.make_model(body, opset_imports=[opset_id], producer_name="gpucnn", producer_version=_version())
+    # The lowest IR version that carries this opset, so older runtimes (TensorRT on Jetson) load it.
+    proto.ir_version = helper.find_min_ir_version_for([opset_id], ignore_unknown=True)
+    for key, text in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = str(key), str(text)
+    try:  # full_check also runs strict shape inference against the declared output shape
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(f"the exported graph fails onnx.checker: {error}") from None
+    return proto
+
+
+def export_onnx(model: Module, path, input_shape, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
+    """Writes ``model`` as ONNX to ``path`` (see :func:`to_onnx`); returns the ``onnx.ModelProto``.
+
+    Args:
+        model: an nn.Sequential (nested ones too) of exportable layers, on any device.
+        path: the .onnx file to write; replaced atomically.
+        input_shape: one example's shape, e.g. (C, H, W); the file takes (N, C, H, W) for any N.
+        opset: the ONNX opset (default 17: TensorRT 8.5 on JetPack 5 reads it).
+        metadata: str -> str pairs stored in the file's metadata_props.
+    """
+    from .io import atomic_write
+
+    proto = to_onnx(model, input_shape, opset, metadata)
+    atomic_write(Path(path), proto.SerializeToString())
+    return proto
+
+
+def export_run(run_dir, path, opset: int = DEFAULT_OPSET):
+    """Exports the model a ``gpucnn train`` run saved in ``run_dir`` to ``path``; returns the ModelProto.
+
+    The file's metadata carries the dataset, the class names (JSON list, in output order) and the
+    input preprocessing (JSON: ``input = (pixels * scale - mean[c]) / std[c]``), so whoever deploys the
+    file can feed it the inputs it was trained on.
+    """
+    from . import io
+
+    folder = Path(run_dir)
+    model_file = folder / io.MODEL_FILE
+    if not model_file.is_file():
+        raise ExportError(f"{folder}: no {io.MODEL_FILE} there (it is written by gpucnn train)")
+    model, config = io.load_model(model_file, "cpu")
+    model_config = config.get("model", {})
+    input_shape = config.get("input_shape") or [model_config.get("in_channels"), *model_config.get("image_size", [])]
+    metadata = {"gpucnn.model": json.dumps(model_config)}
+    for key in ("dataset", "classes", "preprocess"):
+        if key in config:
+            metadata[f"gpucnn.{key}"] = config[key] if isinstance(config[key], str) else json.dumps(config[key])
+    return export_onnx(model, path, input_shape, opset, metadata)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+__all__ = ["DEFAULT_OPSET", "EXPORTERS", "ExportError", "export_onnx", "export_run", "to_onnx"]

@@ -1,0 +1,393 @@
+"""ONNX export: ONNX Runtime runs the exported file and agrees with gpucnn on random inputs.
+
+Agreement: every output element within 1e-4 of gpucnn's output times the largest |gpucnn output|
+(relative error in the max norm, so sums that cancel to ~0 do not need an exact match). Pooling gets
+an exhaustive sweep over small geometries besides the named awkward cases, because ONNX's pooling
+rules (ceil_mode's last window, pads as wide as the kernel, count_include_pad with the ceil_mode
+overrun) differ from gpucnn's at the edges and the exporter must bridge each difference.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gpucnn
+from gpucnn import io, models, nn
+from gpucnn.onnx import DEFAULT_OPSET, ExportError, export_onnx, export_run, to_onnx
+
+RELATIVE_ERROR = 1e-4
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def session(model_or_path):
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    source = model_or_path.SerializeToString() if isinstance(model_or_path, onnx.ModelProto) else str(model_or_path)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(model_or_path, x):
+    return session(model_or_path).run(["output"], {"input": x})[0]
+
+
+def run_gpucnn(model, x):
+    model.eval()
+    with gpucnn.no_grad():
+        return model(gpucnn.tensor(x, device="cpu")).numpy()
+
+
+def assert_close(actual, expected, what=""):
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, gpucnn gives {expected.shape}"
+    scale = float(np.abs(expected).max()) if expected.size else 0.0
+    bad = np.abs(actual.astype(np.float64) - expected) > RELATIVE_ERROR * scale
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} elements differ; first at {index}: onnxruntime "
+                             f"{actual[index]!r}, gpucnn {expected[index]!r} (scale {scale:.3g})")
+
+
+def check_model(model, input_shape, batches=(1, 3), seed=0, **export):
+    """Exports ``model`` once and compares ONNX Runtime with gpucnn for each batch size; returns the proto."""
+    proto = to_onnx(model, input_shape, **export)
+    runner = session(proto)
+    rng = np.random.default_rng(seed)
+    for batch in batches:
+        x = rng.standard_normal((batch, *input_shape), dtype=np.float32)
+        assert_close(runner.run(["output"], {"input": x})[0], run_gpucnn(model, x), f"batch {batch}")
+    return proto
+
+
+def op_types(proto):
+    return [node.op_type for node in proto.graph.node]
+
+
+# ------------------------------------------------------------------------------------------ Conv
+@pytest.mark.parametrize("arguments, input_shape", [
+    (dict(in_channels=3, out_channels=5, kernel_size=3), (3, 7, 9)),
+    (dict(in_channels=3, out_channels=4, kernel_size=(2, 3), stride=(2, 1), padding=(1, 0)), (3, 8, 5)),
+    (dict(in_channels=2, out_channels=4, kernel_size=3, padding="same"), (2, 6, 5)),
+    (dict(in_channels=2, out_channels=4, kernel_size=4, padding="same"), (2, 7, 7)),  # even kernel: odd pad
+    (dict(in_channels=2, out_channels=3, kernel_size=3, stride=2, padding="same"), (2, 8, 7)),
+    (dict(in_channels=2, out_channels=3, kernel_size=(2, 5), stride=(3, 2), padding="same"), (2, 10, 9)),
+    (dict(in_channels=2, out_channels=3, kernel_size=3, dilation=2, padding="same"), (2, 9, 8)),
+    (dict(in_channels=2, out_channels=3, kernel_size=3, stride=2, dilation=(2, 3), padding="same"), (2, 11, 12)),
+    (dict(in_channels=2, out_channels=2, kernel_size=3, padding="valid"), (2, 5, 5)),
+    (dict(in_channels=4, out_channels=6, kernel_size=3, groups=2, padding=1), (4, 6, 6)),
+    (dict(in_channels=4, out_channels=8, kernel_size=3, groups=4, stride=2), (4, 9, 9)),  # depthwise x2
+    (dict(in_channels=3, out_channels=2, kernel_size=1, bias=False), (3, 1, 1)),
+    (dict(in_channels=1, out_channels=2, kernel_size=5, padding=2, dilation=(1, 2), stride=(1, 3)), (1, 9, 13)),
+])
+def test_conv(arguments, input_shape):
+    proto = check_model(nn.Sequential(nn.Conv2d(**arguments)), input_shape)
+    (conv,) = [node for node in proto.graph.node if node.op_type == "Conv"]
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in conv.attribute}
+    assert attributes["group"] == arguments.get("groups", 1)
+
+
+def test_same_padding_with_stride_is_asymmetric():
+    """'same' with stride 2 over an even size pads one more at the bottom/right (TensorFlow's rule)."""
+    proto = check_model(nn.Sequential(nn.Conv2d(1, 1, 3, stride=2, padding="same")), (1, 8, 6))
+    (conv,) = proto.graph.node
+    pads = [list(a.ints) for a in conv.attribute if a.name == "pads"][0]
+    assert pads == [0, 0, 1, 1]  # top, left, bottom, right
+
+
+# --------------------------------------------------------------------------------------- pooling
+def pooling_layers():
+    """Every small MaxPool2d/AvgPool2d geometry, including ceil_mode, padding and dilation."""
+    for kernel, stride, dilation, ceil_mode in itertools.product(range(1, 5), range(1, 5), range(1, 4), (False, True)):
+        for padding in range(kernel // 2 + 1):
+            yield nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+            if dilation == 1:
+                for include in (False, True):
+                    yield nn.AvgPool2d(kernel, stride, padding, ceil_mode, include)
+
+
+def test_pooling_sweep():
+    """All geometries above on inputs of 1 to 9 rows (and one more column): output sizes and values."""
+    rng = np.random.default_rng(1)
+    failures, count = [], 0
+    for layer in pooling_layers():
+        for height in range(1, 10):
+            x = rng.standard_normal((2, 2, height, height + 1), dtype=np.float32)
+            try:
+                expected = run_gpucnn(layer, x)
+            except ValueError:  # a window larger than the padded input: gpucnn refuses it too
+                continue
+            count += 1
+            try:
+                assert_close(run_onnx(to_onnx(layer, x.shape[1:]), x), expected, f"{layer!r} on {x.shape}")
+            except (AssertionError, ExportError) as error:
+                failures.append(str(error))
+    assert count > 2000
+    assert not failures, f"{len(failures)} of {count} differ:\n" + "\n".join(failures[:10])
+
+
+@pytest.mark.parametrize("layer, input_hw, output_hw, uses_pad", [
+    # ceil_mode: the last window would start in the trailing padding, so it is dropped (5 -> 3, not 4)
+    (nn.MaxPool2d(2, 2, padding=1, ceil_mode=True), (5, 5), (3, 3), False),
+    (nn.AvgPool2d(2, 2, padding=1, ceil_mode=True), (5, 5), (3, 3), False),
+    # ceil_mode: the last window runs past the padded input and is clipped (7 -> 4)
+    (nn.MaxPool2d(3, 2, ceil_mode=True), (8, 8), (4, 4), False),
+    (nn.AvgPool2d(3, 2, ceil_mode=True, count_include_pad=True), (8, 8), (4, 4), False),
+    # count_include_pad counts the real padding but not the ceil_mode overrun: an explicit Pad first
+    (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=True), (6, 6), (4, 4), True),
+    (nn.AvgPool2d((3, 2), (2, 3), padding=(1, 0), ceil_mode=True, count_include_pad=True), (6, 7), (4, 3), True),
+    (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False), (6, 6), (4, 4), False),
+    (nn.AvgPool2d(3, 1, padding=1, count_include_pad=False), (4, 5), (4, 5), False),
+    # dilated max pooling, with padding and a stride other than the kernel
+    (nn.MaxPool2d(3, 2, padding=1, dilation=2), (9, 10), (4, 4), False),
+    (nn.MaxPool2d((2, 3), (1, 2), padding=(1, 1), dilation=(3, 2)), (7, 8), (6, 3), False),
+    # dilated window that overruns with ceil_mode: pads as wide as the kernel, done with Pad(-inf)
+    (nn.MaxPool2d(2, 3, dilation=2, ceil_mode=True), (1, 1), (1, 1), True),
+    (nn.MaxPool2d(3, 3, padding=1, dilation=2, ceil_mode=True), (7, 9), (3, 3), True),
+    # a window larger than the input still gives one clipped output with ceil_mode
+    (nn.MaxPool2d(3, 2, ceil_mode=True), (2, 2), (1, 1), False),
+    (nn.AvgPool2d(3, 2, ceil_mode=True), (2, 2), (1, 1), False),
+])
+def test_pooling_awkward_cases(layer, input_hw, output_hw, uses_pad):
+    proto = check_model(nn.Sequential(layer), (3, *input_hw))
+    assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim[2:]] == list(output_hw)
+    assert ("Pad" in op_types(proto)) == uses_pad
+    for node in proto.graph.node:  # ceil_mode always becomes explicit end padding
+        assert all(a.i == 0 for a in node.attribute if a.name == "ceil_mode")
+
+
+def test_max_pool_ignores_padding_with_negative_inputs():
+    """Padding never wins a max, also where every input value is negative."""
+    model = nn.Sequential(nn.MaxPool2d(3, 2, padding=1, ceil_mode=True))
+    x = -np.abs(np.random.default_rng(2).standard_normal((2, 1, 6, 6), dtype=np.float32)) - 1
+    assert_close(run_onnx(to_onnx(model, x.shape[1:]), x), run_gpucnn(model, x))
+
+
+# ------------------------------------------------------------------------------- random models
+@st.composite
+def random_models(draw):
+    """(model, input_shape): a nested Sequential over every exportable layer, valid by construction."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    input_shape = (draw(st.integers(1, 4)), draw(st.integers(4, 12)), draw(st.integers(4, 12)))
+    shape, layers = input_shape, []
+
+    def add(layer):  # keeps the layer when it takes the current shape, as gpucnn sees it
+        nonlocal shape
+        try:
+            shape = run_gpucnn(layer, np.zeros((1, *shape), np.float32)).shape[1:]
+        except ValueError:
+            return
+        layers.append(layer)
+
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["conv", "conv", "bn", "relu", "leaky", "max", "avg", "dropout"]))
+        channels = shape[0]
+        if kind == "conv":
+            groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
+            padding = draw(st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid"])))
+            add(nn.Conv2d(channels, groups * draw(st.integers(1, 3)), draw(st.integers(1, 4)),
+                          stride=draw(st.integers(1, 3)), padding=padding, dilation=draw(st.integers(1, 2)),
+                          groups=groups, bias=draw(st.booleans())))
+        elif kind == "bn":
+            layer = nn.BatchNorm2d(channels, eps=draw(st.sampled_from([1e-5, 1e-3])), affine=draw(st.booleans()))
+            layer.running_mean.data[...] = rng.standard_normal(channels)
+            layer.running_var.data[...] = rng.uniform(0.5, 2.0, channels)
+            if layer.affine:
+                layer.weight.data[...] = rng.uniform(0.5, 1.5, channels)
+                layer.bias.data[...] = rng.standard_normal(channels)
+            add(layer)
+        elif kind == "relu":
+            add(nn.ReLU())
+        elif kind == "leaky":
+            add(nn.LeakyReLU(draw(st.sampled_from([0.01, 0.2, 1.5]))))
+        elif kind == "dropout":
+            add(nn.Dropout(0.5))
+        else:
+            kernel = draw(st.integers(1, 3))
+            arguments = dict(kernel_size=kernel, stride=draw(st.integers(1, 3)),
+                             padding=draw(st.integers(0, kernel // 2)), ceil_mode=draw(st.booleans()))
+            add(nn.MaxPool2d(dilation=draw(st.integers(1, 2)), **arguments) if kind == "max"
+                else nn.AvgPool2d(count_include_pad=draw(st.booleans()), **arguments))
+    head = draw(st.sampled_from(["flatten", "global", "adaptive"]))
+    if head == "global":
+        add(nn.AdaptiveAvgPool2d(1))
+    elif head == "adaptive":
+        add(nn.AdaptiveAvgPool2d((1, shape[2])))  # one window per column: a plain AveragePool
+    add(nn.Flatten())
+    add(nn.Linear(int(np.prod(shape)), draw(st.integers(2, 5)), bias=draw(st.booleans())))
+    # nest: cut the chain at random points into Sequentials inside a Sequential
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(layers) - 1)), max_size=3))))
+    groups = [layers[start:end] for start, end in zip([0, *cuts], [*cuts, len(layers)]) if layers[start:end]]
+    model = nn.Sequential(*(nn.Sequential(*group) if len(group) > 1 else group[0] for group in groups))
+    return model, input_shape
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_models(), st.integers(0, 1000))
+def test_random_models(model_and_shape, seed):
+    model, input_shape = model_and_shape
+    check_model(model, input_shape, seed=seed)
+
+
+# ---------------------------------------------------------------------------- layers and semantics
+def test_linear_over_a_larger_tensor_and_partial_flatten():
+    """Flatten(2) keeps (N, C, H*W); a Linear on that is MatMul + Add; Flatten(1, 2) is a Reshape."""
+    model = nn.Sequential(nn.Flatten(2), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 2, bias=False))
+    proto = check_model(model, (3, 3, 4))
+    assert op_types(proto) == ["Reshape", "MatMul", "Add", "Relu", "MatMul"]
+    check_model(nn.Sequential(nn.Flatten(1, 2), nn.Linear(4, 3)), (2, 3, 4))
+
+
+def test_adaptive_average_pooling():
+    assert op_types(check_model(nn.Sequential(nn.AdaptiveAvgPool2d(1)), (3, 5, 7))) == ["GlobalAveragePool"]
+    assert op_types(check_model(nn.Sequential(nn.AdaptiveAvgPool2d((2, 3))), (3, 6, 9))) == ["AveragePool"]
+    assert op_types(check_model(nn.Sequential(nn.AdaptiveAvgPool2d((None, 1))), (2, 4, 6))) == ["AveragePool"]
+
+
+def test_eval_semantics_and_training_flags_restored():
+    """A model in training mode exports its eval behaviour (no Dropout, BatchNorm's running stats)
+    and is left in training mode."""
+    gpucnn.manual_seed(3)
+    batch_norm = nn.BatchNorm2d(4)
+    batch_norm.running_mean.data[...] = np.arange(4, dtype=np.float32)
+    batch_norm.running_var.data[...] = np.arange(1, 5, dtype=np.float32)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), batch_norm, nn.ReLU(), nn.Dropout(0.5), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 3))
+    model.train()
+    proto = to_onnx(model, (2, 6, 6))
+    assert all(module.training for module in model.modules())
+    assert op_types(proto) == ["Conv", "BatchNormalization", "Relu", "Flatten", "Gemm"]
+    x = np.random.default_rng(4).standard_normal((3, 2, 6, 6), dtype=np.float32)
+    assert_close(run_onnx(proto, x), run_gpucnn(model, x))
+
+
+def test_only_identities_still_give_a_graph():
+    proto = check_model(nn.Sequential(nn.Dropout(0.3)), (2, 3, 3))
+    assert op_types(proto) == ["Identity"]
+
+
+# ------------------------------------------------------------------------------------ the file
+def test_one_file_serves_every_batch_size(tmp_path):
+    model = models.build("convnetjs", 3, (16, 16), 10)
+    path = tmp_path / "convnetjs.onnx"
+    returned = export_onnx(model, path, input_shape=(3, 16, 16))
+    loaded = onnx.load(str(path))
+    assert loaded == returned
+    onnx.checker.check_model(loaded, full_check=True)
+    (graph_input,), (graph_output,) = loaded.graph.input, loaded.graph.output
+    dims = graph_input.type.tensor_type.shape.dim
+    assert (dims[0].dim_param, [d.dim_value for d in dims[1:]]) == ("N", [3, 16, 16])
+    dims = graph_output.type.tensor_type.shape.dim
+    assert (dims[0].dim_param, [d.dim_value for d in dims[1:]]) == ("N", [10])
+    runner = session(path)
+    x = np.random.default_rng(5).standard_normal((3, 3, 16, 16), dtype=np.float32)
+    three = runner.run(["output"], {"input": x})[0]
+    assert_close(three, run_gpucnn(model, x), "batch 3")
+    for index in range(3):  # the same file, batch 1: each example alone gives its row of the batch
+        assert_close(runner.run(["output"], {"input": x[index:index + 1]})[0], three[index:index + 1], "batch 1")
+
+
+def test_weights_are_initializers_under_state_dict_names():
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), nn.Flatten(), nn.Linear(8, 2))
+    proto = to_onnx(model, (1, 4, 4))
+    initializers = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in proto.graph.initializer}
+    for name, value in model.state_dict().items():
+        if not name.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(initializers[name], value.numpy())
+    assert {"0.0.weight", "0.0.bias", "0.1.running_mean", "0.1.running_var", "2.weight", "2.bias"} <= set(initializers)
+
+
+@pytest.mark.parametrize("opset", [13, DEFAULT_OPSET, 21])
+def test_opsets(opset):
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding="same"), nn.BatchNorm2d(3), nn.LeakyReLU(0.1),
+                          nn.MaxPool2d(2, ceil_mode=True), nn.AvgPool2d(2, padding=1, ceil_mode=True),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    proto = check_model(model, (2, 7, 7), opset=opset)
+    assert [(entry.domain, entry.version) for entry in proto.opset_import] == [("", opset)]
+    assert proto.ir_version == onnx.helper.find_min_ir_version_for(list(proto.opset_import))
+
+
+def test_export_run(tmp_path):
+    """A run folder's model.safetensors -> ONNX, with classes and preprocessing in the metadata."""
+    model = models.build("lenet", 1, (8, 8), 10)
+    config = {"model": models.config("lenet", 1, (8, 8), 10), "dataset": "digits",
+              "classes": [str(digit) for digit in range(10)], "input_shape": [1, 8, 8],
+              "preprocess": {"scale": 1 / 16, "mean": [0.3], "std": [0.4]}}
+    io.save_model(tmp_path / io.MODEL_FILE, model, config)
+    proto = export_run(tmp_path, tmp_path / "digits.onnx")
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    assert metadata["gpucnn.dataset"] == "digits"
+    assert metadata["gpucnn.classes"] == '["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]'
+    assert '"std": [0.4]' in metadata["gpucnn.preprocess"]
+    x = np.random.default_rng(6).standard_normal((3, 1, 8, 8), dtype=np.float32)
+    assert_close(run_onnx(tmp_path / "digits.onnx", x), run_gpucnn(model, x))
+    with pytest.raises(ExportError, match="no model.safetensors"):
+        export_run(tmp_path / "missing", tmp_path / "other.onnx")
+
+
+# ---------------------------------------------------------------------------------- errors
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv(x)
+
+
+class LoudConv(nn.Conv2d):
+    def forward(self, input):
+        return super().forward(input) * 2
+
+
+class Shuffled(nn.Sequential):
+    def forward(self, input):
+        return super().forward(input[:, ::-1])
+
+
+@pytest.mark.parametrize("model, input_shape, message", [
+    (Residual(), (2, 4, 4), r"cannot export the model \(Residual\)"),
+    (nn.Sequential(nn.ReLU(), nn.Sequential(Residual(), nn.ReLU())), (2, 4, 4), r"layer '1\.0' \(Residual\)"),
+    (nn.Sequential(LoudConv(2, 2, 3)), (2, 4, 4), r"layer '0' \(LoudConv\): it subclasses a layer"),
+    (nn.Sequential(Shuffled(nn.ReLU())), (2, 4, 4), r"layer '0' \(Shuffled\)"),
+    (nn.Sequential(nn.CrossEntropyLoss()), (2, 4, 4), r"layer '0' \(CrossEntropyLoss\)"),
+    (nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(3)), (2, 8, 8), r"layer '1' \(AdaptiveAvgPool2d.*8x8 input to 3x3"),
+    (nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False)), (2, 4, 4),
+     r"layer '0' \(BatchNorm2d with track_running_stats=False\)"),
+    (nn.Sequential(nn.MaxPool2d(2, return_indices=True)), (2, 4, 4),
+     r"layer '0' \(MaxPool2d with return_indices=True\)"),
+    (nn.Sequential(nn.Flatten(0)), (2, 4, 4), r"layer '0' \(Flatten with start_dim=0\)"),
+    (nn.Sequential(nn.Conv2d(3, 2, 3)), (2, 4, 4), r"layer '0' \(Conv2d\) does not take the shape \(1, 2, 4, 4\)"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3)), (2, 0, 4), r"input_shape must be"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3)), "2x4x4", r"input_shape must be"),
+])
+def test_unexportable_models_name_the_layer(model, input_shape, message):
+    with pytest.raises(ExportError, match=message):
+        to_onnx(model, input_shape)
+
+
+def test_opset_out_of_range():
+    with pytest.raises(ExportError, match="opset must be an int from 13"):
+        to_onnx(nn.Sequential(nn.ReLU()), (1, 2, 2), opset=12)
+
+
+def test_missing_onnx_package_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(ExportError, match=r"pip install 'gpucnn\[onnx\]'"):
+        to_onnx(nn.Sequential(nn.ReLU()), (1, 2, 2))
+
+
+def test_importing_the_exporter_does_not_import_onnx():
+    """gpucnn.onnx loads the onnx package only when exporting, so `import gpucnn` never needs it."""
+    code = "import sys, gpucnn, gpucnn.onnx; print('onnx' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == "False", result.stderr

@@ -127,17 +127,18 @@ def geometric_mean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
-def results_stem(op: str, when: datetime.date | None = None) -> str:
-    """``<op>_<cpu-model>_<date>``, the name (without extension) of a results file."""
-    model = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-") or "unknown-cpu"
+def results_stem(op: str, when: datetime.date | None = None, machine: str | None = None) -> str:
+    """``<op>_<machine>_<date>``, the name (without extension) of a results file; the machine is the
+    CPU model unless given (a GPU's name for GPU runs)."""
+    model = re.sub(r"[^a-z0-9]+", "-", (machine or cpu_model()).lower()).strip("-") or "unknown-machine"
     return f"{op}_{model}_{(when or datetime.date.today()).isoformat()}"
 
 
-def write_results(out_dir, op: str, markdown: str, record: dict) -> tuple[Path, Path]:
+def write_results(out_dir, op: str, markdown: str, record: dict, machine: str | None = None) -> tuple[Path, Path]:
     """Writes ``markdown`` and ``record`` (as JSON) to ``out_dir``; returns both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = results_stem(op)
+    stem = results_stem(op, machine=machine)
     markdown_path, json_path = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
     markdown_path.write_text(markdown)
     json_path.write_text(json.dumps(record, indent=2) + "\n")

@@ -5,7 +5,9 @@
 #   bench/gpu_check.sh OUT_DIR
 #
 # Runs the GPU tests and the whole suite (whose op tests then include the GPU), compute-sanitizer's
-# memcheck, racecheck, initcheck and synccheck over a small run of every kernel, and the benchmarks.
+# memcheck, racecheck, initcheck and synccheck over a small run of every kernel, and the benchmarks:
+# python -m bench ops --device cuda (the default mix, then the resnet18, vgg16 and jetson suites),
+# python -m bench train --device cuda, and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status.
 # Exits non-zero when any step failed.
 set -u
@@ -43,6 +45,11 @@ else
   echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$out/summary.txt"
 fi
 
+step bench-ops-cuda "$python" -m bench ops --device cuda --out "$out"
+step bench-ops-cuda-resnet18 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
+step bench-ops-cuda-vgg16 "$python" -m bench ops --device cuda --suite vgg16 --out "$out"
+step bench-ops-cuda-jetson "$python" -m bench ops --device cuda --suite jetson --out "$out"
+step bench-train-cuda "$python" -m bench train --device cuda --batch 128 --out "$out"
 step bench-conv2d-cpu "$python" -m bench.conv2d --out "$out"
 step ptxas-report "$python" -m bench.ptxas_report --out "$out"
 

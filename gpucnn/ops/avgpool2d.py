@@ -54,24 +54,37 @@ class AvgPool2d(Function):
     def forward_cpu(self, x):
         xp, g = self.xp, self.geometry
         self.input_shape = x.shape
-        padded = g.padded(xp, x, 0)
-        total = xp.zeros(x.shape[:2] + g.output_hw, dtype=x.dtype)
+        phases = g.column_phases(g.padded(xp, x, 0))
+        total = numpy.array(g.phase_tap(phases, 0, 0), dtype=x.dtype)
         with numpy.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in PyTorch, silently
             for r in range(g.kernel[0]):
                 for s in range(g.kernel[1]):
-                    total += g.tap(padded, r, s)
-        return total / self._divisor(x.dtype)
+                    if r or s:
+                        total += g.phase_tap(phases, r, s)
+            total /= self._divisor(x.dtype)
+        return total
 
     def backward_cpu(self, grad):
         # Every tap of a window gets grad / divisor; the taps of one (r, s) are distinct pixels, so
         # adding into the strided view is safe, and overlapping windows accumulate across taps.
+        # The taps are added into contiguous column phases (see PoolGeometry.column_phases), which
+        # are then interleaved into the padded gradient once.
         xp, g = self.xp, self.geometry
         share = grad / self._divisor(grad.dtype)
         padded = g.padded(xp, xp.zeros(self.input_shape, dtype=grad.dtype), 0)
-        for r in range(g.kernel[0]):
-            for s in range(g.kernel[1]):
-                g.tap(padded, r, s)[...] += share
-        return (g.crop(padded),)
+        stride_w = g.stride[1]
+        phases = [padded] if stride_w == 1 else [
+            numpy.zeros(padded.shape[:3] + (len(range(j, padded.shape[3], stride_w)),), dtype=grad.dtype)
+            for j in range(stride_w)
+        ]
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            for r in range(g.kernel[0]):
+                for s in range(g.kernel[1]):
+                    g.phase_tap(phases, r, s)[...] += share
+        if stride_w > 1:
+            for j, phase in enumerate(phases):
+                padded[..., j::stride_w] = phase
+        return (padded if padded.shape == self.input_shape else g.crop(padded),)
 
     def _kernel_args(self) -> tuple:
         """Geometry and divisor rule as the avgpool2d kernels take them (no dilation: always 1)."""

@@ -1,0 +1,290 @@
+"""Per-op benchmark: gpucnn against PyTorch on the same device, in the same run, on the same data.
+
+    python -m bench ops                              # the default suite ("mix") on the cpu
+    python -m bench ops --suite resnet18 --device cuda --repeats 21
+    python -m bench ops --quick --device cudasim     # tiny shapes, one repeat (what the tests run)
+
+Ops: conv2d forward / backward-data / backward-filter (no bias), max_pool2d and avg_pool2d forward and
+backward, relu forward and backward, each timed alone:
+
+- forward runs without a graph (gpucnn: no tensor requires grad; torch: ``no_grad``), except max
+  pooling, whose forward is timed as training runs it, computing the argmax indices in both libraries;
+- a backward is the op's own backward on a fixed upstream gradient: gpucnn's Function.backward, with
+  only the gradient asked for (input or weight); torch's ATen backward op (``convolution_backward``
+  with one output mask, ``max_pool2d_with_indices_backward``, ``avg_pool2d_backward``,
+  ``threshold_backward``). A gpucnn conv backward needs its forward's saved im2col buffer, so each
+  repeat runs a forward first, untimed.
+
+Each contender runs its warm-up and repeats as one block, then the next (see bench/conv2d.py for
+why); times are medians. On ``cuda`` the device is synchronised before and after each timed call; torch
+runs conv ops twice, cuDNN with TF32 off (``torch``) and on (``torch TF32``, PyTorch's default for
+cuDNN convolutions). Rates: conv ops in GFLOP/s (2*N*K*P*Q*C*R*S), the others in GB/s of the least
+traffic the op needs (inputs read once, outputs written once; max pooling's int64 indices included).
+The roofline, measured in the same run: FP32 GEMM rate for conv, large-copy bandwidth for the rest.
+On the CPU a case is timed again when other processes used over 10 % of the CPU meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+
+import numpy
+
+import gpucnn
+from gpucnn.nn import functional as F
+
+from . import foreign_cpu_share, geometric_mean, write_results
+from .environment import Environment
+from .suites import SUITES, Conv, Pool, Relu
+
+
+class Contender:
+    """One library's way to run one op: ``prepare()`` (untimed, before every run) and ``run()`` (timed)."""
+
+    def __init__(self, run, prepare=None, tf32=None):
+        self.run, self.prepare, self.tf32 = run, prepare or (lambda: None), tf32
+
+
+def _gpucnn_backward(make_output, grad):
+    """(prepare, run) timing the backward of the Function that produced ``make_output()``."""
+    state = {}
+
+    def prepare():
+        state["function"] = make_output()._creator
+
+    return prepare, lambda: state["function"].backward(grad)
+
+
+def _contenders(layer, env: Environment, batch, rng) -> dict:
+    """{op: (work, unit, {name: Contender})} for the ops of ``layer``; work in FLOP or bytes."""
+    torch, device, torch_device = env.torch, env.device, env.torch_device
+    aten = torch.ops.aten
+    shape = layer.input_shape(batch)
+    x_data = rng.standard_normal(shape, dtype=numpy.float32)
+
+    def ours(array, requires_grad=False):
+        return gpucnn.tensor(array, device=device, requires_grad=requires_grad)
+
+    def theirs(array):
+        return torch.from_numpy(numpy.ascontiguousarray(array)).to(torch_device)
+
+    x_t = theirs(x_data)
+    cases = {}
+    if isinstance(layer, Conv):
+        K, C, R = layer.out_channels, layer.in_channels, layer.kernel
+        P = layer.output_size()
+        w_data = rng.standard_normal((K, C, R, R), dtype=numpy.float32) * (C * R * R) ** -0.5
+        g_data = rng.standard_normal((shape[0], K, P, P), dtype=numpy.float32)
+        w_t, g_t = theirs(w_data), theirs(g_data)
+        g_ours = device.asarray(g_data)
+        arguments = dict(stride=layer.stride, padding=layer.padding)
+        flops = 2 * shape[0] * K * P * P * C * R * R
+        pair_stride, pair_pad = [layer.stride] * 2, [layer.padding] * 2
+
+        def torch_backward(mask):
+            return lambda: aten.convolution_backward(g_t, x_t, w_t, None, pair_stride, pair_pad, [1, 1], False,
+                                                     [0, 0], 1, mask)
+
+        x_plain, w_plain = ours(x_data), ours(w_data)
+        x_grad, w_grad = ours(x_data, True), ours(w_data, True)
+
+        def forward_torch():
+            with torch.no_grad():
+                torch.nn.functional.conv2d(x_t, w_t, **arguments)
+
+        cases["conv2d_forward"] = (flops, "FLOP", dict(
+            gpucnn=Contender(lambda: F.conv2d(x_plain, w_plain, **arguments)), torch=Contender(forward_torch)))
+        prepare, run = _gpucnn_backward(lambda: F.conv2d(x_grad, w_plain, **arguments), g_ours)
+        cases["conv2d_backward_data"] = (flops, "FLOP", dict(
+            gpucnn=Contender(run, prepare), torch=Contender(torch_backward([True, False, False]))))
+        prepare, run = _gpucnn_backward(lambda: F.conv2d(x_plain, w_grad, **arguments), g_ours)
+        cases["conv2d_backward_filter"] = (flops, "FLOP", dict(
+            gpucnn=Contender(run, prepare), torch=Contender(torch_backward([False, True, False]))))
+        if env.is_gpu:  # the same torch calls again with TF32 allowed
+            for _, _, contenders in cases.values():
+                contenders["torch"].tf32 = False
+                contenders["torch_tf32"] = Contender(contenders["torch"].run, tf32=True)
+        return cases
+
+    n_in = int(numpy.prod(shape))
+    if isinstance(layer, Relu):
+        g_data = rng.standard_normal(shape, dtype=numpy.float32)
+        g_t, g_ours = theirs(g_data), device.asarray(g_data)
+        x_plain = ours(x_data)
+        y_t = torch.relu(x_t)
+        function = F.relu(ours(x_data, True))._creator
+
+        def forward_torch():
+            with torch.no_grad():
+                torch.relu(x_t)
+
+        cases["relu_forward"] = (8 * n_in, "B", dict(
+            gpucnn=Contender(lambda: F.relu(x_plain)), torch=Contender(forward_torch)))
+        cases["relu_backward"] = (12 * n_in, "B", dict(
+            gpucnn=Contender(lambda: function.backward(g_ours)), torch=Contender(lambda: aten.threshold_backward(g_t, y_t, 0))))
+        return cases
+
+    assert isinstance(layer, Pool)
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    P = layer.output_size()
+    n_out = shape[0] * shape[1] * P * P
+    g_data = rng.standard_normal(shape[:2] + (P, P), dtype=numpy.float32)
+    g_t, g_ours = theirs(g_data), device.asarray(g_data)
+    x_plain = ours(x_data)
+    if layer.kind == "max":
+        function = F.max_pool2d(ours(x_data, True), k, s, p)._creator
+        _, indices_t = aten.max_pool2d_with_indices(x_t, [k, k], [s, s], [p, p])
+        cases["max_pool2d_forward"] = (4 * n_in + 12 * n_out, "B", dict(
+            gpucnn=Contender(lambda: F.max_pool2d(x_plain, k, s, p)),
+            torch=Contender(lambda: aten.max_pool2d_with_indices(x_t, [k, k], [s, s], [p, p]))))
+        cases["max_pool2d_backward"] = (4 * n_in + 12 * n_out, "B", dict(
+            gpucnn=Contender(lambda: function.backward(g_ours)),
+            torch=Contender(lambda: aten.max_pool2d_with_indices_backward(g_t, x_t, [k, k], [s, s], [p, p], [1, 1],
+                                                                          False, indices_t))))
+    else:
+        function = F.avg_pool2d(ours(x_data, True), k, s, p)._creator
+
+        def forward_torch():
+            with torch.no_grad():
+                torch.nn.functional.avg_pool2d(x_t, k, s, p)
+
+        cases["avg_pool2d_forward"] = (4 * n_in + 4 * n_out, "B", dict(
+            gpucnn=Contender(lambda: F.avg_pool2d(x_plain, k, s, p)), torch=Contender(forward_torch)))
+        cases["avg_pool2d_backward"] = (4 * n_in + 4 * n_out, "B", dict(
+            gpucnn=Contender(lambda: function.backward(g_ours)),
+            torch=Contender(lambda: aten.avg_pool2d_backward(g_t, x_t, [k, k], [s, s], [p, p], False, True, None))))
+    return cases
+
+
+def _time_block(env: Environment, contender: Contender, warmup: int, repeats: int) -> list[float]:
+    torch = env.torch
+    if contender.tf32 is not None:
+        torch.backends.cudnn.allow_tf32 = contender.tf32
+    for _ in range(warmup):
+        contender.prepare()
+        contender.run()
+    times = []
+    for _ in range(repeats):
+        contender.prepare()
+        times.append(env.time_ms(contender.run))
+    if contender.tf32 is not None:
+        torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
+    return times
+
+
+def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int = 3, batch=None, seed: int = 0,
+        roofline: dict | None = None, log=print) -> list[dict]:
+    """One row per (layer, op): each contender's median ms, rates, ratios against gpucnn, roofline share."""
+    rng = numpy.random.default_rng(seed)
+    rows = []
+    for layer in layers:
+        for op, (work, unit, contenders) in _contenders(layer, env, batch, rng).items():
+            best = None
+            for _ in range(attempts):
+                def measure(contenders=contenders):
+                    return {name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()}
+
+                times, other_load = measure() if env.is_gpu else foreign_cpu_share(measure)
+                if best is None or (other_load or 0) < (best[1] or 0):
+                    best = times, other_load
+                if other_load is None or other_load <= 0.1:
+                    break
+            times, other_load = best
+            medians = {name: statistics.median(t) for name, t in times.items()}
+            scale = 1e6  # work / ms / 1e6: GFLOP/s or GB/s
+            rate = work / medians["gpucnn"] / scale
+            peak = None if roofline is None else roofline["gemm_gflops" if unit == "FLOP" else "copy_gbps"]
+            row = dict(layer=layer.name, op=op, shape=layer.describe(batch), work=work,
+                       rate_unit="GFLOP/s" if unit == "FLOP" else "GB/s",
+                       **{f"{name}_ms": ms for name, ms in medians.items()},
+                       gpucnn_rate=rate, torch_rate=work / medians["torch"] / scale,
+                       ratio=medians["torch"] / medians["gpucnn"],
+                       roofline_fraction=None if not peak else rate / peak,
+                       other_load=None if other_load is None else round(other_load, 3))
+            if "torch_tf32" in medians:
+                row["ratio_tf32"] = medians["torch_tf32"] / medians["gpucnn"]
+            rows.append(row)
+            log(f"  {layer.name:40s} {op:24s} gpucnn {medians['gpucnn']:9.3f} ms  torch {medians['torch']:9.3f} ms"
+                f"  ratio {row['ratio']:.2f}")
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    """Geometric means of torch / gpucnn per op, and per conv layer over its three ops together
+    (forward + backward-data + backward-filter: torch's summed time over gpucnn's)."""
+    by_op = {}
+    for row in rows:
+        by_op.setdefault(row["op"], []).append(row["ratio"])
+    result = {op: geometric_mean(values) for op, values in by_op.items()}
+    conv_layers = {}
+    for row in rows:
+        if row["op"].startswith("conv2d"):
+            total = conv_layers.setdefault(row["layer"], [0.0, 0.0])
+            total[0] += row["torch_ms"]
+            total[1] += row["gpucnn_ms"]
+    if conv_layers:
+        result["conv2d_forward_backward"] = geometric_mean(t / g for t, g in conv_layers.values())
+    return result
+
+
+def markdown_table(rows: list[dict], gpu: bool) -> str:
+    tf32 = " torch TF32 ms | torch TF32 / gpucnn |" if gpu else ""
+    lines = [f"| layer | op | shape | gpucnn ms | torch ms | torch / gpucnn |{tf32} gpucnn rate | roofline "
+             f"| other load |",
+             "|---|---|---|---:|---:|---:|" + ("---:|---:|" if gpu else "") + "---:|---:|---:|"]
+    for r in rows:
+        load = "n/a" if r["other_load"] is None else f"{r['other_load']:.0%}"
+        extra = ""
+        if gpu:
+            extra = (f" {r['torch_tf32_ms']:.3f} | {r['ratio_tf32']:.2f} |" if "torch_tf32_ms" in r else " | |")
+        roof = "n/a" if r["roofline_fraction"] is None else f"{r['roofline_fraction']:.0%}"
+        lines.append(f"| {r['layer']} | {r['op']} | {r['shape']} | {r['gpucnn_ms']:.3f} | {r['torch_ms']:.3f} | "
+                     f"{r['ratio']:.2f} |{extra} {r['gpucnn_rate']:.1f} {r['rate_unit']} | {roof} | {load} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--suite", default="mix", choices=sorted(SUITES), help="shape suite (default: mix)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or cudasim")
+    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per op (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs before the repeats")
+    parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
+    parser.add_argument("--quick", action="store_true", help="the tiny suite, one repeat: checks the code runs")
+
+
+def main(args, out_dir) -> dict:
+    if args.repeats < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
+        raise SystemExit("--repeats and --batch must be at least 1, --warmup at least 0")
+    env = Environment(args.device)
+    suite = "tiny" if args.quick else args.suite
+    repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
+    description = env.describe()
+    roofline = env.roofline(quick=args.quick)
+    print(f"ops, suite {suite} on {env.device} ({env.machine()}); roofline: {roofline['gemm_gflops']:.1f} GFLOP/s "
+          f"FP32 GEMM, {roofline['copy_gbps']:.1f} GB/s copy")
+    rows = run(env, SUITES[suite], repeats, warmup=warmup, attempts=1 if args.quick else 3, batch=args.batch,
+               roofline=roofline)
+    means = summary(rows)
+    when = datetime.datetime.now()
+    torch_name = "PyTorch CUDA (cuDNN), TF32 off; TF32 on separately" if env.is_gpu else "PyTorch CPU"
+    header = (f"gpucnn ops on {env.device} against {torch_name}, suite {suite}, float32, {when:%Y-%m-%d %H:%M}\n\n"
+              f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in description.items()) +
+              f"; median of {repeats} after {warmup} warm-up\n\n"
+              f"Roofline (same run): FP32 GEMM {roofline['gemm_gflops']:.1f} GFLOP/s (n={roofline['gemm_size']}), "
+              f"copy {roofline['copy_gbps']:.1f} GB/s (read + write, {roofline['copy_bytes'] >> 20} MiB)\n\n")
+    markdown = header + markdown_table(rows, env.is_gpu)
+    markdown += "\nGeometric means of torch / gpucnn (above 1: gpucnn is faster):\n\n" + "".join(
+        f"- {op}: {value:.2f}\n" for op, value in means.items())
+    disturbed = sorted({r["layer"] for r in rows if (r["other_load"] or 0) > 0.1})
+    if disturbed:
+        markdown += (f"\nWARNING: other processes used over 10 % of the CPU while timing {', '.join(disturbed)}; "
+                     "those ratios are not reliable.\n")
+    record = dict(bench="ops", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),
+                  **description, repeats=repeats, warmup=warmup, quick=args.quick, roofline=roofline, rows=rows,
+                  geometric_means=means)
+    name = f"ops-{suite}-{env.kind}" + ("-quick" if args.quick else "")
+    markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())
+    print(markdown)
+    print(f"wrote {markdown_path} and {json_path}")
+    return record

@@ -14,7 +14,6 @@ needed. Writes ``ptxas_nvcc-<version>_<date>.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import json
 import os
@@ -25,6 +24,8 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from gpucnn.devices import nvrtc
 
 from . import RESULTS_DIR
 
@@ -83,40 +84,15 @@ def nvcc_rows(nvcc: str, sources: list[Path]) -> list[dict]:
             return [row for rows in pool.map(compile_one, jobs) for row in rows]
 
 
-def load_nvrtc():
-    """(CUDA 12 libnvrtc from the nvidia-cuda-nvrtc-cu12 wheel, its version) or (None, why not)."""
-    try:
-        import nvidia.cuda_nvrtc as package
-    except ImportError:
-        return None, "nvidia-cuda-nvrtc-cu12 is not installed"
-    paths = [path for folder in package.__path__ for path in sorted(Path(folder, "lib").glob("libnvrtc.so.12*"))]
-    if not paths:
-        return None, "no libnvrtc.so.12 in the nvidia-cuda-nvrtc-cu12 wheel"
-    library = ctypes.CDLL(str(paths[0]))
-    major, minor = ctypes.c_int(), ctypes.c_int()
-    library.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
-    return library, f"{major.value}.{minor.value}"
-
-
 def nvrtc_rows(library, version: str, sources: list[Path]) -> list[dict]:
     """ptxas rows of every source for every old arch, compiled by NVRTC as CuPy would (plus -v)."""
     rows = []
     for source in sources:
         for arch in NVRTC_ARCHS:
-            program = ctypes.c_void_p()
-            library.nvrtcCreateProgram(ctypes.byref(program), source.read_bytes(), source.name.encode(), 0, None, None)
-            options = [f"--gpu-architecture={arch}", "-std=c++17", f"--include-path={CUDA_DIR}", "--ptxas-options=-v"]
-            status = library.nvrtcCompileProgram(program, len(options),
-                                                 (ctypes.c_char_p * len(options))(*(o.encode() for o in options)))
-            size = ctypes.c_size_t()
-            library.nvrtcGetProgramLogSize(program, ctypes.byref(size))
-            log = ctypes.create_string_buffer(size.value)
-            library.nvrtcGetProgramLog(program, log)
-            library.nvrtcDestroyProgram(ctypes.byref(program))
-            text = log.value.decode(errors="replace")
-            if status != 0:
-                raise RuntimeError(f"NVRTC {version} failed on {source.name} for {arch}:\n{text}")
-            rows += parse_ptxas(text, source.name, f"nvrtc {version}")
+            ok, log, _ = nvrtc.compile(library, source, arch, ["--ptxas-options=-v"])
+            if not ok:
+                raise RuntimeError(f"NVRTC {version} failed on {source.name} for {arch}:\n{log}")
+            rows += parse_ptxas(log, source.name, f"nvrtc {version}")
     return rows
 
 
@@ -164,7 +140,7 @@ def main(argv=None) -> int:
     sources = sorted(CUDA_DIR.glob("*.cu"))
     rows = nvcc_rows(nvcc, sources)
     compilers = [f"nvcc {nvcc_version(nvcc)} ({', '.join(NVCC_ARCHS)})"]
-    library, nvrtc_version = load_nvrtc()
+    library, nvrtc_version = nvrtc.load()
     if library is not None:
         rows += nvrtc_rows(library, nvrtc_version, sources)
         compilers.append(f"NVRTC {nvrtc_version} ({', '.join(NVRTC_ARCHS)})")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpucnn.devices import cudasim
-
 
 @pytest.mark.parametrize("n, grid, block", [(1, 1, 1), (1000, 3, 128), (1000, (2,), (32,)), (4099, 1, 1024)])
 def test_vector_add_grid_stride(basic, rng, n, grid, block):

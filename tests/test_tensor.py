@@ -171,6 +171,10 @@ def test_numpy_style_reduction_names():
     assert x.mean(axis=0).shape == (3,)
     with pytest.raises(ValueError, match="out of range"):
         x.sum(axis=2)
+    with pytest.raises(TypeError, match="dim must be"):
+        x.sum(dim=1.5)
+    with pytest.raises(ValueError, match="repeats"):
+        x.mean(dim=(1, -1))
 
 
 def test_shape_ops_against_torch():

@@ -283,9 +283,13 @@ def _normalize_dims(dim, ndim: int, what: str):
     """``dim`` (None, an int or a sequence of ints) as None or a sorted tuple of distinct dims."""
     if dim is None:
         return None
-    dims = _check_dims((dim,) if isinstance(dim, numbers.Integral) else tuple(dim), ndim, what)
+    if isinstance(dim, numbers.Integral):
+        dim = (dim,)
+    elif not isinstance(dim, (tuple, list)):
+        raise TypeError(f"{what}: dim must be None, an int or a tuple of ints, got {dim!r}")
+    dims = _check_dims(tuple(dim), ndim, what)
     if len(set(dims)) != len(dims):
-        raise ValueError(f"{what}: dim={dim!r} repeats a dimension")
+        raise ValueError(f"{what}: dim={dim!r} repeats a dimension (ndim {ndim})")
     return tuple(sorted(dims))
 
 

@@ -115,6 +115,20 @@ def foreign_cpu_share(run):
     return result, max(0.0, foreign / capacity) if capacity > 0 else None
 
 
+def quietest(measure, attempts: int, on_cpu: bool = True):
+    """Runs ``measure()`` again (up to ``attempts`` times) while other processes used more than 10 %
+    of the CPU meanwhile; returns (result, other_load) of the quietest run. On a shared machine other
+    work slows whichever library runs beside it, unequally. ``on_cpu=False`` (a GPU timing) measures once."""
+    best = None
+    for _ in range(attempts):
+        result, other_load = foreign_cpu_share(measure) if on_cpu else (measure(), None)
+        if best is None or (other_load or 0) < (best[1] or 0):
+            best = result, other_load
+        if other_load is None or other_load <= 0.1:
+            break
+    return best
+
+
 def time_ms(step) -> float:
     """Wall time of one call of ``step``, in milliseconds."""
     start = time.perf_counter()

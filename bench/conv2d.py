@@ -20,52 +20,30 @@ import datetime
 import os
 import statistics
 import sys
-from typing import NamedTuple
-
 import numpy
 
 import gpucnn
 from gpucnn.nn.functional import conv2d
 
-from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, foreign_cpu_share, geometric_mean, time_ms,
+from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, quietest, suites, time_ms,
                write_results)
+from .suites import Conv
 
 
-class Layer(NamedTuple):
-    name: str
-    batch: int
-    in_channels: int
-    out_channels: int
-    size: int  # H = W
-    kernel: int
-    stride: int
-    padding: int
-
-    def describe(self, batch: int) -> str:
-        return (f"{batch}x{self.in_channels}x{self.size}x{self.size} -> {self.out_channels}, "
-                f"{self.kernel}x{self.kernel} s{self.stride} p{self.padding}")
-
-
-# Batch 32 throughout, a usual CIFAR mini-batch (--batch changes it for every layer).
-LAYERS = [
-    # ConvNetJS CIFAR-10 demo
-    Layer("convnetjs conv1", 32, 3, 16, 32, 5, 1, 2),
-    Layer("convnetjs conv2", 32, 16, 20, 16, 5, 1, 2),
-    Layer("convnetjs conv3", 32, 20, 20, 8, 5, 1, 2),
-    # CIFAR ResNet stages and the stride-2 shortcut
-    Layer("resnet 64ch 32px", 32, 64, 64, 32, 3, 1, 1),
-    Layer("resnet 128ch 16px", 32, 128, 128, 16, 3, 1, 1),
-    Layer("resnet 256ch 8px", 32, 256, 256, 8, 3, 1, 1),
-    Layer("resnet 1x1 s2 64->128", 32, 64, 128, 32, 1, 2, 0),
-]
+_CONVNETJS = [case for case in suites.CONVNETJS if isinstance(case, Conv)]
+_RESNET = {case.name: case for case in suites.RESNET18}
+# Batch 32 throughout, a usual CIFAR mini-batch (--batch changes it for every layer): the ConvNetJS
+# CIFAR-10 demo's convolutions, and CIFAR ResNet's stages and stride-2 shortcut.
+LAYERS = _CONVNETJS + [_RESNET[name] for name in ("resnet18 64ch 32px", "resnet18 128ch 16px",
+                                                  "resnet18 256ch 8px", "resnet18 1x1 s2 64->128")]
 
 QUICK_LAYERS = [
-    Layer("quick 3x3", 2, 3, 4, 8, 3, 1, 1),
-    Layer("quick 1x1 s2", 2, 4, 6, 7, 1, 2, 0),
+    Conv("quick 3x3", 2, 3, 4, 8, 3, 1, 1),
+    Conv("quick 1x1 s2", 2, 4, 6, 7, 1, 2, 0),
 ]
 
 
-def _steps(layer: Layer, batch: int, seed: int = 0):
+def _steps(layer: Conv, batch: int, seed: int = 0):
     """The gpucnn step and the torch step for ``layer``, on the same float32 data."""
     import torch
 
@@ -112,17 +90,10 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
     for layer in layers:
         n = batch or layer.batch
         gpucnn_step, torch_step = _steps(layer, n)
-        best = None
-        for _ in range(attempts):
-            # Each library runs its warm-up and repeats as one block (see the module docstring).
-            (ours, theirs), other_load = foreign_cpu_share(
-                lambda: (_timed_block(gpucnn_step, warmup, repeats), _timed_block(torch_step, warmup, repeats))
-            )
-            if best is None or (other_load or 0) < (best[2] or 0):
-                best = ours, theirs, other_load
-            if other_load is None or other_load <= 0.1:
-                break
-        ours, theirs, other_load = best
+        # Each library runs its warm-up and repeats as one block (see the module docstring).
+        (ours, theirs), other_load = quietest(
+            lambda: (_timed_block(gpucnn_step, warmup, repeats), _timed_block(torch_step, warmup, repeats)),
+            attempts)
         gpucnn_ms, torch_ms = statistics.median(ours), statistics.median(theirs)
         rows.append(dict(layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
                          torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms,

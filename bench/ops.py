@@ -34,7 +34,7 @@ import numpy
 import gpucnn
 from gpucnn.nn import functional as F
 
-from . import foreign_cpu_share, geometric_mean, write_results
+from . import geometric_mean, quietest, write_results
 from .environment import Environment
 from .suites import SUITES, Conv, Pool, Relu
 
@@ -180,17 +180,9 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
     rows = []
     for layer in layers:
         for op, (work, unit, contenders) in _contenders(layer, env, batch, rng).items():
-            best = None
-            for _ in range(attempts):
-                def measure(contenders=contenders):
-                    return {name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()}
-
-                times, other_load = measure() if env.is_gpu else foreign_cpu_share(measure)
-                if best is None or (other_load or 0) < (best[1] or 0):
-                    best = times, other_load
-                if other_load is None or other_load <= 0.1:
-                    break
-            times, other_load = best
+            times, other_load = quietest(
+                lambda: {name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()},
+                attempts, on_cpu=not env.is_gpu)
             medians = {name: statistics.median(t) for name, t in times.items()}
             scale = 1e6  # work / ms / 1e6: GFLOP/s or GB/s
             rate = work / medians["gpucnn"] / scale

@@ -135,10 +135,10 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
     if layer.kind == "max":
         function = F.max_pool2d(ours(x_data, True), k, s, p)._creator
         _, indices_t = aten.max_pool2d_with_indices(x_t, [k, k], [s, s], [p, p])
-        cases["max_pool2d_forward"] = (4 * n_in + 12 * n_out, "B", dict(
+        cases["maxpool2d_forward"] = (4 * n_in + 12 * n_out, "B", dict(
             gpucnn=Contender(lambda: F.max_pool2d(x_plain, k, s, p)),
             torch=Contender(lambda: aten.max_pool2d_with_indices(x_t, [k, k], [s, s], [p, p]))))
-        cases["max_pool2d_backward"] = (4 * n_in + 12 * n_out, "B", dict(
+        cases["maxpool2d_backward"] = (4 * n_in + 12 * n_out, "B", dict(
             gpucnn=Contender(lambda: function.backward(g_ours)),
             torch=Contender(lambda: aten.max_pool2d_with_indices_backward(g_t, x_t, [k, k], [s, s], [p, p], [1, 1],
                                                                           False, indices_t))))
@@ -149,9 +149,9 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
             with torch.no_grad():
                 torch.nn.functional.avg_pool2d(x_t, k, s, p)
 
-        cases["avg_pool2d_forward"] = (4 * n_in + 4 * n_out, "B", dict(
+        cases["avgpool2d_forward"] = (4 * n_in + 4 * n_out, "B", dict(
             gpucnn=Contender(lambda: F.avg_pool2d(x_plain, k, s, p)), torch=Contender(forward_torch)))
-        cases["avg_pool2d_backward"] = (4 * n_in + 4 * n_out, "B", dict(
+        cases["avgpool2d_backward"] = (4 * n_in + 4 * n_out, "B", dict(
             gpucnn=Contender(lambda: function.backward(g_ours)),
             torch=Contender(lambda: aten.avg_pool2d_backward(g_t, x_t, [k, k], [s, s], [p, p], False, True, None))))
     return cases

@@ -54,7 +54,7 @@ class Pool(NamedTuple):
 
     @property
     def ops(self):
-        return (f"{self.kind}_pool2d_forward", f"{self.kind}_pool2d_backward")
+        return (f"{self.kind}pool2d_forward", f"{self.kind}pool2d_backward")  # the kernels' names
 
     def input_shape(self, batch=None) -> tuple:
         return (batch or self.batch, self.channels, self.size, self.size)

@@ -41,8 +41,8 @@ def test_ops_benchmark_quick_run_writes_its_tables(tmp_path, device):
     assert record["bench"] == "ops" and record["quick"] and record["device"] == device
     assert record["roofline"]["gemm_gflops"] > 0 and record["roofline"]["copy_gbps"] > 0
     ops = {row["op"] for row in record["rows"]}
-    assert ops == {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter", "max_pool2d_forward",
-                   "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward", "relu_forward",
+    assert ops == {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter", "maxpool2d_forward",
+                   "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward", "relu_forward",
                    "relu_backward"}
     for row in record["rows"]:
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0 and row["roofline_fraction"] > 0

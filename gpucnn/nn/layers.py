@@ -9,6 +9,7 @@ import numpy
 
 from ..ops import math as tensor_math
 from ..ops._shapes import pair
+from ..ops.maxpool2d import pool_window
 from ..tensor import Tensor, as_tensor
 from . import functional as F
 from . import init
@@ -19,17 +20,6 @@ def _positive_int(value, name: str, layer: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
     return int(value)
-
-
-def _check_pool_arguments(layer: str, kernel_size, stride, padding, dilation=1) -> None:
-    """The input-independent checks of the pooling functionals, made when the layer is built."""
-    kernel = pair(kernel_size, "kernel_size", layer, minimum=1)
-    if stride is not None:
-        pair(stride, "stride", layer, minimum=1)
-    pair(dilation, "dilation", layer, minimum=1)
-    pads = pair(padding, "padding", layer, minimum=0)
-    if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
-        raise ValueError(f"{layer}: padding {pads} must be at most half of kernel_size {kernel}")
 
 
 def _empty(*shape) -> Parameter:
@@ -112,7 +102,7 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
         super().__init__()
-        _check_pool_arguments("MaxPool2d", kernel_size, stride, padding, dilation)
+        pool_window("MaxPool2d", kernel_size, stride, padding, dilation, ceil_mode)
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
@@ -128,7 +118,7 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
         super().__init__()
-        _check_pool_arguments("AvgPool2d", kernel_size, stride, padding)
+        pool_window("AvgPool2d", kernel_size, stride, padding, 1, ceil_mode)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 

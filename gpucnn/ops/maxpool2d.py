@@ -87,12 +87,11 @@ class PoolGeometry:
         return padded[:, :, pad_h : pad_h + H, pad_w : pad_w + W].copy()
 
 
-def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
-    """Checks a pooling call's window arguments against an (N, C, H, W) input shape.
+def pool_window(op: str, kernel_size, stride, padding, dilation, ceil_mode) -> tuple:
+    """The input-independent checks of a pooling call; (kernel, stride, padding, dilation) as pairs.
 
     PyTorch's rules: ``stride`` None (or empty) means ``kernel_size``; padding is at most
-    ``kernel_size // 2`` along each axis (undilated kernel, as PyTorch checks); C, H and W are
-    non-zero; the output is at least 1x1.
+    ``kernel_size // 2`` along each axis (undilated kernel, as PyTorch checks).
     """
     kernel = pair(kernel_size, "kernel_size", op, minimum=1)
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
@@ -103,13 +102,20 @@ def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dil
     dilation = pair(dilation, "dilation", op, minimum=1)
     if not isinstance(ceil_mode, (bool, numpy.bool_)):
         raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
-    if any(size == 0 for size in input_shape[1:]):
-        raise ValueError(f"{op}: input must have non-zero channels, height and width, got shape {input_shape}")
     if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
         raise ValueError(
             f"{op}: padding {pads} must be at most half of kernel_size {kernel} (padding <= kernel_size // 2 "
-            f"along each axis), input shape {input_shape}"
+            f"along each axis)"
         )
+    return kernel, stride, pads, dilation
+
+
+def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
+    """Checks a pooling call's window arguments (:func:`pool_window`) against an (N, C, H, W) input
+    shape: C, H and W are non-zero and the output is at least 1x1."""
+    kernel, stride, pads, dilation = pool_window(op, kernel_size, stride, padding, dilation, ceil_mode)
+    if any(size == 0 for size in input_shape[1:]):
+        raise ValueError(f"{op}: input must have non-zero channels, height and width, got shape {input_shape}")
     input_hw = tuple(input_shape[2:])
     output_hw = tuple(
         output_size(size, k, s, p, p, d, bool(ceil_mode))

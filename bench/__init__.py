@@ -1,7 +1,8 @@
 """Benchmarks: gpucnn against PyTorch on the same data, one module per op (``python -m bench.conv2d``).
 
 Timing lives here, never in a test's assertion. This module holds what every op's benchmark shares:
-the machine description (CPU model, BLAS threads), the timing loop and the results writer.
+the machine description (CPU model, BLAS threads), the timing loop, a process's peak memory, the
+worker subprocess runner and the results writer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 import os
 import platform
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,6 +130,48 @@ def quietest(measure, attempts: int, on_cpu: bool = True):
         if other_load is None or other_load <= 0.1:
             break
     return best
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size in bytes: on Linux its VmHWM, else ``ru_maxrss``.
+
+    Both are the most physical memory the process has held at once (page granularity, whatever
+    allocated it). Linux's ``ru_maxrss`` also carries a parent's peak over into a child at exec (a
+    worker started by a 1 GiB benchmark reports at least 1 GiB), which VmHWM, the process's own
+    peak, does not.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
+
+
+def reset_peak_rss() -> bool:
+    """Lowers this process's peak resident set to its current one (Linux: ``/proc/self/clear_refs``), so
+    that a rise of ``peak_rss_bytes()`` from now on counts only later memory, not memory held earlier
+    and since freed. False where it cannot (the peak then stays the earlier one)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_worker(module: str, *arguments: str) -> dict:
+    """Runs ``python -m module arguments...`` in a fresh interpreter (this one's executable) and returns
+    the JSON object on the last line of its stdout; raises RuntimeError with its stderr if it fails."""
+    done = subprocess.run([sys.executable, "-m", module, *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"python -m {module} {' '.join(arguments)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def time_ms(step) -> float:

@@ -1,76 +1,158 @@
-"""conv2d forward + backward on gpucnn's cpu device against PyTorch CPU, on the same float32 data.
+"""conv2d forward + backward on gpucnn's cpu device against PyTorch CPU: time and peak memory, same float32 data.
 
-    python -m bench.conv2d                  # the layers below; table to stdout, .md/.json to bench/results/
-    python -m bench.conv2d --quick          # tiny shapes, one repeat (what tests/test_bench.py runs)
+    python -m bench.conv2d                        # every conv layer of the CPU suites; .md/.json to bench/results/
+    python -m bench.conv2d --suite resnet18,jetson --no-memory
+    python -m bench.conv2d --suite vgg16          # VGG-16 at 224 px: minutes on a CPU, so not in the default
+    python -m bench.conv2d --quick                # tiny shapes, one repeat (what tests/test_bench.py runs)
     python -m bench.conv2d --repeats 9 --batch 16 --out /tmp/results
 
-One step is conv2d forward then backward with a fixed upstream gradient, computing the input, weight
-and bias gradients (``.grad`` cleared before each step). Per layer, gpucnn and then torch each run
-their warm-up steps and timed repeats as one block (interleaving them step by step slowed both: each
-library's idle threads still spin when the other starts); the table gives the medians and their ratio
-torch_ms / gpucnn_ms (above 1: gpucnn is faster). A layer is timed again when other processes used
+Layers: the conv cases of the suites in bench/suites.py named by ``--suite`` (repeatable or
+comma-separated; default: lecture, convnetjs and resnet18 at batch 32, jetson at batch 1), each at its
+suite's batch unless ``--batch`` sets one for all.
+
+Time: one step is conv2d forward then backward with a fixed upstream gradient, computing the input,
+weight and bias gradients (``.grad`` cleared before each step). Per layer, gpucnn and then torch each
+run their warm-up steps and timed repeats as one block (interleaving them step by step slowed both:
+each library's idle threads still spin when the other starts); the table gives the medians and their
+ratio torch_ms / gpucnn_ms (above 1: gpucnn is faster), and the geometric mean of that ratio per suite
+and over all layers timed (the headline number). A layer is timed again when other processes used
 over 10 % of the CPU meanwhile (a shared machine); the table shows that share and warns when it stayed
 high. PyTorch runs with as many threads as NumPy's BLAS uses; both counts are recorded.
+
+Peak memory (skipped with ``--no-memory``): for each layer and library, a fresh Python process
+(``--memory-probe``) that imports only that library runs one step of a small conv (each library's
+one-time start-up on its first conv, code pages read in, threads started, some 45 MiB for PyTorch, is
+then the layer's in neither), builds the layer's data, then runs two of the timed steps and reports
+how far its peak resident set rose from just before the first of them. The peak resident set is what
+``ru_maxrss`` counts: the most physical memory the process held at once, at page granularity, whoever
+allocated it, so memory that either library's allocator keeps cached after a free (NumPy's through
+malloc, PyTorch's own CPU allocator) counts alike for both; tracemalloc would see NumPy's allocations
+but not PyTorch's. It is read as Linux's VmHWM, the process's own peak, because getrusage's
+``ru_maxrss`` also carries the parent's peak over into a child at exec (a probe started by this
+benchmark would report at least the benchmark's own peak); and just before the first step it is
+lowered to the current resident set (``/proc/self/clear_refs``), so memory held earlier and freed
+(the data's temporaries) cannot hide the step's. Off Linux it is ``ru_maxrss``, not lowered. The rise
+has a lower bound, ``least MiB``: the arrays the step creates, its output and the input, weight and
+bias gradients (the input, weight, bias and upstream gradient exist before the baseline); small
+layers can come out below it, their arrays fitting in memory the process already held. The memory
+ratio is gpucnn / torch (above 1: gpucnn needs more); its geometric means skip layers where either
+rise is 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import statistics
 import sys
+
 import numpy
 
-import gpucnn
-from gpucnn.nn.functional import conv2d
+from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, peak_rss_bytes, quietest,
+               reset_peak_rss, run_worker, time_ms, write_results)
+from .suites import SUITES, Conv
 
-from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, quietest, suites, time_ms,
-               write_results)
-from .suites import Conv
+DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
+SUITE_CHOICES = DEFAULT_SUITES + ("vgg16",)
+LIBRARIES = ("gpucnn", "torch")
 
-
-_CONVNETJS = [case for case in suites.CONVNETJS if isinstance(case, Conv)]
-_RESNET = {case.name: case for case in suites.RESNET18}
-# Batch 32 throughout, a usual CIFAR mini-batch (--batch changes it for every layer): the ConvNetJS
-# CIFAR-10 demo's convolutions, and CIFAR ResNet's stages and stride-2 shortcut.
-LAYERS = _CONVNETJS + [_RESNET[name] for name in ("resnet18 64ch 32px", "resnet18 128ch 16px",
-                                                  "resnet18 256ch 8px", "resnet18 1x1 s2 64->128")]
+# What a memory probe runs before its layer, so that the library's start-up does not count: small, but
+# enough work that PyTorch starts its second thread (batch 1 at 8 px did not; that thread's start-up,
+# some 9 MiB, then counted for the layer).
+WARM_UP_LAYER = Conv("warm-up", 8, 16, 16, 16, 3, 1, 1)
 
 QUICK_LAYERS = [
-    Conv("quick 3x3", 2, 3, 4, 8, 3, 1, 1),
-    Conv("quick 1x1 s2", 2, 4, 6, 7, 1, 2, 0),
+    ("quick", Conv("quick 3x3", 2, 3, 4, 8, 3, 1, 1)),
+    ("quick", Conv("quick 1x1 s2", 2, 4, 6, 7, 1, 2, 0)),
 ]
 
 
-def _steps(layer: Conv, batch: int, seed: int = 0):
-    """The gpucnn step and the torch step for ``layer``, on the same float32 data."""
-    import torch
+def conv_layers(suite_names) -> list[tuple[str, Conv]]:
+    """(suite name, layer) for every Conv case of the named suites, suite by suite in the order given."""
+    return [(name, case) for name in suite_names for case in SUITES[name] if isinstance(case, Conv)]
 
+
+def _suite_list(text: str) -> list[str]:
+    """``--suite``'s type: a comma-separated list of suite names, each one of SUITE_CHOICES."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SUITE_CHOICES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown suite {', '.join(map(repr, unknown)) or repr(text)}; "
+                                         f"choose from {', '.join(SUITE_CHOICES)}")
+    return names
+
+
+def _layer_data(layer: Conv, batch: int, seed: int = 0):
+    """The layer's input, weight, bias and upstream gradient, as float32 NumPy arrays."""
     rng = numpy.random.default_rng(seed)
-    x = rng.standard_normal((batch, layer.in_channels, layer.size, layer.size), dtype=numpy.float32)
+    x = rng.standard_normal(layer.input_shape(batch), dtype=numpy.float32)
     weight = rng.standard_normal((layer.out_channels, layer.in_channels, layer.kernel, layer.kernel),
                                  dtype=numpy.float32) * (layer.in_channels * layer.kernel**2) ** -0.5
     bias = rng.standard_normal(layer.out_channels, dtype=numpy.float32)
-    arguments = dict(stride=layer.stride, padding=layer.padding)
+    out_size = layer.output_size()
+    upstream = rng.standard_normal((batch, layer.out_channels, out_size, out_size), dtype=numpy.float32)
+    return x, weight, bias, upstream
 
-    ours = [gpucnn.tensor(a, requires_grad=True) for a in (x, weight, bias)]
-    out_shape = conv2d(*ours, **arguments).shape
-    upstream = rng.standard_normal(out_shape, dtype=numpy.float32)
-    theirs = [torch.tensor(a, requires_grad=True) for a in (x, weight, bias)]
-    upstream_torch = torch.from_numpy(upstream)
 
-    def gpucnn_step():
-        for tensor in ours:
+def make_step(library: str, layer: Conv, batch: int, seed: int = 0):
+    """One forward + backward step of ``layer`` in ``library`` ("gpucnn" or "torch"), on data that is the
+    same for both; imports only that library."""
+    x, weight, bias, upstream = _layer_data(layer, batch, seed)
+    if library == "gpucnn":
+        import gpucnn
+        from gpucnn.nn.functional import conv2d
+
+        tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, weight, bias)]
+        grad = upstream
+    else:
+        import torch
+
+        conv2d = torch.nn.functional.conv2d
+        tensors = [torch.tensor(a, requires_grad=True) for a in (x, weight, bias)]
+        grad = torch.from_numpy(upstream)
+
+    def step():
+        for tensor in tensors:
             tensor.grad = None
-        conv2d(*ours, **arguments).backward(upstream)
+        conv2d(*tensors, stride=layer.stride, padding=layer.padding).backward(grad)
 
-    def torch_step():
-        for tensor in theirs:
-            tensor.grad = None
-        torch.nn.functional.conv2d(*theirs, **arguments).backward(upstream_torch)
+    return step
 
-    return gpucnn_step, torch_step
+
+def least_step_bytes(layer: Conv, batch: int) -> int:
+    """The bytes of the arrays one step creates: its output and the input, weight and bias gradients."""
+    out_size = layer.output_size()
+    return 4 * (batch * layer.out_channels * out_size**2 + numpy.prod(layer.input_shape(batch))
+                + layer.out_channels * layer.in_channels * layer.kernel**2 + layer.out_channels).item()
+
+
+def memory_probe(library: str, layer: list, batch: int, torch_threads: int) -> dict:
+    """Run in a fresh interpreter (``--memory-probe``): the rise of the peak resident set over two steps of
+    ``library`` on ``layer`` (its Conv fields), measured from just before the first step, after a step of
+    WARM_UP_LAYER."""
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    make_step(library, WARM_UP_LAYER, WARM_UP_LAYER.batch)()
+    step = make_step(library, Conv(*layer), batch)
+    lowered = reset_peak_rss()
+    before = peak_rss_bytes()
+    step()
+    step()
+    return dict(peak_rise_bytes=peak_rss_bytes() - before, peak_lowered=lowered,
+                libraries_loaded=sorted(set(LIBRARIES) & set(sys.modules)))
+
+
+def measure_memory(library: str, layer: Conv, batch: int, torch_threads: int) -> dict:
+    """``memory_probe`` run in a fresh Python process (see the module docstring)."""
+    probe = dict(library=library, layer=list(layer), batch=batch, torch_threads=torch_threads)
+    result = run_worker("bench.conv2d", "--memory-probe", json.dumps(probe))
+    if result["libraries_loaded"] != [library]:
+        raise RuntimeError(f"the {library} memory probe loaded {result['libraries_loaded']}")
+    return result
 
 
 def _timed_block(step, warmup: int, repeats: int) -> list[float]:
@@ -79,76 +161,144 @@ def _timed_block(step, warmup: int, repeats: int) -> list[float]:
     return [time_ms(step) for _ in range(repeats)]
 
 
-def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempts: int = 3) -> list[dict]:
-    """Times each layer; one row per layer with both medians (ms) and the ratio torch / gpucnn.
+def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempts: int = 3,
+        memory: bool = True, torch_threads: int = 1) -> list[dict]:
+    """Times each (suite, layer) and, with ``memory``, measures its peak memory; one row per layer with both
+    medians (ms), the ratio torch / gpucnn and both peak memory rises (bytes).
 
     On a shared machine other processes' work slows whichever library runs beside it: a layer is
     measured again (up to ``attempts`` times, keeping the quietest) while other processes used more
     than 10 % of the CPU during it; ``other_load`` in each row is that share.
     """
     rows = []
-    for layer in layers:
+    for suite, layer in layers:
         n = batch or layer.batch
-        gpucnn_step, torch_step = _steps(layer, n)
+        gpucnn_step, torch_step = make_step("gpucnn", layer, n), make_step("torch", layer, n)
         # Each library runs its warm-up and repeats as one block (see the module docstring).
         (ours, theirs), other_load = quietest(
             lambda: (_timed_block(gpucnn_step, warmup, repeats), _timed_block(torch_step, warmup, repeats)),
             attempts)
         gpucnn_ms, torch_ms = statistics.median(ours), statistics.median(theirs)
-        rows.append(dict(layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
-                         torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms,
-                         other_load=None if other_load is None else round(other_load, 3)))
+        row = dict(suite=suite, layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
+                   torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms,
+                   other_load=None if other_load is None else round(other_load, 3),
+                   gpucnn_peak_bytes=None, torch_peak_bytes=None, memory_ratio=None, peak_lowered=None,
+                   least_bytes=least_step_bytes(layer, n))
+        if memory:
+            probes = {library: measure_memory(library, layer, n, torch_threads) for library in LIBRARIES}
+            row.update(gpucnn_peak_bytes=probes["gpucnn"]["peak_rise_bytes"],
+                       torch_peak_bytes=probes["torch"]["peak_rise_bytes"],
+                       peak_lowered=all(probe["peak_lowered"] for probe in probes.values()))
+            if row["gpucnn_peak_bytes"] > 0 and row["torch_peak_bytes"] > 0:
+                row["memory_ratio"] = row["gpucnn_peak_bytes"] / row["torch_peak_bytes"]
+        rows.append(row)
+        memory_note = "" if row["memory_ratio"] is None else f", memory gpucnn / torch {row['memory_ratio']:.2f}"
+        print(f"  {suite:9s} {layer.name:30s} torch / gpucnn {row['ratio']:.2f}{memory_note}", flush=True)
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
+def summarize(rows: list[dict]) -> dict:
+    """Per suite (in the rows' order) and over all rows (``"all"``): the layer count and the geometric
+    means of the time ratio and of the memory ratio (None where no layer has one)."""
+    groups = {suite: [r for r in rows if r["suite"] == suite] for suite in dict.fromkeys(r["suite"] for r in rows)}
+    groups["all"] = rows
+    summary = {}
+    for name, group in groups.items():
+        memory_ratios = [r["memory_ratio"] for r in group if r["memory_ratio"] is not None]
+        summary[name] = dict(layers=len(group), geometric_mean_ratio=geometric_mean(r["ratio"] for r in group),
+                             geometric_mean_memory_ratio=geometric_mean(memory_ratios) if memory_ratios else None)
+    return summary
+
+
+def _mib(value) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.1f}"
+
+
+def _ratio(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def markdown_tables(rows: list[dict], summary: dict) -> str:
+    """The per-layer table, then the geometric means per suite and over all layers."""
     lines = [
-        "| layer | shape (N x C x H x W -> K, kernel, stride, pad) | gpucnn ms | torch ms | torch / gpucnn "
-        "| other load |",
-        "|---|---|---:|---:|---:|---:|",
+        "| suite | layer | shape (N x C x H x W -> K, kernel, stride, pad) | gpucnn ms | torch ms | torch / gpucnn "
+        "| gpucnn MiB | torch MiB | gpucnn / torch MiB | least MiB | other load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         load = "n/a" if r["other_load"] is None else f"{r['other_load']:.0%}"
-        lines.append(f"| {r['layer']} | {r['shape']} | {r['gpucnn_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f} "
-                     f"| {load} |")
-    lines.append(f"| **geometric mean** | | | | **{geometric_mean(r['ratio'] for r in rows):.2f}** | |")
+        lines.append(f"| {r['suite']} | {r['layer']} | {r['shape']} | {r['gpucnn_ms']:.2f} | {r['torch_ms']:.2f} "
+                     f"| {r['ratio']:.2f} | {_mib(r['gpucnn_peak_bytes'])} | {_mib(r['torch_peak_bytes'])} "
+                     f"| {_ratio(r['memory_ratio'])} | {_mib(r['least_bytes'])} | {load} |")
+    lines += ["", "| suite | layers | geometric mean torch / gpucnn | geometric mean gpucnn / torch MiB |",
+              "|---|---:|---:|---:|"]
+    for name, s in summary.items():
+        ratio = f"{s['geometric_mean_ratio']:.2f}"
+        if name == "all":
+            name, ratio = "**all**", f"**{ratio}**"
+        lines.append(f"| {name} | {s['layers']} | {ratio} | {_ratio(s['geometric_mean_memory_ratio'])} |")
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> dict:
+def parse_arguments(argv=None) -> argparse.Namespace:
+    """The command line, checked; ``suites`` lists the suites named by ``--suite`` (each once, in order),
+    else DEFAULT_SUITES."""
     parser = argparse.ArgumentParser(prog="python -m bench.conv2d", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", type=_suite_list, action="append", metavar="NAME[,NAME...]",
+                        help=f"suites whose conv layers to run, of {', '.join(SUITE_CHOICES)} (repeatable; "
+                             f"default: {','.join(DEFAULT_SUITES)})")
     parser.add_argument("--repeats", type=int, default=11, help="timed repeats per layer (median reported)")
     parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak memory probes")
     parser.add_argument("--quick", action="store_true", help="tiny shapes, one repeat: checks the script runs")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the .md and .json results")
     args = parser.parse_args(argv)
     if args.repeats < 1 or (args.batch is not None and args.batch < 1):
         parser.error("--repeats and --batch must be at least 1")
+    if args.quick and args.suite:
+        parser.error("--quick runs its own tiny layers; it takes no --suite")
+    args.suites = list(dict.fromkeys(name for names in args.suite or [DEFAULT_SUITES] for name in names))
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_arguments(argv)
 
     import torch
 
     blas = blas_info()
     torch.set_num_threads(blas["threads"])
     load_before = [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    layers, repeats = (QUICK_LAYERS, 1) if args.quick else (LAYERS, args.repeats)
-    rows = run(layers, repeats, args.batch, warmup=0 if args.quick else 2, attempts=1 if args.quick else 3)
+    layers, repeats = (QUICK_LAYERS, 1) if args.quick else (conv_layers(args.suites), args.repeats)
+    rows = run(layers, repeats, args.batch, warmup=0 if args.quick else 2, attempts=1 if args.quick else 3,
+               memory=not args.no_memory, torch_threads=torch.get_num_threads())
+    summary = summarize(rows)
 
     when = datetime.datetime.now()
+    memory = ("not measured (--no-memory)" if args.no_memory else
+              "rise of the peak resident set over two steps, a fresh process per layer and library")
     header = (f"conv2d forward + backward (input, weight and bias gradients), float32, {when:%Y-%m-%d %H:%M}\n\n"
+              f"Suites: {'quick' if args.quick else ', '.join(args.suites)}; batch: {args.batch or 'per suite'}; "
               f"CPU: {cpu_model()}; NumPy {numpy.__version__} BLAS threads: {blas['threads']}; "
               f"torch {torch.__version__} threads: {torch.get_num_threads()}; median of {repeats}; "
-              f"BLAS environment: {blas_environment() or 'none set'}; load average before: {load_before}\n\n")
-    markdown = header + markdown_table(rows)
+              f"BLAS environment: {blas_environment() or 'none set'}; load average before: {load_before}; "
+              f"peak memory: {memory}\n\n")
+    markdown = header + markdown_tables(rows, summary)
     disturbed = [r["layer"] for r in rows if (r["other_load"] or 0) > 0.1]
     if disturbed:
         markdown += (f"\nWARNING: other processes used over 10 % of the CPU while timing {', '.join(disturbed)}; "
                      "those ratios are not reliable (contention slows the two libraries unequally).\n")
+    if any(r["peak_lowered"] is False for r in rows):
+        markdown += ("\nWARNING: the peak resident set could not be lowered before the steps (no "
+                     "/proc/self/clear_refs); memory held earlier can hide part of a step's.\n")
     record = dict(
         op="conv2d", date=when.isoformat(timespec="seconds"), cpu=cpu_model(), numpy=numpy.__version__,
         numpy_blas=blas, torch=torch.__version__, torch_threads=torch.get_num_threads(),
         blas_environment=blas_environment(), load_average_before=load_before, repeats=repeats, quick=args.quick,
-        rows=rows,
-        geometric_mean_ratio=geometric_mean(r["ratio"] for r in rows),
+        suites=["quick"] if args.quick else args.suites, batch=args.batch, memory_measure=memory, rows=rows,
+        by_suite={name: s for name, s in summary.items() if name != "all"},
+        geometric_mean_ratio=summary["all"]["geometric_mean_ratio"],
+        geometric_mean_memory_ratio=summary["all"]["geometric_mean_memory_ratio"],
     )
     markdown_path, json_path = write_results(args.out, "conv2d" + ("-quick" if args.quick else ""), markdown, record)
     print(markdown)
@@ -157,4 +307,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--memory-probe"]:
+        print(json.dumps(memory_probe(**json.loads(sys.argv[2]))))
+    else:
+        main(sys.argv[1:])

@@ -15,8 +15,10 @@ backward, optimizer step; images/s is batch / median step time after warm-up ste
 Each (framework, model) runs in its own subprocess, so neither library's threads or caches disturb
 the other and peak memory can be measured per framework. Peak memory:
 
-- cpu: the rise of ru_maxrss (the process's peak resident set) from just before the first step to the
-  end. tracemalloc would see NumPy's allocations but not PyTorch's (its CPU allocator does not report
+- cpu: the rise of the process's peak resident set (``bench.peak_rss_bytes``: VmHWM on Linux, what
+  ru_maxrss reports but for a peak inherited from the parent process) from just before the first
+  step, where it is lowered to the current resident set (``bench.reset_peak_rss``), to the end.
+  tracemalloc would see NumPy's allocations but not PyTorch's (its CPU allocator does not report
   to it), so it cannot compare the two; the resident-set peak counts both alike (allocator caches
   and all) at page granularity.
 - cuda: gpucnn: the growth of CuPy's default memory pool (``total_bytes``, the blocks it holds: a
@@ -28,15 +30,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy
 
-from . import foreign_cpu_share, write_results
+from . import foreign_cpu_share, peak_rss_bytes, reset_peak_rss, run_worker, write_results
 
 MODELS = ("lenet", "convnetjs", "resnet")
 SHAPES = {"lenet": (1, 28, 28), "convnetjs": (3, 32, 32), "resnet": (3, 32, 32)}
@@ -114,10 +114,6 @@ def build_pair(name: str, seed: int = 0):
     return ours.train(), theirs.train()
 
 
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
 def worker(framework: str, name: str, device: str, batch: int, steps: int, warmup: int) -> dict:
     """Trains ``name`` for warmup + steps steps in this process with one framework; the measurements."""
     import torch
@@ -158,7 +154,8 @@ def worker(framework: str, name: str, device: str, batch: int, steps: int, warmu
 
         synchronize = (lambda: torch.cuda.synchronize(target)) if gpu else (lambda: None)
 
-    memory_before = _peak_rss_bytes()
+    reset_peak_rss()
+    memory_before = peak_rss_bytes()
     if gpu and framework == "gpucnn":
         pool = gpucnn.device(device).xp.get_default_memory_pool()
         pool_before = pool.total_bytes()
@@ -191,7 +188,7 @@ def worker(framework: str, name: str, device: str, batch: int, steps: int, warmu
                       peak_reserved_bytes=torch.cuda.max_memory_reserved(target) - reserved_before,
                       memory_measure="torch max_memory_allocated")
     else:
-        result.update(peak_memory_bytes=_peak_rss_bytes() - memory_before, memory_measure="ru_maxrss rise")
+        result.update(peak_memory_bytes=peak_rss_bytes() - memory_before, memory_measure="peak RSS rise")
     return result
 
 
@@ -205,12 +202,7 @@ def add_arguments(parser) -> None:
 
 
 def _run_worker(framework, name, args, batch, steps, warmup) -> dict:
-    command = [sys.executable, "-m", "bench.train", "--worker", framework, name, args.device, str(batch), str(steps),
-               str(warmup)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{framework} {name} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_worker("bench.train", "--worker", framework, name, args.device, str(batch), str(steps), str(warmup))
 
 
 def main(args, out_dir) -> dict:
@@ -236,7 +228,7 @@ def main(args, out_dir) -> dict:
                          first_loss_difference=abs(ours["first_loss"] - theirs["first_loss"])))
         print(f"  {name:10s} gpucnn {ours['images_per_s']:9.1f} img/s  torch {theirs['images_per_s']:9.1f} img/s")
     when = datetime.datetime.now()
-    memory = ("ru_maxrss rise in a subprocess per framework" if not env.is_gpu
+    memory = ("peak RSS rise in a subprocess per framework" if not env.is_gpu
               else "gpucnn: CuPy pool growth; torch: max_memory_allocated rise")
     lines = [f"Training throughput, gpucnn against PyTorch on {env.device}, SGD momentum 0.9, float32, "
              f"{when:%Y-%m-%d %H:%M}", "",

@@ -16,12 +16,49 @@ def test_conv2d_benchmark_quick_run_writes_its_tables(tmp_path):
     assert result.returncode == 0, result.stderr
     (markdown,) = tmp_path.glob("conv2d-quick_*.md")
     (record_path,) = tmp_path.glob("conv2d-quick_*.json")
-    assert "| **geometric mean** |" in markdown.read_text() and "geometric mean" in result.stdout
+    text = markdown.read_text()
+    assert "| suite | layer |" in text and "| gpucnn MiB | torch MiB |" in text and "| **all** |" in text
+    assert "geometric mean torch / gpucnn" in result.stdout
     record = json.loads(record_path.read_text())
     assert record["op"] == "conv2d" and record["quick"] and len(record["rows"]) >= 2
     assert record["torch_threads"] == record["numpy_blas"]["threads"] >= 1
+    assert record["geometric_mean_ratio"] > 0
+    assert list(record["by_suite"]) == ["quick"]
+    assert record["by_suite"]["quick"]["layers"] == len(record["rows"])
+    assert record["by_suite"]["quick"]["geometric_mean_ratio"] > 0
     for row in record["rows"]:
+        assert row["suite"] == "quick"
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0
+        # the memory probes ran (one fresh process per library) and report a rise, possibly 0 for tiny layers
+        assert row["gpucnn_peak_bytes"] >= 0 and row["torch_peak_bytes"] >= 0 and row["least_bytes"] > 0
+        assert row["memory_ratio"] is None or row["memory_ratio"] > 0
+
+
+def test_conv2d_benchmark_suites_pick_their_conv_layers():
+    from bench.conv2d import DEFAULT_SUITES, conv_layers
+    from bench.suites import JETSON, SUITES, Conv
+
+    layers = conv_layers(["jetson", "lecture"])
+    assert [layer for _, layer in layers] == [case for case in JETSON + SUITES["lecture"] if isinstance(case, Conv)]
+    assert [suite for suite, _ in layers] == ["jetson"] * 6 + ["lecture"] * 3
+    assert all(layer.batch == 1 for suite, layer in layers if suite == "jetson")
+    default = conv_layers(DEFAULT_SUITES)
+    assert {suite for suite, _ in default} == {"lecture", "convnetjs", "resnet18", "jetson"}
+    assert all(isinstance(layer, Conv) for _, layer in default) and not any("vgg16" in s for s, _ in default)
+
+
+def test_conv2d_benchmark_suite_option(capsys):
+    from bench.conv2d import DEFAULT_SUITES, parse_arguments
+
+    assert parse_arguments([]).suites == list(DEFAULT_SUITES)
+    arguments = parse_arguments(["--suite", "jetson, resnet18", "--suite", "vgg16", "--suite", "jetson"])
+    assert arguments.suites == ["jetson", "resnet18", "vgg16"]
+    for wrong in (["--suite", "resnet18,nope"], ["--quick", "--suite", "jetson"]):
+        with pytest.raises(SystemExit):
+            parse_arguments(wrong)
+    errors = capsys.readouterr().err
+    assert "unknown suite 'nope'; choose from lecture, convnetjs, resnet18, jetson, vgg16" in errors
+    assert "--quick runs its own tiny layers" in errors
 
 
 def _run_bench(tmp_path, *arguments):

@@ -51,9 +51,23 @@ class AvgPool2d(Function):
                 counts.append(numpy.minimum(end, size) - numpy.maximum(start, 0))
         return self.xp.asarray(numpy.outer(counts[0], counts[1]).astype(dtype))
 
+    def _one_window_per_plane(self) -> bool:
+        """Whether the only window of each plane holds all of its pixels (global average pooling)."""
+        g = self.geometry
+        return g.output_hw == (1, 1) and all(k - pad >= size for k, pad, size in zip(g.kernel, g.padding, g.input_hw))
+
     def forward_cpu(self, x):
         xp, g = self.xp, self.geometry
         self.input_shape = x.shape
+        if self._one_window_per_plane():
+            # Each plane's sum as one matrix-vector product (BLAS): 31 us on 32x512x4x4 float32,
+            # where adding the 16 strided taps takes 0.24 ms and a sum over the last axis 0.31 ms
+            # (PyTorch 0.10 ms). BLAS adds in its own order, so the last bit may differ from the
+            # tap-by-tap sum.
+            N, C, H, W = x.shape
+            with numpy.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in PyTorch, silently
+                sums = x.reshape(N * C, H * W) @ numpy.ones(H * W, dtype=x.dtype)
+            return sums.reshape(N, C, 1, 1) / self._divisor(x.dtype)
         phases = g.column_phases(g.padded(xp, x, 0))
         total = numpy.array(g.phase_tap(phases, 0, 0), dtype=x.dtype)
         with numpy.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in PyTorch, silently
@@ -71,6 +85,8 @@ class AvgPool2d(Function):
         # are then interleaved into the padded gradient once.
         xp, g = self.xp, self.geometry
         share = grad / self._divisor(grad.dtype)
+        if self._one_window_per_plane():  # every pixel of a plane gets its share: 41 us on 32x512x4x4
+            return (numpy.repeat(share.reshape(-1), self.input_shape[2] * self.input_shape[3]).reshape(self.input_shape),)
         padded = g.padded(xp, xp.zeros(self.input_shape, dtype=grad.dtype), 0)
         stride_w = g.stride[1]
         phases = [padded] if stride_w == 1 else [

@@ -11,6 +11,7 @@ input is > 0 and scales it by ``negative_slope`` elsewhere (at 0 and at NaN).
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy
@@ -18,26 +19,66 @@ import numpy
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from ._kernels import kernel_array, launch_elementwise, require_float32
+from ._parallel import run_chunked
+
+# Integer types by size in bytes: ReLU's backward multiplies the gradient's bits by its 0/1 mask.
+_SAME_SIZE_INTEGER = {2: numpy.int16, 4: numpy.int32, 8: numpy.int64}
+
+
+@functools.cache
+def _clip_bounds(dtype) -> tuple:
+    """(0, inf) as scalars of ``dtype``: ReLU's forward is clip(x, 0, inf)."""
+    return dtype.type(0), dtype.type(numpy.inf)
+
+
+def _c_contiguous(array):
+    """``array`` itself when C-contiguous, else a C-contiguous copy (0-d stays 0-d, unlike ascontiguousarray)."""
+    return array if array.flags.c_contiguous else array.copy()
 
 
 class ReLU(Function):
     """y = max(x, 0); x: any shape.
 
-    On the cpu, ``maximum(x, 0)`` (NaN propagates, so it passes through) and, backward, the upstream
-    gradient times the mask ``not (x <= 0)``: NumPy runs both several times faster than ``where``
-    (measured ~10x on 2M float32 elements). The product is exact while the gradient is finite
-    (g * 1 = g, g * 0 = 0); an inf or NaN gradient takes ``where``, which keeps 0 where x <= 0.
+    The cpu formulations, measured on float32 on a 2-core machine (164K / 2M elements):
+
+    - forward is ``clip(x, 0, inf)``, whose NumPy loop is vectorised with scalar bounds: 19 us /
+      0.23 ms, close to a copy (15 us / 0.21 ms), where ``maximum(x, 0)`` takes 62 us / 0.78 ms (its
+      loop is vectorised for two array operands only). clip passes NaN through and keeps -0.0 as
+      -0.0, bit for bit as torch.relu.
+    - backward passes the upstream gradient where ``not (x <= 0)``, that is where ``y != 0`` (y is
+      NaN where x is). The mask, as integers 0/1, multiplies the gradient's bits read as integers of
+      the same size: exact for every gradient (an inf or NaN gradient still gives 0 where x <= 0, as
+      PyTorch's threshold_backward does) with no check for them. 43 us / 0.84 ms, where the float
+      product with the bool mask takes 49 us / 1.0 ms (and needs that check), ``where`` 8 ms at 2M.
+      The bool-to-integer conversion is most of the cost: NumPy's compare only writes bools.
+
+    From ``THREADED`` elements on, the backward runs in contiguous pieces on all cores
+    (:func:`gpucnn.ops._parallel.run_chunked`; 0.45 ms at 2M). Waking a helper thread and waiting for
+    it costs about 40 us here, more than it saves below that. The forward stays on one core: on two,
+    2M take 0.19 ms on an idle machine but 0.3-0.5 ms while another process's threads spin on the
+    second core (PyTorch's OpenMP workers do so for milliseconds after each op).
     """
 
+    THREADED = 1 << 20
+
     def forward_cpu(self, x):
-        self.x = x
-        return numpy.maximum(x, x.dtype.type(0))
+        self.y = x.clip(*_clip_bounds(x.dtype))
+        return self.y
 
     def backward_cpu(self, grad_output):
-        if not numpy.isfinite(grad_output).all():
-            return (numpy.where(self.x <= 0, grad_output.dtype.type(0), grad_output),)
-        passes = numpy.logical_not(self.x <= 0)  # x > 0 or NaN: the gradient passes
-        return (numpy.asarray(grad_output * passes),)
+        bits = _SAME_SIZE_INTEGER.get(grad_output.dtype.itemsize)
+        if bits is None:  # no integer type of the gradient's size (long double)
+            return (numpy.where(self.y != 0, grad_output, grad_output.dtype.type(0)),)
+        y, grad_bits = _c_contiguous(self.y).reshape(-1), _c_contiguous(grad_output).reshape(-1).view(bits)
+        grad_input = numpy.empty(y.shape, dtype=bits)
+
+        def work(start, stop):
+            passes = grad_input[start:stop]
+            numpy.copyto(passes, numpy.not_equal(y[start:stop], 0))  # 1 where x > 0 or x is NaN
+            numpy.multiply(grad_bits[start:stop], passes, out=passes)
+
+        run_chunked(work, y.size, self.THREADED // 2)
+        return (grad_input.view(grad_output.dtype).reshape(self.y.shape),)
 
     def forward_gpu(self, x):
         xp = self.xp

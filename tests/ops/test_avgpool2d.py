@@ -140,6 +140,46 @@ def test_nan_and_inf_propagate_like_torch():
     check_against_torch(lambda t: avg_pool2d(t, 3, 2, 1), lambda t: F.avg_pool2d(t, 3, 2, 1), x)
 
 
+@pytest.mark.parametrize("divisor_override", [None, 5])
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize(
+    "shape, config",
+    [
+        ((2, 3, 4, 4), dict(kernel_size=4)),  # the ResNet head: one window per plane
+        ((1, 2, 5, 3), dict(kernel_size=(5, 3), stride=2)),
+        ((2, 2, 3, 3), dict(kernel_size=4, padding=1)),  # the window holds the plane and padding
+        ((1, 3, 3, 2), dict(kernel_size=(4, 2), padding=(1, 0), ceil_mode=True)),
+        ((1, 1, 2, 2), dict(kernel_size=3, stride=3, ceil_mode=True)),  # clipped to the input
+    ],
+)
+def test_one_window_per_plane_matches_torch(shape, config, count_include_pad, divisor_override):
+    """A single window holding every pixel of its plane sums the plane as one matrix-vector product."""
+    x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)
+    config = dict(config, count_include_pad=count_include_pad, divisor_override=divisor_override)
+    assert avg_pool2d(x, **config).shape == shape[:2] + (1, 1)
+    check_op(lambda t: avg_pool2d(t, **config), lambda t: F.avg_pool2d(t, **config), x)
+
+
+def test_one_window_per_plane_with_nan_inf_non_contiguous_and_float64():
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((4, 5, 3, 6)).astype(np.float32)
+    x = base.transpose(0, 2, 1, 3)[:, :, ::2, ::2]  # (4, 3, 3, 3), strided
+    assert not x.flags.c_contiguous
+    x[0, 0, 0, 0], x[0, 0, 1, 1] = np.inf, -np.inf  # inf + -inf: NaN
+    x[1, 1, 2, 2], x[2, 2, 0, 1] = np.nan, np.inf
+    x[3, 0] = np.finfo(np.float32).max  # the sum overflows to inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # silently, as in PyTorch
+        out = avg_pool2d(x, 3).numpy()
+    assert np.isnan(out[0, 0]) and np.isnan(out[1, 1]) and out[2, 2] == np.inf and out[3, 0] == np.inf
+    check_against_torch(lambda t: avg_pool2d(t, 3), lambda t: F.avg_pool2d(t, 3), x)
+    x64 = rng.standard_normal((2, 3, 4, 4))
+    out = avg_pool2d(x64, 4)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out.numpy()[:, :, 0, 0], x64.mean(axis=(2, 3)), rtol=1e-14)
+    check_gradients(lambda t: avg_pool2d(t, 4, padding=1, count_include_pad=False), x64)
+
+
 X = np.zeros((1, 2, 6, 6), dtype=np.float32)
 
 

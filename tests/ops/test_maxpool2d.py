@@ -250,3 +250,91 @@ def test_stride_none_or_empty_means_kernel_size():
     expected = F.max_pool2d(torch.from_numpy(x), 3)
     assert_close(max_pool2d(x, 3, stride=None), expected)
     assert_close(max_pool2d(x, 3, stride=()), expected)
+
+
+# ---------------------------------------------------------------------------- the cpu's blocks of planes
+
+
+def check_indices_against_torch(x, config):
+    _, indices = max_pool2d(x, return_indices=True, **config)
+    _, expected = F.max_pool2d(torch.from_numpy(np.ascontiguousarray(x)), return_indices=True, **config)
+    np.testing.assert_array_equal(indices.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize(
+    "shape, config",
+    [
+        ((2, 3, 8, 8), dict(kernel_size=2)),  # the taps are the phases themselves
+        ((2, 3, 7, 9), dict(kernel_size=3, stride=2, padding=1)),  # overlapping windows, as the ResNet stem
+        ((1, 4, 9, 8), dict(kernel_size=3, stride=2, dilation=2, padding=1)),
+        ((2, 2, 6, 5), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+        ((3, 1, 7, 9), dict(kernel_size=2, stride=3)),  # stride > kernel
+        ((1, 5, 6, 7), dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 0))),
+    ],
+)
+def test_blocks_of_planes_on_all_cores_match_torch(monkeypatch, shape, config):
+    """A block of one plane each (the cpu splits large inputs into blocks, spread over the cores)."""
+    from gpucnn.ops.maxpool2d import MaxPool2d
+
+    monkeypatch.setattr(MaxPool2d, "BLOCK", 1)
+    monkeypatch.setattr(MaxPool2d, "BACKWARD_BLOCK", 1)
+    x = np.random.default_rng(8).permutation(int(np.prod(shape))).reshape(shape).astype(np.float32)
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+    check_indices_against_torch(x, config)
+
+
+def test_nan_or_minus_inf_in_one_block_takes_the_exact_scan(monkeypatch):
+    from gpucnn.ops.maxpool2d import MaxPool2d
+
+    monkeypatch.setattr(MaxPool2d, "BLOCK", 1)
+    monkeypatch.setattr(MaxPool2d, "BACKWARD_BLOCK", 1)
+    config = dict(kernel_size=3, stride=2, padding=1)
+    x = np.random.default_rng(9).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    x[1, 2, 3, 1:4] = [np.nan, 1.0, np.nan]  # the last NaN of a window wins
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+    check_indices_against_torch(x, config)
+    x = np.random.default_rng(10).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    x[0, 1, :2, :2] = -np.inf  # a window of -inf and padding reports its first input pixel
+    check_indices_against_torch(x, config)
+
+
+def test_backward_blocks_at_full_size():
+    """The real block size: enough 2x2 planes for the backward to go by blocks of planes."""
+    from gpucnn.ops.maxpool2d import MaxPool2d
+
+    planes = 2 * MaxPool2d.BACKWARD_BLOCK // 16 + 3
+    x = np.random.default_rng(11).standard_normal((planes, 1, 4, 4)).astype(np.float32)
+    config = dict(kernel_size=3, stride=1)
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+
+
+def test_more_than_127_taps_match_torch():
+    """A 12x11 window has 132 taps: the tie-break scores no longer fit int8."""
+    shape = (2, 2, 15, 13)
+    x = np.random.default_rng(12).permutation(int(np.prod(shape))).reshape(shape).astype(np.float32)
+    x[0, 0, 4:6, 3:5] = x.max() + 1  # ties: the first in scan order wins
+    config = dict(kernel_size=(12, 11), stride=(2, 1), padding=(3, 2))
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+    check_indices_against_torch(x, config)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    config=pool_configs(),
+    N=st.integers(1, 3),
+    C=st.integers(1, 3),
+    H=st.integers(1, 11),
+    W=st.integers(1, 11),
+    seed=st.integers(0, 2**31),
+)
+def test_random_configs_in_blocks_of_one_plane_match_torch(config, N, C, H, W, seed):
+    from gpucnn.ops.maxpool2d import MaxPool2d
+
+    assume(valid_config(H, W, config["kernel_size"], config["stride"], config["padding"], config["dilation"],
+                        config["ceil_mode"]))
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MaxPool2d, "BLOCK", 1)
+        patch.setattr(MaxPool2d, "BACKWARD_BLOCK", 1)
+        check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x, seed=seed)
+        check_indices_against_torch(x, config)

@@ -1,5 +1,7 @@
 """relu and leaky_relu against PyTorch, central differences and hand-computed values."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +133,167 @@ def test_inplace_is_rejected():
         relu(np.array([1.0]), inplace=True)
     with pytest.raises(ValueError, match=r"leaky_relu: inplace=True is not supported"):
         leaky_relu(np.array([1.0]), 0.1, True)
+
+
+# ---------------------------------------------------------------------------- the cpu's fast paths
+
+
+def special_values(rng, shape, dtype=np.float32):
+    """Standard normal values with NaNs of both signs, infinities, signed zeros and subnormals."""
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    specials = [np.nan, np.copysign(np.nan, -1), np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).smallest_subnormal,
+                -np.finfo(dtype).smallest_subnormal]
+    positions = rng.choice(flat.size, 4 * len(specials), replace=False)
+    flat[positions] = np.repeat(np.array(specials, dtype=dtype), 4)
+    return x
+
+
+def assert_same_bits(actual, expected):
+    """Equal values, NaN where NaN, and the same sign (of zeros too)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    np.testing.assert_array_equal(actual, expected)
+    np.testing.assert_array_equal(np.signbit(actual[~np.isnan(actual)]), np.signbit(expected[~np.isnan(expected)]))
+
+
+def relu_against_torch(x, upstream):
+    """gpucnn's and PyTorch's ReLU output and input gradient for ``x`` and ``upstream`` (any float dtype)."""
+    t = gpucnn.tensor(x, requires_grad=True)
+    y = relu(t)
+    y.backward(upstream)
+    reference = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_()
+    expected = torch_F.relu(reference)
+    expected.backward(torch.from_numpy(np.ascontiguousarray(upstream)))
+    return (y.numpy(), t.grad.numpy()), (expected.detach().numpy(), reference.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_special_values_bit_for_bit_like_torch(dtype):
+    """NaN of either sign passes forward and passes the gradient back; -0.0 stays -0.0 as in torch.relu;
+    at 0, -0.0 and -inf the gradient is 0 even when the upstream gradient is inf or NaN."""
+    rng = np.random.default_rng(11)
+    x = special_values(rng, (3, 4, 5, 7), dtype)
+    upstream = special_values(rng, x.shape, dtype)
+    (y, grad), (expected_y, expected_grad) = relu_against_torch(x, upstream)
+    assert_same_bits(y, expected_y)
+    np.testing.assert_array_equal(grad, expected_grad)
+
+
+def test_inf_and_nan_upstream_gradient_is_stopped_where_x_is_not_positive():
+    x = np.array([0.0, -0.0, -np.inf, -1.0, np.nan, np.copysign(np.nan, -1), 1.0, np.inf], dtype=np.float32)
+    upstream = np.array([np.inf, np.nan, np.inf, -np.inf, 5.0, -6.0, np.nan, -np.inf], dtype=np.float32)
+    (_, grad), (_, expected_grad) = relu_against_torch(x, upstream)
+    np.testing.assert_array_equal(grad, [0.0, 0.0, 0.0, 0.0, 5.0, -6.0, np.nan, -np.inf])
+    np.testing.assert_array_equal(grad, expected_grad)
+    assert not np.signbit(grad[:4]).any()  # +0.0, as threshold_backward writes
+
+
+@pytest.mark.parametrize("size", [2 * 16 + 5, 10 * 16 + 3])
+def test_backward_in_pieces_matches_torch(monkeypatch, size):
+    """Above ReLU.THREADED the backward splits the flat arrays into pieces on all cores; odd sizes
+    leave uneven pieces."""
+    from gpucnn.ops.relu import ReLU
+
+    monkeypatch.setattr(ReLU, "THREADED", 32)
+    rng = np.random.default_rng(size)
+    x = special_values(rng, (size,))
+    upstream = special_values(rng, (size,))
+    (y, grad), (expected_y, expected_grad) = relu_against_torch(x, upstream)
+    assert_same_bits(y, expected_y)
+    np.testing.assert_array_equal(grad, expected_grad)
+
+
+def test_backward_in_pieces_at_full_size():
+    """The real threshold (about a million elements), float32 and float64."""
+    from gpucnn.ops.relu import ReLU
+
+    for dtype in (np.float32, np.float64):
+        rng = np.random.default_rng(12)
+        x = special_values(rng, (2, ReLU.THREADED // 2 + 7), dtype)
+        upstream = rng.standard_normal(x.shape).astype(dtype)
+        (y, grad), (expected_y, expected_grad) = relu_against_torch(x, upstream)
+        assert_same_bits(y, expected_y)
+        np.testing.assert_array_equal(grad, expected_grad)
+
+
+def test_non_contiguous_input_and_gradient_in_pieces(monkeypatch):
+    from gpucnn.ops.relu import ReLU
+
+    monkeypatch.setattr(ReLU, "THREADED", 32)
+    rng = np.random.default_rng(13)
+    x = special_values(rng, (9, 8, 7)).transpose(2, 0, 1)[:, ::2]
+    upstream = special_values(rng, (8, 10, 7)).transpose(2, 1, 0)[:, ::2]
+    assert not x.flags.c_contiguous and not upstream.flags.c_contiguous and x.shape == upstream.shape
+    (y, grad), (expected_y, expected_grad) = relu_against_torch(x, upstream)
+    assert_same_bits(y, expected_y)
+    np.testing.assert_array_equal(grad, expected_grad)
+
+
+def test_long_double_takes_the_plain_where():
+    """No integer type has long double's size: the backward falls back to where, same result."""
+    x = np.array([-1.0, 0.0, -0.0, 2.0, np.nan, -np.inf, np.inf], dtype=np.longdouble)
+    upstream = np.array([np.inf, np.nan, 3.0, 4.0, 5.0, np.nan, 6.0], dtype=np.longdouble)
+    t = gpucnn.tensor(x, requires_grad=True)
+    y = relu(t)
+    y.backward(upstream)
+    assert y.dtype == np.longdouble and t.grad.dtype == np.longdouble
+    np.testing.assert_array_equal(y.numpy(), [0.0, 0.0, -0.0, 2.0, np.nan, 0.0, np.inf])
+    np.testing.assert_array_equal(t.grad.numpy(), [0.0, 0.0, 0.0, 4.0, 5.0, 0.0, 6.0])
+
+
+# ---------------------------------------------------------------------------- gpucnn.ops._parallel
+
+
+def test_run_chunked_covers_the_range_once_in_even_pieces():
+    from gpucnn.ops._parallel import run_chunked
+
+    pieces, lock = [], threading.Lock()
+
+    def work(start, stop):
+        with lock:
+            pieces.append((start, stop))
+
+    run_chunked(work, 1003, 100)
+    pieces.sort()
+    assert len(pieces) == 10 and pieces[0][0] == 0 and pieces[-1][1] == 1003
+    assert all(stop == next_start for (_, stop), (next_start, _) in zip(pieces, pieces[1:]))
+    assert {stop - start for start, stop in pieces} <= {100, 101}
+    for size, grain in [(0, 10), (7, 10), (19, 10)]:  # fewer than two grains: one piece, on this thread
+        pieces.clear()
+        run_chunked(work, size, grain)
+        assert pieces == [(0, size)]
+
+
+def test_run_chunked_shares_the_pieces_with_the_helper_threads():
+    from gpucnn.ops._parallel import run_chunked, usable_cores
+
+    if usable_cores() < 2:
+        pytest.skip("a single usable core has no helper threads")
+    caller, helped = threading.get_ident(), threading.Event()
+    threads = set()
+
+    def work(start, stop):
+        threads.add(threading.get_ident())
+        if threading.get_ident() != caller:
+            helped.set()
+        else:
+            helped.wait(timeout=30)  # hold the caller's first piece until a helper has taken one
+
+    run_chunked(work, 4, 1)
+    assert len(threads) > 1
+
+
+def test_run_chunked_raises_the_error_of_a_piece_after_the_others_ran():
+    from gpucnn.ops._parallel import run_chunked
+
+    done = []
+
+    def work(start, stop):
+        if start == 2:
+            raise ValueError("piece 2 failed")
+        done.append(start)
+
+    with pytest.raises(ValueError, match="piece 2 failed"):
+        run_chunked(work, 5, 1)
+    assert sorted(done) == [0, 1, 3, 4]

@@ -174,6 +174,20 @@ def run_worker(module: str, *arguments: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+SETTLE_SECONDS = 0.2
+
+
+def settle() -> None:
+    """Waits until the other library's idle threads have stopped spinning, before a block of timings.
+
+    After a parallel call, OpenBLAS's worker threads spin for up to ~2^28 cycles (some 0.1 s) and
+    PyTorch's OpenMP threads for a while too before they sleep; a block started at once shares the
+    cores with them and runs slower by as much as the other library's threads take. In real use one
+    library runs alone, so each block starts after SETTLE_SECONDS of quiet.
+    """
+    time.sleep(SETTLE_SECONDS)
+
+
 def time_ms(step) -> float:
     """Wall time of one call of ``step``, in milliseconds."""
     start = time.perf_counter()

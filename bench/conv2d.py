@@ -51,7 +51,7 @@ import sys
 import numpy
 
 from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, peak_rss_bytes, quietest,
-               reset_peak_rss, run_worker, time_ms, write_results)
+               reset_peak_rss, run_worker, settle, time_ms, write_results)
 from .suites import SUITES, Conv
 
 DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
@@ -156,6 +156,7 @@ def measure_memory(library: str, layer: Conv, batch: int, torch_threads: int) ->
 
 
 def _timed_block(step, warmup: int, repeats: int) -> list[float]:
+    settle()
     for _ in range(warmup):
         step()
     return [time_ms(step) for _ in range(repeats)]

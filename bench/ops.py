@@ -34,7 +34,7 @@ import numpy
 import gpucnn
 from gpucnn.nn import functional as F
 
-from . import geometric_mean, quietest, write_results
+from . import geometric_mean, quietest, settle, write_results
 from .environment import Environment
 from .suites import SUITES, Conv, Pool, Relu
 
@@ -161,6 +161,7 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
     torch = env.torch
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = contender.tf32
+    settle()
     for _ in range(warmup):
         contender.prepare()
         contender.run()

@@ -88,6 +88,13 @@ class AvgPool2d(Function):
         if self._one_window_per_plane():  # every pixel of a plane gets its share: 41 us on 32x512x4x4
             return (numpy.repeat(share.reshape(-1), self.input_shape[2] * self.input_shape[3]).reshape(self.input_shape),)
         padded = g.padded(xp, xp.zeros(self.input_shape, dtype=grad.dtype), 0)
+        if all(k <= s for k, s in zip(g.kernel, g.stride)):
+            # Windows that do not overlap give each pixel at most one share: written, not added, tap
+            # by tap (2x2/2 on 32x10x32x32: 0.2 ms, against 0.58 ms through the column phases).
+            for r in range(g.kernel[0]):
+                for s in range(g.kernel[1]):
+                    g.tap(padded, r, s)[...] = share
+            return (padded if padded.shape == self.input_shape else g.crop(padded),)
         stride_w = g.stride[1]
         phases = [padded] if stride_w == 1 else [
             numpy.zeros(padded.shape[:3] + (len(range(j, padded.shape[3], stride_w)),), dtype=grad.dtype)

@@ -319,15 +319,26 @@ class MaxPool2d(Function):
         # maximum accumulate. ufunc.at adds in place, in the gradient's dtype, in order (as PyTorch's
         # CPU kernel does): about twice as fast as bincount, which needs float64 weights and a
         # conversion back. Indices into the flat input are the per-plane ones plus plane offsets.
+        # Windows that do not overlap have distinct argmaxes: their gradients are written, not added
+        # (2x2/2 on 32x16x32x32: 0.15 ms against 0.17 ms with ufunc.at).
+        g = self.geometry
+        overlap = any((k - 1) * d + 1 > s for k, d, s in zip(g.kernel, g.dilation, g.stride))
+
+        def scatter(target, flat, values):
+            if overlap:
+                numpy.add.at(target, flat, values)
+            else:
+                target[flat] = values
+
         N, C, H, W = self.input_shape
-        P, Q = self.geometry.output_hw
+        P, Q = g.output_hw
         indices = self.indices.reshape(N * C, P * Q)
         grad = grad.reshape(N * C, P * Q)
         grain = max(1, self.BACKWARD_BLOCK // (H * W))
         if N * C < 2 * grain:
             grad_input = numpy.zeros((N * C, H * W), dtype=grad.dtype)
             flat = indices + numpy.arange(N * C, dtype=numpy.int64)[:, None] * (H * W)
-            numpy.add.at(grad_input.reshape(-1), flat.reshape(-1), grad.reshape(-1))
+            scatter(grad_input.reshape(-1), flat.reshape(-1), grad.reshape(-1))
             return (grad_input.reshape(self.input_shape),)
         # Large inputs go by blocks of planes on all cores. ufunc.at holds the GIL, but zeroing a
         # block and offsetting its indices do not, and overlap it: 3x3/2 on 8x64x112x112 takes
@@ -339,7 +350,7 @@ class MaxPool2d(Function):
             block = grad_input[start:stop]
             block.fill(0)
             flat = indices[start:stop] + plane_offsets[: stop - start]
-            numpy.add.at(block.reshape(-1), flat.reshape(-1), grad[start:stop].reshape(-1))
+            scatter(block.reshape(-1), flat.reshape(-1), grad[start:stop].reshape(-1))
 
         run_chunked(work, N * C, grain)
         return (grad_input.reshape(self.input_shape),)

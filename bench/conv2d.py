@@ -35,8 +35,8 @@ lowered to the current resident set (``/proc/self/clear_refs``), so memory held 
 has a lower bound, ``least MiB``: the arrays the step creates, its output and the input, weight and
 bias gradients (the input, weight, bias and upstream gradient exist before the baseline); small
 layers can come out below it, their arrays fitting in memory the process already held. The memory
-ratio is gpucnn / torch (above 1: gpucnn needs more); its geometric means skip layers where either
-rise is 0.
+ratio is gpucnn / torch (above 1: gpucnn needs more), formed only where both rises reach 1 MiB
+(below, a few pages either way decide it); its geometric means skip the layers without one.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ from .suites import SUITES, Conv
 DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
 SUITE_CHOICES = DEFAULT_SUITES + ("vgg16",)
 LIBRARIES = ("gpucnn", "torch")
+# Rises below this are a few pages either way (the process's own noise): no memory ratio is formed.
+MEMORY_FLOOR_BYTES = 1 << 20
 
 # What a memory probe runs before its layer, so that the library's start-up does not count: small, but
 # enough work that PyTorch starts its second thread (batch 1 at 8 px did not; that thread's start-up,
@@ -190,7 +192,7 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
             row.update(gpucnn_peak_bytes=probes["gpucnn"]["peak_rise_bytes"],
                        torch_peak_bytes=probes["torch"]["peak_rise_bytes"],
                        peak_lowered=all(probe["peak_lowered"] for probe in probes.values()))
-            if row["gpucnn_peak_bytes"] > 0 and row["torch_peak_bytes"] > 0:
+            if min(row["gpucnn_peak_bytes"], row["torch_peak_bytes"]) >= MEMORY_FLOOR_BYTES:
                 row["memory_ratio"] = row["gpucnn_peak_bytes"] / row["torch_peak_bytes"]
         rows.append(row)
         memory_note = "" if row["memory_ratio"] is None else f", memory gpucnn / torch {row['memory_ratio']:.2f}"

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gpucnn
-from gpucnn.ops.maxpool2d import max_pool2d
+from gpucnn.ops.maxpool2d import MaxPool2d, max_pool2d
 
 
 def torch_output_size(size, kernel, stride, pad, dilation, ceil_mode):
@@ -50,7 +50,8 @@ def pool_configs(draw):
     )
 
 
-@settings(max_examples=150, deadline=None)
+@pytest.mark.parametrize("one_plane_blocks", [False, True])
+@settings(max_examples=100, deadline=None)
 @given(
     config=pool_configs(),
     N=st.integers(0, 3),
@@ -59,13 +60,17 @@ def pool_configs(draw):
     W=st.integers(1, 11),
     seed=st.integers(0, 2**31),
 )
-def test_random_configs_match_torch(config, N, C, H, W, seed):
+def test_random_configs_match_torch(one_plane_blocks, config, N, C, H, W, seed):
     assume(valid_config(H, W, config["kernel_size"], config["stride"], config["padding"], config["dilation"],
                         config["ceil_mode"]))
     x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(np.float32)
-    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x, seed=seed)
-    _, indices = max_pool2d(x, return_indices=True, **config)
-    _, expected = F.max_pool2d(torch.from_numpy(x), return_indices=True, **config)
+    with pytest.MonkeyPatch.context() as patch:
+        if one_plane_blocks:  # the cpu's forward and backward then loop over blocks of one plane each
+            patch.setattr(MaxPool2d, "BLOCK", 1)
+            patch.setattr(MaxPool2d, "BACKWARD_BLOCK", 1)
+        check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x, seed=seed)
+        _, indices = max_pool2d(x, return_indices=True, **config)
+        _, expected = F.max_pool2d(torch.from_numpy(x), return_indices=True, **config)
     assert indices.dtype == np.int64
     np.testing.assert_array_equal(indices.numpy(), expected.numpy())
 
@@ -274,8 +279,6 @@ def check_indices_against_torch(x, config):
 )
 def test_blocks_of_planes_on_all_cores_match_torch(monkeypatch, shape, config):
     """A block of one plane each (the cpu splits large inputs into blocks, spread over the cores)."""
-    from gpucnn.ops.maxpool2d import MaxPool2d
-
     monkeypatch.setattr(MaxPool2d, "BLOCK", 1)
     monkeypatch.setattr(MaxPool2d, "BACKWARD_BLOCK", 1)
     x = np.random.default_rng(8).permutation(int(np.prod(shape))).reshape(shape).astype(np.float32)
@@ -284,8 +287,6 @@ def test_blocks_of_planes_on_all_cores_match_torch(monkeypatch, shape, config):
 
 
 def test_nan_or_minus_inf_in_one_block_takes_the_exact_scan(monkeypatch):
-    from gpucnn.ops.maxpool2d import MaxPool2d
-
     monkeypatch.setattr(MaxPool2d, "BLOCK", 1)
     monkeypatch.setattr(MaxPool2d, "BACKWARD_BLOCK", 1)
     config = dict(kernel_size=3, stride=2, padding=1)
@@ -300,8 +301,6 @@ def test_nan_or_minus_inf_in_one_block_takes_the_exact_scan(monkeypatch):
 
 def test_backward_blocks_at_full_size():
     """The real block size: enough 2x2 planes for the backward to go by blocks of planes."""
-    from gpucnn.ops.maxpool2d import MaxPool2d
-
     planes = 2 * MaxPool2d.BACKWARD_BLOCK // 16 + 3
     x = np.random.default_rng(11).standard_normal((planes, 1, 4, 4)).astype(np.float32)
     config = dict(kernel_size=3, stride=1)
@@ -318,23 +317,3 @@ def test_more_than_127_taps_match_torch():
     check_indices_against_torch(x, config)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    config=pool_configs(),
-    N=st.integers(1, 3),
-    C=st.integers(1, 3),
-    H=st.integers(1, 11),
-    W=st.integers(1, 11),
-    seed=st.integers(0, 2**31),
-)
-def test_random_configs_in_blocks_of_one_plane_match_torch(config, N, C, H, W, seed):
-    from gpucnn.ops.maxpool2d import MaxPool2d
-
-    assume(valid_config(H, W, config["kernel_size"], config["stride"], config["padding"], config["dilation"],
-                        config["ceil_mode"]))
-    x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(np.float32)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(MaxPool2d, "BLOCK", 1)
-        patch.setattr(MaxPool2d, "BACKWARD_BLOCK", 1)
-        check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x, seed=seed)
-        check_indices_against_torch(x, config)

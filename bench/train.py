@@ -125,34 +125,25 @@ def worker(framework: str, name: str, device: str, batch: int, steps: int, warmu
     labels = rng.integers(0, 10, batch)
     ours, theirs = build_pair(name)
     gpu = device.startswith("cuda")
+    library = gpucnn if framework == "gpucnn" else torch  # one API: the same step serves both
     if framework == "gpucnn":
         target = gpucnn.device(device)
         model = ours.to(target)
-        optimizer = gpucnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x, y = gpucnn.tensor(images, device=target), gpucnn.tensor(labels, device=target)
-
-        def step():
-            loss = gpucnn.nn.functional.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
         synchronize = target.synchronize
     else:
         target = torch.device(device)
         model = theirs.to(target)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x, y = torch.from_numpy(images).to(target), torch.from_numpy(labels).to(target)
-
-        def step():
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
         synchronize = (lambda: torch.cuda.synchronize(target)) if gpu else (lambda: None)
+    optimizer = library.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        loss = library.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
 
     reset_peak_rss()
     memory_before = peak_rss_bytes()

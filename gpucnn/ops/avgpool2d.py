@@ -86,7 +86,8 @@ class AvgPool2d(Function):
         xp, g = self.xp, self.geometry
         share = grad / self._divisor(grad.dtype)
         if self._one_window_per_plane():  # every pixel of a plane gets its share: 41 us on 32x512x4x4
-            return (numpy.repeat(share.reshape(-1), self.input_shape[2] * self.input_shape[3]).reshape(self.input_shape),)
+            plane = self.input_shape[2] * self.input_shape[3]
+            return (numpy.repeat(share.reshape(-1), plane).reshape(self.input_shape),)
         padded = g.padded(xp, xp.zeros(self.input_shape, dtype=grad.dtype), 0)
         if all(k <= s for k, s in zip(g.kernel, g.stride)):
             # Windows that do not overlap give each pixel at most one share: written, not added, tap
@@ -120,7 +121,7 @@ class AvgPool2d(Function):
         self.input_shape = x.shape
         y = xp.empty(x.shape[:2] + g.output_hw, dtype=xp.float32)
         launch_elementwise(self, "avgpool2d", "avgpool2d_forward", y.size,
-                       (x, y, numpy.int64(y.size)) + self._kernel_args())
+                           (x, y, numpy.int64(y.size)) + self._kernel_args())
         return y
 
     def backward_gpu(self, grad):
@@ -128,7 +129,7 @@ class AvgPool2d(Function):
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
         launch_elementwise(self, "avgpool2d", "avgpool2d_backward", grad_input.size,
-                       (grad, grad_input, numpy.int64(grad_input.size)) + self._kernel_args())
+                           (grad, grad_input, numpy.int64(grad_input.size)) + self._kernel_args())
         return (grad_input,)
 
 

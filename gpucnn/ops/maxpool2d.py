@@ -69,14 +69,16 @@ class PoolGeometry:
         planes = x.reshape(N * C, H, W)
         phases = numpy.empty((stride_h, stride_w, N * C, rows, columns), dtype=x.dtype)
         for a in range(stride_h):
-            top = -(-(pad_h - a) // stride_h)  # first phase row holding an input row (input row top*stride_h + a - pad_h)
+            # the first phase row that holds an input row (input row top*stride_h + a - pad_h)
+            top = -(-(pad_h - a) // stride_h)
             for b in range(stride_w):
                 left = -(-(pad_w - b) // stride_w)
                 inside = planes[:, top * stride_h + a - pad_h :: stride_h, left * stride_w + b - pad_w :: stride_w]
                 bottom, right = top + inside.shape[1], left + inside.shape[2]
                 phase = phases[a, b]
                 phase[:, top:bottom, left:right] = inside
-                for border in (phase[:, :top], phase[:, bottom:], phase[:, top:bottom, :left], phase[:, top:bottom, right:]):
+                borders = (phase[:, :top], phase[:, bottom:], phase[:, top:bottom, :left], phase[:, top:bottom, right:])
+                for border in borders:
                     if border.size:
                         border[...] = fill
         return phases
@@ -363,7 +365,7 @@ class MaxPool2d(Function):
         y = xp.empty(output_shape, dtype=xp.float32)
         self.indices = xp.empty(output_shape, dtype=xp.int64)
         launch_elementwise(self, "maxpool2d", "maxpool2d_forward", y.size,
-                       (x, y, self.indices, numpy.int64(y.size)) + g.kernel_args())
+                           (x, y, self.indices, numpy.int64(y.size)) + g.kernel_args())
         return y
 
     def backward_gpu(self, grad):
@@ -371,7 +373,7 @@ class MaxPool2d(Function):
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
         launch_elementwise(self, "maxpool2d", "maxpool2d_backward", grad_input.size,
-                       (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + self.geometry.kernel_args())
+                           (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + self.geometry.kernel_args())
         return (grad_input,)
 
 

@@ -92,7 +92,7 @@ class ReLU(Function):
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
         launch_elementwise(self, "relu", "relu_backward", grad_input.size,
-                            (self.x, grad_output, grad_input, numpy.int64(grad_input.size)))
+                           (self.x, grad_output, grad_input, numpy.int64(grad_input.size)))
         return (grad_input,)
 
 
@@ -116,7 +116,7 @@ class LeakyReLU(Function):
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
         launch_elementwise(self, "relu", "leaky_relu_forward", y.size,
-                            (self.x, y, numpy.float32(self.negative_slope), numpy.int64(y.size)))
+                           (self.x, y, numpy.float32(self.negative_slope), numpy.int64(y.size)))
         return y
 
     def backward_gpu(self, grad_output):
@@ -124,8 +124,8 @@ class LeakyReLU(Function):
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
         launch_elementwise(self, "relu", "leaky_relu_backward", grad_input.size,
-                            (self.x, grad_output, grad_input, numpy.float32(self.negative_slope),
-                             numpy.int64(grad_input.size)))
+                           (self.x, grad_output, grad_input, numpy.float32(self.negative_slope),
+                            numpy.int64(grad_input.size)))
         return (grad_input,)
 
 

@@ -10,6 +10,8 @@ The cpu runs the NumPy reference (``forward_cpu``/``backward_cpu``); the kernel 
 
 from __future__ import annotations
 
+import functools
+
 import numpy
 
 from ..autograd import Function
@@ -190,11 +192,13 @@ def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dil
 class MaxPool2d(Function):
     """Max over each window; x: (N, C, H, W) -> (N, C, P, Q).
 
-    Forward saves ``self.indices`` (N, C, P, Q) int64: the flat index h*W + w of each window's
-    maximum in its input plane (also what ``return_indices`` hands out). Among equal values the
-    first in scan order (rows, then columns) wins; a NaN always replaces the running maximum, so
-    the last NaN of a window wins and the output is NaN, as PyTorch's CPU kernel does. Padding
-    never wins: a window whose input values are all -inf reports its first in-input tap.
+    Forward saves where each window's maximum is: :meth:`plane_indices` (N, C, P, Q) int64 gives
+    its flat index h*W + w in its input plane (what ``return_indices`` hands out). Among equal
+    values the first in scan order (rows, then columns) wins; a NaN always replaces the running
+    maximum, so the last NaN of a window wins and the output is NaN, as PyTorch's CPU kernel does.
+    Padding never wins: a window whose input values are all -inf reports its first in-input tap.
+    The kernel devices save these plane indices (``self.indices``); the cpu saves the flat index
+    into the whole input instead (``self.input_indices``), which is what its backward scatters to.
 
     The cpu forward splits the padded input by stride phase (PoolGeometry.phases), so that each tap
     of all windows is one contiguous range, and takes the maximum and the first tap holding it a tap
@@ -204,6 +208,9 @@ class MaxPool2d(Function):
     element by element; PyTorch 25 ms), 2x2/2 on 32x16x32x32 0.7 ms (1.0 ms; PyTorch 1.4 ms).
     The backward is a scatter-add (see backward_cpu).
     """
+
+    indices = None  # kernel devices: (N, C, P, Q) flat index of each maximum in its plane
+    input_indices = None  # cpu: (N, C, P, Q) flat index of each maximum in the whole input
 
     BLOCK = 1 << 20  # tap reads (taps x phase plane size) in a block of planes of the cpu forward
     BACKWARD_BLOCK = 1 << 20  # input elements in a block of planes of the cpu backward
@@ -231,36 +238,39 @@ class MaxPool2d(Function):
 
     def forward_cpu(self, x):
         g = self.geometry
-        N, C = x.shape[:2]
+        N, C, H, W = x.shape
         self.input_shape = x.shape
         planes = x.reshape((N * C, 1) + g.input_hw)
         output = numpy.empty((N * C,) + g.output_hw, dtype=x.dtype)
         indices = numpy.empty((N * C,) + g.output_hw, dtype=numpy.int64)
-        # Tap t = r * kernel_w + s of window (p, q) is input pixel (start_p + r*dh, start_q + s*dw):
-        # flat plane index start_p * W + start_q plus the tap's offset.
-        W = g.input_hw[1]
-        starts = g.window_starts(0)[:, None] * W + g.window_starts(1)[None, :]  # (P, Q)
+        # Tap t = r * kernel_w + s of window (p, q) is input pixel (start_p + r*dh, start_q + s*dw) of
+        # its plane: flat index plane * H*W + start_p * W + start_q, plus the tap's offset.
         offsets = [r * g.dilation[0] * W + s * g.dilation[1] for r in range(g.kernel[0]) for s in range(g.kernel[1])]
+        taps_per_plane = g.kernel[0] * g.kernel[1] * g.phase_hw[0] * g.phase_hw[1]
+        grain = max(1, self.BLOCK // taps_per_plane)
+        # A block holds fewer than 2 * grain planes (run_chunked); window starts relative to its first.
+        starts = _window_starts_of_planes(min(N * C, 2 * grain), H * W, W, g.window_starts(0), g.window_starts(1))
         inexact = []  # blocks that need the exact scan
 
         def work(start, stop):
-            if not self._forward_block(planes[start:stop], output[start:stop], indices[start:stop], offsets):
+            block = indices[start:stop]
+            if not self._forward_block(planes[start:stop], output[start:stop], block, offsets, start * H * W):
                 inexact.append(start)
             else:
-                indices[start:stop] += starts
+                block += starts[: stop - start]
 
-        taps_per_plane = g.kernel[0] * g.kernel[1] * g.phase_hw[0] * g.phase_hw[1]
         if output.size:
-            run_chunked(work, N * C, max(1, self.BLOCK // taps_per_plane))
+            run_chunked(work, N * C, grain)
         if inexact:
             return self._forward_scan(x, g.padded(numpy, x, -numpy.inf))
-        self.indices = indices.reshape((N, C) + g.output_hw)
+        self.input_indices = indices.reshape((N, C) + g.output_hw)
         return output.reshape((N, C) + g.output_hw)
 
-    def _forward_block(self, planes, output, indices, offsets) -> bool:
-        """The maxima of some (n, 1, H, W) planes into ``output`` (n, P, Q), and into ``indices`` the
-        offset (from ``offsets``, one per tap) of the first tap holding it. False, with both
-        incomplete, where a NaN or a window whose maximum is -inf with padding needs the exact scan.
+    def _forward_block(self, planes, output, indices, offsets, base: int) -> bool:
+        """The maxima of some (n, 1, H, W) planes into ``output`` (n, P, Q), and into ``indices``
+        ``base`` plus the offset (from ``offsets``, one per tap) of the first tap holding it. False,
+        with both incomplete, where a NaN or a window whose maximum is -inf with padding needs the
+        exact scan.
 
         Each tap of all windows is one contiguous range of the planes' phases (PoolGeometry.phases),
         so every step below is a NumPy call over all windows at once, without per-element branches."""
@@ -297,7 +307,7 @@ class MaxPool2d(Function):
             numpy.equal(tap(t), best, out=match)
             numpy.multiply(match.view(numpy.int8) if count < 128 else match, score_type(count - t), out=score)
             numpy.maximum(best_score, score, out=best_score)
-        by_score = numpy.array([0] + offsets[::-1], dtype=numpy.int64)  # score K - t -> offset of tap t
+        by_score = base + numpy.array([0] + offsets[::-1], dtype=numpy.int64)  # score K - t -> offset of tap t
         numpy.take(by_score, g.phase_windows(wide_score), out=indices)
         return True
 
@@ -313,16 +323,26 @@ class MaxPool2d(Function):
                 take = (values > best) | xp.isnan(values)
                 best = xp.where(take, values, best)
                 best_index = xp.where(take, xp.asarray(self._tap_indices(r, s)), best_index)
-        self.indices = xp.ascontiguousarray(best_index, dtype=xp.int64)
+        H, W = g.input_hw
+        plane_starts = numpy.arange(N * C, dtype=numpy.int64).reshape(N, C, 1, 1) * (H * W)
+        self.input_indices = best_index + plane_starts
         return best
+
+    def plane_indices(self):
+        """(N, C, P, Q) int64: the flat index h*W + w of each window's maximum in its input plane."""
+        if self.indices is not None:
+            return self.indices
+        N, C, H, W = self.input_shape
+        return self.input_indices - numpy.arange(N * C, dtype=numpy.int64).reshape(N, C, 1, 1) * (H * W)
 
     def backward_cpu(self, grad):
         # Scatter-add: each output's gradient goes to its argmax; overlapping windows that share a
         # maximum accumulate. ufunc.at adds in place, in the gradient's dtype, in order (as PyTorch's
         # CPU kernel does): about twice as fast as bincount, which needs float64 weights and a
-        # conversion back. Indices into the flat input are the per-plane ones plus plane offsets.
-        # Windows that do not overlap have distinct argmaxes: their gradients are written, not added
-        # (2x2/2 on 32x16x32x32: 0.15 ms against 0.17 ms with ufunc.at).
+        # conversion back. Windows that do not overlap have distinct argmaxes: their gradients are
+        # written, not added (2x2/2 on 32x16x32x32: the scatter takes 0.13 ms so, 0.17 ms with
+        # ufunc.at). The forward saved the flat indices into the whole input: the scatter takes them
+        # as they are (adding plane offsets here took another 0.06 ms).
         g = self.geometry
         overlap = any((k - 1) * d + 1 > s for k, d, s in zip(g.kernel, g.dilation, g.stride))
 
@@ -334,25 +354,20 @@ class MaxPool2d(Function):
 
         N, C, H, W = self.input_shape
         P, Q = g.output_hw
-        indices = self.indices.reshape(N * C, P * Q)
+        indices = self.input_indices.reshape(N * C, P * Q)
         grad = grad.reshape(N * C, P * Q)
         grain = max(1, self.BACKWARD_BLOCK // (H * W))
         if N * C < 2 * grain:
-            grad_input = numpy.zeros((N * C, H * W), dtype=grad.dtype)
-            flat = indices + numpy.arange(N * C, dtype=numpy.int64)[:, None] * (H * W)
-            scatter(grad_input.reshape(-1), flat.reshape(-1), grad.reshape(-1))
-            return (grad_input.reshape(self.input_shape),)
+            grad_input = numpy.zeros(self.input_shape, dtype=grad.dtype)
+            scatter(grad_input.reshape(-1), indices.reshape(-1), grad.reshape(-1))
+            return (grad_input,)
         # Large inputs go by blocks of planes on all cores. ufunc.at holds the GIL, but zeroing a
-        # block and offsetting its indices do not, and overlap it: 3x3/2 on 8x64x112x112 takes
-        # 3.5 ms so, 4.5 ms in one go.
+        # block does not, and overlaps it: 3x3/2 on 8x64x112x112 takes 2.8 ms so, 3.3 ms in one go.
         grad_input = numpy.empty((N * C, H * W), dtype=grad.dtype)
-        plane_offsets = numpy.arange(2 * grain, dtype=numpy.int64)[:, None] * (H * W)
 
         def work(start, stop):
-            block = grad_input[start:stop]
-            block.fill(0)
-            flat = indices[start:stop] + plane_offsets[: stop - start]
-            scatter(block.reshape(-1), flat.reshape(-1), grad[start:stop].reshape(-1))
+            grad_input[start:stop].fill(0)  # before the block's scatter: its indices stay in its planes
+            scatter(grad_input.reshape(-1), indices[start:stop].reshape(-1), grad[start:stop].reshape(-1))
 
         run_chunked(work, N * C, grain)
         return (grad_input.reshape(self.input_shape),)
@@ -375,6 +390,21 @@ class MaxPool2d(Function):
         launch_elementwise(self, "maxpool2d", "maxpool2d_backward", grad_input.size,
                            (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + self.geometry.kernel_args())
         return (grad_input,)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_window_starts(planes: int, plane_size: int, width: int, rows: tuple, columns: tuple):
+    starts = numpy.arange(planes, dtype=numpy.int64)[:, None, None] * plane_size + (
+        numpy.array(rows, dtype=numpy.int64)[:, None] * width + numpy.array(columns, dtype=numpy.int64))
+    starts.flags.writeable = False
+    return starts
+
+
+def _window_starts_of_planes(planes: int, plane_size: int, width: int, rows, columns):
+    """(planes, P, Q) int64, read-only: flat index plane * plane_size + row * width + column of each
+    window's first tap, for window start ``rows`` (P,) and ``columns`` (Q,). Cached: the cpu forward
+    adds it to every block of planes of every call with the same geometry."""
+    return _cached_window_starts(planes, plane_size, width, tuple(rows.tolist()), tuple(columns.tolist()))
 
 
 def _check_no_empty_window(op: str, geometry: PoolGeometry, input_shape: tuple) -> None:
@@ -418,7 +448,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     output = unbatched_output(function.apply(x), unbatched)
     if not return_indices:
         return output
-    indices = function.indices[0] if unbatched else function.indices
+    indices = function.plane_indices()
+    indices = indices[0] if unbatched else indices
     return output, Tensor._from_array(indices, x.device, False)
 
 

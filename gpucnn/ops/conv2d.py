@@ -19,7 +19,8 @@ weight^T) in place: the backward-filter contraction over N and P*Q needs no copy
 cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small). The price is the
 (K, N, P*Q) <-> (N, K, P*Q) transposes of the output and its gradient, each the size of the output
 (cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter, then
-overwritten by dcols; it and the large temporaries come from, and go back to, ``_BufferPool``.
+overwritten by dcols. It, the outputs and the large temporaries come from ``_memory``, which reuses
+freed blocks: fresh pages would cost a page fault each, 20-30 % of a step of the ConvNetJS layers.
 
 NumPy adds strided arrays several times slower than contiguous ones, and col2im's adds are strided
 (runs of Q elements). With stride 1 backward-data therefore works on "wide" rows: dy is padded with
@@ -46,55 +47,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
-from . import _kernels, _shapes
-
-
-class _BufferPool:
-    """Keeps large arrays that conv2d has finished with, for its next call to reuse.
-
-    On the first touch of fresh memory the kernel maps and zeroes each page, and glibc hands large
-    freed blocks back to the kernel, so a step that allocates its im2col buffer and temporaries anew
-    pays those page faults every time: on the 2-core VM this was written on, 20-30 % of a step of the
-    ConvNetJS layers. conv2d takes its im2col buffer (kept from forward to backward) and its
-    temporaries from here and gives them back when done. At most ``max_bytes`` are kept.
-    """
-
-    MIN_BYTES = 1 << 18  # smaller arrays come from malloc's own free lists
-
-    def __init__(self, max_bytes: int = 1 << 30):
-        self.max_bytes = max_bytes
-        self._free = []  # flat uint8 arrays
-        self._lock = threading.Lock()
-
-    def take(self, shape: tuple, dtype, zero: bool = False):
-        """A C-contiguous array of ``shape`` and ``dtype``: uninitialised, or zeros with ``zero``."""
-        dtype = numpy.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        buffer = None
-        if nbytes >= self.MIN_BYTES:
-            with self._lock:  # the smallest kept buffer that fits, unless it is over twice the size
-                fits = [b for b in self._free if nbytes <= b.size <= 2 * nbytes]
-                if fits:
-                    buffer = min(fits, key=lambda b: b.size)
-                    self._free = [b for b in self._free if b is not buffer]
-        if buffer is None:
-            buffer = numpy.empty(nbytes, dtype=numpy.uint8)
-        array = buffer[:nbytes].view(dtype).reshape(shape)
-        if zero:
-            array.fill(0)
-        return array
-
-    def give(self, array) -> None:
-        """Returns an array from :meth:`take`; nothing may use it, or any view of it, afterwards."""
-        buffer = array if array.base is None else array.base  # NumPy's base is the array owning the memory
-        if buffer.size < self.MIN_BYTES or buffer.dtype != numpy.uint8:
-            return
-        with self._lock:
-            if sum(b.size for b in self._free) + buffer.size <= self.max_bytes:
-                self._free.append(buffer)
-
-
-_pool = _BufferPool()
+from . import _kernels, _memory, _shapes
 
 
 def _view(buffer, shape: tuple, dtype):
@@ -127,19 +80,18 @@ class Conv2d(Function):
         self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
         # Room for cols (C*R*S, N*P*Q) and, with stride 1, for backward's wide dcols (C*R*S, N*P*Wp).
         row = Q if self.stride != (1, 1) else W + left + right
-        self.workspace = _pool.take((C * R * S * N * P * row * x.dtype.itemsize,), numpy.uint8)
+        self.workspace = _memory.empty(C * R * S * N * P * row * x.dtype.itemsize, numpy.uint8)
         cols = self._im2col(x, P, Q)
 
         groups, group_rows = self.groups, group_channels * R * S
-        y_knpq = _pool.take((groups, K // groups, N * P * Q), x.dtype)
+        y_knpq = _memory.empty((groups, K // groups, N * P * Q), x.dtype)
         numpy.matmul(weight.reshape(groups, K // groups, group_rows), cols.reshape(groups, group_rows, N * P * Q),
                      out=y_knpq)
         if bias is not None:
             rows = y_knpq.reshape(K, N * P * Q)
             numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
-        y = numpy.empty((N, K, P, Q), dtype=x.dtype)
+        y = _memory.empty((N, K, P, Q), x.dtype)
         numpy.copyto(y, y_knpq.reshape(K, N, P, Q).transpose(1, 0, 2, 3))
-        _pool.give(y_knpq)
         return y
 
     def backward_cpu(self, grad):
@@ -156,7 +108,7 @@ class Conv2d(Function):
         groups, group_rows = self.groups, group_channels * R * S
         grad_input = grad_weight = grad_bias = None
         # (G, K/G, N*P*Q), the layout of the forward's GEMM output.
-        grad_kn = _pool.take((groups, K // groups, N * P * Q), grad.dtype)
+        grad_kn = _memory.empty((groups, K // groups, N * P * Q), grad.dtype)
         numpy.copyto(grad_kn.reshape(K, N, P, Q), grad.transpose(1, 0, 2, 3))
         if need_bias:
             grad_bias = grad_kn.reshape(K, N * P * Q).sum(axis=1)
@@ -173,15 +125,12 @@ class Conv2d(Function):
                 grad_cols = _view(self.workspace, (groups, group_rows, N * P * Q), grad.dtype)
                 numpy.matmul(weight_t, grad_kn, out=grad_cols)
                 grad_input = self._col2im(grad_cols.reshape(C, R, S, N, P, Q))
-        _pool.give(grad_kn)
         self.release()
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
 
     def release(self) -> None:
-        """Hands the im2col buffer back for reuse; nothing may use it afterwards."""
-        if self.workspace is not None:
-            _pool.give(self.workspace)
-            self.workspace = None
+        """Drops the im2col buffer: its memory goes back to ``_memory`` for reuse."""
+        self.workspace = None
 
     # ----------------------------------------------------------------- kernel devices (cuda/conv2d.cu)
     TILE = 64  # result tile of the GEMM kernels (64 x 64 per block of THREADS threads)
@@ -281,7 +230,7 @@ class Conv2d(Function):
         top, bottom, left, right = self.pads
         padded = x  # any strides: the view below is built from them
         if any(self.pads):
-            padded = _pool.take((N, C, H + top + bottom, W + left + right), x.dtype, zero=True)
+            padded = _memory.zeros((N, C, H + top + bottom, W + left + right), x.dtype)
             padded[:, :, top : top + H, left : left + W] = x
         stride_n, stride_c, stride_h, stride_w = padded.strides
         (sh, sw), (dh, dw) = self.stride, self.dilation
@@ -293,8 +242,6 @@ class Conv2d(Function):
         )
         cols = _view(self.workspace, (C, R, S, N, P, Q), x.dtype)
         numpy.copyto(cols, windows)
-        if padded is not x:
-            _pool.give(padded)
         return cols
 
     def _col2im(self, grad_cols):
@@ -304,9 +251,9 @@ class Conv2d(Function):
         top, bottom, left, right = self.pads
         (sh, sw), (dh, dw) = self.stride, self.dilation
         if any(self.pads):
-            grad_padded = _pool.take((N, C, H + top + bottom, W + left + right), grad_cols.dtype, zero=True)
+            grad_padded = _memory.zeros((N, C, H + top + bottom, W + left + right), grad_cols.dtype)
         else:
-            grad_padded = numpy.zeros(self.x_shape, dtype=grad_cols.dtype)  # the result itself
+            grad_padded = _memory.zeros(self.x_shape, grad_cols.dtype)  # the result itself
         grad_padded_cn = grad_padded.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp), as grad_cols[:, r, s]
         for r in range(R):
             rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)
@@ -318,8 +265,8 @@ class Conv2d(Function):
                     taps += grad_cols[:, r, s]
         if not any(self.pads):
             return grad_padded
-        grad_input = numpy.ascontiguousarray(grad_padded[:, :, top : top + H, left : left + W])
-        _pool.give(grad_padded)
+        grad_input = _memory.empty(self.x_shape, grad_cols.dtype)
+        numpy.copyto(grad_input, grad_padded[:, :, top : top + H, left : left + W])
         return grad_input
 
     def _col2im_wide(self, weight_t, grad_kn, P: int, Q: int):
@@ -330,20 +277,20 @@ class Conv2d(Function):
         top, bottom, left, right = self.pads
         Hp, Wp = H + top + bottom, W + left + right
         groups, group_rows, group_kernels = weight_t.shape
-        grad_wide = _pool.take((groups, group_kernels, N, P, Wp), grad_kn.dtype, zero=True)  # columns q >= Q: 0
+        grad_wide = _memory.zeros((groups, group_kernels, N, P, Wp), grad_kn.dtype)  # columns q >= Q: 0
         grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, N, P, Q)
         grad_cols = _view(self.workspace, (groups, group_rows, N * P * Wp), grad_kn.dtype)
         numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, N * P * Wp), out=grad_cols)
         grad_cols = grad_cols.reshape(C, R, S, N * P * Wp)
-        _pool.give(grad_wide)
+        del grad_wide  # its block may serve row_sum or grad_padded
 
         # NumPy adds contiguous rows several times faster than strided ones, so the taps of one kernel
         # row r are summed first, each shifted by s*dw along one contiguous (N*P*Wp) row per channel:
         # row_sum[c, (n, p, w)] is what kernel row r adds to grad_padded[n, c, p + r*dh, w]. A shift
         # carries the zero columns q >= Q over the row's end into the next row's start.
         span = N * P * Wp
-        row_sum = _pool.take((C, span + (S - 1) * dw), grad_kn.dtype)
-        grad_padded = _pool.take((C, N, Hp, Wp), grad_kn.dtype)
+        row_sum = _memory.empty((C, span + (S - 1) * dw), grad_kn.dtype)
+        grad_padded = _memory.empty((C, N, Hp, Wp), grad_kn.dtype)
         grad_padded[:, :, P:] = 0  # the rows that the first kernel row does not write
         for r in range(R):
             row_sum[:, :span] = grad_cols[:, r, 0]
@@ -355,9 +302,8 @@ class Conv2d(Function):
                 rows[...] = row_sum[:, :span].reshape(C, N, P, Wp)
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
-        grad_input = numpy.ascontiguousarray(grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
-        _pool.give(row_sum)
-        _pool.give(grad_padded)
+        grad_input = _memory.empty(self.x_shape, grad_kn.dtype)
+        numpy.copyto(grad_input, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
         return grad_input
 
 

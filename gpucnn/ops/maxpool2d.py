@@ -16,6 +16,7 @@ import numpy
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
+from . import _memory
 from ._kernels import kernel_array, launch_elementwise, require_float32
 from ._parallel import run_chunked
 from ._shapes import batched_input, output_size, pair, unbatched_output
@@ -69,7 +70,7 @@ class PoolGeometry:
         (H, W), (stride_h, stride_w), (pad_h, pad_w) = self.input_hw, self.stride, self.padding
         rows, columns = self.phase_hw
         planes = x.reshape(N * C, H, W)
-        phases = numpy.empty((stride_h, stride_w, N * C, rows, columns), dtype=x.dtype)
+        phases = _memory.empty((stride_h, stride_w, N * C, rows, columns), x.dtype)
         for a in range(stride_h):
             # the first phase row that holds an input row (input row top*stride_h + a - pad_h)
             top = -(-(pad_h - a) // stride_h)
@@ -241,8 +242,8 @@ class MaxPool2d(Function):
         N, C, H, W = x.shape
         self.input_shape = x.shape
         planes = x.reshape((N * C, 1) + g.input_hw)
-        output = numpy.empty((N * C,) + g.output_hw, dtype=x.dtype)
-        indices = numpy.empty((N * C,) + g.output_hw, dtype=numpy.int64)
+        output = _memory.empty((N * C,) + g.output_hw, x.dtype)
+        indices = _memory.empty((N * C,) + g.output_hw, numpy.int64)
         # Tap t = r * kernel_w + s of window (p, q) is input pixel (start_p + r*dh, start_q + s*dw) of
         # its plane: flat index plane * H*W + start_p * W + start_q, plus the tap's offset.
         offsets = [r * g.dilation[0] * W + s * g.dilation[1] for r in range(g.kernel[0]) for s in range(g.kernel[1])]
@@ -285,7 +286,7 @@ class MaxPool2d(Function):
             a, b, offset = taps[t]
             return flat[a, b, offset : offset + length]
 
-        wide = numpy.empty(size, dtype=planes.dtype)
+        wide = _memory.empty(size, planes.dtype)
         best = wide[:length]
         numpy.copyto(best, tap(0))
         for t in range(1, len(taps)):
@@ -299,16 +300,19 @@ class MaxPool2d(Function):
         # a conversion.
         count = len(taps)
         score_type = numpy.int8 if count < 128 else numpy.int32
-        wide_score = numpy.zeros(size, dtype=score_type)
+        wide_score = _memory.zeros(size, score_type)
         best_score = wide_score[:length]
-        match = numpy.empty(length, dtype=bool)
-        score = numpy.empty(length, dtype=score_type)
+        match = _memory.empty(length, bool)
+        score = _memory.empty(length, score_type)
         for t in range(count):
             numpy.equal(tap(t), best, out=match)
             numpy.multiply(match.view(numpy.int8) if count < 128 else match, score_type(count - t), out=score)
             numpy.maximum(best_score, score, out=best_score)
         by_score = base + numpy.array([0] + offsets[::-1], dtype=numpy.int64)  # score K - t -> offset of tap t
-        numpy.take(by_score, g.phase_windows(wide_score), out=indices)
+        # take() would convert the scores to a new intp array and, in its default mode, buffer its output.
+        scores = _memory.empty(indices.shape, numpy.intp)
+        numpy.copyto(scores, g.phase_windows(wide_score))
+        numpy.take(by_score, scores, out=indices, mode="clip")  # every score is in [0, count]
         return True
 
     def _forward_scan(self, x, padded):
@@ -358,12 +362,12 @@ class MaxPool2d(Function):
         grad = grad.reshape(N * C, P * Q)
         grain = max(1, self.BACKWARD_BLOCK // (H * W))
         if N * C < 2 * grain:
-            grad_input = numpy.zeros(self.input_shape, dtype=grad.dtype)
+            grad_input = _memory.zeros(self.input_shape, grad.dtype)
             scatter(grad_input.reshape(-1), indices.reshape(-1), grad.reshape(-1))
             return (grad_input,)
         # Large inputs go by blocks of planes on all cores. ufunc.at holds the GIL, but zeroing a
         # block does not, and overlaps it: 3x3/2 on 8x64x112x112 takes 2.8 ms so, 3.3 ms in one go.
-        grad_input = numpy.empty((N * C, H * W), dtype=grad.dtype)
+        grad_input = _memory.empty((N * C, H * W), grad.dtype)
 
         def work(start, stop):
             grad_input[start:stop].fill(0)  # before the block's scatter: its indices stay in its planes

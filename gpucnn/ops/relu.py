@@ -18,6 +18,7 @@ import numpy
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
+from . import _memory
 from ._kernels import kernel_array, launch_elementwise, require_float32
 from ._parallel import run_chunked
 
@@ -62,7 +63,7 @@ class ReLU(Function):
     THREADED = 1 << 20
 
     def forward_cpu(self, x):
-        self.y = x.clip(*_clip_bounds(x.dtype))
+        self.y = x.clip(*_clip_bounds(x.dtype), out=_memory.empty(x.shape, x.dtype))
         return self.y
 
     def backward_cpu(self, grad_output):
@@ -70,11 +71,12 @@ class ReLU(Function):
         if bits is None:  # no integer type of the gradient's size (long double)
             return (numpy.where(self.y != 0, grad_output, grad_output.dtype.type(0)),)
         y, grad_bits = _c_contiguous(self.y).reshape(-1), _c_contiguous(grad_output).reshape(-1).view(bits)
-        grad_input = numpy.empty(y.shape, dtype=bits)
+        grad_input = _memory.empty(y.shape, bits)
 
         def work(start, stop):
             passes = grad_input[start:stop]
-            numpy.copyto(passes, numpy.not_equal(y[start:stop], 0))  # 1 where x > 0 or x is NaN
+            nonzero = numpy.not_equal(y[start:stop], 0, out=_memory.empty(stop - start, bool))
+            numpy.copyto(passes, nonzero)  # 1 where x > 0 or x is NaN
             numpy.multiply(grad_bits[start:stop], passes, out=passes)
 
         run_chunked(work, y.size, self.THREADED // 2)

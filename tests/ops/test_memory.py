@@ -1,0 +1,97 @@
+"""gpucnn.ops._memory: the recycled host memory of the cpu ops' large arrays."""
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+from gpucnn.ops import _memory
+from gpucnn.ops._memory import HostMemory
+
+LARGE = (256, 1024)  # 1 MiB of float32, over MIN_BYTES
+
+
+def address(array) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def test_arrays_are_like_numpy_empty_and_zeros():
+    memory = HostMemory()
+    for shape, dtype in [(LARGE, np.float32), ((3, 5, 7 * 4096), np.int8), (1 << 18, np.float64), ((2, 3), np.int64)]:
+        array = memory.empty(shape, dtype)
+        expected = np.empty(shape, dtype=dtype)
+        assert array.shape == expected.shape and array.dtype == expected.dtype
+        assert array.flags.c_contiguous and array.flags.writeable
+        zeros = memory.zeros(shape, dtype)
+        np.testing.assert_array_equal(zeros, np.zeros(shape, dtype=dtype))
+    assert memory.empty((), np.float32).shape == ()
+    assert memory.empty((0, 5), np.float32).shape == (0, 5)
+
+
+def test_a_block_comes_back_only_when_every_view_is_gone():
+    memory = HostMemory()
+    array = memory.empty(LARGE, np.float32)
+    view = array[10:].T
+    reinterpreted = view.view(np.int32)[3]
+    del array, view
+    gc.collect()
+    assert memory.free_bytes() == 0  # the last view still holds the block
+    reinterpreted[...] = 7
+    del reinterpreted
+    assert memory.free_bytes() == np.prod(LARGE) * 4
+
+
+def test_a_returned_block_serves_the_next_array_that_fits():
+    memory = HostMemory()
+    first = memory.empty(LARGE, np.float32)
+    where = address(first)
+    del first
+    again = memory.empty((np.prod(LARGE) * 4 - 4096,), np.uint8)  # a little smaller: fits
+    assert address(again) == where
+    assert memory.free_bytes() == 0
+    other = memory.empty(LARGE, np.float32)  # the block is in use: a new one
+    assert address(other) != where
+    del again, other
+    half = memory.empty((LARGE[0] // 4, LARGE[1]), np.float32)  # under half the size: not from a kept block
+    assert address(half) != where
+
+
+def test_small_arrays_come_from_numpy():
+    memory = HostMemory()
+    small = memory.empty(_memory.MIN_BYTES // 4 - 1, np.float32)
+    del small
+    assert memory.free_bytes() == 0
+
+
+def test_free_blocks_stay_under_the_cap():
+    memory = HostMemory(max_free_bytes=3 << 20)
+    arrays = [memory.empty(LARGE, np.float32) for _ in range(5)]
+    del arrays
+    assert memory.free_bytes() == 3 << 20
+
+
+def test_threads_never_share_a_block():
+    memory = HostMemory()
+    errors = []
+
+    def worker(mark):
+        for _ in range(200):
+            array = memory.empty(LARGE, np.int32)
+            array.fill(mark)
+            if not (array == mark).all():
+                errors.append(mark)
+            del array
+
+    threads = [threading.Thread(target=worker, args=(mark,)) for mark in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+@pytest.mark.parametrize("make", [_memory.empty, _memory.zeros])
+def test_module_functions_share_one_memory(make):
+    array = make(LARGE, np.float32)
+    assert array.shape == LARGE and array.dtype == np.float32

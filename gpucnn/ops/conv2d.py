@@ -14,13 +14,15 @@ The CPU path is GEMM-shaped. im2col copies the padded input, through one strided
     backward-data    dcols (G, C/G*R*S, N*P*Q) = weight^T @ dy, then col2im adds each of the R*S
                      kernel taps back into the padded input gradient, which is cropped
 
-Each is one BLAS call per group over the whole batch, which reads the transposed operands (dy^T,
+Each is one BLAS call per group over the whole batch (over each chunk of images of a batch whose
+columns are large, see ``Conv2d.SPLIT_BYTES``), which reads the transposed operands (dy^T,
 weight^T) in place: the backward-filter contraction over N and P*Q needs no copy of cols (and as
 cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small). The price is the
 (K, N, P*Q) <-> (N, K, P*Q) transposes of the output and its gradient, each the size of the output
-(cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter, then
-overwritten by dcols. It, the outputs and the large temporaries come from ``_memory``, which reuses
-freed blocks: fresh pages would cost a page fault each, 20-30 % of a step of the ConvNetJS layers.
+(cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter (in
+chunks, backward rebuilds each chunk's columns from the saved input), then overwritten by dcols.
+It, the outputs and the large temporaries come from ``_memory``, which reuses freed blocks: fresh
+pages would cost a page fault each, 20-30 % of a step of the ConvNetJS layers.
 
 NumPy adds strided arrays several times slower than contiguous ones, and col2im's adds are strided
 (runs of Q elements). With stride 1 backward-data therefore works on "wide" rows: dy is padded with
@@ -68,7 +70,19 @@ class Conv2d(Function):
     def __init__(self, stride: tuple[int, int], pads: tuple[int, int, int, int], dilation: tuple[int, int],
                  groups: int):
         self.stride, self.pads, self.dilation, self.groups = tuple(stride), tuple(pads), tuple(dilation), groups
-        self.workspace = None
+        self.x = self.workspace = None
+
+    #: A batch whose im2col columns (with stride 1, backward's wide gradient columns) take more than
+    #: SPLIT_BYTES goes in chunks of images of about CHUNK_BYTES of columns each, and backward rebuilds
+    #: each chunk's columns from the saved input instead of keeping the whole batch's from forward.
+    #: This bounds the memory a layer holds between forward and backward (VGG-16's first layers at
+    #: batch 32 would keep 3.7 GB of columns each) at some cost in time. Measured on the 2-core VM with
+    #: 32 MiB of L3 this was written on, a step of 3x3 convolutions on 128x64x32x32 (320 MiB of
+    #: columns) took 303-312 ms in one go and 322-341 ms in chunks of 64 MiB. Smaller chunks were not
+    #: reliably faster: on 32x64x32x32 chunks of 8 MiB took 65-72 ms where one go took 74-81 ms, but
+    #: 120-145 ms in about one process in five, from one process to the next, for reasons not found.
+    SPLIT_BYTES = 256 << 20
+    CHUNK_BYTES = 64 << 20
 
     def forward_cpu(self, x, weight, bias=None):
         """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None -> y: (N, K, P, Q)."""
@@ -78,59 +92,87 @@ class Conv2d(Function):
         P = _shapes.output_size(H, R, self.stride[0], top, bottom, self.dilation[0])
         Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
         self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
-        # Room for cols (C*R*S, N*P*Q) and, with stride 1, for backward's wide dcols (C*R*S, N*P*Wp).
+        # Per image: room for cols (C*R*S, P*Q) and, with stride 1, for backward's wide dcols (C*R*S, P*Wp).
         row = Q if self.stride != (1, 1) else W + left + right
-        self.workspace = _memory.empty(C * R * S * N * P * row * x.dtype.itemsize, numpy.uint8)
-        cols = self._im2col(x, P, Q)
+        image_bytes = C * R * S * P * row * x.dtype.itemsize
+        self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
+        workspace = _memory.empty(self.chunk * image_bytes, numpy.uint8)
 
         groups, group_rows = self.groups, group_channels * R * S
-        y_knpq = _memory.empty((groups, K // groups, N * P * Q), x.dtype)
-        numpy.matmul(weight.reshape(groups, K // groups, group_rows), cols.reshape(groups, group_rows, N * P * Q),
-                     out=y_knpq)
-        if bias is not None:
-            rows = y_knpq.reshape(K, N * P * Q)
-            numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
+        weight_g = weight.reshape(groups, K // groups, group_rows)
         y = _memory.empty((N, K, P, Q), x.dtype)
-        numpy.copyto(y, y_knpq.reshape(K, N, P, Q).transpose(1, 0, 2, 3))
+        y_knpq = _memory.empty(K * self.chunk * P * Q * x.dtype.itemsize, numpy.uint8)
+        for start, stop in self._chunks(N):
+            cols = self._im2col(x[start:stop], P, Q, workspace)
+            columns = (stop - start) * P * Q
+            y_chunk = _view(y_knpq, (groups, K // groups, columns), x.dtype)
+            numpy.matmul(weight_g, cols.reshape(groups, group_rows, columns), out=y_chunk)
+            if bias is not None:
+                rows = y_chunk.reshape(K, columns)
+                numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
+            numpy.copyto(y[start:stop], y_chunk.reshape(K, stop - start, P, Q).transpose(1, 0, 2, 3))
+        # In one chunk, the columns are the whole batch's: backward-filter reads them as they are. In
+        # several, backward rebuilds them from the input.
+        if self.chunk >= N:
+            self.workspace = workspace
+        else:
+            self.x = x
         return y
+
+    def _chunks(self, N: int):
+        """(start, stop) of each chunk of images."""
+        return [(start, min(start + self.chunk, N)) for start in range(0, N, self.chunk)]
 
     def backward_cpu(self, grad):
         """grad: (N, K, P, Q) -> (dx (N, C, H, W), dweight (K, C/G, R, S), dbias (K,)), None where not needed."""
-        if self.workspace is None:
+        if self.workspace is None and self.x is None:
             raise RuntimeError(
                 "conv2d: backward through this convolution a second time; the first backward released "
-                "its saved im2col buffer"
+                "what its forward saved"
             )
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
         N, K, P, Q = grad.shape
         C = self.x_shape[1]
         _, group_channels, R, S = self.weight.shape
         groups, group_rows = self.groups, group_channels * R * S
-        grad_input = grad_weight = grad_bias = None
-        # (G, K/G, N*P*Q), the layout of the forward's GEMM output.
-        grad_kn = _memory.empty((groups, K // groups, N * P * Q), grad.dtype)
-        numpy.copyto(grad_kn.reshape(K, N, P, Q), grad.transpose(1, 0, 2, 3))
-        if need_bias:
-            grad_bias = grad_kn.reshape(K, N * P * Q).sum(axis=1)
-        if need_weight:
-            # As dW^T = cols @ dy^T: for small K the (C*R*S, K) product runs up to twice as fast in BLAS.
-            cols = _view(self.workspace, (groups, group_rows, N * P * Q), grad.dtype)
-            grad_weight = numpy.matmul(cols, grad_kn.swapaxes(1, 2)).swapaxes(1, 2).reshape(self.weight.shape)
-        if need_input:
-            # dcols overwrites cols, which backward-filter has used.
-            weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
-            if self.stride == (1, 1) and numpy.isfinite(self.weight).all():
-                grad_input = self._col2im_wide(weight_t, grad_kn, P, Q)
-            else:
-                grad_cols = _view(self.workspace, (groups, group_rows, N * P * Q), grad.dtype)
-                numpy.matmul(weight_t, grad_kn, out=grad_cols)
-                grad_input = self._col2im(grad_cols.reshape(C, R, S, N, P, Q))
+        workspace = self.workspace
+        if workspace is None:  # several chunks: their columns are rebuilt one chunk at a time
+            row = Q if self.stride != (1, 1) else self.x_shape[3] + self.pads[2] + self.pads[3]
+            workspace = _memory.empty(self.chunk * C * R * S * P * row * grad.dtype.itemsize, numpy.uint8)
+        grad_input = _memory.empty(self.x_shape, grad.dtype) if need_input else None
+        grad_weight_t = numpy.zeros((groups, group_rows, K // groups), grad.dtype) if need_weight else None
+        grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
+        weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
+        wide = self.stride == (1, 1) and bool(numpy.isfinite(self.weight).all())
+        grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8)
+        for start, stop in self._chunks(N):
+            columns = (stop - start) * P * Q
+            # (G, K/G, n*P*Q), the layout of the forward's GEMM output.
+            grad_kn = _view(grad_knpq, (groups, K // groups, columns), grad.dtype)
+            numpy.copyto(grad_kn.reshape(K, stop - start, P, Q), grad[start:stop].transpose(1, 0, 2, 3))
+            if need_bias:
+                grad_bias += grad_kn.reshape(K, columns).sum(axis=1)
+            if need_weight:
+                if self.workspace is not None:
+                    cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
+                else:
+                    cols = self._im2col(self.x[start:stop], P, Q, workspace).reshape(groups, group_rows, columns)
+                # As dW^T = cols @ dy^T: for small K the (C*R*S, K) product runs up to twice as fast in BLAS.
+                grad_weight_t += numpy.matmul(cols, grad_kn.swapaxes(1, 2))
+            if need_input:  # dcols overwrites cols, which backward-filter has used
+                if wide:
+                    self._col2im_wide(weight_t, grad_kn, P, Q, workspace, grad_input[start:stop])
+                else:
+                    grad_cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
+                    numpy.matmul(weight_t, grad_kn, out=grad_cols)
+                    self._col2im(grad_cols.reshape(C, R, S, stop - start, P, Q), grad_input[start:stop])
+        grad_weight = None if grad_weight_t is None else grad_weight_t.swapaxes(1, 2).reshape(self.weight.shape)
         self.release()
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
 
     def release(self) -> None:
-        """Drops the im2col buffer: its memory goes back to ``_memory`` for reuse."""
-        self.workspace = None
+        """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from."""
+        self.x = self.workspace = None
 
     # ----------------------------------------------------------------- kernel devices (cuda/conv2d.cu)
     TILE = 64  # result tile of the GEMM kernels (64 x 64 per block of THREADS threads)
@@ -223,8 +265,9 @@ class Conv2d(Function):
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
 
     # ----------------------------------------------------------------- im2col / col2im
-    def _im2col(self, x, P: int, Q: int):
-        """cols (C, R, S, N, P, Q), in the workspace: x_padded[n, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, n, p, q]."""
+    def _im2col(self, x, P: int, Q: int, workspace):
+        """cols (C, R, S, n, P, Q), in ``workspace``: x_padded[i, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, i, p, q]
+        for the n images of ``x``."""
         N, C, H, W = x.shape
         R, S = self.weight.shape[2:]
         top, bottom, left, right = self.pads
@@ -240,12 +283,13 @@ class Conv2d(Function):
             strides=(stride_c, dh * stride_h, dw * stride_w, stride_n, sh * stride_h, sw * stride_w),
             writeable=False,
         )
-        cols = _view(self.workspace, (C, R, S, N, P, Q), x.dtype)
+        cols = _view(workspace, (C, R, S, N, P, Q), x.dtype)
         numpy.copyto(cols, windows)
         return cols
 
-    def _col2im(self, grad_cols):
-        """The adjoint of _im2col: grad_cols (C, R, S, N, P, Q) -> dx (N, C, H, W), summing overlapping taps."""
+    def _col2im(self, grad_cols, out):
+        """The adjoint of _im2col: grad_cols (C, R, S, n, P, Q) -> out, the (n, C, H, W) input gradient,
+        summing overlapping taps."""
         C, R, S, N, P, Q = grad_cols.shape
         H, W = self.x_shape[2:]
         top, bottom, left, right = self.pads
@@ -253,8 +297,9 @@ class Conv2d(Function):
         if any(self.pads):
             grad_padded = _memory.zeros((N, C, H + top + bottom, W + left + right), grad_cols.dtype)
         else:
-            grad_padded = _memory.zeros(self.x_shape, grad_cols.dtype)  # the result itself
-        grad_padded_cn = grad_padded.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp), as grad_cols[:, r, s]
+            grad_padded = out  # the taps add into the result itself
+            grad_padded.fill(0)
+        grad_padded_cn = grad_padded.transpose(1, 0, 2, 3)  # (C, n, Hp, Wp), as grad_cols[:, r, s]
         for r in range(R):
             rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)
             for s in range(S):
@@ -263,15 +308,13 @@ class Conv2d(Function):
                     taps[...] = grad_cols[:, 0, 0]  # the first tap meets zeros: a copy, faster than an add
                 else:
                     taps += grad_cols[:, r, s]
-        if not any(self.pads):
-            return grad_padded
-        grad_input = _memory.empty(self.x_shape, grad_cols.dtype)
-        numpy.copyto(grad_input, grad_padded[:, :, top : top + H, left : left + W])
-        return grad_input
+        if any(self.pads):
+            numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W])
 
-    def _col2im_wide(self, weight_t, grad_kn, P: int, Q: int):
-        """Backward-data for stride 1 on wide rows: weight_t (G, C/G*R*S, K/G), grad_kn (G, K/G, N*P*Q) -> dx."""
-        N, C, H, W = self.x_shape
+    def _col2im_wide(self, weight_t, grad_kn, P: int, Q: int, workspace, out):
+        """Backward-data for stride 1 on wide rows: weight_t (G, C/G*R*S, K/G), grad_kn (G, K/G, n*P*Q)
+        -> out, the (n, C, H, W) input gradient."""
+        N, (C, H, W) = out.shape[0], self.x_shape[1:]
         R, S = self.weight.shape[2:]
         dh, dw = self.dilation
         top, bottom, left, right = self.pads
@@ -279,14 +322,14 @@ class Conv2d(Function):
         groups, group_rows, group_kernels = weight_t.shape
         grad_wide = _memory.zeros((groups, group_kernels, N, P, Wp), grad_kn.dtype)  # columns q >= Q: 0
         grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, N, P, Q)
-        grad_cols = _view(self.workspace, (groups, group_rows, N * P * Wp), grad_kn.dtype)
+        grad_cols = _view(workspace, (groups, group_rows, N * P * Wp), grad_kn.dtype)
         numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, N * P * Wp), out=grad_cols)
         grad_cols = grad_cols.reshape(C, R, S, N * P * Wp)
         del grad_wide  # its block may serve row_sum or grad_padded
 
         # NumPy adds contiguous rows several times faster than strided ones, so the taps of one kernel
-        # row r are summed first, each shifted by s*dw along one contiguous (N*P*Wp) row per channel:
-        # row_sum[c, (n, p, w)] is what kernel row r adds to grad_padded[n, c, p + r*dh, w]. A shift
+        # row r are summed first, each shifted by s*dw along one contiguous (n*P*Wp) row per channel:
+        # row_sum[c, (i, p, w)] is what kernel row r adds to grad_padded[i, c, p + r*dh, w]. A shift
         # carries the zero columns q >= Q over the row's end into the next row's start.
         span = N * P * Wp
         row_sum = _memory.empty((C, span + (S - 1) * dw), grad_kn.dtype)
@@ -302,9 +345,7 @@ class Conv2d(Function):
                 rows[...] = row_sum[:, :span].reshape(C, N, P, Wp)
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
-        grad_input = _memory.empty(self.x_shape, grad_kn.dtype)
-        numpy.copyto(grad_input, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
-        return grad_input
+        numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:

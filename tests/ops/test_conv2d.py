@@ -63,9 +63,10 @@ def conv_configs(draw):
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own zero-padded copy
-@settings(max_examples=200, deadline=None)
+@pytest.mark.parametrize("chunks_of_one_image", [False, True])
+@settings(max_examples=150, deadline=None)
 @given(config=conv_configs(), seed=st.integers(0, 2**31))
-def test_random_configs_match_torch(config, seed):
+def test_random_configs_match_torch(chunks_of_one_image, config, seed):
     N, C, K, H, W, groups = (config[k] for k in ("N", "C", "K", "H", "W", "groups"))
     (R, S), stride, padding, dilation = config["kernel"], config["stride"], config["padding"], config["dilation"]
     stride_hw, dilation_hw = _shapes.pair(stride, "", "", 1), _shapes.pair(dilation, "", "", 1)
@@ -76,11 +77,40 @@ def test_random_configs_match_torch(config, seed):
     if config["bias"]:
         arrays.append(rng.standard_normal(K))
     reference = torch_conv(padding, (H, W), (R, S), stride, dilation)
-    check_against_torch(
-        lambda x, w, b=None: conv2d(x, w, b, stride, padding, dilation, groups),
-        lambda x, w, b=None: reference(x, w, b, groups),
-        *arrays, atol=ATOL, seed=seed,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        if chunks_of_one_image:  # the cpu then goes image by image, rebuilding the columns in backward
+            patch.setattr(Conv2d, "SPLIT_BYTES", 0)
+            patch.setattr(Conv2d, "CHUNK_BYTES", 1)
+        check_against_torch(
+            lambda x, w, b=None: conv2d(x, w, b, stride, padding, dilation, groups),
+            lambda x, w, b=None: reference(x, w, b, groups),
+            *arrays, atol=ATOL, seed=seed,
+        )
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 0), (1, 0)])
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False), (False, False, True)])
+def test_large_batches_go_in_chunks(monkeypatch, rng, stride, padding, needs):
+    """Chunks of two images and a last one of one, each gradient alone and all together."""
+    x, w, b = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    P, Q = (6 + 2 * padding - 3) // stride + 1, (7 + 2 * padding - 2) // stride + 1
+    row = 7 + 2 * padding if stride == 1 else Q  # with stride 1 backward's wide columns are the larger
+    monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 2 * 3 * 3 * 2 * P * row * 8)  # two images' float64 columns
+    tensors = [gpucnn.tensor(a, requires_grad=need) for a, need in zip((x, w, b), needs)]
+    y = conv2d(*tensors, stride=stride, padding=padding)
+    assert y._creator.chunk == 2
+    grad = rng.standard_normal(y.shape)
+    y.backward(gpucnn.tensor(grad))
+    references = [torch.tensor(a, requires_grad=need) for a, need in zip((x, w, b), needs)]
+    expected = F.conv2d(*references, stride=stride, padding=padding)
+    expected.backward(torch.tensor(grad))
+    assert_close(y, expected.detach(), atol=1e-10)
+    for tensor, reference in zip(tensors, references):
+        if reference.requires_grad:
+            assert_close(tensor.grad, reference.grad, atol=1e-10)
+        else:
+            assert tensor.grad is None
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,9 @@ serve them without page faults.
 
 from __future__ import annotations
 
+import bisect
 import math
+import operator
 import threading
 import weakref
 
@@ -32,13 +34,18 @@ class HostMemory:
 
     def __init__(self, max_free_bytes: int = MAX_FREE_BYTES):
         self.max_free_bytes = max_free_bytes
-        self._free = []
+        self._sizes = []  # the free blocks' sizes, ascending
+        self._blocks = []  # the free blocks, in the same order
         self._free_bytes = 0
         self._lock = threading.Lock()
 
     def empty(self, shape, dtype):
-        """An uninitialised C-contiguous array of ``shape`` and ``dtype``, as ``numpy.empty``."""
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        """An uninitialised C-contiguous array of ``shape`` (an int or a sequence of them) and ``dtype``,
+        as ``numpy.empty``."""
+        try:
+            shape = (operator.index(shape),)
+        except TypeError:
+            shape = tuple(shape)
         dtype = numpy.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < MIN_BYTES:
@@ -64,18 +71,18 @@ class HostMemory:
     def _take(self, nbytes: int):
         """The smallest free block of ``nbytes`` to ``2 * nbytes`` bytes, else a new one."""
         with self._lock:
-            fits = [block for block in self._free if nbytes <= block.size <= 2 * nbytes]
-            if fits:
-                block = min(fits, key=lambda b: b.size)
-                self._free = [b for b in self._free if b is not block]
-                self._free_bytes -= block.size
-                return block
+            index = bisect.bisect_left(self._sizes, nbytes)
+            if index < len(self._sizes) and self._sizes[index] <= 2 * nbytes:
+                self._free_bytes -= self._sizes.pop(index)
+                return self._blocks.pop(index)
         return numpy.empty(nbytes, dtype=numpy.uint8)
 
     def _give(self, block) -> None:
         with self._lock:
             if self._free_bytes + block.size <= self.max_free_bytes:
-                self._free.append(block)
+                index = bisect.bisect_left(self._sizes, block.size)
+                self._sizes.insert(index, block.size)
+                self._blocks.insert(index, block)
                 self._free_bytes += block.size
 
 

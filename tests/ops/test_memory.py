@@ -95,3 +95,12 @@ def test_threads_never_share_a_block():
 def test_module_functions_share_one_memory(make):
     array = make(LARGE, np.float32)
     assert array.shape == LARGE and array.dtype == np.float32
+
+
+def test_the_smallest_block_that_fits_is_taken():
+    memory = HostMemory()
+    blocks = [memory.empty(size, np.uint8) for size in (3 << 20, 1 << 20, 2 << 20)]
+    where = {block.size: address(block) for block in blocks}
+    del blocks
+    assert address(memory.empty((1 << 20) + 1, np.uint8)) == where[2 << 20]
+    assert address(memory.empty(np.int64(1 << 20), np.uint8)) == where[1 << 20]  # NumPy integers as sizes

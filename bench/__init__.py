@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -130,6 +131,16 @@ def quietest(measure, attempts: int, on_cpu: bool = True):
         if other_load is None or other_load <= 0.1:
             break
     return best
+
+
+def least_median(rounds: list[dict]) -> dict:
+    """{contender: the least of its medians} over ``rounds``, each {contender: [times of one block]}.
+
+    A shared machine has bursts of other work that this process cannot see (other virtual machines on
+    the host): one that falls into a block slows that contender's median. Running the blocks in a few
+    rounds and keeping each contender's fastest round keeps such a burst out of the result, as timeit
+    keeps the fastest of its repeats."""
+    return {name: min(statistics.median(times[name]) for times in rounds) for name in rounds[0]}
 
 
 def peak_rss_bytes() -> int:

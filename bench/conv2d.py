@@ -13,9 +13,11 @@ suite's batch unless ``--batch`` sets one for all.
 Time: one step is conv2d forward then backward with a fixed upstream gradient, computing the input,
 weight and bias gradients (``.grad`` cleared before each step). Per layer, gpucnn and then torch each
 run their warm-up steps and timed repeats as one block (interleaving them step by step slowed both:
-each library's idle threads still spin when the other starts); the table gives the medians and their
-ratio torch_ms / gpucnn_ms (above 1: gpucnn is faster), and the geometric mean of that ratio per suite
-and over all layers timed (the headline number). A layer is timed again when other processes used
+each library's idle threads still spin when the other starts), in ``--rounds`` rounds (default 3); a
+library's time is the least of its rounds' medians (``bench.least_median``: a burst of other work on
+the host spoils a round, not the result). The table gives those times and their ratio
+torch_ms / gpucnn_ms (above 1: gpucnn is faster), and the geometric mean of that ratio per suite and
+over all layers timed (the headline number). A layer is timed again when other processes used
 over 10 % of the CPU meanwhile (a shared machine); the table shows that share and warns when it stayed
 high. PyTorch runs with as many threads as NumPy's BLAS uses; both counts are recorded.
 
@@ -45,13 +47,12 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
 
 import numpy
 
-from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, peak_rss_bytes, quietest,
-               reset_peak_rss, run_worker, settle, time_ms, write_results)
+from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, least_median, peak_rss_bytes,
+               quietest, reset_peak_rss, run_worker, settle, time_ms, write_results)
 from .suites import SUITES, Conv
 
 DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
@@ -165,9 +166,9 @@ def _timed_block(step, warmup: int, repeats: int) -> list[float]:
 
 
 def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempts: int = 3,
-        memory: bool = True, torch_threads: int = 1) -> list[dict]:
+        memory: bool = True, torch_threads: int = 1, rounds: int = 1) -> list[dict]:
     """Times each (suite, layer) and, with ``memory``, measures its peak memory; one row per layer with both
-    medians (ms), the ratio torch / gpucnn and both peak memory rises (bytes).
+    times (ms, the least of ``rounds`` medians), the ratio torch / gpucnn and both peak memory rises (bytes).
 
     On a shared machine other processes' work slows whichever library runs beside it: a layer is
     measured again (up to ``attempts`` times, keeping the quietest) while other processes used more
@@ -178,10 +179,11 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
         n = batch or layer.batch
         gpucnn_step, torch_step = make_step("gpucnn", layer, n), make_step("torch", layer, n)
         # Each library runs its warm-up and repeats as one block (see the module docstring).
-        (ours, theirs), other_load = quietest(
-            lambda: (_timed_block(gpucnn_step, warmup, repeats), _timed_block(torch_step, warmup, repeats)),
+        times, other_load = quietest(
+            lambda: [dict(gpucnn=_timed_block(gpucnn_step, warmup, repeats),
+                          torch=_timed_block(torch_step, warmup, repeats)) for _ in range(rounds)],
             attempts)
-        gpucnn_ms, torch_ms = statistics.median(ours), statistics.median(theirs)
+        gpucnn_ms, torch_ms = least_median(times).values()
         row = dict(suite=suite, layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
                    torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms,
                    other_load=None if other_load is None else round(other_load, 3),
@@ -250,14 +252,16 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--suite", type=_suite_list, action="append", metavar="NAME[,NAME...]",
                         help=f"suites whose conv layers to run, of {', '.join(SUITE_CHOICES)} (repeatable; "
                              f"default: {','.join(DEFAULT_SUITES)})")
-    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per layer (median reported)")
+    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per layer and round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of both libraries' blocks; each library's fastest round's median counts")
     parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak memory probes")
     parser.add_argument("--quick", action="store_true", help="tiny shapes, one repeat: checks the script runs")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the .md and .json results")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or (args.batch is not None and args.batch < 1):
-        parser.error("--repeats and --batch must be at least 1")
+    if args.repeats < 1 or args.rounds < 1 or (args.batch is not None and args.batch < 1):
+        parser.error("--repeats, --rounds and --batch must be at least 1")
     if args.quick and args.suite:
         parser.error("--quick runs its own tiny layers; it takes no --suite")
     args.suites = list(dict.fromkeys(name for names in args.suite or [DEFAULT_SUITES] for name in names))
@@ -273,8 +277,9 @@ def main(argv=None) -> dict:
     torch.set_num_threads(blas["threads"])
     load_before = [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None
     layers, repeats = (QUICK_LAYERS, 1) if args.quick else (conv_layers(args.suites), args.repeats)
+    rounds = 1 if args.quick else args.rounds
     rows = run(layers, repeats, args.batch, warmup=0 if args.quick else 2, attempts=1 if args.quick else 3,
-               memory=not args.no_memory, torch_threads=torch.get_num_threads())
+               memory=not args.no_memory, torch_threads=torch.get_num_threads(), rounds=rounds)
     summary = summarize(rows)
 
     when = datetime.datetime.now()
@@ -283,7 +288,8 @@ def main(argv=None) -> dict:
     header = (f"conv2d forward + backward (input, weight and bias gradients), float32, {when:%Y-%m-%d %H:%M}\n\n"
               f"Suites: {'quick' if args.quick else ', '.join(args.suites)}; batch: {args.batch or 'per suite'}; "
               f"CPU: {cpu_model()}; NumPy {numpy.__version__} BLAS threads: {blas['threads']}; "
-              f"torch {torch.__version__} threads: {torch.get_num_threads()}; median of {repeats}; "
+              f"torch {torch.__version__} threads: {torch.get_num_threads()}; the least of {rounds} rounds' medians "
+              f"of {repeats}; "
               f"BLAS environment: {blas_environment() or 'none set'}; load average before: {load_before}; "
               f"peak memory: {memory}\n\n")
     markdown = header + markdown_tables(rows, summary)
@@ -297,7 +303,7 @@ def main(argv=None) -> dict:
     record = dict(
         op="conv2d", date=when.isoformat(timespec="seconds"), cpu=cpu_model(), numpy=numpy.__version__,
         numpy_blas=blas, torch=torch.__version__, torch_threads=torch.get_num_threads(),
-        blas_environment=blas_environment(), load_average_before=load_before, repeats=repeats, quick=args.quick,
+        blas_environment=blas_environment(), load_average_before=load_before, repeats=repeats, rounds=rounds, quick=args.quick,
         suites=["quick"] if args.quick else args.suites, batch=args.batch, memory_measure=memory, rows=rows,
         by_suite={name: s for name, s in summary.items() if name != "all"},
         geometric_mean_ratio=summary["all"]["geometric_mean_ratio"],

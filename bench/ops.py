@@ -16,7 +16,8 @@ backward, relu forward and backward, each timed alone:
   repeat runs a forward first, untimed.
 
 Each contender runs its warm-up and repeats as one block, then the next (see bench/conv2d.py for
-why); times are medians. On ``cuda`` the device is synchronised before and after each timed call; torch
+why), in ``--rounds`` rounds (default 3 on the CPU, 1 on a GPU); a contender's time is the least of
+its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after each timed call; torch
 runs conv ops twice, cuDNN with TF32 off (``torch``) and on (``torch TF32``, PyTorch's default for
 cuDNN convolutions). Rates: conv ops in GFLOP/s (2*N*K*P*Q*C*R*S), the others in GB/s of the least
 traffic the op needs (inputs read once, outputs written once; max pooling's int64 indices included).
@@ -27,14 +28,13 @@ On the CPU a case is timed again when other processes used over 10 % of the CPU 
 from __future__ import annotations
 
 import datetime
-import statistics
 
 import numpy
 
 import gpucnn
 from gpucnn.nn import functional as F
 
-from . import geometric_mean, quietest, settle, write_results
+from . import geometric_mean, least_median, quietest, settle, write_results
 from .environment import Environment
 from .suites import SUITES, Conv, Pool, Relu
 
@@ -175,16 +175,18 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
 
 
 def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int = 3, batch=None, seed: int = 0,
-        roofline: dict | None = None, log=print) -> list[dict]:
-    """One row per (layer, op): each contender's median ms, rates, ratios against gpucnn, roofline share."""
+        roofline: dict | None = None, log=print, rounds: int = 1) -> list[dict]:
+    """One row per (layer, op): each contender's time (the least of ``rounds`` medians), rates, ratios
+    against gpucnn, roofline share."""
     rng = numpy.random.default_rng(seed)
     rows = []
     for layer in layers:
         for op, (work, unit, contenders) in _contenders(layer, env, batch, rng).items():
             times, other_load = quietest(
-                lambda: {name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()},
+                lambda: [{name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()}
+                         for _ in range(rounds)],
                 attempts, on_cpu=not env.is_gpu)
-            medians = {name: statistics.median(t) for name, t in times.items()}
+            medians = least_median(times)
             scale = 1e6  # work / ms / 1e6: GFLOP/s or GB/s
             rate = work / medians["gpucnn"] / scale
             peak = None if roofline is None else roofline["gemm_gflops" if unit == "FLOP" else "copy_gbps"]
@@ -242,28 +244,33 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or cudasim")
     parser.add_argument("--repeats", type=int, default=11, help="timed repeats per op (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before the repeats")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of every contender's block; the fastest round's median counts "
+                             "(default: 3 on the CPU, 1 on a GPU)")
     parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
     parser.add_argument("--quick", action="store_true", help="the tiny suite, one repeat: checks the code runs")
 
 
 def main(args, out_dir) -> dict:
-    if args.repeats < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
-        raise SystemExit("--repeats and --batch must be at least 1, --warmup at least 0")
+    if (args.repeats < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1)
+            or (args.rounds is not None and args.rounds < 1)):
+        raise SystemExit("--repeats, --rounds and --batch must be at least 1, --warmup at least 0")
     env = Environment(args.device)
     suite = "tiny" if args.quick else args.suite
     repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
+    rounds = 1 if args.quick else args.rounds or (1 if env.is_gpu else 3)
     description = env.describe()
     roofline = env.roofline(quick=args.quick)
     print(f"ops, suite {suite} on {env.device} ({env.machine()}); roofline: {roofline['gemm_gflops']:.1f} GFLOP/s "
           f"FP32 GEMM, {roofline['copy_gbps']:.1f} GB/s copy")
     rows = run(env, SUITES[suite], repeats, warmup=warmup, attempts=1 if args.quick else 3, batch=args.batch,
-               roofline=roofline)
+               roofline=roofline, rounds=rounds)
     means = summary(rows)
     when = datetime.datetime.now()
     torch_name = "PyTorch CUDA (cuDNN), TF32 off; TF32 on separately" if env.is_gpu else "PyTorch CPU"
     header = (f"gpucnn ops on {env.device} against {torch_name}, suite {suite}, float32, {when:%Y-%m-%d %H:%M}\n\n"
               f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in description.items()) +
-              f"; median of {repeats} after {warmup} warm-up\n\n"
+              f"; the least of {rounds} rounds' medians of {repeats} after {warmup} warm-up\n\n"
               f"Roofline (same run): FP32 GEMM {roofline['gemm_gflops']:.1f} GFLOP/s (n={roofline['gemm_size']}), "
               f"copy {roofline['copy_gbps']:.1f} GB/s (read + write, {roofline['copy_bytes'] >> 20} MiB)\n\n")
     markdown = header + markdown_table(rows, env.is_gpu)
@@ -274,7 +281,7 @@ def main(args, out_dir) -> dict:
         markdown += (f"\nWARNING: other processes used over 10 % of the CPU while timing {', '.join(disturbed)}; "
                      "those ratios are not reliable.\n")
     record = dict(bench="ops", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),
-                  **description, repeats=repeats, warmup=warmup, quick=args.quick, roofline=roofline, rows=rows,
+                  **description, repeats=repeats, warmup=warmup, rounds=rounds, quick=args.quick, roofline=roofline, rows=rows,
                   geometric_means=means)
     name = f"ops-{suite}-{env.kind}" + ("-quick" if args.quick else "")
     markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())

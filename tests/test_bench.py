@@ -61,6 +61,27 @@ def test_conv2d_benchmark_suite_option(capsys):
     assert "--quick runs its own tiny layers" in errors
 
 
+def test_least_median_keeps_each_contenders_fastest_round():
+    from bench import least_median
+
+    rounds = [dict(gpucnn=[5.0, 1.0, 3.0], torch=[2.0, 2.0, 9.0]),  # medians 3 and 2
+              dict(gpucnn=[4.0, 2.0, 2.5], torch=[8.0, 7.0, 1.0])]  # medians 2.5 and 7
+    assert least_median(rounds) == dict(gpucnn=2.5, torch=2.0)
+
+
+def test_benchmarks_time_in_rounds():
+    from bench import conv2d, ops
+    from bench.environment import Environment
+    from bench.suites import TINY
+
+    rows = conv2d.run(conv2d.QUICK_LAYERS[:1], repeats=2, warmup=0, attempts=1, memory=False, rounds=2)
+    assert rows[0]["gpucnn_ms"] > 0 and rows[0]["torch_ms"] > 0
+    rows = ops.run(Environment("cpu"), TINY[2:3], repeats=2, warmup=0, attempts=1, rounds=2, log=lambda line: None)
+    assert [row["op"] for row in rows] == ["relu_forward", "relu_backward"]
+    with pytest.raises(SystemExit):
+        conv2d.parse_arguments(["--rounds", "0"])
+
+
 def _run_bench(tmp_path, *arguments):
     result = subprocess.run([sys.executable, "-m", "bench", *arguments, "--quick", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)

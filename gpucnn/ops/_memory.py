@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import math
 import operator
+import os
 import threading
 import weakref
 
@@ -89,3 +90,13 @@ class HostMemory:
 _host = HostMemory()
 empty = _host.empty
 zeros = _host.zeros
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the forking thread: a lock another thread held then stays held. The
+    child gets a new lock; the free blocks, copied with the rest of its memory, stay usable."""
+    _host._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

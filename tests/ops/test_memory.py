@@ -1,7 +1,10 @@
 """gpucnn.ops._memory: the recycled host memory of the cpu ops' large arrays."""
 
 import gc
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -104,3 +107,22 @@ def test_the_smallest_block_that_fits_is_taken():
     del blocks
     assert address(memory.empty((1 << 20) + 1, np.uint8)) == where[2 << 20]
     assert address(memory.empty(np.int64(1 << 20), np.uint8)) == where[1 << 20]  # NumPy integers as sizes
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_allocates_although_the_parent_held_the_lock():
+    with _memory._host._lock:  # as if another thread were inside empty() at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: it must not wait for a lock that no thread of it will release
+            array = _memory.empty(LARGE, np.float32)
+            array.fill(1)
+            del array
+            os._exit(0 if _memory._host.free_bytes() >= np.prod(LARGE) * 4 else 1)
+    deadline = time.monotonic() + 30
+    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if waited == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the memory lock")
+    assert os.waitstatus_to_exitcode(waited[1]) == 0

@@ -11,7 +11,9 @@ blocks had been freed.
 So the cpu ops take their large outputs and temporaries from here. An array from :func:`empty` is a
 view of a kept block; when it and every view of it are gone (CPython frees them as soon as the last
 reference goes), the block goes back to the free list for the next array that fits in it. At most
-``MAX_FREE_BYTES`` are kept free; arrays under ``MIN_BYTES`` come from malloc, whose free lists
+``max_free_bytes`` are kept free (1 GiB, or an eighth of the machine's memory where that is less):
+a block that would pass it first pushes out the blocks freed longest ago, which a change of shapes
+(another batch size) leaves unused. Arrays under ``MIN_BYTES`` come from malloc, whose free lists
 serve them without page faults.
 """
 
@@ -27,16 +29,26 @@ import weakref
 import numpy
 
 MIN_BYTES = 1 << 18
-MAX_FREE_BYTES = 1 << 30
+
+
+def default_max_free_bytes() -> int:
+    """1 GiB, or an eighth of the physical memory where that is less (where the OS reports it)."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        physical = 0
+    return min(1 << 30, physical // 8) if physical > 0 else 1 << 30
 
 
 class HostMemory:
     """The free blocks (flat uint8 arrays) and the arrays handed out from them."""
 
-    def __init__(self, max_free_bytes: int = MAX_FREE_BYTES):
-        self.max_free_bytes = max_free_bytes
+    def __init__(self, max_free_bytes: int | None = None):
+        self.max_free_bytes = default_max_free_bytes() if max_free_bytes is None else max_free_bytes
         self._sizes = []  # the free blocks' sizes, ascending
         self._blocks = []  # the free blocks, in the same order
+        self._freed_at = []  # when each was given back (a count of gives), in the same order
+        self._gives = 0
         self._free_bytes = 0
         self._lock = threading.Lock()
 
@@ -74,17 +86,27 @@ class HostMemory:
         with self._lock:
             index = bisect.bisect_left(self._sizes, nbytes)
             if index < len(self._sizes) and self._sizes[index] <= 2 * nbytes:
-                self._free_bytes -= self._sizes.pop(index)
-                return self._blocks.pop(index)
+                return self._remove(index)
         return numpy.empty(nbytes, dtype=numpy.uint8)
 
     def _give(self, block) -> None:
         with self._lock:
-            if self._free_bytes + block.size <= self.max_free_bytes:
-                index = bisect.bisect_left(self._sizes, block.size)
-                self._sizes.insert(index, block.size)
-                self._blocks.insert(index, block)
-                self._free_bytes += block.size
+            if block.size > self.max_free_bytes:
+                return
+            while self._free_bytes + block.size > self.max_free_bytes:  # push out the longest free
+                self._remove(min(range(len(self._freed_at)), key=self._freed_at.__getitem__))
+            index = bisect.bisect_left(self._sizes, block.size)
+            self._sizes.insert(index, block.size)
+            self._blocks.insert(index, block)
+            self._freed_at.insert(index, self._gives)
+            self._gives += 1
+            self._free_bytes += block.size
+
+    def _remove(self, index: int):
+        """Takes free block ``index`` off the list (the lock held) and returns it."""
+        self._free_bytes -= self._sizes.pop(index)
+        del self._freed_at[index]
+        return self._blocks.pop(index)
 
 
 _host = HostMemory()

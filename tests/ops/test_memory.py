@@ -67,11 +67,26 @@ def test_small_arrays_come_from_numpy():
     assert memory.free_bytes() == 0
 
 
-def test_free_blocks_stay_under_the_cap():
+def test_free_blocks_stay_under_the_cap_pushing_out_the_longest_free():
     memory = HostMemory(max_free_bytes=3 << 20)
     arrays = [memory.empty(LARGE, np.float32) for _ in range(5)]
-    del arrays
+    where = [address(array) for array in arrays]
+    for _ in range(5):
+        del arrays[0]  # freed in order 0, 1, 2, 3, 4: the last three stay
     assert memory.free_bytes() == 3 << 20
+    kept = [memory.empty(LARGE, np.float32) for _ in range(3)]
+    assert {address(array) for array in kept} == set(where[2:])
+    assert memory.free_bytes() == 0
+    del kept
+    too_large = memory.empty(4 << 20, np.uint8)
+    del too_large  # over the cap alone: not kept, and pushes nothing out
+    assert memory.free_bytes() == 3 << 20
+
+
+def test_the_default_cap_is_at_most_an_eighth_of_the_memory():
+    cap = _memory.default_max_free_bytes()
+    assert 0 < cap <= 1 << 30
+    assert HostMemory().max_free_bytes == cap
 
 
 def test_threads_never_share_a_block():

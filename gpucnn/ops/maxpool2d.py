@@ -412,7 +412,13 @@ def _window_starts_of_planes(planes: int, plane_size: int, width: int, rows, col
 
 
 def _check_no_empty_window(op: str, geometry: PoolGeometry, input_shape: tuple) -> None:
-    """ValueError when a dilated window's taps all fall in the padding (no input pixel to take the max of)."""
+    """ValueError when a dilated window's taps all fall in the padding (no input pixel to take the max of).
+
+    Undilated windows never do: each is k consecutive taps, with k >= 2 * pad, starting at -pad or
+    later and before the input's end (with ceil_mode by PyTorch's rule), so each holds a pixel.
+    """
+    if geometry.dilation == (1, 1):
+        return
     for axis, name in ((0, "row"), (1, "column")):
         starts = geometry.window_starts(axis)
         taps = starts[:, None] + numpy.arange(geometry.kernel[axis]) * geometry.dilation[axis]

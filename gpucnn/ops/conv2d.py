@@ -80,7 +80,7 @@ class Conv2d(Function):
     #: 32 MiB of L3 this was written on, a step of 3x3 convolutions on 128x64x32x32 (320 MiB of
     #: columns) took 303-312 ms in one go and 322-341 ms in chunks of 64 MiB. Smaller chunks were not
     #: reliably faster: on 32x64x32x32 chunks of 8 MiB took 65-72 ms where one go took 74-81 ms, but
-    #: 120-145 ms in about one process in five, from one process to the next, for reasons not found.
+    #: 120-146 ms in about one process in five, from one process to the next, for reasons not found.
     SPLIT_BYTES = 256 << 20
     CHUNK_BYTES = 64 << 20
 

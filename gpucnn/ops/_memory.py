@@ -20,6 +20,7 @@ serve them without page faults.
 from __future__ import annotations
 
 import bisect
+import collections
 import math
 import operator
 import os
@@ -51,6 +52,10 @@ class HostMemory:
         self._gives = 0
         self._free_bytes = 0
         self._lock = threading.Lock()
+        # Blocks whose arrays are gone, not yet filed into the lists. A finalizer may run on any
+        # thread at any allocation, even one made while that thread holds the lock, so it only
+        # appends here (atomic, no lock); whoever takes the lock next files them.
+        self._returned = collections.deque()
 
     def empty(self, shape, dtype):
         """An uninitialised C-contiguous array of ``shape`` (an int or a sequence of them) and ``dtype``,
@@ -68,7 +73,7 @@ class HostMemory:
         # view's base down to the first array whose own base is not an array), so it lives exactly as
         # long as any of them. Given the block itself, views would collapse past it to the block.
         owner = numpy.frombuffer(memoryview(block), dtype=dtype, count=math.prod(shape))
-        weakref.finalize(owner, self._give, block).atexit = False
+        weakref.finalize(owner, self._returned.append, block).atexit = False
         return owner.reshape(shape)
 
     def zeros(self, shape, dtype):
@@ -79,22 +84,27 @@ class HostMemory:
 
     def free_bytes(self) -> int:
         """Bytes kept in free blocks."""
-        return self._free_bytes
+        with self._lock:
+            self._file_returned()
+            return self._free_bytes
 
     def _take(self, nbytes: int):
         """The smallest free block of ``nbytes`` to ``2 * nbytes`` bytes, else a new one."""
         with self._lock:
+            self._file_returned()
             index = bisect.bisect_left(self._sizes, nbytes)
             if index < len(self._sizes) and self._sizes[index] <= 2 * nbytes:
                 return self._remove(index)
         return numpy.empty(nbytes, dtype=numpy.uint8)
 
-    def _give(self, block) -> None:
-        with self._lock:
+    def _file_returned(self) -> None:
+        """Files the returned blocks into the free lists (the lock held), within ``max_free_bytes``."""
+        while self._returned:
+            block = self._returned.popleft()
             if block.size > self.max_free_bytes:
-                return
+                continue
             while self._free_bytes + block.size > self.max_free_bytes:  # push out the longest free
-                self._remove(min(range(len(self._freed_at)), key=self._freed_at.__getitem__))
+                self._remove(self._freed_at.index(min(self._freed_at)))
             index = bisect.bisect_left(self._sizes, block.size)
             self._sizes.insert(index, block.size)
             self._blocks.insert(index, block)

@@ -223,12 +223,16 @@ def test_im2col_buffers_are_reused_without_stale_data(rng):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in matmul:RuntimeWarning")  # inf * 0, as meant
+@pytest.mark.parametrize("chunks_of_one_image", [False, True])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_non_finite_weight_gradients(rng, stride):
+def test_non_finite_weight_gradients(monkeypatch, rng, stride, chunks_of_one_image):
     # With stride 1 a finite weight takes the wide-row col2im; inf or NaN in it takes the plain one,
     # where the zero padding columns cannot turn into NaN (inf * 0) and reach real positions.
     # No padding: torch's oneDNN skips padding taps, so inf * (zero padding) is finite there, where
     # gpucnn, like torch on an explicitly padded input, follows IEEE and gives NaN.
+    if chunks_of_one_image:
+        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
     w[0, 1, 0, 2], w[2, 0, 1, 1] = np.inf, np.nan
     x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)

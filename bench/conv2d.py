@@ -183,7 +183,8 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
             lambda: [dict(gpucnn=_timed_block(gpucnn_step, warmup, repeats),
                           torch=_timed_block(torch_step, warmup, repeats)) for _ in range(rounds)],
             attempts)
-        gpucnn_ms, torch_ms = least_median(times).values()
+        medians = least_median(times)
+        gpucnn_ms, torch_ms = medians["gpucnn"], medians["torch"]
         row = dict(suite=suite, layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
                    torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms,
                    other_load=None if other_load is None else round(other_load, 3),
@@ -303,7 +304,8 @@ def main(argv=None) -> dict:
     record = dict(
         op="conv2d", date=when.isoformat(timespec="seconds"), cpu=cpu_model(), numpy=numpy.__version__,
         numpy_blas=blas, torch=torch.__version__, torch_threads=torch.get_num_threads(),
-        blas_environment=blas_environment(), load_average_before=load_before, repeats=repeats, rounds=rounds, quick=args.quick,
+        blas_environment=blas_environment(), load_average_before=load_before, repeats=repeats, rounds=rounds,
+        quick=args.quick,
         suites=["quick"] if args.quick else args.suites, batch=args.batch, memory_measure=memory, rows=rows,
         by_suite={name: s for name, s in summary.items() if name != "all"},
         geometric_mean_ratio=summary["all"]["geometric_mean_ratio"],

@@ -17,10 +17,11 @@ backward, relu forward and backward, each timed alone:
 
 Each contender runs its warm-up and repeats as one block, then the next (see bench/conv2d.py for
 why), in ``--rounds`` rounds (default 3 on the CPU, 1 on a GPU); a contender's time is the least of
-its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after each timed call; torch
-runs conv ops twice, cuDNN with TF32 off (``torch``) and on (``torch TF32``, PyTorch's default for
-cuDNN convolutions). Rates: conv ops in GFLOP/s (2*N*K*P*Q*C*R*S), the others in GB/s of the least
-traffic the op needs (inputs read once, outputs written once; max pooling's int64 indices included).
+its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after
+each timed call; torch runs conv ops twice, cuDNN with TF32 off (``torch``) and on (``torch TF32``,
+PyTorch's default for cuDNN convolutions). Rates: conv ops in GFLOP/s (2*N*K*P*Q*C*R*S), the others in
+GB/s of the least traffic the op needs (inputs read once, outputs written once; max pooling's int64
+indices included).
 The roofline, measured in the same run: FP32 GEMM rate for conv, large-copy bandwidth for the rest.
 On the CPU a case is timed again when other processes used over 10 % of the CPU meanwhile.
 """
@@ -281,8 +282,8 @@ def main(args, out_dir) -> dict:
         markdown += (f"\nWARNING: other processes used over 10 % of the CPU while timing {', '.join(disturbed)}; "
                      "those ratios are not reliable.\n")
     record = dict(bench="ops", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),
-                  **description, repeats=repeats, warmup=warmup, rounds=rounds, quick=args.quick, roofline=roofline, rows=rows,
-                  geometric_means=means)
+                  **description, repeats=repeats, warmup=warmup, rounds=rounds, quick=args.quick, roofline=roofline,
+                  rows=rows, geometric_means=means)
     name = f"ops-{suite}-{env.kind}" + ("-quick" if args.quick else "")
     markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())
     print(markdown)

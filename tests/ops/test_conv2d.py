@@ -89,7 +89,8 @@ def test_random_configs_match_torch(chunks_of_one_image, config, seed):
 
 
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 0), (1, 0)])
-@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False), (False, False, True)])
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False),
+                                   (False, False, True)])
 def test_large_batches_go_in_chunks(monkeypatch, rng, stride, padding, needs):
     """Chunks of two images and a last one of one, each gradient alone and all together."""
     x, w, b = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)

@@ -96,7 +96,8 @@ class Conv2d(Function):
         row = Q if self.stride != (1, 1) else W + left + right
         image_bytes = C * R * S * P * row * x.dtype.itemsize
         self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
-        workspace = _memory.empty(self.chunk * image_bytes, numpy.uint8)
+        self.workspace_bytes = self.chunk * image_bytes
+        workspace = _memory.empty(self.workspace_bytes, numpy.uint8)
 
         groups, group_rows = self.groups, group_channels * R * S
         weight_g = weight.reshape(groups, K // groups, group_rows)
@@ -135,10 +136,8 @@ class Conv2d(Function):
         C = self.x_shape[1]
         _, group_channels, R, S = self.weight.shape
         groups, group_rows = self.groups, group_channels * R * S
-        workspace = self.workspace
-        if workspace is None:  # several chunks: their columns are rebuilt one chunk at a time
-            row = Q if self.stride != (1, 1) else self.x_shape[3] + self.pads[2] + self.pads[3]
-            workspace = _memory.empty(self.chunk * C * R * S * P * row * grad.dtype.itemsize, numpy.uint8)
+        rebuild = self.workspace is None  # several chunks: their columns are rebuilt one chunk at a time
+        workspace = _memory.empty(self.workspace_bytes, numpy.uint8) if rebuild else self.workspace
         grad_input = _memory.empty(self.x_shape, grad.dtype) if need_input else None
         grad_weight_t = numpy.zeros((groups, group_rows, K // groups), grad.dtype) if need_weight else None
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
@@ -153,10 +152,10 @@ class Conv2d(Function):
             if need_bias:
                 grad_bias += grad_kn.reshape(K, columns).sum(axis=1)
             if need_weight:
-                if self.workspace is not None:
-                    cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
-                else:
+                if rebuild:
                     cols = self._im2col(self.x[start:stop], P, Q, workspace).reshape(groups, group_rows, columns)
+                else:
+                    cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
                 # As dW^T = cols @ dy^T: for small K the (C*R*S, K) product runs up to twice as fast in BLAS.
                 grad_weight_t += numpy.matmul(cols, grad_kn.swapaxes(1, 2))
             if need_input:  # dcols overwrites cols, which backward-filter has used

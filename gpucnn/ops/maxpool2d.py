@@ -327,17 +327,19 @@ class MaxPool2d(Function):
                 take = (values > best) | xp.isnan(values)
                 best = xp.where(take, values, best)
                 best_index = xp.where(take, xp.asarray(self._tap_indices(r, s)), best_index)
-        H, W = g.input_hw
-        plane_starts = numpy.arange(N * C, dtype=numpy.int64).reshape(N, C, 1, 1) * (H * W)
-        self.input_indices = best_index + plane_starts
+        self.input_indices = best_index + self._plane_starts()
         return best
+
+    def _plane_starts(self):
+        """(N, C, 1, 1) int64: the flat index of each input plane's first pixel in the whole input."""
+        N, C, H, W = self.input_shape
+        return numpy.arange(N * C, dtype=numpy.int64).reshape(N, C, 1, 1) * (H * W)
 
     def plane_indices(self):
         """(N, C, P, Q) int64: the flat index h*W + w of each window's maximum in its input plane."""
         if self.indices is not None:
             return self.indices
-        N, C, H, W = self.input_shape
-        return self.input_indices - numpy.arange(N * C, dtype=numpy.int64).reshape(N, C, 1, 1) * (H * W)
+        return self.input_indices - self._plane_starts()
 
     def backward_cpu(self, grad):
         # Scatter-add: each output's gradient goes to its argmax; overlapping windows that share a

@@ -29,7 +29,7 @@ def test_unknown_device_names(name):
         gpucnn.device(name)
 
 
-def test_cuda_without_cupy_names_the_extra(monkeypatch, fresh_probe):
+def test_cuda_without_cupy_names_the_extra(monkeypatch, fresh_probe, default_device_unset):
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` raise ImportError
     with pytest.raises(RuntimeError, match=r"CuPy is not installed.*gpucnn\[cuda12\]"):
         gpucnn.tensor([1.0], device="cuda")
@@ -38,15 +38,15 @@ def test_cuda_without_cupy_names_the_extra(monkeypatch, fresh_probe):
 
 
 @pytest.mark.skipif(cuda.probe()[0] > 0, reason="a GPU is usable here")
-def test_cuda_without_gpu_says_why(fresh_probe):
+def test_cuda_without_gpu_says_why(fresh_probe, default_device_unset):
     with pytest.raises(RuntimeError, match="cannot be used: .+"):
         gpucnn.tensor([1.0], device="cuda:0")
     assert gpucnn.default_device().name == "cpu"
 
 
 def test_environment_overrides_default(monkeypatch):
-    monkeypatch.setenv("GPUCNN_DEVICE", "cpu")
-    assert gpucnn.default_device().name == "cpu"
+    monkeypatch.setenv("GPUCNN_DEVICE", "cudasim")
+    assert gpucnn.default_device().name == "cudasim"
 
 
 def test_cudasim_device_runs_numpy(monkeypatch):
@@ -65,7 +65,7 @@ def test_cudasim_without_compiler_says_why(monkeypatch):
 
 
 @pytest.mark.skipif(cuda.probe()[0] > 0, reason="a GPU is usable here")
-def test_cupy_installed_without_gpu_falls_back_to_cpu(fresh_probe):
+def test_cupy_installed_without_gpu_falls_back_to_cpu(fresh_probe, default_device_unset):
     """`pip install gpucnn[cuda12]` on a machine with no GPU: CuPy imports, gpucnn uses the cpu."""
     pytest.importorskip("cupy")
     assert gpucnn.default_device().name == "cpu"

@@ -66,8 +66,8 @@ def test_bad_device_and_requires_grad():
 
 
 def test_default_device_from_environment(monkeypatch):
-    monkeypatch.setenv("GPUCNN_DEVICE", "cpu")
-    assert gpucnn.tensor([1.0]).device.name == "cpu"
+    monkeypatch.setenv("GPUCNN_DEVICE", "cudasim")
+    assert gpucnn.tensor([1.0]).device.name == "cudasim"
     monkeypatch.setenv("GPUCNN_DEVICE", "nowhere")
     with pytest.raises(ValueError, match="nowhere"):
         gpucnn.tensor([1.0])

@@ -24,4 +24,15 @@ static __device__ __forceinline__ bool is_nan(float value) { return value != val
 /* Finite test likewise: value - value is exactly 0 for a finite value, NaN for inf and NaN. */
 static __device__ __forceinline__ bool is_finite(float value) { return value - value == 0.0f; }
 
+/* value < 0 and value > 0 read off the bits (NaN: false). CuPy compiles with -ftz=true, under which a
+ * float comparison sees a subnormal as 0; these see it as the CPU (and PyTorch's CPU half) does. */
+static __device__ __forceinline__ bool is_below_zero(float value) {
+    const int bits = __float_as_int(value), magnitude = bits & 0x7fffffff;
+    return bits < 0 && magnitude != 0 && magnitude <= 0x7f800000;
+}
+static __device__ __forceinline__ bool is_above_zero(float value) {
+    const int bits = __float_as_int(value);
+    return bits > 0 && bits <= 0x7f800000;
+}
+
 #endif /* GPUCNN_COMMON_CUH */

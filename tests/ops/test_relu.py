@@ -157,9 +157,10 @@ def assert_same_bits(actual, expected):
     np.testing.assert_array_equal(np.signbit(actual[~np.isnan(actual)]), np.signbit(expected[~np.isnan(expected)]))
 
 
-def relu_against_torch(x, upstream):
-    """gpucnn's and PyTorch's ReLU output and input gradient for ``x`` and ``upstream`` (any float dtype)."""
-    t = gpucnn.tensor(x, requires_grad=True)
+def relu_against_torch(x, upstream, device="cpu"):
+    """gpucnn's (on ``device``) and PyTorch's ReLU output and input gradient for ``x`` and ``upstream``
+    (any float dtype the device takes)."""
+    t = gpucnn.tensor(x, device=device, requires_grad=True)
     y = relu(t)
     y.backward(upstream)
     reference = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_()
@@ -180,10 +181,22 @@ def test_special_values_bit_for_bit_like_torch(dtype):
     np.testing.assert_array_equal(grad, expected_grad)
 
 
-def test_inf_and_nan_upstream_gradient_is_stopped_where_x_is_not_positive():
+@pytest.mark.parametrize("device", gpucnn.devices())
+def test_special_values_bit_for_bit_on_every_device(device):
+    """The kernels too keep -0.0 and NaN forward and stop the gradient at 0, -0.0 and -inf."""
+    rng = np.random.default_rng(14)
+    x = special_values(rng, (5, 3, 11, 13))
+    upstream = special_values(rng, x.shape)
+    (y, grad), (expected_y, expected_grad) = relu_against_torch(x, upstream, device)
+    assert_same_bits(y, expected_y)
+    np.testing.assert_array_equal(grad, expected_grad)
+
+
+@pytest.mark.parametrize("device", gpucnn.devices())
+def test_inf_and_nan_upstream_gradient_is_stopped_where_x_is_not_positive(device):
     x = np.array([0.0, -0.0, -np.inf, -1.0, np.nan, np.copysign(np.nan, -1), 1.0, np.inf], dtype=np.float32)
     upstream = np.array([np.inf, np.nan, np.inf, -np.inf, 5.0, -6.0, np.nan, -np.inf], dtype=np.float32)
-    (_, grad), (_, expected_grad) = relu_against_torch(x, upstream)
+    (_, grad), (_, expected_grad) = relu_against_torch(x, upstream, device)
     np.testing.assert_array_equal(grad, [0.0, 0.0, 0.0, 0.0, 5.0, -6.0, np.nan, -np.inf])
     np.testing.assert_array_equal(grad, expected_grad)
     assert not np.signbit(grad[:4]).any()  # +0.0, as threshold_backward writes

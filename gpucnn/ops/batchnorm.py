@@ -163,6 +163,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         tensor = as_tensor(value, f"batch_norm: {name}", x.device)
         if tensor.device != x.device:
             raise ValueError(f"batch_norm: {name} is on {tensor.device} but input is on {x.device}")
+        if training and name.startswith("running") and not isinstance(value, Tensor) and tensor.data is not value:
+            # a copy was made (a NumPy array for a GPU input, a list): the update would never reach value
+            raise TypeError(
+                f"batch_norm: training updates {name} in place, which cannot reach the given "
+                f"{type(value).__name__} (input on {x.device}, shape {x.shape}); pass a Tensor on {x.device} "
+                f"or an array of that device"
+            )
         if tensor.dtype != x.dtype:
             raise TypeError(f"batch_norm: {name} has dtype {tensor.dtype} but input has dtype {x.dtype}")
         if tensor.shape != (channels,):

@@ -109,6 +109,15 @@ def test_training_without_running_statistics():
                         lambda t: torch_F.batch_norm(t, None, None, training=True), x)
 
 
+def test_running_statistics_that_an_update_cannot_reach_are_refused():
+    """A list would be copied into a new array: the training update would be lost, so it is an error."""
+    x = np.random.default_rng(5).standard_normal((4, 2)).astype(np.float32)
+    with pytest.raises(TypeError, match=r"running_mean in place.*given list \(input on cpu, shape \(4, 2\)\)"):
+        batch_norm(x, [0.0, 0.0], np.ones(2, np.float32), training=True)
+    y = batch_norm(x, [0.0, 0.0], [1.0, 1.0], training=False)  # evaluation only reads them
+    assert_close(y, x / np.sqrt(1.0 + 1e-5), rtol=1e-6)
+
+
 def test_momentum_zero_and_one():
     x = np.random.default_rng(4).standard_normal((6, 2)).astype(np.float32)
     mean, var = np.zeros(2, np.float32), np.ones(2, np.float32)

@@ -4,6 +4,10 @@
 
 Shapes are awkward on purpose (odd sizes, not multiples of a block or tile, padding, dilation,
 groups, ceil_mode) and small, so a sanitizer run takes seconds. Prints one line per op.
+
+On ``cuda`` CuPy's memory pool is turned off first: the pool carves arrays out of larger blocks, so
+an access past an array's end would land in memory the pool owns and memcheck could not see it.
+With one allocation per array, every byte past an array's end is outside any allocation.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import numpy
 
 import gpucnn
 from gpucnn.nn import functional as F
+from gpucnn.ops.conv2d import Conv2d
 
 CASES = {
     "conv2d": lambda x, w: F.conv2d(x, w, None, stride=(2, 1), padding="same", dilation=(1, 2), groups=2),
+    "conv2d_wide": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((130, 4, 3, 2), numpy.float32) / 24,
+                                                           device=x.device), padding=1),
     "conv2d_bias": lambda x, w: F.conv2d(x, w, gpucnn.tensor(numpy.ones(6, numpy.float32), device=x.device), padding=1, groups=2),
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
@@ -26,17 +33,37 @@ CASES = {
 }
 
 
+# The conv2d cases run once with the kernels the launcher picks, then with the 64 tile for every
+# product (no gather for few channels), then with the 128 tile for every product.
+CONV_PATHS = {
+    "": {},
+    " (tile 64)": dict(GATHER_MAX_CHANNELS=0),
+    " (tile 128)": dict(GATHER_MAX_CHANNELS=0, WIDE_TILE_BLOCKS=0, TILES=(0, 128)),
+}
+
+
 def run(device: str) -> None:
     rng = numpy.random.default_rng(0)
     x_data = rng.standard_normal((3, 4, 13, 11)).astype(numpy.float32)
     w_data = rng.standard_normal((6, 2, 3, 3)).astype(numpy.float32)
     target = gpucnn.device(device)
-    for name, op in CASES.items():
-        x = gpucnn.tensor(x_data, device=device, requires_grad=True)
-        w = gpucnn.tensor(w_data, device=device, requires_grad=True)
-        y = op(x, w)
-        y.backward(numpy.ones(y.shape, numpy.float32))
-        target.synchronize()
+    if target.type == "cuda":
+        target.xp.cuda.set_allocator(None)
+    runs = [(name + suffix, op, settings) for name, op in CASES.items()
+            for suffix, settings in (CONV_PATHS.items() if name.startswith("conv2d") else [("", {})])]
+    for name, op, settings in runs:
+        saved = {key: getattr(Conv2d, key) for key in settings}
+        try:
+            for key, value in settings.items():
+                setattr(Conv2d, key, value)
+            x = gpucnn.tensor(x_data, device=device, requires_grad=True)
+            w = gpucnn.tensor(w_data, device=device, requires_grad=True)
+            y = op(x, w)
+            y.backward(numpy.ones(y.shape, numpy.float32))
+            target.synchronize()
+        finally:
+            for key, value in saved.items():
+                setattr(Conv2d, key, value)
         print(f"{name}: output {y.shape}, |dx| = {float(abs(x.grad.numpy()).sum()):.4f}")
 
 

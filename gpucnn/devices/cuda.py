@@ -45,6 +45,11 @@ class CudaDevice(Device):
     def context(self):
         return self.xp.cuda.Device(self.index)
 
+    @functools.cached_property
+    def compute_capability(self) -> int:
+        """The GPU's compute capability as a number: 90 for 9.0 (H100), 53 for 5.3 (Jetson Nano)."""
+        return int(self.xp.cuda.Device(self.index).compute_capability)
+
     def asarray(self, array):
         with self.context():
             return self.xp.asarray(array)

@@ -126,11 +126,7 @@ class Conv2d(Function):
 
     def backward_cpu(self, grad):
         """grad: (N, K, P, Q) -> (dx (N, C, H, W), dweight (K, C/G, R, S), dbias (K,)), None where not needed."""
-        if self.workspace is None and self.x is None:
-            raise RuntimeError(
-                "conv2d: backward through this convolution a second time; the first backward released "
-                "what its forward saved"
-            )
+        self._require_saved()
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
         N, K, P, Q = grad.shape
         C = self.x_shape[1]
@@ -173,8 +169,23 @@ class Conv2d(Function):
         """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from."""
         self.x = self.workspace = None
 
+    def _require_saved(self) -> None:
+        if self.workspace is None and self.x is None:
+            raise RuntimeError(
+                "conv2d: backward through this convolution a second time; the first backward released "
+                "what its forward saved"
+            )
+
     # ----------------------------------------------------------------- kernel devices (cuda/conv2d.cu)
-    TILE = 64  # result tile of the GEMM kernels (64 x 64 per block of THREADS threads)
+    # The GEMM kernels come in two tile sizes (TILE x TILE results per block of THREADS threads). The
+    # 128 tile does twice the arithmetic per shared-memory read, but wastes more rows on small channel
+    # counts and makes a quarter as many blocks: it is taken when the result has more than 64 rows and
+    # still makes WIDE_TILE_BLOCKS blocks (two per multiprocessor of an H100), by shapes alone, on GPUs
+    # of compute capability 7.0 and up (conv2d.cu builds it there only).
+    TILES = (64, 128)
+    WIDE_TILE_BLOCKS = 264
+    # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
+    GATHER_MAX_CHANNELS = 8
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     # Backward-filter reduces over N*P*Q; with few (K, C*R*S) tiles that leaves most of a GPU idle, so
     # the reduction is split into chunks (multiples of 16, at least FILTER_MIN_CHUNK positions) until
@@ -193,9 +204,20 @@ class Conv2d(Function):
     def _launch(self, name: str, grid: tuple, args: tuple) -> None:
         self.device.kernel("conv2d", name)(grid, (_kernels.THREADS,), args)
 
+    def _tile(self, rows: int, columns: int, layers: int, splits_fill: bool = False) -> int:
+        """The GEMM tile for a result of ``layers`` (rows x columns) matrices; ``splits_fill``: the
+        launch splits the reduction until the GPU is full (backward-filter), so only the shape counts."""
+        small, wide = self.TILES
+        if getattr(self.device, "compute_capability", 70) < 70:
+            return small
+        if splits_fill:
+            return wide if rows > small and columns > small else small
+        blocks = -(-rows // wide) * -(-columns // wide) * layers
+        return wide if rows > small and blocks >= self.WIDE_TILE_BLOCKS else small
+
     def forward_gpu(self, x, weight, bias=None):
         """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None, all float32 -> y: (N, K, P, Q)."""
-        xp, tile = self.xp, self.TILE
+        xp = self.xp
         self.x, self.weight = (_kernels.kernel_array(xp, a) for a in (x, weight))
         self.x_shape, self.has_bias = x.shape, bias is not None
         N, C, H, W = x.shape
@@ -207,14 +229,16 @@ class Conv2d(Function):
         if y.size:
             # a 1-element dummy stands in for a missing bias (has_bias = 0): kernels take no null pointers
             bias = xp.zeros(1, xp.float32) if bias is None else _kernels.kernel_array(xp, bias)
+            tile = self._tile(K // self.groups, N * P * Q, self.groups)
             grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
-            self._launch("conv2d_forward", grid,
+            self._launch(f"conv2d_forward_{tile}", grid,
                          (self.x, self.weight, bias, y, numpy.int32(self.has_bias)) + self._kernel_geometry(P, Q))
         return y
 
     def backward_gpu(self, grad):
         """grad: (N, K, P, Q) -> (dx, dweight, dbias) as backward_cpu, from the kernels."""
-        xp, tile, groups = self.xp, self.TILE, self.groups
+        self._require_saved()
+        xp, groups = self.xp, self.groups
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
         grad = _kernels.kernel_array(xp, grad)
         N, K, P, Q = grad.shape
@@ -231,6 +255,7 @@ class Conv2d(Function):
             grad_weight = xp.zeros(self.weight.shape, dtype=xp.float32)
             positions, columns = N * P * Q, group_channels * R * S
             if positions and grad_weight.size:
+                tile = self._tile(K // groups, columns, groups, splits_fill=True)
                 tiles = -(-columns // tile) * -(-(K // groups) // tile) * groups
                 splits = max(1, min(-(-self.FILTER_TARGET_BLOCKS // tiles), -(-positions // self.FILTER_MIN_CHUNK),
                                     self.MAX_GRID_YZ // groups))
@@ -239,7 +264,7 @@ class Conv2d(Function):
                 splits = -(-positions // chunk)
                 partial = grad_weight if splits == 1 else xp.empty((splits,) + self.weight.shape, dtype=xp.float32)
                 grid = (-(-columns // tile), -(-(K // groups) // tile), groups * splits)
-                self._launch("conv2d_backward_filter", grid,
+                self._launch(f"conv2d_backward_filter_{tile}", grid,
                              (self.x, grad, partial) + geometry + (numpy.int64(chunk),))
                 if splits > 1:
                     count = grad_weight.size
@@ -251,16 +276,24 @@ class Conv2d(Function):
             if grad_input.size:
                 # The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag
                 # picks it for finite weights and the exact gather otherwise, with no host round trip.
-                nonfinite = xp.zeros(1, dtype=xp.int32)
-                count = self.weight.size
-                self._launch("conv2d_weight_nonfinite", (_kernels.blocks_for(count),),
-                             (self.weight, numpy.int64(count), nonfinite))
-                arrays = (grad, self.weight, grad_input, nonfinite)
-                self._launch("conv2d_backward_data", (-(-N * H * W // tile), -(-group_channels // tile), groups),
-                             arrays + geometry)
-                # few blocks: they exit at once in the usual case, and stride over the input otherwise
-                self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
-                             arrays + geometry)
+                # Few channels per group take the gather alone.
+                if group_channels <= self.GATHER_MAX_CHANNELS:
+                    gather = xp.ones(1, dtype=xp.int32)
+                    self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size),),
+                                 (grad, self.weight, grad_input, gather) + geometry)
+                else:
+                    gather = xp.zeros(1, dtype=xp.int32)
+                    count = self.weight.size
+                    self._launch("conv2d_weight_nonfinite", (_kernels.blocks_for(count),),
+                                 (self.weight, numpy.int64(count), gather))
+                    arrays = (grad, self.weight, grad_input, gather)
+                    tile = self._tile(group_channels, N * H * W, groups)
+                    self._launch(f"conv2d_backward_data_{tile}",
+                                 (-(-N * H * W // tile), -(-group_channels // tile), groups), arrays + geometry)
+                    # few blocks: they exit at once in the usual case, and stride over the input otherwise
+                    self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
+                                 arrays + geometry)
+        self.release()  # the queued kernels still run on it: CuPy reuses freed memory in stream order
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
 
     # ----------------------------------------------------------------- im2col / col2im

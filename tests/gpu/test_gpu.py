@@ -30,17 +30,32 @@ def _on_both(fn, *arrays):
     return results
 
 
+# Which kernels run: the launcher's choice; the 64 tile everywhere; the 128 tile everywhere.
+CONV_PATHS = {
+    "chosen": {},
+    "tile64": dict(GATHER_MAX_CHANNELS=0),
+    "tile128": dict(GATHER_MAX_CHANNELS=0, WIDE_TILE_BLOCKS=0, TILES=(0, 128)),
+}
+
+
+@pytest.mark.parametrize("path", CONV_PATHS.values(), ids=CONV_PATHS.keys())
 @pytest.mark.parametrize("case", [
     dict(x=(2, 3, 17, 19), w=(8, 3, 3, 3), kw=dict(stride=1, padding=1)),
     dict(x=(1, 4, 15, 13), w=(6, 2, 5, 3), kw=dict(stride=(2, 3), padding="same", dilation=(1, 2), groups=2)),
     dict(x=(3, 16, 33, 31), w=(16, 1, 3, 3), kw=dict(stride=2, padding=1, groups=16)),
     dict(x=(4, 64, 32, 32), w=(128, 64, 1, 1), kw=dict(stride=2)),
     dict(x=(2, 130, 9, 9), w=(70, 130, 3, 3), kw=dict(padding="valid")),
+    dict(x=(3, 40, 21, 23), w=(200, 40, 3, 3), kw=dict(padding=1)),  # two 128-row tiles, one partial
 ])
-def test_conv2d_matches_cpu(case):
+def test_conv2d_matches_cpu(case, path, monkeypatch):
+    from gpucnn.ops import conv2d as conv2d_module
+
+    for name, value in path.items():
+        monkeypatch.setattr(conv2d_module.Conv2d, name, value)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(case["x"]).astype(np.float32)
-    w = rng.standard_normal(case["w"]).astype(np.float32)
+    # weights of a trained layer's scale (1 / sqrt(fan-in)): the sums stay near 1 at any channel count
+    w = (rng.standard_normal(case["w"]) / np.sqrt(np.prod(case["w"][1:]))).astype(np.float32)
     b = rng.standard_normal(case["w"][0]).astype(np.float32)
     cpu, gpu = _on_both(lambda x, w, b: F.conv2d(x, w, b, **case["kw"]), x, w, b)
     for name, ours, reference in zip(("output", "dx", "dw", "db"), gpu, cpu):
@@ -113,3 +128,18 @@ def test_training_on_gpu_matches_cpu():
             optimizer.step()
             losses[device].append(loss.item())
     assert_close(np.array(losses["cuda"]), np.array(losses["cpu"]), atol=1e-4, rtol=1e-4, name="losses")
+
+
+def test_default_device_is_the_gpu(default_device_unset):
+    assert gpucnn.default_device().type == "cuda"
+    assert gpucnn.tensor([1.0]).device.type == "cuda"
+
+
+def test_batch_norm_refuses_numpy_running_statistics_for_a_gpu_input():
+    """Copied to the GPU, a NumPy running mean would never see the training update."""
+    x = gpucnn.tensor(np.ones((4, 2), np.float32), device="cuda")
+    with pytest.raises(TypeError, match="running_mean in place.*given ndarray"):
+        F.batch_norm(x, np.zeros(2, np.float32), np.ones(2, np.float32), training=True)
+    mean = gpucnn.tensor(np.zeros(2, np.float32), device="cuda")
+    F.batch_norm(x, mean, gpucnn.tensor(np.ones(2, np.float32), device="cuda"), training=True, momentum=1.0)
+    assert mean.tolist() == [1.0, 1.0]

@@ -65,18 +65,34 @@ CONV_CASES = {
     "depthwise": ((2, 5, 9, 8), (5, 1, 3, 3), dict(groups=5, stride=2, padding=1), True),
     # K and C above one 64-row tile; 1x1 kernel
     "wide_channels": ((1, 70, 4, 5), (66, 70, 1, 1), dict(), True),
+    # more than 128 output channels, a reduction not a multiple of 16 and 1.5 tiles of 128 pixels
+    "two_wide_tiles": ((2, 10, 9, 11), (136, 10, 3, 3), dict(padding=1), True),
     # N*P*Q = 468 positions: backward-filter runs in 2 splits and the reduce kernel
     "filter_splits": ((3, 2, 13, 12), (3, 2, 3, 3), dict(padding=1), True),
     "rectangular_kernel_stride": ((2, 3, 9, 6), (4, 3, 2, 3), dict(stride=(2, 1), padding=(0, 1)), False),
 }
 
 
+# Which kernels run, by the launcher's thresholds: its own choice; the 64 tile everywhere (no gather
+# for few channels); the 128 tile everywhere.
+CONV_PATHS = {
+    "chosen": {},
+    "tile64": dict(GATHER_MAX_CHANNELS=0),
+    "tile128": dict(GATHER_MAX_CHANNELS=0, WIDE_TILE_BLOCKS=0, TILES=(0, 128)),
+}
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("path", CONV_PATHS.values(), ids=CONV_PATHS.keys())
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
-def test_conv2d(case, order):
+def test_conv2d(case, path, order, monkeypatch):
+    for name, value in path.items():
+        monkeypatch.setattr(conv2d_module.Conv2d, name, value)
     x_shape, w_shape, kwargs, with_bias = case
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)]
+    # weights of a trained layer's scale (1 / sqrt(fan-in)): the sums stay near 1 at any channel count
+    weight = rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))
+    arrays = [rng.standard_normal(x_shape).astype(np.float32), weight.astype(np.float32)]
     if with_bias:
         arrays.append(rng.standard_normal(w_shape[0]).astype(np.float32))
     compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order)

@@ -56,6 +56,8 @@ def compiled():
 def test_compiles_to_ptx_and_cubin(compiled, source, arch):
     kernels = KERNEL.findall(source.read_text())
     assert kernels, f"{source.name} declares no extern \"C\" __global__ kernel"
+    if int(arch) < 70:  # conv2d.cu builds its 128-tile kernels from compute capability 7.0 on
+        kernels = [kernel for kernel in kernels if not kernel.endswith("_128")]
     ok, log, ptx = compiled[(source.name, f"compute_{arch}")]
     assert ok, f"NVRTC (CUDA 12) failed on {source.name} for compute_{arch}:\n{log}"
     assert not warnings(log), f"{source.name} for compute_{arch}:\n{log}"

@@ -263,9 +263,10 @@ def test_only_the_needed_gradients(rng):
     assert_close(b.grad, np.full(4, 2 * 3 * 3, np.float32))
 
 
-def test_second_backward_through_the_same_graph_raises(rng):
-    x = gpucnn.tensor(rng.standard_normal((1, 2, 4, 4)).astype(np.float32), requires_grad=True)
-    w = gpucnn.tensor(rng.standard_normal((2, 2, 3, 3)).astype(np.float32), requires_grad=True)
+@pytest.mark.parametrize("device", gpucnn.devices())
+def test_second_backward_through_the_same_graph_raises(rng, device):
+    x = gpucnn.tensor(rng.standard_normal((1, 2, 4, 4)).astype(np.float32), device=device, requires_grad=True)
+    w = gpucnn.tensor(rng.standard_normal((2, 2, 3, 3)).astype(np.float32), device=device, requires_grad=True)
     y = conv2d(x, w).sum()
     y.backward()
     with pytest.raises(RuntimeError, match="second time"):

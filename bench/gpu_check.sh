@@ -2,59 +2,86 @@
 # The GPU half of the checks, in one command, on a machine with an NVIDIA GPU, CuPy and PyTorch
 # installed and no network:
 #
-#   bench/gpu_check.sh OUT_DIR
+#   bench/gpu_check.sh OUT_DIR [SECONDS]
 #
-# Runs the GPU tests and the whole suite (whose op tests then include the GPU), compute-sanitizer's
-# memcheck, racecheck, initcheck and synccheck over a small run of every kernel, and the benchmarks:
-# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
-# python -m bench train --device cuda, and the CPU conv2d benchmark.
+# Runs the GPU tests and the op tests (which then include the GPU), compute-sanitizer's memcheck,
+# racecheck, initcheck and synccheck over a small run of every kernel, and the benchmarks:
+# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites) and
+# python -m bench train --device cuda, then the whole suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
-# seconds. The most telling steps run first.
-# Exits non-zero when any step failed.
+# seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
+# each step may use what is left (some have a cap of their own), and the steps that no longer fit are
+# listed as skipped; exit status 124 in the summary is a step stopped by its time limit.
+# Exits non-zero when any step failed or was skipped.
 set -u
-out="${1:?usage: bench/gpu_check.sh OUT_DIR}"
+out="${1:?usage: bench/gpu_check.sh OUT_DIR [SECONDS]}"
+budget="${2:-0}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
 python="${PYTHON:-python3}"
 : > "$out/summary.txt"
 failed=0
+deadline=$((SECONDS + budget))
 
+# step NAME CAP COMMAND...: runs COMMAND with its output in OUT_DIR/NAME.log, for at most CAP seconds
+# (0: no cap of its own) and never past the deadline.
 step() {
-  local name="$1"
-  shift
+  local name="$1" cap="$2"
+  shift 2
+  local limit="$cap"
+  if [ "$budget" -gt 0 ]; then
+    local left=$((deadline - SECONDS))
+    if [ "$left" -lt 10 ]; then
+      echo "$name: skipped, the time budget is spent" | tee -a "$out/summary.txt"
+      failed=1
+      return
+    fi
+    if [ "$limit" -eq 0 ] || [ "$limit" -gt "$left" ]; then limit="$left"; fi
+  fi
   echo "== $name: $*"
-  local start=$SECONDS
-  "$@" > "$out/$name.log" 2>&1
-  local rc=$?
+  local start=$SECONDS rc
+  if [ "$limit" -gt 0 ]; then
+    timeout -k 5 "$limit" "$@" > "$out/$name.log" 2>&1
+  else
+    "$@" > "$out/$name.log" 2>&1
+  fi
+  rc=$?
   tail -n 5 "$out/$name.log"
   echo "$name: exit $rc, $((SECONDS - start)) s" | tee -a "$out/summary.txt"
   [ "$rc" -eq 0 ] || failed=1
 }
 
-step gpu-info nvidia-smi
-step pytest-gpu "$python" -m pytest -m gpu -q -rs -p no:cacheprovider
+# Parallel workers for the op tests when pytest-xdist is installed.
+workers=()
+if "$python" -c "import xdist" 2> /dev/null; then workers=(-n 8); fi
+
+step gpu-info 30 nvidia-smi
+step pytest-gpu 180 "$python" -m pytest -m gpu -q -rs -p no:cacheprovider
+step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 
 sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 if [ -x "$sanitizer" ]; then
   for tool in memcheck racecheck initcheck synccheck; do
-    step "sanitizer-$tool" "$sanitizer" --tool "$tool" --error-exitcode 9 "$python" -m bench.kernel_smoke --device cuda
+    step "sanitizer-$tool" 120 "$sanitizer" --tool "$tool" --error-exitcode 9 \
+      "$python" -m bench.kernel_smoke --device cuda
   done
 else
   echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$out/summary.txt"
 fi
 
-step bench-ops-cuda "$python" -m bench ops --device cuda --out "$out"
-step bench-train-cuda "$python" -m bench train --device cuda --batch 128 --out "$out"
-step bench-ops-cuda-resnet18 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
-step bench-ops-cuda-jetson "$python" -m bench ops --device cuda --suite jetson --out "$out"
-# test_packaging builds a wheel, which needs the network for its build backend.
-step pytest-all "$python" -m pytest -q -p no:cacheprovider --deselect tests/test_packaging.py
-step ptxas-report "$python" -m bench.ptxas_report --out "$out"
+step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
+step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops
+step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
+step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 # The longest steps last: what ran before them is in OUT_DIR even if a time limit stops these.
-step bench-ops-cuda-vgg16 "$python" -m bench ops --device cuda --suite vgg16 --out "$out"
-step bench-conv2d-cpu "$python" -m bench.conv2d --out "$out"
+step bench-ops-cuda-vgg16 0 "$python" -m bench ops --device cuda --suite vgg16 --out "$out"
+step ptxas-report 120 "$python" -m bench.ptxas_report --out "$out"
+# test_packaging builds a wheel, which needs the network for its build backend.
+step pytest-all 0 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" --deselect tests/test_packaging.py
+step bench-conv2d-cpu 0 "$python" -m bench.conv2d --out "$out"
 
 echo "summary:"
 cat "$out/summary.txt"

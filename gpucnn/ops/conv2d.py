@@ -180,8 +180,9 @@ class Conv2d(Function):
     # The GEMM kernels come in two tile sizes (TILE x TILE results per block of THREADS threads). The
     # 128 tile does twice the arithmetic per shared-memory read, but wastes more rows on small channel
     # counts and makes a quarter as many blocks: it is taken when the result has more than 64 rows and
-    # still makes WIDE_TILE_BLOCKS blocks (two per multiprocessor of an H100), by shapes alone, on GPUs
-    # of compute capability 7.0 and up (conv2d.cu builds it there only).
+    # still makes WIDE_TILE_BLOCKS blocks (two waves on an H100's 132 multiprocessors, which hold one
+    # such block each), by shapes alone, on GPUs of compute capability 7.0 and up (conv2d.cu builds it
+    # there only).
     TILES = (64, 128)
     WIDE_TILE_BLOCKS = 264
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).

@@ -215,6 +215,7 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const long long n = pixel_valid ? my_pixel / HW : 0;
     const int hw = pixel_valid ? (int)(my_pixel - n * HW) : 0;
     const int h_padded = hw / W + pad_top, w_padded = hw % W + pad_left;
+    const bool unit_stride = stride_h == 1 && stride_w == 1;
     const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
     const int weight_k = tid % T::STEP, weight_m = tid / T::STEP;
     const float* weight_group = weight + (long long)group * Kg * Cg * RS;
@@ -236,12 +237,13 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
                 float value = 0.0f;
                 if (pixel_valid && kk < reduction) {
                     const int k = kk / RS, rs = kk - k * RS, r = rs / S, s = rs - r * S;
-                    const int p_times_stride = h_padded - r * dilation_h, q_times_stride = w_padded - s * dilation_w;
-                    if (p_times_stride >= 0 && q_times_stride >= 0 && p_times_stride % stride_h == 0 &&
-                        q_times_stride % stride_w == 0) {
-                        const int p = p_times_stride / stride_h, q = q_times_stride / stride_w;
-                        if (p < P && q < Q) value = grad_group[k * PQ + (long long)p * Q + q];
+                    int p = h_padded - r * dilation_h, q = w_padded - s * dilation_w; /* times the strides */
+                    bool tap = p >= 0 && q >= 0;
+                    if (!unit_stride) { /* four integer divisions, which stride 1 does without */
+                        tap = tap && p % stride_h == 0 && q % stride_w == 0;
+                        p /= stride_h, q /= stride_w;
                     }
+                    if (tap && p < P && q < Q) value = grad_group[k * PQ + (long long)p * Q + q];
                 }
                 grad_values[e] = value;
             }

@@ -30,10 +30,10 @@ extern "C" __global__ void avgpool2d_forward(
     const float* __restrict__ x, float* __restrict__ y, long long total, int H, int W, int P, int Q,
     int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w,
     int count_include_pad, float divisor_override) {
+    const bool fits_int = total <= 0x7fffffff;
     for (long long out = first_index(); out < total; out += grid_threads()) {
-        int q = (int)(out % Q);
-        int p = (int)((out / Q) % P);
-        long long plane = out / ((long long)P * Q);
+        int p, q;
+        const long long plane = split_index(out, P, Q, fits_int, p, q);
         const float* image = x + plane * H * W;
         int row_start = max(p * stride_h - pad_h, 0), row_end = min(p * stride_h - pad_h + kernel_h, H);
         int col_start = max(q * stride_w - pad_w, 0), col_end = min(q * stride_w - pad_w + kernel_w, W);
@@ -54,10 +54,10 @@ extern "C" __global__ void avgpool2d_backward(
     const float* __restrict__ grad_y, float* __restrict__ grad_x, long long total, int H, int W, int P, int Q,
     int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w,
     int count_include_pad, float divisor_override) {
+    const bool fits_int = total <= 0x7fffffff;
     for (long long in = first_index(); in < total; in += grid_threads()) {
-        int w = (int)(in % W);
-        int h = (int)((in / W) % H);
-        long long plane = in / ((long long)H * W);
+        int h, w;
+        const long long plane = split_index(in, H, W, fits_int, h, w);
         const float* grad_plane = grad_y + plane * P * Q;
         int row_low = h + pad_h - kernel_h + 1, col_low = w + pad_w - kernel_w + 1;
         int p_first = row_low <= 0 ? 0 : (row_low + stride_h - 1) / stride_h;

@@ -18,6 +18,24 @@ static __device__ __forceinline__ long long grid_threads() {
     return (long long)gridDim.x * blockDim.x;
 }
 
+/* Splits flat index i of a C-contiguous (planes, rows, cols) array into its plane (returned), row and
+ * col. The GPU has no 64-bit divider: a 64-bit division is a long software routine and a 32-bit one
+ * a short one, so an array of at most 2^31 - 1 elements (fits_int, the same for the whole grid)
+ * takes 32-bit divisions; then rows * cols fits an int too. */
+static __device__ __forceinline__ long long split_index(long long i, int rows, int cols, bool fits_int, int& row,
+                                                        int& col) {
+    if (fits_int) {
+        const int flat = (int)i, plane_size = rows * cols;
+        const int plane = flat / plane_size, rest = flat - plane * plane_size;
+        row = rest / cols;
+        col = rest - row * cols;
+        return plane;
+    }
+    col = (int)(i % cols);
+    row = (int)((i / cols) % rows);
+    return i / ((long long)rows * cols);
+}
+
 /* NaN test without math headers: NaN is the only value unequal to itself (no fast-math here). */
 static __device__ __forceinline__ bool is_nan(float value) { return value != value; }
 

@@ -19,10 +19,10 @@ extern "C" __global__ void maxpool2d_forward(
     const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, long long total,
     int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,
     int pad_h, int pad_w, int dilation_h, int dilation_w) {
+    const bool fits_int = total <= 0x7fffffff;
     for (long long out = first_index(); out < total; out += grid_threads()) {
-        int q = (int)(out % Q);
-        int p = (int)((out / Q) % P);
-        long long plane = out / ((long long)P * Q);
+        int p, q;
+        const long long plane = split_index(out, P, Q, fits_int, p, q);
         const float* image = x + plane * H * W;
         int row0 = p * stride_h - pad_h, col0 = q * stride_w - pad_w;
         float best = 0.0f;
@@ -56,10 +56,10 @@ extern "C" __global__ void maxpool2d_backward(
     const float* __restrict__ grad_y, const long long* __restrict__ indices, float* __restrict__ grad_x,
     long long total, int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,
     int pad_h, int pad_w, int dilation_h, int dilation_w) {
+    const bool fits_int = total <= 0x7fffffff;
     for (long long in = first_index(); in < total; in += grid_threads()) {
-        int w = (int)(in % W);
-        int h = (int)((in / W) % H);
-        long long plane = in / ((long long)H * W);
+        int h, w;
+        const long long plane = split_index(in, H, W, fits_int, h, w);
         long long plane_offset = plane * P * Q;
         long long self = (long long)h * W + w;
         float sum = 0.0f;

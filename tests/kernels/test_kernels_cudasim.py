@@ -347,3 +347,20 @@ def test_every_kernel_under_address_and_undefined_behaviour_sanitizers(tmp_path)
     report = result.stdout + result.stderr
     assert result.returncode == 0 and "sanitized run done" in result.stdout, report[-6000:]
     assert "runtime error" not in report and "AddressSanitizer" not in report, report[-6000:]
+
+
+@pytest.mark.parametrize("fits_int", [1, 0])
+def test_split_index_both_branches(fits_int):
+    """common.cuh's split_index: the 32-bit branch the pooling kernels take below 2^31 elements and the
+    64-bit one above, on the same small indices (the 64-bit one also runs on a GPU past 2^31)."""
+    from pathlib import Path
+
+    from gpucnn.devices import cudasim, kernels
+
+    module = cudasim.load(Path(__file__).with_name("split_index.cu"), [kernels.source_dir()])
+    rows, cols, n = 5, 7, 3 * 5 * 7 + 4  # past three planes
+    plane, row, col = np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32)
+    module.get_function("split")(1, n, (np.int32(rows), np.int32(cols), np.int32(fits_int), plane, row, col))
+    expected = np.unravel_index(np.arange(n), (n // (rows * cols) + 1, rows, cols))
+    for name, ours, reference in zip(("plane", "row", "col"), (plane, row, col), expected):
+        np.testing.assert_array_equal(ours, reference, err_msg=name)

@@ -18,7 +18,7 @@ import numpy
 
 import gpucnn
 from gpucnn.nn import functional as F
-from gpucnn.ops.conv2d import Conv2d
+from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
 
 CASES = {
     "conv2d": lambda x, w: F.conv2d(x, w, None, stride=(2, 1), padding="same", dilation=(1, 2), groups=2),
@@ -33,15 +33,6 @@ CASES = {
 }
 
 
-# The conv2d cases run once with the kernels the launcher picks, then with the 64 tile for every
-# product (no gather for few channels), then with the 128 tile for every product.
-CONV_PATHS = {
-    "": {},
-    " (tile 64)": dict(GATHER_MAX_CHANNELS=0),
-    " (tile 128)": dict(GATHER_MAX_CHANNELS=0, WIDE_TILE_BLOCKS=0, TILES=(0, 128)),
-}
-
-
 def run(device: str) -> None:
     rng = numpy.random.default_rng(0)
     x_data = rng.standard_normal((3, 4, 13, 11)).astype(numpy.float32)
@@ -49,22 +40,18 @@ def run(device: str) -> None:
     target = gpucnn.device(device)
     if target.type == "cuda":
         target.xp.cuda.set_allocator(None)
-    runs = [(name + suffix, op, settings) for name, op in CASES.items()
-            for suffix, settings in (CONV_PATHS.items() if name.startswith("conv2d") else [("", {})])]
-    for name, op, settings in runs:
-        saved = {key: getattr(Conv2d, key) for key in settings}
-        try:
-            for key, value in settings.items():
-                setattr(Conv2d, key, value)
+    # conv2d's cases run on each of its kernel paths (the launcher's choice, each tile everywhere)
+    runs = [(name, op, path) for name, op in CASES.items()
+            for path in (KERNEL_PATHS if name.startswith("conv2d") else ["chosen"])]
+    for name, op, path in runs:
+        with kernel_path(path):
             x = gpucnn.tensor(x_data, device=device, requires_grad=True)
             w = gpucnn.tensor(w_data, device=device, requires_grad=True)
             y = op(x, w)
             y.backward(numpy.ones(y.shape, numpy.float32))
             target.synchronize()
-        finally:
-            for key, value in saved.items():
-                setattr(Conv2d, key, value)
-        print(f"{name}: output {y.shape}, |dx| = {float(abs(x.grad.numpy()).sum()):.4f}")
+        label = name if path == "chosen" else f"{name} ({path})"
+        print(f"{label}: output {y.shape}, |dx| = {float(abs(x.grad.numpy()).sum()):.4f}")
 
 
 def main(argv=None) -> None:

@@ -40,6 +40,7 @@ order, and a per-channel reduction for the bias gradient. No float atomics: resu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import threading
@@ -185,6 +186,7 @@ class Conv2d(Function):
     # there only).
     TILES = (64, 128)
     WIDE_TILE_BLOCKS = 264
+    FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
@@ -209,6 +211,8 @@ class Conv2d(Function):
         """The GEMM tile for a result of ``layers`` (rows x columns) matrices; ``splits_fill``: the
         launch splits the reduction until the GPU is full (backward-filter), so only the shape counts."""
         small, wide = self.TILES
+        if self.FORCE_TILE:
+            return self.FORCE_TILE
         if getattr(self.device, "compute_capability", 70) < 70:
             return small
         if splits_fill:
@@ -379,6 +383,31 @@ class Conv2d(Function):
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
         numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
+
+
+# The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
+# launcher's own choice, or one tile for every product (with backward-data's gather for few channels
+# turned off). The 128 tile exists on compute capability 7.0 and up.
+KERNEL_PATHS = {
+    "chosen": {},
+    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0),
+    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0),
+}
+
+
+@contextlib.contextmanager
+def kernel_path(name: str):
+    """Within the block, conv2d's GPU launches take kernel path ``name`` of KERNEL_PATHS (process-wide)."""
+    if name not in KERNEL_PATHS:
+        raise ValueError(f"unknown conv2d kernel path {name!r}; choose from {', '.join(KERNEL_PATHS)}")
+    saved = {key: getattr(Conv2d, key) for key in KERNEL_PATHS[name]}
+    try:
+        for key, value in KERNEL_PATHS[name].items():
+            setattr(Conv2d, key, value)
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(Conv2d, key, value)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:

@@ -11,6 +11,7 @@ import pytest
 import gpucnn
 from gpucnn import nn
 from gpucnn.nn import functional as F
+from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
 from helpers import assert_close
 
 pytestmark = pytest.mark.gpu
@@ -30,15 +31,7 @@ def _on_both(fn, *arrays):
     return results
 
 
-# Which kernels run: the launcher's choice; the 64 tile everywhere; the 128 tile everywhere.
-CONV_PATHS = {
-    "chosen": {},
-    "tile64": dict(GATHER_MAX_CHANNELS=0),
-    "tile128": dict(GATHER_MAX_CHANNELS=0, WIDE_TILE_BLOCKS=0, TILES=(0, 128)),
-}
-
-
-@pytest.mark.parametrize("path", CONV_PATHS.values(), ids=CONV_PATHS.keys())
+@pytest.mark.parametrize("path", KERNEL_PATHS)
 @pytest.mark.parametrize("case", [
     dict(x=(2, 3, 17, 19), w=(8, 3, 3, 3), kw=dict(stride=1, padding=1)),
     dict(x=(1, 4, 15, 13), w=(6, 2, 5, 3), kw=dict(stride=(2, 3), padding="same", dilation=(1, 2), groups=2)),
@@ -47,17 +40,14 @@ CONV_PATHS = {
     dict(x=(2, 130, 9, 9), w=(70, 130, 3, 3), kw=dict(padding="valid")),
     dict(x=(3, 40, 21, 23), w=(200, 40, 3, 3), kw=dict(padding=1)),  # two 128-row tiles, one partial
 ])
-def test_conv2d_matches_cpu(case, path, monkeypatch):
-    from gpucnn.ops import conv2d as conv2d_module
-
-    for name, value in path.items():
-        monkeypatch.setattr(conv2d_module.Conv2d, name, value)
+def test_conv2d_matches_cpu(case, path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(case["x"]).astype(np.float32)
     # weights of a trained layer's scale (1 / sqrt(fan-in)): the sums stay near 1 at any channel count
     w = (rng.standard_normal(case["w"]) / np.sqrt(np.prod(case["w"][1:]))).astype(np.float32)
     b = rng.standard_normal(case["w"][0]).astype(np.float32)
-    cpu, gpu = _on_both(lambda x, w, b: F.conv2d(x, w, b, **case["kw"]), x, w, b)
+    with kernel_path(path):
+        cpu, gpu = _on_both(lambda x, w, b: F.conv2d(x, w, b, **case["kw"]), x, w, b)
     for name, ours, reference in zip(("output", "dx", "dw", "db"), gpu, cpu):
         assert_close(ours, reference, atol=1e-4, rtol=1e-4, name=name)
 

@@ -73,21 +73,10 @@ CONV_CASES = {
 }
 
 
-# Which kernels run, by the launcher's thresholds: its own choice; the 64 tile everywhere (no gather
-# for few channels); the 128 tile everywhere.
-CONV_PATHS = {
-    "chosen": {},
-    "tile64": dict(GATHER_MAX_CHANNELS=0),
-    "tile128": dict(GATHER_MAX_CHANNELS=0, WIDE_TILE_BLOCKS=0, TILES=(0, 128)),
-}
-
-
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
-@pytest.mark.parametrize("path", CONV_PATHS.values(), ids=CONV_PATHS.keys())
+@pytest.mark.parametrize("path", conv2d_module.KERNEL_PATHS)
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
-def test_conv2d(case, path, order, monkeypatch):
-    for name, value in path.items():
-        monkeypatch.setattr(conv2d_module.Conv2d, name, value)
+def test_conv2d(case, path, order):
     x_shape, w_shape, kwargs, with_bias = case
     rng = np.random.default_rng(0)
     # weights of a trained layer's scale (1 / sqrt(fan-in)): the sums stay near 1 at any channel count
@@ -95,7 +84,8 @@ def test_conv2d(case, path, order, monkeypatch):
     arrays = [rng.standard_normal(x_shape).astype(np.float32), weight.astype(np.float32)]
     if with_bias:
         arrays.append(rng.standard_normal(w_shape[0]).astype(np.float32))
-    compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order)
+    with conv2d_module.kernel_path(path):
+        compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order)
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)

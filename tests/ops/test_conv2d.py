@@ -331,3 +331,14 @@ def test_complex_input_is_refused():
     # PyTorch convolves complex tensors; gpucnn supports real numbers only.
     with pytest.raises(TypeError, match="complex"):
         conv2d(X.astype(np.complex64), WEIGHT)
+
+
+def test_kernel_path_names_are_checked_and_settings_restored():
+    from gpucnn.ops.conv2d import Conv2d, kernel_path
+
+    with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, tile64, tile128"):
+        with kernel_path("tile32"):
+            pass
+    with kernel_path("tile128"):
+        assert Conv2d.FORCE_TILE == 128 and Conv2d.GATHER_MAX_CHANNELS == 0
+    assert Conv2d.FORCE_TILE is None and Conv2d.GATHER_MAX_CHANNELS == 8

@@ -1,7 +1,8 @@
-"""``python -m bench ops`` and ``python -m bench train``: gpucnn against PyTorch on one device, one run.
+"""``python -m bench ops``, ``train`` and ``kernels``: gpucnn against PyTorch on one device, one run.
 
-    python -m bench ops   [--suite mix|lecture|convnetjs|resnet18|vgg16|jetson] [--device cpu|cuda|cudasim]
-    python -m bench train [--device cpu|cuda] [--models lenet,convnetjs,resnet]
+    python -m bench ops     [--suite mix|lecture|convnetjs|resnet18|vgg16|jetson] [--device cpu|cuda|cudasim]
+    python -m bench train   [--device cpu|cuda] [--models lenet,convnetjs,resnet]
+    python -m bench kernels [--suite resnet18|...] [--device cuda|cudasim]   # conv2d's kernel paths
     python -m bench ops --quick                    # tiny sizes, one repeat: checks the code runs
 
 Each writes a markdown table and a JSON record to --out (default bench/results/), named
@@ -19,16 +20,16 @@ from . import RESULTS_DIR
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    from . import ops, train
+    from . import kernels, ops, train
 
-    for name, module in (("ops", ops), ("train", train)):
+    modules = {"ops": ops, "train": train, "kernels": kernels}
+    for name, module in modules.items():
         sub = commands.add_parser(name, help=module.__doc__.splitlines()[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter, description=module.__doc__)
         module.add_arguments(sub)
         sub.add_argument("--out", default=str(RESULTS_DIR), help="directory for the .md and .json results")
     args = parser.parse_args(argv)
-    module = ops if args.command == "ops" else train
-    return module.main(args, args.out)
+    return modules[args.command].main(args, args.out)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 #
 # Runs the GPU tests and the op tests (which then include the GPU), compute-sanitizer's memcheck,
 # racecheck, initcheck and synccheck over a small run of every kernel, and the benchmarks:
-# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites) and
+# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
+# python -m bench kernels (conv2d's kernel paths on the resnet18 and VGG-16 layers) and
 # python -m bench train --device cuda, then the whole suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
@@ -72,12 +73,14 @@ else
   echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$out/summary.txt"
 fi
 
+step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
 step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
 step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
 step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 # The longest steps last: what ran before them is in OUT_DIR even if a time limit stops these.
 step bench-ops-cuda-vgg16 0 "$python" -m bench ops --device cuda --suite vgg16 --out "$out"
+step bench-kernels-cuda-vgg16 240 "$python" -m bench kernels --device cuda --suite vgg16 --batch 32 --out "$out"
 step ptxas-report 120 "$python" -m bench.ptxas_report --out "$out"
 # test_packaging builds a wheel, which needs the network for its build backend.
 step pytest-all 0 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" --deselect tests/test_packaging.py

@@ -106,6 +106,28 @@ def test_ops_benchmark_quick_run_writes_its_tables(tmp_path, device):
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0 and row["roofline_fraction"] > 0
 
 
+def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
+    result = _run_bench(tmp_path, "kernels", "--device", "cudasim")
+    (markdown,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.md")
+    (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
+    assert "| layer | op | shape | chosen ms | tile64 ms | tile128 ms | torch ms |" in markdown.read_text()
+    assert "Geometric mean of chosen / fastest" in result.stdout
+    record = json.loads(record_path.read_text())
+    assert record["bench"] == "kernels" and record["paths"] == ["chosen", "tile64", "tile128"]
+    assert [(row["layer"], row["op"]) for row in record["rows"]] == [
+        (layer, op) for layer in ("tiny 3x3 p1", "tiny 1x1 s2")
+        for op in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter")]
+    for row in record["rows"]:
+        assert all(row[f"{path}_ms"] > 0 for path in record["paths"] + ["torch"])
+        assert row["fastest"] in record["paths"] and row["chosen_over_fastest"] >= 1.0
+
+
+def test_kernels_benchmark_needs_a_kernel_device(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "kernels", "--device", "cpu", "--quick", "--out",
+                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "runs no kernels: choose cuda, cuda:N or cudasim" in result.stderr
+
+
 def test_train_benchmark_quick_run_writes_its_tables(tmp_path):
     _run_bench(tmp_path, "train", "--device", "cpu")
     (markdown,) = tmp_path.glob("train-cpu-quick_*.md")

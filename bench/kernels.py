@@ -1,0 +1,111 @@
+"""conv2d's GPU kernel paths against each other and against PyTorch, layer by layer, in one run.
+
+    python -m bench kernels --device cuda --suite resnet18
+    python -m bench kernels --device cuda --suite vgg16 --batch 32   # each distinct layer once
+    python -m bench kernels --quick --device cudasim                 # tiny shapes: checks the code runs
+
+Every conv layer's forward, backward-data and backward-filter is timed with each kernel path of
+``gpucnn.ops.conv2d.KERNEL_PATHS`` (the launcher's choice, the 64 tile everywhere, the 128 tile
+everywhere) and with PyTorch (cuDNN, TF32 off), each as a block of repeats after warm-up, the
+device synchronised around each call (as ``python -m bench ops``). The table marks the fastest path
+per op, so the launcher's thresholds (``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``)
+can be set from measurements.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+
+import numpy
+
+from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
+
+from . import geometric_mean, write_results
+from .environment import Environment
+from .ops import _contenders, _time_block
+from .suites import SUITES, Conv
+
+
+def paths_for(env: Environment) -> list[str]:
+    """The kernel paths the device has: no 128 tile below compute capability 7.0."""
+    if getattr(env.device, "compute_capability", 70) < 70:
+        return [path for path in KERNEL_PATHS if path != "tile128"]
+    return list(KERNEL_PATHS)
+
+
+def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: int = 0, log=print) -> list[dict]:
+    """One row per (distinct conv layer, op): the median ms of each path and of torch, the fastest path."""
+    rng = numpy.random.default_rng(seed)
+    paths = paths_for(env)
+    rows, seen = [], set()
+    for layer in layers:
+        shape = layer.describe(batch)
+        if not isinstance(layer, Conv) or shape in seen:
+            continue
+        seen.add(shape)
+        for op, (work, _, contenders) in _contenders(layer, env, batch, rng).items():
+            times = {}
+            for path in paths:
+                with kernel_path(path):
+                    times[path] = statistics.median(_time_block(env, contenders["gpucnn"], warmup, repeats))
+            times["torch"] = statistics.median(_time_block(env, contenders["torch"], warmup, repeats))
+            fastest = min(paths, key=times.get)
+            rows.append(dict(layer=layer.name, op=op, shape=shape, flop=work, fastest=fastest,
+                             **{f"{name}_ms": ms for name, ms in times.items()},
+                             chosen_over_fastest=times["chosen"] / times[fastest],
+                             ratio=times["torch"] / times["chosen"]))
+            log(f"  {layer.name:40s} {op:24s} " + "  ".join(f"{name} {ms:8.3f}" for name, ms in times.items())
+                + f"  fastest {fastest}")
+    return rows
+
+
+def markdown_table(rows: list[dict], paths: list[str]) -> str:
+    lines = ["| layer | op | shape | " + " | ".join(f"{path} ms" for path in paths) + " | torch ms | "
+             "chosen / fastest | torch / chosen |",
+             "|---|---|---|" + "---:|" * (len(paths) + 3)]
+    for r in rows:
+        cells = " | ".join((f"**{r[f'{path}_ms']:.3f}**" if path == r["fastest"] else f"{r[f'{path}_ms']:.3f}")
+                           for path in paths)
+        lines.append(f"| {r['layer']} | {r['op']} | {r['shape']} | {cells} | {r['torch_ms']:.3f} | "
+                     f"{r['chosen_over_fastest']:.2f} | {r['ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--suite", default="resnet18", choices=sorted(SUITES), help="shape suite (default: resnet18)")
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cudasim")
+    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per path (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs before the repeats")
+    parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
+    parser.add_argument("--quick", action="store_true", help="the tiny suite, one repeat: checks the code runs")
+
+
+def main(args, out_dir) -> dict:
+    if args.repeats < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
+        raise SystemExit("--repeats and --batch must be at least 1, --warmup at least 0")
+    env = Environment(args.device)
+    if not env.device.runs_kernels:
+        raise SystemExit(f"--device {args.device} runs no kernels: choose cuda, cuda:N or cudasim")
+    suite = "tiny" if args.quick else args.suite
+    repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
+    paths = paths_for(env)
+    print(f"conv2d kernel paths {', '.join(paths)} against torch, suite {suite} on {env.device} ({env.machine()})")
+    rows = run(env, SUITES[suite], repeats, warmup, batch=args.batch)
+    when = datetime.datetime.now()
+    slowdown = geometric_mean(row["chosen_over_fastest"] for row in rows)
+    header = (f"conv2d kernel paths on {env.device}, suite {suite}, float32, {when:%Y-%m-%d %H:%M}\n\n"
+              f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in env.describe().items()) +
+              f"; median of {repeats} after {warmup} warm-up; torch: cuDNN with TF32 off on a GPU\n\n"
+              "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; tileN = the N tile for "
+              "every product, no gather. The fastest path per row is in bold.\n\n")
+    markdown = header + markdown_table(rows, paths) + (
+        f"\nGeometric mean of chosen / fastest: {slowdown:.2f} (1.00: the launcher always picks the fastest)\n")
+    record = dict(bench="kernels", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),
+                  **env.describe(), repeats=repeats, warmup=warmup, quick=args.quick, paths=paths, rows=rows,
+                  chosen_over_fastest=slowdown)
+    name = f"kernels-{suite}-{env.kind}" + ("-quick" if args.quick else "")
+    markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())
+    print(markdown)
+    print(f"wrote {markdown_path} and {json_path}")
+    return record

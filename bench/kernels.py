@@ -23,7 +23,7 @@ from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
 
 from . import geometric_mean, write_results
 from .environment import Environment
-from .ops import _contenders, _time_block
+from .ops import _contenders, _time_block, add_layer_arguments
 from .suites import SUITES, Conv
 
 
@@ -73,12 +73,7 @@ def markdown_table(rows: list[dict], paths: list[str]) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--suite", default="resnet18", choices=sorted(SUITES), help="shape suite (default: resnet18)")
-    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cudasim")
-    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per path (median reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs before the repeats")
-    parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
-    parser.add_argument("--quick", action="store_true", help="the tiny suite, one repeat: checks the code runs")
+    add_layer_arguments(parser, "resnet18", "cuda", "cuda, cuda:N or cudasim")
 
 
 def main(args, out_dir) -> dict:

@@ -245,16 +245,21 @@ def markdown_table(rows: list[dict], gpu: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--suite", default="mix", choices=sorted(SUITES), help="shape suite (default: mix)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or cudasim")
-    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per op (median reported)")
+def add_layer_arguments(parser, suite: str, device: str, devices: str) -> None:
+    """The options of a benchmark over a suite's layers: --suite, --device, --repeats, --warmup, --batch, --quick."""
+    parser.add_argument("--suite", default=suite, choices=sorted(SUITES), help=f"shape suite (default: {suite})")
+    parser.add_argument("--device", default=device, help=devices)
+    parser.add_argument("--repeats", type=int, default=11, help="timed repeats (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before the repeats")
+    parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
+    parser.add_argument("--quick", action="store_true", help="the tiny suite, one repeat: checks the code runs")
+
+
+def add_arguments(parser) -> None:
+    add_layer_arguments(parser, "mix", "cpu", "cpu, cuda, cuda:N or cudasim")
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds of every contender's block; the fastest round's median counts "
                              "(default: 3 on the CPU, 1 on a GPU)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
-    parser.add_argument("--quick", action="store_true", help="the tiny suite, one repeat: checks the code runs")
 
 
 def main(args, out_dir) -> dict:

@@ -18,7 +18,7 @@ import numpy
 
 import gpucnn
 from gpucnn.nn import functional as F
-from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
+from gpucnn.ops.conv2d import kernel_path, kernel_paths
 
 CASES = {
     "conv2d": lambda x, w: F.conv2d(x, w, None, stride=(2, 1), padding="same", dilation=(1, 2), groups=2),
@@ -42,7 +42,7 @@ def run(device: str) -> None:
         target.xp.cuda.set_allocator(None)
     # conv2d's cases run on each of its kernel paths (the launcher's choice, each tile everywhere)
     runs = [(name, op, path) for name, op in CASES.items()
-            for path in (KERNEL_PATHS if name.startswith("conv2d") else ["chosen"])]
+            for path in (kernel_paths(target) if name.startswith("conv2d") else ["chosen"])]
     for name, op, path in runs:
         with kernel_path(path):
             x = gpucnn.tensor(x_data, device=device, requires_grad=True)

@@ -19,7 +19,7 @@ import statistics
 
 import numpy
 
-from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
+from gpucnn.ops.conv2d import kernel_path, kernel_paths
 
 from . import geometric_mean, write_results
 from .environment import Environment
@@ -27,17 +27,10 @@ from .ops import _contenders, _time_block, add_layer_arguments
 from .suites import SUITES, Conv
 
 
-def paths_for(env: Environment) -> list[str]:
-    """The kernel paths the device has: no 128 tile below compute capability 7.0."""
-    if getattr(env.device, "compute_capability", 70) < 70:
-        return [path for path in KERNEL_PATHS if path != "tile128"]
-    return list(KERNEL_PATHS)
-
-
 def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: int = 0, log=print) -> list[dict]:
     """One row per (distinct conv layer, op): the median ms of each path and of torch, the fastest path."""
     rng = numpy.random.default_rng(seed)
-    paths = paths_for(env)
+    paths = kernel_paths(env.device)
     rows, seen = [], set()
     for layer in layers:
         shape = layer.describe(batch)
@@ -84,7 +77,7 @@ def main(args, out_dir) -> dict:
         raise SystemExit(f"--device {args.device} runs no kernels: choose cuda, cuda:N or cudasim")
     suite = "tiny" if args.quick else args.suite
     repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
-    paths = paths_for(env)
+    paths = kernel_paths(env.device)
     print(f"conv2d kernel paths {', '.join(paths)} against torch, suite {suite} on {env.device} ({env.machine()})")
     rows = run(env, SUITES[suite], repeats, warmup, batch=args.batch)
     when = datetime.datetime.now()

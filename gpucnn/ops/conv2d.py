@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import threading
 
 import numpy
 from numpy.lib.stride_tricks import as_strided
@@ -185,6 +184,7 @@ class Conv2d(Function):
     # such block each), by shapes alone, on GPUs of compute capability 7.0 and up (conv2d.cu builds it
     # there only).
     TILES = (64, 128)
+    WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
     FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
@@ -212,8 +212,11 @@ class Conv2d(Function):
         launch splits the reduction until the GPU is full (backward-filter), so only the shape counts."""
         small, wide = self.TILES
         if self.FORCE_TILE:
+            if self.FORCE_TILE == wide and not has_wide_tile(self.device):
+                raise RuntimeError(f"conv2d: the {wide} tile is not built for {self.device} (compute capability "
+                                   f"{self.device.compute_capability}, under {self.WIDE_TILE_CAPABILITY})")
             return self.FORCE_TILE
-        if getattr(self.device, "compute_capability", 70) < 70:
+        if not has_wide_tile(self.device):
             return small
         if splits_fill:
             return wide if rows > small and columns > small else small
@@ -393,6 +396,16 @@ KERNEL_PATHS = {
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0),
 }
+
+
+def has_wide_tile(device) -> bool:
+    """Whether ``device`` has conv2d's 128-tile kernels: a GPU of compute capability 7.0 and up, or cudasim."""
+    return getattr(device, "compute_capability", Conv2d.WIDE_TILE_CAPABILITY) >= Conv2d.WIDE_TILE_CAPABILITY
+
+
+def kernel_paths(device) -> list[str]:
+    """The names of KERNEL_PATHS that ``device`` can run."""
+    return [name for name in KERNEL_PATHS if name != "tile128" or has_wide_tile(device)]
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gpucnn.devices import nvrtc
+from gpucnn.ops.conv2d import Conv2d
 
 CUDA_DIR = Path(__file__).resolve().parents[2] / "cuda"
 SOURCES = sorted(CUDA_DIR.glob("*.cu"))
@@ -56,7 +57,7 @@ def compiled():
 def test_compiles_to_ptx_and_cubin(compiled, source, arch):
     kernels = KERNEL.findall(source.read_text())
     assert kernels, f"{source.name} declares no extern \"C\" __global__ kernel"
-    if int(arch) < 70:  # conv2d.cu builds its 128-tile kernels from compute capability 7.0 on
+    if int(arch) < Conv2d.WIDE_TILE_CAPABILITY:  # conv2d.cu builds no 128-tile kernels there
         kernels = [kernel for kernel in kernels if not kernel.endswith("_128")]
     ok, log, ptx = compiled[(source.name, f"compute_{arch}")]
     assert ok, f"NVRTC (CUDA 12) failed on {source.name} for compute_{arch}:\n{log}"

@@ -342,3 +342,23 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     with kernel_path("tile128"):
         assert Conv2d.FORCE_TILE == 128 and Conv2d.GATHER_MAX_CHANNELS == 0
     assert Conv2d.FORCE_TILE is None and Conv2d.GATHER_MAX_CHANNELS == 8
+
+
+def test_a_forced_wide_tile_on_an_older_gpu_says_so():
+    """Below compute capability 7.0 conv2d.cu has no 128-tile kernels: forcing one names the reason."""
+    from gpucnn.ops.conv2d import Conv2d, has_wide_tile, kernel_path, kernel_paths
+
+    class OlderGpu:
+        name, compute_capability = "cuda:0", 62
+
+        def __str__(self):
+            return self.name
+
+    conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
+    conv.device = OlderGpu()
+    assert not has_wide_tile(conv.device) and kernel_paths(conv.device) == ["chosen", "tile64"]
+    assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
+    with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
+                                                                      r"capability 62, under 70\)"):
+        conv._tile(256, 10**6, 1)
+    assert has_wide_tile(gpucnn.device("cudasim")) and kernel_paths(gpucnn.device("cpu"))[-1] == "tile128"

@@ -21,6 +21,11 @@ over all layers timed (the headline number). A layer is timed again when other p
 over 10 % of the CPU meanwhile (a shared machine); the table shows that share and warns when it stayed
 high. PyTorch runs with as many threads as NumPy's BLAS uses; both counts are recorded.
 
+GEMM bound: a third block per layer times only the three BLAS products of gpucnn's step, with their
+shapes and operand layouts, on ready data (``make_gemm_step``). ``torch / GEMMs`` is the ratio gpucnn
+would reach if im2col, col2im and every other memory pass took no time: the bound of an im2col + BLAS
+design on this machine, next to the ratio it reaches.
+
 Peak memory (skipped with ``--no-memory``): for each layer and library, a fresh Python process
 (``--memory-probe``) that imports only that library runs one step of a small conv (each library's
 one-time start-up on its first conv, code pages read in, threads started, some 45 MiB for PyTorch, is
@@ -124,6 +129,33 @@ def make_step(library: str, layer: Conv, batch: int, seed: int = 0):
     return step
 
 
+def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
+    """The three BLAS products of gpucnn's cpu conv2d step on ``layer``, alone: the same shapes and
+    operand layouts as ``Conv2d.forward_cpu``/``backward_cpu`` take in one go (no chunks), on random
+    data, without im2col, col2im or any other memory pass. Its time bounds what any im2col + BLAS
+    design can reach on this machine.
+
+    forward W (K, CRS) @ cols (CRS, NPQ); backward-filter cols @ dy^T with dy (K, NPQ); backward-data
+    W^T @ dy, where with stride 1 dy has the padded width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
+    rng = numpy.random.default_rng(seed)
+    K, C, R, P = layer.out_channels, layer.in_channels, layer.kernel, layer.output_size()
+    columns = batch * P * P
+    data_columns = batch * P * (layer.size + 2 * layer.padding) if layer.stride == 1 else columns
+    weight = rng.standard_normal((K, C * R * R), dtype=numpy.float32)
+    cols = rng.standard_normal((C * R * R, columns), dtype=numpy.float32)
+    grad = rng.standard_normal((K, columns), dtype=numpy.float32)
+    grad_data = rng.standard_normal((K, data_columns), dtype=numpy.float32)
+    y = numpy.empty((K, columns), numpy.float32)
+    grad_cols = numpy.empty((C * R * R, data_columns), numpy.float32)
+
+    def step():
+        numpy.matmul(weight, cols, out=y)
+        numpy.matmul(cols, grad.T)
+        numpy.matmul(weight.T, grad_data, out=grad_cols)
+
+    return step
+
+
 def least_step_bytes(layer: Conv, batch: int) -> int:
     """The bytes of the arrays one step creates: its output and the input, weight and bias gradients."""
     out_size = layer.output_size()
@@ -177,16 +209,18 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
     rows = []
     for suite, layer in layers:
         n = batch or layer.batch
-        gpucnn_step, torch_step = make_step("gpucnn", layer, n), make_step("torch", layer, n)
+        steps = dict(gpucnn=make_step("gpucnn", layer, n), torch=make_step("torch", layer, n),
+                     gemms=make_gemm_step(layer, n))
         # Each library runs its warm-up and repeats as one block (see the module docstring).
         times, other_load = quietest(
-            lambda: [dict(gpucnn=_timed_block(gpucnn_step, warmup, repeats),
-                          torch=_timed_block(torch_step, warmup, repeats)) for _ in range(rounds)],
+            lambda: [{name: _timed_block(step, warmup, repeats) for name, step in steps.items()}
+                     for _ in range(rounds)],
             attempts)
         medians = least_median(times)
         gpucnn_ms, torch_ms = medians["gpucnn"], medians["torch"]
         row = dict(suite=suite, layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
-                   torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms,
+                   torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms, gemms_ms=medians["gemms"],
+                   gemm_bound=torch_ms / medians["gemms"],
                    other_load=None if other_load is None else round(other_load, 3),
                    gpucnn_peak_bytes=None, torch_peak_bytes=None, memory_ratio=None, peak_lowered=None,
                    least_bytes=least_step_bytes(layer, n))
@@ -212,6 +246,7 @@ def summarize(rows: list[dict]) -> dict:
     for name, group in groups.items():
         memory_ratios = [r["memory_ratio"] for r in group if r["memory_ratio"] is not None]
         summary[name] = dict(layers=len(group), geometric_mean_ratio=geometric_mean(r["ratio"] for r in group),
+                             geometric_mean_gemm_bound=geometric_mean(r["gemm_bound"] for r in group),
                              geometric_mean_memory_ratio=geometric_mean(memory_ratios) if memory_ratios else None)
     return summary
 
@@ -228,21 +263,23 @@ def markdown_tables(rows: list[dict], summary: dict) -> str:
     """The per-layer table, then the geometric means per suite and over all layers."""
     lines = [
         "| suite | layer | shape (N x C x H x W -> K, kernel, stride, pad) | gpucnn ms | torch ms | torch / gpucnn "
-        "| gpucnn MiB | torch MiB | gpucnn / torch MiB | least MiB | other load |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| GEMMs ms | torch / GEMMs | gpucnn MiB | torch MiB | gpucnn / torch MiB | least MiB | other load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         load = "n/a" if r["other_load"] is None else f"{r['other_load']:.0%}"
         lines.append(f"| {r['suite']} | {r['layer']} | {r['shape']} | {r['gpucnn_ms']:.2f} | {r['torch_ms']:.2f} "
-                     f"| {r['ratio']:.2f} | {_mib(r['gpucnn_peak_bytes'])} | {_mib(r['torch_peak_bytes'])} "
+                     f"| {r['ratio']:.2f} | {r['gemms_ms']:.2f} | {r['gemm_bound']:.2f} "
+                     f"| {_mib(r['gpucnn_peak_bytes'])} | {_mib(r['torch_peak_bytes'])} "
                      f"| {_ratio(r['memory_ratio'])} | {_mib(r['least_bytes'])} | {load} |")
-    lines += ["", "| suite | layers | geometric mean torch / gpucnn | geometric mean gpucnn / torch MiB |",
-              "|---|---:|---:|---:|"]
+    lines += ["", "| suite | layers | geometric mean torch / gpucnn | geometric mean torch / GEMMs "
+              "| geometric mean gpucnn / torch MiB |", "|---|---:|---:|---:|---:|"]
     for name, s in summary.items():
         ratio = f"{s['geometric_mean_ratio']:.2f}"
         if name == "all":
             name, ratio = "**all**", f"**{ratio}**"
-        lines.append(f"| {name} | {s['layers']} | {ratio} | {_ratio(s['geometric_mean_memory_ratio'])} |")
+        lines.append(f"| {name} | {s['layers']} | {ratio} | {s['geometric_mean_gemm_bound']:.2f} "
+                     f"| {_ratio(s['geometric_mean_memory_ratio'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -309,6 +346,7 @@ def main(argv=None) -> dict:
         suites=["quick"] if args.quick else args.suites, batch=args.batch, memory_measure=memory, rows=rows,
         by_suite={name: s for name, s in summary.items() if name != "all"},
         geometric_mean_ratio=summary["all"]["geometric_mean_ratio"],
+        geometric_mean_gemm_bound=summary["all"]["geometric_mean_gemm_bound"],
         geometric_mean_memory_ratio=summary["all"]["geometric_mean_memory_ratio"],
     )
     markdown_path, json_path = write_results(args.out, "conv2d" + ("-quick" if args.quick else ""), markdown, record)

@@ -22,13 +22,14 @@ def test_conv2d_benchmark_quick_run_writes_its_tables(tmp_path):
     record = json.loads(record_path.read_text())
     assert record["op"] == "conv2d" and record["quick"] and len(record["rows"]) >= 2
     assert record["torch_threads"] == record["numpy_blas"]["threads"] >= 1
-    assert record["geometric_mean_ratio"] > 0
+    assert record["geometric_mean_ratio"] > 0 and record["geometric_mean_gemm_bound"] > 0
     assert list(record["by_suite"]) == ["quick"]
     assert record["by_suite"]["quick"]["layers"] == len(record["rows"])
     assert record["by_suite"]["quick"]["geometric_mean_ratio"] > 0
     for row in record["rows"]:
         assert row["suite"] == "quick"
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0
+        assert row["gemms_ms"] > 0 and row["gemm_bound"] == row["torch_ms"] / row["gemms_ms"]
         # the memory probes ran (one fresh process per library) and report a rise, possibly 0 for tiny layers
         assert row["gpucnn_peak_bytes"] >= 0 and row["torch_peak_bytes"] >= 0 and row["least_bytes"] > 0
         assert row["memory_ratio"] is None or row["memory_ratio"] > 0
@@ -67,6 +68,29 @@ def test_least_median_keeps_each_contenders_fastest_round():
     rounds = [dict(gpucnn=[5.0, 1.0, 3.0], torch=[2.0, 2.0, 9.0]),  # medians 3 and 2
               dict(gpucnn=[4.0, 2.0, 2.5], torch=[8.0, 7.0, 1.0])]  # medians 2.5 and 7
     assert least_median(rounds) == dict(gpucnn=2.5, torch=2.0)
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
+def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, stride, padding):
+    """The GEMM-bound block runs the BLAS products a gpucnn cpu step runs: same shapes, same operand layouts."""
+    import numpy
+
+    from bench.conv2d import make_gemm_step, make_step
+    from bench.suites import Conv
+
+    layer = Conv("case", 3, 4, 6, 9, 3, stride, padding)
+    products, matmul = [], numpy.matmul
+
+    def recording_matmul(a, b, *args, **kwargs):
+        products.append(tuple((x.shape[-2:], x.flags.c_contiguous) for x in (a, b)))
+        return matmul(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(numpy, "matmul", recording_matmul)
+    make_step("gpucnn", layer, 3)()
+    ours = sorted(products)
+    products.clear()
+    make_gemm_step(layer, 3)()
+    assert len(ours) == 3 and sorted(products) == ours
 
 
 def test_benchmarks_time_in_rounds():

@@ -41,15 +41,16 @@
  *   conv2d_backward_filter_reduce grid (min(ceil(K*Cg*R*S / 256), 65535),): dw = the splits' sum,
  *                                 added in split order (deterministic; skipped when splits == 1)
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
- *   conv2d_weight_nonfinite       grid (min(ceil(K*Cg*R*S / 256), 65535),): gather = 1 when a weight
- *                                 is inf or NaN (the flag array starts at 0)
+ *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
+ *                                 values is inf or NaN (the flag array starts at 0): the gather flag
+ *                                 over the weight here, and the Winograd path's test (conv2d.py)
  *   conv2d_backward_data_exact    grid (min(ceil(N*C*H*W / 256), cap),), thread per input element
  *                                 (grid-stride); returns at once unless the gather flag is set
  * No float atomics anywhere: every result is the same on every run and in every thread order.
  *
  * Non-finite weights: the tiled backward-data multiplies a weight by the 0 that stands for "no
  * output reads this pixel through this tap", and inf * 0 is NaN where the CPU half (and PyTorch)
- * adds nothing. So both backward-data kernels are launched after conv2d_weight_nonfinite, and the
+ * adds nothing. So both backward-data kernels are launched after conv2d_nonfinite, and the
  * gather flag (read on the device: no host synchronisation) makes exactly one of them work: the
  * tiled GEMM for finite weights, the exact gather, which visits only the taps that exist, otherwise.
  * With few input channels per group (Cg <= 8: an RGB stem) the host sets the flag itself and
@@ -422,12 +423,12 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
 }
 #endif
 
-/* flag[0] = 1 when some weight is inf or NaN (grid-stride). Every writer stores the same 1, so the
- * unsynchronised stores cannot disagree. */
-extern "C" __global__ void conv2d_weight_nonfinite(const float* __restrict__ weight, long long count,
-                                                   int* __restrict__ flag) {
+/* flag[0] = 1 when one of the count values is inf or NaN (grid-stride). Every writer stores the
+ * same 1, so the unsynchronised stores cannot disagree. */
+extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, long long count,
+                                            int* __restrict__ flag) {
     for (long long i = first_index(); i < count; i += grid_threads()) {
-        if (!is_finite(weight[i])) *flag = 1;
+        if (!is_finite(values[i])) *flag = 1;
     }
 }
 

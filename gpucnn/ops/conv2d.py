@@ -36,6 +36,14 @@ The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
 buffer), backward-filter split over N*P*Q into partial sums that a second kernel adds in a fixed
 order, and a per-channel reduction for the bias gradient. No float atomics: results are reproducible.
+The kernel path "winograd" (``WINOGRAD``) runs 3x3 stride-1 layers as Winograd's F(2x2, 3x3)
+instead (``cuda/winograd.cu``): its transforms, and its 16 products as a 1x1 convolution of 16
+groups on the same GEMM kernels.
+
+Winograd on the cpu was measured and left out: in NumPy its transforms are a dozen whole-array
+passes over 4 times the input and output, which cost more than the 2.25 times fewer multiplies
+saved. On the 2-core VM, forward + backward of 32x64x32x32 -> 64 took 82-89 ms against im2col's
+73-74 ms, and 32x256x8x8 -> 256, its best case, 43-47 ms against 51-54 ms.
 """
 
 from __future__ import annotations
@@ -70,7 +78,7 @@ class Conv2d(Function):
     def __init__(self, stride: tuple[int, int], pads: tuple[int, int, int, int], dilation: tuple[int, int],
                  groups: int):
         self.stride, self.pads, self.dilation, self.groups = tuple(stride), tuple(pads), tuple(dilation), groups
-        self.x = self.workspace = None
+        self.x = self.workspace = self.winograd = None
 
     #: A batch whose im2col columns (with stride 1, backward's wide gradient columns) take more than
     #: SPLIT_BYTES goes in chunks of images of about CHUNK_BYTES of columns each, and backward rebuilds
@@ -166,8 +174,9 @@ class Conv2d(Function):
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
 
     def release(self) -> None:
-        """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from."""
-        self.x = self.workspace = None
+        """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from, and
+        on the GPU Winograd's transformed operands."""
+        self.x = self.workspace = self.winograd = None
 
     def _require_saved(self) -> None:
         if self.workspace is None and self.x is None:
@@ -187,6 +196,10 @@ class Conv2d(Function):
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
     FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
+    # 3x3 convolutions at stride 1 (dilation 1, one group) on finite data take Winograd's F(2x2, 3x3)
+    # (cuda/winograd.cu): 2.25 times fewer multiply-adds, through 4 times more memory traffic in its
+    # transforms. Off until timed on GPUs: the kernel path "winograd" turns it on (see kernel_path).
+    WINOGRAD = False
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
@@ -237,6 +250,8 @@ class Conv2d(Function):
         if y.size:
             # a 1-element dummy stands in for a missing bias (has_bias = 0): kernels take no null pointers
             bias = xp.zeros(1, xp.float32) if bias is None else _kernels.kernel_array(xp, bias)
+            if self._takes_winograd() and not self._any_nonfinite(self.x, self.weight):
+                return self._forward_winograd(bias, y)
             tile = self._tile(K // self.groups, N * P * Q, self.groups)
             grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
             self._launch(f"conv2d_forward_{tile}", grid,
@@ -246,19 +261,32 @@ class Conv2d(Function):
     def backward_gpu(self, grad):
         """grad: (N, K, P, Q) -> (dx, dweight, dbias) as backward_cpu, from the kernels."""
         self._require_saved()
-        xp, groups = self.xp, self.groups
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
-        grad = _kernels.kernel_array(xp, grad)
+        grad = _kernels.kernel_array(self.xp, grad)
+        if self.winograd is not None and not self._any_nonfinite(grad):
+            grads = self._backward_winograd(grad, need_input, need_weight)
+        else:
+            grads = self._backward_kernels(grad, need_input, need_weight)
+        grads += (self._grad_bias(grad) if need_bias else None,)
+        self.release()  # the queued kernels still run on it: CuPy reuses freed memory in stream order
+        return grads[: 3 if self.has_bias else 2]
+
+    def _grad_bias(self, grad):
+        N, K, P, Q = grad.shape
+        grad_bias = self.xp.zeros(K, dtype=self.xp.float32)
+        if grad.size:
+            self._launch("conv2d_backward_bias", (K,), (grad, grad_bias, numpy.int32(N), numpy.int32(K),
+                                                        numpy.int64(P * Q)))
+        return grad_bias
+
+    def _backward_kernels(self, grad, need_input: bool, need_weight: bool) -> tuple:
+        """(dx, dweight), each None where not needed, from the GEMM kernels (or the gather)."""
+        xp, groups = self.xp, self.groups
         N, K, P, Q = grad.shape
         C, H, W = self.x_shape[1:]
         _, group_channels, R, S = self.weight.shape
         geometry = self._kernel_geometry(P, Q)
-        grad_input = grad_weight = grad_bias = None
-        if need_bias:
-            grad_bias = xp.zeros(K, dtype=xp.float32)
-            if grad.size:
-                self._launch("conv2d_backward_bias", (K,), (grad, grad_bias, numpy.int32(N), numpy.int32(K),
-                                                            numpy.int64(P * Q)))
+        grad_input = grad_weight = None
         if need_weight:
             grad_weight = xp.zeros(self.weight.shape, dtype=xp.float32)
             positions, columns = N * P * Q, group_channels * R * S
@@ -292,7 +320,7 @@ class Conv2d(Function):
                 else:
                     gather = xp.zeros(1, dtype=xp.int32)
                     count = self.weight.size
-                    self._launch("conv2d_weight_nonfinite", (_kernels.blocks_for(count),),
+                    self._launch("conv2d_nonfinite", (_kernels.blocks_for(count),),
                                  (self.weight, numpy.int64(count), gather))
                     arrays = (grad, self.weight, grad_input, gather)
                     tile = self._tile(group_channels, N * H * W, groups)
@@ -301,8 +329,71 @@ class Conv2d(Function):
                     # few blocks: they exit at once in the usual case, and stride over the input otherwise
                     self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
                                  arrays + geometry)
-        self.release()  # the queued kernels still run on it: CuPy reuses freed memory in stream order
-        return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
+        return grad_input, grad_weight
+
+    # ----------------------------------------------------------------- Winograd F(2x2, 3x3) (cuda/winograd.cu)
+    def _takes_winograd(self) -> bool:
+        return (self.WINOGRAD and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
+                and self.dilation == (1, 1) and self.groups == 1)
+
+    def _any_nonfinite(self, *arrays) -> bool:
+        """Whether some value of ``arrays`` is inf or NaN: one flag on the device, read back (a sync)."""
+        flag = self.xp.zeros(1, dtype=self.xp.int32)
+        for array in arrays:
+            _kernels.launch_elementwise(self, "conv2d", "conv2d_nonfinite", array.size,
+                                        (array, numpy.int64(array.size), flag))
+        return bool(int(flag[0]))
+
+    def _winograd_tiles(self, P: int, Q: int) -> tuple:
+        """(tiles_h, tiles_w, T): the 2x2 output tiles down, across, and in all."""
+        tiles_h, tiles_w = -(-P // 2), -(-Q // 2)
+        return tiles_h, tiles_w, self.x_shape[0] * tiles_h * tiles_w
+
+    def _forward_winograd(self, bias, y):
+        """y = conv2d(x, weight) + bias through V = B^T d B, U = G g G^T, M = U @ V and y = A^T M A, the
+        16 products M[xi] = U[xi] @ V[xi] run as one 1x1 convolution of 16 groups on this file's GEMM
+        kernels (kept in ``self.winograd`` for backward)."""
+        xp = self.xp
+        (N, C, H, W), (K, P, Q) = self.x_shape, y.shape[1:]
+        top, _, left, _ = self.pads
+        tiles_h, tiles_w, T = self._winograd_tiles(P, Q)
+        V = xp.empty((1, 16 * C, T, 1), dtype=xp.float32)
+        _kernels.launch_elementwise(self, "winograd", "winograd_input_transform", C * T, (self.x, V) + tuple(
+            numpy.int32(v) for v in (N, C, H, W, top, left, tiles_h, tiles_w)))
+        U = xp.empty((16 * K, C, 1, 1), dtype=xp.float32)
+        _kernels.launch_elementwise(self, "winograd", "winograd_filter_transform", K * C,
+                                    (self.weight, U, numpy.int32(K), numpy.int32(C)))
+        gemm = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 16)
+        gemm.device, gemm.xp = self.device, xp
+        M = gemm.forward_gpu(V, U)
+        _kernels.launch_elementwise(self, "winograd", "winograd_output_transform", K * T, (M, bias, y) + tuple(
+            numpy.int32(v) for v in (self.has_bias, N, K, P, Q, tiles_h, tiles_w)))
+        self.winograd = gemm
+        return y
+
+    def _backward_winograd(self, grad, need_input: bool, need_weight: bool) -> tuple:
+        """(dx, dweight) by the adjoints of ``_forward_winograd``'s steps: dM = A dY A^T, the 1x1
+        convolution's own backward for dV and dU, dx from B dV B^T and dweight = G^T dU G."""
+        xp = self.xp
+        N, K, P, Q = grad.shape
+        C, H, W = self.x_shape[1:]
+        top, _, left, _ = self.pads
+        tiles_h, tiles_w, T = self._winograd_tiles(P, Q)
+        grad_M = xp.empty((1, 16 * K, T, 1), dtype=xp.float32)
+        _kernels.launch_elementwise(self, "winograd", "winograd_grad_transform", K * T, (grad, grad_M) + tuple(
+            numpy.int32(v) for v in (N, K, P, Q, tiles_h, tiles_w)))
+        grad_V, grad_U = self.winograd._backward_kernels(grad_M, need_input, need_weight)
+        grad_input = grad_weight = None
+        if need_input:
+            grad_input = xp.empty(self.x_shape, dtype=xp.float32)
+            _kernels.launch_elementwise(self, "winograd", "winograd_input_adjoint", grad_input.size,
+                                        (grad_V, grad_input) + tuple(numpy.int32(v) for v in (
+                                            N, C, H, W, top, left, tiles_h, tiles_w)))
+        if need_weight:
+            grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
+            _kernels.launch_elementwise(self, "winograd", "winograd_filter_adjoint", K * C,
+                                        (grad_U, grad_weight, numpy.int32(K), numpy.int32(C)))
+        return grad_input, grad_weight
 
     # ----------------------------------------------------------------- im2col / col2im
     def _im2col(self, x, P: int, Q: int, workspace):
@@ -389,12 +480,14 @@ class Conv2d(Function):
 
 
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
-# launcher's own choice, or one tile for every product (with backward-data's gather for few channels
-# turned off). The 128 tile exists on compute capability 7.0 and up.
+# launcher's own choice, one tile for every product (with backward-data's gather for few channels
+# turned off), or Winograd's F(2x2, 3x3) wherever it applies. The 128 tile exists on compute
+# capability 7.0 and up.
 KERNEL_PATHS = {
     "chosen": {},
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0),
+    "winograd": dict(WINOGRAD=True),
 }
 
 

@@ -42,16 +42,21 @@ def run(device: str, fn, arrays, order=("forward", None)):
     return [out.numpy()] + [t.grad.numpy() for t in tensors]
 
 
-def compare(fn, arrays, order, exact=(), names=("output", "dx", "dw", "db")):
-    """cudasim against cpu; the results named in ``exact`` must agree bit for bit (NaNs in place)."""
+def compare(fn, arrays, order, exact=(), names=("output", "dx", "dw", "db"), of_largest=None):
+    """cudasim against cpu; the results named in ``exact`` must agree bit for bit (NaNs in place).
+    ``of_largest``: every difference within that fraction of the result's largest magnitude, instead of
+    the elementwise tolerance (Winograd's error scales with the terms it sums, not with each sum)."""
     expected = run("cpu", fn, arrays)
     actual = run("cudasim", fn, arrays, order)
     for name, ours, reference in zip(names, actual, expected):
         assert ours.dtype == np.float32, f"{name}: dtype {ours.dtype}"
+        label = f"{name} under thread order {order}"
         if name in exact:
-            np.testing.assert_array_equal(ours, reference, err_msg=f"{name} under thread order {order}")
+            np.testing.assert_array_equal(ours, reference, err_msg=label)
+        elif of_largest is not None:
+            assert_close(ours, reference, atol=of_largest * np.abs(reference).max(), rtol=0, name=label)
         else:
-            assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=f"{name} under thread order {order}")
+            assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=label)
 
 
 # ----------------------------------------------------------------------------------------------- conv2d
@@ -70,7 +75,13 @@ CONV_CASES = {
     # N*P*Q = 468 positions: backward-filter runs in 2 splits and the reduce kernel
     "filter_splits": ((3, 2, 13, 12), (3, 2, 3, 3), dict(padding=1), True),
     "rectangular_kernel_stride": ((2, 3, 9, 6), (4, 3, 2, 3), dict(stride=(2, 1), padding=(0, 1)), False),
+    # 3x3 at stride 1 (the winograd path's): no padding, odd P x Q = 6 x 5, so the last 2x2 tiles are cut
+    "valid_odd_output": ((2, 5, 8, 7), (6, 5, 3, 3), dict(), True),
+    # padding 2, wider than the kernel's reach, and 'same' whose output width is odd
+    "pad2": ((2, 4, 5, 6), (3, 4, 3, 3), dict(padding=2), False),
+    "same_odd": ((1, 3, 4, 7), (2, 3, 3, 3), dict(padding="same"), True),
 }
+WINOGRAD_CASES = ("batch1_pad1", "two_wide_tiles", "filter_splits", "valid_odd_output", "pad2", "same_odd")
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
@@ -85,7 +96,41 @@ def test_conv2d(case, path, order):
     if with_bias:
         arrays.append(rng.standard_normal(w_shape[0]).astype(np.float32))
     with conv2d_module.kernel_path(path):
-        compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order)
+        # Winograd's transforms sum 4-16 terms before and after the products: measured within 9e-7 of
+        # the largest magnitude here, about twice the direct kernels' error
+        compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order, of_largest=4e-6 if path == "winograd" else None)
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_conv2d_winograd_path_runs_winograd_where_it_applies(case):
+    x_shape, w_shape, kwargs, _ = CONV_CASES[case]
+    x = gpucnn.tensor(np.ones(x_shape, np.float32), device="cudasim")
+    w = gpucnn.tensor(np.ones(w_shape, np.float32), device="cudasim", requires_grad=True)
+    with conv2d_module.kernel_path("winograd"):
+        assert F.conv2d(x, w, **kwargs)._creator.winograd is not None
+    assert F.conv2d(x, w, **kwargs)._creator.winograd is None  # the launcher's choice: off
+
+
+@pytest.mark.parametrize("order", ORDERS[:2], ids=order_ids[:2])
+@pytest.mark.parametrize("where", ["input", "weight", "upstream"])
+def test_conv2d_winograd_path_takes_the_direct_kernels_for_non_finite_values(where, order):
+    """inf - inf in Winograd's transforms would give NaN where the direct sums give inf: an inf or NaN
+    in the input or weight (forward) or in the upstream gradient (backward) takes the direct kernels."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    upstream = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
+    {"input": x, "weight": w, "upstream": upstream}[where][1, 2, 1, 2] = np.inf
+    results = []
+    for device in ("cpu", "cudasim"):
+        tensors = [gpucnn.tensor(a, device=device, requires_grad=True) for a in (x, w)]
+        with conv2d_module.kernel_path("winograd"), cudasim.thread_order(*order), np.errstate(invalid="ignore"):
+            y = F.conv2d(*tensors, padding=1)
+            assert (y._creator.winograd is None) == (where != "upstream") or device == "cpu"
+            y.backward(upstream)
+        results.append([y.numpy()] + [t.grad.numpy() for t in tensors])
+    for name, ours, reference in zip(("output", "dx", "dw"), *results):
+        assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
@@ -287,6 +332,7 @@ import numpy as np
 import gpucnn
 from gpucnn.devices import SimulatorDevice, cudasim, kernels
 from gpucnn.nn import functional as F
+from gpucnn.ops import conv2d
 
 
 class Sanitized(SimulatorDevice):
@@ -317,6 +363,12 @@ for op in ops:
         wt = gpucnn.tensor(weight, device=device, requires_grad=True)
         y = op(xt, wt)
         y.backward(np.ones(y.shape, np.float32))
+with conv2d.kernel_path("winograd"):  # Winograd's transforms, with odd output tiles cut at the edges
+    xt = gpucnn.tensor(x, device=device, requires_grad=True)
+    wt = gpucnn.tensor(rng.standard_normal((5, 4, 3, 3)).astype(np.float32), device=device, requires_grad=True)
+    y = F.conv2d(xt, wt, gpucnn.tensor(np.ones(5, np.float32), device=device), padding=(0, 1))
+    assert y._creator.winograd is not None
+    y.backward(np.ones(y.shape, np.float32))
 print("sanitized run done")
 """
 

@@ -336,12 +336,16 @@ def test_complex_input_is_refused():
 def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
-    with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, tile64, tile128"):
+    with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, tile64, tile128, "
+                                         "winograd"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
         assert Conv2d.FORCE_TILE == 128 and Conv2d.GATHER_MAX_CHANNELS == 0
     assert Conv2d.FORCE_TILE is None and Conv2d.GATHER_MAX_CHANNELS == 8
+    with kernel_path("winograd"):
+        assert Conv2d.WINOGRAD and Conv2d.FORCE_TILE is None
+    assert not Conv2d.WINOGRAD
 
 
 def test_a_forced_wide_tile_on_an_older_gpu_says_so():
@@ -356,9 +360,9 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
 
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
-    assert not has_wide_tile(conv.device) and kernel_paths(conv.device) == ["chosen", "tile64"]
+    assert not has_wide_tile(conv.device) and kernel_paths(conv.device) == ["chosen", "tile64", "winograd"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):
         conv._tile(256, 10**6, 1)
-    assert has_wide_tile(gpucnn.device("cudasim")) and kernel_paths(gpucnn.device("cpu"))[-1] == "tile128"
+    assert has_wide_tile(gpucnn.device("cudasim")) and "tile128" in kernel_paths(gpucnn.device("cpu"))

@@ -41,6 +41,7 @@ class CudaDevice(Device):
         super().__init__(f"cuda:{index}", "cuda", cupy)
         self.index = index
         self._modules = {}
+        self._functions = {}  # (file, name) -> CuPy Function: RawModule.get_function asks the driver each call
 
     def context(self):
         return self.xp.cuda.Device(self.index)
@@ -62,11 +63,13 @@ class CudaDevice(Device):
             self.xp.cuda.Device(self.index).synchronize()
 
     def kernel(self, file: str, name: str):
-        module = self._modules.get(file)
-        if module is None:
-            module = self._compile(file)
-            self._modules[file] = module
-        return module.get_function(name)
+        function = self._functions.get((file, name))
+        if function is None:
+            module = self._modules.get(file)
+            if module is None:
+                module = self._modules[file] = self._compile(file)
+            function = self._functions[file, name] = module.get_function(name)
+        return function
 
     def _compile(self, file: str):
         path = kernels.source_path(file)

@@ -124,6 +124,13 @@ def test_training_on_gpu_matches_cpu():
     assert_close(np.array(losses["cuda"]), np.array(losses["cpu"]), atol=1e-4, rtol=1e-4, name="losses")
 
 
+def test_kernels_are_looked_up_once():
+    """CuPy's RawModule.get_function builds a new RawKernel on every call: the device keeps each one."""
+    device = gpucnn.device("cuda")
+    assert device.kernel("relu", "relu_forward") is device.kernel("relu", "relu_forward")
+    assert device.kernel("relu", "relu_forward") is not device.kernel("relu", "relu_backward")
+
+
 def test_default_device_is_the_gpu(default_device_unset):
     assert gpucnn.default_device().type == "cuda"
     assert gpucnn.tensor([1.0]).device.type == "cuda"

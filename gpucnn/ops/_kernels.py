@@ -26,7 +26,10 @@ def launch_elementwise(function, file: str, name: str, count: int, args: tuple) 
 
 
 def kernel_array(xp, array):
-    """``array`` as a C-contiguous float32 array of the same shape (0-d stays 0-d), as kernels read it."""
+    """``array`` as a C-contiguous float32 array of the same shape (0-d stays 0-d), as kernels read it:
+    itself when it is one already (most calls; a small op's launch is mostly such Python work)."""
+    if isinstance(array, xp.ndarray) and array.dtype == numpy.float32 and array.flags.c_contiguous:
+        return array
     return xp.ascontiguousarray(array, dtype=xp.float32).reshape(array.shape)
 
 

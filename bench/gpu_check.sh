@@ -4,10 +4,10 @@
 #
 #   bench/gpu_check.sh OUT_DIR [SECONDS]
 #
-# Runs the GPU tests and the op tests (which then include the GPU), compute-sanitizer's memcheck,
-# racecheck, initcheck and synccheck over a small run of every kernel, and the benchmarks:
-# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
-# python -m bench kernels (conv2d's kernel paths on the resnet18 and VGG-16 layers) and
+# Runs the GPU tests, compute-sanitizer's memcheck, racecheck, initcheck and synccheck over a small
+# run of every kernel, the op tests (which then include the GPU), and the benchmarks:
+# python -m bench kernels (conv2d's kernel paths on the resnet18 and VGG-16 layers),
+# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites) and
 # python -m bench train --device cuda, then the whole suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
@@ -61,7 +61,6 @@ if "$python" -c "import xdist" 2> /dev/null; then workers=(-n 8); fi
 
 step gpu-info 30 nvidia-smi
 step pytest-gpu 180 "$python" -m pytest -m gpu -q -rs -p no:cacheprovider
-step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 
 sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 if [ -x "$sanitizer" ]; then
@@ -73,14 +72,16 @@ else
   echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$out/summary.txt"
 fi
 
-step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
-step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
 step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops
+# conv2d's kernel paths (the 64 and 128 tiles, Winograd) layer by layer: what the launcher is set from
+step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
+step bench-kernels-cuda-vgg16 240 "$python" -m bench kernels --device cuda --suite vgg16 --batch 32 --out "$out"
+step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
+step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
 step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 # The longest steps last: what ran before them is in OUT_DIR even if a time limit stops these.
 step bench-ops-cuda-vgg16 0 "$python" -m bench ops --device cuda --suite vgg16 --out "$out"
-step bench-kernels-cuda-vgg16 240 "$python" -m bench kernels --device cuda --suite vgg16 --batch 32 --out "$out"
 step ptxas-report 120 "$python" -m bench.ptxas_report --out "$out"
 # test_packaging builds a wheel, which needs the network for its build backend.
 step pytest-all 0 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" --deselect tests/test_packaging.py

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import assert_close
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import gpucnn
 from gpucnn.devices import cudasim
@@ -109,6 +111,30 @@ def test_conv2d_winograd_path_runs_winograd_where_it_applies(case):
     with conv2d_module.kernel_path("winograd"):
         assert F.conv2d(x, w, **kwargs)._creator.winograd is not None
     assert F.conv2d(x, w, **kwargs)._creator.winograd is None  # the launcher's choice: off
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 4), K=st.integers(1, 4), H=st.integers(1, 9), W=st.integers(1, 9),
+       pads=st.tuples(*[st.integers(0, 3)] * 4), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_conv2d_winograd_path_on_random_shapes(N, C, K, H, W, pads, bias, seed):
+    """Any input size and (asymmetric) padding that leaves an output: tiles cut at both edges, patches
+    mostly padding, 1x1 outputs."""
+    top, bottom, left, right = pads
+    assume(H + top + bottom >= 3 and W + left + right >= 3)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, C, H, W)).astype(np.float32),
+              (rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)]
+    if bias:
+        arrays.append(rng.standard_normal(K).astype(np.float32))
+
+    def conv(*tensors):
+        function = conv2d_module.Conv2d((1, 1), pads, (1, 1), 1)
+        y = function.apply(*tensors)
+        assert function.winograd is not None or tensors[0].device == "cpu"
+        return y
+
+    with conv2d_module.kernel_path("winograd"):
+        compare(conv, arrays, ("random", seed), of_largest=4e-6)
 
 
 @pytest.mark.parametrize("order", ORDERS[:2], ids=order_ids[:2])

@@ -25,7 +25,7 @@ CASES = {
     "conv2d_wide": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((130, 4, 3, 2), numpy.float32) / 24,
                                                            device=x.device), padding=1),
     "conv2d_bias": lambda x, w: F.conv2d(x, w, gpucnn.tensor(numpy.ones(6, numpy.float32), device=x.device), padding=1, groups=2),
-    # 3x3, stride 1, one group: the winograd path's transforms, with 11 x 11 outputs (cut edge tiles)
+    # 3x3, stride 1, one group: the winograd paths' transforms, with 11 x 11 outputs (cut edge tiles)
     "conv2d_3x3": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((5, 4, 3, 3), numpy.float32) / 36,
                                                          device=x.device), padding=(0, 1)),
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),

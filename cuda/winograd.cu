@@ -1,228 +1,364 @@
-/* winograd.cu: the transforms of Winograd's F(2x2, 3x3) for conv2d (3x3 kernel, stride 1, dilation 1,
- * one group), the kernel path "winograd" of gpucnn/ops/conv2d.py.
+/* winograd.cu: the transforms of Winograd's F(2x2, 3x3) and F(4x4, 3x3) for conv2d (3x3 kernel,
+ * stride 1, dilation 1, one group): the kernel paths "winograd2" and "winograd4" of gpucnn/ops/conv2d.py.
  *
- * Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). The output is cut into
- * tiles of 2x2 pixels; the 4x4 patch d of padded input under tile t (rows 2 ti - pad_top .. +3,
- * columns 2 tj - pad_left .. +3) and a filter g give
+ * Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). F(m x m, 3x3) cuts the
+ * output into tiles of m x m pixels; the a x a patch d of padded input under tile t (a = m + 2; rows
+ * m ti - pad_top .. + a - 1, columns likewise) and a filter g give
  *
  *     Y = A^T [ (G g G^T) * (B^T d B) ] A       (* elementwise, summed over input channels)
  *
- *     B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
- *     G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
- *     A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
- *
- * The sum over channels is 16 matrix products, one per transform point xi = 4 alpha + beta, which
- * conv2d.py runs with its own GEMM kernels as a 1x1 convolution of 16 groups:
+ * with the matrices of Winograd<m> below. The sum over channels is a*a matrix products, one per
+ * transform point xi = a alpha + beta, which conv2d.py runs on its own GEMM kernels as a 1x1
+ * convolution of a*a groups:
  *
  *     M[xi] (K, T) = U[xi] (K, C) @ V[xi] (C, T),    T = N * tiles_h * tiles_w, t = (n * tiles_h + ti) * tiles_w + tj
  *
- * Layouts (C-contiguous, float32): V[(xi * C + c) * T + t] (the GEMM's input, 16 C channels of T
- * pixels), U[(xi * K + k) * C + c] (its weight, 16 K filters of C taps), M[(xi * K + k) * T + t].
+ * a*a K C T multiply-adds where direct convolution does 9 m*m K C T: 2.25 times fewer for m = 2, 4
+ * times fewer for m = 4, whose transforms also move less data per output (36 values per 16 outputs
+ * against 16 per 4) but round more (their coefficients reach 8 and 1/24).
+ *
+ * Layouts (C-contiguous, float32): V[(xi * C + c) * T + t] (the GEMM's input, a*a*C channels of T
+ * pixels), U[(xi * K + k) * C + c] (its weight, a*a*K filters of C taps), M[(xi * K + k) * T + t].
  * Backward runs the adjoints: dM = A dY A^T (winograd_grad_transform), dV and dU from the GEMM's own
  * backward kernels, dx = the patches B dV B^T added back (winograd_input_adjoint, a gather: no
  * atomics) and dweight = G^T dU G (winograd_filter_adjoint).
  *
  * Ownership: one thread per (channel, tile) for the transforms, per input element for the input
  * adjoint, per (k, c) for the filter's; grid-stride loops, block (256,), any grid size. Each value is
- * computed in a fixed order, so results do not depend on the launch. The transforms only add,
- * subtract and halve: they assume finite values (inf - inf would give NaN where the direct sum gives
- * inf), and conv2d.py takes the direct kernels when the input, weight or upstream gradient is not finite.
+ * computed in a fixed order, so results do not depend on the launch. The transforms assume finite
+ * values (inf - inf would give NaN where the direct sum gives inf): conv2d.py takes the direct kernels
+ * when the input, weight or upstream gradient is not finite. Each kernel is a template on m, built
+ * as <kernel>_2 and <kernel>_4 by extern "C" wrappers (kernels are found and launched by their C names).
  */
 #include "common.cuh"
 
-/* B^T applied along one axis: out[i] = sum over j of B^T[i][j] v[j]. */
-static __device__ __forceinline__ void winograd_bt(const float v[4], float out[4]) {
-    out[0] = v[0] - v[2];
-    out[1] = v[1] + v[2];
-    out[2] = v[2] - v[1];
-    out[3] = v[1] - v[3];
-}
+template <int M>
+struct Winograd;
 
-/* (B^T)^T = B applied along one axis, the adjoint of winograd_bt: out[j] = sum over i of B^T[i][j] v[i]. */
-static __device__ __forceinline__ float winograd_b(const float v[4], int j) {
-    switch (j) {
-        case 0: return v[0];
-        case 1: return v[1] - v[2] + v[3];
-        case 2: return v[1] + v[2] - v[0];
-        default: return -v[3];
+/* F(2x2, 3x3): B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+ * G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]. */
+template <>
+struct Winograd<2> {
+    static constexpr int A = 4;
+    /* out = B^T v */
+    static __device__ __forceinline__ void bt(const float* v, float* out) {
+        out[0] = v[0] - v[2];
+        out[1] = v[1] + v[2];
+        out[2] = v[2] - v[1];
+        out[3] = v[1] - v[3];
     }
+    /* (B v)[j], the adjoint of bt, one entry at a time (a runtime index into an array would go to local memory) */
+    static __device__ __forceinline__ float b_at(const float* v, int j) {
+        switch (j) {
+            case 0: return v[0];
+            case 1: return v[1] - v[2] + v[3];
+            case 2: return v[1] + v[2] - v[0];
+            default: return -v[3];
+        }
+    }
+    /* out = G g (3 -> 4) */
+    static __device__ __forceinline__ void g(const float* v, float* out) {
+        const float half_outer = 0.5f * (v[0] + v[2]), half_middle = 0.5f * v[1];
+        out[0] = v[0];
+        out[1] = half_outer + half_middle;
+        out[2] = half_outer - half_middle;
+        out[3] = v[2];
+    }
+    /* out = G^T v (4 -> 3), the adjoint of g */
+    static __device__ __forceinline__ void gt(const float* v, float* out) {
+        const float half_sum = 0.5f * (v[1] + v[2]);
+        out[0] = v[0] + half_sum;
+        out[1] = 0.5f * (v[1] - v[2]);
+        out[2] = half_sum + v[3];
+    }
+    /* out = A^T v (4 -> 2) */
+    static __device__ __forceinline__ void at(const float* v, float* out) {
+        out[0] = v[0] + v[1] + v[2];
+        out[1] = v[1] - v[2] - v[3];
+    }
+    /* out = A v (2 -> 4), the adjoint of at */
+    static __device__ __forceinline__ void a(const float* v, float* out) {
+        out[0] = v[0];
+        out[1] = v[0] + v[1];
+        out[2] = v[0] - v[1];
+        out[3] = -v[1];
+    }
+};
+
+/* F(4x4, 3x3): B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+ * [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+ * G = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]],
+ * A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]. */
+template <>
+struct Winograd<4> {
+    static constexpr int A = 6;
+    static __device__ __forceinline__ void bt(const float* v, float* out) {
+        out[0] = 4.0f * v[0] - 5.0f * v[2] + v[4];
+        out[1] = v[3] + v[4] - 4.0f * (v[1] + v[2]);
+        out[2] = v[4] - v[3] + 4.0f * (v[1] - v[2]);
+        out[3] = v[4] - v[2] + 2.0f * (v[3] - v[1]);
+        out[4] = v[4] - v[2] + 2.0f * (v[1] - v[3]);
+        out[5] = 4.0f * v[1] - 5.0f * v[3] + v[5];
+    }
+    static __device__ __forceinline__ float b_at(const float* v, int j) {
+        switch (j) {
+            case 0: return 4.0f * v[0];
+            case 1: return 4.0f * (v[2] - v[1] + v[5]) + 2.0f * (v[4] - v[3]);
+            case 2: return -5.0f * v[0] - 4.0f * (v[1] + v[2]) - v[3] - v[4];
+            case 3: return v[1] - v[2] + 2.0f * (v[3] - v[4]) - 5.0f * v[5];
+            case 4: return v[0] + v[1] + v[2] + v[3] + v[4];
+            default: return v[5];
+        }
+    }
+    static __device__ __forceinline__ void g(const float* v, float* out) {
+        const float outer = v[0] + v[2];
+        out[0] = 0.25f * v[0];
+        out[1] = -(outer + v[1]) / 6.0f;
+        out[2] = -(outer - v[1]) / 6.0f;
+        out[3] = v[0] / 24.0f + v[1] / 12.0f + v[2] / 6.0f;
+        out[4] = v[0] / 24.0f - v[1] / 12.0f + v[2] / 6.0f;
+        out[5] = v[2];
+    }
+    static __device__ __forceinline__ void gt(const float* v, float* out) {
+        out[0] = 0.25f * v[0] - (v[1] + v[2]) / 6.0f + (v[3] + v[4]) / 24.0f;
+        out[1] = (v[2] - v[1]) / 6.0f + (v[3] - v[4]) / 12.0f;
+        out[2] = (v[3] + v[4] - v[1] - v[2]) / 6.0f + v[5];
+    }
+    static __device__ __forceinline__ void at(const float* v, float* out) {
+        const float sum_12 = v[1] + v[2], diff_12 = v[1] - v[2], sum_34 = v[3] + v[4], diff_34 = v[3] - v[4];
+        out[0] = v[0] + sum_12 + sum_34;
+        out[1] = diff_12 + 2.0f * diff_34;
+        out[2] = sum_12 + 4.0f * sum_34;
+        out[3] = diff_12 + 8.0f * diff_34 + v[5];
+    }
+    static __device__ __forceinline__ void a(const float* v, float* out) {
+        const float even = v[0] + v[2], odd = v[1] + v[3];
+        out[0] = v[0];
+        out[1] = even + odd;
+        out[2] = even - odd;
+        out[3] = v[0] + 2.0f * v[1] + 4.0f * v[2] + 8.0f * v[3];
+        out[4] = v[0] - 2.0f * v[1] + 4.0f * v[2] - 8.0f * v[3];
+        out[5] = v[3];
+    }
+};
+
+/* The tile (n, ti, tj) of flat tile index t. */
+static __device__ __forceinline__ long long winograd_tile(long long t, int tiles_h, int tiles_w, int& ti, int& tj) {
+    tj = (int)(t % tiles_w);
+    ti = (int)((t / tiles_w) % tiles_h);
+    return t / ((long long)tiles_h * tiles_w);
 }
 
 /* V = B^T d B for every (channel c, tile t): thread per (c, t) over C * T. */
-extern "C" __global__ void winograd_input_transform(const float* __restrict__ x, float* __restrict__ V, int N,
-                                                    int C, int H, int W, int pad_top, int pad_left, int tiles_h,
-                                                    int tiles_w) {
+template <int M>
+__device__ void input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C, int H, int W,
+                                int pad_top, int pad_left, int tiles_h, int tiles_w) {
+    constexpr int A = Winograd<M>::A;
     const long long T = (long long)N * tiles_h * tiles_w, total = (long long)C * T;
     for (long long i = first_index(); i < total; i += grid_threads()) {
         const long long c = i / T, t = i - c * T;
-        const int tj = (int)(t % tiles_w), ti = (int)((t / tiles_w) % tiles_h);
-        const long long n = t / ((long long)tiles_h * tiles_w);
+        int ti, tj;
+        const long long n = winograd_tile(t, tiles_h, tiles_w, ti, tj);
         const float* plane = x + (n * C + c) * H * W;
-        const int h0 = 2 * ti - pad_top, w0 = 2 * tj - pad_left;
-        float rows[4][4]; /* rows[a] = B^T along the patch's row a */
-        for (int a = 0; a < 4; ++a) {
-            const int h = h0 + a;
-            float d[4];
-            for (int b = 0; b < 4; ++b) {
-                const int w = w0 + b;
-                d[b] = h >= 0 && h < H && w >= 0 && w < W ? plane[(long long)h * W + w] : 0.0f;
+        const int h0 = M * ti - pad_top, w0 = M * tj - pad_left;
+        float rows[A][A]; /* rows[r] = B^T along the patch's row r */
+        for (int r = 0; r < A; ++r) {
+            const int h = h0 + r;
+            float d[A];
+            for (int s = 0; s < A; ++s) {
+                const int w = w0 + s;
+                d[s] = h >= 0 && h < H && w >= 0 && w < W ? plane[(long long)h * W + w] : 0.0f;
             }
-            winograd_bt(d, rows[a]);
+            Winograd<M>::bt(d, rows[r]);
         }
-        for (int beta = 0; beta < 4; ++beta) {
-            const float column[4] = {rows[0][beta], rows[1][beta], rows[2][beta], rows[3][beta]};
-            float v[4];
-            winograd_bt(column, v);
-            for (int alpha = 0; alpha < 4; ++alpha) V[((long long)(4 * alpha + beta) * C + c) * T + t] = v[alpha];
+        for (int beta = 0; beta < A; ++beta) {
+            float column[A], v[A];
+            for (int r = 0; r < A; ++r) column[r] = rows[r][beta];
+            Winograd<M>::bt(column, v);
+            for (int alpha = 0; alpha < A; ++alpha) V[((long long)(A * alpha + beta) * C + c) * T + t] = v[alpha];
         }
     }
-}
-
-/* G applied along one axis of a 3x3 filter: out[i] = sum over j of G[i][j] g[j]. */
-static __device__ __forceinline__ void winograd_g(const float g[3], float out[4]) {
-    const float half_outer = 0.5f * (g[0] + g[2]), half_middle = 0.5f * g[1];
-    out[0] = g[0];
-    out[1] = half_outer + half_middle;
-    out[2] = half_outer - half_middle;
-    out[3] = g[2];
 }
 
 /* U = G g G^T for every (k, c) of weight (K, C, 3, 3): thread per (k, c). */
-extern "C" __global__ void winograd_filter_transform(const float* __restrict__ weight, float* __restrict__ U,
-                                                     int K, int C) {
+template <int M>
+__device__ void filter_transform(const float* __restrict__ weight, float* __restrict__ U, int K, int C) {
+    constexpr int A = Winograd<M>::A;
     const long long total = (long long)K * C;
     for (long long i = first_index(); i < total; i += grid_threads()) {
         const float* g = weight + i * 9;
-        float rows[3][4]; /* rows[r] = G along the filter's row r */
-        for (int r = 0; r < 3; ++r) winograd_g(g + 3 * r, rows[r]);
-        for (int beta = 0; beta < 4; ++beta) {
+        float rows[3][A]; /* rows[r] = G along the filter's row r */
+        for (int r = 0; r < 3; ++r) Winograd<M>::g(g + 3 * r, rows[r]);
+        for (int beta = 0; beta < A; ++beta) {
             const float column[3] = {rows[0][beta], rows[1][beta], rows[2][beta]};
-            float u[4];
-            winograd_g(column, u);
-            for (int alpha = 0; alpha < 4; ++alpha) U[(long long)(4 * alpha + beta) * total + i] = u[alpha];
+            float u[A];
+            Winograd<M>::g(column, u);
+            for (int alpha = 0; alpha < A; ++alpha) U[(long long)(A * alpha + beta) * total + i] = u[alpha];
         }
     }
 }
 
-/* y = A^T M A (+ bias) for every (k, tile t), cropped to P x Q: thread per (k, t) over K * T. */
-extern "C" __global__ void winograd_output_transform(const float* __restrict__ M, const float* __restrict__ bias,
-                                                     float* __restrict__ y, int has_bias, int N, int K, int P,
-                                                     int Q, int tiles_h, int tiles_w) {
+/* y = A^T M A (+ bias) for every (k, tile t), cut to P x Q: thread per (k, t) over K * T. */
+template <int M>
+__device__ void output_transform(const float* __restrict__ Mt, const float* __restrict__ bias, float* __restrict__ y,
+                                 int has_bias, int N, int K, int P, int Q, int tiles_h, int tiles_w) {
+    constexpr int A = Winograd<M>::A;
     const long long T = (long long)N * tiles_h * tiles_w, total = (long long)K * T;
     for (long long i = first_index(); i < total; i += grid_threads()) {
         const long long k = i / T, t = i - k * T;
-        const int tj = (int)(t % tiles_w), ti = (int)((t / tiles_w) % tiles_h);
-        const long long n = t / ((long long)tiles_h * tiles_w);
-        float rows[2][4]; /* rows[a][beta] = (A^T M)[a][beta] */
-        for (int beta = 0; beta < 4; ++beta) {
-            float m[4];
-            for (int alpha = 0; alpha < 4; ++alpha) m[alpha] = M[((long long)(4 * alpha + beta) * K + k) * T + t];
-            rows[0][beta] = m[0] + m[1] + m[2];
-            rows[1][beta] = m[1] - m[2] - m[3];
+        int ti, tj;
+        const long long n = winograd_tile(t, tiles_h, tiles_w, ti, tj);
+        float rows[M][A]; /* rows[p][beta] = (A^T M)[p][beta] */
+        for (int beta = 0; beta < A; ++beta) {
+            float m[A], out[M];
+            for (int alpha = 0; alpha < A; ++alpha) m[alpha] = Mt[((long long)(A * alpha + beta) * K + k) * T + t];
+            Winograd<M>::at(m, out);
+            for (int p = 0; p < M; ++p) rows[p][beta] = out[p];
         }
         const float shift = has_bias ? bias[k] : 0.0f;
-        float* out = y + (n * K + k) * P * Q;
-        for (int a = 0; a < 2; ++a) {
-            const int p = 2 * ti + a;
-            if (p >= P) break;
-            const float* s = rows[a];
-            const float pair[2] = {s[0] + s[1] + s[2], s[1] - s[2] - s[3]};
-            for (int b = 0; b < 2; ++b) {
-                const int q = 2 * tj + b;
-                if (q < Q) out[(long long)p * Q + q] = pair[b] + shift;
-            }
+        float* plane = y + (n * K + k) * P * Q;
+        for (int p = 0; p < M && M * ti + p < P; ++p) {
+            float out[M];
+            Winograd<M>::at(rows[p], out);
+            for (int q = 0; q < M && M * tj + q < Q; ++q) plane[(long long)(M * ti + p) * Q + M * tj + q] = out[q] + shift;
         }
     }
 }
 
 /* dM = A dY A^T for every (k, tile t), outputs past P x Q counting as 0: thread per (k, t). */
-extern "C" __global__ void winograd_grad_transform(const float* __restrict__ grad_y, float* __restrict__ grad_M,
-                                                   int N, int K, int P, int Q, int tiles_h, int tiles_w) {
+template <int M>
+__device__ void grad_transform(const float* __restrict__ grad_y, float* __restrict__ grad_M, int N, int K, int P,
+                               int Q, int tiles_h, int tiles_w) {
+    constexpr int A = Winograd<M>::A;
     const long long T = (long long)N * tiles_h * tiles_w, total = (long long)K * T;
     for (long long i = first_index(); i < total; i += grid_threads()) {
         const long long k = i / T, t = i - k * T;
-        const int tj = (int)(t % tiles_w), ti = (int)((t / tiles_w) % tiles_h);
-        const long long n = t / ((long long)tiles_h * tiles_w);
+        int ti, tj;
+        const long long n = winograd_tile(t, tiles_h, tiles_w, ti, tj);
         const float* plane = grad_y + (n * K + k) * P * Q;
-        float g[2][2];
-        for (int a = 0; a < 2; ++a) {
-            for (int b = 0; b < 2; ++b) {
-                const int p = 2 * ti + a, q = 2 * tj + b;
-                g[a][b] = p < P && q < Q ? plane[(long long)p * Q + q] : 0.0f;
+        float rows[M][A]; /* rows[p] = A along the tile's output row p */
+        for (int p = 0; p < M; ++p) {
+            float g[M];
+            for (int q = 0; q < M; ++q) {
+                const int row = M * ti + p, column = M * tj + q;
+                g[q] = row < P && column < Q ? plane[(long long)row * Q + column] : 0.0f;
             }
+            Winograd<M>::a(g, rows[p]);
         }
-        /* A applied along one axis to (v0, v1): (v0, v0 + v1, v0 - v1, -v1). */
-        float rows[4][2];
-        for (int b = 0; b < 2; ++b) {
-            rows[0][b] = g[0][b];
-            rows[1][b] = g[0][b] + g[1][b];
-            rows[2][b] = g[0][b] - g[1][b];
-            rows[3][b] = -g[1][b];
-        }
-        for (int alpha = 0; alpha < 4; ++alpha) {
-            const float v0 = rows[alpha][0], v1 = rows[alpha][1];
-            const float out[4] = {v0, v0 + v1, v0 - v1, -v1};
-            for (int beta = 0; beta < 4; ++beta) grad_M[((long long)(4 * alpha + beta) * K + k) * T + t] = out[beta];
+        for (int beta = 0; beta < A; ++beta) {
+            float column[M], out[A];
+            for (int p = 0; p < M; ++p) column[p] = rows[p][beta];
+            Winograd<M>::a(column, out);
+            for (int alpha = 0; alpha < A; ++alpha) grad_M[((long long)(A * alpha + beta) * K + k) * T + t] = out[alpha];
         }
     }
 }
 
 /* dx[n, c, h, w] = sum over the tiles whose patch holds padded pixel (h + pad_top, w + pad_left), at
- * patch position (a, b), of (B dV B^T)[a][b]: thread per input element (a gather, no atomics). A
- * padded row holds patch rows of at most two tiles (ti = row / 2 at a = row % 2, and ti - 1 at a + 2);
- * they are added in the order (ti, tj) ascending. */
-extern "C" __global__ void winograd_input_adjoint(const float* __restrict__ grad_V, float* __restrict__ grad_x,
-                                                  int N, int C, int H, int W, int pad_top, int pad_left,
-                                                  int tiles_h, int tiles_w) {
+ * patch position (r, s), of (B dV B^T)[r][s]: thread per input element (a gather, no atomics). A
+ * padded row lies in the patches of at most two tiles, row / m - 1 and row / m; they are added in
+ * the order (ti, tj) ascending. */
+template <int M>
+__device__ void input_adjoint(const float* __restrict__ grad_V, float* __restrict__ grad_x, int N, int C, int H,
+                              int W, int pad_top, int pad_left, int tiles_h, int tiles_w) {
+    constexpr int A = Winograd<M>::A;
     const long long T = (long long)N * tiles_h * tiles_w, total = (long long)N * C * H * W;
     for (long long i = first_index(); i < total; i += grid_threads()) {
         const int w = (int)(i % W), h = (int)((i / W) % H);
         const long long c = (i / ((long long)H * W)) % C, n = i / ((long long)C * H * W);
         const int row = h + pad_top, column = w + pad_left;
         float sum = 0.0f;
-        for (int ti = row / 2 - 1; ti <= row / 2; ++ti) {
-            if (ti < 0 || ti >= tiles_h) continue;
-            for (int tj = column / 2 - 1; tj <= column / 2; ++tj) {
-                if (tj < 0 || tj >= tiles_w) continue;
+        for (int ti = row / M - 1; ti <= row / M; ++ti) {
+            const int r = row - M * ti;
+            if (ti < 0 || ti >= tiles_h || r >= A) continue;
+            for (int tj = column / M - 1; tj <= column / M; ++tj) {
+                const int s = column - M * tj;
+                if (tj < 0 || tj >= tiles_w || s >= A) continue;
                 const long long t = (n * tiles_h + ti) * tiles_w + tj;
-                float by_alpha[4]; /* (dV B^T)[alpha][b] */
-                for (int alpha = 0; alpha < 4; ++alpha) {
-                    float v[4];
-                    for (int beta = 0; beta < 4; ++beta) v[beta] = grad_V[((long long)(4 * alpha + beta) * C + c) * T + t];
-                    by_alpha[alpha] = winograd_b(v, column - 2 * tj);
+                float by_alpha[A]; /* (dV B^T)[alpha][s] */
+                for (int alpha = 0; alpha < A; ++alpha) {
+                    float v[A];
+                    for (int beta = 0; beta < A; ++beta) v[beta] = grad_V[((long long)(A * alpha + beta) * C + c) * T + t];
+                    by_alpha[alpha] = Winograd<M>::b_at(v, s);
                 }
-                sum += winograd_b(by_alpha, row - 2 * ti);
+                sum += Winograd<M>::b_at(by_alpha, r);
             }
         }
         grad_x[i] = sum;
     }
 }
 
-/* G^T applied along one axis: out[j] = sum over i of G[i][j] v[i]. */
-static __device__ __forceinline__ void winograd_gt(const float v[4], float out[3]) {
-    const float half_sum = 0.5f * (v[1] + v[2]);
-    out[0] = v[0] + half_sum;
-    out[1] = 0.5f * (v[1] - v[2]);
-    out[2] = half_sum + v[3];
-}
-
 /* dweight = G^T dU G for every (k, c): thread per (k, c) over K * C. */
-extern "C" __global__ void winograd_filter_adjoint(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
-                                                   int K, int C) {
+template <int M>
+__device__ void filter_adjoint(const float* __restrict__ grad_U, float* __restrict__ grad_weight, int K, int C) {
+    constexpr int A = Winograd<M>::A;
     const long long total = (long long)K * C;
     for (long long i = first_index(); i < total; i += grid_threads()) {
-        float rows[3][4]; /* rows[r][beta] = (G^T dU)[r][beta] */
-        for (int beta = 0; beta < 4; ++beta) {
-            float v[4], out[3];
-            for (int alpha = 0; alpha < 4; ++alpha) v[alpha] = grad_U[(long long)(4 * alpha + beta) * total + i];
-            winograd_gt(v, out);
+        float rows[3][A]; /* rows[r][beta] = (G^T dU)[r][beta] */
+        for (int beta = 0; beta < A; ++beta) {
+            float v[A], out[3];
+            for (int alpha = 0; alpha < A; ++alpha) v[alpha] = grad_U[(long long)(A * alpha + beta) * total + i];
+            Winograd<M>::gt(v, out);
             for (int r = 0; r < 3; ++r) rows[r][beta] = out[r];
         }
         float* g = grad_weight + i * 9;
-        for (int r = 0; r < 3; ++r) {
-            float out[3];
-            winograd_gt(rows[r], out);
-            for (int s = 0; s < 3; ++s) g[3 * r + s] = out[s];
-        }
+        for (int r = 0; r < 3; ++r) Winograd<M>::gt(rows[r], g + 3 * r);
     }
+}
+
+/* The kernels, by their C names: F(2x2, 3x3), then F(4x4, 3x3). */
+extern "C" __global__ void winograd_input_transform_2(const float* __restrict__ x, float* __restrict__ V, int N,
+                                                      int C, int H, int W, int pad_top, int pad_left, int tiles_h,
+                                                      int tiles_w) {
+    input_transform<2>(x, V, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_filter_transform_2(const float* __restrict__ weight, float* __restrict__ U, int K,
+                                                       int C) {
+    filter_transform<2>(weight, U, K, C);
+}
+extern "C" __global__ void winograd_output_transform_2(const float* __restrict__ Mt, const float* __restrict__ bias,
+                                                       float* __restrict__ y, int has_bias, int N, int K, int P, int Q,
+                                                       int tiles_h, int tiles_w) {
+    output_transform<2>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_grad_transform_2(const float* __restrict__ grad_y, float* __restrict__ grad_M, int N,
+                                                     int K, int P, int Q, int tiles_h, int tiles_w) {
+    grad_transform<2>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_input_adjoint_2(const float* __restrict__ grad_V, float* __restrict__ grad_x, int N,
+                                                    int C, int H, int W, int pad_top, int pad_left, int tiles_h,
+                                                    int tiles_w) {
+    input_adjoint<2>(grad_V, grad_x, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_filter_adjoint_2(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
+                                                     int K, int C) {
+    filter_adjoint<2>(grad_U, grad_weight, K, C);
+}
+
+extern "C" __global__ void winograd_input_transform_4(const float* __restrict__ x, float* __restrict__ V, int N,
+                                                      int C, int H, int W, int pad_top, int pad_left, int tiles_h,
+                                                      int tiles_w) {
+    input_transform<4>(x, V, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_filter_transform_4(const float* __restrict__ weight, float* __restrict__ U, int K,
+                                                       int C) {
+    filter_transform<4>(weight, U, K, C);
+}
+extern "C" __global__ void winograd_output_transform_4(const float* __restrict__ Mt, const float* __restrict__ bias,
+                                                       float* __restrict__ y, int has_bias, int N, int K, int P, int Q,
+                                                       int tiles_h, int tiles_w) {
+    output_transform<4>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_grad_transform_4(const float* __restrict__ grad_y, float* __restrict__ grad_M, int N,
+                                                     int K, int P, int Q, int tiles_h, int tiles_w) {
+    grad_transform<4>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_input_adjoint_4(const float* __restrict__ grad_V, float* __restrict__ grad_x, int N,
+                                                    int C, int H, int W, int pad_top, int pad_left, int tiles_h,
+                                                    int tiles_w) {
+    input_adjoint<4>(grad_V, grad_x, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
+}
+extern "C" __global__ void winograd_filter_adjoint_4(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
+                                                     int K, int C) {
+    filter_adjoint<4>(grad_U, grad_weight, K, C);
 }

@@ -36,9 +36,9 @@ The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
 buffer), backward-filter split over N*P*Q into partial sums that a second kernel adds in a fixed
 order, and a per-channel reduction for the bias gradient. No float atomics: results are reproducible.
-The kernel path "winograd" (``WINOGRAD``) runs 3x3 stride-1 layers as Winograd's F(2x2, 3x3)
-instead (``cuda/winograd.cu``): its transforms, and its 16 products as a 1x1 convolution of 16
-groups on the same GEMM kernels.
+The kernel paths "winograd2" and "winograd4" (``WINOGRAD``) run 3x3 stride-1 layers as Winograd's
+F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and its 16 or 36 products
+as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
 
 Winograd on the cpu was measured and left out: in NumPy its transforms are a dozen whole-array
 passes over 4 times the input and output, which cost more than the 2.25 times fewer multiplies
@@ -196,10 +196,11 @@ class Conv2d(Function):
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
     FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
-    # 3x3 convolutions at stride 1 (dilation 1, one group) on finite data take Winograd's F(2x2, 3x3)
-    # (cuda/winograd.cu): 2.25 times fewer multiply-adds, through 4 times more memory traffic in its
-    # transforms. Off until timed on GPUs: the kernel path "winograd" turns it on (see kernel_path).
-    WINOGRAD = False
+    # With WINOGRAD = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group) on finite data
+    # take Winograd's F(m x m, 3x3) (cuda/winograd.cu): 2.25 (m = 2) or 4 (m = 4) times fewer
+    # multiply-adds, through transforms that move 4 (2.25) times the input and output. Off (0) until
+    # timed on GPUs: the kernel paths "winograd2" and "winograd4" turn it on (see kernel_path).
+    WINOGRAD = 0
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
@@ -333,7 +334,7 @@ class Conv2d(Function):
 
     # ----------------------------------------------------------------- Winograd F(2x2, 3x3) (cuda/winograd.cu)
     def _takes_winograd(self) -> bool:
-        return (self.WINOGRAD and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
+        return (self.WINOGRAD in (2, 4) and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1)
 
     def _any_nonfinite(self, *arrays) -> bool:
@@ -344,55 +345,55 @@ class Conv2d(Function):
                                         (array, numpy.int64(array.size), flag))
         return bool(int(flag[0]))
 
-    def _winograd_tiles(self, P: int, Q: int) -> tuple:
-        """(tiles_h, tiles_w, T): the 2x2 output tiles down, across, and in all."""
-        tiles_h, tiles_w = -(-P // 2), -(-Q // 2)
+    def _winograd_tiles(self, m: int, P: int, Q: int) -> tuple:
+        """(tiles_h, tiles_w, T): the m x m output tiles down, across, and in all."""
+        tiles_h, tiles_w = -(-P // m), -(-Q // m)
         return tiles_h, tiles_w, self.x_shape[0] * tiles_h * tiles_w
 
+    def _winograd_launch(self, kernel: str, m: int, count: int, arrays: tuple, *sizes) -> None:
+        _kernels.launch_elementwise(self, "winograd", f"winograd_{kernel}_{m}", count,
+                                    arrays + tuple(numpy.int32(size) for size in sizes))
+
     def _forward_winograd(self, bias, y):
-        """y = conv2d(x, weight) + bias through V = B^T d B, U = G g G^T, M = U @ V and y = A^T M A, the
-        16 products M[xi] = U[xi] @ V[xi] run as one 1x1 convolution of 16 groups on this file's GEMM
-        kernels (kept in ``self.winograd`` for backward)."""
-        xp = self.xp
+        """y = conv2d(x, weight) + bias by F(m x m, 3x3), m = WINOGRAD: V = B^T d B, U = G g G^T,
+        M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
+        convolution of (m + 2)^2 groups on this file's GEMM kernels. ``self.winograd`` keeps (m, that
+        convolution) for backward."""
+        xp, m = self.xp, self.WINOGRAD
+        points = (m + 2) ** 2
         (N, C, H, W), (K, P, Q) = self.x_shape, y.shape[1:]
         top, _, left, _ = self.pads
-        tiles_h, tiles_w, T = self._winograd_tiles(P, Q)
-        V = xp.empty((1, 16 * C, T, 1), dtype=xp.float32)
-        _kernels.launch_elementwise(self, "winograd", "winograd_input_transform", C * T, (self.x, V) + tuple(
-            numpy.int32(v) for v in (N, C, H, W, top, left, tiles_h, tiles_w)))
-        U = xp.empty((16 * K, C, 1, 1), dtype=xp.float32)
-        _kernels.launch_elementwise(self, "winograd", "winograd_filter_transform", K * C,
-                                    (self.weight, U, numpy.int32(K), numpy.int32(C)))
-        gemm = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 16)
+        tiles_h, tiles_w, T = self._winograd_tiles(m, P, Q)
+        V = xp.empty((1, points * C, T, 1), dtype=xp.float32)
+        self._winograd_launch("input_transform", m, C * T, (self.x, V), N, C, H, W, top, left, tiles_h, tiles_w)
+        U = xp.empty((points * K, C, 1, 1), dtype=xp.float32)
+        self._winograd_launch("filter_transform", m, K * C, (self.weight, U), K, C)
+        gemm = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), points)
         gemm.device, gemm.xp = self.device, xp
         M = gemm.forward_gpu(V, U)
-        _kernels.launch_elementwise(self, "winograd", "winograd_output_transform", K * T, (M, bias, y) + tuple(
-            numpy.int32(v) for v in (self.has_bias, N, K, P, Q, tiles_h, tiles_w)))
-        self.winograd = gemm
+        self._winograd_launch("output_transform", m, K * T, (M, bias, y), self.has_bias, N, K, P, Q, tiles_h, tiles_w)
+        self.winograd = (m, gemm)
         return y
 
     def _backward_winograd(self, grad, need_input: bool, need_weight: bool) -> tuple:
         """(dx, dweight) by the adjoints of ``_forward_winograd``'s steps: dM = A dY A^T, the 1x1
         convolution's own backward for dV and dU, dx from B dV B^T and dweight = G^T dU G."""
-        xp = self.xp
+        xp, (m, gemm) = self.xp, self.winograd
         N, K, P, Q = grad.shape
         C, H, W = self.x_shape[1:]
         top, _, left, _ = self.pads
-        tiles_h, tiles_w, T = self._winograd_tiles(P, Q)
-        grad_M = xp.empty((1, 16 * K, T, 1), dtype=xp.float32)
-        _kernels.launch_elementwise(self, "winograd", "winograd_grad_transform", K * T, (grad, grad_M) + tuple(
-            numpy.int32(v) for v in (N, K, P, Q, tiles_h, tiles_w)))
-        grad_V, grad_U = self.winograd._backward_kernels(grad_M, need_input, need_weight)
+        tiles_h, tiles_w, T = self._winograd_tiles(m, P, Q)
+        grad_M = xp.empty((1, (m + 2) ** 2 * K, T, 1), dtype=xp.float32)
+        self._winograd_launch("grad_transform", m, K * T, (grad, grad_M), N, K, P, Q, tiles_h, tiles_w)
+        grad_V, grad_U = gemm._backward_kernels(grad_M, need_input, need_weight)
         grad_input = grad_weight = None
         if need_input:
             grad_input = xp.empty(self.x_shape, dtype=xp.float32)
-            _kernels.launch_elementwise(self, "winograd", "winograd_input_adjoint", grad_input.size,
-                                        (grad_V, grad_input) + tuple(numpy.int32(v) for v in (
-                                            N, C, H, W, top, left, tiles_h, tiles_w)))
+            self._winograd_launch("input_adjoint", m, grad_input.size, (grad_V, grad_input), N, C, H, W, top, left,
+                                  tiles_h, tiles_w)
         if need_weight:
             grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
-            _kernels.launch_elementwise(self, "winograd", "winograd_filter_adjoint", K * C,
-                                        (grad_U, grad_weight, numpy.int32(K), numpy.int32(C)))
+            self._winograd_launch("filter_adjoint", m, K * C, (grad_U, grad_weight), K, C)
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- im2col / col2im
@@ -481,13 +482,14 @@ class Conv2d(Function):
 
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
 # launcher's own choice, one tile for every product (with backward-data's gather for few channels
-# turned off), or Winograd's F(2x2, 3x3) wherever it applies. The 128 tile exists on compute
-# capability 7.0 and up.
+# turned off), or Winograd's F(2x2, 3x3) or F(4x4, 3x3) wherever it applies. The 128 tile exists on
+# compute capability 7.0 and up.
 KERNEL_PATHS = {
     "chosen": {},
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0),
-    "winograd": dict(WINOGRAD=True),
+    "winograd2": dict(WINOGRAD=2),
+    "winograd4": dict(WINOGRAD=4),
 }
 
 

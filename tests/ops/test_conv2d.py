@@ -337,15 +337,15 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, tile64, tile128, "
-                                         "winograd"):
+                                         "winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
         assert Conv2d.FORCE_TILE == 128 and Conv2d.GATHER_MAX_CHANNELS == 0
     assert Conv2d.FORCE_TILE is None and Conv2d.GATHER_MAX_CHANNELS == 8
-    with kernel_path("winograd"):
-        assert Conv2d.WINOGRAD and Conv2d.FORCE_TILE is None
-    assert not Conv2d.WINOGRAD
+    with kernel_path("winograd4"):
+        assert Conv2d.WINOGRAD == 4 and Conv2d.FORCE_TILE is None
+    assert Conv2d.WINOGRAD == 0
 
 
 def test_a_forced_wide_tile_on_an_older_gpu_says_so():
@@ -360,7 +360,7 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
 
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
-    assert not has_wide_tile(conv.device) and kernel_paths(conv.device) == ["chosen", "tile64", "winograd"]
+    assert not has_wide_tile(conv.device) and kernel_paths(conv.device) == ["chosen", "tile64", "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

@@ -43,7 +43,7 @@
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
  *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
  *                                 values is inf or NaN (the flag array starts at 0): the gather flag
- *                                 over the weight here, and the Winograd path's test (conv2d.py)
+ *                                 over the weight here, and the Winograd paths' test (conv2d.py)
  *   conv2d_backward_data_exact    grid (min(ceil(N*C*H*W / 256), cap),), thread per input element
  *                                 (grid-stride); returns at once unless the gather flag is set
  * No float atomics anywhere: every result is the same on every run and in every thread order.

@@ -41,7 +41,7 @@ class CudaDevice(Device):
         super().__init__(f"cuda:{index}", "cuda", cupy)
         self.index = index
         self._modules = {}
-        self._functions = {}  # (file, name) -> CuPy Function: RawModule.get_function asks the driver each call
+        self._functions = {}  # (file, name) -> kernel: RawModule.get_function builds a new RawKernel per call
 
     def context(self):
         return self.xp.cuda.Device(self.index)

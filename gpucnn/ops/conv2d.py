@@ -332,7 +332,7 @@ class Conv2d(Function):
                                  arrays + geometry)
         return grad_input, grad_weight
 
-    # ----------------------------------------------------------------- Winograd F(2x2, 3x3) (cuda/winograd.cu)
+    # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)
     def _takes_winograd(self) -> bool:
         return (self.WINOGRAD in (2, 4) and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1)

@@ -40,10 +40,11 @@ The kernel paths "winograd2" and "winograd4" (``WINOGRAD``) run 3x3 stride-1 lay
 F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and its 16 or 36 products
 as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
 
-Winograd on the cpu was measured and left out: in NumPy its transforms are a dozen whole-array
-passes over 4 times the input and output, which cost more than the 2.25 times fewer multiplies
-saved. On the 2-core VM, forward + backward of 32x64x32x32 -> 64 took 82-89 ms against im2col's
-73-74 ms, and 32x256x8x8 -> 256, its best case, 43-47 ms against 51-54 ms.
+3x3 stride-1 layers with enough channels and output tiles run Winograd's F(4x4, 3x3) on the cpu
+too (``winograd.py``, ``WINOGRAD_CPU_MIN_CHANNELS``, ``WINOGRAD_CPU_MIN_TILES``), its transforms as
+BLAS products. F(2x2, 3x3) with its transforms as whole-array NumPy adds was tried first and was
+slower than im2col where it mattered: forward + backward of 32x64x32x32 -> 64 took 82-89 ms against
+im2col's 73-74 ms on the 2-core VM; F(4x4, 3x3) as built takes 53-54 ms there.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
-from . import _kernels, _memory, _shapes
+from . import _kernels, _memory, _shapes, winograd
 
 
 def _view(buffer, shape: tuple, dtype):
@@ -105,6 +106,10 @@ class Conv2d(Function):
         image_bytes = C * R * S * P * row * x.dtype.itemsize
         self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
         self.workspace_bytes = self.chunk * image_bytes
+        if self._winograd_on_cpu(x, weight, P, Q):
+            self.x = x  # backward's im2col, for a non-finite upstream gradient, rebuilds its columns from it
+            y, self.winograd = winograd.forward(x, winograd.transform_filter(weight), bias, self.pads)
+            return y
         workspace = _memory.empty(self.workspace_bytes, numpy.uint8)
 
         groups, group_rows = self.groups, group_channels * R * S
@@ -128,6 +133,26 @@ class Conv2d(Function):
             self.x = x
         return y
 
+    #: 3x3 convolutions at stride 1 (dilation 1, one group) with at least WINOGRAD_CPU_MIN_CHANNELS input
+    #: and output channels and WINOGRAD_CPU_MIN_TILES 4x4 output tiles take Winograd's F(4x4, 3x3)
+    #: (``winograd.py``) on finite data. Measured on the 2-core VM, forward + backward against im2col:
+    #: 0.61-0.73 of its time on CIFAR ResNet-18's 3x3 layers (batch 32), 0.88-0.93 on batch-1 64 and
+    #: 128 channels (196 and 49 tiles), 0.80 at 32 channels; but 1.6-1.7 times im2col's with 16 and 4
+    #: tiles (the weight's transforms, 36 K C values each way, outweigh the products saved) and 2-3.5
+    #: times with 16 or 3 input channels.
+    WINOGRAD_CPU_MIN_CHANNELS = 32
+    WINOGRAD_CPU_MIN_TILES = 32
+
+    def _winograd_on_cpu(self, x, weight, P: int, Q: int) -> bool:
+        N, C = x.shape[:2]
+        K = weight.shape[0]
+        tiles_h, tiles_w = winograd.tiles(P, Q)
+        T = N * tiles_h * tiles_w
+        return (weight.shape[2:] == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.groups == 1 and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS
+                and T >= self.WINOGRAD_CPU_MIN_TILES and 36 * C * T * x.itemsize <= self.SPLIT_BYTES
+                and _all_finite(weight) and _all_finite(x))
+
     def _chunks(self, N: int):
         """(start, stop) of each chunk of images."""
         return [(start, min(start + self.chunk, N)) for start in range(0, N, self.chunk)]
@@ -138,6 +163,14 @@ class Conv2d(Function):
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
         N, K, P, Q = grad.shape
         C = self.x_shape[1]
+        if self.winograd is not None:
+            if _all_finite(grad):
+                grads = (winograd.grad_input(grad, self.weight, self.pads) if need_input else None,
+                         winograd.grad_weight(grad, self.winograd, C) if need_weight else None,
+                         grad.sum(axis=(0, 2, 3)) if need_bias else None)
+                self.release()
+                return grads[: 3 if self.has_bias else 2]
+            self.winograd = None  # im2col, rebuilding the columns from the saved input
         _, group_channels, R, S = self.weight.shape
         groups, group_rows = self.groups, group_channels * R * S
         rebuild = self.workspace is None  # several chunks: their columns are rebuilt one chunk at a time
@@ -175,7 +208,8 @@ class Conv2d(Function):
 
     def release(self) -> None:
         """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from, and
-        on the GPU Winograd's transformed operands."""
+        Winograd's transformed operands (``winograd``: on the cpu its transformed input, on the kernel
+        devices its tile size and the 1x1 convolution of its products)."""
         self.x = self.workspace = self.winograd = None
 
     def _require_saved(self) -> None:
@@ -478,6 +512,13 @@ class Conv2d(Function):
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
         numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
+
+
+def _all_finite(array) -> bool:
+    """Whether ``array`` holds no inf or NaN, read off its sum (one pass, no temporary). A sum that
+    overflows says no too: the caller then takes its exact path, which is only slower."""
+    with numpy.errstate(over="ignore", invalid="ignore"):
+        return bool(numpy.isfinite(array.sum()))
 
 
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the

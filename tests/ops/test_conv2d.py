@@ -366,3 +366,129 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
                                                                       r"capability 62, under 70\)"):
         conv._tile(256, 10**6, 1)
     assert has_wide_tile(gpucnn.device("cudasim")) and "tile128" in kernel_paths(gpucnn.device("cpu"))
+
+
+# ---------------------------------------------------------------------------- Winograd F(4x4, 3x3), cpu
+@pytest.fixture
+def winograd_everywhere(monkeypatch):
+    """The cpu takes Winograd's F(4x4, 3x3) for every 3x3 stride-1 convolution, however small."""
+    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", 1)
+    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 1)
+
+
+WINOGRAD_SHAPES = [  # (x shape, (K, C), pads (top, bottom, left, right))
+    ((2, 3, 5, 6), (4, 3), (1, 1, 1, 1)),
+    ((1, 2, 3, 3), (3, 2), (0, 0, 0, 0)),  # a single output pixel
+    ((3, 4, 9, 7), (2, 4), (2, 2, 2, 2)),
+    ((2, 5, 4, 9), (6, 5), (0, 1, 1, 0)),  # asymmetric
+    ((1, 1, 8, 8), (1, 1), (3, 4, 4, 3)),  # pads past 2: backward crops the upstream gradient
+    ((1, 2, 1, 1), (2, 2), (4, 4, 4, 4)),
+    ((2, 3, 13, 10), (4, 3), (1, 1, 1, 1)),  # outputs not a multiple of 4: the last tiles are cut
+]
+
+
+def _winograd_conv(pads):
+    def conv(x, w, b=None):
+        function = Conv2d((1, 1), pads, (1, 1), 1)
+        y = function.apply(*[t for t in (x, w, b) if t is not None])
+        assert function.winograd is not None
+        return y
+
+    return conv
+
+
+@pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES)
+def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, channels, pads):
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(channels + (3, 3)), rng.standard_normal(channels[0])
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = _winograd_conv(pads)(*tensors)
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    top, bottom, left, right = pads
+    expected = F.conv2d(F.pad(references[0], (left, right, top, bottom)), *references[1:])
+    upstream = rng.standard_normal(expected.shape)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    assert_close(y, expected.detach(), atol=1e-10)
+    for tensor, reference in zip(tensors, references):
+        assert_close(tensor.grad, reference.grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES[2:5])
+def test_winograd_gradients_match_central_differences(winograd_everywhere, rng, x_shape, channels, pads):
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (3, 3)), rng.standard_normal(channels[0])]
+    check_gradients(_winograd_conv(pads), *arrays)
+
+
+def test_winograd_float32_on_a_layer_that_takes_it_by_default(rng):
+    """32 channels, 36 tiles: the default rule picks Winograd. F(4x4, 3x3)'s coefficients reach 8 and
+    1/24, so float32 results are held to the result's largest magnitude (measured within 1.1e-5 on
+    ResNet-18's layers), not elementwise."""
+    x = rng.standard_normal((4, 32, 12, 12)).astype(np.float32)
+    w = (rng.standard_normal((32, 32, 3, 3)) / np.sqrt(32 * 9)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = conv2d(*tensors, padding=1)
+    assert y._creator.winograd is not None
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    expected = F.conv2d(*references, padding=1)
+    upstream = rng.standard_normal(expected.shape).astype(np.float32)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    for ours, reference in zip([y] + [t.grad for t in tensors], [expected.detach()] + [r.grad for r in references]):
+        reference = reference.numpy()
+        assert ours.dtype == np.float32
+        assert_close(ours, reference, atol=3e-5 * np.abs(reference).max(), rtol=0)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, takes", [
+    ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1), True),  # CIFAR ResNet-18
+    ((1, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), True),  # 49 tiles
+    ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), False),  # 4 tiles: the weight's transforms dominate
+    ((32, 16, 16, 16), (32, 16, 3, 3), dict(padding=1), False),  # 16 input channels
+    ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1, stride=2), False),
+    ((32, 64, 32, 32), (64, 32, 3, 3), dict(padding=1, groups=2), False),
+    ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=2, dilation=2), False),
+    ((32, 64, 32, 32), (64, 64, 5, 5), dict(padding=2), False),
+])
+def test_winograd_rule(x_shape, w_shape, kwargs, takes):
+    stride, dilation = (_shapes.pair(kwargs.get(name, 1), name, "", 1) for name in ("stride", "dilation"))
+    pads = _shapes.conv_padding(kwargs["padding"], x_shape[2:], w_shape[2:], stride, dilation, "")
+    function = Conv2d(stride, pads, dilation, kwargs.get("groups", 1))
+    P = _shapes.output_size(x_shape[2], w_shape[2], stride[0], pads[0], pads[1], dilation[0])
+    assert function._winograd_on_cpu(np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32), P, P) == takes
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    w[0, 0, 0, 0] = np.nan  # and never on non-finite data
+    assert not function._winograd_on_cpu(x, w, P, P)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 and inf - inf, as meant
+@pytest.mark.parametrize("where", ["input", "weight", "upstream"])
+def test_winograd_leaves_non_finite_values_to_im2col(winograd_everywhere, rng, where):
+    """inf - inf in Winograd's transforms would give NaN where the direct sum gives inf: an inf or NaN
+    in the input or weight takes im2col in forward, in the upstream gradient in backward."""
+    # No padding: torch's oneDNN skips padding taps, where an inf weight times the zero padding is NaN
+    # under IEEE (see test_non_finite_weight_gradients).
+    x = rng.standard_normal((2, 2, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    upstream = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    {"input": x, "weight": w, "upstream": upstream}[where][1, 1, 2, 2] = np.inf
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
+    y = conv2d(*tensors)
+    assert (y._creator.winograd is None) == (where != "upstream")
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    expected = F.conv2d(*references)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    assert_close(y, expected.detach(), atol=ATOL)
+    for tensor, reference in zip(tensors, references):
+        assert_close(tensor.grad, reference.grad, atol=ATOL)
+
+
+def test_winograd_leaves_large_batches_to_im2col_chunks(winograd_everywhere, monkeypatch, rng):
+    """Winograd keeps its transformed input (2.25 times the input) for backward: past SPLIT_BYTES the
+    batch goes to im2col's chunks instead."""
+    monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
+    x = gpucnn.tensor(rng.standard_normal((3, 2, 6, 5)), requires_grad=True)
+    y = conv2d(x, rng.standard_normal((2, 2, 3, 3)), padding=1)
+    assert y._creator.winograd is None and y._creator.chunk == 1

@@ -149,7 +149,8 @@ class Conv2d(Function):
         tiles_h, tiles_w = winograd.tiles(P, Q)
         T = N * tiles_h * tiles_w
         return (weight.shape[2:] == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
-                and self.groups == 1 and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS
+                and self.groups == 1 and x.dtype.itemsize >= 4  # float16 would lose digits to the transforms
+                and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS
                 and T >= self.WINOGRAD_CPU_MIN_TILES and 36 * C * T * x.itemsize <= self.SPLIT_BYTES
                 and _all_finite(weight) and _all_finite(x))
 

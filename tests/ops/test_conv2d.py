@@ -459,6 +459,8 @@ def test_winograd_rule(x_shape, w_shape, kwargs, takes):
     x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
     w[0, 0, 0, 0] = np.nan  # and never on non-finite data
     assert not function._winograd_on_cpu(x, w, P, P)
+    # nor in float16, whose few digits the transforms' coefficients (up to 8 and 1/24) would eat
+    assert not function._winograd_on_cpu(np.zeros(x_shape, np.float16), np.zeros(w_shape, np.float16), P, P)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 and inf - inf, as meant

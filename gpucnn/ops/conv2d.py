@@ -40,9 +40,9 @@ The kernel paths "winograd2" and "winograd4" (``WINOGRAD``) run 3x3 stride-1 lay
 F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and its 16 or 36 products
 as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
 
-3x3 stride-1 layers with enough channels and output tiles run Winograd's F(4x4, 3x3) on the cpu
-too (``winograd.py``, ``WINOGRAD_CPU_MIN_CHANNELS``, ``WINOGRAD_CPU_MIN_TILES``), its transforms as
-BLAS products. F(2x2, 3x3) with its transforms as whole-array NumPy adds was tried first and was
+3x3 and 5x5 stride-1 layers with enough channels and output tiles run Winograd's F(4x4, 3x3) or
+F(2x2, 5x5) on the cpu too (``winograd.py``, ``WINOGRAD_CPU_MIN_CHANNELS``, ``WINOGRAD_CPU_MIN_TILES``),
+its transforms as BLAS products. F(2x2, 3x3) with its transforms as whole-array NumPy adds was tried first and was
 slower than im2col where it mattered: forward + backward of 32x64x32x32 -> 64 took 82-89 ms against
 im2col's 73-74 ms on the 2-core VM; F(4x4, 3x3) as built takes 53-54 ms there.
 """
@@ -108,7 +108,7 @@ class Conv2d(Function):
         self.workspace_bytes = self.chunk * image_bytes
         if self._winograd_on_cpu(x, weight, P, Q):
             self.x = x  # backward's im2col, for a non-finite upstream gradient, rebuilds its columns from it
-            y, self.winograd = winograd.forward(x, winograd.transform_filter(weight), bias, self.pads)
+            y, self.winograd = winograd.forward(x, winograd.transform_filter(weight), bias, self.pads, R)
             return y
         workspace = _memory.empty(self.workspace_bytes, numpy.uint8)
 
@@ -133,24 +133,29 @@ class Conv2d(Function):
             self.x = x
         return y
 
-    #: 3x3 convolutions at stride 1 (dilation 1, one group) with at least WINOGRAD_CPU_MIN_CHANNELS input
-    #: and output channels and WINOGRAD_CPU_MIN_TILES 4x4 output tiles take Winograd's F(4x4, 3x3)
-    #: (``winograd.py``) on finite data. Measured on the 2-core VM, forward + backward against im2col:
-    #: 0.61-0.73 of its time on CIFAR ResNet-18's 3x3 layers (batch 32), 0.88-0.93 on batch-1 64 and
-    #: 128 channels (196 and 49 tiles), 0.80 at 32 channels; but 1.6-1.7 times im2col's with 16 and 4
-    #: tiles (the weight's transforms, 36 K C values each way, outweigh the products saved) and 2-3.5
-    #: times with 16 or 3 input channels.
-    WINOGRAD_CPU_MIN_CHANNELS = 32
+    #: 3x3 and 5x5 convolutions at stride 1 (dilation 1, one group) with at least
+    #: WINOGRAD_CPU_MIN_CHANNELS[kernel] input and output channels and WINOGRAD_CPU_MIN_TILES output
+    #: tiles take Winograd's F(4x4, 3x3) or F(2x2, 5x5) (``winograd.py``) on finite data. Measured on
+    #: the 2-core VM, forward + backward against im2col:
+    #: - 3x3: 0.61-0.73 of its time on CIFAR ResNet-18's layers (batch 32), 0.88-0.93 on batch-1 64
+    #:   and 128 channels (196 and 49 tiles), 0.80 at 32 channels; but 1.6-1.7 times im2col's with 16
+    #:   and 4 tiles (the weight's transforms, 36 K C values each way, outweigh the products saved)
+    #:   and 2-3.5 times with 16 or 3 input channels.
+    #: - 5x5: 0.69 at 128 channels, 0.84 at 64, 0.95-0.98 at 32, 1.1-1.5 at ConvNetJS's 16-20, 2.6-3.7
+    #:   with 3 input channels.
+    WINOGRAD_CPU_MIN_CHANNELS = {3: 32, 5: 64}
     WINOGRAD_CPU_MIN_TILES = 32
 
     def _winograd_on_cpu(self, x, weight, P: int, Q: int) -> bool:
         N, C = x.shape[:2]
-        K = weight.shape[0]
-        tiles_h, tiles_w = winograd.tiles(P, Q)
+        K, _, R, S = weight.shape
+        if R != S or R not in self.WINOGRAD_CPU_MIN_CHANNELS:
+            return False
+        tiles_h, tiles_w = winograd.tiles(P, Q, R)
         T = N * tiles_h * tiles_w
-        return (weight.shape[2:] == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+        return (self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1 and x.dtype.itemsize >= 4  # float16 would lose digits to the transforms
-                and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS
+                and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R]
                 and T >= self.WINOGRAD_CPU_MIN_TILES and 36 * C * T * x.itemsize <= self.SPLIT_BYTES
                 and _all_finite(weight) and _all_finite(x))
 
@@ -167,7 +172,7 @@ class Conv2d(Function):
         if self.winograd is not None:
             if _all_finite(grad):
                 grads = (winograd.grad_input(grad, self.weight, self.pads) if need_input else None,
-                         winograd.grad_weight(grad, self.winograd, C) if need_weight else None,
+                         winograd.grad_weight(grad, self.winograd, C, self.weight.shape[2]) if need_weight else None,
                          grad.sum(axis=(0, 2, 3)) if need_bias else None)
                 self.release()
                 return grads[: 3 if self.has_bias else 2]

@@ -371,8 +371,9 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
 # ---------------------------------------------------------------------------- Winograd F(4x4, 3x3), cpu
 @pytest.fixture
 def winograd_everywhere(monkeypatch):
-    """The cpu takes Winograd's F(4x4, 3x3) for every 3x3 stride-1 convolution, however small."""
-    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", 1)
+    """The cpu takes Winograd's F(4x4, 3x3) or F(2x2, 5x5) for every 3x3 or 5x5 stride-1 convolution,
+    however small."""
+    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", {3: 1, 5: 1})
     monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 1)
 
 
@@ -397,9 +398,12 @@ def _winograd_conv(pads):
     return conv
 
 
+@pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES)
-def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, channels, pads):
-    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(channels + (3, 3)), rng.standard_normal(channels[0])
+def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, channels, pads, kernel):
+    pads = tuple(pad + (kernel - 3) // 2 for pad in pads)  # 5x5: one more on each side, the same outputs
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel))
+    b = rng.standard_normal(channels[0])
     tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
     y = _winograd_conv(pads)(*tensors)
     references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
@@ -413,9 +417,12 @@ def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, ch
         assert_close(tensor.grad, reference.grad, atol=1e-10)
 
 
+@pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES[2:5])
-def test_winograd_gradients_match_central_differences(winograd_everywhere, rng, x_shape, channels, pads):
-    arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (3, 3)), rng.standard_normal(channels[0])]
+def test_winograd_gradients_match_central_differences(winograd_everywhere, rng, x_shape, channels, pads, kernel):
+    pads = tuple(pad + (kernel - 3) // 2 for pad in pads)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel)),
+              rng.standard_normal(channels[0])]
     check_gradients(_winograd_conv(pads), *arrays)
 
 
@@ -448,19 +455,24 @@ def test_winograd_float32_on_a_layer_that_takes_it_by_default(rng):
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1, stride=2), False),
     ((32, 64, 32, 32), (64, 32, 3, 3), dict(padding=1, groups=2), False),
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=2, dilation=2), False),
-    ((32, 64, 32, 32), (64, 64, 5, 5), dict(padding=2), False),
+    ((32, 64, 16, 16), (64, 64, 5, 5), dict(padding=2), True),  # F(2x2, 5x5) from 64 channels
+    ((32, 32, 16, 16), (32, 32, 5, 5), dict(padding=2), False),
+    ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), False),  # ConvNetJS conv2
+    ((32, 64, 32, 32), (64, 64, 7, 7), dict(padding=3), False),
+    ((32, 64, 32, 32), (64, 64, 3, 5), dict(padding=(1, 2)), False),
 ])
 def test_winograd_rule(x_shape, w_shape, kwargs, takes):
     stride, dilation = (_shapes.pair(kwargs.get(name, 1), name, "", 1) for name in ("stride", "dilation"))
     pads = _shapes.conv_padding(kwargs["padding"], x_shape[2:], w_shape[2:], stride, dilation, "")
     function = Conv2d(stride, pads, dilation, kwargs.get("groups", 1))
     P = _shapes.output_size(x_shape[2], w_shape[2], stride[0], pads[0], pads[1], dilation[0])
-    assert function._winograd_on_cpu(np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32), P, P) == takes
+    Q = _shapes.output_size(x_shape[3], w_shape[3], stride[1], pads[2], pads[3], dilation[1])
+    assert function._winograd_on_cpu(np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32), P, Q) == takes
     x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
     w[0, 0, 0, 0] = np.nan  # and never on non-finite data
-    assert not function._winograd_on_cpu(x, w, P, P)
+    assert not function._winograd_on_cpu(x, w, P, Q)
     # nor in float16, whose few digits the transforms' coefficients (up to 8 and 1/24) would eat
-    assert not function._winograd_on_cpu(np.zeros(x_shape, np.float16), np.zeros(w_shape, np.float16), P, P)
+    assert not function._winograd_on_cpu(np.zeros(x_shape, np.float16), np.zeros(w_shape, np.float16), P, Q)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 and inf - inf, as meant

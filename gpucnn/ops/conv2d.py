@@ -41,10 +41,11 @@ F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and i
 as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
 
 3x3 and 5x5 stride-1 layers with enough channels and output tiles run Winograd's F(4x4, 3x3) or
-F(2x2, 5x5) on the cpu too (``winograd.py``, ``WINOGRAD_CPU_MIN_CHANNELS``, ``WINOGRAD_CPU_MIN_TILES``),
-its transforms as BLAS products. F(2x2, 3x3) with its transforms as whole-array NumPy adds was tried first and was
-slower than im2col where it mattered: forward + backward of 32x64x32x32 -> 64 took 82-89 ms against
-im2col's 73-74 ms on the 2-core VM; F(4x4, 3x3) as built takes 53-54 ms there.
+F(2x2, 5x5) on the cpu too (``winograd.py``, ``WINOGRAD_CPU_MIN_CHANNELS``,
+``WINOGRAD_CPU_MIN_TILES``), its transforms as BLAS products. F(2x2, 3x3) with its transforms as
+whole-array NumPy adds was tried first and was slower than im2col where it mattered: forward +
+backward of 32x64x32x32 -> 64 took 82-89 ms against im2col's 73-74 ms on the 2-core VM; F(4x4, 3x3)
+as built takes 53-54 ms there.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class Conv2d(Function):
         return (self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1 and x.dtype.itemsize >= 4  # float16 would lose digits to the transforms
                 and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R]
-                and T >= self.WINOGRAD_CPU_MIN_TILES and 36 * C * T * x.itemsize <= self.SPLIT_BYTES
+                and T >= self.WINOGRAD_CPU_MIN_TILES and winograd.PATCH**2 * C * T * x.itemsize <= self.SPLIT_BYTES
                 and _all_finite(weight) and _all_finite(x))
 
     def _chunks(self, N: int):

@@ -163,8 +163,8 @@ def grad_input(grad, weight, pads: tuple[int, int, int, int]):
     """dx (N, C, H, W): ``forward`` on grad (N, K, P, Q) with the weight flipped and its channel axes
     swapped, grad padded by kernel - 1 - pad (cropped where a pad passes kernel - 1)."""
     kernel = weight.shape[2]
-    top, bottom, left, right = (pad - (kernel - 1) for pad in pads)
+    crop_top, crop_bottom, crop_left, crop_right = (max(0, pad - (kernel - 1)) for pad in pads)
     P, Q = grad.shape[2:]
-    grad = grad[:, :, max(0, top) : P - max(0, bottom), max(0, left) : Q - max(0, right)]
+    grad = grad[:, :, crop_top : P - crop_bottom, crop_left : Q - crop_right]
     flipped = transform_filter(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     return forward(grad, flipped, None, tuple(max(0, kernel - 1 - pad) for pad in pads), kernel)[0]

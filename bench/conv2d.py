@@ -21,10 +21,10 @@ over all layers timed (the headline number). A layer is timed again when other p
 over 10 % of the CPU meanwhile (a shared machine); the table shows that share and warns when it stayed
 high. PyTorch runs with as many threads as NumPy's BLAS uses; both counts are recorded.
 
-GEMM bound: a third block per layer times only the three BLAS products of gpucnn's step, with their
-shapes and operand layouts, on ready data (``make_gemm_step``). ``torch / GEMMs`` is the ratio gpucnn
-would reach if im2col, col2im and every other memory pass took no time: the bound of an im2col + BLAS
-design on this machine, next to the ratio it reaches.
+GEMM bound: a third block per layer times only the three BLAS products of gpucnn's im2col step, with
+their shapes and operand layouts, on ready data (``make_gemm_step``). ``torch / GEMMs`` is the ratio
+im2col would reach if its memory passes took no time: the bound of an im2col + BLAS design on this
+machine. Layers that take Winograd (``gpucnn/ops/winograd.py``) run other products, and can pass it.
 
 Peak memory (skipped with ``--no-memory``): for each layer and library, a fresh Python process
 (``--memory-probe``) that imports only that library runs one step of a small conv (each library's
@@ -130,7 +130,7 @@ def make_step(library: str, layer: Conv, batch: int, seed: int = 0):
 
 
 def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
-    """The three BLAS products of gpucnn's cpu conv2d step on ``layer``, alone: the same shapes and
+    """The three BLAS products of gpucnn's im2col conv2d step on ``layer``, alone: the same shapes and
     operand layouts as ``Conv2d.forward_cpu``/``backward_cpu`` take in one go (no chunks), on random
     data, without im2col, col2im or any other memory pass. Its time bounds what any im2col + BLAS
     design can reach on this machine.

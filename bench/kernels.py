@@ -9,7 +9,7 @@ Every conv layer's forward, backward-data and backward-filter is timed with each
 everywhere, Winograd's F(2x2, 3x3) and F(4x4, 3x3) on 3x3 stride-1 layers) and with PyTorch (cuDNN,
 TF32 off), each as a block of repeats after warm-up, the device synchronised around each call (as
 ``python -m bench ops``). The table marks the fastest path per op, so the launcher's thresholds
-(``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``, ``Conv2d.WINOGRAD``) can be set from
+(``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``, ``Conv2d.WINOGRAD_GPU_TILE``) can be set from
 measurements.
 """
 

@@ -36,7 +36,7 @@ The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
 buffer), backward-filter split over N*P*Q into partial sums that a second kernel adds in a fixed
 order, and a per-channel reduction for the bias gradient. No float atomics: results are reproducible.
-The kernel paths "winograd2" and "winograd4" (``WINOGRAD``) run 3x3 stride-1 layers as Winograd's
+The kernel paths "winograd2" and "winograd4" (``WINOGRAD_GPU_TILE``) run 3x3 stride-1 layers as Winograd's
 F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and its 16 or 36 products
 as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
 
@@ -186,7 +186,7 @@ class Conv2d(Function):
         grad_weight_t = numpy.zeros((groups, group_rows, K // groups), grad.dtype) if need_weight else None
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
         weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
-        wide = self.stride == (1, 1) and bool(numpy.isfinite(self.weight).all())
+        wide = self.stride == (1, 1) and _all_finite(self.weight)
         grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8)
         for start, stop in self._chunks(N):
             columns = (stop - start) * P * Q
@@ -237,11 +237,11 @@ class Conv2d(Function):
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
     FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
-    # With WINOGRAD = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group) on finite data
+    # With WINOGRAD_GPU_TILE = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group) on finite data
     # take Winograd's F(m x m, 3x3) (cuda/winograd.cu): 2.25 (m = 2) or 4 (m = 4) times fewer
     # multiply-adds, through transforms that move 4 (2.25) times the input and output. Off (0) until
     # timed on GPUs: the kernel paths "winograd2" and "winograd4" turn it on (see kernel_path).
-    WINOGRAD = 0
+    WINOGRAD_GPU_TILE = 0
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
@@ -360,10 +360,7 @@ class Conv2d(Function):
                     self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size),),
                                  (grad, self.weight, grad_input, gather) + geometry)
                 else:
-                    gather = xp.zeros(1, dtype=xp.int32)
-                    count = self.weight.size
-                    self._launch("conv2d_nonfinite", (_kernels.blocks_for(count),),
-                                 (self.weight, numpy.int64(count), gather))
+                    gather = self._nonfinite_flag(self.weight)
                     arrays = (grad, self.weight, grad_input, gather)
                     tile = self._tile(group_channels, N * H * W, groups)
                     self._launch(f"conv2d_backward_data_{tile}",
@@ -375,16 +372,20 @@ class Conv2d(Function):
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)
     def _takes_winograd(self) -> bool:
-        return (self.WINOGRAD in (2, 4) and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
+        return (self.WINOGRAD_GPU_TILE in (2, 4) and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1)
 
-    def _any_nonfinite(self, *arrays) -> bool:
-        """Whether some value of ``arrays`` is inf or NaN: one flag on the device, read back (a sync)."""
+    def _nonfinite_flag(self, *arrays):
+        """A device int32 flag, set to 1 by conv2d_nonfinite where some value of ``arrays`` is inf or NaN."""
         flag = self.xp.zeros(1, dtype=self.xp.int32)
         for array in arrays:
             _kernels.launch_elementwise(self, "conv2d", "conv2d_nonfinite", array.size,
                                         (array, numpy.int64(array.size), flag))
-        return bool(int(flag[0]))
+        return flag
+
+    def _any_nonfinite(self, *arrays) -> bool:
+        """Whether some value of ``arrays`` is inf or NaN: the flag, read back (a sync)."""
+        return bool(int(self._nonfinite_flag(*arrays)[0]))
 
     def _winograd_tiles(self, m: int, P: int, Q: int) -> tuple:
         """(tiles_h, tiles_w, T): the m x m output tiles down, across, and in all."""
@@ -396,11 +397,11 @@ class Conv2d(Function):
                                     arrays + tuple(numpy.int32(size) for size in sizes))
 
     def _forward_winograd(self, bias, y):
-        """y = conv2d(x, weight) + bias by F(m x m, 3x3), m = WINOGRAD: V = B^T d B, U = G g G^T,
+        """y = conv2d(x, weight) + bias by F(m x m, 3x3), m = WINOGRAD_GPU_TILE: V = B^T d B, U = G g G^T,
         M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
         convolution of (m + 2)^2 groups on this file's GEMM kernels. ``self.winograd`` keeps (m, that
         convolution) for backward."""
-        xp, m = self.xp, self.WINOGRAD
+        xp, m = self.xp, self.WINOGRAD_GPU_TILE
         points = (m + 2) ** 2
         (N, C, H, W), (K, P, Q) = self.x_shape, y.shape[1:]
         top, _, left, _ = self.pads
@@ -536,8 +537,8 @@ KERNEL_PATHS = {
     "chosen": {},
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0),
-    "winograd2": dict(WINOGRAD=2),
-    "winograd4": dict(WINOGRAD=4),
+    "winograd2": dict(WINOGRAD_GPU_TILE=2),
+    "winograd4": dict(WINOGRAD_GPU_TILE=4),
 }
 
 

@@ -344,8 +344,8 @@ def test_kernel_path_names_are_checked_and_settings_restored():
         assert Conv2d.FORCE_TILE == 128 and Conv2d.GATHER_MAX_CHANNELS == 0
     assert Conv2d.FORCE_TILE is None and Conv2d.GATHER_MAX_CHANNELS == 8
     with kernel_path("winograd4"):
-        assert Conv2d.WINOGRAD == 4 and Conv2d.FORCE_TILE is None
-    assert Conv2d.WINOGRAD == 0
+        assert Conv2d.WINOGRAD_GPU_TILE == 4 and Conv2d.FORCE_TILE is None
+    assert Conv2d.WINOGRAD_GPU_TILE == 0
 
 
 def test_a_forced_wide_tile_on_an_older_gpu_says_so():

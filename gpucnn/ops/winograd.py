@@ -1,5 +1,6 @@
 """Winograd's minimal filtering for conv2d on the cpu: F(4x4, 3x3) and F(2x2, 5x5), stride 1,
-dilation 1, one group.
+dilation 1, one group. (The GPU's F(2x2, 3x3) and F(4x4, 3x3) are the kernels of ``cuda/winograd.cu``,
+launched by ``conv2d.Conv2d`` on its kernel paths "winograd2" and "winograd4".)
 
 Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016). F(m x m, r x r) cuts
 the output into tiles of m x m pixels; tile t of output channel k comes from the 6x6 patch d of padded

@@ -116,16 +116,19 @@ class Conv2d(Function):
         groups, group_rows = self.groups, group_channels * R * S
         weight_g = weight.reshape(groups, K // groups, group_rows)
         y = _memory.empty((N, K, P, Q), x.dtype)
-        y_knpq = _memory.empty(K * self.chunk * P * Q * x.dtype.itemsize, numpy.uint8)
+        y_knpq = _memory.empty(K * self.chunk * P * Q * x.dtype.itemsize, numpy.uint8) if self.chunk > 1 else None
         for start, stop in self._chunks(N):
             cols = self._im2col(x[start:stop], P, Q, workspace)
             columns = (stop - start) * P * Q
-            y_chunk = _view(y_knpq, (groups, K // groups, columns), x.dtype)
-            numpy.matmul(weight_g, cols.reshape(groups, group_rows, columns), out=y_chunk)
+            # One image's (K, 1, P*Q) is its (1, K, P*Q): the product writes into y itself.
+            y_chunk = y[start:stop] if stop - start == 1 else _view(y_knpq, (K, stop - start, P, Q), x.dtype)
+            numpy.matmul(weight_g, cols.reshape(groups, group_rows, columns),
+                         out=y_chunk.reshape(groups, K // groups, columns))
             if bias is not None:
                 rows = y_chunk.reshape(K, columns)
                 numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
-            numpy.copyto(y[start:stop], y_chunk.reshape(K, stop - start, P, Q).transpose(1, 0, 2, 3))
+            if stop - start > 1:
+                numpy.copyto(y[start:stop], y_chunk.transpose(1, 0, 2, 3))
         # In one chunk, the columns are the whole batch's: backward-filter reads them as they are. In
         # several, backward rebuilds them from the input.
         if self.chunk >= N:
@@ -187,12 +190,15 @@ class Conv2d(Function):
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
         weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
         wide = self.stride == (1, 1) and _all_finite(self.weight)
-        grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8)
+        grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8) if self.chunk > 1 else None
         for start, stop in self._chunks(N):
             columns = (stop - start) * P * Q
-            # (G, K/G, n*P*Q), the layout of the forward's GEMM output.
-            grad_kn = _view(grad_knpq, (groups, K // groups, columns), grad.dtype)
-            numpy.copyto(grad_kn.reshape(K, stop - start, P, Q), grad[start:stop].transpose(1, 0, 2, 3))
+            # (G, K/G, n*P*Q), the layout of the forward's GEMM output (one image's gradient has it).
+            if stop - start == 1:
+                grad_kn = numpy.ascontiguousarray(grad[start:stop]).reshape(groups, K // groups, columns)
+            else:
+                grad_kn = _view(grad_knpq, (groups, K // groups, columns), grad.dtype)
+                numpy.copyto(grad_kn.reshape(K, stop - start, P, Q), grad[start:stop].transpose(1, 0, 2, 3))
             if need_bias:
                 grad_bias += grad_kn.reshape(K, columns).sum(axis=1)
             if need_weight:
@@ -494,8 +500,9 @@ class Conv2d(Function):
         top, bottom, left, right = self.pads
         Hp, Wp = H + top + bottom, W + left + right
         groups, group_rows, group_kernels = weight_t.shape
-        grad_wide = _memory.zeros((groups, group_kernels, N, P, Wp), grad_kn.dtype)  # columns q >= Q: 0
+        grad_wide = _memory.empty((groups, group_kernels, N, P, Wp), grad_kn.dtype)
         grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, N, P, Q)
+        grad_wide[..., Q:] = 0
         grad_cols = _view(workspace, (groups, group_rows, N * P * Wp), grad_kn.dtype)
         numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, N * P * Wp), out=grad_cols)
         grad_cols = grad_cols.reshape(C, R, S, N * P * Wp)

@@ -530,9 +530,14 @@ class Conv2d(Function):
 
 
 def _all_finite(array) -> bool:
-    """Whether ``array`` holds no inf or NaN, read off its sum (one pass, no temporary). A sum that
-    overflows says no too: the caller then takes its exact path, which is only slower."""
+    """Whether ``array`` holds no inf or NaN, read off one reduction (one pass, no temporary): for
+    contiguous float32 and float64 the sum of squares, BLAS's dot product (2-3 times as fast as
+    NumPy's pairwise sum on 2 cores, which the others use). A result that overflows (values past
+    about 1e19 in float32) says no too: the caller then takes its exact path, which is only slower."""
     with numpy.errstate(over="ignore", invalid="ignore"):
+        if array.dtype in (numpy.float32, numpy.float64) and array.flags.c_contiguous:
+            flat = array.reshape(-1)
+            return bool(numpy.isfinite(numpy.dot(flat, flat)))
         return bool(numpy.isfinite(array.sum()))
 
 

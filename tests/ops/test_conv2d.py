@@ -499,6 +499,25 @@ def test_winograd_leaves_non_finite_values_to_im2col(winograd_everywhere, rng, w
         assert_close(tensor.grad, reference.grad, atol=ATOL)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_all_finite_finds_every_inf_and_nan(rng, dtype, contiguous):
+    """The test that sends non-finite data to the exact paths: one inf, -inf or NaN anywhere says no."""
+    from gpucnn.ops.conv2d import _all_finite
+
+    def view(data):
+        return data if contiguous else data[:, :, ::2].transpose(0, 2, 1, 3)
+
+    data = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    assert _all_finite(view(data))
+    for value in (np.inf, -np.inf, np.nan):
+        for index in ((0, 0, 0, 0), (2, 1, 2, 5)):
+            spoiled = view(data.copy())
+            spoiled[index] = value
+            assert spoiled.flags.c_contiguous == contiguous
+            assert not _all_finite(spoiled), (value, index)
+
+
 def test_winograd_leaves_large_batches_to_im2col_chunks(winograd_everywhere, monkeypatch, rng):
     """Winograd keeps its transformed input (2.25 times the input) for backward: past SPLIT_BYTES the
     batch goes to im2col's chunks instead."""

@@ -32,6 +32,11 @@ only the R row sums are added into the padded gradient with strided adds. A shif
 columns q >= Q over a row's end into the next row's start, adding nothing; a weight holding inf or
 NaN would make those columns NaN (inf * 0), so it takes the plain path.
 
+Stride-1 layers with few output channels ("blocked", ``BLOCKED_CPU_RULE``) take the cpu's products
+on 2x2 blocks of output pixels instead: a block's column is its (R+1) x (S+1) input window, and a
+(4 K, C (R+1) (S+1)) weight, the kernel at its 4 offsets with zeros around, gives its 4 K outputs.
+More multiply-adds, but a quarter as many, shorter columns and 4 times the rows of a skinny weight.
+
 The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_gpu``/``backward_gpu``):
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
 buffer), backward-filter split over N*P*Q into partial sums that a second kernel adds in a fixed
@@ -81,6 +86,7 @@ class Conv2d(Function):
                  groups: int):
         self.stride, self.pads, self.dilation, self.groups = tuple(stride), tuple(pads), tuple(dilation), groups
         self.x = self.workspace = self.winograd = None
+        self.blocked = False
 
     #: A batch whose im2col columns (with stride 1, backward's wide gradient columns) take more than
     #: SPLIT_BYTES goes in chunks of images of about CHUNK_BYTES of columns each, and backward rebuilds
@@ -111,11 +117,30 @@ class Conv2d(Function):
             self.x = x  # backward's im2col, for a non-finite upstream gradient, rebuilds its columns from it
             y, self.winograd = winograd.forward(x, winograd.transform_filter(weight), bias, self.pads, R)
             return y
+        self.blocked = self._blocked_on_cpu(x, weight, P, Q)
+        if self.blocked:  # room for its columns and backward's, (C (R+1) (S+1), n P2 (Q2 + S//2)), too
+            P2, Q2 = _halves(P, Q)
+            blocked_bytes = self.chunk * C * (R + 1) * (S + 1) * P2 * (Q2 + S // 2) * x.dtype.itemsize
+            self.workspace_bytes = max(self.workspace_bytes, blocked_bytes)
         workspace = _memory.empty(self.workspace_bytes, numpy.uint8)
-
-        groups, group_rows = self.groups, group_channels * R * S
-        weight_g = weight.reshape(groups, K // groups, group_rows)
         y = _memory.empty((N, K, P, Q), x.dtype)
+        if self.blocked:
+            self._forward_blocked(x, weight, bias, workspace, y)
+        else:
+            self._forward_columns(x, weight, bias, workspace, y)
+        # In one chunk, the columns are the whole batch's: backward-filter reads them as they are. In
+        # several, backward rebuilds them from the input.
+        if self.chunk >= N:
+            self.workspace = workspace
+        else:
+            self.x = x
+        return y
+
+    def _forward_columns(self, x, weight, bias, workspace, y):
+        """y = weight @ cols, one product per group over each chunk of images."""
+        N, K, P, Q = y.shape
+        groups, group_rows = self.groups, math.prod(weight.shape[1:])
+        weight_g = weight.reshape(groups, K // groups, group_rows)
         y_knpq = _memory.empty(K * self.chunk * P * Q * x.dtype.itemsize, numpy.uint8) if self.chunk > 1 else None
         for start, stop in self._chunks(N):
             cols = self._im2col(x[start:stop], P, Q, workspace)
@@ -129,13 +154,54 @@ class Conv2d(Function):
                 numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
             if stop - start > 1:
                 numpy.copyto(y[start:stop], y_chunk.transpose(1, 0, 2, 3))
-        # In one chunk, the columns are the whole batch's: backward-filter reads them as they are. In
-        # several, backward rebuilds them from the input.
-        if self.chunk >= N:
-            self.workspace = workspace
-        else:
-            self.x = x
-        return y
+
+    #: Stride-1 layers (dilation 1, one group) with few output channels take their products on 2x2
+    #: blocks of output pixels ("blocked") where the input is finite. A block's column holds its
+    #: (R+1) x (S+1) input window (im2col with an (R+1) x (S+1) kernel at stride 2), and its 4 K
+    #: outputs come from one (4 K, C (R+1) (S+1)) weight that holds the kernel at its 4 offsets, zeros
+    #: around it. That costs (R+1)(S+1) / (R S) times the multiply-adds (1.78 for 3x3, 1.44 for 5x5),
+    #: but the columns shrink 4 R S / ((R+1)(S+1)) times (2.8 for 5x5) and a skinny (K, C R S) weight
+    #: becomes one of 4 K rows, which BLAS runs far faster. Backward-data sums the blocks' columns into
+    #: the four stride-2 phases of the padded gradient (``_col2im_blocked``). The zeros multiply every
+    #: input of a block's window, so an inf or NaN there would spoil outputs that do not read it:
+    #: non-finite input takes the plain columns; backward-data likewise takes the wide path for a
+    #: non-finite upstream gradient (and the plain one for a non-finite weight).
+    #: BLOCKED_CPU_RULE: (most extra multiply-adds, most output channels) pairs, one of which a layer
+    #: must meet. Measured on the 2-core VM, batch 32, forward + backward against the plain columns:
+    #: - 5x5: 0.72-0.85 of its time with 16-32 output channels (16-24 input channels), 0.78-0.93 on
+    #:   ConvNetJS's layers, 0.81 on the lecture's (3 input channels), 0.94 with 48, 1.05 with 64;
+    #: - 7x7: 0.73 with 32 output channels, 0.91 with 64;
+    #: - 3x3: 0.86-0.93 with 16 output channels, but 1.12-1.23 with 24 and 32;
+    #: - 4x4 with 32 output channels 1.36, 2x2 with 8 and 16 1.31-1.46.
+    #: Its extra NumPy calls cost about 70 us: layers of under BLOCKED_CPU_MIN_MACS multiply-adds keep
+    #: the plain columns (the lecture's 7x7 input with a 3x3 filter, 7,200 of them, took 0.21 ms
+    #: blocked against 0.14 ms; ConvNetJS conv3, the smallest layer measured faster, has 20 million).
+    BLOCKED_CPU_RULE = ((1.5, 48), (1.8, 16))
+    BLOCKED_CPU_MIN_MACS = 1 << 22
+
+    def _blocked_on_cpu(self, x, weight, P: int, Q: int) -> bool:
+        K, C, R, S = weight.shape
+        extra = (R + 1) * (S + 1) / (R * S)
+        return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+                and any(extra <= most_extra and K <= most_kernels for most_extra, most_kernels in self.BLOCKED_CPU_RULE)
+                and x.shape[0] * P * Q * K * C * R * S >= self.BLOCKED_CPU_MIN_MACS and _all_finite(x))
+
+    def _forward_blocked(self, x, weight, bias, workspace, y):
+        """y from the 2x2-block products (see BLOCKED_CPU_RULE)."""
+        N, K, P, Q = y.shape
+        (P2, Q2), taps = _halves(P, Q), weight.shape[1] * (weight.shape[2] + 1) * (weight.shape[3] + 1)
+        blocked_weight = _blocked_weight(weight)
+        for start, stop in self._chunks(N):
+            columns = (stop - start) * P2 * Q2
+            cols = self._im2col(x[start:stop], P, Q, workspace).reshape(taps, columns)
+            y_blocks = numpy.matmul(blocked_weight, cols, out=_memory.empty((4 * K, columns), x.dtype))
+            if bias is not None:
+                rows = y_blocks.reshape(4, K, columns)
+                numpy.add(rows, bias.reshape(K, 1), out=rows)
+            y_blocks = y_blocks.reshape(2, 2, K, stop - start, P2, Q2)
+            for i, j in _BLOCK_OFFSETS:
+                numpy.copyto(y[start:stop, :, i::2, j::2],
+                             y_blocks[i, j, :, :, : (P - i + 1) // 2, : (Q - j + 1) // 2].transpose(1, 0, 2, 3))
 
     #: 3x3 and 5x5 convolutions at stride 1 (dilation 1, one group) with at least
     #: WINOGRAD_CPU_MIN_CHANNELS[kernel] input and output channels and WINOGRAD_CPU_MIN_TILES output
@@ -187,21 +253,34 @@ class Conv2d(Function):
         workspace = _memory.empty(self.workspace_bytes, numpy.uint8) if rebuild else self.workspace
         grad_input = _memory.empty(self.x_shape, grad.dtype) if need_input else None
         grad_weight_t = numpy.zeros((groups, group_rows, K // groups), grad.dtype) if need_weight else None
+        if need_weight and self.blocked:  # (C (R+1) (S+1), 4 K)
+            grad_weight_blocks = numpy.zeros((group_channels * (R + 1) * (S + 1), 4 * K), grad.dtype)
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
         weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
         wide = self.stride == (1, 1) and _all_finite(self.weight)
-        grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8) if self.chunk > 1 else None
+        # The blocked backward-data multiplies the gradient by the blocked weight's zeros too: it needs
+        # a finite one (and a finite weight, as the wide path).
+        blocked_input = need_input and self.blocked and wide and _all_finite(grad)
+        # The blocked products take the gradient in blocks; the others in the layout of the forward's
+        # GEMM output, (G, K/G, n*P*Q) (one image's gradient has it).
+        by_columns = (need_weight and not self.blocked) or (need_input and not blocked_input)
+        if by_columns and self.chunk > 1:
+            grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8)
         for start, stop in self._chunks(N):
             columns = (stop - start) * P * Q
-            # (G, K/G, n*P*Q), the layout of the forward's GEMM output (one image's gradient has it).
-            if stop - start == 1:
+            if by_columns and stop - start == 1:
                 grad_kn = numpy.ascontiguousarray(grad[start:stop]).reshape(groups, K // groups, columns)
-            else:
+            elif by_columns:
                 grad_kn = _view(grad_knpq, (groups, K // groups, columns), grad.dtype)
                 numpy.copyto(grad_kn.reshape(K, stop - start, P, Q), grad[start:stop].transpose(1, 0, 2, 3))
-            if need_bias:
+            if need_bias and by_columns:  # contiguous rows sum faster
                 grad_bias += grad_kn.reshape(K, columns).sum(axis=1)
-            if need_weight:
+            elif need_bias:
+                grad_bias += grad[start:stop].sum(axis=(0, 2, 3))
+            if need_weight and self.blocked:
+                x = self.x[start:stop] if rebuild else None
+                grad_weight_blocks += self._grad_weight_blocked(grad[start:stop], workspace, x)
+            elif need_weight:
                 if rebuild:
                     cols = self._im2col(self.x[start:stop], P, Q, workspace).reshape(groups, group_rows, columns)
                 else:
@@ -209,13 +288,18 @@ class Conv2d(Function):
                 # As dW^T = cols @ dy^T: for small K the (C*R*S, K) product runs up to twice as fast in BLAS.
                 grad_weight_t += numpy.matmul(cols, grad_kn.swapaxes(1, 2))
             if need_input:  # dcols overwrites cols, which backward-filter has used
-                if wide:
+                if blocked_input:
+                    self._col2im_blocked(grad[start:stop], P, Q, workspace, grad_input[start:stop])
+                elif wide:
                     self._col2im_wide(weight_t, grad_kn, P, Q, workspace, grad_input[start:stop])
                 else:
                     grad_cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
                     numpy.matmul(weight_t, grad_kn, out=grad_cols)
                     self._col2im(grad_cols.reshape(C, R, S, stop - start, P, Q), grad_input[start:stop])
-        grad_weight = None if grad_weight_t is None else grad_weight_t.swapaxes(1, 2).reshape(self.weight.shape)
+        if need_weight and self.blocked:
+            grad_weight = _unblocked_grad_weight(grad_weight_blocks, R, S)
+        else:
+            grad_weight = None if grad_weight_t is None else grad_weight_t.swapaxes(1, 2).reshape(self.weight.shape)
         self.release()
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
 
@@ -446,26 +530,33 @@ class Conv2d(Function):
 
     # ----------------------------------------------------------------- im2col / col2im
     def _im2col(self, x, P: int, Q: int, workspace):
-        """cols (C, R, S, n, P, Q), in ``workspace``: x_padded[i, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, i, p, q]
-        for the n images of ``x``."""
-        N, C, H, W = x.shape
+        """The columns of the n images of ``x`` for a P x Q output, in ``workspace``: (C, R, S, n, P, Q),
+        or with ``blocked`` those of an (R+1) x (S+1) kernel at stride 2 over the 2x2 blocks of outputs,
+        (C, R+1, S+1, n, ceil(P/2), ceil(Q/2)) (the padding grows by one row or column where P or Q is odd)."""
         R, S = self.weight.shape[2:]
-        top, bottom, left, right = self.pads
-        padded = x  # any strides: the view below is built from them
-        if any(self.pads):
-            padded = _memory.zeros((N, C, H + top + bottom, W + left + right), x.dtype)
-            padded[:, :, top : top + H, left : left + W] = x
-        stride_n, stride_c, stride_h, stride_w = padded.strides
-        (sh, sw), (dh, dw) = self.stride, self.dilation
-        windows = as_strided(
-            padded,
-            shape=(C, R, S, N, P, Q),
-            strides=(stride_c, dh * stride_h, dw * stride_w, stride_n, sh * stride_h, sw * stride_w),
-            writeable=False,
-        )
-        cols = _view(workspace, (C, R, S, N, P, Q), x.dtype)
-        numpy.copyto(cols, windows)
-        return cols
+        if self.blocked:
+            (top, bottom, left, right), (P2, Q2) = self.pads, _halves(P, Q)
+            pads = (top, bottom + 2 * P2 - P, left, right + 2 * Q2 - Q)
+            return _gather_windows(x, (R + 1, S + 1), (2, 2), (1, 1), pads, P2, Q2, workspace)
+        return _gather_windows(x, (R, S), self.stride, self.dilation, self.pads, P, Q, workspace)
+
+    def _grad_weight_blocked(self, grad, workspace, x):
+        """The (C (R+1) (S+1), 4 K) weight gradient of the 2x2-block product for the n images of grad
+        (n, K, P, Q): cols @ dy_blocks^T, the columns rebuilt from ``x`` unless it is None."""
+        n, K, P, Q = grad.shape
+        P2, Q2 = _halves(P, Q)
+        C, R, S = self.x_shape[1], self.weight.shape[2], self.weight.shape[3]
+        taps = C * (R + 1) * (S + 1)
+        if x is None:
+            cols = _view(workspace, (taps, n * P2 * Q2), grad.dtype)
+        else:
+            cols = self._im2col(x, P, Q, workspace).reshape(taps, n * P2 * Q2)
+        odd = P % 2 or Q % 2  # the blocks' outputs past P or Q count as 0
+        grad_blocks = (_memory.zeros if odd else _memory.empty)((2, 2, K, n, P2, Q2), grad.dtype)
+        for i, j in _BLOCK_OFFSETS:
+            numpy.copyto(grad_blocks[i, j, :, :, : (P - i + 1) // 2, : (Q - j + 1) // 2],
+                         grad[:, :, i::2, j::2].transpose(1, 0, 2, 3))
+        return numpy.matmul(cols, grad_blocks.reshape(4 * K, n * P2 * Q2).T)
 
     def _col2im(self, grad_cols, out):
         """The adjoint of _im2col: grad_cols (C, R, S, n, P, Q) -> out, the (n, C, H, W) input gradient,
@@ -490,6 +581,47 @@ class Conv2d(Function):
                     taps += grad_cols[:, r, s]
         if any(self.pads):
             numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W])
+
+    def _col2im_blocked(self, grad, P: int, Q: int, workspace, out):
+        """Backward-data on the 2x2-block columns, for a finite weight and gradient: grad (n, K, P, Q)
+        -> out, the (n, C, H, W) input gradient.
+
+        dcols = blocked_weight^T @ dy_blocks gives, per block, what each tap (r, s) of its
+        (R+1) x (S+1) window receives, at padded pixel (2p + r, 2q + s). The padded gradient is kept
+        as its four stride-2 phases (row parity a, column parity b), where that pixel is (p + r//2,
+        q + s//2) of phase (r % 2, s % 2): with the block rows widened to Q2 + S//2 columns (zeros
+        past Q2, as ``_col2im_wide`` does), the taps of one window row and column parity add as
+        contiguous shifted rows, and each sum into its phase as one block of rows. The phases are
+        then interleaved into ``out``."""
+        n, K = grad.shape[:2]
+        C, H, W = self.x_shape[1:]
+        R, S = self.weight.shape[2:]
+        top, left = self.pads[0], self.pads[2]
+        (P2, Q2), width = _halves(P, Q), _halves(P, Q)[1] + S // 2
+        grad_blocks = _memory.zeros((2, 2, K, n, P2, width), grad.dtype)  # past P, Q and the wide columns: 0
+        for i, j in _BLOCK_OFFSETS:
+            numpy.copyto(grad_blocks[i, j, :, :, : (P - i + 1) // 2, : (Q - j + 1) // 2],
+                         grad[:, :, i::2, j::2].transpose(1, 0, 2, 3))
+        span = n * P2 * width
+        grad_cols = _view(workspace, (C, R + 1, S + 1, span), grad.dtype)
+        numpy.matmul(_blocked_weight(self.weight).T, grad_blocks.reshape(4 * K, span),
+                     out=grad_cols.reshape(C * (R + 1) * (S + 1), span))
+        del grad_blocks
+        phases = _memory.zeros((2, 2, C, n, P2 + R // 2, width), grad.dtype)
+        row_sum = _memory.empty((C, span + S // 2), grad.dtype)
+        for r in range(R + 1):
+            for b in range(2):
+                row_sum[:, :span] = grad_cols[:, r, b]
+                row_sum[:, span:] = 0
+                for s in range(b + 2, S + 1, 2):
+                    row_sum[:, s // 2 : s // 2 + span] += grad_cols[:, r, s]
+                phases[r % 2, b, :, :, r // 2 : r // 2 + P2] += row_sum[:, :span].reshape(C, n, P2, width)
+        out_cn = out.transpose(1, 0, 2, 3)
+        for a, b in _BLOCK_OFFSETS:  # padded row 2i + a is input row 2i + a - top
+            first_row, first_column = (a - top) % 2, (b - left) % 2
+            i, j = (first_row + top) // 2, (first_column + left) // 2
+            rows, columns = (H - first_row + 1) // 2, (W - first_column + 1) // 2
+            numpy.copyto(out_cn[:, :, first_row::2, first_column::2], phases[a, b, :, :, i : i + rows, j : j + columns])
 
     def _col2im_wide(self, weight_t, grad_kn, P: int, Q: int, workspace, out):
         """Backward-data for stride 1 on wide rows: weight_t (G, C/G*R*S, K/G), grad_kn (G, K/G, n*P*Q)
@@ -527,6 +659,55 @@ class Conv2d(Function):
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
         numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
+
+
+def _gather_windows(x, kernel, stride, dilation, pads, P: int, Q: int, workspace):
+    """im2col: the (C, R, S, n, P, Q) columns x_padded[i, c, p*sh + r*dh, q*sw + s*dw] at [c, r, s, i, p, q]
+    of the n images of ``x`` for an R x S kernel, in ``workspace``; pads (top, bottom, left, right)."""
+    N, C, H, W = x.shape
+    R, S = kernel
+    top, bottom, left, right = pads
+    padded = x  # any strides: the view below is built from them
+    if any(pads):
+        padded = _memory.zeros((N, C, H + top + bottom, W + left + right), x.dtype)
+        padded[:, :, top : top + H, left : left + W] = x
+    stride_n, stride_c, stride_h, stride_w = padded.strides
+    (sh, sw), (dh, dw) = stride, dilation
+    windows = as_strided(
+        padded,
+        shape=(C, R, S, N, P, Q),
+        strides=(stride_c, dh * stride_h, dw * stride_w, stride_n, sh * stride_h, sw * stride_w),
+        writeable=False,
+    )
+    cols = _view(workspace, (C, R, S, N, P, Q), x.dtype)
+    numpy.copyto(cols, windows)
+    return cols
+
+
+_BLOCK_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def _halves(P: int, Q: int) -> tuple[int, int]:
+    """The 2x2 blocks of a P x Q output, down and across."""
+    return -(-P // 2), -(-Q // 2)
+
+
+def _blocked_weight(weight):
+    """(4 K, C (R+1) (S+1)): row (i*2 + j)*K + k holds weight[k] at offset (i, j) of an (R+1) x (S+1)
+    window, zeros elsewhere: the weight of output (2p + i, 2q + j) on the window of block (p, q)."""
+    K, C, R, S = weight.shape
+    blocked = numpy.zeros((2, 2, K, C, R + 1, S + 1), weight.dtype)
+    for i, j in _BLOCK_OFFSETS:
+        blocked[i, j, :, :, i : i + R, j : j + S] = weight
+    return blocked.reshape(4 * K, C * (R + 1) * (S + 1))
+
+
+def _unblocked_grad_weight(grad_blocks, R: int, S: int):
+    """The adjoint of _blocked_weight: (C (R+1) (S+1), 4 K) -> the (K, C, R, S) weight gradient."""
+    K = grad_blocks.shape[1] // 4
+    blocks = grad_blocks.reshape(-1, R + 1, S + 1, 2, 2, K)
+    total = sum(blocks[:, i : i + R, j : j + S, i, j] for i, j in _BLOCK_OFFSETS)
+    return numpy.ascontiguousarray(total.transpose(3, 0, 1, 2))
 
 
 def _all_finite(array) -> bool:

@@ -62,11 +62,19 @@ def conv_configs(draw):
     )
 
 
+def blocks_everywhere(patch):
+    """The cpu takes the 2x2-block products (Conv2d.BLOCKED_CPU_RULE) wherever the layer allows them
+    (stride 1, dilation 1, one group, finite input), whatever its kernel, channels and size."""
+    patch.setattr(Conv2d, "BLOCKED_CPU_RULE", ((4.0, 1 << 30),))
+    patch.setattr(Conv2d, "BLOCKED_CPU_MIN_MACS", 0)
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own zero-padded copy
 @pytest.mark.parametrize("chunks_of_one_image", [False, True])
+@pytest.mark.parametrize("blocked", [False, True])
 @settings(max_examples=150, deadline=None)
 @given(config=conv_configs(), seed=st.integers(0, 2**31))
-def test_random_configs_match_torch(chunks_of_one_image, config, seed):
+def test_random_configs_match_torch(chunks_of_one_image, blocked, config, seed):
     N, C, K, H, W, groups = (config[k] for k in ("N", "C", "K", "H", "W", "groups"))
     (R, S), stride, padding, dilation = config["kernel"], config["stride"], config["padding"], config["dilation"]
     stride_hw, dilation_hw = _shapes.pair(stride, "", "", 1), _shapes.pair(dilation, "", "", 1)
@@ -81,6 +89,8 @@ def test_random_configs_match_torch(chunks_of_one_image, config, seed):
         if chunks_of_one_image:  # the cpu then goes image by image, rebuilding the columns in backward
             patch.setattr(Conv2d, "SPLIT_BYTES", 0)
             patch.setattr(Conv2d, "CHUNK_BYTES", 1)
+        if blocked:
+            blocks_everywhere(patch)
         check_against_torch(
             lambda x, w, b=None: conv2d(x, w, b, stride, padding, dilation, groups),
             lambda x, w, b=None: reference(x, w, b, groups),
@@ -490,6 +500,123 @@ def test_winograd_leaves_non_finite_values_to_im2col(winograd_everywhere, rng, w
     tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
     y = conv2d(*tensors)
     assert (y._creator.winograd is None) == (where != "upstream")
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    expected = F.conv2d(*references)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    assert_close(y, expected.detach(), atol=ATOL)
+    for tensor, reference in zip(tensors, references):
+        assert_close(tensor.grad, reference.grad, atol=ATOL)
+
+
+BLOCKED_SHAPES = [  # (x shape, weight shape, pads (top, bottom, left, right))
+    ((2, 3, 6, 8), (4, 3, 3, 3), (1, 1, 1, 1)),  # even outputs
+    ((3, 2, 7, 5), (5, 2, 3, 3), (1, 1, 1, 1)),  # odd outputs: the last blocks are half outside
+    ((1, 4, 9, 9), (3, 4, 5, 5), (2, 2, 2, 2)),  # one image, odd
+    ((2, 3, 8, 11), (2, 3, 5, 3), (0, 3, 2, 1)),  # asymmetric pads, a 5x3 kernel
+    ((2, 2, 5, 6), (3, 2, 2, 4), (0, 0, 0, 0)),  # no padding, even kernel sides
+    ((1, 1, 3, 3), (2, 1, 3, 3), (0, 0, 0, 0)),  # a single output pixel
+    ((2, 2, 4, 4), (2, 2, 7, 7), (3, 3, 3, 3)),  # the kernel larger than the input
+]
+
+
+def _blocked_conv(pads):
+    def conv(x, w, b=None):
+        function = Conv2d((1, 1), pads, (1, 1), 1)
+        y = function.apply(*[t for t in (x, w, b) if t is not None])
+        assert function.blocked
+        return y
+
+    return conv
+
+
+@pytest.mark.parametrize("chunks_of_one_image", [False, True])
+@pytest.mark.parametrize("x_shape, w_shape, pads", BLOCKED_SHAPES)
+def test_blocked_matches_torch_in_float64(monkeypatch, rng, x_shape, w_shape, pads, chunks_of_one_image):
+    blocks_everywhere(monkeypatch)
+    if chunks_of_one_image:  # backward rebuilds each image's block columns
+        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = _blocked_conv(pads)(*tensors)
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    top, bottom, left, right = pads
+    expected = F.conv2d(F.pad(references[0], (left, right, top, bottom)), *references[1:])
+    upstream = rng.standard_normal(expected.shape)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    assert_close(y, expected.detach(), atol=1e-10)
+    for tensor, reference in zip(tensors, references):
+        assert_close(tensor.grad, reference.grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, pads", BLOCKED_SHAPES[1:4])
+def test_blocked_gradients_match_central_differences(monkeypatch, rng, x_shape, w_shape, pads):
+    blocks_everywhere(monkeypatch)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
+    check_gradients(_blocked_conv(pads), *arrays)
+
+
+def test_blocked_float32_on_a_layer_that_takes_it_by_default(rng):
+    """ConvNetJS's conv2 at batch 4: 20 output channels, a 5x5 kernel and 5 million multiply-adds."""
+    x = rng.standard_normal((4, 16, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((20, 16, 5, 5)) / np.sqrt(16 * 25)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = conv2d(*tensors, padding=2)
+    assert y._creator.blocked
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    expected = F.conv2d(*references, padding=2)
+    upstream = rng.standard_normal(expected.shape).astype(np.float32)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    for ours, reference in zip([y] + [t.grad for t in tensors], [expected.detach()] + [r.grad for r in references]):
+        assert ours.dtype == np.float32
+        assert_close(ours, reference, atol=ATOL)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, takes", [
+    ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), True),  # ConvNetJS conv2
+    ((32, 3, 32, 32), (10, 3, 5, 5), dict(padding=2), True),  # the lecture's layer
+    ((32, 16, 16, 16), (48, 16, 5, 5), dict(padding=2), True),
+    ((32, 16, 16, 16), (64, 16, 5, 5), dict(padding=2), False),
+    ((32, 16, 16, 16), (32, 16, 7, 7), dict(padding=3), True),
+    ((32, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), True),
+    ((32, 16, 32, 32), (24, 16, 3, 3), dict(padding=1), False),  # 3x3 pays 1.78 times the multiply-adds
+    ((32, 16, 32, 32), (16, 16, 2, 2), dict(), False),  # 2x2: 2.25 times
+    ((32, 16, 32, 32), (16, 16, 1, 1), dict(), False),
+    ((32, 1, 7, 7), (1, 1, 3, 3), dict(), False),  # 7,200 multiply-adds: the extra calls cost more
+    ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2, stride=2), False),
+    ((32, 16, 16, 16), (20, 8, 5, 5), dict(padding=2, groups=2), False),
+    ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=4, dilation=2), False),
+])
+def test_blocked_rule(x_shape, w_shape, kwargs, takes):
+    stride, dilation = (_shapes.pair(kwargs.get(name, 1), name, "", 1) for name in ("stride", "dilation"))
+    pads = _shapes.conv_padding(kwargs.get("padding", 0), x_shape[2:], w_shape[2:], stride, dilation, "")
+    function = Conv2d(stride, pads, dilation, kwargs.get("groups", 1))
+    P = _shapes.output_size(x_shape[2], w_shape[2], stride[0], pads[0], pads[1], dilation[0])
+    Q = _shapes.output_size(x_shape[3], w_shape[3], stride[1], pads[2], pads[3], dilation[1])
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    assert function._blocked_on_cpu(x, w, P, Q) == takes
+    x[-1, -1, -1, -1] = np.nan
+    assert not function._blocked_on_cpu(x, w, P, Q)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0, as meant
+@pytest.mark.parametrize("where", ["input", "weight", "upstream"])
+def test_blocked_leaves_non_finite_values_to_the_plain_columns(monkeypatch, rng, where):
+    """The blocks' zero weights multiply every input of a window and every upstream gradient of a
+    block: an inf or NaN input takes the plain columns, an inf or NaN upstream gradient the wide
+    backward-data, an inf or NaN weight the plain one."""
+    blocks_everywhere(monkeypatch)
+    x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)  # no padding, as in test_non_finite_weight_gradients
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    upstream = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    {"input": x, "weight": w, "upstream": upstream}[where][1, 1, 2, 2] = np.inf
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
+    y = conv2d(*tensors)
+    assert y._creator.blocked == (where != "input")
     references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
     expected = F.conv2d(*references)
     y.backward(upstream)

@@ -597,7 +597,8 @@ class Conv2d(Function):
         C, H, W = self.x_shape[1:]
         R, S = self.weight.shape[2:]
         top, left = self.pads[0], self.pads[2]
-        (P2, Q2), width = _halves(P, Q), _halves(P, Q)[1] + S // 2
+        P2, Q2 = _halves(P, Q)
+        width = Q2 + S // 2
         grad_blocks = _memory.zeros((2, 2, K, n, P2, width), grad.dtype)  # past P, Q and the wide columns: 0
         for i, j in _BLOCK_OFFSETS:
             numpy.copyto(grad_blocks[i, j, :, :, : (P - i + 1) // 2, : (Q - j + 1) // 2],

@@ -509,6 +509,25 @@ def test_winograd_leaves_non_finite_values_to_im2col(winograd_everywhere, rng, w
         assert_close(tensor.grad, reference.grad, atol=ATOL)
 
 
+@pytest.mark.parametrize("transposed_max", [0, 1 << 40])
+@pytest.mark.parametrize("groups, chunks_of_one_image", [(1, False), (2, True)])
+def test_weight_gradient_both_products(monkeypatch, rng, transposed_max, groups, chunks_of_one_image):
+    """dW as dy @ cols^T, in the weight's layout, and as cols @ dy^T copied into it: both C-contiguous
+    (an optimizer's elementwise update on a transposed view runs 25 times slower)."""
+    monkeypatch.setattr(Conv2d, "TRANSPOSED_FILTER_MAX", transposed_max)
+    if chunks_of_one_image:
+        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
+    x, w = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 4 // groups, 3, 2))
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
+    conv2d(*tensors, stride=2, padding=1, groups=groups).sum().backward()
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    F.conv2d(*references, stride=2, padding=1, groups=groups).sum().backward()
+    assert tensors[1].grad.numpy().flags.c_contiguous
+    for tensor, reference in zip(tensors, references):
+        assert_close(tensor.grad, reference.grad, atol=1e-10)
+
+
 BLOCKED_SHAPES = [  # (x shape, weight shape, pads (top, bottom, left, right))
     ((2, 3, 6, 8), (4, 3, 3, 3), (1, 1, 1, 1)),  # even outputs
     ((3, 2, 7, 5), (5, 2, 3, 3), (1, 1, 1, 1)),  # odd outputs: the last blocks are half outside

@@ -83,17 +83,20 @@ def tiles(P: int, Q: int, kernel: int) -> tuple[int, int]:
     return -(-P // m), -(-Q // m)
 
 
-def transform_filter(weight):
-    """U = G g G^T for each (k, c) of weight (K, C, r, r): (36, K, C)."""
+def transform_filter(weight, flipped: bool = False):
+    """U = G g G^T for each (k, c) of weight (K, C, r, r): (36, K, C). ``flipped``: of each kernel
+    flipped in both axes, which reverses its r*r taps, so G x G's columns are taken in reverse."""
     K, C, kernel = weight.shape[:3]
     U = _memory.empty((PATCH * PATCH, K, C), weight.dtype)
-    numpy.matmul(_matrices(kernel, weight.dtype)[1], numpy.ascontiguousarray(weight).reshape(K * C, kernel * kernel).T,
+    GK = _matrices(kernel, weight.dtype)[1]
+    numpy.matmul(GK[:, ::-1] if flipped else GK, numpy.ascontiguousarray(weight).reshape(K * C, kernel * kernel).T,
                  out=U.reshape(PATCH * PATCH, K * C))
     return U
 
 
 def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int):
-    """x (N, C, H, W), U (36, K, C) from ``transform_filter`` of a kernel x kernel weight, bias (K,) or
+    """x (N, C, H, W), U (36, K, C) from ``transform_filter`` of a kernel x kernel weight (or a view of
+    one with its last two axes swapped: each U[xi] is read as BLAS's transposed operand), bias (K,) or
     None, pads (top, bottom, left, right), each >= 0 -> (y (N, K, P, Q), V (36, C, T), the transformed
     input)."""
     N, C, H, W = x.shape
@@ -162,10 +165,12 @@ def grad_weight(grad, V, C: int, kernel: int):
 
 def grad_input(grad, weight, pads: tuple[int, int, int, int]):
     """dx (N, C, H, W): ``forward`` on grad (N, K, P, Q) with the weight flipped and its channel axes
-    swapped, grad padded by kernel - 1 - pad (cropped where a pad passes kernel - 1)."""
+    swapped, grad padded by kernel - 1 - pad (cropped where a pad passes kernel - 1). The flip is taken
+    in the transform and the swap by the products (``forward``), so the weight is never copied: a
+    512x512 3x3 weight's transposing copy took 3.6 ms."""
     kernel = weight.shape[2]
     crop_top, crop_bottom, crop_left, crop_right = (max(0, pad - (kernel - 1)) for pad in pads)
     P, Q = grad.shape[2:]
     grad = grad[:, :, crop_top : P - crop_bottom, crop_left : Q - crop_right]
-    flipped = transform_filter(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    flipped = transform_filter(weight, flipped=True).swapaxes(1, 2)  # (36, C, K)
     return forward(grad, flipped, None, tuple(max(0, kernel - 1 - pad) for pad in pads), kernel)[0]

@@ -528,6 +528,46 @@ def test_weight_gradient_both_products(monkeypatch, rng, transposed_max, groups,
         assert_close(tensor.grad, reference.grad, atol=1e-10)
 
 
+@pytest.mark.parametrize("chunks_of_one_image", [False, True])
+@pytest.mark.parametrize("x_shape, w_shape, pads, groups", [
+    ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1, 1, 1), 1),  # ResNet's downsampling 3x3
+    ((3, 2, 9, 7), (5, 2, 3, 3), (1, 1, 1, 1), 1),  # odd sizes
+    ((1, 4, 11, 10), (6, 2, 5, 4), (2, 1, 0, 3), 2),  # asymmetric pads, even kernel side, groups
+    ((2, 3, 7, 7), (2, 3, 1, 1), (0, 0, 0, 0), 1),  # 1x1: the strided copy
+    ((2, 2, 6, 9), (3, 2, 7, 7), (3, 3, 3, 3), 1),  # a kernel larger than the input
+    ((1, 1, 4, 5), (1, 1, 2, 3), (0, 1, 1, 0), 1),
+    ((2, 3, 8, 7), (2, 3, 2, 2), (0, 0, 0, 0), 1),  # rows and columns past the last window
+])
+def test_stride_2_backward_data_by_phases(monkeypatch, rng, x_shape, w_shape, pads, groups, chunks_of_one_image):
+    """Stride-2 backward-data sums the taps into the padded gradient's four stride-2 phases (however
+    small the layer; a 1x1 kernel keeps the strided copy)."""
+    monkeypatch.setattr(Conv2d, "PHASES_MIN_VALUES", 0)
+    monkeypatch.setattr(Conv2d, "PHASES_WIDENING", 0)
+    if chunks_of_one_image:
+        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
+    calls, original = [], Conv2d._col2im_phases
+
+    def spy(self, *args):
+        calls.append(args)
+        return original(self, *args)
+
+    monkeypatch.setattr(Conv2d, "_col2im_phases", spy)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
+    y = Conv2d((2, 2), pads, (1, 1), groups).apply(*tensors)
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    top, bottom, left, right = pads
+    expected = F.conv2d(F.pad(references[0], (left, right, top, bottom)), references[1], stride=2, groups=groups)
+    upstream = rng.standard_normal(expected.shape)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    assert bool(calls) == (w_shape[2] * w_shape[3] > 1)
+    assert_close(y, expected.detach(), atol=1e-10)
+    for tensor, reference in zip(tensors, references):
+        assert_close(tensor.grad, reference.grad, atol=1e-10)
+
+
 BLOCKED_SHAPES = [  # (x shape, weight shape, pads (top, bottom, left, right))
     ((2, 3, 6, 8), (4, 3, 3, 3), (1, 1, 1, 1)),  # even outputs
     ((3, 2, 7, 5), (5, 2, 3, 3), (1, 1, 1, 1)),  # odd outputs: the last blocks are half outside

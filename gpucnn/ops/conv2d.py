@@ -108,7 +108,8 @@ class Conv2d(Function):
         P = _shapes.output_size(H, R, self.stride[0], top, bottom, self.dilation[0])
         Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
         self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
-        # Per image: room for cols (C*R*S, P*Q) and, with stride 1, for backward's wide dcols (C*R*S, P*Wp).
+        # Per image: room for cols (C*R*S, P*Q) and for backward's dcols, whose rows are widened to Wp
+        # with stride 1 and by (S-1)//2 with stride 2.
         row = {(1, 1): W + left + right, (2, 2): Q + (S - 1) // 2}.get(self.stride, Q)
         image_bytes = C * R * S * P * row * x.dtype.itemsize
         self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
@@ -281,18 +282,10 @@ class Conv2d(Function):
                                     (groups, K // groups, group_rows), grad.dtype)
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
         weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
-        # The wide rows (stride 1) and the phases (stride 2) multiply the weight by zero columns: they
-        # need it finite.
-        finite_weight = self.stride in ((1, 1), (2, 2)) and _all_finite(self.weight)
-        wide = finite_weight and self.stride == (1, 1)
-        phased = (finite_weight and self.stride == (2, 2) and self.dilation == (1, 1) and R * S > 1
-                  and self.PHASES_WIDENING * ((S - 1) // 2) <= Q and group_rows * groups * self.chunk * P * Q >= self.PHASES_MIN_VALUES)
-        # The blocked backward-data multiplies the gradient by the blocked weight's zeros too: it needs
-        # a finite one (and a finite weight, as the wide path).
-        blocked_input = need_input and self.blocked and wide and _all_finite(grad)
+        data_path = self._data_path(grad, P, Q) if need_input else None
         # The blocked products take the gradient in blocks; the others in the layout of the forward's
         # GEMM output, (G, K/G, n*P*Q) (one image's gradient has it).
-        by_columns = (need_weight and not self.blocked) or (need_input and not blocked_input)
+        by_columns = (need_weight and not self.blocked) or data_path not in (None, "blocked")
         if by_columns and self.chunk > 1:
             grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8)
         for start, stop in chunks:
@@ -319,11 +312,11 @@ class Conv2d(Function):
                 else:
                     _add_product(grad_kn, cols.swapaxes(1, 2), grad_weight_g, only)
             if need_input:  # dcols overwrites cols, which backward-filter has used
-                if blocked_input:
+                if data_path == "blocked":
                     self._col2im_blocked(grad[start:stop], P, Q, workspace, grad_input[start:stop])
-                elif wide:
+                elif data_path == "wide":
                     self._col2im_wide(weight_t, grad_kn, P, Q, workspace, grad_input[start:stop])
-                elif phased:
+                elif data_path == "phases":
                     self._col2im_stride2(weight_t, grad_kn, P, Q, workspace, grad_input[start:stop])
                 else:
                     grad_cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
@@ -339,6 +332,22 @@ class Conv2d(Function):
             grad_weight = grad_weight_g.reshape(self.weight.shape)
         self.release()
         return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
+
+    def _data_path(self, grad, P: int, Q: int) -> str:
+        """How backward-data goes: "blocked" (``_col2im_blocked``), "wide" (``_col2im_wide``),
+        "phases" (``_col2im_stride2``) or "plain" (``_col2im``). The first three multiply the weight
+        by zero columns, and "blocked" also the gradient by the blocked weight's zeros: an inf or NaN
+        there would make NaN where nothing is added, so they need them finite."""
+        R, S = self.weight.shape[2:]
+        if self.stride not in ((1, 1), (2, 2)) or not _all_finite(self.weight):
+            return "plain"
+        if self.stride == (1, 1):
+            return "blocked" if self.blocked and _all_finite(grad) else "wide"
+        dcols = self.weight[0].size * self.groups * self.chunk * P * Q  # C*R*S*n*P*Q
+        if (self.dilation == (1, 1) and R * S > 1 and self.PHASES_WIDENING * ((S - 1) // 2) <= Q
+                and dcols >= self.PHASES_MIN_VALUES):
+            return "phases"
+        return "plain"
 
     def release(self) -> None:
         """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from, and
@@ -687,7 +696,8 @@ class Conv2d(Function):
             first_row, first_column = (a - top) % 2, (b - left) % 2
             i, j = (first_row + top) // 2, (first_column + left) // 2
             height, breadth = (H - first_row + 1) // 2, (W - first_column + 1) // 2
-            numpy.copyto(out_cn[:, :, first_row::2, first_column::2], phases[a, b, :, :, i : i + height, j : j + breadth])
+            numpy.copyto(out_cn[:, :, first_row::2, first_column::2],
+                         phases[a, b, :, :, i : i + height, j : j + breadth])
 
     def _col2im_wide(self, weight_t, grad_kn, P: int, Q: int, workspace, out):
         """Backward-data for stride 1 on wide rows: weight_t (G, C/G*R*S, K/G), grad_kn (G, K/G, n*P*Q)

@@ -21,10 +21,12 @@ over all layers timed (the headline number). A layer is timed again when other p
 over 10 % of the CPU meanwhile (a shared machine); the table shows that share and warns when it stayed
 high. PyTorch runs with as many threads as NumPy's BLAS uses; both counts are recorded.
 
-GEMM bound: a third block per layer times only the three BLAS products of gpucnn's im2col step, with
-their shapes and operand layouts, on ready data (``make_gemm_step``). ``torch / GEMMs`` is the ratio
-im2col would reach if its memory passes took no time: the bound of an im2col + BLAS design on this
-machine. Layers that take Winograd (``gpucnn/ops/winograd.py``) run other products, and can pass it.
+GEMM bound: a third block per layer times only the three BLAS products of gpucnn's plain im2col step,
+with their shapes and operand layouts, on ready data (``make_gemm_step``). ``torch / GEMMs`` is the
+ratio the plain columns would reach if their memory passes took no time. Layers that take Winograd
+(``gpucnn/ops/winograd.py``) or the 2x2-block products (``Conv2d.BLOCKED_CPU_RULE``) run other
+products and can pass it; stride-2 layers whose backward-data goes by phases (``Conv2d.PHASES_*``)
+run it on rows up to an eighth wider.
 
 Peak memory (skipped with ``--no-memory``): for each layer and library, a fresh Python process
 (``--memory-probe``) that imports only that library runs one step of a small conv (each library's
@@ -130,13 +132,16 @@ def make_step(library: str, layer: Conv, batch: int, seed: int = 0):
 
 
 def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
-    """The three BLAS products of gpucnn's im2col conv2d step on ``layer``, alone: the same shapes and
-    operand layouts as ``Conv2d.forward_cpu``/``backward_cpu`` take in one go (no chunks), on random
-    data, without im2col, col2im or any other memory pass. Its time bounds what any im2col + BLAS
-    design can reach on this machine.
+    """The three BLAS products of gpucnn's plain im2col conv2d step on ``layer``, alone: the same shapes
+    and operand layouts as ``Conv2d.forward_cpu``/``backward_cpu`` take in one go (no chunks), on
+    random data, without im2col, col2im or any other memory pass. Its time bounds what the plain
+    columns can reach on this machine.
 
-    forward W (K, CRS) @ cols (CRS, NPQ); backward-filter cols @ dy^T with dy (K, NPQ); backward-data
-    W^T @ dy, where with stride 1 dy has the padded width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
+    forward W (K, CRS) @ cols (CRS, NPQ); backward-filter cols @ dy^T with dy (K, NPQ), or dy @ cols^T
+    past ``Conv2d.TRANSPOSED_FILTER_MAX``; backward-data W^T @ dy, where with stride 1 dy has the
+    padded width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
+    from gpucnn.ops.conv2d import Conv2d
+
     rng = numpy.random.default_rng(seed)
     K, C, R, P = layer.out_channels, layer.in_channels, layer.kernel, layer.output_size()
     columns = batch * P * P
@@ -148,9 +153,11 @@ def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
     y = numpy.empty((K, columns), numpy.float32)
     grad_cols = numpy.empty((C * R * R, data_columns), numpy.float32)
 
+    transposed = K * C * R * R <= Conv2d.TRANSPOSED_FILTER_MAX
+
     def step():
         numpy.matmul(weight, cols, out=y)
-        numpy.matmul(cols, grad.T)
+        numpy.matmul(cols, grad.T) if transposed else numpy.matmul(grad, cols.T)
         numpy.matmul(weight.T, grad_data, out=grad_cols)
 
     return step

@@ -70,13 +70,18 @@ def test_least_median_keeps_each_contenders_fastest_round():
     assert least_median(rounds) == dict(gpucnn=2.5, torch=2.0)
 
 
+@pytest.mark.parametrize("transposed_filter_max", [1 << 18, 0])
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
-def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, stride, padding):
-    """The GEMM-bound block runs the BLAS products a gpucnn cpu step runs: same shapes, same operand layouts."""
+def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, stride, padding, transposed_filter_max):
+    """The GEMM-bound block runs the BLAS products a gpucnn cpu step on the plain columns runs: same
+    shapes, same operand layouts (the weight gradient's product either way round)."""
     import numpy
 
     from bench.conv2d import make_gemm_step, make_step
     from bench.suites import Conv
+    from gpucnn.ops.conv2d import Conv2d
+
+    monkeypatch.setattr(Conv2d, "TRANSPOSED_FILTER_MAX", transposed_filter_max)
 
     layer = Conv("case", 3, 4, 6, 9, 3, stride, padding)
     products, matmul = [], numpy.matmul

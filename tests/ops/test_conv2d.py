@@ -399,27 +399,27 @@ WINOGRAD_SHAPES = [  # (x shape, (K, C), pads (top, bottom, left, right))
 ]
 
 
-def _winograd_conv(pads):
+def _conv_on_path(pads, path, stride=(1, 1), groups=1):
+    """conv2d through the Function with explicit pads (top, bottom, left, right), checking that the cpu
+    took ``path``: "winograd", "blocked" or None (any)."""
+
     def conv(x, w, b=None):
-        function = Conv2d((1, 1), pads, (1, 1), 1)
+        function = Conv2d(stride, pads, (1, 1), groups)
         y = function.apply(*[t for t in (x, w, b) if t is not None])
-        assert function.winograd is not None
+        assert path is None or {"winograd": function.winograd is not None, "blocked": function.blocked}[path]
         return y
 
     return conv
 
 
-@pytest.mark.parametrize("kernel", [3, 5])
-@pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES)
-def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, channels, pads, kernel):
-    pads = tuple(pad + (kernel - 3) // 2 for pad in pads)  # 5x5: one more on each side, the same outputs
-    x, w = rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel))
-    b = rng.standard_normal(channels[0])
-    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
-    y = _winograd_conv(pads)(*tensors)
-    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+def _matches_torch_with_pads(conv, arrays, pads, rng, stride=1, groups=1):
+    """``conv`` on float64 arrays (x, w[, b]) against torch's conv2d on x padded by ``pads`` (top,
+    bottom, left, right): the output and every gradient for one random upstream gradient."""
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
+    y = conv(*tensors)
+    references = [torch.tensor(a, requires_grad=True) for a in arrays]
     top, bottom, left, right = pads
-    expected = F.conv2d(F.pad(references[0], (left, right, top, bottom)), *references[1:])
+    expected = F.conv2d(F.pad(references[0], (left, right, top, bottom)), *references[1:], stride=stride, groups=groups)
     upstream = rng.standard_normal(expected.shape)
     y.backward(upstream)
     expected.backward(torch.from_numpy(upstream))
@@ -429,12 +429,21 @@ def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, ch
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES)
+def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, channels, pads, kernel):
+    pads = tuple(pad + (kernel - 3) // 2 for pad in pads)  # 5x5: one more on each side, the same outputs
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel)),
+              rng.standard_normal(channels[0])]
+    _matches_torch_with_pads(_conv_on_path(pads, "winograd"), arrays, pads, rng)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES[2:5])
 def test_winograd_gradients_match_central_differences(winograd_everywhere, rng, x_shape, channels, pads, kernel):
     pads = tuple(pad + (kernel - 3) // 2 for pad in pads)
     arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel)),
               rng.standard_normal(channels[0])]
-    check_gradients(_winograd_conv(pads), *arrays)
+    check_gradients(_conv_on_path(pads, "winograd"), *arrays)
 
 
 def test_winograd_float32_on_a_layer_that_takes_it_by_default(rng):
@@ -553,19 +562,10 @@ def test_stride_2_backward_data_by_phases(monkeypatch, rng, x_shape, w_shape, pa
         return original(self, *args)
 
     monkeypatch.setattr(Conv2d, "_col2im_phases", spy)
-    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
-    y = Conv2d((2, 2), pads, (1, 1), groups).apply(*tensors)
-    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
-    top, bottom, left, right = pads
-    expected = F.conv2d(F.pad(references[0], (left, right, top, bottom)), references[1], stride=2, groups=groups)
-    upstream = rng.standard_normal(expected.shape)
-    y.backward(upstream)
-    expected.backward(torch.from_numpy(upstream))
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
+    conv = _conv_on_path(pads, None, stride=(2, 2), groups=groups)
+    _matches_torch_with_pads(conv, arrays, pads, rng, stride=2, groups=groups)
     assert bool(calls) == (w_shape[2] * w_shape[3] > 1)
-    assert_close(y, expected.detach(), atol=1e-10)
-    for tensor, reference in zip(tensors, references):
-        assert_close(tensor.grad, reference.grad, atol=1e-10)
 
 
 BLOCKED_SHAPES = [  # (x shape, weight shape, pads (top, bottom, left, right))
@@ -579,16 +579,6 @@ BLOCKED_SHAPES = [  # (x shape, weight shape, pads (top, bottom, left, right))
 ]
 
 
-def _blocked_conv(pads):
-    def conv(x, w, b=None):
-        function = Conv2d((1, 1), pads, (1, 1), 1)
-        y = function.apply(*[t for t in (x, w, b) if t is not None])
-        assert function.blocked
-        return y
-
-    return conv
-
-
 @pytest.mark.parametrize("chunks_of_one_image", [False, True])
 @pytest.mark.parametrize("x_shape, w_shape, pads", BLOCKED_SHAPES)
 def test_blocked_matches_torch_in_float64(monkeypatch, rng, x_shape, w_shape, pads, chunks_of_one_image):
@@ -596,25 +586,15 @@ def test_blocked_matches_torch_in_float64(monkeypatch, rng, x_shape, w_shape, pa
     if chunks_of_one_image:  # backward rebuilds each image's block columns
         monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
         monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
-    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
-    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
-    y = _blocked_conv(pads)(*tensors)
-    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    top, bottom, left, right = pads
-    expected = F.conv2d(F.pad(references[0], (left, right, top, bottom)), *references[1:])
-    upstream = rng.standard_normal(expected.shape)
-    y.backward(upstream)
-    expected.backward(torch.from_numpy(upstream))
-    assert_close(y, expected.detach(), atol=1e-10)
-    for tensor, reference in zip(tensors, references):
-        assert_close(tensor.grad, reference.grad, atol=1e-10)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
+    _matches_torch_with_pads(_conv_on_path(pads, "blocked"), arrays, pads, rng)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, pads", BLOCKED_SHAPES[1:4])
 def test_blocked_gradients_match_central_differences(monkeypatch, rng, x_shape, w_shape, pads):
     blocks_everywhere(monkeypatch)
     arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
-    check_gradients(_blocked_conv(pads), *arrays)
+    check_gradients(_conv_on_path(pads, "blocked"), *arrays)
 
 
 def test_blocked_float32_on_a_layer_that_takes_it_by_default(rng):

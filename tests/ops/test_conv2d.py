@@ -380,12 +380,16 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
 
 
 # ---------------------------------------------------------------------------- Winograd F(4x4, 3x3), cpu
+def winograd_everywhere(patch):
+    """The cpu takes Winograd's F(4x4, 3x3) or F(2x2, 5x5) for every 3x3 or 5x5 stride-1 convolution
+    on finite data, however small."""
+    patch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", {3: 1, 5: 1})
+    patch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 1)
+
+
 @pytest.fixture
-def winograd_everywhere(monkeypatch):
-    """The cpu takes Winograd's F(4x4, 3x3) or F(2x2, 5x5) for every 3x3 or 5x5 stride-1 convolution,
-    however small."""
-    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", {3: 1, 5: 1})
-    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 1)
+def winograd_on_every_layer(monkeypatch):
+    winograd_everywhere(monkeypatch)
 
 
 WINOGRAD_SHAPES = [  # (x shape, (K, C), pads (top, bottom, left, right))
@@ -430,7 +434,7 @@ def _matches_torch_with_pads(conv, arrays, pads, rng, stride=1, groups=1):
 
 @pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES)
-def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, channels, pads, kernel):
+def test_winograd_matches_torch_in_float64(winograd_on_every_layer, rng, x_shape, channels, pads, kernel):
     pads = tuple(pad + (kernel - 3) // 2 for pad in pads)  # 5x5: one more on each side, the same outputs
     arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel)),
               rng.standard_normal(channels[0])]
@@ -439,32 +443,40 @@ def test_winograd_matches_torch_in_float64(winograd_everywhere, rng, x_shape, ch
 
 @pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES[2:5])
-def test_winograd_gradients_match_central_differences(winograd_everywhere, rng, x_shape, channels, pads, kernel):
+def test_winograd_gradients_match_central_differences(winograd_on_every_layer, rng, x_shape, channels, pads, kernel):
     pads = tuple(pad + (kernel - 3) // 2 for pad in pads)
     arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel)),
               rng.standard_normal(channels[0])]
     check_gradients(_conv_on_path(pads, "winograd"), *arrays)
 
 
-def test_winograd_float32_on_a_layer_that_takes_it_by_default(rng):
-    """32 channels, 36 tiles: the default rule picks Winograd. F(4x4, 3x3)'s coefficients reach 8 and
-    1/24, so float32 results are held to the result's largest magnitude (measured within 1.1e-5 on
-    ResNet-18's layers), not elementwise."""
-    x = rng.standard_normal((4, 32, 12, 12)).astype(np.float32)
-    w = (rng.standard_normal((32, 32, 3, 3)) / np.sqrt(32 * 9)).astype(np.float32)
-    b = rng.standard_normal(32).astype(np.float32)
+@pytest.mark.parametrize("path, x_shape, w_shape, padding", [
+    ("winograd", (4, 32, 12, 12), (32, 32, 3, 3), 1),  # 32 channels, 36 tiles
+    ("blocked", (4, 16, 16, 16), (20, 16, 5, 5), 2),  # ConvNetJS's conv2 at batch 4: 5 million multiply-adds
+])
+def test_fast_paths_in_float32_on_layers_that_take_them_by_default(rng, path, x_shape, w_shape, padding):
+    """The default rules pick the path. F(4x4, 3x3)'s coefficients reach 8 and 1/24, so its float32
+    results are held to the result's largest magnitude (measured within 1.1e-5 on ResNet-18's layers),
+    not elementwise; the blocked products sum the plain ones' terms in another order."""
+    K, C, R, S = w_shape
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (rng.standard_normal(w_shape) / np.sqrt(C * R * S)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
     tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
-    y = conv2d(*tensors, padding=1)
-    assert y._creator.winograd is not None
+    y = conv2d(*tensors, padding=padding)
+    assert y._creator.winograd is not None if path == "winograd" else y._creator.blocked
     references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    expected = F.conv2d(*references, padding=1)
+    expected = F.conv2d(*references, padding=padding)
     upstream = rng.standard_normal(expected.shape).astype(np.float32)
     y.backward(upstream)
     expected.backward(torch.from_numpy(upstream))
     for ours, reference in zip([y] + [t.grad for t in tensors], [expected.detach()] + [r.grad for r in references]):
         reference = reference.numpy()
         assert ours.dtype == np.float32
-        assert_close(ours, reference, atol=3e-5 * np.abs(reference).max(), rtol=0)
+        if path == "winograd":
+            assert_close(ours, reference, atol=3e-5 * np.abs(reference).max(), rtol=0)
+        else:
+            assert_close(ours, reference, atol=ATOL)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, takes", [
@@ -493,29 +505,6 @@ def test_winograd_rule(x_shape, w_shape, kwargs, takes):
     assert not function._winograd_on_cpu(x, w, P, Q)
     # nor in float16, whose few digits the transforms' coefficients (up to 8 and 1/24) would eat
     assert not function._winograd_on_cpu(np.zeros(x_shape, np.float16), np.zeros(w_shape, np.float16), P, Q)
-
-
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 and inf - inf, as meant
-@pytest.mark.parametrize("where", ["input", "weight", "upstream"])
-def test_winograd_leaves_non_finite_values_to_im2col(winograd_everywhere, rng, where):
-    """inf - inf in Winograd's transforms would give NaN where the direct sum gives inf: an inf or NaN
-    in the input or weight takes im2col in forward, in the upstream gradient in backward."""
-    # No padding: torch's oneDNN skips padding taps, where an inf weight times the zero padding is NaN
-    # under IEEE (see test_non_finite_weight_gradients).
-    x = rng.standard_normal((2, 2, 6, 7)).astype(np.float32)
-    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
-    upstream = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
-    {"input": x, "weight": w, "upstream": upstream}[where][1, 1, 2, 2] = np.inf
-    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
-    y = conv2d(*tensors)
-    assert (y._creator.winograd is None) == (where != "upstream")
-    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
-    expected = F.conv2d(*references)
-    y.backward(upstream)
-    expected.backward(torch.from_numpy(upstream))
-    assert_close(y, expected.detach(), atol=ATOL)
-    for tensor, reference in zip(tensors, references):
-        assert_close(tensor.grad, reference.grad, atol=ATOL)
 
 
 @pytest.mark.parametrize("transposed_max", [0, 1 << 40])
@@ -597,24 +586,6 @@ def test_blocked_gradients_match_central_differences(monkeypatch, rng, x_shape, 
     check_gradients(_conv_on_path(pads, "blocked"), *arrays)
 
 
-def test_blocked_float32_on_a_layer_that_takes_it_by_default(rng):
-    """ConvNetJS's conv2 at batch 4: 20 output channels, a 5x5 kernel and 5 million multiply-adds."""
-    x = rng.standard_normal((4, 16, 16, 16)).astype(np.float32)
-    w = (rng.standard_normal((20, 16, 5, 5)) / np.sqrt(16 * 25)).astype(np.float32)
-    b = rng.standard_normal(20).astype(np.float32)
-    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
-    y = conv2d(*tensors, padding=2)
-    assert y._creator.blocked
-    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    expected = F.conv2d(*references, padding=2)
-    upstream = rng.standard_normal(expected.shape).astype(np.float32)
-    y.backward(upstream)
-    expected.backward(torch.from_numpy(upstream))
-    for ours, reference in zip([y] + [t.grad for t in tensors], [expected.detach()] + [r.grad for r in references]):
-        assert ours.dtype == np.float32
-        assert_close(ours, reference, atol=ATOL)
-
-
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, takes", [
     ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), True),  # ConvNetJS conv2
     ((32, 3, 32, 32), (10, 3, 5, 5), dict(padding=2), True),  # the lecture's layer
@@ -642,20 +613,28 @@ def test_blocked_rule(x_shape, w_shape, kwargs, takes):
     assert not function._blocked_on_cpu(x, w, P, Q)
 
 
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0, as meant
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 and inf - inf, as meant
 @pytest.mark.parametrize("where", ["input", "weight", "upstream"])
-def test_blocked_leaves_non_finite_values_to_the_plain_columns(monkeypatch, rng, where):
-    """The blocks' zero weights multiply every input of a window and every upstream gradient of a
-    block: an inf or NaN input takes the plain columns, an inf or NaN upstream gradient the wide
-    backward-data, an inf or NaN weight the plain one."""
-    blocks_everywhere(monkeypatch)
-    x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)  # no padding, as in test_non_finite_weight_gradients
+@pytest.mark.parametrize("path", ["winograd", "blocked"])
+def test_fast_paths_leave_non_finite_values_to_exact_ones(monkeypatch, rng, path, where):
+    """Winograd: inf - inf in its transforms would give NaN where the direct sum gives inf, so an inf or
+    NaN in the input or weight takes im2col in forward, in the upstream gradient in backward. Blocked:
+    its zero weights multiply every input of a window and every upstream gradient of a block, so an
+    inf or NaN input takes the plain columns, an upstream gradient the wide backward-data and a
+    weight the plain one."""
+    # No padding: torch's oneDNN skips padding taps, where an inf weight times the zero padding is NaN
+    # under IEEE (see test_non_finite_weight_gradients).
+    (winograd_everywhere if path == "winograd" else blocks_everywhere)(monkeypatch)
+    x = rng.standard_normal((2, 2, 6, 7)).astype(np.float32)
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
-    upstream = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    upstream = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     {"input": x, "weight": w, "upstream": upstream}[where][1, 1, 2, 2] = np.inf
     tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
     y = conv2d(*tensors)
-    assert y._creator.blocked == (where != "input")
+    if path == "winograd":
+        assert (y._creator.winograd is not None) == (where == "upstream")
+    else:
+        assert y._creator.blocked == (where != "input")
     references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
     expected = F.conv2d(*references)
     y.backward(upstream)
@@ -684,7 +663,7 @@ def test_all_finite_finds_every_inf_and_nan(rng, dtype, contiguous):
             assert not _all_finite(spoiled), (value, index)
 
 
-def test_winograd_leaves_large_batches_to_im2col_chunks(winograd_everywhere, monkeypatch, rng):
+def test_winograd_leaves_large_batches_to_im2col_chunks(winograd_on_every_layer, monkeypatch, rng):
     """Winograd keeps its transformed input (2.25 times the input) for backward: past SPLIT_BYTES the
     batch goes to im2col's chunks instead."""
     monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)

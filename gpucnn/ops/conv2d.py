@@ -169,8 +169,9 @@ class Conv2d(Function):
     #: non-finite upstream gradient (and the plain one for a non-finite weight).
     #: BLOCKED_CPU_RULE: (most extra multiply-adds, most output channels) pairs, one of which a layer
     #: must meet. Measured on the 2-core VM, batch 32, forward + backward against the plain columns:
-    #: - 5x5: 0.72-0.85 of its time with 16-32 output channels (16-24 input channels), 0.78-0.93 on
-    #:   ConvNetJS's layers, 0.81 on the lecture's (3 input channels), 0.94 with 48, 1.05 with 64;
+    #: - 5x5: 0.67-0.78 of its time on ConvNetJS's conv2, 0.93-0.96 on conv3, 0.79-0.99 on conv1 and
+    #:   0.79-0.81 on the lecture's layer (3 input channels, where the products gain least); 0.72-0.85
+    #:   with 24-32 output channels, 0.94 with 48, 1.05 with 64;
     #: - 7x7: 0.73 with 32 output channels, 0.91 with 64;
     #: - 3x3: 0.86-0.93 with 16 output channels, but 1.12-1.23 with 24 and 32;
     #: - 4x4 with 32 output channels 1.36, 2x2 with 8 and 16 1.31-1.46.

@@ -17,7 +17,8 @@ The CPU path is GEMM-shaped. im2col copies the padded input, through one strided
 Each is one BLAS call per group over the whole batch (over each chunk of images of a batch whose
 columns are large, see ``Conv2d.SPLIT_BYTES``), which reads the transposed operands (dy^T,
 weight^T) in place: the backward-filter contraction over N and P*Q needs no copy of cols (and as
-cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small). The price is the
+cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small; a large weight's gradient is
+dy @ cols^T, already in the weight's layout, see ``TRANSPOSED_FILTER_MAX``). The price is the
 (K, N, P*Q) <-> (N, K, P*Q) transposes of the output and its gradient, each the size of the output
 (cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter (in
 chunks, backward rebuilds each chunk's columns from the saved input), then overwritten by dcols.
@@ -30,7 +31,9 @@ zero columns to the padded width Wp, so dcols rows hold N*P*Wp values, and the t
 row r, each a shift by s*dw of one such contiguous row per channel, are summed with contiguous adds;
 only the R row sums are added into the padded gradient with strided adds. A shift carries the zero
 columns q >= Q over a row's end into the next row's start, adding nothing; a weight holding inf or
-NaN would make those columns NaN (inf * 0), so it takes the plain path.
+NaN would make those columns NaN (inf * 0), so it takes the plain path. With stride 2 the padded
+gradient is kept as its four stride-2 phases, where the taps of one kernel row and column parity are
+again contiguous shifts of widened rows (``_col2im_phases``, ``PHASES_MIN_VALUES``).
 
 Stride-1 layers with few output channels ("blocked", ``BLOCKED_CPU_RULE``) take the cpu's products
 on 2x2 blocks of output pixels instead: a block's column is its (R+1) x (S+1) input window, and a

@@ -602,12 +602,7 @@ class Conv2d(Function):
             cols = _view(workspace, (taps, n * P2 * Q2), grad.dtype)
         else:
             cols = self._im2col(x, P, Q, workspace).reshape(taps, n * P2 * Q2)
-        odd = P % 2 or Q % 2  # the blocks' outputs past P or Q count as 0
-        grad_blocks = (_memory.zeros if odd else _memory.empty)((2, 2, K, n, P2, Q2), grad.dtype)
-        for i, j in _BLOCK_OFFSETS:
-            numpy.copyto(grad_blocks[i, j, :, :, : (P - i + 1) // 2, : (Q - j + 1) // 2],
-                         grad[:, :, i::2, j::2].transpose(1, 0, 2, 3))
-        _add_product(cols, grad_blocks.reshape(4 * K, n * P2 * Q2).T, total, only)
+        _add_product(cols, _blocks(grad, Q2).reshape(4 * K, n * P2 * Q2).T, total, only)
 
     def _col2im(self, grad_cols, out):
         """The adjoint of _im2col: grad_cols (C, R, S, n, P, Q) -> out, the (n, C, H, W) input gradient,
@@ -643,10 +638,7 @@ class Conv2d(Function):
         R, S = self.weight.shape[2:]
         P2, Q2 = _halves(P, Q)
         width = Q2 + S // 2
-        grad_blocks = _memory.zeros((2, 2, K, n, P2, width), grad.dtype)  # past P, Q and the wide columns: 0
-        for i, j in _BLOCK_OFFSETS:
-            numpy.copyto(grad_blocks[i, j, :, :, : (P - i + 1) // 2, : (Q - j + 1) // 2],
-                         grad[:, :, i::2, j::2].transpose(1, 0, 2, 3))
+        grad_blocks = _blocks(grad, width)
         span = n * P2 * width
         grad_cols = _view(workspace, (C, R + 1, S + 1, span), grad.dtype)
         numpy.matmul(_blocked_weight(self.weight).T, grad_blocks.reshape(4 * K, span),
@@ -661,14 +653,8 @@ class Conv2d(Function):
         C = self.x_shape[1]
         R, S = self.weight.shape[2:]
         n = out.shape[0]
-        groups, group_rows, group_kernels = weight_t.shape
         width = Q + (S - 1) // 2
-        grad_wide = _memory.empty((groups, group_kernels, n, P, width), grad_kn.dtype)
-        grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, n, P, Q)
-        grad_wide[..., Q:] = 0
-        grad_cols = _view(workspace, (groups, group_rows, n * P * width), grad_kn.dtype)
-        numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, n * P * width), out=grad_cols)
-        del grad_wide
+        grad_cols = _widened_product(weight_t, grad_kn, n, P, Q, width, workspace)
         self._col2im_phases(grad_cols.reshape(C, R, S, n * P * width), P, out)
 
     def _col2im_phases(self, grad_cols, P: int, out):
@@ -711,14 +697,7 @@ class Conv2d(Function):
         dh, dw = self.dilation
         top, bottom, left, right = self.pads
         Hp, Wp = H + top + bottom, W + left + right
-        groups, group_rows, group_kernels = weight_t.shape
-        grad_wide = _memory.empty((groups, group_kernels, N, P, Wp), grad_kn.dtype)
-        grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, N, P, Q)
-        grad_wide[..., Q:] = 0
-        grad_cols = _view(workspace, (groups, group_rows, N * P * Wp), grad_kn.dtype)
-        numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, N * P * Wp), out=grad_cols)
-        grad_cols = grad_cols.reshape(C, R, S, N * P * Wp)
-        del grad_wide  # its block may serve row_sum or grad_padded
+        grad_cols = _widened_product(weight_t, grad_kn, N, P, Q, Wp, workspace).reshape(C, R, S, N * P * Wp)
 
         # NumPy adds contiguous rows several times faster than strided ones, so the taps of one kernel
         # row r are summed first, each shifted by s*dw along one contiguous (n*P*Wp) row per channel:
@@ -739,6 +718,19 @@ class Conv2d(Function):
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
         numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
+
+
+def _widened_product(weight_t, grad_kn, n: int, P: int, Q: int, width: int, workspace):
+    """dcols (G, C/G*R*S, n*P*width) = weight_t (G, C/G*R*S, K/G) @ grad_kn (G, K/G, n*P*Q) with each
+    output row widened to ``width`` by zero columns, in ``workspace``: the taps of a kernel row then
+    add as shifts of one contiguous row (``_col2im_wide``, ``_col2im_phases``)."""
+    groups, group_rows, group_kernels = weight_t.shape
+    grad_wide = _memory.empty((groups, group_kernels, n, P, width), grad_kn.dtype)
+    grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, n, P, Q)
+    grad_wide[..., Q:] = 0
+    grad_cols = _view(workspace, (groups, group_rows, n * P * width), grad_kn.dtype)
+    numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, n * P * width), out=grad_cols)
+    return grad_cols
 
 
 def _gather_windows(x, kernel, stride, dilation, pads, P: int, Q: int, workspace):
@@ -770,6 +762,20 @@ _BLOCK_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
 def _halves(P: int, Q: int) -> tuple[int, int]:
     """The 2x2 blocks of a P x Q output, down and across."""
     return -(-P // 2), -(-Q // 2)
+
+
+def _blocks(grad, width: int):
+    """The upstream gradient grad (n, K, P, Q) by 2x2 output blocks, (2, 2, K, n, ceil(P/2), width):
+    [i, j, k, :, p, q] is grad[:, k, 2p + i, 2q + j], 0 for the outputs past P or Q and in the
+    columns from ceil(Q/2) on (``width`` widens the rows for ``_col2im_phases``)."""
+    n, K, P, Q = grad.shape
+    P2, Q2 = _halves(P, Q)
+    complete = P % 2 == 0 and Q % 2 == 0 and width == Q2
+    blocks = (_memory.empty if complete else _memory.zeros)((2, 2, K, n, P2, width), grad.dtype)
+    for i, j in _BLOCK_OFFSETS:
+        numpy.copyto(blocks[i, j, :, :, : (P - i + 1) // 2, : (Q - j + 1) // 2],
+                     grad[:, :, i::2, j::2].transpose(1, 0, 2, 3))
+    return blocks
 
 
 def _blocked_weight(weight):

@@ -13,6 +13,11 @@ from . import math as tensor_math
 
 def pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
     """``value`` (an int or a sequence of two ints) as ``(height, width)``, each at least ``minimum``."""
+    # Plain ints, alone or in a tuple, skip the ABC checks below (a few us per call on small layers).
+    items = (value, value) if type(value) is int else value
+    if type(items) is tuple and len(items) == 2 and type(items[0]) is int and type(items[1]) is int:
+        if items[0] >= minimum and items[1] >= minimum:
+            return items
     items = (value, value) if isinstance(value, numbers.Integral) else value
     try:
         items = tuple(items)

@@ -317,3 +317,24 @@ def test_more_than_127_taps_match_torch():
     check_indices_against_torch(x, config)
 
 
+
+
+@pytest.mark.parametrize(
+    "shape, config",
+    [
+        ((3, 4, 8, 8), dict(kernel_size=2)),
+        ((2, 3, 7, 9), dict(kernel_size=(2, 3), padding=1, ceil_mode=True)),
+        ((2, 2, 10, 7), dict(kernel_size=3, padding=1, ceil_mode=True)),
+        ((1, 2, 24, 23), dict(kernel_size=(12, 11), padding=(3, 2))),  # 132 taps: int32 scores
+    ],
+)
+def test_windows_that_tile_the_input_match_torch(shape, config):
+    """kernel == stride: every tap of every window is one whole stride phase, taken in one call. Values
+    from a few integers make ties in most windows: the first in scan order must win."""
+    x = np.random.default_rng(13).integers(-3, 3, shape).astype(np.float32)
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+    check_indices_against_torch(x, config)
+    x[0, 0, 1, 1] = np.nan  # the exact scan: the last NaN of its window wins
+    x[-1, -1, 0, :] = -np.inf
+    check_against_torch(lambda t: max_pool2d(t, **config), lambda t: F.max_pool2d(t, **config), x)
+    check_indices_against_torch(x, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy
@@ -299,7 +300,7 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     dims = _normalize_dims(dim, x.ndim, "mean")
-    count = x.numel() if dims is None else int(numpy.prod([x.shape[d] for d in dims]))
+    count = x.numel() if dims is None else math.prod(x.shape[d] for d in dims)
     if x.dtype.kind != "f":
         raise TypeError(f"mean needs a floating-point tensor, got dtype {x.dtype}")
     return Sum(dims, bool(keepdim)).apply(x) / count
@@ -332,7 +333,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     start, end = _check_dims((start_dim, end_dim), x.ndim, "flatten")
     if start > end:
         raise ValueError(f"flatten: start_dim={start_dim} comes after end_dim={end_dim} for shape {x.shape}")
-    shape = x.shape[:start] + (int(numpy.prod(x.shape[start : end + 1])),) + x.shape[end + 1 :]
+    shape = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
     return Reshape(shape).apply(x)
 
 

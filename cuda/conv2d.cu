@@ -14,7 +14,8 @@
  *   backward-data   dx[c][(n,h,w)]   = sum over (k,r,s)  weight[k][(c,r,s)] * dy(k, r, s; n, h, w)
  *                   where dy(...) is dy[n, k, p, q] for the output (p, q) whose tap (r, s) reads
  *                   (h, w), i.e. p = (h + pad_top - r*dilation_h) / stride_h when that divides
- *                   exactly and 0 <= p < P (q likewise), and 0 when there is none
+ *                   exactly and 0 <= p < P (q likewise), and 0 when there is none; the tiled
+ *                   kernel sums, per stride phase of (h, w), only the taps that divide exactly
  *   backward-filter dw[k][(c,r,s)]   = sum over (n,p,q)  dy[n, k, p, q] * im2col[(c,r,s)][(n,p,q)]
  *
  * Tiling (all three GEMM kernels, each built for TILE = 64 and TILE = 128, named <kernel>_64 and
@@ -34,7 +35,8 @@
  *   dy contiguous) or consecutive weights.
  * Launch shapes (block (256,) for all):
  *   conv2d_forward_TILE           grid (ceil(N*P*Q / TILE), ceil(Kg / TILE), G)
- *   conv2d_backward_data_TILE     grid (ceil(N*H*W / TILE), ceil(Cg / TILE), G)
+ *   conv2d_backward_data_TILE     grid (ceil(N*ceil(H/stride_h)*ceil(W/stride_w) / TILE), ceil(Cg / TILE),
+ *                                 G*stride_h*stride_w): one z per (group, stride phase), see below
  *   conv2d_backward_filter_TILE   grid (ceil(Cg*R*S / TILE), ceil(Kg / TILE), G * splits); split z / G
  *                                 sums N*P*Q positions [split*chunk, (split+1)*chunk) and writes
  *                                 partial[split] (K, Cg*R*S); chunk is a multiple of 16
@@ -55,7 +57,8 @@
  * tiled GEMM for finite weights, the exact gather, which visits only the taps that exist, otherwise.
  * With few input channels per group (Cg <= 8: an RGB stem) the host sets the flag itself and
  * launches only the gather: the tiled kernel would spend most of its 64 rows on channels that do
- * not exist.
+ * not exist. It does so too where an axis has both a stride and a dilation above 1, which the
+ * phases of the tiled kernel do not cover.
  */
 #include "common.cuh"
 
@@ -193,10 +196,20 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
     }
 }
 
-/* Backward-data. Result rows: input channels c of the group; columns: input pixels (n, h, w);
- * reduction over (k, r, s) of the group. Thread tid loads weights weight[group*Kg + k, c, r, s]
- * (reduction index tid%STEP, channel tid/STEP + M_STRIDE*e) and the gathered dy entries
- * (reduction index tid/TILE + K_STRIDE*e, pixel tid%TILE). */
+/* Backward-data, by stride phases. The input pixels whose padded row h + pad_top is a modulo stride_h
+ * (and column likewise b) are read only through the kernel rows r = a + r2*stride_h (columns
+ * s = b + s2*stride_w), by output row p = p_base + i - r2 for the phase's i-th row: each phase is a
+ * stride-1 correlation of dy with its own taps, and the kernel visits only those, where summing over
+ * every tap would spend stride_h*stride_w times the work on zeros (4 times for 3x3 at stride 2). A
+ * block takes one phase of one group (blockIdx.z = group * stride_h*stride_w + phase) and TILE of
+ * its pixels (n, i, j), i.e. input pixel (n, first_h + i*stride_h, first_w + j*stride_w). A phase
+ * that no tap reads (a 1x1 kernel at stride 2) sums nothing and writes zeros. At stride 1 the one
+ * phase holds every pixel and every tap, and the row step per tap is dilation_h: so along each axis
+ * the stride or the dilation must be 1 (the host sends the rest to conv2d_backward_data_exact).
+ * Result rows: input channels c of the group; columns: the phase's pixels; reduction over (k, r2, s2).
+ * Thread tid loads weights weight[group*Kg + k, c, r, s] (reduction index tid%STEP, channel
+ * tid/STEP + M_STRIDE*e) and the gathered dy entries (reduction index tid/TILE + K_STRIDE*e, pixel
+ * tid%TILE: consecutive threads read consecutive q). */
 template <int TILE>
 static __device__ __forceinline__ void conv2d_backward_data_tiles(
     float* weight_tiles, float* grad_tiles, const float* __restrict__ grad_y, const float* __restrict__ weight,
@@ -204,29 +217,42 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     typedef Tiling<TILE> T;
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
-    const int group = blockIdx.z, Cg = C / groups, Kg = K / groups, RS = R * S, reduction = Kg * RS;
-    const long long PQ = (long long)P * Q, HW = (long long)H * W, pixels = (long long)N * HW;
+    const int phases = stride_h * stride_w, group = blockIdx.z / phases, phase = blockIdx.z - group * phases;
+    const int phase_h = phase / stride_w, phase_w = phase - phase_h * stride_w;
+    /* The phase's first input row and column, its rows and columns, and its taps along each axis
+     * (each count a ceiling of a quotient above -1: 0 where the phase has none). */
+    const int first_h = ((phase_h - pad_top) % stride_h + stride_h) % stride_h;
+    const int first_w = ((phase_w - pad_left) % stride_w + stride_w) % stride_w;
+    const int rows = (H - first_h + stride_h - 1) / stride_h, cols = (W - first_w + stride_w - 1) / stride_w;
+    const int taps_h = (R - phase_h + stride_h - 1) / stride_h, taps_w = (S - phase_w + stride_w - 1) / stride_w;
+    const int p_base = (first_h + pad_top - phase_h) / stride_h, q_base = (first_w + pad_left - phase_w) / stride_w;
+    const int Cg = C / groups, Kg = K / groups, taps = taps_h * taps_w, reduction = Kg * taps;
+    const int PQ = P * Q, plane = rows * cols; /* a plane's values fit an int (as in the loops below) */
+    const long long pixels = (long long)N * plane;
     const int m0 = blockIdx.y * TILE;
     const long long col0 = (long long)blockIdx.x * TILE;
+    if (col0 >= pixels) return; /* the grid covers the largest phase: the whole block leaves at once */
 
-    /* This thread's input pixel (n, h, w), shifted by the top/left padding. */
+    /* This thread's pixel (n, i, j) of the phase, as the output row and column of its first tap. */
     const int load_col = tid % TILE, load_row = tid / TILE;
     const long long my_pixel = col0 + load_col;
     const bool pixel_valid = my_pixel < pixels;
-    const long long n = pixel_valid ? my_pixel / HW : 0;
-    const int hw = pixel_valid ? (int)(my_pixel - n * HW) : 0;
-    const int h_padded = hw / W + pad_top, w_padded = hw % W + pad_left;
-    const bool unit_stride = stride_h == 1 && stride_w == 1;
-    const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
+    const long long n = pixel_valid ? my_pixel / plane : 0;
+    const int ij = pixel_valid ? (int)(my_pixel - n * plane) : 0;
+    const int p0 = p_base + ij / cols, q0 = q_base + ij % cols;
+    const float* grad_group = grad_y + (n * K + (long long)group * Kg) * (long long)PQ;
     const int weight_k = tid % T::STEP, weight_m = tid / T::STEP;
+    const int RS = R * S;
     const float* weight_group = weight + (long long)group * Kg * Cg * RS;
+    const int first_tap = phase_h * S + phase_w, tap_row_step = stride_h * S; /* r*S + s of tap (0, 0), per r2 */
 
     float weight_values[4], grad_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
     run_steps(0, reduction, T::STEP,
         [&](long long k0) {
             const int kk_w = (int)k0 + weight_k;
-            const int k_w = kk_w / RS, rs_w = kk_w - k_w * RS;
+            const int k_w = kk_w / taps, t_w = kk_w - k_w * taps, r2_w = t_w / taps_w, s2_w = t_w - r2_w * taps_w;
+            const int rs_w = first_tap + r2_w * tap_row_step + s2_w * stride_w;
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int c = m0 + weight_m + T::M_STRIDE * e;
@@ -237,14 +263,9 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
                 const int kk = (int)k0 + load_row + T::K_STRIDE * e;
                 float value = 0.0f;
                 if (pixel_valid && kk < reduction) {
-                    const int k = kk / RS, rs = kk - k * RS, r = rs / S, s = rs - r * S;
-                    int p = h_padded - r * dilation_h, q = w_padded - s * dilation_w; /* times the strides */
-                    bool tap = p >= 0 && q >= 0;
-                    if (!unit_stride) { /* four integer divisions, which stride 1 does without */
-                        tap = tap && p % stride_h == 0 && q % stride_w == 0;
-                        p /= stride_h, q /= stride_w;
-                    }
-                    if (tap && p < P && q < Q) value = grad_group[k * PQ + (long long)p * Q + q];
+                    const int k = kk / taps, t = kk - k * taps, r2 = t / taps_w, s2 = t - r2 * taps_w;
+                    const int p = p0 - r2 * dilation_h, q = q0 - s2 * dilation_w;
+                    if (p >= 0 && p < P && q >= 0 && q < Q) value = grad_group[(long long)k * PQ + p * Q + q];
                 }
                 grad_values[e] = value;
             }
@@ -269,8 +290,10 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
         for (int j = 0; j < T::MICRO; ++j) {
             const long long pixel = col0 + micro_offset(tn, j);
             if (pixel >= pixels) continue;
-            const long long image = pixel / HW;
-            grad_x[(image * C + channel) * HW + (pixel - image * HW)] = acc[i][j];
+            const long long image = pixel / plane;
+            const int at = (int)(pixel - image * plane);
+            const int h = first_h + at / cols * stride_h, w = first_w + at % cols * stride_w;
+            grad_x[(image * C + channel) * ((long long)H * W) + h * W + w] = acc[i][j];
         }
     }
 }
@@ -348,11 +371,14 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
 
 /* The kernels: each tile size's shared buffers (two per operand) and the number of resident blocks
  * per SM that ptxas must allow, which caps the registers: 3 blocks (85 registers) hold the 64
- * tile's 16 accumulators with its addressing. The 128 tile's 64 accumulators, operands, prefetched
- * loads and addressing take 150-170 registers (at 128 ptxas spilled): one block per SM. Before
- * sm_70 the 128 tile is not built: sm_53 and sm_62 allow 32K registers per block, 128 per thread
- * of 256, and the launcher takes the 64 tile below compute capability 7.0. */
+ * tile's 16 accumulators with its addressing, except in backward-data, whose stride phases take a
+ * few more (at 80, ptxas spilled 4 bytes on sm_86 to sm_90): 2 blocks there. The 128 tile's 64
+ * accumulators, operands, prefetched loads and addressing take 150-170 registers (at 128 ptxas
+ * spilled): one block per SM. Before sm_70 the 128 tile is not built: sm_53 and sm_62 allow 32K
+ * registers per block, 128 per thread of 256, and the launcher takes the 64 tile below compute
+ * capability 7.0. */
 #define CONV_BLOCKS_64 3
+#define CONV_BLOCKS_DATA_64 2
 #define CONV_BLOCKS_128 1
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_forward_64(
@@ -365,7 +391,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2
                              stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
 }
 
-extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_backward_data_64(
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_64(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,

@@ -42,8 +42,10 @@ More multiply-adds, but a quarter as many, shorter columns and 4 times the rows 
 
 The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_gpu``/``backward_gpu``):
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
-buffer), backward-filter split over N*P*Q into partial sums that a second kernel adds in a fixed
-order, and a per-channel reduction for the bias gradient. No float atomics: results are reproducible.
+buffer), backward-data by stride phases (each input pixel's phase is read through its own taps
+only: a quarter of the multiply-adds for 3x3 at stride 2), backward-filter split over N*P*Q into
+partial sums that a second kernel adds in a fixed order, and a per-channel reduction for the bias
+gradient. No float atomics: results are reproducible.
 The kernel paths "winograd2" and "winograd4" (``WINOGRAD_GPU_TILE``) run 3x3 stride-1 layers as Winograd's
 F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and its 16 or 36 products
 as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
@@ -494,8 +496,11 @@ class Conv2d(Function):
             if grad_input.size:
                 # The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag
                 # picks it for finite weights and the exact gather otherwise, with no host round trip.
-                # Few channels per group take the gather alone.
-                if group_channels <= self.GATHER_MAX_CHANNELS:
+                # Few channels per group take the gather alone, as do the strides its phases do not
+                # cover (a stride and a dilation above 1 along one axis).
+                (stride_h, stride_w), phases = self.stride, self.stride[0] * self.stride[1]
+                phased = all(stride == 1 or dilation == 1 for stride, dilation in zip(self.stride, self.dilation))
+                if group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
                     gather = xp.ones(1, dtype=xp.int32)
                     self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size),),
                                  (grad, self.weight, grad_input, gather) + geometry)
@@ -503,8 +508,10 @@ class Conv2d(Function):
                     gather = self._nonfinite_flag(self.weight)
                     arrays = (grad, self.weight, grad_input, gather)
                     tile = self._tile(group_channels, N * H * W, groups)
+                    phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
                     self._launch(f"conv2d_backward_data_{tile}",
-                                 (-(-N * H * W // tile), -(-group_channels // tile), groups), arrays + geometry)
+                                 (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases),
+                                 arrays + geometry)
                     # few blocks: they exit at once in the usual case, and stride over the input otherwise
                     self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
                                  arrays + geometry)

@@ -82,6 +82,14 @@ CONV_CASES = {
     # padding 2, wider than the kernel's reach, and 'same' whose output width is odd
     "pad2": ((2, 4, 5, 6), (3, 4, 3, 3), dict(padding=2), False),
     "same_odd": ((1, 3, 4, 7), (2, 3, 3, 3), dict(padding="same"), True),
+    # backward-data by stride phases: stride 3 with padding 1 (the phases' first rows shift), a phase
+    # of a 1x1 kernel that no tap reads (zeros), 12 channels (the tiled kernel on the default path),
+    # a stride on one axis and a dilation on the other, and both on one axis (the exact gather)
+    "stride3_pad1": ((2, 3, 11, 10), (4, 3, 3, 3), dict(stride=3, padding=(1, 2)), True),
+    "stride2_1x1": ((2, 10, 7, 8), (6, 10, 1, 1), dict(stride=2), False),
+    "stride2_12_channels": ((2, 12, 9, 8), (10, 12, 3, 3), dict(stride=2, padding=1), True),
+    "stride_and_dilation_apart": ((2, 3, 9, 10), (4, 3, 3, 3), dict(stride=(2, 1), dilation=(1, 2), padding=(1, 2)), True),
+    "stride_and_dilation_together": ((1, 10, 11, 9), (3, 10, 3, 2), dict(stride=2, dilation=2, padding=2), False),
 }
 WINOGRAD_CASES = ("batch1_pad1", "two_wide_tiles", "filter_splits", "valid_odd_output", "pad2", "same_odd")
 # Winograd's error scales with the terms its transforms sum, not with each result: bounds as a fraction

@@ -6,7 +6,7 @@
  *   [0, kernel_h), columns likewise; taps outside [0, H) x [0, W) are padding and never win.
  *   P and Q (ceil_mode included) come from the Python geometry, which also guarantees that every
  *   window holds at least one input pixel.
- * Launch (both kernels): block (256,), grid (min(ceil(total / 256), 65535),), grid-stride loop over
+ * Launch (all kernels): block (256,), grid (min(ceil(total / 256), 65535),), grid-stride loop over
  *   total = N*C*P*Q outputs (forward) or N*C*H*W inputs (backward).
  */
 #include "common.cuh"
@@ -40,6 +40,30 @@ extern "C" __global__ void maxpool2d_forward(
                 }
             }
         }
+        y[out] = best;
+        indices[out] = best_index;
+    }
+}
+
+/* The same for 2x2 windows at stride 2 without padding or dilation, the common case, on an even W
+ * and an 8-byte aligned x (the host checks both): a thread reads its window's two rows as one float2
+ * each, so a warp's loads of a row are one contiguous run, where maxpool2d_forward reads every other
+ * float twice. Same scan order and rule, the same results. */
+extern "C" __global__ void maxpool2d_forward_2x2(
+    const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, long long total,
+    int H, int W, int P, int Q) {
+    const bool fits_int = total <= 0x7fffffff;
+    for (long long out = first_index(); out < total; out += grid_threads()) {
+        int p, q;
+        const long long plane = split_index(out, P, Q, fits_int, p, q);
+        const int top = 2 * p * W + 2 * q; /* the window's first pixel in its plane */
+        const float2* pairs = reinterpret_cast<const float2*>(x + plane * H * W + top);
+        const float2 upper = pairs[0], lower = pairs[W / 2];
+        float best = upper.x;
+        int best_index = top;
+        if (upper.y > best || is_nan(upper.y)) best = upper.y, best_index = top + 1;
+        if (lower.x > best || is_nan(lower.x)) best = lower.x, best_index = top + W;
+        if (lower.y > best || is_nan(lower.y)) best = lower.y, best_index = top + W + 1;
         y[out] = best;
         indices[out] = best_index;
     }

@@ -217,6 +217,11 @@ MAX_POOL_CASES = {
     "clipped_window": ((1, 1, 2, 2), dict(kernel_size=3, stride=3, ceil_mode=True)),
     "kernel1": ((1, 1, 1, 1), dict(kernel_size=1)),
     "overlap_dilated_ceil": ((2, 2, 10, 11), dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
+    # 2x2 at stride 2 (maxpool2d_forward_2x2 where the width is even and no window leaves the input)
+    "2x2": ((2, 3, 6, 8), dict(kernel_size=2)),
+    "2x2_odd_height": ((2, 2, 5, 6), dict(kernel_size=2, stride=2)),
+    "2x2_ceil_odd_height": ((1, 2, 7, 10), dict(kernel_size=2, ceil_mode=True)),
+    "2x2_odd_width": ((1, 2, 6, 7), dict(kernel_size=2)),
 }
 
 
@@ -247,6 +252,31 @@ def test_max_pool2d(case, values, order):
         indices = F.max_pool2d(gpucnn.tensor(x, device="cudasim"), return_indices=True, **kwargs)[1].numpy()
     assert indices.dtype == np.int64
     np.testing.assert_array_equal(indices, expected)
+
+
+@pytest.mark.parametrize("shape, offset, kwargs, kernel", [
+    ((2, 3, 6, 8), 0, dict(), "maxpool2d_forward_2x2"),
+    ((2, 3, 5, 8), 0, dict(), "maxpool2d_forward_2x2"),  # the last row is in no window
+    ((2, 3, 6, 8), 1, dict(), "maxpool2d_forward"),  # 4 bytes past an 8-byte boundary: no float2 reads
+    ((2, 3, 6, 7), 0, dict(), "maxpool2d_forward"),
+    ((2, 3, 5, 8), 0, dict(ceil_mode=True), "maxpool2d_forward"),  # the last window leaves the input
+    ((2, 3, 6, 8), 0, dict(padding=1), "maxpool2d_forward"),
+])
+def test_max_pool2d_2x2_kernel_where_its_float2_reads_fit(monkeypatch, shape, offset, kwargs, kernel):
+    from gpucnn.ops import maxpool2d as maxpool2d_module
+
+    launched = []
+    launch = maxpool2d_module.launch_elementwise
+    monkeypatch.setattr(maxpool2d_module, "launch_elementwise",
+                        lambda function, file, name, *rest: (launched.append(name), launch(function, file, name, *rest)))
+    x = awkward_values(shape, 6)
+    flat = gpucnn.tensor(np.concatenate([np.zeros(offset, np.float32), x.reshape(-1)]), device="cudasim")
+    view = flat[offset:].reshape(shape)  # the input at an offset of `offset` floats into its buffer
+    out, indices = F.max_pool2d(view, 2, return_indices=True, **kwargs)
+    expected, expected_indices = F.max_pool2d(gpucnn.tensor(x), 2, return_indices=True, **kwargs)
+    assert launched == [kernel]
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
 
 
 AVG_POOL_CASES = {

@@ -7,7 +7,8 @@
  *   P and Q (ceil_mode included) come from the Python geometry, which also guarantees that every
  *   window holds at least one input pixel.
  * Launch (all kernels): block (256,), grid (min(ceil(total / 256), 65535),), grid-stride loop over
- *   total = N*C*P*Q outputs (forward) or N*C*H*W inputs (backward).
+ *   total = N*C*P*Q outputs (the forwards and maxpool2d_backward_2x2) or N*C*H*W inputs
+ *   (maxpool2d_backward).
  */
 #include "common.cuh"
 
@@ -102,5 +103,28 @@ extern "C" __global__ void maxpool2d_backward(
             }
         }
         grad_x[in] = sum;
+    }
+}
+
+/* The backward of 2x2 windows at stride 2 without padding or dilation on an even H and W, where every
+ * input pixel lies in exactly one window (the host checks): thread per window (plane, p, q), which
+ * writes its four pixels, the gradient at its argmax and 0 elsewhere, as one float2 per row. One
+ * index and one gradient read per window, where maxpool2d_backward decodes four taps per pixel. */
+extern "C" __global__ void maxpool2d_backward_2x2(
+    const float* __restrict__ grad_y, const long long* __restrict__ indices, float* __restrict__ grad_x,
+    long long total, int H, int W, int P, int Q) {
+    const bool fits_int = total <= 0x7fffffff;
+    for (long long out = first_index(); out < total; out += grid_threads()) {
+        int p, q;
+        const long long plane = split_index(out, P, Q, fits_int, p, q);
+        const int top = 2 * p * W + 2 * q; /* the window's first pixel in its plane */
+        const long long argmax = indices[out];
+        const float grad = grad_y[out];
+        float2* pairs = reinterpret_cast<float2*>(grad_x + plane * H * W + top);
+        float2 upper, lower;
+        upper.x = argmax == top ? grad : 0.0f, upper.y = argmax == top + 1 ? grad : 0.0f;
+        lower.x = argmax == top + W ? grad : 0.0f, lower.y = argmax == top + W + 1 ? grad : 0.0f;
+        pairs[0] = upper;
+        pairs[W / 2] = lower;
     }
 }

@@ -397,11 +397,16 @@ class MaxPool2d(Function):
         return y
 
     def backward_gpu(self, grad):
-        xp = self.xp
+        xp, g = self.xp, self.geometry
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
-        launch_elementwise(self, "maxpool2d", "maxpool2d_backward", grad_input.size,
-                           (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + self.geometry.kernel_args())
+        if (g.kernel == g.stride == (2, 2) and g.dilation == (1, 1) and g.padding == (0, 0)
+                and g.input_hw[0] % 2 == 0 and g.input_hw[1] % 2 == 0):  # every pixel in one window
+            launch_elementwise(self, "maxpool2d", "maxpool2d_backward_2x2", grad.size,
+                               (grad, self.indices, grad_input, numpy.int64(grad.size)) + g.kernel_args()[:4])
+        else:
+            launch_elementwise(self, "maxpool2d", "maxpool2d_backward", grad_input.size,
+                               (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + g.kernel_args())
         return (grad_input,)
 
 

@@ -254,15 +254,15 @@ def test_max_pool2d(case, values, order):
     np.testing.assert_array_equal(indices, expected)
 
 
-@pytest.mark.parametrize("shape, offset, kwargs, kernel", [
-    ((2, 3, 6, 8), 0, dict(), "maxpool2d_forward_2x2"),
-    ((2, 3, 5, 8), 0, dict(), "maxpool2d_forward_2x2"),  # the last row is in no window
-    ((2, 3, 6, 8), 1, dict(), "maxpool2d_forward"),  # 4 bytes past an 8-byte boundary: no float2 reads
-    ((2, 3, 6, 7), 0, dict(), "maxpool2d_forward"),
-    ((2, 3, 5, 8), 0, dict(ceil_mode=True), "maxpool2d_forward"),  # the last window leaves the input
-    ((2, 3, 6, 8), 0, dict(padding=1), "maxpool2d_forward"),
+@pytest.mark.parametrize("shape, offset, kwargs, kernels", [
+    ((2, 3, 6, 8), 0, dict(), ("forward_2x2", "backward_2x2")),
+    ((2, 3, 5, 8), 0, dict(), ("forward_2x2", "backward")),  # the last row is in no window
+    ((2, 3, 6, 8), 1, dict(), ("forward", "backward_2x2")),  # 4 bytes past an 8-byte boundary: no float2 reads
+    ((2, 3, 6, 7), 0, dict(), ("forward", "backward")),
+    ((2, 3, 5, 8), 0, dict(ceil_mode=True), ("forward", "backward")),  # the last window leaves the input
+    ((2, 3, 6, 8), 0, dict(padding=1), ("forward", "backward")),
 ])
-def test_max_pool2d_2x2_kernel_where_its_float2_reads_fit(monkeypatch, shape, offset, kwargs, kernel):
+def test_max_pool2d_2x2_kernels_where_their_float2_accesses_fit(monkeypatch, shape, offset, kwargs, kernels):
     from gpucnn.ops import maxpool2d as maxpool2d_module
 
     launched = []
@@ -270,13 +270,19 @@ def test_max_pool2d_2x2_kernel_where_its_float2_reads_fit(monkeypatch, shape, of
     monkeypatch.setattr(maxpool2d_module, "launch_elementwise",
                         lambda function, file, name, *rest: (launched.append(name), launch(function, file, name, *rest)))
     x = awkward_values(shape, 6)
-    flat = gpucnn.tensor(np.concatenate([np.zeros(offset, np.float32), x.reshape(-1)]), device="cudasim")
+    flat = gpucnn.tensor(np.concatenate([np.zeros(offset, np.float32), x.reshape(-1)]), device="cudasim",
+                         requires_grad=True)
     view = flat[offset:].reshape(shape)  # the input at an offset of `offset` floats into its buffer
     out, indices = F.max_pool2d(view, 2, return_indices=True, **kwargs)
-    expected, expected_indices = F.max_pool2d(gpucnn.tensor(x), 2, return_indices=True, **kwargs)
-    assert launched == [kernel]
+    upstream = np.random.default_rng(7).standard_normal(out.shape).astype(np.float32)
+    out.backward(upstream)
+    reference = gpucnn.tensor(x, requires_grad=True)
+    expected, expected_indices = F.max_pool2d(reference, 2, return_indices=True, **kwargs)
+    expected.backward(upstream)
+    assert launched == [f"maxpool2d_{kernel}" for kernel in kernels]
     np.testing.assert_array_equal(out.numpy(), expected.numpy())
     np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    np.testing.assert_array_equal(flat.grad.numpy()[offset:].reshape(shape), reference.grad.numpy())
 
 
 AVG_POOL_CASES = {

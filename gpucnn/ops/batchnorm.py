@@ -3,8 +3,11 @@
 Written once against the device's array module. Training mode normalises by the batch statistics
 and updates the running statistics in place; evaluation mode normalises by the running statistics.
 The input-sized results go into arrays from :meth:`BatchNorm._empty`; on the cpu those come from
-``_memory``, which recycles freed blocks: forward and backward on 64x16x32x32 float32 took 8 ms on
-fresh pages, 3.2 ms on recycled ones.
+``_memory``, which recycles freed blocks (forward and backward on 64x16x32x32 float32 took 8 ms on
+fresh pages, 3.2 ms on recycled ones, with the formulation before this one). In training, forward
+writes three input-sized passes (x - mean, its per-channel scaling, the bias) and backward four,
+besides the channel sums, which BLAS products read without writing: on the 2-core VM, 64x16x32x32
+float32 takes 0.89 ms forward and 2.3 ms forward + backward, PyTorch 1.03 and 1.65 ms.
 """
 
 from __future__ import annotations
@@ -40,33 +43,31 @@ class BatchNorm(Function):
         bias = params[-1] if self.has_bias else None
         # Per-channel arrays are shaped (1, C, 1, ...) to broadcast against x.
         self.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        self.reduce_axes = (0,) + tuple(range(2, x.ndim))
         self.count = values_per_channel(x.shape)
 
         if self.training:
             with numpy.errstate(invalid="ignore", over="ignore"):  # inf in a channel: its mean is inf or NaN
                 mean = self._channel_mean(x)
                 centered = xp.subtract(x, mean, out=self._empty(x))
-                var = self._channel_mean(xp.multiply(centered, centered, out=self._empty(x)))  # biased
+                var = self._channel_dot(centered, centered).reshape(self.channel_shape) / max(self.count, 1)  # biased
             if self.running_mean is not None and self.count > 0:  # PyTorch leaves them alone on N = 0
                 self._update_running(mean.reshape(-1), var.reshape(-1))
         else:
             mean = self.running_mean.reshape(self.channel_shape)
             var = self.running_var.reshape(self.channel_shape)
             centered = xp.subtract(x, mean, out=self._empty(x))
-        self.inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
-        centered *= self.inv_std  # x_hat, in place: centered is this op's own array
-        self.x_hat = centered
+        # Backward keeps x - mean and the per-channel 1 / std: x_hat = centered * inv_std is never
+        # written out, and the output is one per-channel scaling of centered (plus the bias).
+        self.centered, self.inv_std = centered, 1 / xp.sqrt(var + x.dtype.type(self.eps))
         self.weight = None if weight is None else weight.reshape(self.channel_shape)
-        if weight is None and bias is None:
-            return self.x_hat
-        y = self._empty(x)
-        if weight is None:
-            return xp.add(self.x_hat, bias.reshape(self.channel_shape), out=y)
-        xp.multiply(self.x_hat, self.weight, out=y)
+        y = xp.multiply(centered, self._scale(), out=self._empty(x))
         if bias is not None:
             y += bias.reshape(self.channel_shape)
         return y
+
+    def _scale(self):
+        """d(output) / d(centered), per channel: inv_std, times the weight if there is one."""
+        return self.inv_std if self.weight is None else self.inv_std * self.weight
 
     def _empty(self, like):
         """An uninitialised C-contiguous array of ``like``'s shape and dtype on this op's device."""
@@ -82,6 +83,15 @@ class BatchNorm(Function):
         plane = math.prod(values.shape[2:])
         return (values.reshape(N, C, plane) @ self.xp.ones(plane, dtype=values.dtype)).sum(axis=0)
 
+    def _channel_dot(self, a, b):
+        """Sum of a * b over the N and spatial axes, (C,): one dot product per (n, c) plane (a stack of
+        1 x 1 matrix products) without writing a * b; on 64x16x32x32 float32 0.08 ms, where the product
+        and ``_channel_sum`` take 0.17 ms."""
+        N, C = a.shape[:2]
+        plane = math.prod(a.shape[2:])
+        rows, columns = a.reshape(N * C, 1, plane), b.reshape(N * C, plane, 1)
+        return (rows @ columns).reshape(N, C).sum(axis=0)
+
     def _channel_mean(self, values):
         """Mean over the N and spatial axes, (1, C, 1, ...); 0 rather than NaN for an empty batch."""
         return self._channel_sum(values).reshape(self.channel_shape) / max(self.count, 1)
@@ -95,25 +105,27 @@ class BatchNorm(Function):
 
     def backward(self, grad_output):
         # With the channel sums s1 = sum(dy) and s2 = sum(dy * x_hat) (the bias and weight gradients)
-        # and a = weight * inv_std, training mode's mean and var depend on x:
-        #     dx = a * (dy - s1 / count - x_hat * s2 / count),
-        # evaluated as dy * a + (x_hat * b + c) with per-channel b = -a * s2 / count, c = -a * s1 / count.
+        # and scale = weight * inv_std, training mode's mean and var depend on x:
+        #     dx = scale * (dy - s1 / count - x_hat * s2 / count) = scale * (dy - (centered * k + m))
+        # with per-channel k = inv_std * s2 / count and m = s1 / count: four passes over x's size.
         needs = self.needs_input_grad
         train_x = needs[0] and self.training
         sum_grad = self._channel_sum(grad_output) if self.has_bias and needs[-1] or train_x else None
         need_weight = self.has_weight and needs[1]
         xp, sum_grad_x_hat, grad_x = self.xp, None, None
         if need_weight or train_x:
-            sum_grad_x_hat = self._channel_sum(xp.multiply(grad_output, self.x_hat, out=self._empty(grad_output)))
+            sum_grad_x_hat = self._channel_dot(grad_output, self.centered) * self.inv_std.reshape(-1)
         if needs[0]:
-            scale = self.inv_std if self.weight is None else self.inv_std * self.weight  # (1, C, 1, ...)
-            grad_x = xp.multiply(grad_output, scale, out=self._empty(grad_output))
+            grad_x = self._empty(grad_output)
             if self.training:
                 count = max(self.count, 1)
-                shift = xp.multiply(self.x_hat, scale * (sum_grad_x_hat.reshape(self.channel_shape) / -count),
-                                    out=self._empty(grad_output))
-                shift += scale * (sum_grad.reshape(self.channel_shape) / -count)
-                grad_x += shift
+                k = self.inv_std * (sum_grad_x_hat.reshape(self.channel_shape) / count)
+                xp.multiply(self.centered, k, out=grad_x)
+                grad_x += sum_grad.reshape(self.channel_shape) / count
+                xp.subtract(grad_output, grad_x, out=grad_x)
+                grad_x *= self._scale()
+            else:
+                xp.multiply(grad_output, self._scale(), out=grad_x)
         grads = [grad_x]
         if self.has_weight:
             grads.append(sum_grad_x_hat if needs[1] else None)

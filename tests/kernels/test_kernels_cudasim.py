@@ -171,6 +171,27 @@ def test_conv2d_winograd_paths_take_the_direct_kernels_for_non_finite_values(whe
         assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
 
 
+@settings(max_examples=100, deadline=None)
+@given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.integers(1, 3), K=st.integers(1, 3),
+       H=st.integers(1, 9), W=st.integers(1, 9), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(*[st.integers(0, 3)] * 4), seed=st.integers(0, 2**16))
+def test_conv2d_tiled_kernels_on_random_geometry(N, groups, C, K, H, W, kernel, stride, dilation, pads, seed):
+    """The 64 tile everywhere (the gather off) on random kernels, strides, dilations, groups and
+    asymmetric pads: backward-data's stride phases with phases of no tap, of one row, of none at all."""
+    (R, S), (top, bottom, left, right) = kernel, pads
+    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
+              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
+
+    def conv(x, w):
+        return conv2d_module.Conv2d(stride, pads, dilation, groups).apply(x, w)
+
+    with conv2d_module.kernel_path("tile64"):
+        compare(conv, arrays, ("random", seed))
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 def test_conv2d_many_filter_splits(monkeypatch, order):
     # Chunks of 16 positions: 5 splits over N*P*Q = 70, the last one partial.

@@ -378,6 +378,13 @@ class MaxPool2d(Function):
         run_chunked(work, N * C, grain)
         return (grad_input.reshape(self.input_shape),)
 
+    def _float2_windows(self) -> bool:
+        """Whether the 2x2 kernels apply: 2x2 windows at stride 2 that stay inside the input (no padding,
+        and no ceil_mode window past an odd side) on an even width, so a window's rows are float2 pairs."""
+        g = self.geometry
+        return (g.kernel == g.stride == (2, 2) and g.dilation == (1, 1) and g.padded_hw == g.input_hw
+                and g.input_hw[1] % 2 == 0)
+
     def forward_gpu(self, x):
         xp, g = self.xp, self.geometry
         x = kernel_array(xp, x)
@@ -386,10 +393,7 @@ class MaxPool2d(Function):
         y = xp.empty(output_shape, dtype=xp.float32)
         self.indices = xp.empty(output_shape, dtype=xp.int64)
         args = (x, y, self.indices, numpy.int64(y.size))
-        # 2x2/2 windows inside the input (no padding, and no ceil_mode window past an odd side), read as
-        # float2 pairs: an even width and an 8-byte aligned input (see the kernel)
-        if (g.kernel == g.stride == (2, 2) and g.dilation == (1, 1) and g.padded_hw == g.input_hw
-                and g.input_hw[1] % 2 == 0 and _address(x) % 8 == 0):
+        if self._float2_windows() and _address(x) % 8 == 0:  # float2 reads need an 8-byte aligned input
             launch_elementwise(self, "maxpool2d", "maxpool2d_forward_2x2", y.size,
                                args + g.kernel_args()[:4])
         else:
@@ -400,8 +404,7 @@ class MaxPool2d(Function):
         xp, g = self.xp, self.geometry
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
-        if (g.kernel == g.stride == (2, 2) and g.dilation == (1, 1) and g.padding == (0, 0)
-                and g.input_hw[0] % 2 == 0 and g.input_hw[1] % 2 == 0):  # every pixel in one window
+        if self._float2_windows() and g.input_hw[0] % 2 == 0:  # even H too: every pixel in one window
             launch_elementwise(self, "maxpool2d", "maxpool2d_backward_2x2", grad.size,
                                (grad, self.indices, grad_input, numpy.int64(grad.size)) + g.kernel_args()[:4])
         else:

@@ -36,6 +36,30 @@ static __device__ __forceinline__ long long split_index(long long i, int rows, i
     return i / ((long long)rows * cols);
 }
 
+/* Division of non-negative ints by a divisor fixed for a whole loop, as a multiply-high, an add and a
+ * shift (Granlund and Montgomery's round-up method, "Division by invariant integers using
+ * multiplication", 1994): the GPU has no integer divider, and a plain 32-bit division is a sequence
+ * of about twenty instructions. For 1 <= d < 2^31, with l = ceil(log2 d) and
+ * magic = floor(2^32 * (2^l - d) / d) + 1 (below 2^32), every 0 <= n < 2^31 gives
+ * n / d == (umulhi(n, magic) + n) >> l; the sum stays below 2^32 since umulhi(n, magic) <= n.
+ * make_divisor runs once per thread (one 64-bit division); divide in the loop. */
+struct Divisor {
+    unsigned int magic;
+    int shift;
+};
+
+static __device__ __forceinline__ Divisor make_divisor(int d) {
+    int shift = 0;
+    while ((1ll << shift) < d) ++shift;
+    const unsigned long long span = (1ull << shift) - (unsigned long long)d;
+    Divisor divisor = {(unsigned int)((span << 32) / (unsigned long long)d + 1), shift};
+    return divisor;
+}
+
+static __device__ __forceinline__ int divide(int n, Divisor d) {
+    return (int)((__umulhi((unsigned int)n, d.magic) + (unsigned int)n) >> d.shift);
+}
+
 /* NaN test without math headers: NaN is the only value unequal to itself (no fast-math here). */
 static __device__ __forceinline__ bool is_nan(float value) { return value != value; }
 

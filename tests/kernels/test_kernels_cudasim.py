@@ -487,6 +487,32 @@ def test_every_kernel_under_address_and_undefined_behaviour_sanitizers(tmp_path)
     assert "runtime error" not in report and "AddressSanitizer" not in report, report[-6000:]
 
 
+def test_divide_by_invariant_divisor():
+    """common.cuh's make_divisor and divide (a multiply-high, an add and a shift) against NumPy's floor
+    division: every divisor up to 600, powers of two and their neighbours up to 2^30, random divisors
+    up to 2^31 - 1; numerators 0, multiples of the divisor and their neighbours, 2^31 - 1, random."""
+    from pathlib import Path
+
+    from gpucnn.devices import cudasim, kernels
+
+    module = cudasim.load(Path(__file__).with_name("divide.cu"), [kernels.source_dir()])
+    rng = np.random.default_rng(5)
+    top = 2**31 - 1
+    divisors = np.concatenate([np.arange(1, 601), [2**k + o for k in range(1, 31) for o in (-1, 0, 1)],
+                               rng.integers(1, top, 200, endpoint=True)]).astype(np.int64)
+    pairs = []
+    for d in divisors:
+        multiples = np.array([1, 2, 3, 1000, top // d], np.int64) * d
+        numerators = np.concatenate([[0, 1, top, top - 1], multiples - 1, multiples, multiples + 1,
+                                     rng.integers(0, top, 8, endpoint=True)])
+        numerators = numerators[(numerators >= 0) & (numerators <= top)]
+        pairs.append(np.stack([numerators, np.full_like(numerators, d)], axis=1))
+    n, d = (np.ascontiguousarray(column, dtype=np.int32) for column in np.concatenate(pairs).T)
+    q = np.empty_like(n)
+    module.get_function("divide_pairs")(-(-n.size // 256), 256, (n, d, q, np.int32(n.size)))
+    np.testing.assert_array_equal(q, n.astype(np.int64) // d)
+
+
 @pytest.mark.parametrize("fits_int", [1, 0])
 def test_split_index_both_branches(fits_int):
     """common.cuh's split_index: the 32-bit branch the pooling kernels take below 2^31 elements and the

@@ -9,6 +9,12 @@ is installed, with CUDA 12's NVRTC (``--ptxas-options=-v``) for the older target
 sm_53 (Jetson Nano), sm_60 (P100), sm_62 (TX2), sm_70 (V100), sm_72 (Xavier). Parses ptxas's
 report per kernel: registers per thread, static shared memory, stack frame and spill bytes. No GPU
 needed. Writes ``ptxas_nvcc-<version>_<date>.md`` and ``.json``.
+
+Where ``cuobjdump`` is on the PATH (the ``nvidia-cuda-cuobjdump`` wheel carries one), it also reads
+the SASS of the nvcc cubins and reports each kernel's longest loop (the instructions from a backward
+branch's target to the branch): how many instructions one trip runs and how many of them are FFMA.
+For the conv2d GEMM kernels a trip is one reduction step, so the FFMA share says how much of the
+issue bandwidth the multiply-adds get; a static count, not a timing.
 """
 
 from __future__ import annotations
@@ -66,22 +72,82 @@ def nvcc_version(nvcc: str) -> str:
     return match.group(1) if match else "unknown"
 
 
-def nvcc_rows(nvcc: str, sources: list[Path]) -> list[dict]:
-    """ptxas rows of every source for every nvcc arch (compiles run in parallel); raises on a failed compile."""
+def nvcc_rows(nvcc: str, sources: list[Path], out: str) -> list[dict]:
+    """ptxas rows of every source for every nvcc arch (compiles run in parallel), the cubins written to
+    ``out`` as <source stem>_<arch>.cubin; raises on a failed compile."""
     compiler = f"nvcc {nvcc_version(nvcc)}"
-    with tempfile.TemporaryDirectory() as out:
-        def compile_one(job):
-            source, arch = job
-            command = [nvcc, "-cubin", f"-arch={arch}", "-std=c++17", "-I", str(CUDA_DIR), "-Xptxas", "-v",
-                       "-o", os.path.join(out, f"{source.stem}_{arch}.cubin"), str(source)]
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-            return parse_ptxas(result.stdout + result.stderr, source.name, compiler)
 
-        jobs = [(source, arch) for source in sources for arch in NVCC_ARCHS]
-        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-            return [row for rows in pool.map(compile_one, jobs) for row in rows]
+    def compile_one(job):
+        source, arch = job
+        command = [nvcc, "-cubin", f"-arch={arch}", "-std=c++17", "-I", str(CUDA_DIR), "-Xptxas", "-v",
+                   "-o", os.path.join(out, f"{source.stem}_{arch}.cubin"), str(source)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+        return parse_ptxas(result.stdout + result.stderr, source.name, compiler)
+
+    jobs = [(source, arch) for source in sources for arch in NVCC_ARCHS]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return [row for rows in pool.map(compile_one, jobs) for row in rows]
+
+
+_FUNCTION = re.compile(r"^\s*Function : (\w+)", re.MULTILINE)
+_INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
+_BRANCH_TARGET = re.compile(r"\bBRA\b.*?0x([0-9a-f]+)")
+
+
+def longest_loops(sass: str) -> dict:
+    """{kernel: (instructions, ffma)} of each kernel's longest loop in ``cuobjdump -sass`` output: the
+    instructions from a backward branch's target up to the branch, and how many of them are FFMA."""
+    loops = {}
+    parts = _FUNCTION.split(sass)
+    for kernel, body in zip(parts[1::2], parts[2::2]):
+        code = [(int(address, 16), text.strip()) for address, text in _INSTRUCTION.findall(body)]
+        best = (0, 0)
+        for address, text in code:
+            target = _BRANCH_TARGET.search(text)
+            if target is None or int(target.group(1), 16) >= address:
+                continue
+            start = int(target.group(1), 16)
+            trip = [text for at, text in code if start <= at <= address]
+            opcodes = [text.split()[1] if text.startswith("@") else text.split()[0] for text in trip]
+            best = max(best, (len(trip), sum(opcode == "FFMA" for opcode in opcodes)))
+        if best[0]:
+            loops[kernel] = best
+    return loops
+
+
+def loop_rows(cuobjdump: str, sources: list[Path], out: str) -> list[dict]:
+    """kernel, file, arch, loop_instructions, loop_ffma of every kernel with a loop, from the cubins in ``out``."""
+    rows = []
+    for source in sources:
+        for arch in NVCC_ARCHS:
+            cubin = os.path.join(out, f"{source.stem}_{arch}.cubin")
+            sass = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True, check=True).stdout
+            for kernel, (instructions, ffma) in sorted(longest_loops(sass).items()):
+                rows.append({"kernel": kernel, "file": source.name, "arch": arch,
+                             "loop_instructions": instructions, "loop_ffma": ffma})
+    return rows
+
+
+def loop_table(rows: list[dict]) -> str:
+    """Instructions per trip of each kernel's longest loop (FFMA share), kernel x arch, the kernels
+    that run FFMA in it."""
+    archs = sorted({row["arch"] for row in rows}, key=lambda arch: int(arch[3:]))
+    by_key = {(row["kernel"], row["arch"]): row for row in rows}
+    kernels = sorted({row["kernel"] for row in rows if row["loop_ffma"]})
+    lines = ["## Longest loop per kernel (SASS, cuobjdump)", "",
+             "Instructions in one trip of the kernel's longest loop, and the FFMA share of them; kernels "
+             "whose longest loop has no FFMA are left out.", "",
+             "| kernel | " + " | ".join(archs) + " |", "|---|" + "---:|" * len(archs)]
+    for kernel in kernels:
+        cells = []
+        for arch in archs:
+            row = by_key.get((kernel, arch))
+            cells.append("–" if row is None else
+                         f"{row['loop_instructions']} ({row['loop_ffma'] / row['loop_instructions']:.0%} FFMA)")
+        lines.append(f"| {kernel} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def nvrtc_rows(library, version: str, sources: list[Path]) -> list[dict]:
@@ -138,7 +204,12 @@ def main(argv=None) -> int:
         print("nvcc is not installed: nothing to report", file=sys.stderr)
         return 1
     sources = sorted(CUDA_DIR.glob("*.cu"))
-    rows = nvcc_rows(nvcc, sources)
+    cuobjdump = shutil.which("cuobjdump")
+    with tempfile.TemporaryDirectory() as cubins:
+        rows = nvcc_rows(nvcc, sources, cubins)
+        loops = loop_rows(cuobjdump, sources, cubins) if cuobjdump else []
+    if not cuobjdump:
+        print("cuobjdump is not installed: no loop report", file=sys.stderr)
     compilers = [f"nvcc {nvcc_version(nvcc)} ({', '.join(NVCC_ARCHS)})"]
     library, nvrtc_version = nvrtc.load()
     if library is not None:
@@ -148,12 +219,13 @@ def main(argv=None) -> int:
         print(f"old archs skipped: {nvrtc_version}", file=sys.stderr)
     today = datetime.date.today().isoformat()
     title = f"# ptxas report: cuda/*.cu, {today}\n\nCompilers: {'; '.join(compilers)}."
-    markdown = markdown_table(rows, title)
+    markdown = markdown_table(rows, title) + ("\n" + loop_table(loops) if loops else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"ptxas_nvcc-{nvcc_version(nvcc)}_{today}"
     (out / f"{stem}.md").write_text(markdown)
-    record = {"date": today, "compilers": compilers, "sources": [s.name for s in sources], "rows": rows}
+    record = {"date": today, "compilers": compilers, "sources": [s.name for s in sources], "rows": rows,
+              "loops": loops}
     (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(markdown)
     print(f"wrote {out / (stem + '.md')} and {out / (stem + '.json')}")

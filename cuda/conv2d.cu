@@ -378,7 +378,7 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
  * per SM that ptxas must allow, which caps the registers: 3 blocks (85 registers) hold the 64
  * tile's 16 accumulators with its addressing, except in backward-data, whose stride phases take a
  * few more (at 80, ptxas spilled 4 bytes on sm_86 to sm_90): 2 blocks there. The 128 tile's 64
- * accumulators, operands, prefetched loads and addressing take 150-170 registers (at 128 ptxas
+ * accumulators, operands, prefetched loads and addressing take 145-170 registers (at 128 ptxas
  * spilled): one block per SM. Before sm_70 the 128 tile is not built: sm_53 and sm_62 allow 32K
  * registers per block, 128 per thread of 256, and the launcher takes the 64 tile below compute
  * capability 7.0. */

@@ -180,3 +180,28 @@ def test_suites_name_every_op_and_valid_shapes():
             assert min(layer.input_shape()) >= 1
             if hasattr(layer, "output_size"):
                 assert layer.output_size() >= 1, (name, layer)
+
+
+def test_ptxas_report_counts_the_longest_loop_of_each_kernel():
+    """bench.ptxas_report.longest_loops on cuobjdump -sass text: a backward branch closes a loop (its
+    trip runs from the target to the branch), a forward branch does not, and the longest loop wins."""
+    from bench.ptxas_report import longest_loops
+
+    def line(address, text):
+        return f"        /*{address:04x}*/                   {text} ;   /* 0x000fe200078e00ff */\n"
+
+    sass = ("\t\tFunction : gemm\n"
+            + line(0x00, "MOV R1, c[0x0][0x28]")
+            + line(0x10, "FFMA R2, R3, R4, R2")      # a short loop: 0x10-0x20
+            + line(0x20, "@P0 BRA 0x10")
+            + line(0x30, "LDS.128 R8, [R5]")         # the long loop: 0x30-0x80, 3 FFMA of 6
+            + line(0x40, "FFMA R2, R8, R9, R2")
+            + line(0x50, "@!P1 BRA 0x90")            # forward: no loop
+            + line(0x60, "FFMA R3, R8, R10, R3")
+            + line(0x70, "FFMA R4, R8, R11, R4")
+            + line(0x80, "@!P2 BRA 0x30")
+            + line(0x90, "EXIT")
+            + "\t\tFunction : straight\n"
+            + line(0x00, "FFMA R2, R3, R4, R2")
+            + line(0x10, "EXIT"))
+    assert longest_loops(sass) == {"gemm": (6, 3)}

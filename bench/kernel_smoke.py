@@ -28,6 +28,10 @@ CASES = {
     # 3x3, stride 1, one group: the winograd paths' transforms, with 11 x 11 outputs (cut edge tiles)
     "conv2d_3x3": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((5, 4, 3, 3), numpy.float32) / 36,
                                                          device=x.device), padding=(0, 1)),
+    # 16 channels: the "taps" kernels (a 1x1 to 16 channels, then 3x3 at stride 2 with its phases)
+    "conv2d_taps": lambda x, w: F.conv2d(
+        F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
+        gpucnn.tensor(numpy.ones((16, 16, 3, 3), numpy.float32) / 144, device=x.device), stride=2, padding=1),
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
     "max_pool2d_2x2": lambda x, w: F.max_pool2d(x[:, :, :12, :10], 2),  # even sides: the float2 kernels

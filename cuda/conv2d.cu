@@ -33,9 +33,13 @@
  *   64 tile wastes less on small channel counts and makes more blocks of a small problem.
  *   Loads are coalesced: consecutive threads fetch consecutive pixels (x with stride stride_w,
  *   dy contiguous) or consecutive weights.
+ * Taps variants (conv2d_forward_taps_TILE, conv2d_backward_data_taps_TILE, TAPS_OUTER below): the same
+ *   products with the reduction ordered tap by tap, channels innermost, on a weight the host has
+ *   transposed so; for channel counts that 16 divides, where every step lies within one tap.
  * Launch shapes (block (256,) for all):
- *   conv2d_forward_TILE           grid (ceil(N*P*Q / TILE), ceil(Kg / TILE), G)
- *   conv2d_backward_data_TILE     grid (ceil(N*ceil(H/stride_h)*ceil(W/stride_w) / TILE), ceil(Cg / TILE),
+ *   conv2d_forward[_taps]_TILE    grid (ceil(N*P*Q / TILE), ceil(Kg / TILE), G)
+ *   conv2d_backward_data[_taps]_TILE
+ *                                 grid (ceil(N*ceil(H/stride_h)*ceil(W/stride_w) / TILE), ceil(Cg / TILE),
  *                                 G*stride_h*stride_w): one z per (group, stride phase), see below
  *   conv2d_backward_filter_TILE   grid (ceil(Cg*R*S / TILE), ceil(Kg / TILE), G * splits); split z / G
  *                                 sums N*P*Q positions [split*chunk, (split+1)*chunk) and writes
@@ -122,14 +126,21 @@ static __device__ __forceinline__ void run_steps(long long begin, long long end,
  * tid%STEP) and the im2col entries (reduction index tid/TILE + K_STRIDE*e, pixel tid%TILE) for
  * e < 4. Its pixel is fixed for the whole reduction, so it is decoded once; each reduction index
  * decodes to (c, r, s) by common.cuh's divide (on sm_90 that cut a step of the 128 tile from 927
- * instructions, 512 of them multiply-adds, to 757). */
-template <int TILE>
+ * instructions, 512 of them multiply-adds, to 757).
+ * TAPS_OUTER: the reduction runs over (r, s, c) instead, channels innermost, on the weight laid out
+ * (K, R, S, Cg) (the host transposes it; a 1x1 kernel's is the weight itself). The host takes it where
+ * TAP_STEP_CHANNELS divides Cg, so that each step lies within one tap: the tap, the window position
+ * and its bounds test are decoded once per step, and a thread's four entries are four channels of one
+ * input pixel (757 -> 676 instructions a step for the 128 tile on sm_90, 504 -> 421 for the 64 tile). */
+template <int TILE, bool TAPS_OUTER>
 static __device__ __forceinline__ void conv2d_forward_tiles(
-    float* weight_tiles, float* input_tiles, const float* __restrict__ x, const float* __restrict__ weight,
+    const float* __restrict__ x, const float* __restrict__ weight,
     const float* __restrict__ bias, float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R,
     int S, int P, int Q, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w,
     int groups) {
     typedef Tiling<TILE> T;
+    __shared__ __align__(16) float weight_tiles[2 * T::BUFFER];
+    __shared__ __align__(16) float input_tiles[2 * T::BUFFER];
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
     const int group = blockIdx.z, Cg = C / groups, Kg = K / groups, RS = R * S, reduction = Cg * RS;
     const long long PQ = (long long)P * Q, pixels = (long long)N * PQ, HW = (long long)H * W;
@@ -146,7 +157,7 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
     const float* x_group = x + (n * C + (long long)group * Cg) * HW;
     const int weight_k = tid % T::STEP, weight_m = tid / T::STEP;
     const float* weight_group = weight + ((long long)group * Kg + m0) * reduction;
-    const Divisor by_RS = make_divisor(RS), by_S = make_divisor(S);
+    const Divisor by_RS = make_divisor(RS), by_S = make_divisor(S), by_Cg = make_divisor(Cg);
 
     float weight_values[4], input_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
@@ -158,16 +169,26 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
                 const int m = weight_m + T::M_STRIDE * e;
                 weight_values[e] = m0 + m < Kg && kk_w < reduction ? weight_group[(long long)m * reduction + kk_w] : 0.0f;
             }
+            if (TAPS_OUTER) { /* k0 is the same for the whole block: so are the tap and the first channel */
+                const int tap = divide((int)k0, by_Cg), c = (int)k0 - tap * Cg + load_row;
+                const int r = divide(tap, by_S), s = tap - r * S;
+                const int h = row_origin + r * dilation_h, w = col_origin + s * dilation_w;
+                const bool inside = pixel_valid && h >= 0 && h < H && w >= 0 && w < W;
+                const long long at = c * HW + (long long)h * W + w;
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int kk = (int)k0 + load_row + T::K_STRIDE * e;
-                float value = 0.0f;
-                if (pixel_valid && kk < reduction) {
-                    const int c = divide(kk, by_RS), rs = kk - c * RS, r = divide(rs, by_S), s = rs - r * S;
-                    const int h = row_origin + r * dilation_h, w = col_origin + s * dilation_w;
-                    if (h >= 0 && h < H && w >= 0 && w < W) value = x_group[c * HW + (long long)h * W + w];
+                for (int e = 0; e < 4; ++e) input_values[e] = inside ? x_group[at + T::K_STRIDE * e * HW] : 0.0f;
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int kk = (int)k0 + load_row + T::K_STRIDE * e;
+                    float value = 0.0f;
+                    if (pixel_valid && kk < reduction) {
+                        const int c = divide(kk, by_RS), rs = kk - c * RS, r = divide(rs, by_S), s = rs - r * S;
+                        const int h = row_origin + r * dilation_h, w = col_origin + s * dilation_w;
+                        if (h >= 0 && h < H && w >= 0 && w < W) value = x_group[c * HW + (long long)h * W + w];
+                    }
+                    input_values[e] = value;
                 }
-                input_values[e] = value;
             }
         },
         [&](int buffer) {
@@ -212,13 +233,18 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
  * decoded by common.cuh's divide.
  * Thread tid loads weights weight[group*Kg + k, c, r, s] (reduction index tid%STEP, channel
  * tid/STEP + M_STRIDE*e) and the gathered dy entries (reduction index tid/TILE + K_STRIDE*e, pixel
- * tid%TILE: consecutive threads read consecutive q). */
-template <int TILE>
+ * tid%TILE: consecutive threads read consecutive q).
+ * TAPS_OUTER: the reduction runs over (r2, s2, k), output channels innermost, on the weight laid out
+ * (G, Cg, R, S, Kg) (the host transposes it), where TAP_STEP_CHANNELS divides Kg: as in the forward,
+ * each step lies within one tap, decoded once per step with its output position and bounds test. */
+template <int TILE, bool TAPS_OUTER>
 static __device__ __forceinline__ void conv2d_backward_data_tiles(
-    float* weight_tiles, float* grad_tiles, const float* __restrict__ grad_y, const float* __restrict__ weight,
+    const float* __restrict__ grad_y, const float* __restrict__ weight,
     float* __restrict__ grad_x, int N, int C, int H, int W, int K, int R, int S, int P, int Q, int stride_h,
     int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     typedef Tiling<TILE> T;
+    __shared__ __align__(16) float weight_tiles[2 * T::BUFFER];
+    __shared__ __align__(16) float grad_tiles[2 * T::BUFFER];
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
     const int phases = stride_h * stride_w, group = blockIdx.z / phases, phase = blockIdx.z - group * phases;
     const int phase_h = phase / stride_w, phase_w = phase - phase_h * stride_w;
@@ -249,30 +275,50 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const float* weight_group = weight + (long long)group * Kg * Cg * RS;
     const int first_tap = phase_h * S + phase_w, tap_row_step = stride_h * S; /* r*S + s of tap (0, 0), per r2 */
     const Divisor by_taps = make_divisor(max(taps, 1)), by_taps_w = make_divisor(max(taps_w, 1));
+    const Divisor by_Kg = make_divisor(Kg);
 
     float weight_values[4], grad_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
     run_steps(0, reduction, T::STEP,
         [&](long long k0) {
-            const int kk_w = (int)k0 + weight_k;
-            const int k_w = divide(kk_w, by_taps), t_w = kk_w - k_w * taps;
-            const int r2_w = divide(t_w, by_taps_w), s2_w = t_w - r2_w * taps_w;
-            const int rs_w = first_tap + r2_w * tap_row_step + s2_w * stride_w;
+            if (TAPS_OUTER) { /* weight is (G, Cg, R, S, Kg); k0 and so the tap are the same for the whole block */
+                const int t = divide((int)k0, by_Kg), k = (int)k0 - t * Kg, r2 = divide(t, by_taps_w);
+                const int s2 = t - r2 * taps_w, rs = first_tap + r2 * tap_row_step + s2 * stride_w;
+                const float* weight_tap = weight + ((long long)group * Cg * RS + rs) * Kg + k + weight_k;
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int c = m0 + weight_m + T::M_STRIDE * e;
-                weight_values[e] = c < Cg && kk_w < reduction ? weight_group[((long long)k_w * Cg + c) * RS + rs_w] : 0.0f;
-            }
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int kk = (int)k0 + load_row + T::K_STRIDE * e;
-                float value = 0.0f;
-                if (pixel_valid && kk < reduction) {
-                    const int k = divide(kk, by_taps), t = kk - k * taps, r2 = divide(t, by_taps_w), s2 = t - r2 * taps_w;
-                    const int p = p0 - r2 * dilation_h, q = q0 - s2 * dilation_w;
-                    if (p >= 0 && p < P && q >= 0 && q < Q) value = grad_group[(long long)k * PQ + p * Q + q];
+                for (int e = 0; e < 4; ++e) {
+                    const int c = m0 + weight_m + T::M_STRIDE * e;
+                    weight_values[e] = c < Cg ? weight_tap[(long long)c * RS * Kg] : 0.0f;
                 }
-                grad_values[e] = value;
+                const int p = p0 - r2 * dilation_h, q = q0 - s2 * dilation_w;
+                const bool inside = pixel_valid && p >= 0 && p < P && q >= 0 && q < Q;
+                const long long at = (long long)(k + load_row) * PQ + p * Q + q;
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    grad_values[e] = inside ? grad_group[at + (long long)T::K_STRIDE * e * PQ] : 0.0f;
+            } else {
+                const int kk_w = (int)k0 + weight_k;
+                const int k_w = divide(kk_w, by_taps), t_w = kk_w - k_w * taps;
+                const int r2_w = divide(t_w, by_taps_w), s2_w = t_w - r2_w * taps_w;
+                const int rs_w = first_tap + r2_w * tap_row_step + s2_w * stride_w;
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int c = m0 + weight_m + T::M_STRIDE * e;
+                    weight_values[e] =
+                        c < Cg && kk_w < reduction ? weight_group[((long long)k_w * Cg + c) * RS + rs_w] : 0.0f;
+                }
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int kk = (int)k0 + load_row + T::K_STRIDE * e;
+                    float value = 0.0f;
+                    if (pixel_valid && kk < reduction) {
+                        const int k = divide(kk, by_taps), t = kk - k * taps;
+                        const int r2 = divide(t, by_taps_w), s2 = t - r2 * taps_w;
+                        const int p = p0 - r2 * dilation_h, q = q0 - s2 * dilation_w;
+                        if (p >= 0 && p < P && q >= 0 && q < Q) value = grad_group[(long long)k * PQ + p * Q + q];
+                    }
+                    grad_values[e] = value;
+                }
             }
         },
         [&](int buffer) {
@@ -310,10 +356,12 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
  * and consecutive threads read consecutive positions. Writes partial[split][group*Kg + k][(c, r, s)]. */
 template <int TILE>
 static __device__ __forceinline__ void conv2d_backward_filter_tiles(
-    float* grad_tiles, float* input_tiles, const float* __restrict__ x, const float* __restrict__ grad_y,
+    const float* __restrict__ x, const float* __restrict__ grad_y,
     float* __restrict__ partial, int N, int C, int H, int W, int K, int R, int S, int P, int Q, int stride_h,
     int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, long long chunk) {
     typedef Tiling<TILE> T;
+    __shared__ __align__(16) float grad_tiles[2 * T::BUFFER];
+    __shared__ __align__(16) float input_tiles[2 * T::BUFFER];
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
     const int group = blockIdx.z % groups, split = blockIdx.z / groups;
     const int Cg = C / groups, Kg = K / groups, RS = R * S, columns = Cg * RS;
@@ -374,14 +422,14 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
     }
 }
 
-/* The kernels: each tile size's shared buffers (two per operand) and the number of resident blocks
- * per SM that ptxas must allow, which caps the registers: 3 blocks (85 registers) hold the 64
- * tile's 16 accumulators with its addressing, except in backward-data, whose stride phases take a
- * few more (at 80, ptxas spilled 4 bytes on sm_86 to sm_90): 2 blocks there. The 128 tile's 64
- * accumulators, operands, prefetched loads and addressing take 145-170 registers (at 128 ptxas
- * spilled): one block per SM. Before sm_70 the 128 tile is not built: sm_53 and sm_62 allow 32K
- * registers per block, 128 per thread of 256, and the launcher takes the 64 tile below compute
- * capability 7.0. */
+/* The kernels (the tiles functions above hold their shared buffers, two per operand). Each declares
+ * the number of resident blocks per SM that ptxas must allow, which caps the registers: 3 blocks
+ * (85 registers) hold the 64 tile's 16 accumulators with its addressing, except in backward-data,
+ * whose stride phases take a few more (at 80, ptxas spilled 4 bytes on sm_86 to sm_90): 2 blocks
+ * there (101-115 registers). The 128 tile's 64 accumulators, operands, prefetched loads and
+ * addressing take 145-170 registers (at 128 ptxas spilled): one block per SM. Before sm_70 the 128
+ * tile is not built: sm_53 and sm_62 allow 32K registers per block, 128 per thread of 256, and the
+ * launcher takes the 64 tile below compute capability 7.0. */
 #define CONV_BLOCKS_64 3
 #define CONV_BLOCKS_DATA_64 2
 #define CONV_BLOCKS_128 1
@@ -390,10 +438,16 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    __shared__ __align__(16) float weight_tiles[2 * Tiling<64>::BUFFER];
-    __shared__ __align__(16) float input_tiles[2 * Tiling<64>::BUFFER];
-    conv2d_forward_tiles<64>(weight_tiles, input_tiles, x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
-                             stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+    conv2d_forward_tiles<64, false>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+}
+
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_forward_taps_64(
+    const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
+    float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    conv2d_forward_tiles<64, true>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_64(
@@ -402,10 +456,18 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) 
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
-    __shared__ __align__(16) float weight_tiles[2 * Tiling<64>::BUFFER];
-    __shared__ __align__(16) float grad_tiles[2 * Tiling<64>::BUFFER];
-    conv2d_backward_data_tiles<64>(weight_tiles, grad_tiles, grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                   stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+    conv2d_backward_data_tiles<64, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+}
+
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_taps_64(
+    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
+    const int* __restrict__ gather,
+    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
+    conv2d_backward_data_tiles<64, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_backward_filter_64(
@@ -413,10 +475,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups,
     long long chunk) {
-    __shared__ __align__(16) float grad_tiles[2 * Tiling<64>::BUFFER];
-    __shared__ __align__(16) float input_tiles[2 * Tiling<64>::BUFFER];
-    conv2d_backward_filter_tiles<64>(grad_tiles, input_tiles, x, grad_y, partial, N, C, H, W, K, R, S, P, Q,
-                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
+    conv2d_backward_filter_tiles<64>(x, grad_y, partial, N, C, H, W, K, R, S, P, Q,
+                                      stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 700
@@ -424,10 +484,16 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    __shared__ __align__(16) float weight_tiles[2 * Tiling<128>::BUFFER];
-    __shared__ __align__(16) float input_tiles[2 * Tiling<128>::BUFFER];
-    conv2d_forward_tiles<128>(weight_tiles, input_tiles, x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
-                              stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+    conv2d_forward_tiles<128, false>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+}
+
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_forward_taps_128(
+    const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
+    float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    conv2d_forward_tiles<128, true>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_data_128(
@@ -436,10 +502,18 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
-    __shared__ __align__(16) float weight_tiles[2 * Tiling<128>::BUFFER];
-    __shared__ __align__(16) float grad_tiles[2 * Tiling<128>::BUFFER];
-    conv2d_backward_data_tiles<128>(weight_tiles, grad_tiles, grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                    stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+    conv2d_backward_data_tiles<128, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+}
+
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_data_taps_128(
+    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
+    const int* __restrict__ gather,
+    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
+    conv2d_backward_data_tiles<128, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_filter_128(
@@ -447,9 +521,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups,
     long long chunk) {
-    __shared__ __align__(16) float grad_tiles[2 * Tiling<128>::BUFFER];
-    __shared__ __align__(16) float input_tiles[2 * Tiling<128>::BUFFER];
-    conv2d_backward_filter_tiles<128>(grad_tiles, input_tiles, x, grad_y, partial, N, C, H, W, K, R, S, P, Q,
+    conv2d_backward_filter_tiles<128>(x, grad_y, partial, N, C, H, W, K, R, S, P, Q,
                                       stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 #endif

@@ -45,7 +45,9 @@ the same three products as implicit GEMMs that gather the im2col entries while l
 buffer), backward-data by stride phases (each input pixel's phase is read through its own taps
 only: a quarter of the multiply-adds for 3x3 at stride 2), backward-filter split over N*P*Q into
 partial sums that a second kernel adds in a fixed order, and a per-channel reduction for the bias
-gradient. No float atomics: results are reproducible.
+gradient. No float atomics: results are reproducible. Where 16 divides the channels that forward
+(or backward-data) reduces over, it runs tap by tap over a transposed copy of the weight
+(``TAP_STEP_CHANNELS``), which moves the im2col index arithmetic out of the per-element loads.
 The kernel paths "winograd2" and "winograd4" (``WINOGRAD_GPU_TILE``) run 3x3 stride-1 layers as Winograd's
 F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and its 16 or 36 products
 as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
@@ -386,6 +388,11 @@ class Conv2d(Function):
     WINOGRAD_GPU_TILE = 0
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
+    # Where this divides the channels the forward (or backward-data) reduces over per group, its
+    # kernels take the "taps" variant (conv2d.cu's TAPS_OUTER): the reduction runs tap by tap, channels
+    # innermost, on a copy of the weight with its taps before its channels, and every reduction step
+    # of either tile (16 or 8 indices) lies within one tap. Both tiles sum in the same order.
+    TAP_STEP_CHANNELS = 16
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     # Backward-filter reduces over N*P*Q; with few (K, C*R*S) tiles that leaves most of a GPU idle, so
     # the reduction is split into chunks (multiples of 16, at least FILTER_MIN_CHUNK positions) until
@@ -438,8 +445,13 @@ class Conv2d(Function):
                 return self._forward_winograd(bias, y)
             tile = self._tile(K // self.groups, N * P * Q, self.groups)
             grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
-            self._launch(f"conv2d_forward_{tile}", grid,
-                         (self.x, self.weight, bias, y, numpy.int32(self.has_bias)) + self._kernel_geometry(P, Q))
+            group_channels = C // self.groups
+            if group_channels % self.TAP_STEP_CHANNELS == 0:  # weight (K, R, S, C/G); a 1x1 kernel's is the same
+                weight = xp.ascontiguousarray(self.weight.reshape(K, group_channels, R * S).transpose(0, 2, 1))
+                name = f"conv2d_forward_taps_{tile}"
+            else:
+                weight, name = self.weight, f"conv2d_forward_{tile}"
+            self._launch(name, grid, (self.x, weight, bias, y, numpy.int32(self.has_bias)) + self._kernel_geometry(P, Q))
         return y
 
     def backward_gpu(self, grad):
@@ -509,9 +521,13 @@ class Conv2d(Function):
                     arrays = (grad, self.weight, grad_input, gather)
                     tile = self._tile(group_channels, N * H * W, groups)
                     phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
-                    self._launch(f"conv2d_backward_data_{tile}",
-                                 (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases),
-                                 arrays + geometry)
+                    grid = (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases)
+                    if (K // groups) % self.TAP_STEP_CHANNELS == 0:  # weight (G, C/G, R, S, K/G)
+                        weight = xp.ascontiguousarray(
+                            self.weight.reshape(groups, K // groups, group_channels * R * S).transpose(0, 2, 1))
+                        self._launch(f"conv2d_backward_data_taps_{tile}", grid, (grad, weight) + arrays[2:] + geometry)
+                    else:
+                        self._launch(f"conv2d_backward_data_{tile}", grid, arrays + geometry)
                     # few blocks: they exit at once in the usual case, and stride over the input otherwise
                     self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
                                  arrays + geometry)

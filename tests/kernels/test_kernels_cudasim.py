@@ -90,6 +90,14 @@ CONV_CASES = {
     "stride2_12_channels": ((2, 12, 9, 8), (10, 12, 3, 3), dict(stride=2, padding=1), True),
     "stride_and_dilation_apart": ((2, 3, 9, 10), (4, 3, 3, 3), dict(stride=(2, 1), dilation=(1, 2), padding=(1, 2)), True),
     "stride_and_dilation_together": ((1, 10, 11, 9), (3, 10, 3, 2), dict(stride=2, dilation=2, padding=2), False),
+    # the "taps" kernels (Conv2d.TAP_STEP_CHANNELS divides the channels reduced over): forward and
+    # backward-data both, one of them only, with groups, stride phases and a dilation, and a 1x1 kernel
+    "taps_both": ((2, 16, 7, 6), (32, 16, 3, 3), dict(padding=1), True),
+    "taps_forward_only": ((2, 16, 6, 5), (10, 16, 3, 2), dict(padding=(1, 0)), True),
+    "taps_backward_only": ((2, 10, 6, 5), (16, 10, 3, 3), dict(padding=(0, 1)), False),
+    "taps_groups_phases": ((2, 32, 9, 8), (32, 16, 3, 3), dict(groups=2, stride=(2, 1), dilation=(1, 2),
+                                                             padding=(1, 2)), True),
+    "taps_1x1_stride2": ((2, 32, 7, 8), (16, 32, 1, 1), dict(stride=2), False),
 }
 WINOGRAD_CASES = ("batch1_pad1", "two_wide_tiles", "filter_splits", "valid_odd_output", "pad2", "same_odd")
 # Winograd's error scales with the terms its transforms sum, not with each result: bounds as a fraction
@@ -172,13 +180,14 @@ def test_conv2d_winograd_paths_take_the_direct_kernels_for_non_finite_values(whe
 
 
 @settings(max_examples=100, deadline=None)
-@given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.integers(1, 3), K=st.integers(1, 3),
-       H=st.integers(1, 9), W=st.integers(1, 9), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+@given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.sampled_from([1, 2, 3, 16]),
+       K=st.sampled_from([1, 2, 3, 16]), H=st.integers(1, 9), W=st.integers(1, 9), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
        stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
        pads=st.tuples(*[st.integers(0, 3)] * 4), seed=st.integers(0, 2**16))
 def test_conv2d_tiled_kernels_on_random_geometry(N, groups, C, K, H, W, kernel, stride, dilation, pads, seed):
     """The 64 tile everywhere (the gather off) on random kernels, strides, dilations, groups and
-    asymmetric pads: backward-data's stride phases with phases of no tap, of one row, of none at all."""
+    asymmetric pads: backward-data's stride phases with phases of no tap, of one row, of none at all;
+    16 channels per group take the "taps" kernels (Conv2d.TAP_STEP_CHANNELS)."""
     (R, S), (top, bottom, left, right) = kernel, pads
     assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
     rng = np.random.default_rng(seed)

@@ -391,7 +391,8 @@ class Conv2d(Function):
     # Where this divides the channels the forward (or backward-data) reduces over per group, its
     # kernels take the "taps" variant (conv2d.cu's TAPS_OUTER): the reduction runs tap by tap, channels
     # innermost, on a copy of the weight with its taps before its channels, and every reduction step
-    # of either tile (16 or 8 indices) lies within one tap. Both tiles sum in the same order.
+    # of either tile (16 or 8 indices) lies within one tap. Both tiles sum in the same order. 0: never
+    # (the kernel path "taps_off", to time the two against each other).
     TAP_STEP_CHANNELS = 16
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     # Backward-filter reduces over N*P*Q; with few (K, C*R*S) tiles that leaves most of a GPU idle, so
@@ -427,6 +428,10 @@ class Conv2d(Function):
         blocks = -(-rows // wide) * -(-columns // wide) * layers
         return wide if rows > small and blocks >= self.WIDE_TILE_BLOCKS else small
 
+    def _taps(self, channels: int) -> bool:
+        """Whether a product that reduces over ``channels`` per group takes the taps kernels."""
+        return bool(self.TAP_STEP_CHANNELS) and channels % self.TAP_STEP_CHANNELS == 0
+
     def forward_gpu(self, x, weight, bias=None):
         """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None, all float32 -> y: (N, K, P, Q)."""
         xp = self.xp
@@ -446,7 +451,7 @@ class Conv2d(Function):
             tile = self._tile(K // self.groups, N * P * Q, self.groups)
             grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
             group_channels = C // self.groups
-            if group_channels % self.TAP_STEP_CHANNELS == 0:  # weight (K, R, S, C/G); a 1x1 kernel's is the same
+            if self._taps(group_channels):  # weight (K, R, S, C/G); a 1x1 kernel's is the same
                 weight = xp.ascontiguousarray(self.weight.reshape(K, group_channels, R * S).transpose(0, 2, 1))
                 name = f"conv2d_forward_taps_{tile}"
             else:
@@ -522,7 +527,7 @@ class Conv2d(Function):
                     tile = self._tile(group_channels, N * H * W, groups)
                     phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
                     grid = (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases)
-                    if (K // groups) % self.TAP_STEP_CHANNELS == 0:  # weight (G, C/G, R, S, K/G)
+                    if self._taps(K // groups):  # weight (G, C/G, R, S, K/G)
                         weight = xp.ascontiguousarray(
                             self.weight.reshape(groups, K // groups, group_channels * R * S).transpose(0, 2, 1))
                         self._launch(f"conv2d_backward_data_taps_{tile}", grid, (grad, weight) + arrays[2:] + geometry)
@@ -847,10 +852,11 @@ def _all_finite(array) -> bool:
 
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
 # launcher's own choice, one tile for every product (with backward-data's gather for few channels
-# turned off), or Winograd's F(2x2, 3x3) or F(4x4, 3x3) wherever it applies. The 128 tile exists on
-# compute capability 7.0 and up.
+# turned off), the launcher's choice without the taps kernels, or Winograd's F(2x2, 3x3) or
+# F(4x4, 3x3) wherever it applies. The 128 tile exists on compute capability 7.0 and up.
 KERNEL_PATHS = {
     "chosen": {},
+    "taps_off": dict(TAP_STEP_CHANNELS=0),
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0),
     "winograd2": dict(WINOGRAD_GPU_TILE=2),

@@ -35,6 +35,9 @@ CASES = {
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
     "max_pool2d_2x2": lambda x, w: F.max_pool2d(x[:, :, :12, :10], 2),  # even sides: the float2 kernels
+    # a detached input: forwards that keep no indices (inference), beside one that does
+    "max_pool2d_no_indices": lambda x, w: F.max_pool2d(x.detach(), 3, 2, padding=1)
+    + F.max_pool2d(x[:, :, :12, :10].detach(), 2).sum() + F.max_pool2d(x, 3, 2, padding=1),
     "avg_pool2d": lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
     "relu": lambda x, w: F.relu(x),
     "leaky_relu": lambda x, w: F.leaky_relu(x, 0.1),

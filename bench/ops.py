@@ -7,8 +7,9 @@
 Ops: conv2d forward / backward-data / backward-filter (no bias), max_pool2d and avg_pool2d forward and
 backward, relu forward and backward, each timed alone:
 
-- forward runs without a graph (gpucnn: no tensor requires grad; torch: ``no_grad``), except max
-  pooling, whose forward is timed as training runs it, computing the argmax indices in both libraries;
+- forward runs without a graph, as inference runs it (gpucnn: no tensor requires grad; torch:
+  ``no_grad``): max pooling's forward keeps no argmax indices then (its backward's timing needs them,
+  and its forward ran with a graph);
 - a backward is the op's own backward on a fixed upstream gradient: gpucnn's Function.backward, with
   only the gradient asked for (input or weight); torch's ATen backward op (``convolution_backward``
   with one output mask, ``max_pool2d_with_indices_backward``, ``avg_pool2d_backward``,
@@ -20,8 +21,8 @@ why), in ``--rounds`` rounds (default 3 on the CPU, 1 on a GPU); a contender's t
 its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after
 each timed call; torch runs conv ops twice, cuDNN with TF32 off (``torch``) and on (``torch TF32``,
 PyTorch's default for cuDNN convolutions). Rates: conv ops in GFLOP/s (2*N*K*P*Q*C*R*S), the others in
-GB/s of the least traffic the op needs (inputs read once, outputs written once; max pooling's int64
-indices included).
+GB/s of the least traffic the op needs (inputs read once, outputs written once; the int64 indices
+that max pooling's backward reads included).
 The roofline, measured in the same run: FP32 GEMM rate for conv, large-copy bandwidth for the rest.
 On the CPU a case is timed again when other processes used over 10 % of the CPU meanwhile.
 """
@@ -140,9 +141,14 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
     if layer.kind == "max":
         function = F.max_pool2d(ours(x_data, True), k, s, p)._creator
         _, indices_t = aten.max_pool2d_with_indices(x_t, [k, k], [s, s], [p, p])
-        cases["maxpool2d_forward"] = (4 * n_in + 12 * n_out, "B", dict(
-            gpucnn=Contender(lambda: F.max_pool2d(x_plain, k, s, p)),
-            torch=Contender(lambda: aten.max_pool2d_with_indices(x_t, [k, k], [s, s], [p, p]))))
+
+        def forward_torch():
+            with torch.no_grad():
+                torch.nn.functional.max_pool2d(x_t, k, s, p)
+
+        # the forward as inference runs it (no gradient: neither side keeps the argmax indices)
+        cases["maxpool2d_forward"] = (4 * n_in + 4 * n_out, "B", dict(
+            gpucnn=Contender(lambda: F.max_pool2d(x_plain, k, s, p)), torch=Contender(forward_torch)))
         cases["maxpool2d_backward"] = (4 * n_in + 12 * n_out, "B", dict(
             gpucnn=Contender(lambda: function.backward(g_ours)),
             torch=Contender(lambda: aten.max_pool2d_with_indices_backward(g_t, x_t, [k, k], [s, s], [p, p], [1, 1],

@@ -2,6 +2,8 @@
  *
  * Layout: x (N, C, H, W), y and indices (N, C, P, Q); float32 (indices int64), C-contiguous. A
  *   plane is one (n, c) image; planes are independent, so (n, c) is folded into one plane index.
+ *   The forwards write indices only where keep_indices is set (for backward or return_indices);
+ *   inference passes 0 and a 1-element dummy array, and saves their 8 bytes per output.
  * Window of output (p, q): input rows p*stride_h - pad_h + r*dilation_h for taps r in
  *   [0, kernel_h), columns likewise; taps outside [0, H) x [0, W) are padding and never win.
  *   P and Q (ceil_mode included) come from the Python geometry, which also guarantees that every
@@ -17,8 +19,8 @@
  * NaN wins and the output is NaN), or when it is the first in-input tap (so a window of -inf values
  * reports its first in-input tap). Writes the maximum and its flat in-plane index h*W + w. */
 extern "C" __global__ void maxpool2d_forward(
-    const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, long long total,
-    int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,
+    const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, int keep_indices,
+    long long total, int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,
     int pad_h, int pad_w, int dilation_h, int dilation_w) {
     const bool fits_int = total <= 0x7fffffff;
     for (long long out = first_index(); out < total; out += grid_threads()) {
@@ -42,7 +44,7 @@ extern "C" __global__ void maxpool2d_forward(
             }
         }
         y[out] = best;
-        indices[out] = best_index;
+        if (keep_indices) indices[out] = best_index;
     }
 }
 
@@ -51,8 +53,8 @@ extern "C" __global__ void maxpool2d_forward(
  * each, so a warp's loads of a row are one contiguous run, where maxpool2d_forward reads every other
  * float twice. Same scan order and rule, the same results. */
 extern "C" __global__ void maxpool2d_forward_2x2(
-    const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, long long total,
-    int H, int W, int P, int Q) {
+    const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, int keep_indices,
+    long long total, int H, int W, int P, int Q) {
     const bool fits_int = total <= 0x7fffffff;
     for (long long out = first_index(); out < total; out += grid_threads()) {
         int p, q;
@@ -66,7 +68,7 @@ extern "C" __global__ void maxpool2d_forward_2x2(
         if (lower.x > best || is_nan(lower.x)) best = lower.x, best_index = top + W;
         if (lower.y > best || is_nan(lower.y)) best = lower.y, best_index = top + W + 1;
         y[out] = best;
-        indices[out] = best_index;
+        if (keep_indices) indices[out] = best_index;
     }
 }
 

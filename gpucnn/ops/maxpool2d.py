@@ -14,7 +14,7 @@ import functools
 
 import numpy
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, as_tensor
 from . import _memory
 from ._kernels import kernel_array, launch_elementwise, require_float32
@@ -200,6 +200,9 @@ class MaxPool2d(Function):
     Padding never wins: a window whose input values are all -inf reports its first in-input tap.
     The kernel devices save these plane indices (``self.indices``); the cpu saves the flat index
     into the whole input instead (``self.input_indices``), which is what its backward scatters to.
+    Without ``keep_indices`` (no gradient and no ``return_indices`` asked for: inference) neither is
+    made: on the cpu that halves the forward's time (2x2/2 on 32x16x32x32: 0.35 against 0.63 ms;
+    3x3/2 with padding 1 on 1x64x112x112: 0.59 against 1.20 ms), on a GPU it saves the index writes.
 
     The cpu forward splits the padded input by stride phase (PoolGeometry.phases), so that each tap
     of all windows is one contiguous range, and takes the maximum and the first tap holding it a tap
@@ -216,8 +219,10 @@ class MaxPool2d(Function):
     BLOCK = 1 << 20  # tap reads (taps x phase plane size) in a block of planes of the cpu forward
     BACKWARD_BLOCK = 1 << 20  # input elements in a block of planes of the cpu backward
 
-    def __init__(self, geometry: PoolGeometry):
-        self.geometry = geometry
+    def __init__(self, geometry: PoolGeometry, keep_indices: bool = True):
+        """``keep_indices``: find where each maximum is, for backward or ``return_indices``. Without
+        them (inference) the cpu forward only takes the maxima."""
+        self.geometry, self.keep_indices = geometry, keep_indices
 
     def _tap_indices(self, r: int, s: int):
         """(P, Q) flat input index h*W + w of tap (r, s) of every window (padding taps included)."""
@@ -243,7 +248,8 @@ class MaxPool2d(Function):
         self.input_shape = x.shape
         planes = x.reshape((N * C, 1) + g.input_hw)
         output = _memory.empty((N * C,) + g.output_hw, x.dtype)
-        indices = _memory.empty((N * C,) + g.output_hw, numpy.int64)
+        keep = self.keep_indices
+        indices = _memory.empty((N * C,) + g.output_hw, numpy.int64) if keep else None
         # Tap t = r * kernel_w + s of window (p, q) is input pixel (start_p + r*dh, start_q + s*dw) of
         # its plane: flat index plane * H*W + start_p * W + start_q, plus the tap's offset.
         offsets = [r * g.dilation[0] * W + s * g.dilation[1] for r in range(g.kernel[0]) for s in range(g.kernel[1])]
@@ -254,24 +260,26 @@ class MaxPool2d(Function):
         inexact = []  # blocks that need the exact scan
 
         def work(start, stop):
-            block = indices[start:stop]
+            block = indices[start:stop] if keep else None
             if not self._forward_block(planes[start:stop], output[start:stop], block, offsets, start * H * W):
                 inexact.append(start)
-            else:
+            elif keep:
                 block += starts[: stop - start]
 
         if output.size:
             run_chunked(work, N * C, grain)
         if inexact:
             return self._forward_scan(x, g.padded(numpy, x, -numpy.inf))
-        self.input_indices = indices.reshape((N, C) + g.output_hw)
+        if keep:
+            self.input_indices = indices.reshape((N, C) + g.output_hw)
         return output.reshape((N, C) + g.output_hw)
 
     def _forward_block(self, planes, output, indices, offsets, base: int) -> bool:
         """The maxima of some (n, 1, H, W) planes into ``output`` (n, P, Q), and into ``indices``
         ``base`` plus the offset (from ``offsets``, one per tap) of the first tap holding it. False,
         with both incomplete, where a NaN or a window whose maximum is -inf with padding needs the
-        exact scan.
+        exact scan. With ``indices`` None only the maxima, which are exact in every case: the maximum
+        propagates NaN, and padding (-inf) never exceeds an input value.
 
         Each tap of all windows is one contiguous range of the planes' phases (PoolGeometry.phases),
         so every step below is a NumPy call over all windows at once, without per-element branches."""
@@ -292,6 +300,8 @@ class MaxPool2d(Function):
         for t in range(1, len(taps)):
             numpy.maximum(best, tap(t), out=best)  # NaN-propagating, as the output must be
         numpy.copyto(output, g.phase_windows(wide))
+        if indices is None:
+            return True
         lowest = output.min()
         if numpy.isnan(lowest) or (lowest == -numpy.inf and g.padded_hw != g.input_hw):
             return False  # a NaN (the last one wins) or padding that must not win
@@ -337,6 +347,8 @@ class MaxPool2d(Function):
 
     def plane_indices(self):
         """(N, C, P, Q) int64: the flat index h*W + w of each window's maximum in its input plane."""
+        if not self.keep_indices:
+            raise RuntimeError("max_pool2d: this forward kept no indices (keep_indices=False)")
         if self.indices is not None:
             return self.indices
         return self.input_indices - self._plane_starts()
@@ -391,8 +403,10 @@ class MaxPool2d(Function):
         self.input_shape = x.shape
         output_shape = x.shape[:2] + g.output_hw
         y = xp.empty(output_shape, dtype=xp.float32)
-        self.indices = xp.empty(output_shape, dtype=xp.int64)
-        args = (x, y, self.indices, numpy.int64(y.size))
+        # without indices to keep, a 1-element dummy: kernels take no null pointers
+        indices = xp.empty(output_shape if self.keep_indices else 1, dtype=xp.int64)
+        self.indices = indices if self.keep_indices else None
+        args = (x, y, indices, numpy.int32(self.keep_indices), numpy.int64(y.size))
         if self._float2_windows() and _address(x) % 8 == 0:  # float2 reads need an 8-byte aligned input
             launch_elementwise(self, "maxpool2d", "maxpool2d_forward_2x2", y.size,
                                args + g.kernel_args()[:4])
@@ -476,7 +490,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     require_float32(op, x)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_no_empty_window(op, geometry, x.shape)
-    function = MaxPool2d(geometry)
+    function = MaxPool2d(geometry, keep_indices=return_indices or (x.requires_grad and is_grad_enabled()))
     output = unbatched_output(function.apply(x), unbatched)
     if not return_indices:
         return output

@@ -277,11 +277,14 @@ def test_max_pool2d(case, values, order):
     x = (np.random.default_rng(4).standard_normal(shape).astype(np.float32) if values == "normal"
          else awkward_values(shape, 5))
     compare(lambda t: F.max_pool2d(t, **kwargs), [x], order, exact=("output",))  # dx: the cpu sums in float64
-    expected = F.max_pool2d(gpucnn.tensor(x), return_indices=True, **kwargs)[1].numpy()
+    expected_output, expected = (t.numpy() for t in F.max_pool2d(gpucnn.tensor(x), return_indices=True, **kwargs))
     with cudasim.thread_order(*order):
         indices = F.max_pool2d(gpucnn.tensor(x, device="cudasim"), return_indices=True, **kwargs)[1].numpy()
+        inference = F.max_pool2d(gpucnn.tensor(x, device="cudasim"), **kwargs)  # keeps no indices
     assert indices.dtype == np.int64
     np.testing.assert_array_equal(indices, expected)
+    assert inference._creator is None
+    np.testing.assert_array_equal(inference.numpy(), expected_output)
 
 
 @pytest.mark.parametrize("shape, offset, kwargs, kernels", [

@@ -1,5 +1,7 @@
 """max_pool2d against PyTorch, hand-computed cases, central-difference gradients and argument checks."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -151,6 +153,42 @@ def test_random_nan_and_inf_match_torch():
     _, indices = max_pool2d(x, return_indices=True, **config)
     _, expected = F.max_pool2d(torch.from_numpy(x), return_indices=True, **config)
     np.testing.assert_array_equal(indices.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("no_grad", [False, True])
+@settings(max_examples=60, deadline=None)
+@given(config=pool_configs(), N=st.integers(1, 2), C=st.integers(1, 3), H=st.integers(1, 11),
+       W=st.integers(1, 11), seed=st.integers(0, 2**31))
+def test_forward_without_indices_matches_torch(no_grad, config, N, C, H, W, seed):
+    """Where no gradient and no return_indices is asked for (an input without requires_grad, or
+    no_grad), the forward keeps no indices: its maxima still match torch bit for bit, NaN, inf,
+    -inf windows, padding, ceil_mode and dilation included."""
+    assume(valid_config(H, W, config["kernel_size"], config["stride"], config["padding"], config["dilation"],
+                        config["ceil_mode"]))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    for value in (np.nan, np.inf, -np.inf):
+        x.reshape(-1)[rng.choice(x.size, x.size // 8, replace=False)] = value
+    tensor = gpucnn.tensor(x, requires_grad=no_grad)
+    with gpucnn.no_grad() if no_grad else contextlib.nullcontext():
+        out = max_pool2d(tensor, **config)
+    assert out._creator is None
+    with torch.no_grad():
+        expected = F.max_pool2d(torch.from_numpy(x), **config).numpy()
+    np.testing.assert_array_equal(out.numpy(), expected)
+
+
+def test_forward_keeps_indices_only_when_they_are_needed(monkeypatch):
+    kept = []
+    monkeypatch.setattr(MaxPool2d, "__init__", lambda self, geometry, keep_indices=True: kept.append(keep_indices)
+                        or setattr(self, "geometry", geometry) or setattr(self, "keep_indices", keep_indices))
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    max_pool2d(gpucnn.tensor(x), 2)
+    max_pool2d(gpucnn.tensor(x), 2, return_indices=True)
+    max_pool2d(gpucnn.tensor(x, requires_grad=True), 2)
+    with gpucnn.no_grad():
+        max_pool2d(gpucnn.tensor(x, requires_grad=True), 2)
+    assert kept == [False, True, True, False]
 
 
 def test_all_minus_inf_window_reports_first_input_pixel():

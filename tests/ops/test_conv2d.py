@@ -371,7 +371,7 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
-    assert kernel_paths(conv.device) == ["chosen", "tile64", "winograd2", "winograd4"]
+    assert kernel_paths(conv.device) == ["chosen", "taps_off", "tile64", "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

@@ -87,8 +87,9 @@ def main(args, out_dir) -> dict:
               f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in env.describe().items()) +
               f"; median of {repeats} after {warmup} warm-up; torch: cuDNN with TF32 off on a GPU\n\n"
               "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; taps_off = the same "
-              "without the taps kernels; tileN = the N tile for every product, no gather; winogradM = F(M x M, 3x3) on 3x3 stride-1 layers, the launcher's choice "
-              "elsewhere. The fastest path per row is in bold.\n\n")
+              "without the taps kernels; tileN = the N tile for every product, no gather; winogradM = "
+              "F(M x M, 3x3) on 3x3 stride-1 layers, the launcher's choice elsewhere. The fastest path per row "
+              "is in bold.\n\n")
     markdown = header + markdown_table(rows, paths) + (
         f"\nGeometric mean of chosen / fastest: {slowdown:.2f} (1.00: the launcher always picks the fastest)\n")
     record = dict(bench="kernels", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),

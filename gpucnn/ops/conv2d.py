@@ -456,7 +456,8 @@ class Conv2d(Function):
                 name = f"conv2d_forward_taps_{tile}"
             else:
                 weight, name = self.weight, f"conv2d_forward_{tile}"
-            self._launch(name, grid, (self.x, weight, bias, y, numpy.int32(self.has_bias)) + self._kernel_geometry(P, Q))
+            arrays = (self.x, weight, bias, y, numpy.int32(self.has_bias))
+            self._launch(name, grid, arrays + self._kernel_geometry(P, Q))
         return y
 
     def backward_gpu(self, grad):

@@ -181,7 +181,8 @@ def test_conv2d_winograd_paths_take_the_direct_kernels_for_non_finite_values(whe
 
 @settings(max_examples=100, deadline=None)
 @given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.sampled_from([1, 2, 3, 16]),
-       K=st.sampled_from([1, 2, 3, 16]), H=st.integers(1, 9), W=st.integers(1, 9), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       K=st.sampled_from([1, 2, 3, 16]), H=st.integers(1, 9), W=st.integers(1, 9),
+       kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
        stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
        pads=st.tuples(*[st.integers(0, 3)] * 4), seed=st.integers(0, 2**16))
 def test_conv2d_tiled_kernels_on_random_geometry(N, groups, C, K, H, W, kernel, stride, dilation, pads, seed):

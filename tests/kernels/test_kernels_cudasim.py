@@ -471,6 +471,18 @@ for op in ops:
         wt = gpucnn.tensor(weight, device=device, requires_grad=True)
         y = op(xt, wt)
         y.backward(np.ones(y.shape, np.float32))
+# the taps kernels (16 channels: a 1x1 conv to 16, then 3x3 at stride 2 on 16), the 2x2 max-pool kernels,
+# and max-pool forwards that keep no indices (no gradient asked for)
+xt = gpucnn.tensor(x, device=device, requires_grad=True)
+w1 = gpucnn.tensor(rng.standard_normal((16, 4, 1, 1)).astype(np.float32), device=device, requires_grad=True)
+w3 = gpucnn.tensor(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), device=device, requires_grad=True)
+y = F.conv2d(F.conv2d(xt, w1), w3, stride=2, padding=1)
+y.backward(np.ones(y.shape, np.float32))
+y = F.max_pool2d(xt[:, :, :12, :10], 2)
+y.backward(np.ones(y.shape, np.float32))
+with gpucnn.no_grad():
+    F.max_pool2d(xt, 3, 2, padding=1)
+    F.max_pool2d(xt[:, :, :12, :10], 2)
 for path in ("winograd2", "winograd4"):  # Winograd's transforms, output tiles cut at the edges
     with conv2d.kernel_path(path):
         xt = gpucnn.tensor(x, device=device, requires_grad=True)

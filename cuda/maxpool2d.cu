@@ -48,6 +48,15 @@ extern "C" __global__ void maxpool2d_forward(
     }
 }
 
+/* Output `out` of 2x2 windows at stride 2 without padding: returns its plane and sets `top` to its
+ * window's first pixel h*W + w in that plane. */
+static __device__ __forceinline__ long long window_2x2(long long out, int W, int P, int Q, bool fits_int, int& top) {
+    int p, q;
+    const long long plane = split_index(out, P, Q, fits_int, p, q);
+    top = 2 * p * W + 2 * q;
+    return plane;
+}
+
 /* The same for 2x2 windows at stride 2 without padding or dilation, the common case, on an even W
  * and an 8-byte aligned x (the host checks both): a thread reads its window's two rows as one float2
  * each, so a warp's loads of a row are one contiguous run, where maxpool2d_forward reads every other
@@ -57,9 +66,8 @@ extern "C" __global__ void maxpool2d_forward_2x2(
     long long total, int H, int W, int P, int Q) {
     const bool fits_int = total <= 0x7fffffff;
     for (long long out = first_index(); out < total; out += grid_threads()) {
-        int p, q;
-        const long long plane = split_index(out, P, Q, fits_int, p, q);
-        const int top = 2 * p * W + 2 * q; /* the window's first pixel in its plane */
+        int top;
+        const long long plane = window_2x2(out, W, P, Q, fits_int, top);
         const float2* pairs = reinterpret_cast<const float2*>(x + plane * H * W + top);
         const float2 upper = pairs[0], lower = pairs[W / 2];
         float best = upper.x;
@@ -117,9 +125,8 @@ extern "C" __global__ void maxpool2d_backward_2x2(
     long long total, int H, int W, int P, int Q) {
     const bool fits_int = total <= 0x7fffffff;
     for (long long out = first_index(); out < total; out += grid_threads()) {
-        int p, q;
-        const long long plane = split_index(out, P, Q, fits_int, p, q);
-        const int top = 2 * p * W + 2 * q; /* the window's first pixel in its plane */
+        int top;
+        const long long plane = window_2x2(out, W, P, Q, fits_int, top);
         const long long argmax = indices[out];
         const float grad = grad_y[out];
         float2* pairs = reinterpret_cast<float2*>(grad_x + plane * H * W + top);

@@ -40,11 +40,14 @@ class Function:
     - ``forward_cpu``/``forward_gpu`` and ``backward_cpu``/``backward_gpu``, when the CUDA devices run
       hand-written kernels and the CPU runs NumPy. The default ``forward``/``backward`` pick one.
 
-    Whatever backward needs, forward saves on ``self``.
+    Whatever backward needs, forward saves on ``self``; ``self.records_graph`` (set before forward
+    runs) says whether backward can be called at all, so a forward may skip what only backward needs.
     """
 
     #: Set by a Function whose output lives on another device than its inputs (``Tensor.to``).
     output_device = None
+    #: Set by ``apply`` before forward; True for a forward called on its own, which then saves everything.
+    records_graph = True
 
     def apply(self, *inputs):
         """Runs the op on Tensors and returns the output Tensor, recording the graph when needed."""
@@ -59,11 +62,11 @@ class Function:
                 )
         self.device = device
         self.xp = device.xp
+        requires_grad = self.records_graph = is_grad_enabled() and any(tensor.requires_grad for tensor in inputs)
         with device.context():
             output = self.forward(*(tensor.data for tensor in inputs))
         if not isinstance(output, self.xp.ndarray):  # NumPy turns 0-d results into scalars
             output = self.xp.asarray(output)
-        requires_grad = is_grad_enabled() and any(tensor.requires_grad for tensor in inputs)
         result = Tensor._from_array(output, self.output_device or device, requires_grad)
         if requires_grad:
             self.inputs = inputs

@@ -565,6 +565,7 @@ BLOCKED_SHAPES = [  # (x shape, weight shape, pads (top, bottom, left, right))
     ((2, 2, 5, 6), (3, 2, 2, 4), (0, 0, 0, 0)),  # no padding, even kernel sides
     ((1, 1, 3, 3), (2, 1, 3, 3), (0, 0, 0, 0)),  # a single output pixel
     ((2, 2, 4, 4), (2, 2, 7, 7), (3, 3, 3, 3)),  # the kernel larger than the input
+    ((19, 2, 6, 5), (3, 2, 3, 3), (1, 0, 1, 2)),  # images copied in groups of 8: two and a part
 ]
 
 

@@ -176,29 +176,31 @@ class Conv2d(Function):
     #: there would spoil outputs that do not read it: non-finite input takes the plain columns;
     #: backward-data likewise takes the wide path for a non-finite upstream gradient (and the plain
     #: one for a non-finite weight).
-    #: BLOCKED_CPU_RULE: (most extra multiply-adds, most output channels) pairs, one of which a layer
-    #: must meet. Measured on the 2-core VM, batch 32 unless said, forward + backward against the plain
-    #: columns:
+    #: BLOCKED_CPU_RULE: (most extra multiply-adds, most output channels, fewest images) triples, one
+    #: of which a layer must meet. Measured on the 2-core VM, batch 32 unless said, forward + backward
+    #: against the plain columns:
     #: - 5x5: 0.62 of its time on ConvNetJS's conv2, 0.65 on conv3, 0.95 on conv1 and 0.77 on the
     #:   lecture's layer (3 input channels, where the products gain least); 0.68-0.78 with 24-32 output
-    #:   channels, 0.89 with 48, 1.00 with 64; but 1.16-1.19 on one 28x28 image with 20;
+    #:   channels, 0.89 with 48, 1.00 with 64; 0.86-0.88 at batches 4 and 8 (conv2's shape), but
+    #:   1.06-1.57 on one or two images (0.95 on one 224x224 image);
     #: - 7x7: 0.68 with 32 output channels, 0.85 with 64;
     #: - 3x3, 16 output channels: 0.82-1.01 on 16 input channels at batch 32 and 64, 1.02 on 56x56,
-    #:   but 1.16-1.22 on 3 input channels and 1.13-1.40 at batches 1 to 8; a small ResNet training
+    #:   but 1.16-1.22 on 3 input channels and 1.06-1.58 at batches 1 to 16; a small ResNet training
     #:   step (its 3x3 stem and two 16-channel layers, batch 64) took 107-114 ms so, 115-117 without;
     #: - 3x3 with 24 and 32 output channels 1.01-1.10; (before the images-last columns) 4x4 with 32
     #:   output channels 1.36, 2x2 with 8 and 16 1.31-1.46.
     #: Its extra NumPy calls cost about 70 us: layers of under BLOCKED_CPU_MIN_MACS multiply-adds keep
     #: the plain columns (the lecture's 7x7 input with a 3x3 filter, 7,200 of them, took 0.21 ms
     #: blocked against 0.14 ms; ConvNetJS conv3, the smallest layer measured faster, has 20 million).
-    BLOCKED_CPU_RULE = ((1.5, 48), (1.8, 16))
+    BLOCKED_CPU_RULE = ((1.5, 48, 4), (1.8, 16, 32))
     BLOCKED_CPU_MIN_MACS = 1 << 22
 
     def _blocked_on_cpu(self, x, weight, P: int, Q: int) -> bool:
         K, C, R, S = weight.shape
         extra = (R + 1) * (S + 1) / (R * S)
         return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
-                and any(extra <= most_extra and K <= most_kernels for most_extra, most_kernels in self.BLOCKED_CPU_RULE)
+                and any(extra <= most_extra and K <= most_kernels and x.shape[0] >= fewest_images
+                        for most_extra, most_kernels, fewest_images in self.BLOCKED_CPU_RULE)
                 and x.shape[0] * P * Q * K * C * R * S >= self.BLOCKED_CPU_MIN_MACS and _all_finite(x))
 
     def _forward_blocked(self, x, weight, bias, workspace, y):

@@ -65,7 +65,7 @@ def conv_configs(draw):
 def blocks_everywhere(patch):
     """The cpu takes the 2x2-block products (Conv2d.BLOCKED_CPU_RULE) wherever the layer allows them
     (stride 1, dilation 1, one group, finite input), whatever its kernel, channels and size."""
-    patch.setattr(Conv2d, "BLOCKED_CPU_RULE", ((4.0, 1 << 30),))
+    patch.setattr(Conv2d, "BLOCKED_CPU_RULE", ((4.0, 1 << 30, 1),))
     patch.setattr(Conv2d, "BLOCKED_CPU_MIN_MACS", 0)
 
 
@@ -594,6 +594,9 @@ def test_blocked_gradients_match_central_differences(monkeypatch, rng, x_shape, 
     ((32, 16, 16, 16), (64, 16, 5, 5), dict(padding=2), False),
     ((32, 16, 16, 16), (32, 16, 7, 7), dict(padding=3), True),
     ((32, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), True),
+    ((16, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), False),  # 3x3 from 32 images
+    ((4, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), True),  # 5x5 from 4 images
+    ((3, 16, 28, 28), (20, 16, 5, 5), dict(padding=2), False),
     ((32, 16, 32, 32), (24, 16, 3, 3), dict(padding=1), False),  # 3x3 pays 1.78 times the multiply-adds
     ((32, 16, 32, 32), (16, 16, 2, 2), dict(), False),  # 2x2: 2.25 times
     ((32, 16, 32, 32), (16, 16, 1, 1), dict(), False),

@@ -35,10 +35,12 @@ NaN would make those columns NaN (inf * 0), so it takes the plain path. With str
 gradient is kept as its four stride-2 phases, where the taps of one kernel row and column parity are
 again contiguous shifts of widened rows (``_col2im_phases``, ``PHASES_MIN_VALUES``).
 
-Stride-1 layers with few output channels ("blocked", ``BLOCKED_CPU_RULE``) take the cpu's products
-on 2x2 blocks of output pixels instead: a block's column is its (R+1) x (S+1) input window, and a
-(4 K, C (R+1) (S+1)) weight, the kernel at its 4 offsets with zeros around, gives its 4 K outputs.
-More multiply-adds, but a quarter as many, shorter columns and 4 times the rows of a skinny weight.
+Stride-1 layers with few output channels, in batches of enough images ("blocked",
+``BLOCKED_CPU_RULE``), take the cpu's products on 2x2 blocks of output pixels instead: a block's
+column is its (R+1) x (S+1) input window, and a (4 K, C (R+1) (S+1)) weight, the kernel at its 4
+offsets with zeros around, gives its 4 K outputs. More multiply-adds, but a quarter as many, shorter
+columns and 4 times the rows of a skinny weight. Those columns hold the images last, so that they
+copy from the input's stride-2 phases in long contiguous runs (``_gather_blocks``).
 
 The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_gpu``/``backward_gpu``):
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no

@@ -58,8 +58,10 @@ class AvgPool2d(Function):
         g = self.geometry
         if self.divisor_override is not None:
             return dtype.type(self.divisor_override)
+        # _divisor's counts for the one window, which starts at -pad and holds the whole input
         if self.count_include_pad:  # the window clipped to the padded input
-            return dtype.type(math.prod(min(k, size + 2 * pad) for k, size, pad in zip(g.kernel, g.input_hw, g.padding)))
+            return dtype.type(math.prod(min(k, size + 2 * pad)
+                                        for k, size, pad in zip(g.kernel, g.input_hw, g.padding)))
         return dtype.type(g.input_hw[0] * g.input_hw[1])
 
     def _one_window_per_plane(self) -> bool:

@@ -200,8 +200,9 @@ class MaxPool2d(Function):
     Padding never wins: a window whose input values are all -inf reports its first in-input tap.
     The kernel devices save these plane indices (``self.indices``); the cpu saves the flat index
     into the whole input instead (``self.input_indices``), which is what its backward scatters to.
-    Without a graph to record and without ``return_indices`` (inference) neither is made: on the cpu that halves the forward's time (2x2/2 on 32x16x32x32: 0.35 against 0.63 ms;
-    3x3/2 with padding 1 on 1x64x112x112: 0.59 against 1.20 ms), on a GPU it saves the index writes.
+    Without a graph to record and without ``return_indices`` (inference) neither is made: on the cpu
+    that halves the forward's time (2x2/2 on 32x16x32x32: 0.35 against 0.63 ms; 3x3/2 with padding 1
+    on 1x64x112x112: 0.59 against 1.20 ms), on a GPU it saves the index writes.
 
     The cpu forward splits the padded input by stride phase (PoolGeometry.phases), so that each tap
     of all windows is one contiguous range, and takes the maximum and the first tap holding it a tap

@@ -88,7 +88,8 @@ CONV_CASES = {
     "stride3_pad1": ((2, 3, 11, 10), (4, 3, 3, 3), dict(stride=3, padding=(1, 2)), True),
     "stride2_1x1": ((2, 10, 7, 8), (6, 10, 1, 1), dict(stride=2), False),
     "stride2_12_channels": ((2, 12, 9, 8), (10, 12, 3, 3), dict(stride=2, padding=1), True),
-    "stride_and_dilation_apart": ((2, 3, 9, 10), (4, 3, 3, 3), dict(stride=(2, 1), dilation=(1, 2), padding=(1, 2)), True),
+    "stride_and_dilation_apart": ((2, 3, 9, 10), (4, 3, 3, 3), dict(stride=(2, 1), dilation=(1, 2), padding=(1, 2)),
+                                  True),
     "stride_and_dilation_together": ((1, 10, 11, 9), (3, 10, 3, 2), dict(stride=2, dilation=2, padding=2), False),
     # the "taps" kernels (Conv2d.TAP_STEP_CHANNELS divides the channels reduced over): forward and
     # backward-data both, one of them only, with groups, stride phases and a dilation, and a 1x1 kernel
@@ -301,8 +302,12 @@ def test_max_pool2d_2x2_kernels_where_their_float2_accesses_fit(monkeypatch, sha
 
     launched = []
     launch = maxpool2d_module.launch_elementwise
-    monkeypatch.setattr(maxpool2d_module, "launch_elementwise",
-                        lambda function, file, name, *rest: (launched.append(name), launch(function, file, name, *rest)))
+
+    def record(function, file, name, *rest):
+        launched.append(name)
+        return launch(function, file, name, *rest)
+
+    monkeypatch.setattr(maxpool2d_module, "launch_elementwise", record)
     x = awkward_values(shape, 6)
     flat = gpucnn.tensor(np.concatenate([np.zeros(offset, np.float32), x.reshape(-1)]), device="cudasim",
                          requires_grad=True)

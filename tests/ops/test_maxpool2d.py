@@ -355,8 +355,6 @@ def test_more_than_127_taps_match_torch():
     check_indices_against_torch(x, config)
 
 
-
-
 @pytest.mark.parametrize(
     "shape, config",
     [

@@ -19,12 +19,12 @@
  *
  * Layouts (C-contiguous, float32): V[(xi * C + c) * T + t] (the GEMM's input, a*a*C channels of T
  * pixels), U[(xi * K + k) * C + c] (its weight, a*a*K filters of C taps), M[(xi * K + k) * T + t].
- * Backward runs the adjoints: dM = A dY A^T (winograd_grad_transform), dV and dU from the GEMM's own
- * backward kernels, dx = the patches B dV B^T added back (winograd_input_adjoint, a gather: no
- * atomics) and dweight = G^T dU G (winograd_filter_adjoint).
+ * The weight's gradient runs the adjoints: dM = A dY A^T (winograd_grad_transform), dU from the GEMM's
+ * own backward kernel and dweight = G^T dU G (winograd_filter_adjoint). The input's gradient is a 3x3
+ * convolution of the upstream gradient with the flipped weight, which conv2d.py runs as the forward.
  *
- * Ownership: one thread per (channel, tile) for the transforms, per input element for the input
- * adjoint, per (k, c) for the filter's; grid-stride loops, block (256,), any grid size. Each value is
+ * Ownership: one thread per (channel, tile) for the transforms and per (k, c) for the filter's
+ * adjoint; grid-stride loops, block (256,), any grid size. Each value is
  * computed in a fixed order, so results do not depend on the launch. The transforms assume finite
  * values (inf - inf would give NaN where the direct sum gives inf): conv2d.py takes the direct kernels
  * when the input, weight or upstream gradient is not finite. Each kernel is a template on m, built
@@ -46,15 +46,6 @@ struct Winograd<2> {
         out[1] = v[1] + v[2];
         out[2] = v[2] - v[1];
         out[3] = v[1] - v[3];
-    }
-    /* (B v)[j], the adjoint of bt, one entry at a time (a runtime index into an array would go to local memory) */
-    static __device__ __forceinline__ float b_at(const float* v, int j) {
-        switch (j) {
-            case 0: return v[0];
-            case 1: return v[1] - v[2] + v[3];
-            case 2: return v[1] + v[2] - v[0];
-            default: return -v[3];
-        }
     }
     /* out = G g (3 -> 4) */
     static __device__ __forceinline__ void g(const float* v, float* out) {
@@ -99,16 +90,6 @@ struct Winograd<4> {
         out[3] = v[4] - v[2] + 2.0f * (v[3] - v[1]);
         out[4] = v[4] - v[2] + 2.0f * (v[1] - v[3]);
         out[5] = 4.0f * v[1] - 5.0f * v[3] + v[5];
-    }
-    static __device__ __forceinline__ float b_at(const float* v, int j) {
-        switch (j) {
-            case 0: return 4.0f * v[0];
-            case 1: return 4.0f * (v[2] - v[1] + v[5]) + 2.0f * (v[4] - v[3]);
-            case 2: return -5.0f * v[0] - 4.0f * (v[1] + v[2]) - v[3] - v[4];
-            case 3: return v[1] - v[2] + 2.0f * (v[3] - v[4]) - 5.0f * v[5];
-            case 4: return v[0] + v[1] + v[2] + v[3] + v[4];
-            default: return v[5];
-        }
     }
     static __device__ __forceinline__ void g(const float* v, float* out) {
         const float outer = v[0] + v[2];
@@ -254,40 +235,6 @@ __device__ void grad_transform(const float* __restrict__ grad_y, float* __restri
     }
 }
 
-/* dx[n, c, h, w] = sum over the tiles whose patch holds padded pixel (h + pad_top, w + pad_left), at
- * patch position (r, s), of (B dV B^T)[r][s]: thread per input element (a gather, no atomics). A
- * padded row lies in the patches of at most two tiles, row / m - 1 and row / m; they are added in
- * the order (ti, tj) ascending. */
-template <int M>
-__device__ void input_adjoint(const float* __restrict__ grad_V, float* __restrict__ grad_x, int N, int C, int H,
-                              int W, int pad_top, int pad_left, int tiles_h, int tiles_w) {
-    constexpr int A = Winograd<M>::A;
-    const long long T = (long long)N * tiles_h * tiles_w, total = (long long)N * C * H * W;
-    for (long long i = first_index(); i < total; i += grid_threads()) {
-        const int w = (int)(i % W), h = (int)((i / W) % H);
-        const long long c = (i / ((long long)H * W)) % C, n = i / ((long long)C * H * W);
-        const int row = h + pad_top, column = w + pad_left;
-        float sum = 0.0f;
-        for (int ti = row / M - 1; ti <= row / M; ++ti) {
-            const int r = row - M * ti;
-            if (ti < 0 || ti >= tiles_h || r >= A) continue;
-            for (int tj = column / M - 1; tj <= column / M; ++tj) {
-                const int s = column - M * tj;
-                if (tj < 0 || tj >= tiles_w || s >= A) continue;
-                const long long t = (n * tiles_h + ti) * tiles_w + tj;
-                float by_alpha[A]; /* (dV B^T)[alpha][s] */
-                for (int alpha = 0; alpha < A; ++alpha) {
-                    float v[A];
-                    for (int beta = 0; beta < A; ++beta) v[beta] = grad_V[((long long)(A * alpha + beta) * C + c) * T + t];
-                    by_alpha[alpha] = Winograd<M>::b_at(v, s);
-                }
-                sum += Winograd<M>::b_at(by_alpha, r);
-            }
-        }
-        grad_x[i] = sum;
-    }
-}
-
 /* dweight = G^T dU G for every (k, c): thread per (k, c) over K * C. */
 template <int M>
 __device__ void filter_adjoint(const float* __restrict__ grad_U, float* __restrict__ grad_weight, int K, int C) {
@@ -325,11 +272,6 @@ extern "C" __global__ void winograd_grad_transform_2(const float* __restrict__ g
                                                      int K, int P, int Q, int tiles_h, int tiles_w) {
     grad_transform<2>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
 }
-extern "C" __global__ void winograd_input_adjoint_2(const float* __restrict__ grad_V, float* __restrict__ grad_x, int N,
-                                                    int C, int H, int W, int pad_top, int pad_left, int tiles_h,
-                                                    int tiles_w) {
-    input_adjoint<2>(grad_V, grad_x, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
-}
 extern "C" __global__ void winograd_filter_adjoint_2(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
                                                      int K, int C) {
     filter_adjoint<2>(grad_U, grad_weight, K, C);
@@ -352,11 +294,6 @@ extern "C" __global__ void winograd_output_transform_4(const float* __restrict__
 extern "C" __global__ void winograd_grad_transform_4(const float* __restrict__ grad_y, float* __restrict__ grad_M, int N,
                                                      int K, int P, int Q, int tiles_h, int tiles_w) {
     grad_transform<4>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
-}
-extern "C" __global__ void winograd_input_adjoint_4(const float* __restrict__ grad_V, float* __restrict__ grad_x, int N,
-                                                    int C, int H, int W, int pad_top, int pad_left, int tiles_h,
-                                                    int tiles_w) {
-    input_adjoint<4>(grad_V, grad_x, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
 }
 extern "C" __global__ void winograd_filter_adjoint_4(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
                                                      int K, int C) {

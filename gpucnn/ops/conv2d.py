@@ -50,9 +50,10 @@ partial sums that a second kernel adds in a fixed order, and a per-channel reduc
 gradient. No float atomics: results are reproducible. Where 16 divides the channels that forward
 (or backward-data) reduces over, it runs tap by tap over a transposed copy of the weight
 (``TAP_STEP_CHANNELS``), which moves the im2col index arithmetic out of the per-element loads.
-The kernel paths "winograd2" and "winograd4" (``WINOGRAD_GPU_TILE``) run 3x3 stride-1 layers as Winograd's
-F(2x2, 3x3) or F(4x4, 3x3) instead (``cuda/winograd.cu``): its transforms, and its 16 or 36 products
-as a 1x1 convolution of 16 or 36 groups on the same GEMM kernels.
+Large 3x3 stride-1 layers run Winograd's F(4x4, 3x3) instead (``WINOGRAD_GPU_TILE``,
+``cuda/winograd.cu``): its transforms, and its 36 products as a 1x1 convolution of 36 groups on the
+same GEMM kernels; backward-data is the same forward on the upstream gradient with the flipped weight.
+The kernel paths "winograd2" and "winograd4" take F(2x2, 3x3) or F(4x4, 3x3) on every such layer.
 
 3x3 and 5x5 stride-1 layers with enough channels and output tiles run Winograd's F(4x4, 3x3) or
 F(2x2, 5x5) on the cpu too (``winograd.py``, ``WINOGRAD_CPU_MIN_CHANNELS``,
@@ -395,9 +396,14 @@ class Conv2d(Function):
     FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
     # With WINOGRAD_GPU_TILE = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group) on finite data
     # take Winograd's F(m x m, 3x3) (cuda/winograd.cu): 2.25 (m = 2) or 4 (m = 4) times fewer
-    # multiply-adds, through transforms that move 4 (2.25) times the input and output. Off (0) until
-    # timed on GPUs: the kernel paths "winograd2" and "winograd4" turn it on (see kernel_path).
-    WINOGRAD_GPU_TILE = 0
+    # multiply-adds, through transforms that move 4 (2.25) times the input and output, where both
+    # channel counts reach WINOGRAD_GPU_MIN_CHANNELS and the direct convolution would take at least
+    # WINOGRAD_GPU_MIN_MACS multiply-adds: below that, its extra launches and the host's finiteness
+    # test outweigh what it saves. The kernel paths "winograd2" and "winograd4" take it wherever it
+    # applies, at any size (see kernel_path).
+    WINOGRAD_GPU_TILE = 4
+    WINOGRAD_GPU_MIN_CHANNELS = 16
+    WINOGRAD_GPU_MIN_MACS = 2**32
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
     # Where this divides the channels the forward (or backward-data) reduces over per group, its
@@ -458,8 +464,11 @@ class Conv2d(Function):
         if y.size:
             # a 1-element dummy stands in for a missing bias (has_bias = 0): kernels take no null pointers
             bias = xp.zeros(1, xp.float32) if bias is None else _kernels.kernel_array(xp, bias)
-            if self._takes_winograd() and not self._any_nonfinite(self.x, self.weight):
-                return self._forward_winograd(bias, y)
+            if self._takes_winograd(N * P * Q) and not self._any_nonfinite(self.x, self.weight):
+                m, (top, _, left, _) = self.WINOGRAD_GPU_TILE, self.pads
+                self.winograd = (m, self._winograd(m, self.x, self.weight, bias if self.has_bias else None, top,
+                                                   left, y))
+                return y
             tile = self._tile(K // self.groups, N * P * Q, self.groups)
             grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
             group_channels = C // self.groups
@@ -552,9 +561,12 @@ class Conv2d(Function):
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)
-    def _takes_winograd(self) -> bool:
+    def _takes_winograd(self, positions: int) -> bool:
+        """Whether this layer, of ``positions`` = N * P * Q outputs, takes Winograd (its data permitting)."""
+        K, C = self.weight.shape[:2]
         return (self.WINOGRAD_GPU_TILE in (2, 4) and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
-                and self.dilation == (1, 1) and self.groups == 1)
+                and self.dilation == (1, 1) and self.groups == 1 and min(C, K) >= self.WINOGRAD_GPU_MIN_CHANNELS
+                and 9 * C * K * positions >= self.WINOGRAD_GPU_MIN_MACS)
 
     def _nonfinite_flag(self, *arrays):
         """A device int32 flag, set to 1 by conv2d_nonfinite where some value of ``arrays`` is inf or NaN."""
@@ -568,55 +580,53 @@ class Conv2d(Function):
         """Whether some value of ``arrays`` is inf or NaN: the flag, read back (a sync)."""
         return bool(int(self._nonfinite_flag(*arrays)[0]))
 
-    def _winograd_tiles(self, m: int, P: int, Q: int) -> tuple:
-        """(tiles_h, tiles_w, T): the m x m output tiles down, across, and in all."""
-        tiles_h, tiles_w = -(-P // m), -(-Q // m)
-        return tiles_h, tiles_w, self.x_shape[0] * tiles_h * tiles_w
-
     def _winograd_launch(self, kernel: str, m: int, count: int, arrays: tuple, *sizes) -> None:
         _kernels.launch_elementwise(self, "winograd", f"winograd_{kernel}_{m}", count,
                                     arrays + tuple(numpy.int32(size) for size in sizes))
 
-    def _forward_winograd(self, bias, y):
-        """y = conv2d(x, weight) + bias by F(m x m, 3x3), m = WINOGRAD_GPU_TILE: V = B^T d B, U = G g G^T,
+    def _winograd(self, m: int, x, weight, bias, top: int, left: int, y):
+        """y = conv2d(x, weight) + bias (None: none) at stride 1, padded by ``top`` and ``left``
+        (and as y's size implies on the other sides), by F(m x m, 3x3): V = B^T d B, U = G g G^T,
         M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
-        convolution of (m + 2)^2 groups on this file's GEMM kernels. ``self.winograd`` keeps (m, that
-        convolution) for backward."""
-        xp, m = self.xp, self.WINOGRAD_GPU_TILE
-        points = (m + 2) ** 2
-        (N, C, H, W), (K, P, Q) = self.x_shape, y.shape[1:]
-        top, _, left, _ = self.pads
-        tiles_h, tiles_w, T = self._winograd_tiles(m, P, Q)
+        convolution of (m + 2)^2 groups on this file's GEMM kernels. Returns that convolution, which
+        keeps V for the weight's gradient."""
+        xp, points = self.xp, (m + 2) ** 2
+        (N, C, H, W), (K, P, Q) = x.shape, y.shape[1:]
+        tiles_h, tiles_w = -(-P // m), -(-Q // m)
+        T = N * tiles_h * tiles_w
         V = xp.empty((1, points * C, T, 1), dtype=xp.float32)
-        self._winograd_launch("input_transform", m, C * T, (self.x, V), N, C, H, W, top, left, tiles_h, tiles_w)
+        self._winograd_launch("input_transform", m, C * T, (x, V), N, C, H, W, top, left, tiles_h, tiles_w)
         U = xp.empty((points * K, C, 1, 1), dtype=xp.float32)
-        self._winograd_launch("filter_transform", m, K * C, (self.weight, U), K, C)
+        self._winograd_launch("filter_transform", m, K * C, (weight, U), K, C)
         gemm = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), points)
         gemm.device, gemm.xp = self.device, xp
         M = gemm.forward_gpu(V, U)
-        self._winograd_launch("output_transform", m, K * T, (M, bias, y), self.has_bias, N, K, P, Q, tiles_h, tiles_w)
-        self.winograd = (m, gemm)
-        return y
+        has_bias, bias = (False, xp.zeros(1, xp.float32)) if bias is None else (True, bias)
+        self._winograd_launch("output_transform", m, K * T, (M, bias, y), has_bias, N, K, P, Q, tiles_h, tiles_w)
+        return gemm
 
     def _backward_winograd(self, grad, need_input: bool, need_weight: bool) -> tuple:
-        """(dx, dweight) by the adjoints of ``_forward_winograd``'s steps: dM = A dY A^T, the 1x1
-        convolution's own backward for dV and dU, dx from B dV B^T and dweight = G^T dU G."""
+        """(dx, dweight). dweight by the adjoints of the forward's steps: dM = A dY A^T, the 1x1
+        convolution's own backward for dU, and dweight = G^T dU G. dx is itself a 3x3 convolution at
+        stride 1, of the upstream gradient padded by 2 - pad (a negative pad skips rows or columns that
+        reached only padding) with the weight flipped and its channels swapped: the same Winograd
+        forward."""
         xp, (m, gemm) = self.xp, self.winograd
         N, K, P, Q = grad.shape
-        C, H, W = self.x_shape[1:]
         top, _, left, _ = self.pads
-        tiles_h, tiles_w, T = self._winograd_tiles(m, P, Q)
-        grad_M = xp.empty((1, (m + 2) ** 2 * K, T, 1), dtype=xp.float32)
-        self._winograd_launch("grad_transform", m, K * T, (grad, grad_M), N, K, P, Q, tiles_h, tiles_w)
-        grad_V, grad_U = gemm._backward_kernels(grad_M, need_input, need_weight)
         grad_input = grad_weight = None
         if need_input:
+            flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             grad_input = xp.empty(self.x_shape, dtype=xp.float32)
-            self._winograd_launch("input_adjoint", m, grad_input.size, (grad_V, grad_input), N, C, H, W, top, left,
-                                  tiles_h, tiles_w)
+            self._winograd(m, grad, flipped, None, 2 - top, 2 - left, grad_input)
         if need_weight:
+            tiles_h, tiles_w = -(-P // m), -(-Q // m)
+            grad_M = xp.empty((1, (m + 2) ** 2 * K, N * tiles_h * tiles_w, 1), dtype=xp.float32)
+            self._winograd_launch("grad_transform", m, K * N * tiles_h * tiles_w, (grad, grad_M), N, K, P, Q,
+                                  tiles_h, tiles_w)
+            grad_U = gemm._backward_kernels(grad_M, False, True)[1]
             grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
-            self._winograd_launch("filter_adjoint", m, K * C, (grad_U, grad_weight), K, C)
+            self._winograd_launch("filter_adjoint", m, K * self.x_shape[1], (grad_U, grad_weight), K, self.x_shape[1])
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- im2col / col2im
@@ -911,16 +921,18 @@ def _all_finite(array) -> bool:
 
 
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
-# launcher's own choice, one tile for every product (with backward-data's gather for few channels
-# turned off), the launcher's choice without the taps kernels, or Winograd's F(2x2, 3x3) or
-# F(4x4, 3x3) wherever it applies. The 128 tile exists on compute capability 7.0 and up.
+# launcher's own choice; the direct kernels only, as the launcher picks them but without the taps
+# kernels, or with one tile for every product (and backward-data's gather for few channels turned
+# off); or Winograd's F(2x2, 3x3) or F(4x4, 3x3) wherever it applies, at any size. The 128 tile
+# exists on compute capability 7.0 and up.
+_ANY_SIZE = dict(WINOGRAD_GPU_MIN_CHANNELS=0, WINOGRAD_GPU_MIN_MACS=0)
 KERNEL_PATHS = {
     "chosen": {},
-    "taps_off": dict(TAP_STEP_CHANNELS=0),
-    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0),
-    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0),
-    "winograd2": dict(WINOGRAD_GPU_TILE=2),
-    "winograd4": dict(WINOGRAD_GPU_TILE=4),
+    "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
+    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0),
+    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0),
+    "winograd2": dict(WINOGRAD_GPU_TILE=2, **_ANY_SIZE),
+    "winograd4": dict(WINOGRAD_GPU_TILE=4, **_ANY_SIZE),
 }
 
 

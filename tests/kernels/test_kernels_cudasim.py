@@ -130,7 +130,25 @@ def test_conv2d_winograd_paths_run_winograd_where_it_applies(case, path):
     w = gpucnn.tensor(np.ones(w_shape, np.float32), device="cudasim", requires_grad=True)
     with conv2d_module.kernel_path(path):
         assert F.conv2d(x, w, **kwargs)._creator.winograd[0] == int(path[-1])
-    assert F.conv2d(x, w, **kwargs)._creator.winograd is None  # the launcher's choice: off
+    assert F.conv2d(x, w, **kwargs)._creator.winograd is None  # the launcher's choice: too small for it
+
+
+def test_conv2d_takes_winograd_where_the_launcher_rule_says(monkeypatch):
+    """The launcher's own choice runs F(4x4, 3x3) on a layer that passes Conv2d's size rule (here
+    lowered to this layer's size) and the direct kernels just below it, with the same results."""
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal((2, 16, 9, 7)).astype(np.float32),
+              (rng.standard_normal((16, 16, 3, 3)) / 12).astype(np.float32)]
+    macs = 9 * 16 * 16 * 2 * 9 * 7  # padding 1: P x Q = 9 x 7
+    for threshold, takes in ((macs, True), (macs + 1, False)):
+        monkeypatch.setattr(conv2d_module.Conv2d, "WINOGRAD_GPU_MIN_MACS", threshold)
+
+        def conv(*tensors):
+            y = F.conv2d(*tensors, padding=1)
+            assert (y._creator.winograd is not None) == (takes and tensors[0].device == "cudasim")
+            return y
+
+        compare(conv, arrays, ("forward", None), of_largest=WINOGRAD_OF_LARGEST["winograd4"])
 
 
 @pytest.mark.parametrize("path", WINOGRAD_OF_LARGEST)

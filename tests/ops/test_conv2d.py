@@ -353,9 +353,42 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     with kernel_path("tile128"):
         assert Conv2d.FORCE_TILE == 128 and Conv2d.GATHER_MAX_CHANNELS == 0
     assert Conv2d.FORCE_TILE is None and Conv2d.GATHER_MAX_CHANNELS == 8
-    with kernel_path("winograd4"):
-        assert Conv2d.WINOGRAD_GPU_TILE == 4 and Conv2d.FORCE_TILE is None
-    assert Conv2d.WINOGRAD_GPU_TILE == 0
+    names = ("WINOGRAD_GPU_TILE", "WINOGRAD_GPU_MIN_CHANNELS", "WINOGRAD_GPU_MIN_MACS", "TAP_STEP_CHANNELS")
+    defaults = {name: getattr(Conv2d, name) for name in names}
+    with kernel_path("winograd2"):
+        assert (Conv2d.WINOGRAD_GPU_TILE, Conv2d.WINOGRAD_GPU_MIN_CHANNELS, Conv2d.WINOGRAD_GPU_MIN_MACS) == (2, 0, 0)
+        assert Conv2d.FORCE_TILE is None
+    with kernel_path("taps_off"):
+        assert Conv2d.TAP_STEP_CHANNELS == 0 and Conv2d.WINOGRAD_GPU_TILE == 0
+    assert {name: getattr(Conv2d, name) for name in names} == defaults
+
+
+@pytest.mark.parametrize("w_shape, x_shape, kwargs, takes", [
+    ((64, 64, 3, 3), (128, 64, 32, 32), dict(padding=1), True),  # 4.8e9 multiply-adds
+    ((64, 64, 3, 3), (64, 64, 32, 32), dict(padding=1), False),  # 2.4e9: too few
+    ((16, 8, 3, 3), (2048, 8, 32, 32), dict(padding=1), False),  # 8 input channels
+    ((8, 16, 3, 3), (2048, 16, 32, 32), dict(padding=1), False),  # 8 output channels
+    ((64, 64, 3, 3), (128, 64, 32, 32), dict(padding=1, stride=2), False),
+    ((64, 64, 3, 3), (128, 64, 32, 32), dict(padding=2, dilation=2), False),
+    ((64, 32, 3, 3), (128, 64, 32, 32), dict(padding=1, groups=2), False),
+    ((64, 64, 5, 5), (128, 64, 32, 32), dict(padding=2), False),
+])
+def test_gpu_winograd_rule(w_shape, x_shape, kwargs, takes):
+    """F(4x4, 3x3) on the kernel devices: 3x3 at stride 1, dilation 1, one group, at least 16 channels
+    in and out and 2^32 multiply-adds."""
+    from gpucnn.ops.conv2d import Conv2d, kernel_path
+
+    stride, dilation, groups = kwargs.get("stride", 1), kwargs.get("dilation", 1), kwargs.get("groups", 1)
+    pad = kwargs["padding"]
+    conv = Conv2d((stride, stride), (pad,) * 4, (dilation, dilation), groups)
+    conv.weight = np.zeros(w_shape, np.float32)
+    N, _, H, W = x_shape
+    P = (H + 2 * pad - dilation * (w_shape[2] - 1) - 1) // stride + 1
+    assert conv._takes_winograd(N * P * P) == takes
+    with kernel_path("winograd4"):  # wherever it applies, at any size
+        assert conv._takes_winograd(1) == (groups == stride == dilation == 1 and w_shape[2] == 3)
+    with kernel_path("taps_off"):
+        assert not conv._takes_winograd(N * P * P)
 
 
 def test_a_forced_wide_tile_on_an_older_gpu_says_so():

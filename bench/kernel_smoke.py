@@ -24,7 +24,8 @@ CASES = {
     "conv2d": lambda x, w: F.conv2d(x, w, None, stride=(2, 1), padding="same", dilation=(1, 2), groups=2),
     "conv2d_wide": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((130, 4, 3, 2), numpy.float32) / 24,
                                                            device=x.device), padding=1),
-    "conv2d_bias": lambda x, w: F.conv2d(x, w, gpucnn.tensor(numpy.ones(6, numpy.float32), device=x.device), padding=1, groups=2),
+    "conv2d_bias": lambda x, w: F.conv2d(x, w, gpucnn.tensor(numpy.ones(6, numpy.float32), device=x.device),
+                                         padding=1, groups=2),
     # 3x3, stride 1, one group: the winograd paths' transforms, with 11 x 11 outputs (cut edge tiles)
     "conv2d_3x3": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((5, 4, 3, 3), numpy.float32) / 36,
                                                          device=x.device), padding=(0, 1)),
@@ -41,7 +42,16 @@ CASES = {
     "avg_pool2d": lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
     "relu": lambda x, w: F.relu(x),
     "leaky_relu": lambda x, w: F.leaky_relu(x, 0.1),
+    # training, with running statistics and an affine weight and bias; then evaluation
+    "batch_norm": lambda x, w: F.batch_norm(
+        F.batch_norm(x, *_running(x), w[:4, 0, 0, 0], w[:4, 1, 0, 0], training=True), *_running(x), training=False),
 }
+
+
+def _running(x):
+    """Running mean and variance for x's 4 channels, on x's device."""
+    return (gpucnn.tensor(numpy.zeros(4, numpy.float32), device=x.device),
+            gpucnn.tensor(numpy.ones(4, numpy.float32), device=x.device))
 
 
 def run(device: str) -> None:

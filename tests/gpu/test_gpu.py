@@ -76,6 +76,28 @@ def test_pool_and_activation_match_cpu(op):
         assert_close(ours, reference)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(64, 16, 32, 32), (5, 3), (300, 2, 1, 1), (2, 3, 17, 19)])
+def test_batch_norm_matches_cpu(shape, training):
+    """Output, input, weight and bias gradients, and the running statistics after the update."""
+    rng = np.random.default_rng(2)
+    channels = shape[1]
+    arrays = [(rng.standard_normal(shape) * 3 + 1).astype(np.float32)]
+    arrays += [rng.standard_normal(channels).astype(np.float32) for _ in range(2)]
+    running = []
+
+    def fn(x, weight, bias):
+        stats = [gpucnn.tensor(np.full(channels, value, np.float32), device=x.device) for value in (0.5, 2.0)]
+        running.append(stats)
+        return F.batch_norm(x, *stats, weight, bias, training=training, momentum=0.2)
+
+    cpu, gpu = _on_both(fn, *arrays)
+    for name, ours, reference in zip(("output", "dx", "dweight", "dbias"), gpu, cpu):
+        assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
+    for name, ours, reference in zip(("running_mean", "running_var"), running[1], running[0]):
+        assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
+
+
 def test_relu_past_2_31_elements():
     import cupy
 

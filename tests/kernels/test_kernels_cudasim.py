@@ -436,6 +436,98 @@ def test_relu_empty():
     assert y.shape == (0, 3) and x.grad.shape == (0, 3)
 
 
+# ---------------------------------------------------------------------------------------- batch norm
+BATCH_NORM_SHAPES = {
+    "vector": (5, 3),  # (N, C): one value per plane
+    "planes": (3, 4, 7, 5),  # 105 values per channel: threads past the end
+    "wide_planes": (2, 3, 17, 19),  # 323 values per plane: a thread's walk stays in one image's plane
+    "many_images": (300, 2, 1, 1),  # 300 images of one value: the walk steps whole images
+    "volume": (2, 3, 4, 3, 5),  # (N, C, D, H, W)
+}
+
+
+def _batch_norm_on(device_of: dict, training: bool, affine: bool):
+    """F.batch_norm with running statistics made on the input's device (kept in ``device_of``)."""
+    def fn(x, *params):
+        channels = x.shape[1]
+        rng = np.random.default_rng(3)
+        running = [gpucnn.tensor(rng.standard_normal(channels).astype(np.float32), device=x.device),
+                   gpucnn.tensor(rng.uniform(0.5, 2, channels).astype(np.float32), device=x.device)]
+        device_of[str(x.device)] = running
+        weight, bias = params if affine else (None, None)
+        return F.batch_norm(x, *running, weight, bias, training=training, momentum=0.3)
+    return fn
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", BATCH_NORM_SHAPES.values(), ids=BATCH_NORM_SHAPES.keys())
+def test_batch_norm(shape, training, affine, order):
+    """Output, dx, dweight, dbias and the updated running statistics against the cpu half."""
+    rng = np.random.default_rng(len(shape))
+    arrays = [(rng.standard_normal(shape) * 3 + 1).astype(np.float32)]
+    if affine:
+        arrays += [rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2)]
+    running = {}
+    compare(_batch_norm_on(running, training, affine), arrays, order, names=("output", "dx", "dw", "db"))
+    for name, ours, reference in zip(("running_mean", "running_var"), running["cudasim"], running["cpu"]):
+        assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
+
+
+def test_batch_norm_gradients_asked_for_one_at_a_time():
+    """Only the weight's, only the bias's, only the input's gradient: each alone matches the cpu."""
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal((4, 3, 5, 6)).astype(np.float32), rng.standard_normal(3).astype(np.float32),
+              rng.standard_normal(3).astype(np.float32)]
+    upstream = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
+    for wanted in range(3):
+        results = {}
+        for device in ("cpu", "cudasim"):
+            tensors = [gpucnn.tensor(a, device=device, requires_grad=i == wanted) for i, a in enumerate(arrays)]
+            y = F.batch_norm(tensors[0], None, None, tensors[1], tensors[2], training=True)
+            y.backward(upstream)
+            results[device] = [t.grad for t in tensors]
+        assert [g is None for g in results["cudasim"]] == [i != wanted for i in range(3)]
+        assert_close(results["cudasim"][wanted].numpy(), results["cpu"][wanted].numpy(), atol=1e-5, rtol=1e-4,
+                     name=f"gradient {wanted}")
+
+
+def test_batch_norm_updates_non_contiguous_running_statistics():
+    """Running statistics that are strided views: the kernel works on a copy, which is written back."""
+    x = np.random.default_rng(9).standard_normal((6, 3, 4, 4)).astype(np.float32)
+    results = []
+    for device in ("cpu", "cudasim"):
+        storage = gpucnn.tensor(np.arange(12, dtype=np.float32), device=device)
+        mean, var = storage.data[0:6:2], storage.data[6:12:2]  # (3,) views, stride 2
+        F.batch_norm(gpucnn.tensor(x, device=device), mean, var, training=True)
+        results.append(storage.numpy())
+    assert not np.array_equal(results[0], np.arange(12, dtype=np.float32))
+    assert_close(results[1], results[0], atol=1e-6, rtol=1e-5, name="storage")
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batch_norm_non_finite_and_empty_batch(training):
+    """inf and NaN reach the output and gradients as on the cpu; an empty batch leaves the running
+    statistics alone."""
+    x = np.random.default_rng(10).standard_normal((3, 3, 4, 4)).astype(np.float32)
+    x[0, 0, 1, 1], x[1, 1, 2, 2] = np.inf, np.nan
+    results = []
+    for device in ("cpu", "cudasim"):
+        xt = gpucnn.tensor(x, device=device, requires_grad=True)
+        mean = gpucnn.tensor(np.zeros(3, np.float32), device=device)
+        var = gpucnn.tensor(np.ones(3, np.float32), device=device)
+        with np.errstate(invalid="ignore"):
+            y = F.batch_norm(xt, mean, var, training=training)
+            y.backward(np.ones(y.shape, np.float32))
+            empty = F.batch_norm(gpucnn.tensor(np.zeros((0, 3, 2, 2), np.float32), device=device), mean, var,
+                                 training=training)
+        assert empty.shape == (0, 3, 2, 2)
+        results.append([y.numpy(), xt.grad.numpy(), mean.numpy(), var.numpy()])
+    for name, ours, reference in zip(("output", "dx", "running_mean", "running_var"), *results[::-1]):
+        assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
+
+
 # ------------------------------------------------------------------------------------------- dtypes
 @pytest.mark.parametrize("call", [
     lambda t: F.relu(t),
@@ -443,6 +535,7 @@ def test_relu_empty():
     lambda t: F.max_pool2d(t, 2),
     lambda t: F.avg_pool2d(t, 2),
     lambda t: F.conv2d(t, gpucnn.tensor(np.ones((2, 2, 1, 1)), device="cudasim")),
+    lambda t: F.batch_norm(t, None, None, training=True),
 ])
 def test_kernel_ops_refuse_float64_on_kernel_devices(call):
     """The kernels are float32: a float64 tensor on cudasim (or cuda) is refused with a clear TypeError."""
@@ -487,6 +580,9 @@ ops = [
     lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
     lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
     lambda x, w: F.leaky_relu(F.relu(x), 0.1),
+    lambda x, w: F.batch_norm(x, gpucnn.tensor(np.zeros(4, np.float32), device=device),
+                              gpucnn.tensor(np.ones(4, np.float32), device=device), w[:4, 0, 0, 0], w[:4, 1, 0, 0],
+                              training=True),
 ]
 for op in ops:
     for weight in (w, w_bad):

@@ -399,11 +399,14 @@ class Conv2d(Function):
     # multiply-adds, through transforms that move 4 (2.25) times the input and output, where both
     # channel counts reach WINOGRAD_GPU_MIN_CHANNELS and the direct convolution would take at least
     # WINOGRAD_GPU_MIN_MACS multiply-adds: below that, its extra launches and the host's finiteness
-    # test outweigh what it saves. The kernel paths "winograd2" and "winograd4" take it wherever it
-    # applies, at any size (see kernel_path).
+    # test outweigh what it saves. On an H200 (python -m bench kernels), per product, F(4x4, 3x3) took
+    # of the fastest direct path's time: 0.72-0.74 on VGG-16's 512-channel 14x14 layer at batch 8
+    # (3.7e9 multiply-adds), 0.29-0.74 on its larger layers at batch 32; 0.57-0.96 on CIFAR
+    # ResNet-18's 3x3 stride-1 layers at batch 128 (4.8e9) and 0.68-1.19 at batch 32 (1.2e9). The
+    # kernel paths "winograd2" and "winograd4" take it wherever it applies, at any size (see kernel_path).
     WINOGRAD_GPU_TILE = 4
     WINOGRAD_GPU_MIN_CHANNELS = 16
-    WINOGRAD_GPU_MIN_MACS = 2**32
+    WINOGRAD_GPU_MIN_MACS = 2**31
     # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
     # Where this divides the channels the forward (or backward-data) reduces over per group, its

@@ -4,8 +4,10 @@
  * input); mean, inv_std, weight, bias, the running statistics and the parameter gradients: (C,).
  * Launch: grid (C,), block (256,): one block per channel c. Thread t visits the channel's values
  * j = t, t + 256, ... below count = N S, value j = n S + s lying at (n C + c) S + s, in that order,
- * and the block's sums are reduced by a fixed-shape shared-memory tree: every result is the same on
- * every run and in every thread order. No atomics.
+ * summing them with Kahan's compensation, and the block's sums are reduced by a fixed-shape
+ * shared-memory tree: every result is the same on every run and in every thread order. No atomics.
+ * Plain float sums of the 256 values a thread visits on a 64x16x32x32 input were off the cpu
+ * half's BLAS sums by 2.9e-4 of a weight gradient of -0.72 on an H200.
  *
  *   batchnorm_forward   training: the channel's mean, then its biased variance as the mean of
  *                       (x - mean)^2 (a second pass, as the cpu half); mean[c] and inv_std[c] =
@@ -43,6 +45,18 @@ struct ChannelWalk {
     }
 };
 
+/* A float sum that carries each add's rounding error into the next (Kahan). Once the sum is inf or
+ * NaN it is left so (no carry), as a plain sum would be. */
+struct CompensatedSum {
+    float sum, carry;
+    __device__ CompensatedSum() : sum(0.0f), carry(0.0f) {}
+    __device__ void add(float value) {
+        const float corrected = value - carry, total = sum + corrected;
+        carry = is_finite(total) ? (total - sum) - corrected : 0.0f;
+        sum = total;
+    }
+};
+
 /* The sum of every thread's ``value``, returned to all of them; ``partial`` holds BN_THREADS floats. */
 static __device__ float block_sum(float value, float* partial) {
     const int tid = threadIdx.x;
@@ -68,17 +82,17 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_forward(
     float channel_mean, channel_inv_std;
     if (training) {
         const float divisor = count > 0 ? (float)count : 1.0f;
-        float sum = 0.0f;
+        CompensatedSum sum;
         ChannelWalk walk(tid, c, C, S);
-        for (long long j = tid; j < count; j += BN_THREADS, walk.next()) sum += x[walk.offset()];
-        channel_mean = block_sum(sum, partial) / divisor;
-        float squares = 0.0f;
+        for (long long j = tid; j < count; j += BN_THREADS, walk.next()) sum.add(x[walk.offset()]);
+        channel_mean = block_sum(sum.sum, partial) / divisor;
+        CompensatedSum squares;
         walk = ChannelWalk(tid, c, C, S);
         for (long long j = tid; j < count; j += BN_THREADS, walk.next()) {
             const float centered = x[walk.offset()] - channel_mean;
-            squares += centered * centered;
+            squares.add(centered * centered);
         }
-        const float var = block_sum(squares, partial) / divisor;
+        const float var = block_sum(squares.sum, partial) / divisor;
         channel_inv_std = 1.0f / sqrtf(var + eps);
         if (tid == 0 && has_running && count > 0) {
             running_mean[c] = keep * running_mean[c] + momentum * channel_mean;
@@ -112,16 +126,16 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward(
     const float channel_mean = mean[c], channel_inv_std = inv_std[c];
     float sum_dy = 0.0f, sum_dy_x_hat = 0.0f;
     if (need_weight || need_bias || (need_x && training)) {
-        float dy_sum = 0.0f, dy_centered_sum = 0.0f;
+        CompensatedSum dy_sum, dy_centered_sum;
         ChannelWalk walk(tid, c, C, S);
         for (long long j = tid; j < count; j += BN_THREADS, walk.next()) {
             const long long i = walk.offset();
             const float dy = grad_y[i];
-            dy_sum += dy;
-            dy_centered_sum += dy * (x[i] - channel_mean);
+            dy_sum.add(dy);
+            dy_centered_sum.add(dy * (x[i] - channel_mean));
         }
-        sum_dy = block_sum(dy_sum, partial);
-        sum_dy_x_hat = block_sum(dy_centered_sum, partial) * channel_inv_std;
+        sum_dy = block_sum(dy_sum.sum, partial);
+        sum_dy_x_hat = block_sum(dy_centered_sum.sum, partial) * channel_inv_std;
         if (tid == 0 && need_weight) grad_weight[c] = sum_dy_x_hat;
         if (tid == 0 && need_bias) grad_bias[c] = sum_dy;
     }

@@ -92,8 +92,21 @@ def test_batch_norm_matches_cpu(shape, training):
         return F.batch_norm(x, *stats, weight, bias, training=training, momentum=0.2)
 
     cpu, gpu = _on_both(fn, *arrays)
-    for name, ours, reference in zip(("output", "dx", "dweight", "dbias"), gpu, cpu):
+    for name, ours, reference in zip(("output", "dx"), gpu, cpu):
         assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
+    # The parameter gradients are sums over N * spatial values that mostly cancel, rounded in float32 in
+    # another order on each side: on 64x16x32x32 each is 4e-5 to 6e-4 off the float64 sum. So they
+    # agree within 1e-7 of the sum of their terms' magnitudes (and 1e-5 of their own: two roundings).
+    x, upstream = arrays[0].astype(np.float64), np.random.default_rng(1).standard_normal(shape)
+    axes = (0,) + tuple(range(2, len(shape)))
+    mean, var = (x.mean(axis=axes), x.var(axis=axes)) if training else (0.5, 2.0)
+    x_hat = np.moveaxis(x, 1, -1) - mean  # channels last: the statistics broadcast
+    x_hat /= np.sqrt(var + 1e-5)
+    dy = np.abs(np.moveaxis(upstream, 1, -1)).reshape(-1, channels)
+    for name, ours, reference, terms in (("dweight", gpu[2], cpu[2], dy * np.abs(x_hat).reshape(-1, channels)),
+                                         ("dbias", gpu[3], cpu[3], dy)):
+        bound = 1e-7 * terms.sum(axis=0) + 1e-5 * np.abs(reference)
+        assert np.all(np.abs(ours - reference) <= bound), f"{name}: {ours} vs {reference}"
     for name, ours, reference in zip(("running_mean", "running_var"), running[1], running[0]):
         assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
 

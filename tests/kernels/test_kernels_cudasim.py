@@ -475,6 +475,20 @@ def test_batch_norm(shape, training, affine, order):
         assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
 
 
+def test_batch_norm_sums_carry_their_rounding_errors():
+    """Thread 0 of the block visits x[n, 0, 0] for every n: 2^24, then 63 ones, which a plain float sum
+    drops one by one (2^24 + 1 rounds back to 2^24). The channel's mean (the running mean at momentum
+    1) is the exact one to within an ulp."""
+    x = np.zeros((64, 1, 256), np.float32)
+    x[:, 0, 0] = 1
+    x[0, 0, 0] = 2**24
+    mean = gpucnn.tensor(np.zeros(1, np.float32), device="cudasim")
+    F.batch_norm(gpucnn.tensor(x, device="cudasim"), mean, gpucnn.tensor(np.ones(1, np.float32), device="cudasim"),
+                 training=True, momentum=1.0)
+    exact = (2**24 + 63) / x.size
+    assert abs(float(mean.numpy()[0]) - exact) <= np.spacing(np.float32(exact)), (mean.numpy(), exact)
+
+
 def test_batch_norm_gradients_asked_for_one_at_a_time():
     """Only the weight's, only the bias's, only the input's gradient: each alone matches the cpu."""
     rng = np.random.default_rng(8)
@@ -508,9 +522,9 @@ def test_batch_norm_updates_non_contiguous_running_statistics():
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_batch_norm_non_finite_and_empty_batch(training):
-    """inf and NaN reach the output and gradients as on the cpu; an empty batch leaves the running
-    statistics alone."""
-    x = np.random.default_rng(10).standard_normal((3, 3, 4, 4)).astype(np.float32)
+    """inf and NaN reach the output and gradients as on the cpu (the inf is the first of three values its
+    thread sums: the mean stays inf); an empty batch leaves the running statistics alone."""
+    x = np.random.default_rng(10).standard_normal((3, 3, 16, 16)).astype(np.float32)
     x[0, 0, 1, 1], x[1, 1, 2, 2] = np.inf, np.nan
     results = []
     for device in ("cpu", "cudasim"):

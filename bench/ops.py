@@ -300,7 +300,8 @@ def main(args, out_dir) -> dict:
     record = dict(bench="ops", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),
                   **description, repeats=repeats, warmup=warmup, rounds=rounds, quick=args.quick, roofline=roofline,
                   rows=rows, geometric_means=means)
-    name = f"ops-{suite}-{env.kind}" + ("-quick" if args.quick else "")
+    batch = f"-b{args.batch}" if args.batch else ""  # a batch for every layer: named, so runs keep apart
+    name = f"ops-{suite}{batch}-{env.kind}" + ("-quick" if args.quick else "")
     markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())
     print(markdown)
     print(f"wrote {markdown_path} and {json_path}")

@@ -135,6 +135,12 @@ def test_ops_benchmark_quick_run_writes_its_tables(tmp_path, device):
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0 and row["roofline_fraction"] > 0
 
 
+def test_a_batch_for_every_layer_is_in_the_results_name(tmp_path):
+    _run_bench(tmp_path, "ops", "--device", "cpu", "--batch", "3")
+    (record_path,) = tmp_path.glob("ops-tiny-b3-cpu-quick_*.json")
+    assert {row["shape"].split("x")[0] for row in json.loads(record_path.read_text())["rows"]} == {"3"}
+
+
 def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
     result = _run_bench(tmp_path, "kernels", "--device", "cudasim")
     (markdown,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.md")

@@ -8,7 +8,8 @@
 # run of every kernel, the op tests (which then include the GPU), and the benchmarks:
 # python -m bench kernels (conv2d's kernel paths on the resnet18 and VGG-16 layers),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites) and
-# python -m bench train --device cuda, then the whole suite and the CPU conv2d benchmark.
+# python -m bench train --device cuda, python -m bench.profile (a training step's host profile; ncu
+# over conv2d's kernels where ncu is installed), then the whole suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
 # each step may use what is left (some have a cap of their own), and the steps that no longer fit are
@@ -78,6 +79,13 @@ step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite res
 step bench-kernels-cuda-vgg16 240 "$python" -m bench kernels --device cuda --suite vgg16 --batch 32 --out "$out"
 step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
+# where a training step's time goes (host or device), and ncu on conv2d's kernels (occupancy, stalls)
+step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
+if command -v ncu > /dev/null; then
+  step ncu-conv2d 120 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats \
+    --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+    -k 'regex:conv2d_(forward|backward_data|backward_filter)_' --launch-count 12 "$python" -m bench.profile conv
+fi
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
 step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 # The longest steps last: what ran before them is in OUT_DIR even if a time limit stops these.

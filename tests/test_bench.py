@@ -135,6 +135,17 @@ def test_ops_benchmark_quick_run_writes_its_tables(tmp_path, device):
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0 and row["roofline_fraction"] > 0
 
 
+def test_profile_step_and_conv_run():
+    """bench.profile's two commands on tiny sizes: a step's timing line and profile, and the conv layers."""
+    for arguments, expected in ((["step", "--device", "cpu", "--model", "lenet", "--batch", "2", "--steps", "2",
+                                  "--top", "3"], "lenet on cpu, batch 2: a step takes"),
+                                (["conv", "--device", "cudasim"], "small 5x5: 2x3x7x7 -> 4, 5x5, path chosen")):
+        result = subprocess.run([sys.executable, "-m", "bench.profile", *arguments], cwd=ROOT, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
+
+
 def test_a_batch_for_every_layer_is_in_the_results_name(tmp_path):
     _run_bench(tmp_path, "ops", "--device", "cpu", "--batch", "3")
     (record_path,) = tmp_path.glob("ops-tiny-b3-cpu-quick_*.json")

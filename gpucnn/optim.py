@@ -7,8 +7,9 @@
 
 Each update follows the algorithm in torch.optim's documentation (the single-tensor, non-foreach
 path, operation for operation) and is written against the parameter's array module ``xp``, so it
-runs unchanged on NumPy and CuPy arrays. Updates happen in place on ``param.data``: every module
-holding the parameter sees them. Parameters whose ``grad`` is None are skipped.
+runs unchanged on NumPy and CuPy arrays; on the kernel devices SGD runs it as one kernel per
+parameter (``cuda/optim.cu``) for float32 parameters. Updates happen in place on ``param.data``:
+every module holding the parameter sees them. Parameters whose ``grad`` is None are skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numbers
 
 import numpy
 
+from .ops._kernels import THREADS, blocks_for, kernel_array
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta"]
@@ -68,8 +70,8 @@ class Optimizer:
         defaults: the options of every group that does not set them.
 
     Subclasses implement ``_check_options(options)`` (raise on invalid hyper-parameters) and
-    ``_update(xp, param, grad, state, group)`` (one parameter's update, in place on the array ``param``
-    of array module ``xp``; ``grad`` has its shape and dtype).
+    ``_update(device, param, grad, state, group)`` (one parameter's update, in place on the array
+    ``param`` of ``device``; ``grad`` has its shape and dtype).
     """
 
     def __init__(self, params, defaults: dict):
@@ -94,7 +96,7 @@ class Optimizer:
     def _check_options(self, options: dict) -> None:
         raise NotImplementedError
 
-    def _update(self, xp, param, grad, state: dict, group: dict) -> None:
+    def _update(self, device, param, grad, state: dict, group: dict) -> None:
         raise NotImplementedError
 
     def add_param_group(self, param_group: dict) -> None:
@@ -164,7 +166,7 @@ class Optimizer:
                 state = self.state[param]
                 # NaN and inf propagate silently, as in torch
                 with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                    self._update(param.device.xp, _at_least_1d(param.data), grad, state, group)
+                    self._update(param.device, _at_least_1d(param.data), grad, state, group)
                 if not state:  # SGD without momentum keeps none, and torch lists none
                     del self.state[param]
         return loss
@@ -290,9 +292,12 @@ class SGD(Optimizer):
                 f"(momentum={options['momentum']}, dampening={options['dampening']})"
             )
 
-    def _update(self, xp, param, grad, state: dict, group: dict) -> None:
+    def _update(self, device, param, grad, state: dict, group: dict) -> None:
         # Scalars as Python floats, so NumPy keeps float32 arrays float32.
         lr, momentum, weight_decay = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
+        if device.runs_kernels and param.dtype == numpy.float32 and param.flags.c_contiguous:
+            self._update_kernel(device, param, grad, state, group)
+            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -306,6 +311,23 @@ class SGD(Optimizer):
                 buffer += (1 - float(group["dampening"])) * grad
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         param -= lr * grad
+
+    @staticmethod
+    def _update_kernel(device, param, grad, state: dict, group: dict) -> None:
+        """The same update as one launch of cuda/optim.cu's optim_sgd (the scalars rounded to float32
+        as NumPy rounds them above)."""
+        momentum = float(group["momentum"])
+        buffer = state.get("momentum_buffer")
+        first_step = momentum != 0 and buffer is None
+        if first_step:
+            buffer = state["momentum_buffer"] = device.xp.empty_like(param)
+        flags = (momentum != 0, first_step, group["nesterov"], group["maximize"])
+        scalars = (group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"])
+        if param.size:  # without momentum the kernel never touches its buffer: param stands in
+            device.kernel("optim", "optim_sgd")(
+                (blocks_for(param.size),), (THREADS,),
+                (param, kernel_array(device.xp, grad), param if buffer is None else buffer, numpy.int64(param.size),
+                 *map(numpy.float32, scalars), *map(numpy.int32, flags)))
 
 
 def _lerp_(start, end, weight: float) -> None:
@@ -343,7 +365,8 @@ class Adam(Optimizer):
         for flag in ("amsgrad", "maximize", "decoupled_weight_decay"):
             _check_flag(options[flag], flag)
 
-    def _update(self, xp, param, grad, state: dict, group: dict) -> None:
+    def _update(self, device, param, grad, state: dict, group: dict) -> None:
+        xp = device.xp
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
         if not state:
@@ -413,7 +436,8 @@ class Adadelta(Optimizer):
         _check_number(options["weight_decay"], "weight_decay value")
         _check_flag(options["maximize"], "maximize")
 
-    def _update(self, xp, param, grad, state: dict, group: dict) -> None:
+    def _update(self, device, param, grad, state: dict, group: dict) -> None:
+        xp = device.xp
         lr, rho, eps, weight_decay = (float(group[key]) for key in ("lr", "rho", "eps", "weight_decay"))
         if not state:
             state["step"] = 0

@@ -20,12 +20,12 @@ SHAPES = [(3, 4), (5,), (2, 3, 1, 2), (), (0, 3)]
 TOLERANCE = {np.float64: dict(atol=1e-12, rtol=1e-10), np.float32: dict(atol=1e-6, rtol=1e-5)}
 
 
-def make_optimizers(name, options, values, groups=None):
-    """gpucnn and torch optimizers over parameters holding ``values``.
+def make_optimizers(name, options, values, groups=None, device="cpu"):
+    """gpucnn (on ``device``) and torch optimizers over parameters holding ``values``.
 
     groups: None (one group) or a list of (indices into values, per-group options).
     """
-    ours = [gpucnn.tensor(v, requires_grad=True) for v in values]
+    ours = [gpucnn.tensor(v, requires_grad=True, device=device) for v in values]
     theirs = [torch.tensor(v, requires_grad=True) for v in values]
     if groups is None:
         our_params, their_params = ours, theirs
@@ -38,14 +38,14 @@ def make_optimizers(name, options, values, groups=None):
 
 
 def run_lockstep(name, options, *, dtype=np.float64, groups=None, steps=10, seed=0, without_grad=(),
-                 special=False):
+                 special=False, device="cpu"):
     """Steps both optimizers on the same random gradients, comparing every parameter after each step.
 
     without_grad: indices of parameters whose grad stays None. special: put NaN and inf in the gradients.
     """
     rng = np.random.default_rng(seed)
     values = [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
-    our_optimizer, their_optimizer, ours, theirs = make_optimizers(name, options, values, groups)
+    our_optimizer, their_optimizer, ours, theirs = make_optimizers(name, options, values, groups, device)
     arrays = [p.data for p in ours]
     for step in range(steps):
         for index, (mine, reference) in enumerate(zip(ours, theirs)):
@@ -54,7 +54,7 @@ def run_lockstep(name, options, *, dtype=np.float64, groups=None, steps=10, seed
             grad = rng.standard_normal(mine.shape).astype(dtype)
             if special and index == 0 and step == 2:
                 grad[0, 0], grad[1, 1] = np.nan, np.inf
-            mine.grad, reference.grad = gpucnn.tensor(grad), torch.tensor(grad)
+            mine.grad, reference.grad = gpucnn.tensor(grad, device=device), torch.tensor(grad)
         our_optimizer.step()
         their_optimizer.step()
         for index, (mine, reference, array) in enumerate(zip(ours, theirs, arrays)):
@@ -233,6 +233,37 @@ def adadelta_options(draw):
 def test_random_options_match_torch(case, seed):
     name, options = case
     run_lockstep(name, options, steps=5, seed=seed)
+
+
+@pytest.mark.parametrize("options", SGD_CONFIGS, ids=[str(c) for c in SGD_CONFIGS])
+def test_sgd_kernel_matches_torch(monkeypatch, options):
+    """On cudasim, float32 SGD runs cuda/optim.cu's optim_sgd (every parameter, every step) and
+    tracks torch as the cpu half does, NaN and inf gradients included."""
+    launches = []
+    kernel_update = optim.SGD._update_kernel
+    monkeypatch.setattr(optim.SGD, "_update_kernel",
+                        staticmethod(lambda *args: launches.append(args[1].shape) or kernel_update(*args)))
+    run_lockstep("SGD", options, dtype=np.float32, special=True, device="cudasim")
+    assert len(launches) == 10 * len(SHAPES)
+
+
+def test_sgd_kernel_leaves_other_parameters_to_the_array_update():
+    """A float64 or a non-contiguous parameter on cudasim takes the array-module update, with the same result."""
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal((4, 6))
+    results = []
+    for device in ("cpu", "cudasim"):
+        storage = gpucnn.tensor(base.astype(np.float32), device=device)
+        strided = gpucnn.Tensor._from_array(storage.data[:, ::2], storage.device, True)  # a view, stride 2
+        wide = gpucnn.tensor(base, device=device, requires_grad=True)  # float64
+        optimizer = optim.SGD([strided, wide], lr=0.1, momentum=0.9)
+        for step in range(3):
+            strided.grad = gpucnn.tensor(np.full((4, 3), step + 1, np.float32), device=device)
+            wide.grad = gpucnn.tensor(np.full((4, 6), step - 1.0), device=device)
+            optimizer.step()
+        results.append((storage.numpy(), wide.numpy()))
+    for ours, reference in zip(*results[::-1]):
+        assert_close(ours, reference, atol=1e-6, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- state dicts

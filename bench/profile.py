@@ -35,22 +35,12 @@ def profile_step(model_name: str, device: str, batch: int, steps: int, top: int,
     """Times ``steps`` training steps (issued, and finished) and profiles as many more; returns the medians."""
     import gpucnn
 
-    from .train import SHAPES, build_pair
+    from .train import batch_data, build_pair, training_step
 
-    ours, _ = build_pair(model_name)
     target = gpucnn.device(device)
-    model = ours.to(target)
-    rng = numpy.random.default_rng(1)
-    x = gpucnn.tensor(rng.standard_normal((batch,) + SHAPES[model_name], dtype=numpy.float32), device=target)
-    y = gpucnn.tensor(rng.integers(0, 10, batch), device=target)
-    optimizer = gpucnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    def step():
-        loss = gpucnn.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+    model = build_pair(model_name)[0].to(target)
+    x, y = (gpucnn.tensor(array, device=target) for array in batch_data(model_name, batch))
+    step = training_step(gpucnn, model, x, y)
     for _ in range(3):
         step()
     issued, finished = [], []

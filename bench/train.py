@@ -114,15 +114,34 @@ def build_pair(name: str, seed: int = 0):
     return ours.train(), theirs.train()
 
 
+def batch_data(name: str, batch: int) -> tuple:
+    """The benchmark's random (images, labels) for model ``name``: float32 and int64 NumPy arrays."""
+    rng = numpy.random.default_rng(1)
+    return rng.standard_normal((batch,) + SHAPES[name], dtype=numpy.float32), rng.integers(0, 10, batch)
+
+
+def training_step(library, model, x, y):
+    """The benchmarked step of ``model`` on (x, y) in ``library`` (gpucnn or torch: one API) as a function:
+    forward, cross-entropy, zero_grad, backward, an SGD step (lr 0.01, momentum 0.9); it returns the loss."""
+    optimizer = library.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        loss = library.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
 def worker(framework: str, name: str, device: str, batch: int, steps: int, warmup: int) -> dict:
     """Trains ``name`` for warmup + steps steps in this process with one framework; the measurements."""
     import torch
 
     import gpucnn
 
-    rng = numpy.random.default_rng(1)
-    images = rng.standard_normal((batch,) + SHAPES[name], dtype=numpy.float32)
-    labels = rng.integers(0, 10, batch)
+    images, labels = batch_data(name, batch)
     ours, theirs = build_pair(name)
     gpu = device.startswith("cuda")
     library = gpucnn if framework == "gpucnn" else torch  # one API: the same step serves both
@@ -136,14 +155,7 @@ def worker(framework: str, name: str, device: str, batch: int, steps: int, warmu
         model = theirs.to(target)
         x, y = torch.from_numpy(images).to(target), torch.from_numpy(labels).to(target)
         synchronize = (lambda: torch.cuda.synchronize(target)) if gpu else (lambda: None)
-    optimizer = library.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    def step():
-        loss = library.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
+    step = training_step(library, model, x, y)
 
     reset_peak_rss()
     memory_before = peak_rss_bytes()

@@ -73,14 +73,16 @@ def run(device: str) -> None:
             target.synchronize()
         label = name if path == "chosen" else f"{name} ({path})"
         print(f"{label}: output {y.shape}, |dx| = {float(abs(x.grad.numpy()).sum()):.4f}")
-    # the optimizer's kernel: two momentum SGD steps (the first writes the buffer, the second reads it)
-    parameter = gpucnn.tensor(w_data, device=device, requires_grad=True)
-    optimizer = gpucnn.optim.SGD([parameter], lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
-    for _ in range(2):
-        parameter.grad = gpucnn.tensor(numpy.ones(w_data.shape, numpy.float32), device=device)
-        optimizer.step()
-    target.synchronize()
-    print(f"sgd: |w| = {float(abs(parameter.numpy()).sum()):.4f}")
+    # the optimizers' kernels: two steps each (the first writes their state, the second reads it)
+    for name, options in (("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
+                          ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0))):
+        parameter = gpucnn.tensor(w_data, device=device, requires_grad=True)
+        optimizer = getattr(gpucnn.optim, name)([parameter], **options)
+        for _ in range(2):
+            parameter.grad = gpucnn.tensor(numpy.ones(w_data.shape, numpy.float32), device=device)
+            optimizer.step()
+        target.synchronize()
+        print(f"{name}: |w| = {float(abs(parameter.numpy()).sum()):.4f}")
 
 
 def main(argv=None) -> None:

@@ -7,8 +7,9 @@
 
 Each update follows the algorithm in torch.optim's documentation (the single-tensor, non-foreach
 path, operation for operation) and is written against the parameter's array module ``xp``, so it
-runs unchanged on NumPy and CuPy arrays; on the kernel devices SGD runs it as one kernel per
-parameter (``cuda/optim.cu``) for float32 parameters. Updates happen in place on ``param.data``:
+runs unchanged on NumPy and CuPy arrays; on the kernel devices a float32, C-contiguous parameter's
+update is one launch of a kernel of ``cuda/optim.cu`` instead (the same operations, in the same
+order, on float32 scalars rounded as NumPy rounds them). Updates happen in place on ``param.data``:
 every module holding the parameter sees them. Parameters whose ``grad`` is None are skipped.
 """
 
@@ -295,7 +296,7 @@ class SGD(Optimizer):
     def _update(self, device, param, grad, state: dict, group: dict) -> None:
         # Scalars as Python floats, so NumPy keeps float32 arrays float32.
         lr, momentum, weight_decay = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
-        if device.runs_kernels and param.dtype == numpy.float32 and param.flags.c_contiguous:
+        if _runs_kernel(device, param):
             self._update_kernel(device, param, grad, state, group)
             return
         if group["maximize"]:
@@ -314,20 +315,33 @@ class SGD(Optimizer):
 
     @staticmethod
     def _update_kernel(device, param, grad, state: dict, group: dict) -> None:
-        """The same update as one launch of cuda/optim.cu's optim_sgd (the scalars rounded to float32
-        as NumPy rounds them above)."""
+        """The same update as one launch of cuda/optim.cu's optim_sgd."""
         momentum = float(group["momentum"])
         buffer = state.get("momentum_buffer")
         first_step = momentum != 0 and buffer is None
         if first_step:
             buffer = state["momentum_buffer"] = device.xp.empty_like(param)
-        flags = (momentum != 0, first_step, group["nesterov"], group["maximize"])
-        scalars = (group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"])
-        if param.size:  # without momentum the kernel never touches its buffer: param stands in
-            device.kernel("optim", "optim_sgd")(
-                (blocks_for(param.size),), (THREADS,),
-                (param, kernel_array(device.xp, grad), param if buffer is None else buffer, numpy.int64(param.size),
-                 *map(numpy.float32, scalars), *map(numpy.int32, flags)))
+        # without momentum the kernel never touches its buffer: param stands in
+        _launch(device, "optim_sgd", param, (grad, param if buffer is None else buffer),
+                (group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"]),
+                (momentum != 0, first_step, group["nesterov"], group["maximize"]))
+
+
+def _runs_kernel(device, param) -> bool:
+    """Whether ``param``'s update runs as a kernel of cuda/optim.cu: float32 and C-contiguous, on a
+    kernel device."""
+    return device.runs_kernels and param.dtype == numpy.float32 and param.flags.c_contiguous
+
+
+def _launch(device, name: str, param, arrays: tuple, scalars: tuple, flags: tuple) -> None:
+    """Kernel ``name`` of cuda/optim.cu over ``param`` (in place) with the other ``arrays`` (the gradient
+    first, made kernel-ready), then n, the float32 ``scalars`` and the int32 ``flags``."""
+    if param.size:
+        grad, *others = arrays
+        device.kernel("optim", name)(
+            (blocks_for(param.size),), (THREADS,),
+            (param, kernel_array(device.xp, grad), *others, numpy.int64(param.size), *map(numpy.float32, scalars),
+             *map(numpy.int32, flags)))
 
 
 def _lerp_(start, end, weight: float) -> None:
@@ -378,6 +392,17 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        step_size = lr / bias_correction1
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # amsgrad switched on after the first step
+            state["max_exp_avg_sq"] = xp.zeros_like(param)
+        if _runs_kernel(device, param):  # without amsgrad the kernel never touches v_max: v stands in
+            _launch(device, "optim_adam", param, (grad, exp_avg, exp_avg_sq, state.get("max_exp_avg_sq", exp_avg_sq)),
+                    (1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay, step_size,
+                     bias_correction2_sqrt, eps),
+                    (abs(1 - beta1) < 0.5, group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]))
+            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -388,12 +413,7 @@ class Adam(Optimizer):
         _lerp_(exp_avg, grad, 1 - beta1)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * grad * grad
-        bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-        step_size = lr / bias_correction1
         if group["amsgrad"]:
-            if "max_exp_avg_sq" not in state:  # amsgrad switched on after the first step
-                state["max_exp_avg_sq"] = xp.zeros_like(param)
             max_exp_avg_sq = state["max_exp_avg_sq"]
             xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
             denominator = xp.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
@@ -445,6 +465,10 @@ class Adadelta(Optimizer):
             state["acc_delta"] = xp.zeros_like(param)
         state["step"] += 1
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        if _runs_kernel(device, param):
+            _launch(device, "optim_adadelta", param, (grad, square_avg, acc_delta),
+                    (lr, rho, 1 - rho, eps, weight_decay), (group["maximize"],))
+            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:

@@ -235,20 +235,39 @@ def test_random_options_match_torch(case, seed):
     run_lockstep(name, options, steps=5, seed=seed)
 
 
-@pytest.mark.parametrize("options", SGD_CONFIGS, ids=[str(c) for c in SGD_CONFIGS])
-def test_sgd_kernel_matches_torch(monkeypatch, options):
-    """On cudasim, float32 SGD runs cuda/optim.cu's optim_sgd (every parameter, every step) and
-    tracks torch as the cpu half does, NaN and inf gradients included."""
+@pytest.mark.parametrize("name, options", GRID, ids=[f"{n}-{c}" for n, c in GRID])
+def test_kernel_updates_match_torch(monkeypatch, name, options):
+    """On cudasim, a float32 parameter's update is one launch of a kernel of cuda/optim.cu (every
+    parameter but the empty one, every step), which tracks torch as the cpu half does, NaN and inf
+    gradients included."""
     launches = []
-    kernel_update = optim.SGD._update_kernel
-    monkeypatch.setattr(optim.SGD, "_update_kernel",
-                        staticmethod(lambda *args: launches.append(args[1].shape) or kernel_update(*args)))
-    run_lockstep("SGD", options, dtype=np.float32, special=True, device="cudasim")
-    assert len(launches) == 10 * len(SHAPES)
+    launch = optim._launch
+    monkeypatch.setattr(optim, "_launch", lambda device, kernel, param, *args: launches.append(param.size) or
+                        launch(device, kernel, param, *args))
+    run_lockstep(name, options, dtype=np.float32, special=True, device="cudasim")
+    assert len(launches) == 10 * len(SHAPES) and launches.count(0) == 10  # (0, 3) launches nothing
 
 
-def test_sgd_kernel_leaves_other_parameters_to_the_array_update():
+def test_adam_kernel_keeps_a_nan_maximum_as_numpy_does():
+    """With amsgrad, a NaN in the running maximum (from a loaded state) stays NaN beside a finite second
+    moment, as numpy.maximum keeps it on the cpu."""
+    results = []
+    for device in ("cpu", "cudasim"):
+        param = gpucnn.tensor(np.ones(3, np.float32), device=device, requires_grad=True)
+        optimizer = optim.Adam([param], lr=0.1, amsgrad=True)
+        param.grad = gpucnn.tensor(np.full(3, 0.5, np.float32), device=device)
+        optimizer.step()
+        optimizer.state[param]["max_exp_avg_sq"][0] = np.nan
+        optimizer.step()
+        results.append(param.numpy())
+    assert np.isnan(results[1][0]) and np.isnan(results[0][0])
+    assert_close(results[1][1:], results[0][1:], atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_updates_leave_other_parameters_to_the_array_update(monkeypatch, name):
     """A float64 or a non-contiguous parameter on cudasim takes the array-module update, with the same result."""
+    monkeypatch.setattr(optim, "_launch", lambda *args: pytest.fail("a kernel was launched"))
     rng = np.random.default_rng(6)
     base = rng.standard_normal((4, 6))
     results = []
@@ -256,7 +275,7 @@ def test_sgd_kernel_leaves_other_parameters_to_the_array_update():
         storage = gpucnn.tensor(base.astype(np.float32), device=device)
         strided = gpucnn.Tensor._from_array(storage.data[:, ::2], storage.device, True)  # a view, stride 2
         wide = gpucnn.tensor(base, device=device, requires_grad=True)  # float64
-        optimizer = optim.SGD([strided, wide], lr=0.1, momentum=0.9)
+        optimizer = getattr(optim, name)([strided, wide], **FULL[name])
         for step in range(3):
             strided.grad = gpucnn.tensor(np.full((4, 3), step + 1, np.float32), device=device)
             wide.grad = gpucnn.tensor(np.full((4, 6), step - 1.0), device=device)

@@ -623,11 +623,13 @@ for path in ("winograd2", "winograd4"):  # Winograd's transforms, output tiles c
         y = F.conv2d(xt, wt, gpucnn.tensor(np.ones(5, np.float32), device=device), padding=(0, 1))
         assert y._creator.winograd is not None
         y.backward(np.ones(y.shape, np.float32))
-parameter = gpucnn.tensor(w, device=device, requires_grad=True)  # the optimizer's kernel: two momentum steps
-optimizer = gpucnn.optim.SGD([parameter], lr=0.1, momentum=0.9, nesterov=True)
-for _ in range(2):
-    parameter.grad = gpucnn.tensor(np.ones(w.shape, np.float32), device=device)
-    optimizer.step()
+for make in (lambda p: gpucnn.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),  # the optimizers' kernels
+             lambda p: gpucnn.optim.Adam(p, amsgrad=True), lambda p: gpucnn.optim.Adadelta(p)):
+    parameter = gpucnn.tensor(w, device=device, requires_grad=True)
+    optimizer = make([parameter])
+    for _ in range(2):
+        parameter.grad = gpucnn.tensor(np.ones(w.shape, np.float32), device=device)
+        optimizer.step()
 print("sanitized run done")
 """
 

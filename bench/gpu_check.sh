@@ -85,6 +85,9 @@ if command -v ncu > /dev/null; then
   step ncu-conv2d 120 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats \
     --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
     -k 'regex:conv2d_(forward|backward_data|backward_filter)_' --launch-count 12 "$python" -m bench.profile conv
+  # every kernel of about two training steps, summed per kernel name: where the device's time goes
+  step ncu-train-step 120 ncu --section SpeedOfLight --launch-count 400 --print-summary per-kernel \
+    "$python" -m bench.profile step --device cuda --model resnet --batch 128 --steps 1 --top 0
 fi
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
 step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"

@@ -297,7 +297,14 @@ class SGD(Optimizer):
         # Scalars as Python floats, so NumPy keeps float32 arrays float32.
         lr, momentum, weight_decay = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
         if _runs_kernel(device, param):
-            self._update_kernel(device, param, grad, state, group)
+            buffer = state.get("momentum_buffer")
+            first_step = momentum != 0 and buffer is None
+            if first_step:
+                buffer = state["momentum_buffer"] = device.xp.empty_like(param)
+            # without momentum the kernel never touches its buffer: param stands in
+            _launch(device, "optim_sgd", param, (grad, param if buffer is None else buffer),
+                    (lr, momentum, 1 - float(group["dampening"]), weight_decay),
+                    (momentum != 0, first_step, group["nesterov"], group["maximize"]))
             return
         if group["maximize"]:
             grad = -grad
@@ -312,19 +319,6 @@ class SGD(Optimizer):
                 buffer += (1 - float(group["dampening"])) * grad
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         param -= lr * grad
-
-    @staticmethod
-    def _update_kernel(device, param, grad, state: dict, group: dict) -> None:
-        """The same update as one launch of cuda/optim.cu's optim_sgd."""
-        momentum = float(group["momentum"])
-        buffer = state.get("momentum_buffer")
-        first_step = momentum != 0 and buffer is None
-        if first_step:
-            buffer = state["momentum_buffer"] = device.xp.empty_like(param)
-        # without momentum the kernel never touches its buffer: param stands in
-        _launch(device, "optim_sgd", param, (grad, param if buffer is None else buffer),
-                (group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"]),
-                (momentum != 0, first_step, group["nesterov"], group["maximize"]))
 
 
 def _runs_kernel(device, param) -> bool:

@@ -15,9 +15,9 @@
  *                       running statistics become keep * running + momentum * statistic, with the
  *                       unbiased variance var * unbias (keep = 1 - momentum and unbias =
  *                       count / (count - 1) from the host, as the cpu half rounds them; never for
- *                       an empty batch). Evaluation: the running statistics stand
- *                       in for the batch's. Then y = (x - mean) * inv_std * weight + bias (a
- *                       missing weight or bias: 1 or 0).
+ *                       an empty batch). Evaluation: the running statistics stand in for the
+ *                       batch's. Then y = (x - mean) * inv_std * weight + bias (a missing weight
+ *                       or bias: 1 or 0).
  *   batchnorm_backward  s1 = sum(dy) and s2 = sum(dy * x_hat), x_hat = (x - mean) * inv_std: the
  *                       bias and weight gradients (written where asked for); with need_x,
  *                       dx = scale * (dy - (x_hat * s2 + s1) / count) in training and scale * dy in

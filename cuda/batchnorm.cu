@@ -57,20 +57,6 @@ struct CompensatedSum {
     }
 };
 
-/* The sum of every thread's ``value``, returned to all of them; ``partial`` holds BN_THREADS floats. */
-static __device__ float block_sum(float value, float* partial) {
-    const int tid = threadIdx.x;
-    partial[tid] = value;
-    __syncthreads();
-    for (int half = BN_THREADS / 2; half > 0; half >>= 1) {
-        if (tid < half) partial[tid] += partial[tid + half];
-        __syncthreads();
-    }
-    const float sum = partial[0];
-    __syncthreads(); /* before partial is written again */
-    return sum;
-}
-
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_forward(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, float* __restrict__ mean, float* __restrict__ inv_std, float* __restrict__ running_mean,
@@ -85,14 +71,14 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_forward(
         CompensatedSum sum;
         ChannelWalk walk(tid, c, C, S);
         for (long long j = tid; j < count; j += BN_THREADS, walk.next()) sum.add(x[walk.offset()]);
-        channel_mean = block_sum(sum.sum, partial) / divisor;
+        channel_mean = block_sum<BN_THREADS>(sum.sum, partial) / divisor;
         CompensatedSum squares;
         walk = ChannelWalk(tid, c, C, S);
         for (long long j = tid; j < count; j += BN_THREADS, walk.next()) {
             const float centered = x[walk.offset()] - channel_mean;
             squares.add(centered * centered);
         }
-        const float var = block_sum(squares.sum, partial) / divisor;
+        const float var = block_sum<BN_THREADS>(squares.sum, partial) / divisor;
         channel_inv_std = 1.0f / sqrtf(var + eps);
         if (tid == 0 && has_running && count > 0) {
             running_mean[c] = keep * running_mean[c] + momentum * channel_mean;
@@ -134,8 +120,8 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward(
             dy_sum.add(dy);
             dy_centered_sum.add(dy * (x[i] - channel_mean));
         }
-        sum_dy = block_sum(dy_sum.sum, partial);
-        sum_dy_x_hat = block_sum(dy_centered_sum.sum, partial) * channel_inv_std;
+        sum_dy = block_sum<BN_THREADS>(dy_sum.sum, partial);
+        sum_dy_x_hat = block_sum<BN_THREADS>(dy_centered_sum.sum, partial) * channel_inv_std;
         if (tid == 0 && need_weight) grad_weight[c] = sum_dy_x_hat;
         if (tid == 0 && need_bias) grad_bias[c] = sum_dy;
     }

@@ -77,4 +77,22 @@ static __device__ __forceinline__ bool is_above_zero(float value) {
     return bits > 0 && bits <= 0x7f800000;
 }
 
+/* The sum of every thread's ``value`` in a block of THREADS threads (a power of two), returned to all
+ * of them: a shared-memory tree of fixed shape, so the sum's order never depends on the threads'
+ * timing. ``partial`` holds THREADS floats; it may be used again after the call. Every thread of the
+ * block must call it. */
+template <int THREADS>
+static __device__ float block_sum(float value, float* partial) {
+    const int tid = threadIdx.x;
+    partial[tid] = value;
+    __syncthreads();
+    for (int half = THREADS / 2; half > 0; half >>= 1) {
+        if (tid < half) partial[tid] += partial[tid + half];
+        __syncthreads();
+    }
+    const float sum = partial[0];
+    __syncthreads(); /* before partial is written again */
+    return sum;
+}
+
 #endif /* GPUCNN_COMMON_CUH */

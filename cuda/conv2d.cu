@@ -596,11 +596,6 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_backward_bias(
         const long long n = position / PQ;
         sum += grad_y[(n * K + k) * PQ + (position - n * PQ)];
     }
-    partial_sums[tid] = sum;
-    __syncthreads();
-    for (int half = CONV_THREADS / 2; half > 0; half >>= 1) {
-        if (tid < half) partial_sums[tid] += partial_sums[tid + half];
-        __syncthreads();
-    }
-    if (tid == 0) grad_bias[k] = partial_sums[0];
+    sum = block_sum<CONV_THREADS>(sum, partial_sums);
+    if (tid == 0) grad_bias[k] = sum;
 }

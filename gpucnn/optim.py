@@ -21,7 +21,7 @@ import numbers
 
 import numpy
 
-from .ops._kernels import THREADS, blocks_for, kernel_array
+from .ops._kernels import kernel_array, launch_elementwise
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta"]
@@ -330,12 +330,10 @@ def _runs_kernel(device, param) -> bool:
 def _launch(device, name: str, param, arrays: tuple, scalars: tuple, flags: tuple) -> None:
     """Kernel ``name`` of cuda/optim.cu over ``param`` (in place) with the other ``arrays`` (the gradient
     first, made kernel-ready), then n, the float32 ``scalars`` and the int32 ``flags``."""
-    if param.size:
-        grad, *others = arrays
-        device.kernel("optim", name)(
-            (blocks_for(param.size),), (THREADS,),
-            (param, kernel_array(device.xp, grad), *others, numpy.int64(param.size), *map(numpy.float32, scalars),
-             *map(numpy.int32, flags)))
+    grad, *others = arrays
+    launch_elementwise(device, "optim", name, param.size,
+                       (param, kernel_array(device.xp, grad), *others, numpy.int64(param.size),
+                        *map(numpy.float32, scalars), *map(numpy.int32, flags)))
 
 
 def _lerp_(start, end, weight: float) -> None:

@@ -19,10 +19,17 @@ def blocks_for(count: int, cap: int | None = None) -> int:
     return min(-(-count // THREADS), MAX_BLOCKS if cap is None else cap)
 
 
-def launch_elementwise(function, file: str, name: str, count: int, args: tuple) -> None:
-    """Launches kernel ``name`` of ``cuda/<file>.cu`` over ``count`` elements; nothing when count is 0."""
+def launch_elementwise(device, file: str, name: str, count: int, args: tuple) -> None:
+    """Launches kernel ``name`` of ``cuda/<file>.cu`` on ``device`` over ``count`` elements; nothing
+    when count is 0."""
     if count:
-        function.device.kernel(file, name)((blocks_for(count),), (THREADS,), args)
+        device.kernel(file, name)((blocks_for(count),), (THREADS,), args)
+
+
+def placeholder(xp):
+    """A 1-element float32 array that stands in for a missing array argument: kernels take no null
+    pointers (the kernel's flag says the array is absent, and it is never read)."""
+    return xp.zeros(1, dtype=xp.float32)
 
 
 def kernel_array(xp, array):

@@ -135,7 +135,7 @@ class AvgPool2d(Function):
         x = kernel_array(xp, x)
         self.input_shape = x.shape
         y = xp.empty(x.shape[:2] + g.output_hw, dtype=xp.float32)
-        launch_elementwise(self, "avgpool2d", "avgpool2d_forward", y.size,
+        launch_elementwise(self.device, "avgpool2d", "avgpool2d_forward", y.size,
                            (x, y, numpy.int64(y.size)) + self._kernel_args())
         return y
 
@@ -143,7 +143,7 @@ class AvgPool2d(Function):
         xp = self.xp
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
-        launch_elementwise(self, "avgpool2d", "avgpool2d_backward", grad_input.size,
+        launch_elementwise(self.device, "avgpool2d", "avgpool2d_backward", grad_input.size,
                            (grad, grad_input, numpy.int64(grad_input.size)) + self._kernel_args())
         return (grad_input,)
 

@@ -27,7 +27,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _memory
-from ._kernels import THREADS, kernel_array, require_float32
+from ._kernels import THREADS, kernel_array, placeholder, require_float32
 
 
 class BatchNorm(Function):
@@ -145,7 +145,7 @@ class BatchNorm(Function):
         N, C = x.shape[:2]
         S = math.prod(x.shape[2:])
         self.count = N * S
-        none = xp.zeros(1, dtype=xp.float32)  # stands in for a missing array: kernels take no null pointers
+        none = placeholder(xp)
         self.weight = kernel_array(xp, params[0]) if self.has_weight else none
         bias = kernel_array(xp, params[-1]) if self.has_bias else none
         self.mean, self.inv_std = xp.empty(C, dtype=xp.float32), xp.empty(C, dtype=xp.float32)
@@ -171,7 +171,7 @@ class BatchNorm(Function):
         grad = kernel_array(xp, grad_output)
         N, C = grad.shape[:2]
         need_x, need_weight, need_bias = needs[0], self.has_weight and needs[1], self.has_bias and needs[-1]
-        none = xp.zeros(1, dtype=xp.float32)
+        none = placeholder(xp)
         grad_x = xp.empty(grad.shape, dtype=xp.float32) if need_x else none
         grad_weight = xp.empty(C, dtype=xp.float32) if need_weight else none
         grad_bias = xp.empty(C, dtype=xp.float32) if need_bias else none

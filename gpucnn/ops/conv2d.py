@@ -465,12 +465,10 @@ class Conv2d(Function):
         Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
         y = xp.empty((N, K, P, Q), dtype=xp.float32)
         if y.size:
-            # a 1-element dummy stands in for a missing bias (has_bias = 0): kernels take no null pointers
-            bias = xp.zeros(1, xp.float32) if bias is None else _kernels.kernel_array(xp, bias)
+            bias = _kernels.placeholder(xp) if bias is None else _kernels.kernel_array(xp, bias)
             if self._takes_winograd(N * P * Q) and not self._any_nonfinite(self.x, self.weight):
-                m, (top, _, left, _) = self.WINOGRAD_GPU_TILE, self.pads
-                self.winograd = (m, self._winograd(m, self.x, self.weight, bias if self.has_bias else None, top,
-                                                   left, y))
+                m = self.WINOGRAD_GPU_TILE
+                self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, top, left, y))
                 return y
             tile = self._tile(K // self.groups, N * P * Q, self.groups)
             grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
@@ -575,7 +573,7 @@ class Conv2d(Function):
         """A device int32 flag, set to 1 by conv2d_nonfinite where some value of ``arrays`` is inf or NaN."""
         flag = self.xp.zeros(1, dtype=self.xp.int32)
         for array in arrays:
-            _kernels.launch_elementwise(self, "conv2d", "conv2d_nonfinite", array.size,
+            _kernels.launch_elementwise(self.device, "conv2d", "conv2d_nonfinite", array.size,
                                         (array, numpy.int64(array.size), flag))
         return flag
 
@@ -584,11 +582,11 @@ class Conv2d(Function):
         return bool(int(self._nonfinite_flag(*arrays)[0]))
 
     def _winograd_launch(self, kernel: str, m: int, count: int, arrays: tuple, *sizes) -> None:
-        _kernels.launch_elementwise(self, "winograd", f"winograd_{kernel}_{m}", count,
+        _kernels.launch_elementwise(self.device, "winograd", f"winograd_{kernel}_{m}", count,
                                     arrays + tuple(numpy.int32(size) for size in sizes))
 
-    def _winograd(self, m: int, x, weight, bias, top: int, left: int, y):
-        """y = conv2d(x, weight) + bias (None: none) at stride 1, padded by ``top`` and ``left``
+    def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y):
+        """y = conv2d(x, weight) (+ bias where ``has_bias``) at stride 1, padded by ``top`` and ``left``
         (and as y's size implies on the other sides), by F(m x m, 3x3): V = B^T d B, U = G g G^T,
         M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
         convolution of (m + 2)^2 groups on this file's GEMM kernels. Returns that convolution, which
@@ -604,7 +602,6 @@ class Conv2d(Function):
         gemm = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), points)
         gemm.device, gemm.xp = self.device, xp
         M = gemm.forward_gpu(V, U)
-        has_bias, bias = (False, xp.zeros(1, xp.float32)) if bias is None else (True, bias)
         self._winograd_launch("output_transform", m, K * T, (M, bias, y), has_bias, N, K, P, Q, tiles_h, tiles_w)
         return gemm
 
@@ -621,7 +618,7 @@ class Conv2d(Function):
         if need_input:
             flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             grad_input = xp.empty(self.x_shape, dtype=xp.float32)
-            self._winograd(m, grad, flipped, None, 2 - top, 2 - left, grad_input)
+            self._winograd(m, grad, flipped, _kernels.placeholder(xp), False, 2 - top, 2 - left, grad_input)
         if need_weight:
             tiles_h, tiles_w = -(-P // m), -(-Q // m)
             grad_M = xp.empty((1, (m + 2) ** 2 * K, N * tiles_h * tiles_w, 1), dtype=xp.float32)

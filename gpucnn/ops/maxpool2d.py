@@ -411,10 +411,10 @@ class MaxPool2d(Function):
         self.indices = indices if self.keep_indices else None
         args = (x, y, indices, numpy.int32(self.keep_indices), numpy.int64(y.size))
         if self._float2_windows() and _address(x) % 8 == 0:  # float2 reads need an 8-byte aligned input
-            launch_elementwise(self, "maxpool2d", "maxpool2d_forward_2x2", y.size,
+            launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward_2x2", y.size,
                                args + g.kernel_args()[:4])
         else:
-            launch_elementwise(self, "maxpool2d", "maxpool2d_forward", y.size, args + g.kernel_args())
+            launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward", y.size, args + g.kernel_args())
         return y
 
     def backward_gpu(self, grad):
@@ -422,10 +422,10 @@ class MaxPool2d(Function):
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
         if self._float2_windows() and g.input_hw[0] % 2 == 0:  # even H too: every pixel in one window
-            launch_elementwise(self, "maxpool2d", "maxpool2d_backward_2x2", grad.size,
+            launch_elementwise(self.device, "maxpool2d", "maxpool2d_backward_2x2", grad.size,
                                (grad, self.indices, grad_input, numpy.int64(grad.size)) + g.kernel_args()[:4])
         else:
-            launch_elementwise(self, "maxpool2d", "maxpool2d_backward", grad_input.size,
+            launch_elementwise(self.device, "maxpool2d", "maxpool2d_backward", grad_input.size,
                                (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + g.kernel_args())
         return (grad_input,)
 

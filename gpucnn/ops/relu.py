@@ -86,14 +86,14 @@ class ReLU(Function):
         xp = self.xp
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
-        launch_elementwise(self, "relu", "relu_forward", y.size, (self.x, y, numpy.int64(y.size)))
+        launch_elementwise(self.device, "relu", "relu_forward", y.size, (self.x, y, numpy.int64(y.size)))
         return y
 
     def backward_gpu(self, grad_output):
         xp = self.xp
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
-        launch_elementwise(self, "relu", "relu_backward", grad_input.size,
+        launch_elementwise(self.device, "relu", "relu_backward", grad_input.size,
                            (self.x, grad_output, grad_input, numpy.int64(grad_input.size)))
         return (grad_input,)
 
@@ -117,7 +117,7 @@ class LeakyReLU(Function):
         xp = self.xp
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
-        launch_elementwise(self, "relu", "leaky_relu_forward", y.size,
+        launch_elementwise(self.device, "relu", "leaky_relu_forward", y.size,
                            (self.x, y, numpy.float32(self.negative_slope), numpy.int64(y.size)))
         return y
 
@@ -125,7 +125,7 @@ class LeakyReLU(Function):
         xp = self.xp
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
-        launch_elementwise(self, "relu", "leaky_relu_backward", grad_input.size,
+        launch_elementwise(self.device, "relu", "leaky_relu_backward", grad_input.size,
                            (self.x, grad_output, grad_input, numpy.float32(self.negative_slope),
                             numpy.int64(grad_input.size)))
         return (grad_input,)

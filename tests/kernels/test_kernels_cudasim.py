@@ -321,9 +321,9 @@ def test_max_pool2d_2x2_kernels_where_their_float2_accesses_fit(monkeypatch, sha
     launched = []
     launch = maxpool2d_module.launch_elementwise
 
-    def record(function, file, name, *rest):
+    def record(device, file, name, *rest):
         launched.append(name)
-        return launch(function, file, name, *rest)
+        return launch(device, file, name, *rest)
 
     monkeypatch.setattr(maxpool2d_module, "launch_elementwise", record)
     x = awkward_values(shape, 6)

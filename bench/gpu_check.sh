@@ -6,7 +6,8 @@
 #
 # Runs the GPU tests, compute-sanitizer's memcheck, racecheck, initcheck and synccheck over a small
 # run of every kernel, the op tests (which then include the GPU), and the benchmarks:
-# python -m bench kernels (conv2d's kernel paths on the resnet18 layers at batch 32 and 64 and the VGG-16 ones),
+# python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
+# the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites) and
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile; ncu
 # over conv2d's kernels where ncu is installed), then the whole suite and the CPU conv2d benchmark.
@@ -74,7 +75,9 @@ else
 fi
 
 step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops
-# conv2d's kernel paths (the 64 and 128 tiles, Winograd) layer by layer: what the launcher is set from
+# conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the
+# launcher is set from; the batch-1 Jetson layers first, where few tiles make the reductions split
+step bench-kernels-cuda-jetson 90 "$python" -m bench kernels --device cuda --suite jetson --out "$out"
 step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
 # at batch 64 ResNet-18's 3x3 layers have 2.4e9 multiply-adds, just above Conv2d.WINOGRAD_GPU_MIN_MACS
 step bench-kernels-cuda-b64 120 "$python" -m bench kernels --device cuda --suite resnet18 --batch 64 --out "$out"

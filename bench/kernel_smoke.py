@@ -33,6 +33,12 @@ CASES = {
     "conv2d_taps": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(numpy.ones((16, 16, 3, 3), numpy.float32) / 144, device=x.device), stride=2, padding=1),
+    # split reductions (Conv2d.SPLIT_MIN_CHUNK): the 3x3's forward over 576 = 3 chunks, its backward-data
+    # over 128 channels x 4 taps = 2 chunks, empty for the stride phase of one tap; a bias on the sum
+    "conv2d_split": lambda x, w: F.conv2d(
+        F.conv2d(x, gpucnn.tensor(numpy.ones((64, 4, 1, 1), numpy.float32) / 4, device=x.device)),
+        gpucnn.tensor(numpy.ones((128, 64, 3, 3), numpy.float32) / 576, device=x.device),
+        gpucnn.tensor(numpy.ones(128, numpy.float32), device=x.device), stride=2, padding=1),
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
     "max_pool2d_2x2": lambda x, w: F.max_pool2d(x[:, :, :12, :10], 2),  # even sides: the float2 kernels

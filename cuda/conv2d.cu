@@ -36,16 +36,26 @@
  * Taps variants (conv2d_forward_taps_TILE, conv2d_backward_data_taps_TILE, TAPS_OUTER below): the same
  *   products with the reduction ordered tap by tap, channels innermost, on a weight the host has
  *   transposed so; for channel counts that 16 divides, where every step lies within one tap.
+ * Split reductions: a product with few result tiles leaves most of a GPU idle, so the host may split
+ *   its reduction into `splits` chunks of `chunk` indices, a multiple of 16: whole steps of either
+ *   tile (each within one tap for the taps kernels), so only the reduction's own end cuts a step and
+ *   the loads test against that. A block of grid z takes split z / layers (layers: the grid's z
+ *   extent unsplit) and writes its partial sums to partial[split] (the result's shape; the result
+ *   itself when splits == 1); a second kernel adds the splits in split order: deterministic.
  * Launch shapes (block (256,) for all):
- *   conv2d_forward[_taps]_TILE    grid (ceil(N*P*Q / TILE), ceil(Kg / TILE), G)
+ *   conv2d_forward[_taps]_TILE    grid (ceil(N*P*Q / TILE), ceil(Kg / TILE), G * splits): reduction over
+ *                                 (c, r, s) [split*chunk, (split+1)*chunk); bias only when not split
  *   conv2d_backward_data[_taps]_TILE
  *                                 grid (ceil(N*ceil(H/stride_h)*ceil(W/stride_w) / TILE), ceil(Cg / TILE),
- *                                 G*stride_h*stride_w): one z per (group, stride phase), see below
+ *                                 G*stride_h*stride_w * splits): one z per (split, group, stride phase),
+ *                                 see below; chunks of the largest phase's reduction (a phase of fewer
+ *                                 taps has empty last splits, which write zeros)
  *   conv2d_backward_filter_TILE   grid (ceil(Cg*R*S / TILE), ceil(Kg / TILE), G * splits); split z / G
  *                                 sums N*P*Q positions [split*chunk, (split+1)*chunk) and writes
- *                                 partial[split] (K, Cg*R*S); chunk is a multiple of 16
- *   conv2d_backward_filter_reduce grid (min(ceil(K*Cg*R*S / 256), 65535),): dw = the splits' sum,
- *                                 added in split order (deterministic; skipped when splits == 1)
+ *                                 partial[split] (K, Cg*R*S)
+ *   conv2d_sum_splits, conv2d_backward_data_sum_splits
+ *                                 grid (min(ceil(count / 256), 65535),): the result = the splits' sum
+ *                                 (+ bias for the forward); launched only when splits > 1
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
  *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
  *                                 values is inf or NaN (the flag array starts at 0): the gather flag
@@ -137,13 +147,16 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
     const float* __restrict__ x, const float* __restrict__ weight,
     const float* __restrict__ bias, float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R,
     int S, int P, int Q, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w,
-    int groups) {
+    int groups, int chunk) {
     typedef Tiling<TILE> T;
     __shared__ __align__(16) float weight_tiles[2 * T::BUFFER];
     __shared__ __align__(16) float input_tiles[2 * T::BUFFER];
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
-    const int group = blockIdx.z, Cg = C / groups, Kg = K / groups, RS = R * S, reduction = Cg * RS;
+    const int group = blockIdx.z % groups, split = blockIdx.z / groups;
+    const int Cg = C / groups, Kg = K / groups, RS = R * S, reduction = Cg * RS;
+    const int begin = split * chunk, end = min(begin + chunk, reduction);
     const long long PQ = (long long)P * Q, pixels = (long long)N * PQ, HW = (long long)H * W;
+    y += split * pixels * K; /* the split's partial sums: y itself when the reduction is not split */
     const int m0 = blockIdx.y * TILE;
     const long long col0 = (long long)blockIdx.x * TILE;
 
@@ -161,7 +174,7 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
 
     float weight_values[4], input_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
-    run_steps(0, reduction, T::STEP,
+    run_steps(begin, end, T::STEP,
         [&](long long k0) {
             const int kk_w = (int)k0 + weight_k;
 #pragma unroll
@@ -241,12 +254,13 @@ template <int TILE, bool TAPS_OUTER>
 static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const float* __restrict__ grad_y, const float* __restrict__ weight,
     float* __restrict__ grad_x, int N, int C, int H, int W, int K, int R, int S, int P, int Q, int stride_h,
-    int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     typedef Tiling<TILE> T;
     __shared__ __align__(16) float weight_tiles[2 * T::BUFFER];
     __shared__ __align__(16) float grad_tiles[2 * T::BUFFER];
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
-    const int phases = stride_h * stride_w, group = blockIdx.z / phases, phase = blockIdx.z - group * phases;
+    const int phases = stride_h * stride_w, layer = blockIdx.z % (groups * phases), split = blockIdx.z / (groups * phases);
+    const int group = layer / phases, phase = layer - group * phases;
     const int phase_h = phase / stride_w, phase_w = phase - phase_h * stride_w;
     /* The phase's first input row and column, its rows and columns, and its taps along each axis
      * (each count a ceiling of a quotient above -1: 0 where the phase has none). */
@@ -256,11 +270,13 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const int taps_h = (R - phase_h + stride_h - 1) / stride_h, taps_w = (S - phase_w + stride_w - 1) / stride_w;
     const int p_base = (first_h + pad_top - phase_h) / stride_h, q_base = (first_w + pad_left - phase_w) / stride_w;
     const int Cg = C / groups, Kg = K / groups, taps = taps_h * taps_w, reduction = Kg * taps;
+    const int begin = split * chunk, end = min(begin + chunk, reduction); /* empty for a phase of fewer taps */
     const int PQ = P * Q, plane = rows * cols; /* a plane's values fit an int (as in the loops below) */
     const long long pixels = (long long)N * plane;
     const int m0 = blockIdx.y * TILE;
     const long long col0 = (long long)blockIdx.x * TILE;
     if (col0 >= pixels) return; /* the grid covers the largest phase: the whole block leaves at once */
+    grad_x += split * (long long)N * C * H * W; /* the split's partial sums: grad_x itself when not split */
 
     /* This thread's pixel (n, i, j) of the phase, as the output row and column of its first tap. */
     const int load_col = tid % TILE, load_row = tid / TILE;
@@ -279,7 +295,7 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
 
     float weight_values[4], grad_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
-    run_steps(0, reduction, T::STEP,
+    run_steps(begin, end, T::STEP,
         [&](long long k0) {
             if (TAPS_OUTER) { /* weight is (G, Cg, R, S, Kg); k0 and so the tap are the same for the whole block */
                 const int t = divide((int)k0, by_Kg), k = (int)k0 - t * Kg, r2 = divide(t, by_taps_w);
@@ -437,37 +453,37 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_forward_64(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     conv2d_forward_tiles<64, false>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
-                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_forward_taps_64(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     conv2d_forward_tiles<64, true>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
-                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_64(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<64, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_taps_64(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<64, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_backward_filter_64(
@@ -483,37 +499,37 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_forward_128(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     conv2d_forward_tiles<128, false>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
-                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_forward_taps_128(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     conv2d_forward_tiles<128, true>(x, weight, bias, y, has_bias, N, C, H, W, K, R, S, P, Q,
-                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_data_128(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<128, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_data_taps_128(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<128, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_filter_128(
@@ -572,16 +588,30 @@ extern "C" __global__ void conv2d_backward_data_exact(
     }
 }
 
-/* grad_weight[i] = partial[0][i] + partial[1][i] + ... in split order; thread per element i of the
- * K*Cg*R*S weight gradient (grid-stride). */
-extern "C" __global__ void conv2d_backward_filter_reduce(const float* __restrict__ partial,
-                                                         float* __restrict__ grad_weight, long long count,
-                                                         int splits) {
+/* out[i] = partial[0][i] + partial[1][i] + ... in split order, plus bias[(i / PQ) % K] where has_bias:
+ * the result of a product whose reduction ran in splits (thread per element i, grid-stride). */
+static __device__ __forceinline__ void sum_splits(const float* __restrict__ partial, const float* __restrict__ bias,
+                                                  float* __restrict__ out, int has_bias, long long count, int splits,
+                                                  int K, long long PQ) {
     for (long long i = first_index(); i < count; i += grid_threads()) {
         float sum = partial[i];
         for (int split = 1; split < splits; ++split) sum += partial[split * count + i];
-        grad_weight[i] = sum;
+        out[i] = has_bias ? sum + bias[i / PQ % K] : sum;
     }
+}
+
+/* Forward (y, with the bias) and backward-filter (grad_weight: has_bias 0). */
+extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, const float* __restrict__ bias,
+                                             float* __restrict__ out, int has_bias, long long count, int splits,
+                                             int K, long long PQ) {
+    sum_splits(partial, bias, out, has_bias, count, splits, K, PQ);
+}
+
+/* Backward-data (grad_x): nothing when the gather flag is set (conv2d_backward_data_exact writes grad_x). */
+extern "C" __global__ void conv2d_backward_data_sum_splits(const float* __restrict__ partial, float* __restrict__ grad_x,
+                                                           const int* __restrict__ gather, long long count, int splits) {
+    if (*gather) return;
+    sum_splits(partial, partial, grad_x, 0, count, splits, 1, 1);
 }
 
 /* grad_bias[k] = sum over (n, p, q) of dy[n, k, p, q]: block k; thread t sums positions t, t + 256,

@@ -416,12 +416,15 @@ class Conv2d(Function):
     # (the kernel path "taps_off", to time the two against each other).
     TAP_STEP_CHANNELS = 16
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
-    # Backward-filter reduces over N*P*Q; with few (K, C*R*S) tiles that leaves most of a GPU idle, so
-    # the reduction is split into chunks (multiples of 16, at least FILTER_MIN_CHUNK positions) until
-    # about FILTER_TARGET_BLOCKS blocks run. The rule depends only on shapes, never on the GPU, so the
-    # summation order (and the result) is the same on every card.
-    FILTER_TARGET_BLOCKS = 512
-    FILTER_MIN_CHUNK = 256
+    # A product with few result tiles leaves most of a GPU idle: a batch-1 layer of 512 channels at
+    # 7x7 makes 8 tiles of 64 x 64 for 132 multiprocessors. So each product's reduction (forward: over
+    # C*R*S, backward-data: K*R*S, backward-filter: N*P*Q) is split into chunks (multiples of 16, at
+    # least SPLIT_MIN_CHUNK indices) until about SPLIT_TARGET_BLOCKS blocks run, and a second kernel
+    # adds the chunks' sums in order (conv2d.cu). Forward and backward-data count their tiles of 64,
+    # whichever tile runs, and so do not depend on the GPU: their summation order (and result) is the
+    # same on every card and for both tiles. (Backward-filter counts the tiles it runs.)
+    SPLIT_TARGET_BLOCKS = 512
+    SPLIT_MIN_CHUNK = 256
 
     def _kernel_geometry(self, P: int, Q: int) -> tuple:
         """int32 (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
@@ -449,6 +452,25 @@ class Conv2d(Function):
         blocks = -(-rows // wide) * -(-columns // wide) * layers
         return wide if rows > small and blocks >= self.WIDE_TILE_BLOCKS else small
 
+    def _splits(self, tiles: int, reduction: int, layers: int) -> tuple[int, int]:
+        """(splits, chunk) for a product of ``tiles`` blocks unsplit in ``layers`` grid z-layers that
+        reduces over ``reduction`` indices (see SPLIT_TARGET_BLOCKS)."""
+        splits = max(1, min(-(-self.SPLIT_TARGET_BLOCKS // tiles), -(-reduction // self.SPLIT_MIN_CHUNK),
+                            self.MAX_GRID_YZ // layers))
+        chunk = -(-reduction // splits)
+        chunk = -(-chunk // 16) * 16  # whole reduction steps of either tile
+        return -(-reduction // chunk), chunk
+
+    def _sum_splits(self, partial, out, splits: int, bias=None, K: int = 1, PQ: int = 1) -> None:
+        """out = the sum of partial's ``splits`` leading slices, in order (+ ``bias`` per channel of
+        ``K``, for an (N, K, P, Q) output), where the reduction ran in splits."""
+        if splits > 1:
+            has_bias = bias is not None
+            bias = bias if has_bias else partial
+            self._launch("conv2d_sum_splits", (_kernels.blocks_for(out.size),),
+                         (partial, bias, out, numpy.int32(has_bias), numpy.int64(out.size), numpy.int32(splits),
+                          numpy.int32(K), numpy.int64(PQ)))
+
     def _taps(self, channels: int) -> bool:
         """Whether a product that reduces over ``channels`` per group takes the taps kernels."""
         return bool(self.TAP_STEP_CHANNELS) and channels % self.TAP_STEP_CHANNELS == 0
@@ -470,16 +492,20 @@ class Conv2d(Function):
                 m = self.WINOGRAD_GPU_TILE
                 self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, top, left, y))
                 return y
-            tile = self._tile(K // self.groups, N * P * Q, self.groups)
-            grid = (-(-N * P * Q // tile), -(-(K // self.groups) // tile), self.groups)
-            group_channels = C // self.groups
+            groups, group_channels, small = self.groups, C // self.groups, self.TILES[0]
+            tile = self._tile(K // groups, N * P * Q, groups)
+            splits, chunk = self._splits(-(-N * P * Q // small) * -(-(K // groups) // small) * groups,
+                                         group_channels * R * S, groups)
+            grid = (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits)
             if self._taps(group_channels):  # weight (K, R, S, C/G); a 1x1 kernel's is the same
                 weight = xp.ascontiguousarray(self.weight.reshape(K, group_channels, R * S).transpose(0, 2, 1))
                 name = f"conv2d_forward_taps_{tile}"
             else:
                 weight, name = self.weight, f"conv2d_forward_{tile}"
-            arrays = (self.x, weight, bias, y, numpy.int32(self.has_bias))
-            self._launch(name, grid, arrays + self._kernel_geometry(P, Q))
+            out = y if splits == 1 else xp.empty((splits,) + y.shape, dtype=xp.float32)
+            arrays = (self.x, weight, bias, out, numpy.int32(self.has_bias and splits == 1))
+            self._launch(name, grid, arrays + self._kernel_geometry(P, Q) + (numpy.int32(chunk),))
+            self._sum_splits(out, y, splits, bias if self.has_bias else None, K, P * Q)
         return y
 
     def backward_gpu(self, grad):
@@ -516,21 +542,13 @@ class Conv2d(Function):
             positions, columns = N * P * Q, group_channels * R * S
             if positions and grad_weight.size:
                 tile = self._tile(K // groups, columns, groups, splits_fill=True)
-                tiles = -(-columns // tile) * -(-(K // groups) // tile) * groups
-                splits = max(1, min(-(-self.FILTER_TARGET_BLOCKS // tiles), -(-positions // self.FILTER_MIN_CHUNK),
-                                    self.MAX_GRID_YZ // groups))
-                chunk = -(-positions // splits)
-                chunk = -(-chunk // 16) * 16  # whole reduction steps of the kernel
-                splits = -(-positions // chunk)
+                splits, chunk = self._splits(-(-columns // tile) * -(-(K // groups) // tile) * groups, positions,
+                                             groups)
                 partial = grad_weight if splits == 1 else xp.empty((splits,) + self.weight.shape, dtype=xp.float32)
                 grid = (-(-columns // tile), -(-(K // groups) // tile), groups * splits)
                 self._launch(f"conv2d_backward_filter_{tile}", grid,
                              (self.x, grad, partial) + geometry + (numpy.int64(chunk),))
-                if splits > 1:
-                    count = grad_weight.size
-                    blocks = _kernels.blocks_for(count)  # the kernel strides over the rest
-                    self._launch("conv2d_backward_filter_reduce", (blocks,),
-                                 (partial, grad_weight, numpy.int64(count), numpy.int32(splits)))
+                self._sum_splits(partial, grad_weight, splits)
         if need_input:
             grad_input = xp.empty(self.x_shape, dtype=xp.float32)
             if grad_input.size:
@@ -546,19 +564,26 @@ class Conv2d(Function):
                                  (grad, self.weight, grad_input, gather) + geometry)
                 else:
                     gather = self._nonfinite_flag(self.weight)
-                    arrays = (grad, self.weight, grad_input, gather)
-                    tile = self._tile(group_channels, N * H * W, groups)
+                    tile, small = self._tile(group_channels, N * H * W, groups), self.TILES[0]
                     phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
-                    grid = (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases)
+                    taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
+                    splits, chunk = self._splits(-(-phase_pixels // small) * -(-group_channels // small) * groups
+                                                 * phases, K // groups * taps, groups * phases)
+                    grid = (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits)
+                    partial = grad_input if splits == 1 else xp.empty((splits,) + grad_input.shape, dtype=xp.float32)
                     if self._taps(K // groups):  # weight (G, C/G, R, S, K/G)
                         weight = xp.ascontiguousarray(
                             self.weight.reshape(groups, K // groups, group_channels * R * S).transpose(0, 2, 1))
-                        self._launch(f"conv2d_backward_data_taps_{tile}", grid, (grad, weight) + arrays[2:] + geometry)
+                        name = f"conv2d_backward_data_taps_{tile}"
                     else:
-                        self._launch(f"conv2d_backward_data_{tile}", grid, arrays + geometry)
+                        weight, name = self.weight, f"conv2d_backward_data_{tile}"
+                    self._launch(name, grid, (grad, weight, partial, gather) + geometry + (numpy.int32(chunk),))
+                    if splits > 1:  # nothing either where the gather flag is set
+                        self._launch("conv2d_backward_data_sum_splits", (_kernels.blocks_for(grad_input.size),),
+                                     (partial, grad_input, gather, numpy.int64(grad_input.size), numpy.int32(splits)))
                     # few blocks: they exit at once in the usual case, and stride over the input otherwise
                     self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
-                                 arrays + geometry)
+                                 (grad, self.weight, grad_input, gather) + geometry)
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)
@@ -921,13 +946,14 @@ def _all_finite(array) -> bool:
 
 
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
-# launcher's own choice; the direct kernels only, as the launcher picks them but without the taps
-# kernels, or with one tile for every product (and backward-data's gather for few channels turned
-# off); or Winograd's F(2x2, 3x3) or F(4x4, 3x3) wherever it applies, at any size. The 128 tile
-# exists on compute capability 7.0 and up.
+# launcher's own choice; the same with no reduction split (SPLIT_TARGET_BLOCKS); the direct kernels
+# only, as the launcher picks them but without the taps kernels, or with one tile for every product
+# (and backward-data's gather for few channels turned off); or Winograd's F(2x2, 3x3) or F(4x4, 3x3)
+# wherever it applies, at any size. The 128 tile exists on compute capability 7.0 and up.
 _ANY_SIZE = dict(WINOGRAD_GPU_MIN_CHANNELS=0, WINOGRAD_GPU_MIN_MACS=0)
 KERNEL_PATHS = {
     "chosen": {},
+    "unsplit": dict(SPLIT_TARGET_BLOCKS=0),
     "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0),

@@ -12,6 +12,7 @@ cudasim also poisons shared memory with NaN at every block start. Shapes are awk
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,20 +225,62 @@ def test_conv2d_tiled_kernels_on_random_geometry(N, groups, C, K, H, W, kernel, 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 def test_conv2d_many_filter_splits(monkeypatch, order):
     # Chunks of 16 positions: 5 splits over N*P*Q = 70, the last one partial.
-    monkeypatch.setattr(conv2d_module.Conv2d, "FILTER_MIN_CHUNK", 16)
+    monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal(shape).astype(np.float32) for shape in ((2, 3, 5, 7), (4, 3, 2, 2), (4,))]
     compare(lambda *t: F.conv2d(*t, padding=(0, 1)), arrays, order)
 
 
+def launched_kernels(monkeypatch) -> list:
+    """(name, grid) of each conv2d kernel launched from here on, in order."""
+    launches = []
+    launch = conv2d_module.Conv2d._launch
+
+    def recording(self, name, grid, args):
+        launches.append((name, grid))
+        launch(self, name, grid, args)
+
+    monkeypatch.setattr(conv2d_module.Conv2d, "_launch", recording)
+    return launches
+
+
+@pytest.mark.parametrize("order", ORDERS[:3], ids=order_ids[:3])
+@pytest.mark.parametrize("path", ["chosen", "tile128"])
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_conv2d_split_reductions(monkeypatch, case, path, order):
+    """Every product's reduction in chunks of 16 (Conv2d.SPLIT_MIN_CHUNK), summed by the splits
+    kernels: the last chunk partial; stride phases of fewer taps than the largest, whose last chunks
+    are empty; the taps kernels' chunks within one tap; the bias added once, after the sum."""
+    x_shape, (K, Cg, R, S), kwargs, with_bias = case
+    monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
+    launches = launched_kernels(monkeypatch)
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal(x_shape).astype(np.float32),
+              (rng.standard_normal((K, Cg, R, S)) / np.sqrt(Cg * R * S)).astype(np.float32)]
+    if with_bias:
+        arrays.append(rng.standard_normal(K).astype(np.float32))
+    with conv2d_module.kernel_path(path):
+        compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order)
+    # These layers make a few tiles: every chunk of 16 is a split of its own.
+    groups, (stride_h, stride_w) = kwargs.get("groups", 1), np.broadcast_to(kwargs.get("stride", 1), 2)
+    phases, taps = stride_h * stride_w, -(-R // stride_h) * -(-S // stride_w)
+    splits = {"conv2d_forward": -(-Cg * R * S // 16), "conv2d_backward_data": -(-K // groups * taps // 16)}
+    layers = {"conv2d_forward": groups, "conv2d_backward_data": groups * phases}
+    tiled = [(match[1], grid) for name, grid in launches
+             if (match := re.fullmatch(r"(conv2d_forward|conv2d_backward_data)(_taps)?_(64|128)", name))]
+    assert tiled and all(grid[2] == layers[product] * splits[product] for product, grid in tiled), tiled
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("channels", [2, 12])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv2d_non_finite_weights(stride, order):
-    """inf and NaN weights: backward-data takes the exact kernel, NaNs land where the cpu puts them."""
+def test_conv2d_non_finite_weights(monkeypatch, stride, channels, order):
+    """inf and NaN weights: backward-data takes the exact kernel, NaNs land where the cpu puts them.
+    2 channels take the gather alone; 12 the tiled kernel first, whose flag makes it (and the sum of
+    its splits: chunks of 16 here) leave the result to the gather."""
+    monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
     rng = np.random.default_rng(2)
-    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((3, channels, 3, 3)).astype(np.float32)
     w[0, 1, 0, 2], w[2, 0, 1, 1] = np.inf, np.nan
-    x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
+    x = rng.standard_normal((2, channels, 7, 6)).astype(np.float32)
     with np.errstate(invalid="ignore"):
         compare(lambda x, w: F.conv2d(x, w, stride=stride, padding=1), [x, w], order)
 

@@ -346,8 +346,8 @@ def test_complex_input_is_refused():
 def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
-    with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, taps_off, tile64, "
-                                         "tile128, winograd2, winograd4"):
+    with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, taps_off, "
+                                         "tile64, tile128, winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
@@ -391,6 +391,27 @@ def test_gpu_winograd_rule(w_shape, x_shape, kwargs, takes):
         assert not conv._takes_winograd(N * P * P)
 
 
+@pytest.mark.parametrize("tiles, reduction, layers, expected", [
+    (8, 512 * 9, 1, (18, 256)),  # batch-1 512 channels at 7x7, forward: 8 tiles of 64 become 144 blocks
+    (49, 64 * 9, 1, (3, 192)),  # batch-1 64 channels at 56x56
+    (512, 64 * 9, 1, (1, 576)),  # enough tiles already: CIFAR ResNet-18's 64 channels at 32x32, batch 32
+    (2, 100, 1, (1, 112)),  # too short a reduction to split
+    (1, 10**6, 65535 // 4, (4, 250000)),  # the grid's z limit (65535) over 16383 layers
+    (1, 1000, 1, (4, 256)),  # chunks of whole steps (16), the last one partial
+])
+def test_gpu_split_rule(tiles, reduction, layers, expected):
+    """Reductions split into chunks of at least Conv2d.SPLIT_MIN_CHUNK indices, a multiple of 16, until
+    about Conv2d.SPLIT_TARGET_BLOCKS blocks run, and none under the kernel path "unsplit"."""
+    from gpucnn.ops.conv2d import Conv2d, kernel_path
+
+    conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
+    splits, chunk = conv._splits(tiles, reduction, layers)
+    assert (splits, chunk) == expected
+    assert chunk % 16 == 0 and (splits - 1) * chunk < reduction <= splits * chunk and layers * splits <= 65535
+    with kernel_path("unsplit"):
+        assert conv._splits(tiles, reduction, layers) == (1, -(-reduction // 16) * 16)
+
+
 def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     """Below compute capability 7.0 conv2d.cu has no 128-tile kernels: forcing one names the reason."""
     from gpucnn.ops.conv2d import Conv2d, has_wide_tile, kernel_path, kernel_paths
@@ -404,7 +425,7 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
-    assert kernel_paths(conv.device) == ["chosen", "taps_off", "tile64", "winograd2", "winograd4"]
+    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "tile64", "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

@@ -690,7 +690,7 @@ class Conv2d(Function):
             grad_padded = _memory.zeros((N, C, H + top + bottom, W + left + right), grad_cols.dtype)
         else:
             grad_padded = out  # the taps add into the result itself
-            grad_padded.fill(0)
+            _memory.fill_zeros(grad_padded)
         grad_padded_cn = grad_padded.transpose(1, 0, 2, 3)  # (C, n, Hp, Wp), as grad_cols[:, r, s]
         for r in range(R):
             rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)

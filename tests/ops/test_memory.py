@@ -30,6 +30,22 @@ def test_arrays_are_like_numpy_empty_and_zeros():
         np.testing.assert_array_equal(zeros, np.zeros(shape, dtype=dtype))
     assert memory.empty((), np.float32).shape == ()
     assert memory.empty((0, 5), np.float32).shape == (0, 5)
+    assert memory.zeros((), np.float32) == 0 and memory.zeros((0, 5), np.float32).shape == (0, 5)
+
+
+def test_zeros_in_a_reused_block_are_all_zero_bits():
+    """zeros() clears a block that held other values byte by byte: no -0.0, no stale bytes."""
+    memory = HostMemory()
+    dirty = memory.empty(LARGE, np.float32)
+    dirty.fill(-0.0)
+    dirty[::3] = np.nan
+    where, dirty_bytes = address(dirty), dirty.nbytes
+    del dirty
+    for dtype in (np.float32, np.float64, np.int16):
+        zeros = memory.zeros(dirty_bytes // np.dtype(dtype).itemsize, dtype)
+        assert address(zeros) == where  # the same block, handed out again
+        assert not zeros.view(np.uint8).any()
+        del zeros
 
 
 def test_a_block_comes_back_only_when_every_view_is_gone():

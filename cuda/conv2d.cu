@@ -259,7 +259,8 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     __shared__ __align__(16) float weight_tiles[2 * T::BUFFER];
     __shared__ __align__(16) float grad_tiles[2 * T::BUFFER];
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
-    const int phases = stride_h * stride_w, layer = blockIdx.z % (groups * phases), split = blockIdx.z / (groups * phases);
+    const int phases = stride_h * stride_w, layers = groups * phases;
+    const int split = blockIdx.z / layers, layer = blockIdx.z - split * layers;
     const int group = layer / phases, phase = layer - group * phases;
     const int phase_h = phase / stride_w, phase_w = phase - phase_h * stride_w;
     /* The phase's first input row and column, its rows and columns, and its taps along each axis
@@ -473,7 +474,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) 
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<64, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
+                                           groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_taps_64(
@@ -483,7 +485,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) 
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<64, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
+                                           groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_backward_filter_64(
@@ -519,7 +522,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<128, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
+                                           groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_data_taps_128(
@@ -529,7 +533,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
     if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
     conv2d_backward_data_tiles<128, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
-                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
+                                           stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
+                                           groups, chunk);
 }
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_filter_128(
@@ -607,9 +612,11 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
     sum_splits(partial, bias, out, has_bias, count, splits, K, PQ);
 }
 
-/* Backward-data (grad_x): nothing when the gather flag is set (conv2d_backward_data_exact writes grad_x). */
-extern "C" __global__ void conv2d_backward_data_sum_splits(const float* __restrict__ partial, float* __restrict__ grad_x,
-                                                           const int* __restrict__ gather, long long count, int splits) {
+/* Backward-data (grad_x): nothing when the gather flag is set, where the tiled kernel wrote no partial
+ * sums (conv2d_backward_data_exact, launched next, writes all of grad_x then). */
+extern "C" __global__ void conv2d_backward_data_sum_splits(const float* __restrict__ partial,
+                                                           float* __restrict__ grad_x, const int* __restrict__ gather,
+                                                           long long count, int splits) {
     if (*gather) return;
     sum_splits(partial, partial, grad_x, 0, count, splits, 1, 1);
 }

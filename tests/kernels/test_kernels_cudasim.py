@@ -269,6 +269,8 @@ def test_conv2d_split_reductions(monkeypatch, case, path, order):
     tiled = [(match[1], grid) for name, grid in launches
              if (match := re.fullmatch(r"(conv2d_forward|conv2d_backward_data)(_taps)?_(64|128)", name))]
     assert tiled and all(grid[2] == layers[product] * splits[product] for product, grid in tiled), tiled
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 @pytest.mark.parametrize("channels", [2, 12])
 @pytest.mark.parametrize("stride", [1, 2])

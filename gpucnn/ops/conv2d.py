@@ -449,8 +449,7 @@ class Conv2d(Function):
             return small
         if splits_fill:
             return wide if rows > small and columns > small else small
-        blocks = -(-rows // wide) * -(-columns // wide) * layers
-        return wide if rows > small and blocks >= self.WIDE_TILE_BLOCKS else small
+        return wide if rows > small and _tiles(rows, columns, layers, wide) >= self.WIDE_TILE_BLOCKS else small
 
     def _splits(self, tiles: int, reduction: int, layers: int) -> tuple[int, int]:
         """(splits, chunk) for a product of ``tiles`` blocks unsplit in ``layers`` grid z-layers that
@@ -492,10 +491,10 @@ class Conv2d(Function):
                 m = self.WINOGRAD_GPU_TILE
                 self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, top, left, y))
                 return y
-            groups, group_channels, small = self.groups, C // self.groups, self.TILES[0]
+            groups, group_channels = self.groups, C // self.groups
             tile = self._tile(K // groups, N * P * Q, groups)
-            splits, chunk = self._splits(-(-N * P * Q // small) * -(-(K // groups) // small) * groups,
-                                         group_channels * R * S, groups)
+            splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
+                                         groups)
             grid = (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits)
             if self._taps(group_channels):  # weight (K, R, S, C/G); a 1x1 kernel's is the same
                 weight = xp.ascontiguousarray(self.weight.reshape(K, group_channels, R * S).transpose(0, 2, 1))
@@ -542,8 +541,7 @@ class Conv2d(Function):
             positions, columns = N * P * Q, group_channels * R * S
             if positions and grad_weight.size:
                 tile = self._tile(K // groups, columns, groups, splits_fill=True)
-                splits, chunk = self._splits(-(-columns // tile) * -(-(K // groups) // tile) * groups, positions,
-                                             groups)
+                splits, chunk = self._splits(_tiles(K // groups, columns, groups, tile), positions, groups)
                 partial = grad_weight if splits == 1 else xp.empty((splits,) + self.weight.shape, dtype=xp.float32)
                 grid = (-(-columns // tile), -(-(K // groups) // tile), groups * splits)
                 self._launch(f"conv2d_backward_filter_{tile}", grid,
@@ -564,11 +562,11 @@ class Conv2d(Function):
                                  (grad, self.weight, grad_input, gather) + geometry)
                 else:
                     gather = self._nonfinite_flag(self.weight)
-                    tile, small = self._tile(group_channels, N * H * W, groups), self.TILES[0]
+                    tile = self._tile(group_channels, N * H * W, groups)
                     phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
                     taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
-                    splits, chunk = self._splits(-(-phase_pixels // small) * -(-group_channels // small) * groups
-                                                 * phases, K // groups * taps, groups * phases)
+                    splits, chunk = self._splits(_tiles(group_channels, phase_pixels, groups * phases, self.TILES[0]),
+                                                 K // groups * taps, groups * phases)
                     grid = (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits)
                     partial = grad_input if splits == 1 else xp.empty((splits,) + grad_input.shape, dtype=xp.float32)
                     if self._taps(K // groups):  # weight (G, C/G, R, S, K/G)
@@ -796,6 +794,11 @@ class Conv2d(Function):
             else:
                 rows += row_sum[:, :span].reshape(C, N, P, Wp)
         numpy.copyto(out, grad_padded[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3))
+
+
+def _tiles(rows: int, columns: int, layers: int, tile: int) -> int:
+    """Blocks of ``tile`` x ``tile`` results over ``layers`` (rows x columns) matrices."""
+    return -(-rows // tile) * -(-columns // tile) * layers
 
 
 def _widened_product(weight_t, grad_kn, n: int, P: int, Q: int, width: int, workspace):

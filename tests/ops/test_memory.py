@@ -48,6 +48,18 @@ def test_zeros_in_a_reused_block_are_all_zero_bits():
         del zeros
 
 
+def test_fill_zeros_clears_exactly_the_array_it_is_given():
+    block = np.full((4, 6), 7.0, np.float32)
+    _memory.fill_zeros(block[:, ::2])  # a strided view: its own values, not a copy's
+    np.testing.assert_array_equal(block, np.tile([0.0, 7.0], (4, 3)))
+    _memory.fill_zeros(block[1:3])  # contiguous rows
+    np.testing.assert_array_equal(block[1:3], 0)
+    assert block[0, 1] == block[3, 1] == 7
+    scalar = np.array(-0.0, np.float32)
+    _memory.fill_zeros(scalar)
+    assert not scalar.view(np.uint32)
+
+
 def test_a_block_comes_back_only_when_every_view_is_gone():
     memory = HostMemory()
     array = memory.empty(LARGE, np.float32)

@@ -42,6 +42,8 @@ class Function:
 
     Whatever backward needs, forward saves on ``self``; ``self.records_graph`` (set before forward
     runs) says whether backward can be called at all, so a forward may skip what only backward needs.
+    A gradient that backward returns is a new array, a view, or the incoming gradient itself, never an
+    array that the Function keeps: a new one becomes a leaf's ``.grad`` as it is (see ``backward``).
     """
 
     #: Set by a Function whose output lives on another device than its inputs (``Tensor.to``).
@@ -150,16 +152,28 @@ def backward(root, grad_output) -> None:
             if input_grad.dtype != tensor.dtype:
                 input_grad = input_grad.astype(tensor.dtype)
             if tensor._creator is None:
-                _accumulate_leaf(tensor, input_grad)
+                _accumulate_leaf(tensor, input_grad, _owned(input_grad, grad, input_grads, function.xp))
             else:
                 key = id(tensor._creator)
                 pending[key] = pending[key] + input_grad if key in pending else input_grad
 
 
-def _accumulate_leaf(tensor, grad) -> None:
+def _owned(input_grad, grad_output, input_grads: tuple, xp) -> bool:
+    """Whether ``input_grad``, returned by a backward that was given ``grad_output``, is a new array
+    that nothing else holds: an array of its own (no view), not the incoming gradient, returned once.
+    A leaf's first gradient is then taken as it is; otherwise it is copied, so that no two ``.grad``
+    share memory with each other or with arrays the graph or the caller holds (on a GPU a copy is a
+    launch and an allocation per parameter and step)."""
+    return (isinstance(input_grad, xp.ndarray) and input_grad.base is None and input_grad is not grad_output
+            and sum(other is input_grad for other in input_grads) == 1)
+
+
+def _accumulate_leaf(tensor, grad, owned: bool = False) -> None:
+    """Adds ``grad`` into ``tensor.grad``; the first time, ``grad`` itself where ``owned`` (``_owned``),
+    else a copy."""
     from .tensor import Tensor
 
     if tensor.grad is None:
-        tensor.grad = Tensor._from_array(tensor.device.xp.array(grad), tensor.device, False)
+        tensor.grad = Tensor._from_array(grad if owned else tensor.device.xp.array(grad), tensor.device, False)
     else:
         tensor.grad = Tensor._from_array(tensor.device.xp.asarray(tensor.grad.data + grad), tensor.device, False)

@@ -95,6 +95,51 @@ def test_gradients_accumulate_and_reused_inputs():
     assert_close(x.grad, 2 * x.numpy() + 1 + 3)
 
 
+class _Returns(gpucnn.autograd.Function):
+    """y = a + b, whose backward returns what ``make(grad)`` gives; it keeps what it returned."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        self.returned = self.make(grad)
+        return self.returned
+
+
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_leaf_gradients_share_no_memory(device):
+    """A new array that a backward returns once becomes the leaf's .grad itself; the incoming
+    gradient, a view, or an array returned twice is copied, so that writing into one .grad changes
+    no other array."""
+    makers = {
+        "new, each once": lambda grad: (grad * 1, grad * 2),
+        "the incoming gradient": lambda grad: (grad, grad * 2),
+        "the incoming gradient to both": lambda grad: (grad, grad),
+        "one new array to both": lambda grad: (grad * 2,) * 2,
+        "views": lambda grad: (grad[::-1][::-1], (grad * 2)[:]),
+    }
+    for case, make in makers.items():
+        a, b = (gpucnn.tensor(np.zeros(3, np.float32), device=device, requires_grad=True) for _ in range(2))
+        upstream = gpucnn.tensor([1.0, 2.0, 3.0], device=device)
+        function = _Returns(make)
+        function.apply(a, b).backward(upstream)
+        taken = case == "new, each once"
+        assert (a.grad.data is function.returned[0] and b.grad.data is function.returned[1]) == taken, case
+        others = [upstream.data, b.grad.data] + [array for array in function.returned if array is not a.grad.data]
+        before = [array.copy() for array in others]
+        a.grad.data[...] = -7
+        for array, values in zip(others, before):
+            assert np.array_equal(array, values), case
+    x = gpucnn.tensor([1.0, 2.0], device=device, requires_grad=True)  # backward on a leaf: the caller's gradient
+    given = gpucnn.tensor([3.0, 4.0], device=device)
+    x.backward(given)
+    x.grad.data[...] = 0
+    assert given.numpy().tolist() == [3.0, 4.0]
+
+
 def test_no_grad():
     x = gpucnn.tensor([1.0], requires_grad=True)
     with gpucnn.no_grad():

@@ -26,10 +26,18 @@ def launch_elementwise(device, file: str, name: str, count: int, args: tuple) ->
         device.kernel(file, name)((blocks_for(count),), (THREADS,), args)
 
 
-def placeholder(xp):
-    """A 1-element float32 array that stands in for a missing array argument: kernels take no null
-    pointers (the kernel's flag says the array is absent, and it is never read)."""
-    return xp.zeros(1, dtype=xp.float32)
+_placeholders = {}
+
+
+def placeholder(device):
+    """A 1-element float32 array on ``device`` that stands in for a missing array argument: kernels take
+    no null pointers (the kernel's flag says the array is absent, and it is neither read nor written).
+    One per device, made on first use: on a GPU a new one would be an allocation and a fill per call."""
+    array = _placeholders.get(device)
+    if array is None:
+        with device.context():
+            array = _placeholders[device] = device.xp.zeros(1, dtype=device.xp.float32)
+    return array
 
 
 def kernel_array(xp, array):

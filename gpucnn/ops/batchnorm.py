@@ -145,7 +145,7 @@ class BatchNorm(Function):
         N, C = x.shape[:2]
         S = math.prod(x.shape[2:])
         self.count = N * S
-        none = placeholder(xp)
+        none = placeholder(self.device)
         self.weight = kernel_array(xp, params[0]) if self.has_weight else none
         bias = kernel_array(xp, params[-1]) if self.has_bias else none
         self.mean, self.inv_std = xp.empty(C, dtype=xp.float32), xp.empty(C, dtype=xp.float32)
@@ -171,7 +171,7 @@ class BatchNorm(Function):
         grad = kernel_array(xp, grad_output)
         N, C = grad.shape[:2]
         need_x, need_weight, need_bias = needs[0], self.has_weight and needs[1], self.has_bias and needs[-1]
-        none = placeholder(xp)
+        none = placeholder(self.device)
         grad_x = xp.empty(grad.shape, dtype=xp.float32) if need_x else none
         grad_weight = xp.empty(C, dtype=xp.float32) if need_weight else none
         grad_bias = xp.empty(C, dtype=xp.float32) if need_bias else none

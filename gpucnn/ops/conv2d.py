@@ -486,7 +486,7 @@ class Conv2d(Function):
         Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
         y = xp.empty((N, K, P, Q), dtype=xp.float32)
         if y.size:
-            bias = _kernels.placeholder(xp) if bias is None else _kernels.kernel_array(xp, bias)
+            bias = _kernels.placeholder(self.device) if bias is None else _kernels.kernel_array(xp, bias)
             if self._takes_winograd(N * P * Q) and not self._any_nonfinite(self.x, self.weight):
                 m = self.WINOGRAD_GPU_TILE
                 self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, top, left, y))
@@ -522,10 +522,11 @@ class Conv2d(Function):
 
     def _grad_bias(self, grad):
         N, K, P, Q = grad.shape
-        grad_bias = self.xp.zeros(K, dtype=self.xp.float32)
-        if grad.size:
-            self._launch("conv2d_backward_bias", (K,), (grad, grad_bias, numpy.int32(N), numpy.int32(K),
-                                                        numpy.int64(P * Q)))
+        if not grad.size:
+            return self.xp.zeros(K, dtype=self.xp.float32)
+        grad_bias = self.xp.empty(K, dtype=self.xp.float32)  # the kernel writes every channel
+        self._launch("conv2d_backward_bias", (K,), (grad, grad_bias, numpy.int32(N), numpy.int32(K),
+                                                    numpy.int64(P * Q)))
         return grad_bias
 
     def _backward_kernels(self, grad, need_input: bool, need_weight: bool) -> tuple:
@@ -537,9 +538,11 @@ class Conv2d(Function):
         geometry = self._kernel_geometry(P, Q)
         grad_input = grad_weight = None
         if need_weight:
-            grad_weight = xp.zeros(self.weight.shape, dtype=xp.float32)
             positions, columns = N * P * Q, group_channels * R * S
-            if positions and grad_weight.size:
+            if not (positions and self.weight.size):
+                grad_weight = xp.zeros(self.weight.shape, dtype=xp.float32)
+            else:  # the tiles cover the weight: every value is written
+                grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
                 tile = self._tile(K // groups, columns, groups, splits_fill=True)
                 splits, chunk = self._splits(_tiles(K // groups, columns, groups, tile), positions, groups)
                 partial = grad_weight if splits == 1 else xp.empty((splits,) + self.weight.shape, dtype=xp.float32)
@@ -641,7 +644,7 @@ class Conv2d(Function):
         if need_input:
             flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             grad_input = xp.empty(self.x_shape, dtype=xp.float32)
-            self._winograd(m, grad, flipped, _kernels.placeholder(xp), False, 2 - top, 2 - left, grad_input)
+            self._winograd(m, grad, flipped, _kernels.placeholder(self.device), False, 2 - top, 2 - left, grad_input)
         if need_weight:
             tiles_h, tiles_w = -(-P // m), -(-Q // m)
             grad_M = xp.empty((1, (m + 2) ** 2 * K, N * tiles_h * tiles_w, 1), dtype=xp.float32)

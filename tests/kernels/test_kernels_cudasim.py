@@ -6,7 +6,9 @@ input gradient: atol 1e-5 + rtol 1e-4 (conv sums in another order), exact where 
 the same float operations in the same order (max-pool outputs and indices, ReLU, average pooling).
 Every case runs under the thread orders forward, reverse and random (two seeds): a kernel whose
 result depends on the order its threads run in (a missing __syncthreads, a race) fails one of them;
-cudasim also poisons shared memory with NaN at every block start. Shapes are awkward and small.
+cudasim also poisons shared memory with NaN at every block start, and this module new arrays
+(``numpy.empty``, which the kernel devices' outputs come from): NaN, or a large integer, so that an
+output a kernel leaves partly unwritten fails. Shapes are awkward and small.
 """
 
 from __future__ import annotations
@@ -30,6 +32,24 @@ from gpucnn.ops import _kernels as kernels_module
 from gpucnn.ops import conv2d as conv2d_module
 
 pytestmark = pytest.mark.skipif(not cudasim.available(), reason="cudasim needs g++ (apt-get install g++)")
+
+@pytest.fixture(autouse=True, scope="module")
+def poisoned_empty():
+    """numpy.empty fills its arrays with NaN (float) or a third of the largest integer (integer)."""
+    empty = np.empty
+
+    def poisoned(shape, dtype=float, *args, **kwargs):
+        array = empty(shape, dtype, *args, **kwargs)
+        if array.dtype.kind == "f":
+            array.fill(np.nan)
+        elif array.dtype.kind in "iu":
+            array.fill(np.iinfo(array.dtype).max // 3)
+        return array
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(np, "empty", poisoned)
+        yield
+
 
 ORDERS = [("forward", None), ("reverse", None), ("random", 1), ("random", 2)]
 order_ids = ["forward", "reverse", "random1", "random2"]

@@ -153,23 +153,23 @@ class Optimizer:
     def step(self, closure=None):
         """Updates every parameter that has a gradient. ``closure`` re-evaluates the loss and returns it."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad.data if isinstance(param.grad, Tensor) else param.device.asarray(param.grad)
-                if tuple(grad.shape) != param.shape:
-                    raise ValueError(
-                        f"{type(self).__name__}.step: gradient of shape {tuple(grad.shape)} for a parameter of "
-                        f"shape {param.shape}"
-                    )
-                grad = _at_least_1d(grad.astype(param.dtype, copy=False))
-                state = self.state[param]
-                # NaN and inf propagate silently, as in torch
-                with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # NaN and inf propagate silently, as in torch
+        with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            for group in self.param_groups:
+                for param in group["params"]:
+                    if param.grad is None:
+                        continue
+                    grad = param.grad.data if isinstance(param.grad, Tensor) else param.device.asarray(param.grad)
+                    if tuple(grad.shape) != param.shape:
+                        raise ValueError(
+                            f"{type(self).__name__}.step: gradient of shape {tuple(grad.shape)} for a parameter "
+                            f"of shape {param.shape}"
+                        )
+                    grad = _at_least_1d(grad.astype(param.dtype, copy=False))
+                    state = self.state[param]
                     self._update(param.device, _at_least_1d(param.data), grad, state, group)
-                if not state:  # SGD without momentum keeps none, and torch lists none
-                    del self.state[param]
+                    if not state:  # SGD without momentum keeps none, and torch lists none
+                        del self.state[param]
         return loss
 
     # ----------------------------------------------------------------- state dicts

@@ -855,9 +855,9 @@ def _blocks(grad):
     P2, Q2 = _halves(P, Q)
     blocks = (_memory.empty if P % 2 == 0 and Q % 2 == 0 else _memory.zeros)((2, 2, K, P2, Q2, n), grad.dtype)
     for i, j in _BLOCK_OFFSETS:
-        for m in range(0, n, _IMAGE_TILE):
-            numpy.copyto(blocks[i, j, :, : (P - i + 1) // 2, : (Q - j + 1) // 2, m : m + _IMAGE_TILE],
-                         grad[m : m + _IMAGE_TILE, :, i::2, j::2].transpose(1, 2, 3, 0))
+        for m in range(0, n, _memory.IMAGE_TILE):
+            numpy.copyto(blocks[i, j, :, : (P - i + 1) // 2, : (Q - j + 1) // 2, m : m + _memory.IMAGE_TILE],
+                         grad[m : m + _memory.IMAGE_TILE, :, i::2, j::2].transpose(1, 2, 3, 0))
     return blocks
 
 
@@ -868,13 +868,6 @@ def _phase_span(parity: int, pad: int, size: int) -> tuple[int, int, int]:
     return first, (first + pad) // 2, (size - first + 1) // 2
 
 
-#: Images per copy where a copy gathers images into the last axis: an image's pixel and the next
-#: image's are often a power of two apart, which maps many images' pixels to one set of the cache.
-#: In groups of 8 the copies into the blocked layout took half the time or less (ConvNetJS conv1
-#: and conv2).
-_IMAGE_TILE = 8
-
-
 def _padded_phases(x, top: int, left: int, rows: int, columns: int):
     """The input x (n, C, H, W), zero-padded by ``top`` rows and ``left`` columns before it and zeros
     after it, split by stride-2 phase with the images last: (C, 2, 2, rows, columns, n), where
@@ -883,9 +876,9 @@ def _padded_phases(x, top: int, left: int, rows: int, columns: int):
     phases = _memory.zeros((C, 2, 2, rows, columns, n), x.dtype)
     for a, b in _BLOCK_OFFSETS:
         (first_row, i, height), (first_column, j, breadth) = _phase_span(a, top, H), _phase_span(b, left, W)
-        for m in range(0, n, _IMAGE_TILE):
-            numpy.copyto(phases[:, a, b, i : i + height, j : j + breadth, m : m + _IMAGE_TILE],
-                         x[m : m + _IMAGE_TILE, :, first_row::2, first_column::2].transpose(1, 2, 3, 0))
+        for m in range(0, n, _memory.IMAGE_TILE):
+            numpy.copyto(phases[:, a, b, i : i + height, j : j + breadth, m : m + _memory.IMAGE_TILE],
+                         x[m : m + _memory.IMAGE_TILE, :, first_row::2, first_column::2].transpose(1, 2, 3, 0))
     return phases
 
 

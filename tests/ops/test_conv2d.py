@@ -454,6 +454,7 @@ WINOGRAD_SHAPES = [  # (x shape, (K, C), pads (top, bottom, left, right))
     ((1, 1, 8, 8), (1, 1), (3, 4, 4, 3)),  # pads past 2: backward crops the upstream gradient
     ((1, 2, 1, 1), (2, 2), (4, 4, 4, 4)),
     ((2, 3, 13, 10), (4, 3), (1, 1, 1, 1)),  # outputs not a multiple of 4: the last tiles are cut
+    ((11, 2, 6, 5), (3, 2), (1, 0, 2, 1)),  # the images copied in groups of 8, the last one short
 ]
 
 

@@ -12,7 +12,7 @@ B^T, G and A^T come from the points 0, 1, -1, 2, -2 and infinity (``_matrices``)
 both kernel sizes, and for 3x3 they are the matrices of ``cuda/winograd.cu``. The sum over input
 channels becomes 36 matrix products, one per transform point xi:
 
-    M[xi] (K, T) = U[xi] (K, C) @ V[xi] (C, T),    U = G g G^T,  V = B^T d B,  T = ceil(P/m) * ceil(Q/m) * N
+    M[xi] (K, T) = U[xi] (K, C) @ V[xi] (C, T),    U = G g G^T,  V = B^T d B,  T = N * ceil(P/m) * ceil(Q/m)
 
 36 K C T multiply-adds where im2col's GEMM does m^2 r^2 K C T: 4 times fewer for 3x3 (144), 2.8 times
 for 5x5 (100). Every other step is one BLAS product or one copy, never a chain of NumPy passes: the
@@ -94,11 +94,30 @@ def transform_filter(weight, flipped: bool = False):
     return U
 
 
+#: The T tiles are ordered (th, tw, N), the images last, where a batch holds at least IMAGES_LAST_MIN
+#: times as many images as a row holds tiles, and (N, th, tw) otherwise. ``forward`` gathers the
+#: patches from a padded input of the same order, so that with the images last its copies move runs of
+#: N contiguous values, where with the images first they are runs of tw values at stride m. Forward +
+#: backward of 3x3 layers at batch 64, 32 channels at 16x16 and 64 at 8x8, took 13.7-14.0 and 8.9-9.8
+#: ms with the images first and 11.5-11.6 and 6.7-7.1 ms last; but at 2 images of 64 channels at
+#: 56x56 10.8-13.8 ms first and 17.4-22.2 last, at 4 of 28x28 5.5-6.6 and 7.1-11.3; 8 or 16 images at
+#: 56x56 took about as long either way.
+IMAGES_LAST_MIN = 2
+
+
+def _tile_order(N: int, th: int, tw: int) -> tuple[bool, tuple, tuple]:
+    """(whether the images come last, see IMAGES_LAST_MIN; the sizes of the T tiles' axes in their
+    order; the permutation that takes Y^T's (K, *those axes, m, m) to the output's (N, K, th, m, tw, m))."""
+    if N >= IMAGES_LAST_MIN * tw:
+        return True, (th, tw, N), (3, 0, 1, 4, 2, 5)
+    return False, (N, th, tw), (1, 0, 2, 4, 3, 5)
+
+
 def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int):
     """x (N, C, H, W), U (36, K, C) from ``transform_filter`` of a kernel x kernel weight (or a view of
     one with its last two axes swapped: each U[xi] is read as BLAS's transposed operand), bias (K,) or
     None, pads (top, bottom, left, right), each >= 0 -> (y (N, K, P, Q), V (36, C, T), the transformed
-    input)."""
+    input, its tiles in ``_tile_order``)."""
     N, C, H, W = x.shape
     K = U.shape[1]
     m, points = tile_size(kernel), PATCH * PATCH
@@ -107,20 +126,26 @@ def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int):
     th, tw = tiles(P, Q, kernel)
     T = N * th * tw
     BK, _, AK = _matrices(kernel, x.dtype)
-    # The padded input with the images last, (C, rows, columns, N): a patch's values then gather as
-    # runs of N contiguous values. With the images first they were runs of th or tw values at stride m,
-    # and forward + backward of the 64-image 3x3 layers of 32 channels at 16x16 and 64 at 8x8 took
-    # 13.7-14.0 and 8.9-9.8 ms, against 11.5-11.6 and 6.7-7.1 ms so. The last tiles' patches end at
-    # row m*th + kernel - 2.
-    padded = _memory.zeros((C, m * th + kernel - 1, m * tw + kernel - 1, N), x.dtype)
-    for first in range(0, N, _memory.IMAGE_TILE):
-        images = slice(first, first + _memory.IMAGE_TILE)
-        padded[:, top : top + H, left : left + W, images] = x[images].transpose(1, 2, 3, 0)
-    stride_c, stride_h, stride_w, stride_n = padded.strides
-    patches = as_strided(padded, shape=(PATCH, PATCH, C, th, tw, N),
-                         strides=(stride_h, stride_w, stride_c, m * stride_h, m * stride_w, stride_n), writeable=False)
+    images_last, order, to_output = _tile_order(N, th, tw)
+    # The padded input, the images last or first as the tiles; the last tiles' patches end at row
+    # m*th + kernel - 2.
+    rows, columns = m * th + kernel - 1, m * tw + kernel - 1
+    if images_last:
+        padded = _memory.zeros((C, rows, columns, N), x.dtype)
+        for first in range(0, N, _memory.IMAGE_TILE):
+            images = slice(first, first + _memory.IMAGE_TILE)
+            padded[:, top : top + H, left : left + W, images] = x[images].transpose(1, 2, 3, 0)
+        stride_c, stride_h, stride_w, stride_n = padded.strides
+        tile_strides = (m * stride_h, m * stride_w, stride_n)
+    else:
+        padded = _memory.zeros((N, C, rows, columns), x.dtype)
+        padded[:, :, top : top + H, left : left + W] = x
+        stride_n, stride_c, stride_h, stride_w = padded.strides
+        tile_strides = (stride_n, m * stride_h, m * stride_w)
+    patches = as_strided(padded, shape=(PATCH, PATCH, C) + order, strides=(stride_h, stride_w, stride_c) + tile_strides,
+                         writeable=False)
     gathered = _memory.empty((points, C * T), x.dtype)
-    numpy.copyto(gathered.reshape(PATCH, PATCH, C, th, tw, N), patches)
+    numpy.copyto(gathered.reshape((PATCH, PATCH, C) + order), patches)
     del padded, patches
     V = _memory.empty((points, C, T), x.dtype)
     numpy.matmul(BK, gathered, out=V.reshape(points, C * T))
@@ -129,12 +154,12 @@ def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int):
     numpy.matmul(U, V, out=M)
     if bias is not None:
         numpy.add(M[_BIAS_POINT], bias.reshape(K, 1), out=M[_BIAS_POINT])
-    # Y^T (K*T, m*m), laid out (K, th, tw, N, m, m): the tiles' rows stay contiguous in the scatter.
+    # Y^T (K*T, m*m), laid out (K, *order, m, m): the tiles' rows stay contiguous in the scatter.
     tiles_t = _memory.empty((K * T, m * m), x.dtype)
     numpy.matmul(M.reshape(points, K * T).T, AK.T, out=tiles_t)
     del M
     out = _memory.empty((N, K, th, m, tw, m), x.dtype)
-    numpy.copyto(out, tiles_t.reshape(K, th, tw, N, m, m).transpose(3, 0, 1, 4, 2, 5))
+    numpy.copyto(out, tiles_t.reshape((K,) + order + (m, m)).transpose(to_output))
     out = out.reshape(N, K, m * th, m * tw)
     if (P, Q) == (m * th, m * tw):
         return out, V
@@ -154,8 +179,9 @@ def grad_weight(grad, V, C: int, kernel: int):
     else:  # the outputs past P x Q count as 0
         grad_tiles = _memory.zeros((N, K, th, m, tw, m), grad.dtype)
         grad_tiles.reshape(N, K, m * th, m * tw)[:, :, :P, :Q] = grad
-    by_tile = _memory.empty((K, th, tw, N, m, m), grad.dtype)  # V's order of the tiles
-    numpy.copyto(by_tile, grad_tiles.transpose(1, 2, 4, 0, 3, 5))
+    _, order, to_output = _tile_order(N, th, tw)
+    by_tile = _memory.empty((K,) + order + (m, m), grad.dtype)  # V's order of the tiles
+    numpy.copyto(by_tile, grad_tiles.transpose(numpy.argsort(to_output)))
     del grad_tiles
     T = N * th * tw
     grad_M = _memory.empty((points, K, T), grad.dtype)

@@ -33,6 +33,7 @@ from gpucnn.ops import conv2d as conv2d_module
 
 pytestmark = pytest.mark.skipif(not cudasim.available(), reason="cudasim needs g++ (apt-get install g++)")
 
+
 @pytest.fixture(autouse=True, scope="module")
 def poisoned_empty():
     """numpy.empty fills its arrays with NaN (float) or a third of the largest integer (integer)."""

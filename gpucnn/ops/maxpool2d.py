@@ -113,7 +113,9 @@ class PoolGeometry:
         """The (N, C, P, Q) strided view of ``padded`` holding tap (r, s) of every window."""
         (P, Q), (stride_h, stride_w), (dilation_h, dilation_w) = self.output_hw, self.stride, self.dilation
         top, left = r * dilation_h, s * dilation_w
-        return padded[:, :, top : top + (P - 1) * stride_h + 1 : stride_h, left : left + (Q - 1) * stride_w + 1 : stride_w]
+        rows = slice(top, top + (P - 1) * stride_h + 1, stride_h)
+        columns = slice(left, left + (Q - 1) * stride_w + 1, stride_w)
+        return padded[:, :, rows, columns]
 
     def column_phases(self, padded) -> list:
         """``padded``'s columns split by their remainder modulo ``stride_w``, each phase contiguous:

@@ -98,10 +98,10 @@ def transform_filter(weight, flipped: bool = False):
 #: times as many images as a row holds tiles, and (N, th, tw) otherwise. ``forward`` gathers the
 #: patches from a padded input of the same order, so that with the images last its copies move runs of
 #: N contiguous values, where with the images first they are runs of tw values at stride m. Forward +
-#: backward of 3x3 layers at batch 64, 32 channels at 16x16 and 64 at 8x8, took 13.7-14.0 and 8.9-9.8
-#: ms with the images first and 11.5-11.6 and 6.7-7.1 ms last; but at 2 images of 64 channels at
-#: 56x56 10.8-13.8 ms first and 17.4-22.2 last, at 4 of 28x28 5.5-6.6 and 7.1-11.3; 8 or 16 images at
-#: 56x56 took about as long either way.
+#: backward of 3x3 layers (the fastest two of three or four runs) at batch 64, 32 channels at 16x16
+#: and 64 at 8x8, took 13.7-14.0 and 8.9-9.1 ms with the images first and 11.5-11.6 and 6.7-7.1 ms
+#: last; but at 2 images of 64 channels at 56x56 10.8-13.7 ms first and 17.4-18.0 last, at 4 of 28x28
+#: 5.5-6.2 and 7.1-8.9; 8 or 16 images at 56x56 took about as long either way.
 IMAGES_LAST_MIN = 2
 
 

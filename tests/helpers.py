@@ -8,10 +8,14 @@ then checks gpucnn's gradients in float64 against central differences on the cpu
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import pytest
 import torch
 
 import gpucnn
+from gpucnn.ops import _memory
 
 # atol + rtol * |expected| per dtype.
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-4), np.dtype(np.float64): (1e-10, 1e-8)}
@@ -112,3 +116,36 @@ def check_op(fn, torch_fn, *arrays, atol=None, rtol=None, numerical: bool = True
         check_against_torch(fn, torch_fn, *arrays, atol=atol, rtol=rtol, seed=seed, device=device)
     if numerical:
         check_gradients(fn, *arrays, seed=seed)
+
+
+def _poison(array):
+    """Fills ``array`` with NaN (floating point), a third of its largest value (integer) or True."""
+    if array.dtype.kind in "fc":
+        array.fill(np.nan)
+    elif array.dtype.kind in "iu":
+        array.fill(np.iinfo(array.dtype).max // 3)
+    elif array.dtype.kind == "b":
+        array.fill(True)
+    return array
+
+
+@contextlib.contextmanager
+def poisoned_new_arrays():
+    """Within the block, new arrays come filled with ``_poison``'s values where they would hold whatever
+    memory held: ``numpy.empty`` (where the kernel devices' outputs and small cpu arrays come from) and
+    ``_memory.empty`` (the cpu ops' recycled blocks, which would otherwise often hold zeros or the last
+    op's values). An op that leaves part of a result unwritten, or reads memory it never wrote, then
+    gives NaN or garbage rather than passing by luck."""
+    empty, host_empty = np.empty, _memory._host.empty
+
+    def poisoned_empty(shape, dtype=float, *args, **kwargs):
+        return _poison(empty(shape, dtype, *args, **kwargs))
+
+    def poisoned_host_empty(shape, dtype):
+        return _poison(host_empty(shape, dtype))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(np, "empty", poisoned_empty)
+        patch.setattr(_memory, "empty", poisoned_host_empty)
+        patch.setattr(_memory._host, "empty", poisoned_host_empty)  # where _memory.zeros takes its arrays
+        yield

@@ -7,8 +7,8 @@ the same float operations in the same order (max-pool outputs and indices, ReLU,
 Every case runs under the thread orders forward, reverse and random (two seeds): a kernel whose
 result depends on the order its threads run in (a missing __syncthreads, a race) fails one of them;
 cudasim also poisons shared memory with NaN at every block start, and this module new arrays
-(``numpy.empty``, which the kernel devices' outputs come from): NaN, or a large integer, so that an
-output a kernel leaves partly unwritten fails. Shapes are awkward and small.
+(``helpers.poisoned_new_arrays``), so that an output a kernel leaves partly unwritten fails. Shapes
+are awkward and small.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, poisoned_new_arrays
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -35,20 +35,8 @@ pytestmark = pytest.mark.skipif(not cudasim.available(), reason="cudasim needs g
 
 
 @pytest.fixture(autouse=True, scope="module")
-def poisoned_empty():
-    """numpy.empty fills its arrays with NaN (float) or a third of the largest integer (integer)."""
-    empty = np.empty
-
-    def poisoned(shape, dtype=float, *args, **kwargs):
-        array = empty(shape, dtype, *args, **kwargs)
-        if array.dtype.kind == "f":
-            array.fill(np.nan)
-        elif array.dtype.kind in "iu":
-            array.fill(np.iinfo(array.dtype).max // 3)
-        return array
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(np, "empty", poisoned)
+def new_arrays_poisoned():
+    with poisoned_new_arrays():
         yield
 
 

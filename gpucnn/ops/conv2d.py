@@ -758,7 +758,7 @@ class Conv2d(Function):
         for r in range(Rw):
             for b in range(min(2, Sw)):
                 row_sum[:, :span] = grad_cols[:, r, b]
-                row_sum[:, span:] = 0
+                row_sum[:, span:] = 0  # never read; zeros, so that no add warns of a stale inf or NaN
                 for s in range(b + 2, Sw, 2):
                     row_sum[:, s // 2 : s // 2 + span] += grad_cols[:, r, s]
                 phases[r % 2, b, :, :, r // 2 : r // 2 + P, :width] += row_sum[:, :span].reshape(C, n, P, width)
@@ -788,7 +788,7 @@ class Conv2d(Function):
         grad_padded[:, :, P:] = 0  # the rows that the first kernel row does not write
         for r in range(R):
             row_sum[:, :span] = grad_cols[:, r, 0]
-            row_sum[:, span:] = 0
+            row_sum[:, span:] = 0  # never read; zeros, so that no add warns of a stale inf or NaN
             for s in range(1, S):
                 row_sum[:, s * dw : s * dw + span] += grad_cols[:, r, s]
             rows = grad_padded[:, :, r * dh : r * dh + P]

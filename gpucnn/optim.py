@@ -251,7 +251,8 @@ class Optimizer:
                             f"loaded state '{key}' of parameter {saved_index} has shape {tuple(value.shape)}, "
                             f"but the parameter has shape {param.shape}"
                         )
-                    array = param.device.asarray(_to_numpy(value).astype(param.dtype, copy=False))
+                    # C-contiguous, as the parameter: the kernel devices' updates read it flat
+                    array = param.device.asarray(numpy.ascontiguousarray(_to_numpy(value), dtype=param.dtype))
                     loaded[key] = _at_least_1d(array)
                 else:
                     loaded[key] = copy.deepcopy(value)

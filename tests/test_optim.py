@@ -357,6 +357,25 @@ def test_load_state_dict_casts_to_parameter_dtype():
     assert p.dtype == np.float32
 
 
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_load_state_dict_takes_a_non_contiguous_state_array(device):
+    """A state array in another memory order (a Fortran-ordered momentum buffer) loads as the same
+    values: the kernel devices' update reads it flat, so it must not keep that order."""
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    results = []
+    for buffer in (values * 10, np.asfortranarray(values * 10)):
+        w = gpucnn.tensor(values, device=device, requires_grad=True)
+        optimizer = optim.SGD([w], lr=0.1, momentum=0.9)
+        saved = optimizer.state_dict()
+        saved["state"] = {0: {"momentum_buffer": buffer}}
+        optimizer.load_state_dict(saved)
+        w.grad = gpucnn.tensor(np.ones((2, 3), np.float32), device=device)
+        optimizer.step()
+        results.append(w.numpy())
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], values - 0.1 * (0.9 * values * 10 + 1), rtol=1e-6)
+
+
 def sgd_with_state(shapes=((3,), (2,)), groups=1):
     params = [gpucnn.tensor(np.ones(s), requires_grad=True) for s in shapes]
     groups = [{"params": params}] if groups == 1 else [{"params": [p]} for p in params]

@@ -20,6 +20,19 @@ import gpucnn
 from . import blas_environment, blas_info, cpu_model
 
 
+# One thread that spins until ``nanoseconds`` have passed on the GPU's global timer: what
+# Environment.device_ms queues the timed work behind.
+BUSY_WAIT_SOURCE = r"""
+extern "C" __global__ void busy_wait(unsigned long long nanoseconds) {
+    unsigned long long start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while (now - start < nanoseconds);
+}
+"""
+
+
 class Environment:
     """The gpucnn device, the torch device, and how to time work on them."""
 
@@ -30,6 +43,7 @@ class Environment:
         self.device = gpucnn.device(device)
         self.kind = self.device.type  # cpu, cuda or cudasim
         self.blas = blas_info()
+        self._busy_wait_kernel = None
         if self.kind == "cuda":
             self.torch_device = torch.device("cuda", getattr(self.device, "index", 0))
             torch.cuda.set_device(self.torch_device)
@@ -49,11 +63,54 @@ class Environment:
 
     def time_ms(self, run) -> float:
         """Wall time of ``run()`` in ms, the device synchronised before and after (so queued work counts)."""
+        return self.time_call(run)[1]
+
+    def time_call(self, run) -> tuple[float, float]:
+        """(ms until ``run()`` returned, ms until the GPU work it queued had finished too), the device
+        synchronised before: the host's time to issue the call, and the call's whole time."""
         self.synchronize()
         start = time.perf_counter()
         run()
+        issued = time.perf_counter()
         self.synchronize()
-        return (time.perf_counter() - start) * 1e3
+        return (issued - start) * 1e3, (time.perf_counter() - start) * 1e3
+
+    def device_ms(self, run, issue_ms: float) -> float | None:
+        """The GPU's own time for the work that ``run()`` queues, in ms, without the host's.
+
+        The work is queued behind a kernel that keeps the GPU busy (one thread, on one multiprocessor)
+        for longer than the host takes to issue it: two CUDA events around ``run()`` then time its
+        kernels back to back, with neither the host's launch work nor a synchronisation between them,
+        which a short call's per-call time (``time_ms``) includes. ``issue_ms``: how long ``run()``
+        takes to return (``time_call``'s first value). The wait starts at four times that, at least
+        0.1 ms, and grows fourfold while the GPU got to the work before all of it was queued (a slow
+        call, or a burst of host work). None where it always did (``run()`` waits on the GPU itself),
+        and off a GPU.
+        """
+        if not self.is_gpu:
+            return None
+        cupy = self.device.xp
+        wait_ns = max(4 * issue_ms * 1e6, 1e5)
+        with self.device.context():
+            for _ in range(3):
+                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+                self.synchronize()
+                self._busy_wait()((1,), (1,), (numpy.uint64(wait_ns),))
+                start.record()
+                run()
+                stop.record()
+                queued_in_time = not start.done  # the GPU was still waiting when the last launch was issued
+                stop.synchronize()
+                if queued_in_time:
+                    return cupy.cuda.get_elapsed_time(start, stop)
+                wait_ns *= 4
+        return None
+
+    def _busy_wait(self):
+        """The kernel ``busy_wait(nanoseconds)``, compiled once."""
+        if self._busy_wait_kernel is None:
+            self._busy_wait_kernel = self.device.xp.RawKernel(BUSY_WAIT_SOURCE, "busy_wait")
+        return self._busy_wait_kernel
 
     def machine(self) -> str:
         """What the results are named by: the GPU's name on cuda, else the CPU model."""

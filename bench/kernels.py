@@ -35,6 +35,10 @@ def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: i
     rng = numpy.random.default_rng(seed)
     paths = kernel_paths(env.device)
     rows, seen = [], set()
+
+    def median_ms(contender):
+        return statistics.median(_time_block(env, contender, warmup, repeats, device_times=False)["call"])
+
     for layer in layers:
         shape = layer.describe(batch)
         if not isinstance(layer, Conv) or shape in seen:
@@ -44,8 +48,8 @@ def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: i
             times = {}
             for path in paths:
                 with kernel_path(path):
-                    times[path] = statistics.median(_time_block(env, contenders["gpucnn"], warmup, repeats))
-            times["torch"] = statistics.median(_time_block(env, contenders["torch"], warmup, repeats))
+                    times[path] = median_ms(contenders["gpucnn"])
+            times["torch"] = median_ms(contenders["torch"])
             fastest = min(paths, key=times.get)
             rows.append(dict(layer=layer.name, op=op, shape=shape, flop=work, fastest=fastest,
                              **{f"{name}_ms": ms for name, ms in times.items()},

@@ -19,10 +19,12 @@ backward, relu forward and backward, each timed alone:
 Each contender runs its warm-up and repeats as one block, then the next (see bench/conv2d.py for
 why), in ``--rounds`` rounds (default 3 on the CPU, 1 on a GPU); a contender's time is the least of
 its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after
-each timed call; torch runs conv ops twice, cuDNN with TF32 off (``torch``) and on (``torch TF32``,
-PyTorch's default for cuDNN convolutions). Rates: conv ops in GFLOP/s (2*N*K*P*Q*C*R*S), the others in
-GB/s of the least traffic the op needs (inputs read once, outputs written once; the int64 indices
-that max pooling's backward reads included).
+each timed call, which a short call's host work and synchronisation weigh on; each contender's block
+then times its calls again on the device alone (``Environment.device_ms``: CUDA events around work
+queued behind a busy kernel), the "device" columns. torch runs conv ops twice, cuDNN with TF32 off
+(``torch``) and on (``torch TF32``, PyTorch's default for cuDNN convolutions). Rates: conv ops in
+GFLOP/s (2*N*K*P*Q*C*R*S), the others in GB/s of the least traffic the op needs (inputs read once,
+outputs written once; the int64 indices that max pooling's backward reads included).
 The roofline, measured in the same run: FP32 GEMM rate for conv, large-copy bandwidth for the rest.
 On the CPU a case is timed again when other processes used over 10 % of the CPU meanwhile.
 """
@@ -30,6 +32,7 @@ On the CPU a case is timed again when other processes used over 10 % of the CPU 
 from __future__ import annotations
 
 import datetime
+import statistics
 
 import numpy
 
@@ -168,7 +171,10 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
     return cases
 
 
-def _time_block(env: Environment, contender: Contender, warmup: int, repeats: int) -> list[float]:
+def _time_block(env: Environment, contender: Contender, warmup: int, repeats: int,
+                device_times: bool = True) -> dict[str, list[float]]:
+    """{"call": per-call times, "device": the GPU's own times (``Environment.device_ms``: on a GPU, with
+    ``device_times``, those it could measure)}, in ms."""
     torch = env.torch
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = contender.tf32
@@ -177,13 +183,27 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
     for _ in range(warmup):
         contender.prepare()
         contender.run()
-    times = []
+    times, issue_ms = [], 0.0
     for _ in range(repeats):
         contender.prepare()
-        times.append(env.time_ms(contender.run))
+        issued, whole = env.time_call(contender.run)
+        times.append(whole)
+        issue_ms = max(issue_ms, issued)
+    on_device = []
+    for _ in range(repeats if env.is_gpu and device_times else 0):
+        contender.prepare()
+        device = env.device_ms(contender.run, issue_ms)
+        if device is not None:
+            on_device.append(device)
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
-    return times
+    return dict(call=times, device=on_device)
+
+
+def _device_medians(rounds: list[dict]) -> dict:
+    """{contender: the least of its device-time medians, or None where no round measured one}."""
+    return {name: min((statistics.median(r[name]["device"]) for r in rounds if r[name]["device"]), default=None)
+            for name in rounds[0]}
 
 
 def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int = 3, batch=None, seed: int = 0,
@@ -194,11 +214,11 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
     rows = []
     for layer in layers:
         for op, (work, unit, contenders) in _contenders(layer, env, batch, rng).items():
-            times, other_load = quietest(
+            blocks, other_load = quietest(
                 lambda: [{name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()}
                          for _ in range(rounds)],
                 attempts, on_cpu=not env.is_gpu)
-            medians = least_median(times)
+            medians = least_median([{name: block["call"] for name, block in r.items()} for r in blocks])
             scale = 1e6  # work / ms / 1e6: GFLOP/s or GB/s
             rate = work / medians["gpucnn"] / scale
             peak = None if roofline is None else roofline["gemm_gflops" if unit == "FLOP" else "copy_gbps"]
@@ -211,43 +231,75 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
                        other_load=None if other_load is None else round(other_load, 3))
             if "torch_tf32" in medians:
                 row["ratio_tf32"] = medians["torch_tf32"] / medians["gpucnn"]
+            if env.is_gpu:
+                device = _device_medians(blocks)
+                row.update({f"{name}_device_ms": ms for name, ms in device.items()})
+                measured = device["gpucnn"] is not None and device["torch"] is not None
+                row["ratio_device"] = device["torch"] / device["gpucnn"] if measured else None
+                row["roofline_fraction_device"] = (work / device["gpucnn"] / scale / peak
+                                                   if peak and device["gpucnn"] is not None else None)
             rows.append(row)
+            device_line = ""
+            if row.get("ratio_device") is not None:
+                device_line = (f"  device {row['gpucnn_device_ms']:.3f} / {row['torch_device_ms']:.3f} ms,"
+                               f" ratio {row['ratio_device']:.2f}")
             log(f"  {layer.name:40s} {op:24s} gpucnn {medians['gpucnn']:9.3f} ms  torch {medians['torch']:9.3f} ms"
-                f"  ratio {row['ratio']:.2f}")
+                f"  ratio {row['ratio']:.2f}{device_line}")
     return rows
 
 
 def summary(rows: list[dict]) -> dict:
     """Geometric means of torch / gpucnn per op, and per conv layer over its three ops together
-    (forward + backward-data + backward-filter: torch's summed time over gpucnn's)."""
+    (forward + backward-data + backward-filter: torch's summed time over gpucnn's); on a GPU the same
+    again for the device times, named "<op>, device time"."""
+    result = _geometric_means(rows, "")
+    if any(row.get("ratio_device") is not None for row in rows):
+        result.update({f"{op}, device time": value for op, value in _geometric_means(rows, "_device").items()})
+    return result
+
+
+def _geometric_means(rows: list[dict], kind: str) -> dict:
+    """``summary``'s means over the per-call times (``kind`` "") or the device times ("_device"), of the
+    rows where both libraries' times were measured."""
+    rows = [row for row in rows if row.get(f"ratio{kind}") is not None]
     by_op = {}
     for row in rows:
-        by_op.setdefault(row["op"], []).append(row["ratio"])
+        by_op.setdefault(row["op"], []).append(row[f"ratio{kind}"])
     result = {op: geometric_mean(values) for op, values in by_op.items()}
     conv_layers = {}
     for row in rows:
         if row["op"].startswith("conv2d"):
             total = conv_layers.setdefault(row["layer"], [0.0, 0.0])
-            total[0] += row["torch_ms"]
-            total[1] += row["gpucnn_ms"]
+            total[0] += row[f"torch{kind}_ms"]
+            total[1] += row[f"gpucnn{kind}_ms"]
     if conv_layers:
         result["conv2d_forward_backward"] = geometric_mean(t / g for t, g in conv_layers.values())
     return result
 
 
 def markdown_table(rows: list[dict], gpu: bool) -> str:
-    tf32 = " torch TF32 ms | torch TF32 / gpucnn |" if gpu else ""
-    lines = [f"| layer | op | shape | gpucnn ms | torch ms | torch / gpucnn |{tf32} gpucnn rate | roofline "
-             f"| other load |",
-             "|---|---|---|---:|---:|---:|" + ("---:|---:|" if gpu else "") + "---:|---:|---:|"]
+    """One line per row; on a GPU with torch's TF32 times and both libraries' device times besides."""
+    def ms(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    def share(value):
+        return "n/a" if value is None else f"{value:.0%}"
+
+    gpu_columns = (" torch TF32 ms | torch TF32 / gpucnn | gpucnn device ms | torch device ms | device ratio "
+                   "| device roofline |")
+    lines = [f"| layer | op | shape | gpucnn ms | torch ms | torch / gpucnn |{gpu_columns if gpu else ''} "
+             "gpucnn rate | roofline | other load |",
+             "|---|---|---|---:|---:|---:|" + ("---:|" * 6 if gpu else "") + "---:|---:|---:|"]
     for r in rows:
-        load = "n/a" if r["other_load"] is None else f"{r['other_load']:.0%}"
         extra = ""
         if gpu:
-            extra = (f" {r['torch_tf32_ms']:.3f} | {r['ratio_tf32']:.2f} |" if "torch_tf32_ms" in r else " | |")
-        roof = "n/a" if r["roofline_fraction"] is None else f"{r['roofline_fraction']:.0%}"
+            tf32 = (f" {r['torch_tf32_ms']:.3f} | {r['ratio_tf32']:.2f} |" if "torch_tf32_ms" in r else " | |")
+            ratio = "n/a" if r["ratio_device"] is None else f"{r['ratio_device']:.2f}"
+            extra = (f"{tf32} {ms(r['gpucnn_device_ms'])} | {ms(r['torch_device_ms'])} | {ratio} | "
+                     f"{share(r['roofline_fraction_device'])} |")
         lines.append(f"| {r['layer']} | {r['op']} | {r['shape']} | {r['gpucnn_ms']:.3f} | {r['torch_ms']:.3f} | "
-                     f"{r['ratio']:.2f} |{extra} {r['gpucnn_rate']:.1f} {r['rate_unit']} | {roof} | {load} |")
+                     f"{r['ratio']:.2f} |{extra} {r['gpucnn_rate']:.1f} {r['rate_unit']} | "
+                     f"{share(r['roofline_fraction'])} | {share(r['other_load'])} |")
     return "\n".join(lines) + "\n"
 
 

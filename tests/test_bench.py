@@ -1,6 +1,7 @@
 """The benchmarks run (tiny shapes, one repeat) so they cannot rot; timings are never asserted."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,78 @@ def test_ptxas_report_counts_the_longest_loop_of_each_kernel():
             + line(0x00, "FFMA R2, R3, R4, R2")
             + line(0x10, "EXIT"))
     assert longest_loops(sass) == {"gemm": (6, 3)}
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed (the CUDA toolkit's compiler)")
+def test_busy_wait_kernel_compiles(tmp_path):
+    """The kernel that Environment.device_ms queues the timed work behind compiles for the oldest GPU
+    gpucnn targets that nvcc still builds for (CuPy compiles it with NVRTC on the GPU itself)."""
+    from bench.environment import BUSY_WAIT_SOURCE
+
+    source = tmp_path / "busy_wait.cu"
+    source.write_text(BUSY_WAIT_SOURCE)
+    done = subprocess.run(["nvcc", "-cubin", "-arch=sm_75", "-o", str(tmp_path / "busy_wait.cubin"), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.gpu
+def test_device_time_leaves_the_host_out():
+    """Environment.device_ms on a GPU: a large copy's device time is about its whole time; many tiny
+    launches take the GPU less time than the host takes to issue them; a call that waits on the GPU
+    cannot be timed so (None)."""
+    import cupy
+
+    from bench.environment import Environment
+
+    env = Environment("cuda")
+    with env.device.context():
+        source = cupy.ones(1 << 26, dtype=cupy.float32)  # 256 MiB
+        target = cupy.empty_like(source)
+        small = cupy.zeros(256, dtype=cupy.float32)
+
+        def copy():
+            cupy.copyto(target, source)
+
+        def many_launches():
+            for _ in range(200):
+                small.__iadd__(1)
+
+        for run in (copy, many_launches):
+            run()  # compiled and allocated before it is timed
+        issued, whole = env.time_call(copy)
+        device = env.device_ms(copy, issued)
+        assert 0.5 * whole < device < 1.1 * whole  # two runs of the same copy
+        issued, whole = env.time_call(many_launches)
+        device = env.device_ms(many_launches, issued)
+        assert 0 < device < issued
+        assert float(small[0]) >= 3 * 200  # the calls ran: warm-up, timed, timed on the device (once or more)
+        assert env.device_ms(lambda: (small + 1).get(), issued) is None
+
+
+def test_ops_gpu_table_and_means_carry_the_device_times():
+    """bench.ops on a GPU: the device times' columns and geometric means, from rows as ``ops.run`` makes
+    them; a row whose device time could not be measured reads n/a and is left out of those means."""
+    from bench import ops
+
+    def row(layer, op, ms, torch_ms, device_ms, torch_device_ms):
+        measured = device_ms is not None
+        return dict(layer=layer, op=op, shape="2x3x8x8", gpucnn_ms=ms, torch_ms=torch_ms, ratio=torch_ms / ms,
+                    torch_tf32_ms=torch_ms, ratio_tf32=torch_ms / ms, gpucnn_device_ms=device_ms,
+                    torch_device_ms=torch_device_ms, ratio_device=torch_device_ms / device_ms if measured else None,
+                    roofline_fraction_device=0.25 if measured else None, gpucnn_rate=1.0, rate_unit="GB/s",
+                    roofline_fraction=0.125, other_load=None)
+
+    rows = [row("a", "conv2d_forward", 2.0, 1.0, 1.0, 1.0), row("a", "conv2d_backward_data", 2.0, 2.0, 1.0, 4.0),
+            row("b", "conv2d_forward", 1.0, 4.0, None, None), row("c", "relu_forward", 0.5, 0.25, 0.1, 0.2)]
+    means = ops.summary(rows)
+    assert means["conv2d_forward"] == pytest.approx(2**0.5)  # (0.5 * 4) ** 0.5
+    assert means["conv2d_forward, device time"] == pytest.approx(1.0)  # layer b has no device time
+    assert means["conv2d_forward_backward, device time"] == pytest.approx(2.5)  # layer a: (1 + 4) / (1 + 1)
+    assert means["relu_forward, device time"] == pytest.approx(2.0)
+    lines = ops.markdown_table(rows, gpu=True).splitlines()
+    assert "gpucnn device ms | torch device ms | device ratio | device roofline" in lines[0]
+    assert {len(line.split("|")) for line in lines} == {len(lines[0].split("|"))}
+    assert "| 1.000 | 4.000 | 4.00 | 25% |" in lines[3] and "| n/a | n/a | n/a | n/a |" in lines[4]
+    assert "device" not in ops.markdown_table(rows, gpu=False) and "device time" not in str(ops.summary(
+        [dict(r, ratio_device=None) for r in rows]))

@@ -8,7 +8,7 @@
 # run of every kernel, the op tests (which then include the GPU), and the benchmarks:
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
 # the VGG-16 ones),
-# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites) and
+# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile; ncu
 # over conv2d's kernels where ncu is installed), then the whole suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
@@ -65,27 +65,33 @@ step gpu-info 30 nvidia-smi
 step pytest-gpu 180 "$python" -m pytest -m gpu -q -rs -p no:cacheprovider
 
 sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
-if [ -x "$sanitizer" ]; then
-  for tool in memcheck racecheck initcheck synccheck; do
-    step "sanitizer-$tool" 120 "$sanitizer" --tool "$tool" --error-exitcode 9 \
-      "$python" -m bench.kernel_smoke --device cuda
-  done
-else
-  echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$out/summary.txt"
-fi
+sanitize() {
+  if [ -x "$sanitizer" ]; then
+    for tool in "$@"; do
+      step "sanitizer-$tool" 120 "$sanitizer" --tool "$tool" --error-exitcode 9 \
+        "$python" -m bench.kernel_smoke --device cuda
+    done
+  else
+    echo "compute-sanitizer not found: sanitizer steps $* skipped" | tee -a "$out/summary.txt"
+  fi
+}
+sanitize memcheck racecheck
 
-step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops
 # conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the
 # launcher is set from; the batch-1 Jetson layers first, where few tiles make the reductions split
 step bench-kernels-cuda-jetson 90 "$python" -m bench kernels --device cuda --suite jetson --out "$out"
+# every op per call and on the device alone; then training, and where a training step's time goes
+step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
+step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
+step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
+
+sanitize initcheck synccheck
+step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops
 step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
 # at batch 64 ResNet-18's 3x3 layers have 2.4e9 multiply-adds, just above Conv2d.WINOGRAD_GPU_MIN_MACS
 step bench-kernels-cuda-b64 120 "$python" -m bench kernels --device cuda --suite resnet18 --batch 64 --out "$out"
 step bench-kernels-cuda-vgg16 240 "$python" -m bench kernels --device cuda --suite vgg16 --batch 32 --out "$out"
-step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
-step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
-# where a training step's time goes (host or device), and ncu on conv2d's kernels (occupancy, stalls)
-step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
+# ncu over conv2d's kernels (occupancy, stalls), where ncu is installed
 if command -v ncu > /dev/null; then
   step ncu-conv2d 120 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats \
     --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \

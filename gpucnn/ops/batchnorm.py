@@ -27,7 +27,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _memory
-from ._kernels import THREADS, kernel_array, placeholder, require_float32
+from ._kernels import THREADS, int32_args, kernel_array, placeholder, require_float32
 
 
 class BatchNorm(Function):
@@ -158,8 +158,8 @@ class BatchNorm(Function):
         if C:
             self.device.kernel("batchnorm", "batchnorm_forward")(
                 (C,), (THREADS,),
-                (self.x, self.weight, bias, y, self.mean, self.inv_std, *running_arrays, numpy.int32(N), numpy.int32(C),
-                 numpy.int64(S), *map(numpy.int32, flags), numpy.float32(momentum), numpy.float32(1 - momentum),
+                (self.x, self.weight, bias, y, self.mean, self.inv_std, *running_arrays, *int32_args((N, C)),
+                 numpy.int64(S), *int32_args(flags), numpy.float32(momentum), numpy.float32(1 - momentum),
                  numpy.float32(unbias), numpy.float32(self.eps)))
         for given, used in zip(running, running_arrays):
             if used is not given:  # a copy was updated: write it back
@@ -178,9 +178,9 @@ class BatchNorm(Function):
         if C:
             self.device.kernel("batchnorm", "batchnorm_backward")(
                 (C,), (THREADS,),
-                (self.x, grad, self.mean, self.inv_std, self.weight, grad_x, grad_weight, grad_bias, numpy.int32(N),
-                 numpy.int32(C), numpy.int64(math.prod(grad.shape[2:])),
-                 *map(numpy.int32, (self.training, self.has_weight, need_x, need_weight, need_bias))))
+                (self.x, grad, self.mean, self.inv_std, self.weight, grad_x, grad_weight, grad_bias,
+                 *int32_args((N, C)), numpy.int64(math.prod(grad.shape[2:])),
+                 *int32_args((self.training, self.has_weight, need_x, need_weight, need_bias))))
         grads = [grad_x if need_x else None]
         if self.has_weight:
             grads.append(grad_weight if need_weight else None)

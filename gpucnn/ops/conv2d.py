@@ -430,8 +430,8 @@ class Conv2d(Function):
         """int32 (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
         dilation_w, groups), the arguments every conv2d kernel takes after its arrays."""
         (K, _, R, S), (top, _, left, _) = self.weight.shape, self.pads
-        values = self.x_shape + (K, R, S, P, Q) + self.stride + (top, left) + self.dilation + (self.groups,)
-        return tuple(numpy.int32(value) for value in values)
+        return _kernels.int32_args(self.x_shape + (K, R, S, P, Q) + self.stride + (top, left) + self.dilation
+                                   + (self.groups,))
 
     def _launch(self, name: str, grid: tuple, args: tuple) -> None:
         self.device.kernel("conv2d", name)(grid, (_kernels.THREADS,), args)
@@ -609,7 +609,7 @@ class Conv2d(Function):
 
     def _winograd_launch(self, kernel: str, m: int, count: int, arrays: tuple, *sizes) -> None:
         _kernels.launch_elementwise(self.device, "winograd", f"winograd_{kernel}_{m}", count,
-                                    arrays + tuple(numpy.int32(size) for size in sizes))
+                                    arrays + _kernels.int32_args(sizes))
 
     def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y):
         """y = conv2d(x, weight) (+ bias where ``has_bias``) at stride 1, padded by ``top`` and ``left``

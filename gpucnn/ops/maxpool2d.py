@@ -17,7 +17,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _memory
-from ._kernels import kernel_array, launch_elementwise, require_float32
+from ._kernels import int32_args, kernel_array, launch_elementwise, require_float32
 from ._parallel import run_chunked
 from ._shapes import batched_input, output_size, pair, unbatched_output
 
@@ -138,8 +138,7 @@ class PoolGeometry:
     def kernel_args(self) -> tuple:
         """The window geometry as the pooling kernels take it: int32 (H, W, P, Q, kernel_h, kernel_w,
         stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w)."""
-        values = self.input_hw + self.output_hw + self.kernel + self.stride + self.padding + self.dilation
-        return tuple(numpy.int32(value) for value in values)
+        return int32_args(self.input_hw + self.output_hw + self.kernel + self.stride + self.padding + self.dilation)
 
     def crop(self, padded):
         """Undoes :meth:`padded`: the (N, C, H, W) input region of a padded block, contiguous."""

@@ -21,7 +21,7 @@ import numbers
 
 import numpy
 
-from .ops._kernels import kernel_array, launch_elementwise
+from .ops._kernels import int32_args, kernel_array, launch_elementwise
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta"]
@@ -334,7 +334,7 @@ def _launch(device, name: str, param, arrays: tuple, scalars: tuple, flags: tupl
     grad, *others = arrays
     launch_elementwise(device, "optim", name, param.size,
                        (param, kernel_array(device.xp, grad), *others, numpy.int64(param.size),
-                        *map(numpy.float32, scalars), *map(numpy.int32, flags)))
+                        *map(numpy.float32, scalars), *int32_args(flags)))
 
 
 def _lerp_(start, end, weight: float) -> None:

@@ -1,12 +1,16 @@
 """Where the time goes, for the GPU runs: a training step's host side, and conv layers for ncu.
 
     python -m bench.profile step --device cuda --model resnet --batch 128
+    python -m bench.profile host --model resnet          # no GPU needed
     ncu --section SpeedOfLight --section Occupancy -k regex:conv2d_ python -m bench.profile conv --device cuda
 
 ``step`` trains ``--model`` (one of ``bench.train``'s) for a few warm-up steps, then times steps two
 ways: to the end of the step's Python code (the launches issued) and to the device's end. Where the
 two agree, the device waits on the host, and the cProfile table that follows (by own time) says where
-the host's time goes. ``conv`` runs one forward and backward of a few conv layers, so a profiler such
+the host's time goes. ``host`` measures that host work without a GPU: the step on ``cudasim`` with
+every kernel launch skipped, which leaves the Python and NumPy work a GPU step issues (on a GPU the
+array calls are CuPy's, several times as long each, so it also counts them, by call site, and the
+launches). ``conv`` runs one forward and backward of a few conv layers, so a profiler such
 as ncu sees each of conv2d's kernels once per layer: VGG-16's 256-channel 56x56 layer at batch 32
 (Winograd's products), CIFAR ResNet-18's 128-channel 16x16 layer at batch 32 (the direct "taps"
 kernels) and ConvNetJS's 5x5 conv2 (the direct kernels); on a device other than cuda, small stand-ins.
@@ -15,10 +19,13 @@ kernels) and ConvNetJS's 5x5 conv2 (the direct kernels); on a device other than 
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import pstats
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy
 
@@ -65,6 +72,69 @@ def profile_step(model_name: str, device: str, batch: int, steps: int, top: int,
     return result
 
 
+def profile_host(model_name: str, batch: int, steps: int, top: int, log=print) -> dict:
+    """A training step of ``model_name`` on cudasim with its kernel launches skipped (their outputs
+    stay as allocated: the numbers computed mean nothing): the median time of the rest, the host's
+    work, over ``steps`` steps; then one more step's kernel launches and the NumPy function and method
+    calls made from gpucnn's code (ufuncs and operators are not seen), the ``top`` call sites listed."""
+    import gpucnn
+
+    from .train import batch_data, build_pair, training_step
+
+    target = gpucnn.device("cudasim")
+    model = build_pair(model_name)[0].to(target)
+    x, y = (gpucnn.tensor(array, device=target) for array in batch_data(model_name, batch))
+    step = training_step(gpucnn, model, x, y)
+    step()  # builds the kernels it runs
+    launches = collections.Counter()
+
+    def skipped(file: str, name: str):
+        def launch(grid, block, args, *rest, **options):
+            launches[name] += 1
+        return launch
+
+    package = str(Path(gpucnn.__file__).parent)
+    simulator = str(Path(package) / "devices")
+    calls = collections.Counter()
+
+    def count(frame, event, function):
+        where = frame.f_code.co_filename
+        if event == "c_call" and where.startswith(package) and not where.startswith(simulator):
+            owner = getattr(function, "__self__", None)
+            module = getattr(function, "__module__", None) or type(owner).__module__
+            if module.split(".")[0] == "numpy":
+                name = function.__name__ if owner is None or isinstance(owner, type(numpy)) else (
+                    f"{type(owner).__name__}.{function.__name__}")
+                calls[f"{where[len(package) + 1:]}:{frame.f_lineno} {name}"] += 1
+
+    target.kernel = skipped  # the instance's attribute hides Device.kernel until deleted below
+    try:
+        with numpy.errstate(all="ignore"):
+            for _ in range(3):
+                step()
+            times = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+            launches.clear()
+            sys.setprofile(count)
+            try:
+                step()
+            finally:
+                sys.setprofile(None)
+    finally:
+        del target.kernel
+    result = dict(host_ms=statistics.median(times) * 1e3, launches=sum(launches.values()),
+                  numpy_calls=sum(calls.values()))
+    log(f"{model_name} on cudasim without its kernels, batch {batch}: {result['host_ms']:.3f} ms of host work a "
+        f"step (median of {steps}); {result['launches']} kernel launches and {result['numpy_calls']} NumPy calls "
+        f"a step")
+    for site, number in calls.most_common(top):
+        log(f"  {number:4d}  {site}")
+    return result
+
+
 def profile_conv(device: str, path: str, log=print) -> None:
     """One forward and backward of each layer of CONV_LAYERS (SMALL_CONV_LAYERS off cuda) on kernel path ``path``."""
     import gpucnn
@@ -93,15 +163,22 @@ def main(argv=None) -> None:
     step.add_argument("--batch", type=int, default=128)
     step.add_argument("--steps", type=int, default=20)
     step.add_argument("--top", type=int, default=30, help="rows of the cProfile table (0: none)")
+    host = commands.add_parser("host", help="a training step's host work, on cudasim without its kernels")
+    host.add_argument("--model", default="resnet", choices=("lenet", "convnetjs", "resnet"))
+    host.add_argument("--batch", type=int, default=2)
+    host.add_argument("--steps", type=int, default=200)
+    host.add_argument("--top", type=int, default=20, help="call sites listed (0: none)")
     conv = commands.add_parser("conv", help="conv layers once each, for a profiler such as ncu")
     conv.add_argument("--device", default="cuda")
     conv.add_argument("--path", default="chosen", help="a kernel path of gpucnn.ops.conv2d.KERNEL_PATHS")
     args = parser.parse_args(argv)
+    if args.command in ("step", "host") and (args.batch < 1 or args.steps < 1 or args.top < 0):
+        parser.error(f"--batch and --steps must be positive and --top non-negative, got {args.batch}, "
+                     f"{args.steps}, {args.top}")
     if args.command == "step":
-        if args.batch < 1 or args.steps < 1 or args.top < 0:
-            parser.error(f"--batch and --steps must be positive and --top non-negative, got {args.batch}, "
-                         f"{args.steps}, {args.top}")
         profile_step(args.model, args.device, args.batch, args.steps, args.top)
+    elif args.command == "host":
+        profile_host(args.model, args.batch, args.steps, args.top)
     else:
         profile_conv(args.device, args.path)
 

@@ -147,6 +147,23 @@ def test_profile_step_and_conv_run():
         assert expected in result.stdout
 
 
+def test_profile_host_counts_a_steps_launches_and_leaves_the_kernels_running():
+    """bench.profile host: lenet's step launches its kernels (two convs, two pools, three ReLUs...)
+    and makes NumPy calls; afterwards cudasim runs kernels again (its launches are no longer skipped)."""
+    import numpy
+
+    import gpucnn
+    from bench.profile import profile_host
+    from gpucnn.nn import functional as F
+
+    lines = []
+    result = profile_host("lenet", batch=2, steps=2, top=3, log=lines.append)
+    assert result["host_ms"] > 0 and result["launches"] >= 10 and result["numpy_calls"] > 0
+    assert lines[0].startswith("lenet on cudasim without its kernels, batch 2:") and len(lines) == 4
+    x = numpy.array([[-1.0, 2.0]], dtype=numpy.float32)
+    assert F.relu(gpucnn.tensor(x, device="cudasim")).numpy().tolist() == [[0.0, 2.0]]
+
+
 def test_a_batch_for_every_layer_is_in_the_results_name(tmp_path):
     _run_bench(tmp_path, "ops", "--device", "cpu", "--batch", "3")
     (record_path,) = tmp_path.glob("ops-tiny-b3-cpu-quick_*.json")

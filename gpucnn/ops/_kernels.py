@@ -23,9 +23,9 @@ def blocks_for(count: int, cap: int | None = None) -> int:
 
 @functools.lru_cache(maxsize=4096)
 def int32_args(values: tuple) -> tuple:
-    """``values`` (ints) as numpy.int32 scalars, as the kernels take their int arguments. Cached: a
-    layer's sizes repeat on every call, and making conv2d's 16 scalars anew took 4.4 us a launch
-    (0.14 us cached), a visible part of a small layer's host time."""
+    """``values`` (ints or bools) as numpy.int32 scalars, as the kernels take their int arguments.
+    Cached: a layer's sizes repeat on every call, and making conv2d's 16 scalars anew took 4.4 us a
+    launch (0.14 us cached), a visible part of a small layer's host time."""
     return tuple(numpy.int32(value) for value in values)
 
 

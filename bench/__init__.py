@@ -134,13 +134,15 @@ def quietest(measure, attempts: int, on_cpu: bool = True):
 
 
 def least_median(rounds: list[dict]) -> dict:
-    """{contender: the least of its medians} over ``rounds``, each {contender: [times of one block]}.
+    """{contender: the least of its medians} over ``rounds``, each {contender: [times of one block]};
+    None for a contender whose blocks timed nothing (a GPU device time that could not be measured).
 
     A shared machine has bursts of other work that this process cannot see (other virtual machines on
     the host): one that falls into a block slows that contender's median. Running the blocks in a few
     rounds and keeping each contender's fastest round keeps such a burst out of the result, as timeit
     keeps the fastest of its repeats."""
-    return {name: min(statistics.median(times[name]) for times in rounds) for name in rounds[0]}
+    return {name: min((statistics.median(times[name]) for times in rounds if times[name]), default=None)
+            for name in rounds[0]}
 
 
 def peak_rss_bytes() -> int:

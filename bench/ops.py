@@ -32,7 +32,6 @@ On the CPU a case is timed again when other processes used over 10 % of the CPU 
 from __future__ import annotations
 
 import datetime
-import statistics
 
 import numpy
 
@@ -200,11 +199,6 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
     return dict(call=times, device=on_device)
 
 
-def _device_medians(rounds: list[dict]) -> dict:
-    """{contender: the least of its device-time medians, or None where no round measured one}."""
-    return {name: min((statistics.median(r[name]["device"]) for r in rounds if r[name]["device"]), default=None)
-            for name in rounds[0]}
-
 
 def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int = 3, batch=None, seed: int = 0,
         roofline: dict | None = None, log=print, rounds: int = 1) -> list[dict]:
@@ -218,7 +212,9 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
                 lambda: [{name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()}
                          for _ in range(rounds)],
                 attempts, on_cpu=not env.is_gpu)
-            medians = least_median([{name: block["call"] for name, block in r.items()} for r in blocks])
+            # each contender's least median of its per-call times, and of its device times (None off a GPU)
+            medians, device = (least_median([{name: block[kind] for name, block in r.items()} for r in blocks])
+                               for kind in ("call", "device"))
             scale = 1e6  # work / ms / 1e6: GFLOP/s or GB/s
             rate = work / medians["gpucnn"] / scale
             peak = None if roofline is None else roofline["gemm_gflops" if unit == "FLOP" else "copy_gbps"]
@@ -232,7 +228,6 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
             if "torch_tf32" in medians:
                 row["ratio_tf32"] = medians["torch_tf32"] / medians["gpucnn"]
             if env.is_gpu:
-                device = _device_medians(blocks)
                 row.update({f"{name}_device_ms": ms for name, ms in device.items()})
                 measured = device["gpucnn"] is not None and device["torch"] is not None
                 row["ratio_device"] = device["torch"] / device["gpucnn"] if measured else None

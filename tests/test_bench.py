@@ -69,6 +69,9 @@ def test_least_median_keeps_each_contenders_fastest_round():
     rounds = [dict(gpucnn=[5.0, 1.0, 3.0], torch=[2.0, 2.0, 9.0]),  # medians 3 and 2
               dict(gpucnn=[4.0, 2.0, 2.5], torch=[8.0, 7.0, 1.0])]  # medians 2.5 and 7
     assert least_median(rounds) == dict(gpucnn=2.5, torch=2.0)
+    # a block that timed nothing (a device time that could not be measured) is left out; none at all: None
+    assert least_median([dict(gpucnn=[], torch=[3.0]), dict(gpucnn=[4.0], torch=[])]) == dict(gpucnn=4.0, torch=3.0)
+    assert least_median([dict(gpucnn=[]), dict(gpucnn=[])]) == dict(gpucnn=None)
 
 
 @pytest.mark.parametrize("transposed_filter_max", [1 << 18, 0])

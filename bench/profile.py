@@ -38,8 +38,8 @@ CONV_LAYERS = {
 SMALL_CONV_LAYERS = {"small 3x3": (2, 16, 6, 16, 3, 1), "small 5x5": (2, 3, 7, 4, 5, 2)}
 
 
-def profile_step(model_name: str, device: str, batch: int, steps: int, top: int, log=print) -> dict:
-    """Times ``steps`` training steps (issued, and finished) and profiles as many more; returns the medians."""
+def _training(model_name: str, device: str, batch: int) -> tuple:
+    """(the gpucnn device, bench.train's training step of ``model_name`` on it, on a batch of ``batch``)."""
     import gpucnn
 
     from .train import batch_data, build_pair, training_step
@@ -47,7 +47,12 @@ def profile_step(model_name: str, device: str, batch: int, steps: int, top: int,
     target = gpucnn.device(device)
     model = build_pair(model_name)[0].to(target)
     x, y = (gpucnn.tensor(array, device=target) for array in batch_data(model_name, batch))
-    step = training_step(gpucnn, model, x, y)
+    return target, training_step(gpucnn, model, x, y)
+
+
+def profile_step(model_name: str, device: str, batch: int, steps: int, top: int, log=print) -> dict:
+    """Times ``steps`` training steps (issued, and finished) and profiles as many more; returns the medians."""
+    target, step = _training(model_name, device, batch)
     for _ in range(3):
         step()
     issued, finished = [], []
@@ -79,12 +84,7 @@ def profile_host(model_name: str, batch: int, steps: int, top: int, log=print) -
     calls made from gpucnn's code (ufuncs and operators are not seen), the ``top`` call sites listed."""
     import gpucnn
 
-    from .train import batch_data, build_pair, training_step
-
-    target = gpucnn.device("cudasim")
-    model = build_pair(model_name)[0].to(target)
-    x, y = (gpucnn.tensor(array, device=target) for array in batch_data(model_name, batch))
-    step = training_step(gpucnn, model, x, y)
+    target, step = _training(model_name, "cudasim", batch)
     step()  # builds the kernels it runs
     launches = collections.Counter()
 

@@ -3,6 +3,7 @@
     python -m bench.conv2d                        # every conv layer of the CPU suites; .md/.json to bench/results/
     python -m bench.conv2d --suite resnet18,jetson --no-memory
     python -m bench.conv2d --suite vgg16          # VGG-16 at 224 px: minutes on a CPU, so not in the default
+    python -m bench.conv2d --suite smallresnet    # bench.train's small ResNet, layer by layer
     python -m bench.conv2d --quick                # tiny shapes, one repeat (what tests/test_bench.py runs)
     python -m bench.conv2d --repeats 9 --batch 16 --out /tmp/results
 
@@ -63,7 +64,7 @@ from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_me
 from .suites import SUITES, Conv
 
 DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
-SUITE_CHOICES = DEFAULT_SUITES + ("vgg16",)
+SUITE_CHOICES = DEFAULT_SUITES + ("smallresnet", "vgg16")
 LIBRARIES = ("gpucnn", "torch")
 # Rises below this are a few pages either way (the process's own noise): no memory ratio is formed.
 MEMORY_FLOOR_BYTES = 1 << 20

@@ -8,6 +8,8 @@ or a ReLU (forward, backward) on one (N, C, H, W) input. Suites:
 - ``convnetjs``: the ConvNetJS CIFAR-10 demo's layers, batch 32.
 - ``resnet18``: CIFAR ResNet-18's layers (the four stages, stride-2 and 1x1 shortcuts, final 4x4
   average pool), batch 32, plus the ImageNet stem's 3x3/2 max pool.
+- ``smallresnet``: the layers of ``bench.train``'s small ResNet (its ``resnet`` model: 16, 32 and 64
+  channels) at that benchmark's batch of 64, where its training step's time goes.
 - ``vgg16``: VGG-16's 3x3 layers at 224x224, batch 32, 64 and 128 (sized for GPUs: minutes on a CPU).
 - ``jetson``: batch 1 inference layers of an ImageNet ResNet-18 (224x224), for Jetson boards.
 - ``mix`` (the default): a few layers of the suites above, quick on a 2-core CPU.
@@ -117,6 +119,19 @@ RESNET18 = [
     Pool("resnet18 imagenet stem max 3/2 p1", "max", 8, 64, 112, 3, 2, 1),
 ]
 
+SMALL_RESNET = [
+    Conv("small resnet stem 3->16", 64, 3, 16, 32, 3, 1, 1),
+    Conv("small resnet 16ch 32px", 64, 16, 16, 32, 3, 1, 1),
+    Relu("small resnet relu 16ch 32px", 64, 16, 32),
+    Conv("small resnet 16->32 s2", 64, 16, 32, 32, 3, 2, 1),
+    Conv("small resnet 1x1 s2 16->32", 64, 16, 32, 32, 1, 2, 0),
+    Conv("small resnet 32ch 16px", 64, 32, 32, 16, 3, 1, 1),
+    Conv("small resnet 32->64 s2", 64, 32, 64, 16, 3, 2, 1),
+    Conv("small resnet 1x1 s2 32->64", 64, 32, 64, 16, 1, 2, 0),
+    Conv("small resnet 64ch 8px", 64, 64, 64, 8, 3, 1, 1),
+    Pool("small resnet avg 8x8", "avg", 64, 64, 8, 8, 8),
+]
+
 _VGG16_LAYERS = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),
                  (256, 512, 28), (512, 512, 28), (512, 512, 14)]
 # The quick, memory-bound layers first: a run stopped by a time limit has them.
@@ -156,5 +171,5 @@ TINY = [
     Pool("tiny avg 2/2", "avg", 2, 3, 8, 2, 2),
 ]
 
-SUITES = {"mix": MIX, "lecture": LECTURE, "convnetjs": CONVNETJS, "resnet18": RESNET18, "vgg16": VGG16,
-          "jetson": JETSON, "tiny": TINY}
+SUITES = {"mix": MIX, "lecture": LECTURE, "convnetjs": CONVNETJS, "resnet18": RESNET18, "smallresnet": SMALL_RESNET,
+          "vgg16": VGG16, "jetson": JETSON, "tiny": TINY}

@@ -59,7 +59,7 @@ def test_conv2d_benchmark_suite_option(capsys):
         with pytest.raises(SystemExit):
             parse_arguments(wrong)
     errors = capsys.readouterr().err
-    assert "unknown suite 'nope'; choose from lecture, convnetjs, resnet18, jetson, vgg16" in errors
+    assert "unknown suite 'nope'; choose from lecture, convnetjs, resnet18, jetson, smallresnet, vgg16" in errors
     assert "--quick runs its own tiny layers" in errors
 
 
@@ -220,6 +220,44 @@ def test_suites_name_every_op_and_valid_shapes():
             assert min(layer.input_shape()) >= 1
             if hasattr(layer, "output_size"):
                 assert layer.output_size() >= 1, (name, layer)
+
+
+def test_small_resnet_suite_holds_the_training_benchmarks_layers():
+    import argparse
+
+    import numpy
+
+    import gpucnn
+    from bench.suites import SMALL_RESNET, Conv, Pool, Relu
+    from bench.train import SHAPES, add_arguments, small_resnet
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    batch = parser.parse_args([]).batch
+    model = small_resnet(gpucnn.nn)
+    seen = {}
+
+    def record(module, inputs, output):
+        if isinstance(module, gpucnn.nn.Conv2d):
+            (kernel, _), (stride, _), (padding, _) = module.kernel_size, module.stride, module.padding
+            seen.setdefault("conv", set()).add(
+                (module.in_channels, module.out_channels, inputs[0].shape[2], kernel, stride, padding))
+        elif isinstance(module, gpucnn.nn.ReLU):
+            seen.setdefault("relu", set()).add(tuple(inputs[0].shape[1:3]))
+        elif isinstance(module, gpucnn.nn.AdaptiveAvgPool2d):
+            seen.setdefault("pool", set()).add(tuple(inputs[0].shape[1:3]))
+
+    for module in model.modules():
+        module.register_forward_hook(record)
+    model(gpucnn.tensor(numpy.zeros((1,) + SHAPES["resnet"], dtype=numpy.float32)))
+    assert {case.batch for case in SMALL_RESNET} == {batch}
+    assert seen["conv"] == {(case.in_channels, case.out_channels, case.size, case.kernel, case.stride, case.padding)
+                            for case in SMALL_RESNET if isinstance(case, Conv)}
+    relus = {(case.channels, case.size) for case in SMALL_RESNET if isinstance(case, Relu)}
+    assert relus and relus <= seen["relu"]
+    pools = [case for case in SMALL_RESNET if isinstance(case, Pool)]
+    assert [(case.kind, case.kernel, case.stride) for case in pools] == [("avg", 8, 8)]
+    assert {(case.channels, case.size) for case in pools} == seen["pool"]
 
 
 def test_ptxas_report_counts_the_longest_loop_of_each_kernel():

@@ -314,6 +314,14 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     return args
 
 
+def results_name(args: argparse.Namespace) -> str:
+    """The results files' name before the machine and date: "conv2d" for the default suites, else the
+    suites run ("conv2d-smallresnet", "conv2d-quick"), so that runs of other suites keep their own files."""
+    if args.quick:
+        return "conv2d-quick"
+    return "conv2d" if tuple(args.suites) == DEFAULT_SUITES else "-".join(("conv2d",) + tuple(args.suites))
+
+
 def main(argv=None) -> dict:
     args = parse_arguments(argv)
 
@@ -357,7 +365,7 @@ def main(argv=None) -> dict:
         geometric_mean_gemm_bound=summary["all"]["geometric_mean_gemm_bound"],
         geometric_mean_memory_ratio=summary["all"]["geometric_mean_memory_ratio"],
     )
-    markdown_path, json_path = write_results(args.out, "conv2d" + ("-quick" if args.quick else ""), markdown, record)
+    markdown_path, json_path = write_results(args.out, results_name(args), markdown, record)
     print(markdown)
     print(f"wrote {markdown_path} and {json_path}")
     return record

@@ -50,7 +50,7 @@ def test_conv2d_benchmark_suites_pick_their_conv_layers():
 
 
 def test_conv2d_benchmark_suite_option(capsys):
-    from bench.conv2d import DEFAULT_SUITES, parse_arguments
+    from bench.conv2d import DEFAULT_SUITES, parse_arguments, results_name
 
     assert parse_arguments([]).suites == list(DEFAULT_SUITES)
     arguments = parse_arguments(["--suite", "jetson, resnet18", "--suite", "vgg16", "--suite", "jetson"])
@@ -61,6 +61,10 @@ def test_conv2d_benchmark_suite_option(capsys):
     errors = capsys.readouterr().err
     assert "unknown suite 'nope'; choose from lecture, convnetjs, resnet18, jetson, smallresnet, vgg16" in errors
     assert "--quick runs its own tiny layers" in errors
+    # runs of other suites than the default keep files of their own
+    assert [results_name(parse_arguments(argv)) for argv in ([], ["--suite", ",".join(DEFAULT_SUITES)], ["--quick"],
+                                                             ["--suite", "smallresnet"], ["--suite", "jetson,vgg16"])] == [
+        "conv2d", "conv2d", "conv2d-quick", "conv2d-smallresnet", "conv2d-jetson-vgg16"]
 
 
 def test_least_median_keeps_each_contenders_fastest_round():

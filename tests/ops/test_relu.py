@@ -181,6 +181,49 @@ def test_special_values_bit_for_bit_like_torch(dtype):
     np.testing.assert_array_equal(grad, expected_grad)
 
 
+@pytest.fixture
+def fresh_formulations(monkeypatch):
+    """gpucnn.ops.relu's forward formulations, to replace, with their choice per dtype made afresh."""
+    from gpucnn.ops import relu as module
+
+    module._forward_formulation.cache_clear()
+    yield module
+    monkeypatch.undo()
+    module._forward_formulation.cache_clear()
+
+
+def test_forward_takes_the_first_formulation_with_torchs_signs(monkeypatch, fresh_formulations):
+    """A formulation that turns -0.0 into +0.0 (clip before NumPy 2.1) is passed over for the next."""
+    module = fresh_formulations
+
+    def plus_zero(x, out):  # maximum(x, 0), then + 0: -0.0 + 0.0 is +0.0 whatever maximum gave
+        return np.add(np.maximum(x, np.zeros((), x.dtype), out=out), 0, out=out)
+
+    def exact(x, out):
+        return module._relu_where(x, out)
+
+    monkeypatch.setattr(module, "_FORWARD_FORMULATIONS", (plus_zero, exact))
+    for dtype in (np.float16, np.float32, np.float64):
+        assert module._forward_formulation(np.dtype(dtype)) is exact
+        x = special_values(np.random.default_rng(3), (4, 9), dtype)
+        (y, _), (expected_y, _) = relu_against_torch(x, np.ones_like(x))
+        assert_same_bits(y, expected_y)
+    monkeypatch.setattr(module, "_FORWARD_FORMULATIONS", (plus_zero,))
+    module._forward_formulation.cache_clear()
+    assert module._forward_formulation(np.dtype(np.float32)) is module._relu_where
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_forward_by_selection_is_bit_for_bit_like_torch(monkeypatch, fresh_formulations, dtype):
+    """The formulation that decides, and serves where no fast one keeps torch's signs."""
+    monkeypatch.setattr(fresh_formulations, "_FORWARD_FORMULATIONS", ())
+    x = special_values(np.random.default_rng(15), (3, 5, 7), dtype)
+    (y, _), (expected_y, _) = relu_against_torch(x, np.ones_like(x))
+    assert_same_bits(y, expected_y)
+    (y, _), (expected_y, _) = relu_against_torch(x[:, ::2, 1:], np.ones_like(x[:, ::2, 1:]))
+    assert_same_bits(y, expected_y)
+
+
 @pytest.mark.parametrize("device", gpucnn.devices())
 def test_special_values_bit_for_bit_on_every_device(device):
     """The kernels too keep -0.0 and NaN forward and stop the gradient at 0, -0.0 and -inf."""

@@ -153,6 +153,8 @@ def test_the_smallest_block_that_fits_is_taken():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Python 3.12 warns of fork in a process with threads (the suite's helper threads): what this test does.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 def test_a_forked_child_allocates_although_the_parent_held_the_lock():
     with _memory._host._lock:  # as if another thread were inside empty() at the fork
         pid = os.fork()

@@ -1,6 +1,7 @@
 /* conv2d.cu: 2-D convolution (cross-correlation, as in PyTorch) with groups, stride, asymmetric
- * padding and dilation: forward, backward-data, backward-filter (split over the batch, reduced in a
- * fixed order) and backward-bias.
+ * padding and dilation: forward, backward-data, backward-filter (each with its reduction split into
+ * chunks where few tiles would leave the GPU idle, the chunks' sums added in a fixed order) and
+ * backward-bias.
  *
  * Layout: x (N, C, H, W), weight (K, C/G, R, S), bias (K,), y (N, K, P, Q); float32, C-contiguous.
  *   Cg = C/G and Kg = K/G are the channels per group g. Output pixel (p, q) of channel k reads

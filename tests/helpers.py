@@ -1,4 +1,5 @@
-"""Checks shared by the op tests: results against PyTorch and gradients against central differences.
+"""Checks shared by the op tests: results against PyTorch and gradients against central differences;
+and the kernels that cuda/*.cu declare (``CUDA_SOURCES``, ``declared_kernels``).
 
 ``check_op(fn, torch_fn, *arrays)`` is the one call an op test needs: it runs ``fn`` on gpucnn
 Tensors on every usable device and ``torch_fn`` on torch tensors made from the same float32 data,
@@ -9,6 +10,8 @@ then checks gpucnn's gradients in float64 against central differences on the cpu
 from __future__ import annotations
 
 import contextlib
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,15 @@ import torch
 
 import gpucnn
 from gpucnn.ops import _memory
+
+CUDA_SOURCES = sorted((Path(__file__).resolve().parents[1] / "cuda").glob("*.cu"))
+_KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(')
+
+
+def declared_kernels(source: Path) -> list[str]:
+    """The names of the extern "C" __global__ kernels that ``source`` declares, in order."""
+    return _KERNEL.findall(source.read_text())
+
 
 # atol + rtol * |expected| per dtype.
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-4), np.dtype(np.float64): (1e-10, 1e-8)}

@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import CUDA_SOURCES, declared_kernels
 
 CUDA_DIR = Path(__file__).resolve().parents[2] / "cuda"
-SOURCES = sorted(CUDA_DIR.glob("*.cu"))
+SOURCES = CUDA_SOURCES
 ARCHS = ["sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90"]
 NVCC = shutil.which("nvcc")
-KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(')
 ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
 SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 
@@ -64,7 +64,7 @@ def test_every_op_has_its_source():
 
 @pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
 def test_kernel_names_start_with_the_file_name(source):
-    kernels = KERNEL.findall(source.read_text())
+    kernels = declared_kernels(source)
     assert kernels, f"{source.name} declares no extern \"C\" __global__ kernel"
     prefixes = ("relu_", "leaky_relu_") if source.stem == "relu" else (source.stem + "_",)  # relu.cu holds both
     wrong = [name for name in kernels if not name.startswith(prefixes)]
@@ -73,7 +73,7 @@ def test_kernel_names_start_with_the_file_name(source):
 
 @pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
 def test_compiles_for_every_arch_without_spills(compiled, source):
-    kernels = KERNEL.findall(source.read_text())
+    kernels = declared_kernels(source)
     for arch in ARCHS:
         result = compiled[(source.name, arch)]
         output = result.stdout + result.stderr

@@ -13,17 +13,15 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from helpers import CUDA_SOURCES, declared_kernels
 
 from gpucnn.devices import nvrtc
 from gpucnn.ops.conv2d import Conv2d
 
-CUDA_DIR = Path(__file__).resolve().parents[2] / "cuda"
-SOURCES = sorted(CUDA_DIR.glob("*.cu"))
+SOURCES = CUDA_SOURCES
 ARCHS = ["53", "60", "62", "70", "72"]  # Nano, P100, TX2, V100, Xavier
-KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(')
 ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
 SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 
@@ -55,7 +53,7 @@ def compiled():
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
 def test_compiles_to_ptx_and_cubin(compiled, source, arch):
-    kernels = KERNEL.findall(source.read_text())
+    kernels = declared_kernels(source)
     assert kernels, f"{source.name} declares no extern \"C\" __global__ kernel"
     if int(arch) < Conv2d.WIDE_TILE_CAPABILITY:  # conv2d.cu builds no 128-tile kernels there
         kernels = [kernel for kernel in kernels if not kernel.endswith("_128")]

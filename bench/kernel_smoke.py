@@ -24,11 +24,13 @@ CASES = {
     "conv2d": lambda x, w: F.conv2d(x, w, None, stride=(2, 1), padding="same", dilation=(1, 2), groups=2),
     "conv2d_wide": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((130, 4, 3, 2), numpy.float32) / 24,
                                                            device=x.device), padding=1),
-    "conv2d_bias": lambda x, w: F.conv2d(x, w, gpucnn.tensor(numpy.ones(6, numpy.float32), device=x.device),
-                                         padding=1, groups=2),
-    # 3x3, stride 1, one group: the winograd paths' transforms, with 11 x 11 outputs (cut edge tiles)
+    # a bias that wants its gradient: the bias kernel
+    "conv2d_bias": lambda x, w: F.conv2d(x, w, gpucnn.tensor(numpy.ones(6, numpy.float32), device=x.device,
+                                                             requires_grad=True), padding=1, groups=2),
+    # 3x3, stride 1, one group: the winograd paths' transforms (the weight's gradient too), with 11 x 11
+    # outputs (cut edge tiles)
     "conv2d_3x3": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((5, 4, 3, 3), numpy.float32) / 36,
-                                                         device=x.device), padding=(0, 1)),
+                                                         device=x.device, requires_grad=True), padding=(0, 1)),
     # 16 channels: the "taps" kernels (a 1x1 to 16 channels, then 3x3 at stride 2 with its phases)
     "conv2d_taps": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),

@@ -62,8 +62,9 @@ def test_conv2d_benchmark_suite_option(capsys):
     assert "unknown suite 'nope'; choose from lecture, convnetjs, resnet18, jetson, smallresnet, vgg16" in errors
     assert "--quick runs its own tiny layers" in errors
     # runs of other suites than the default keep files of their own
-    assert [results_name(parse_arguments(argv)) for argv in ([], ["--suite", ",".join(DEFAULT_SUITES)], ["--quick"],
-                                                             ["--suite", "smallresnet"], ["--suite", "jetson,vgg16"])] == [
+    runs = ([], ["--suite", ",".join(DEFAULT_SUITES)], ["--quick"], ["--suite", "smallresnet"],
+            ["--suite", "jetson,vgg16"])
+    assert [results_name(parse_arguments(argv)) for argv in runs] == [
         "conv2d", "conv2d", "conv2d-quick", "conv2d-smallresnet", "conv2d-jetson-vgg16"]
 
 
@@ -362,3 +363,24 @@ def test_ops_gpu_table_and_means_carry_the_device_times():
     assert "| 1.000 | 4.000 | 4.00 | 25% |" in lines[3] and "| n/a | n/a | n/a | n/a |" in lines[4]
     assert "device" not in ops.markdown_table(rows, gpu=False) and "device time" not in str(ops.summary(
         [dict(r, ratio_device=None) for r in rows]))
+
+
+def test_kernel_smoke_launches_every_kernel(monkeypatch, capsys):
+    """bench.kernel_smoke is what the sanitizers run on a GPU: it must reach every kernel of cuda/*.cu."""
+    import gpucnn
+    from bench import kernel_smoke
+    from helpers import CUDA_SOURCES, declared_kernels
+
+    device = gpucnn.device("cudasim")
+    launched = set()
+    kernel = device.kernel
+
+    def recording(file: str, name: str):
+        launched.add(name)
+        return kernel(file, name)
+
+    monkeypatch.setattr(device, "kernel", recording)
+    kernel_smoke.main(["--device", "cudasim"])
+    assert {name for source in CUDA_SOURCES for name in declared_kernels(source)} - launched == set()
+    printed = capsys.readouterr().out
+    assert all(f"{op}:" in printed or f"{op} (" in printed for op in kernel_smoke.CASES)

@@ -315,8 +315,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 
 def results_name(args: argparse.Namespace) -> str:
-    """The results files' name before the machine and date: "conv2d" for the default suites, else the
-    suites run ("conv2d-smallresnet", "conv2d-quick"), so that runs of other suites keep their own files."""
+    """The results files' name before the machine and date: "conv2d" for the default suites,
+    "conv2d-quick" for --quick, else the suites run ("conv2d-smallresnet"): their runs keep files of their own."""
     if args.quick:
         return "conv2d-quick"
     return "conv2d" if tuple(args.suites) == DEFAULT_SUITES else "-".join(("conv2d",) + tuple(args.suites))

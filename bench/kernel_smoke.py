@@ -41,8 +41,15 @@ CASES = {
         F.conv2d(x, gpucnn.tensor(numpy.ones((64, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(numpy.ones((128, 64, 3, 3), numpy.float32) / 576, device=x.device),
         gpucnn.tensor(numpy.ones(128, numpy.float32), device=x.device), stride=2, padding=1),
+    # an inf in the weight: backward-data's device-side flag sends every input pixel to the exact gather
+    "conv2d_nonfinite": lambda x, w: F.conv2d(
+        F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
+        gpucnn.tensor(_with_inf(numpy.ones((16, 16, 3, 3), numpy.float32) / 144), device=x.device,
+                      requires_grad=True), stride=2, padding=1),
+    "conv2d_stride3": lambda x, w: F.conv2d(x, w, None, stride=3, padding=(2, 0), groups=2),
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
+    "max_pool2d_dilated_ceil": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
     "max_pool2d_2x2": lambda x, w: F.max_pool2d(x[:, :, :12, :10], 2),  # even sides: the float2 kernels
     # a detached input: forwards that keep no indices (inference), beside one that does
     "max_pool2d_no_indices": lambda x, w: F.max_pool2d(x.detach(), 3, 2, padding=1)
@@ -56,13 +63,21 @@ CASES = {
 }
 
 
+def _with_inf(weight):
+    """``weight`` with an inf at [1, 0, 0, 0]."""
+    weight[1, 0, 0, 0] = numpy.inf
+    return weight
+
+
 def _running(x):
     """Running mean and variance for x's 4 channels, on x's device."""
     return (gpucnn.tensor(numpy.zeros(4, numpy.float32), device=x.device),
             gpucnn.tensor(numpy.ones(4, numpy.float32), device=x.device))
 
 
-def run(device: str) -> None:
+def run(device) -> None:
+    """Every case on ``device`` (a name, or a Device: tests/kernels runs it on cudasim built with
+    sanitizers)."""
     rng = numpy.random.default_rng(0)
     x_data = rng.standard_normal((3, 4, 13, 11)).astype(numpy.float32)
     w_data = rng.standard_normal((6, 2, 3, 3)).astype(numpy.float32)

@@ -624,11 +624,8 @@ def test_float64_still_runs_on_the_cpu_and_adaptive_pool_on_cudasim():
 
 # --------------------------------------------------------------------------------------- sanitizers
 SANITIZED_RUN = r"""
-import numpy as np
-import gpucnn
+from bench import kernel_smoke
 from gpucnn.devices import SimulatorDevice, cudasim, kernels
-from gpucnn.nn import functional as F
-from gpucnn.ops import conv2d
 
 
 class Sanitized(SimulatorDevice):
@@ -639,63 +636,16 @@ class Sanitized(SimulatorDevice):
         return self._modules[file].get_function(name)
 
 
-device = Sanitized()
-rng = np.random.default_rng(0)
-x = rng.standard_normal((3, 4, 13, 11)).astype(np.float32)
-w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
-w_bad = w.copy()
-w_bad[1, 0, 0, 0] = np.inf
-ops = [
-    lambda x, w: F.conv2d(x, w, gpucnn.tensor(np.ones(6, np.float32), device=device), stride=(2, 1),
-                          padding="same", dilation=(1, 2), groups=2),
-    lambda x, w: F.conv2d(x, w, None, stride=3, padding=(2, 0), groups=2),
-    lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
-    lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
-    lambda x, w: F.leaky_relu(F.relu(x), 0.1),
-    lambda x, w: F.batch_norm(x, gpucnn.tensor(np.zeros(4, np.float32), device=device),
-                              gpucnn.tensor(np.ones(4, np.float32), device=device), w[:4, 0, 0, 0], w[:4, 1, 0, 0],
-                              training=True),
-]
-for op in ops:
-    for weight in (w, w_bad):
-        xt = gpucnn.tensor(x, device=device, requires_grad=True)
-        wt = gpucnn.tensor(weight, device=device, requires_grad=True)
-        y = op(xt, wt)
-        y.backward(np.ones(y.shape, np.float32))
-# the taps kernels (16 channels: a 1x1 conv to 16, then 3x3 at stride 2 on 16), the 2x2 max-pool kernels,
-# and max-pool forwards that keep no indices (no gradient asked for)
-xt = gpucnn.tensor(x, device=device, requires_grad=True)
-w1 = gpucnn.tensor(rng.standard_normal((16, 4, 1, 1)).astype(np.float32), device=device, requires_grad=True)
-w3 = gpucnn.tensor(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), device=device, requires_grad=True)
-y = F.conv2d(F.conv2d(xt, w1), w3, stride=2, padding=1)
-y.backward(np.ones(y.shape, np.float32))
-y = F.max_pool2d(xt[:, :, :12, :10], 2)
-y.backward(np.ones(y.shape, np.float32))
-with gpucnn.no_grad():
-    F.max_pool2d(xt, 3, 2, padding=1)
-    F.max_pool2d(xt[:, :, :12, :10], 2)
-for path in ("winograd2", "winograd4"):  # Winograd's transforms, output tiles cut at the edges
-    with conv2d.kernel_path(path):
-        xt = gpucnn.tensor(x, device=device, requires_grad=True)
-        wt = gpucnn.tensor(rng.standard_normal((5, 4, 3, 3)).astype(np.float32), device=device, requires_grad=True)
-        y = F.conv2d(xt, wt, gpucnn.tensor(np.ones(5, np.float32), device=device), padding=(0, 1))
-        assert y._creator.winograd is not None
-        y.backward(np.ones(y.shape, np.float32))
-for make in (lambda p: gpucnn.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),  # the optimizers' kernels
-             lambda p: gpucnn.optim.Adam(p, amsgrad=True), lambda p: gpucnn.optim.Adadelta(p)):
-    parameter = gpucnn.tensor(w, device=device, requires_grad=True)
-    optimizer = make([parameter])
-    for _ in range(2):
-        parameter.grad = gpucnn.tensor(np.ones(w.shape, np.float32), device=device)
-        optimizer.step()
+kernel_smoke.run(Sanitized())  # what compute-sanitizer runs on a GPU: every kernel (tests/test_bench.py)
 print("sanitized run done")
 """
 
 
 @pytest.mark.slow
 def test_every_kernel_under_address_and_undefined_behaviour_sanitizers(tmp_path):
-    """A small forward and backward of every kernel, built with ASan + UBSan: no out-of-bounds access,
-    no overflow, no misaligned load (the process is started with libasan preloaded)."""
+    """bench.kernel_smoke, a small forward and backward of every kernel on each kernel path, built with
+    ASan + UBSan: no out-of-bounds access, no overflow, no misaligned load (the process is started with
+    libasan preloaded)."""
     try:
         env = {**os.environ, **cudasim.sanitizer_env()}
     except RuntimeError as error:

@@ -600,6 +600,30 @@ def test_batch_norm_non_finite_and_empty_batch(training):
         assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
 
 
+# ------------------------------------------------------------------------------------------ optimizers
+# (their results against torch, on cudasim: tests/test_optim.py)
+@pytest.mark.parametrize("order", ORDERS[1:], ids=order_ids[1:])
+def test_optimizer_kernels_do_not_depend_on_thread_order(order):
+    """Three steps of each optimizer kernel (two blocks of threads, state written then read) give the same
+    bits in every thread order."""
+    def steps(thread_order):
+        rng = np.random.default_rng(5)
+        results = []
+        for name, options in (("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
+                              ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0))):
+            param = gpucnn.tensor(rng.standard_normal((7, 37)).astype(np.float32), device="cudasim", requires_grad=True)
+            optimizer = getattr(gpucnn.optim, name)([param], **options)
+            with cudasim.thread_order(*thread_order):
+                for _ in range(3):
+                    param.grad = gpucnn.tensor(rng.standard_normal(param.shape).astype(np.float32), device="cudasim")
+                    optimizer.step()
+            results.append(param.numpy())
+        return results
+
+    for ours, reference in zip(steps(order), steps(("forward", None)), strict=True):
+        np.testing.assert_array_equal(ours, reference)
+
+
 # ------------------------------------------------------------------------------------------- dtypes
 @pytest.mark.parametrize("call", [
     lambda t: F.relu(t),

@@ -86,7 +86,11 @@ class Optimizer:
                 f"but got a Tensor of shape {params.shape}; wrap it in a list"
             )
         _check_ordered(params)
-        param_groups = list(params)
+        try:
+            param_groups = list(params)
+        except TypeError:
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__name__} {params!r}") from None
         if not param_groups:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(param_groups[0], dict):

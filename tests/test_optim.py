@@ -470,6 +470,8 @@ def test_invalid_parameters():
         optim.Adam(x for x in [])
     with pytest.raises(TypeError, match=r"should be an iterable of Tensors or dicts, but got a Tensor of shape \(3,\)"):
         optim.SGD(p)
+    with pytest.raises(TypeError, match=r"should be an iterable of Tensors or dicts, but got int 5$"):
+        optim.SGD(5)
     with pytest.raises(TypeError, match="not a set"):
         optim.SGD({p})
     with pytest.raises(TypeError, match="not a set"):

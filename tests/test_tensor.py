@@ -180,6 +180,17 @@ def test_broadcasting_binary_ops_against_torch(shapes, op, seed):
     check_op(fns[op], fns[op], a, b)
 
 
+@pytest.mark.parametrize("device", gpucnn.devices())
+@pytest.mark.parametrize("op, name", [(lambda x, y: x + y, "add"), (lambda x, y: x - y, "sub"),
+                                      (lambda x, y: x * y, "mul"), (lambda x, y: x / y, "div")])
+def test_binary_ops_name_the_shapes_that_do_not_broadcast(device, op, name):
+    a, b = (gpucnn.tensor(np.ones(shape, np.float32), device=device) for shape in ((2, 3), (4,)))
+    with pytest.raises(ValueError, match=rf"^{name}: shapes \(2, 3\) and \(4,\) do not broadcast together"):
+        op(a, b)
+    with pytest.raises(ValueError, match=rf"^{name}: shapes \(4,\) and \(2, 3\)"):
+        op(b, a)
+
+
 def test_scalar_and_array_operands():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((2, 3))

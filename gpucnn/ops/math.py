@@ -43,7 +43,16 @@ def _operands(a, b):
 class _Binary(Function):
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
-        return self.compute(a, b)
+        try:
+            return self.compute(a, b)
+        except ValueError:  # the shapes are checked only then: no cost to the ops that broadcast
+            try:
+                numpy.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                raise ValueError(f"{type(self).__name__.lower()}: shapes {tuple(a.shape)} and {tuple(b.shape)} "
+                                 "do not broadcast together (from the last dimension on, each pair must match or "
+                                 "one be 1)") from None
+            raise
 
     def reduce(self, grad_a, grad_b):
         return (

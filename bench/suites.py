@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .train import BATCH as TRAIN_BATCH
+
 
 class Conv(NamedTuple):
     name: str
@@ -120,16 +122,16 @@ RESNET18 = [
 ]
 
 SMALL_RESNET = [
-    Conv("small resnet stem 3->16", 64, 3, 16, 32, 3, 1, 1),
-    Conv("small resnet 16ch 32px", 64, 16, 16, 32, 3, 1, 1),
-    Relu("small resnet relu 16ch 32px", 64, 16, 32),
-    Conv("small resnet 16->32 s2", 64, 16, 32, 32, 3, 2, 1),
-    Conv("small resnet 1x1 s2 16->32", 64, 16, 32, 32, 1, 2, 0),
-    Conv("small resnet 32ch 16px", 64, 32, 32, 16, 3, 1, 1),
-    Conv("small resnet 32->64 s2", 64, 32, 64, 16, 3, 2, 1),
-    Conv("small resnet 1x1 s2 32->64", 64, 32, 64, 16, 1, 2, 0),
-    Conv("small resnet 64ch 8px", 64, 64, 64, 8, 3, 1, 1),
-    Pool("small resnet avg 8x8", "avg", 64, 64, 8, 8, 8),
+    Conv("small resnet stem 3->16", TRAIN_BATCH, 3, 16, 32, 3, 1, 1),
+    Conv("small resnet 16ch 32px", TRAIN_BATCH, 16, 16, 32, 3, 1, 1),
+    Relu("small resnet relu 16ch 32px", TRAIN_BATCH, 16, 32),
+    Conv("small resnet 16->32 s2", TRAIN_BATCH, 16, 32, 32, 3, 2, 1),
+    Conv("small resnet 1x1 s2 16->32", TRAIN_BATCH, 16, 32, 32, 1, 2, 0),
+    Conv("small resnet 32ch 16px", TRAIN_BATCH, 32, 32, 16, 3, 1, 1),
+    Conv("small resnet 32->64 s2", TRAIN_BATCH, 32, 64, 16, 3, 2, 1),
+    Conv("small resnet 1x1 s2 32->64", TRAIN_BATCH, 32, 64, 16, 1, 2, 0),
+    Conv("small resnet 64ch 8px", TRAIN_BATCH, 64, 64, 8, 3, 1, 1),
+    Pool("small resnet avg 8x8", "avg", TRAIN_BATCH, 64, 8, 8, 8),
 ]
 
 _VGG16_LAYERS = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),

@@ -39,6 +39,7 @@ import numpy
 from . import foreign_cpu_share, peak_rss_bytes, reset_peak_rss, run_worker, write_results
 
 MODELS = ("lenet", "convnetjs", "resnet")
+BATCH = 64  # images per step unless --batch says otherwise
 SHAPES = {"lenet": (1, 28, 28), "convnetjs": (3, 32, 32), "resnet": (3, 32, 32)}
 
 
@@ -198,7 +199,7 @@ def worker(framework: str, name: str, device: str, batch: int, steps: int, warmu
 def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
-    parser.add_argument("--batch", type=int, default=64, help="images per step")
+    parser.add_argument("--batch", type=int, default=BATCH, help="images per step")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first")
     parser.add_argument("--quick", action="store_true", help="batch 2, two steps: checks the code runs")

@@ -10,7 +10,6 @@ then checks gpucnn's gradients in float64 against central differences on the cpu
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,17 @@ import pytest
 import torch
 
 import gpucnn
+from gpucnn.devices.cudasim import _source
 from gpucnn.ops import _memory
 
 CUDA_SOURCES = sorted((Path(__file__).resolve().parents[1] / "cuda").glob("*.cu"))
-_KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(')
 
 
 def declared_kernels(source: Path) -> list[str]:
-    """The names of the extern "C" __global__ kernels that ``source`` declares, in order."""
-    return _KERNEL.findall(source.read_text())
+    """The names of the extern "C" __global__ kernels that ``source`` declares, in order (read as
+    cudasim reads them: comments skipped)."""
+    kernels = _source.find_kernels(_source.strip_comments(source.read_text()))
+    return [name for name, declaration in kernels.items() if declaration.extern_c]
 
 
 # atol + rtol * |expected| per dtype.

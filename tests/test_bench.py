@@ -228,17 +228,12 @@ def test_suites_name_every_op_and_valid_shapes():
 
 
 def test_small_resnet_suite_holds_the_training_benchmarks_layers():
-    import argparse
-
     import numpy
 
     import gpucnn
     from bench.suites import SMALL_RESNET, Conv, Pool, Relu
-    from bench.train import SHAPES, add_arguments, small_resnet
+    from bench.train import BATCH, SHAPES, small_resnet
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    batch = parser.parse_args([]).batch
     model = small_resnet(gpucnn.nn)
     seen = {}
 
@@ -255,7 +250,7 @@ def test_small_resnet_suite_holds_the_training_benchmarks_layers():
     for module in model.modules():
         module.register_forward_hook(record)
     model(gpucnn.tensor(numpy.zeros((1,) + SHAPES["resnet"], dtype=numpy.float32)))
-    assert {case.batch for case in SMALL_RESNET} == {batch}
+    assert {case.batch for case in SMALL_RESNET} == {BATCH}
     assert seen["conv"] == {(case.in_channels, case.out_channels, case.size, case.kernel, case.stride, case.padding)
                             for case in SMALL_RESNET if isinstance(case, Conv)}
     relus = {(case.channels, case.size) for case in SMALL_RESNET if isinstance(case, Relu)}

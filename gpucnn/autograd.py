@@ -104,19 +104,28 @@ class Function:
 
 
 def _topological_order(root_creator) -> list:
-    """Functions reachable from ``root_creator``, each after every Function that consumes its output."""
-    order, visited = [], {id(root_creator)}
+    """Functions reachable from ``root_creator``, each after every Function that consumes its output.
+
+    A depth-first search without recursion that lists each Function once all it reaches is listed
+    (post-order), then reverses the list. A Function counts as visited when it is expanded, not when
+    it is pushed: one pushed from two consumers is expanded from whichever is popped first, and so is
+    listed before both. (Marked when pushed, a Function pushed by the output's add(h, f(h)) but
+    reached first through f listed f's ops before itself, and backward ran it before they had
+    passed it their gradients.)"""
+    order, expanded_ids = [], set()
     stack = [(root_creator, False)]
     while stack:
         function, expanded = stack.pop()
         if expanded:
             order.append(function)
             continue
+        if id(function) in expanded_ids:
+            continue
+        expanded_ids.add(id(function))
         stack.append((function, True))
         for tensor in function.inputs:
             creator = tensor._creator
-            if creator is not None and id(creator) not in visited:
-                visited.add(id(creator))
+            if creator is not None and id(creator) not in expanded_ids:
                 stack.append((creator, False))
     order.reverse()
     return order

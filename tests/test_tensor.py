@@ -95,6 +95,24 @@ def test_gradients_accumulate_and_reused_inputs():
     assert_close(x.grad, 2 * x.numpy() + 1 + 3)
 
 
+@pytest.mark.parametrize("name, fn", [
+    ("residual, the input first", lambda h: h + (h * 3).exp() * 0.1),
+    ("residual, the input last", lambda h: (h * 3).exp() * 0.1 + h),
+    ("times its own sum", lambda h: h * h.sum()),
+    ("minus its own mean", lambda h: (h - h.mean()) * h),
+    ("three paths of three lengths", lambda h: (h + (h * 2).exp()) * ((h - 1) * 0.5).sum() + h),
+])
+def test_gradients_through_paths_of_different_lengths(name, fn):
+    """A tensor that reaches the output along paths of different lengths gets every path's gradient,
+    whichever operand comes first: backward runs each op only after every op that consumed its output."""
+    data = np.array([0.3, -1.2, 2.0, 0.7])
+    x = gpucnn.tensor(data, requires_grad=True)
+    fn(x * 2).sum().backward()
+    x_t = torch.tensor(data, requires_grad=True)
+    fn(x_t * 2).sum().backward()
+    assert_close(x.grad, x_t.grad, name=name)
+
+
 class _Returns(gpucnn.autograd.Function):
     """y = a + b, whose backward returns what ``make(grad)`` gives; it keeps what it returned."""
 

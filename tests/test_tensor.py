@@ -113,6 +113,49 @@ def test_gradients_through_paths_of_different_lengths(name, fn):
     assert_close(x.grad, x_t.grad, name=name)
 
 
+# Ops from two (3, 4) tensors to one, written once for gpucnn and torch alike.
+_GRAPH_OPS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / (b * b + 1),
+    "times the other's sum": lambda a, b: a * b.sum(),
+    "minus the other's row means": lambda a, b: a - b.mean(1, keepdim=True),
+    "products": lambda a, b: (a @ b.transpose(0, 1)) @ b * 0.1,
+    "rows taken twice": lambda a, b: a[[2, 0, 2]] + b,
+    "exp": lambda a, b: (a * 0.3).exp(),
+    "softmax": lambda a, b: a.softmax(1) if isinstance(a, torch.Tensor) else gpucnn.nn.functional.softmax(a, 1),
+}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_against_torch(seed):
+    """Random graphs of the ops above, each op on any two earlier tensors, so that tensors feed later
+    ops along paths of every length: the output and every leaf's gradient match torch's (float64)."""
+    rng = np.random.default_rng(seed)
+    leaves = [rng.standard_normal((3, 4)) for _ in range(3)]
+    steps = int(rng.integers(3, 9))
+    program = [(rng.choice(list(_GRAPH_OPS)), *rng.integers(0, 3 + step, size=2)) for step in range(steps)]
+    weights = rng.standard_normal((3, 4))
+
+    def run(tensor, make_leaf):
+        nodes = [make_leaf(leaf) for leaf in leaves]
+        for op, first, second in program:
+            nodes.append(_GRAPH_OPS[op](nodes[first], nodes[second]))
+        output = (nodes[-1] * tensor(weights)).sum() + nodes[-2].sum()
+        output.backward()
+        return output, nodes[:3]
+
+    output, ours = run(gpucnn.tensor, lambda leaf: gpucnn.tensor(leaf, requires_grad=True))
+    expected, theirs = run(torch.tensor, lambda leaf: torch.tensor(leaf, requires_grad=True))
+    assert_close(output, expected, name=f"output of {program}")
+    for index, (mine, torch_leaf) in enumerate(zip(ours, theirs)):
+        if torch_leaf.grad is None:  # no path from this leaf to the output
+            assert mine.grad is None, f"leaf {index} of {program}"
+        else:
+            assert_close(mine.grad, torch_leaf.grad, name=f"gradient of leaf {index} of {program}")
+
+
 class _Returns(gpucnn.autograd.Function):
     """y = a + b, whose backward returns what ``make(grad)`` gives; it keeps what it returned."""
 

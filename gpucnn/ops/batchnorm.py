@@ -6,9 +6,12 @@ evaluation mode normalises by the running statistics.
 The cpu runs NumPy (``forward_cpu``/``backward_cpu``). The input-sized results go into arrays from
 ``_memory``, which recycles freed blocks (forward and backward on 64x16x32x32 float32 took 8 ms on
 fresh pages, 3.2 ms on recycled ones, with the formulation before this one). In training, forward
-writes three input-sized passes (x - mean, its per-channel scaling, the bias) and backward four,
-besides the channel sums, which BLAS products read without writing: on the 2-core VM, 64x16x32x32
-float32 takes 0.89 ms forward and 2.3 ms forward + backward, PyTorch 1.03 and 1.65 ms.
+writes three input-sized passes (x - mean, its per-channel scaling, the per-channel offset) and
+backward four, besides the channel sums, which BLAS products read without writing: on the 2-core VM,
+64x16x32x32 float32 took 0.89 ms forward and 2.3 ms forward + backward, PyTorch 1.03 and 1.65 ms. The
+corrected two-pass statistics (see ``forward_cpu``) cost a third channel sum: the forward's best of six
+runs went from 1.00 to 1.14 ms, forward + backward stayed at 3.59 ms, in a phase of the machine where
+PyTorch took 0.99-1.33 and 2.0-2.8 ms.
 
 The kernel devices run ``cuda/batchnorm.cu`` on float32: one kernel for forward and one for backward,
 each a block per channel. Written with CuPy's array operations, a training layer's forward and
@@ -52,24 +55,42 @@ class BatchNorm(Function):
         self.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         self.count = values_per_channel(x.shape)
 
+        self.residual = None  # training: the mean of centered (see below)
         if self.training:
             with numpy.errstate(invalid="ignore", over="ignore"):  # inf in a channel: its mean is inf or NaN
                 mean = self._channel_mean(x)
                 centered = numpy.subtract(x, mean, out=self._empty(x))
-                var = self._channel_dot(centered, centered).reshape(self.channel_shape) / max(self.count, 1)  # biased
+                # The corrected two-pass algorithm (Chan, Golub and LeVeque, 1983): the mean, summed
+                # and rounded in float32, is off by a little, which centered keeps as a mean of its
+                # own (the residual), where x_hat and its gradient take centered's mean to be 0. Taken
+                # out of the mean and variance here and out of x_hat below (per-channel terms only),
+                # it reaches neither: over 200 random pairs of float32 layers, the first's outputs
+                # with channel means about 10 times their spread, the first's bias gradient (0 in
+                # exact arithmetic) had been off by up to 0.2 here (BLAS sums) and 5.5e-3 on cudasim
+                # (Kahan sums), against float64; now 2.4e-4 and 1.8e-4, and torch's float32 1.9e-2.
+                self.residual = self._channel_mean(centered)
+                self.residual[~numpy.isfinite(self.residual)] = 0  # an inf or NaN channel stays as it was
+                var = (self._channel_dot(centered, centered).reshape(self.channel_shape) / max(self.count, 1)
+                       - self.residual * self.residual)  # biased
+                numpy.maximum(var, 0, out=var)  # where rounding took it below 0 (a NaN stays)
             if self.running_mean is not None and self.count > 0:  # PyTorch leaves them alone on N = 0
-                self._update_running(mean.reshape(-1), var.reshape(-1))
+                self._update_running((mean + self.residual).reshape(-1), var.reshape(-1))
         else:
             mean = self.running_mean.reshape(self.channel_shape)
             var = self.running_var.reshape(self.channel_shape)
             centered = numpy.subtract(x, mean, out=self._empty(x))
-        # Backward keeps x - mean and the per-channel 1 / std: x_hat = centered * inv_std is never
-        # written out, and the output is one per-channel scaling of centered (plus the bias).
+        # Backward keeps x - mean and the per-channel 1 / std: x_hat = (centered - residual) * inv_std
+        # is never written out, and the output is one per-channel scaling of centered plus one
+        # per-channel offset.
         self.centered, self.inv_std = centered, 1 / numpy.sqrt(var + x.dtype.type(self.eps))
         self.weight = None if weight is None else weight.reshape(self.channel_shape)
-        y = numpy.multiply(centered, self._scale(), out=self._empty(x))
-        if bias is not None:
-            y += bias.reshape(self.channel_shape)
+        scale = self._scale()
+        y = numpy.multiply(centered, scale, out=self._empty(x))
+        offset = None if bias is None else bias.reshape(self.channel_shape)
+        if self.residual is not None:
+            offset = -self.residual * scale if offset is None else offset - self.residual * scale
+        if offset is not None:
+            y += offset
         return y
 
     def _scale(self):
@@ -113,21 +134,27 @@ class BatchNorm(Function):
         # With the channel sums s1 = sum(dy) and s2 = sum(dy * x_hat) (the bias and weight gradients)
         # and scale = weight * inv_std, training mode's mean and var depend on x:
         #     dx = scale * (dy - s1 / count - x_hat * s2 / count) = scale * (dy - (centered * k + m))
-        # with per-channel k = inv_std * s2 / count and m = s1 / count: four passes over x's size.
+        # with per-channel k = inv_std * s2 / count and m = (s1 - residual * inv_std * s2) / count,
+        # since x_hat = (centered - residual) * inv_std: four passes over x's size.
         needs = self.needs_input_grad
         train_x = needs[0] and self.training
-        sum_grad = self._channel_sum(grad_output) if self.has_bias and needs[-1] or train_x else None
         need_weight = self.has_weight and needs[1]
+        need_sum = self.has_bias and needs[-1] or train_x or need_weight and self.residual is not None
+        sum_grad = self._channel_sum(grad_output) if need_sum else None
         sum_grad_x_hat, grad_x = None, None
         if need_weight or train_x:
-            sum_grad_x_hat = self._channel_dot(grad_output, self.centered) * self.inv_std.reshape(-1)
+            sum_grad_centered = self._channel_dot(grad_output, self.centered)
+            if self.residual is not None:
+                sum_grad_centered -= self.residual.reshape(-1) * sum_grad
+            sum_grad_x_hat = sum_grad_centered * self.inv_std.reshape(-1)
         if needs[0]:
             grad_x = self._empty(grad_output)
             if self.training:
                 count = max(self.count, 1)
                 k = self.inv_std * (sum_grad_x_hat.reshape(self.channel_shape) / count)
                 numpy.multiply(self.centered, k, out=grad_x)
-                grad_x += sum_grad.reshape(self.channel_shape) / count
+                grad_x += (sum_grad.reshape(self.channel_shape) - self.residual * self.inv_std
+                           * sum_grad_x_hat.reshape(self.channel_shape)) / count
                 numpy.subtract(grad_output, grad_x, out=grad_x)
                 grad_x *= self._scale()
             else:
@@ -148,7 +175,7 @@ class BatchNorm(Function):
         none = placeholder(self.device)
         self.weight = kernel_array(xp, params[0]) if self.has_weight else none
         bias = kernel_array(xp, params[-1]) if self.has_bias else none
-        self.mean, self.inv_std = xp.empty(C, dtype=xp.float32), xp.empty(C, dtype=xp.float32)
+        self.mean, self.residual, self.inv_std = (xp.empty(C, dtype=xp.float32) for _ in range(3))
         running = (self.running_mean, self.running_var) if self.running_mean is not None else (none, none)
         running_arrays = [kernel_array(xp, array) for array in running]  # read, and in training updated
         y = xp.empty(x.shape, dtype=xp.float32)
@@ -158,9 +185,9 @@ class BatchNorm(Function):
         if C:
             self.device.kernel("batchnorm", "batchnorm_forward")(
                 (C,), (THREADS,),
-                (self.x, self.weight, bias, y, self.mean, self.inv_std, *running_arrays, *int32_args((N, C)),
-                 numpy.int64(S), *int32_args(flags), numpy.float32(momentum), numpy.float32(1 - momentum),
-                 numpy.float32(unbias), numpy.float32(self.eps)))
+                (self.x, self.weight, bias, y, self.mean, self.residual, self.inv_std, *running_arrays,
+                 *int32_args((N, C)), numpy.int64(S), *int32_args(flags), numpy.float32(momentum),
+                 numpy.float32(1 - momentum), numpy.float32(unbias), numpy.float32(self.eps)))
         for given, used in zip(running, running_arrays):
             if used is not given:  # a copy was updated: write it back
                 given[...] = used
@@ -178,8 +205,8 @@ class BatchNorm(Function):
         if C:
             self.device.kernel("batchnorm", "batchnorm_backward")(
                 (C,), (THREADS,),
-                (self.x, grad, self.mean, self.inv_std, self.weight, grad_x, grad_weight, grad_bias,
-                 *int32_args((N, C)), numpy.int64(math.prod(grad.shape[2:])),
+                (self.x, grad, self.mean, self.residual, self.inv_std, self.weight, grad_x, grad_weight,
+                 grad_bias, *int32_args((N, C)), numpy.int64(math.prod(grad.shape[2:])),
                  *int32_args((self.training, self.has_weight, need_x, need_weight, need_bias))))
         grads = [grad_x if need_x else None]
         if self.has_weight:

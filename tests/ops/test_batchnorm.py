@@ -168,6 +168,33 @@ def test_nan_and_inf_stay_in_their_channel():
     assert np.isnan(y[:, 0]).all() and np.isfinite(y[:, 1]).all()
 
 
+@pytest.mark.parametrize("device", gpucnn.devices())
+def test_float32_gradients_through_channels_whose_mean_dwarfs_their_spread(device):
+    """Two layers in float32, the first's outputs with means 10 to 100 times their spread: the first's
+    bias gradient, 0 in exact arithmetic (the second layer takes the mean out), stays within 2e-5 of
+    float64's, and the second's weight gradient within float32's tolerance."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 40, 8, 8)).astype(np.float32)
+    means = rng.uniform(10, 100, 40).astype(np.float32)
+    upstream = rng.standard_normal(x.shape).astype(np.float32)
+
+    def gradients(F, make, dtype):
+        bias, weight = make(means, dtype, True), make(np.ones(40), dtype, True)
+        y = F.batch_norm(make(x, dtype), None, None, make(np.ones(40), dtype), bias, training=True)
+        y = F.batch_norm(y, None, None, weight, make(np.zeros(40), dtype), training=True)
+        (y * make(upstream, dtype)).sum().backward()
+        return bias.grad, weight.grad
+
+    def ours(array, dtype, grad=False):
+        return gpucnn.tensor(np.asarray(array, dtype), device=device, requires_grad=grad)
+
+    expected = gradients(torch_F, lambda array, dtype, grad=False: torch.tensor(array, dtype=dtype, requires_grad=grad),
+                         torch.float64)
+    bias_grad, weight_grad = gradients(gpucnn.nn.functional, ours, np.float32)
+    assert_close(bias_grad, expected[0], atol=2e-5, rtol=0, name="bias gradient")
+    assert_close(weight_grad, expected[1], name="weight gradient")
+
+
 def test_accepts_array_likes():
     y = batch_norm([[1.0, 2.0], [3.0, 6.0]], None, None, [1.0, 1.0], [0.0, 0.0], True)
     assert_close(y, np.array([[-1.0, -1.0], [1.0, 1.0]]), atol=1e-4)

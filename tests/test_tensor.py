@@ -305,6 +305,23 @@ def test_shape_ops_against_torch():
     check_op(lambda x: x[0, [0, 0, 2]], lambda x: x[0, [0, 0, 2]], a)
 
 
+@pytest.mark.parametrize("index", [
+    (0, slice(None), [1, 3, 1]),  # NumPy: (3, 4, 6), the list's axis first; PyTorch: (4, 3, 6)
+    (slice(None), 1, slice(None), [2, 0]),
+    (1, slice(1, None), [0, 0], slice(None)),
+    (slice(None), [2, 0], -1, [1, 1]),  # lists apart only across an integer: together in PyTorch
+    (Ellipsis, 2, [0, 4]),
+    (None, 1, slice(None), [3]),
+    ([True, False, True], 0, slice(None), [1, 2]),  # a mask takes one axis here
+    (0, [[0, 1], [2, 2]], slice(None), 3),
+])
+def test_indexing_with_integers_and_lists_as_pytorch(index):
+    """PyTorch's integers are basic indices; NumPy's integers and lists together are advanced ones,
+    whose axes NumPy moves to the front when a slice parts them."""
+    a = np.random.default_rng(5).standard_normal((3, 4, 5, 6))
+    check_op(lambda x: x[index] * 2, lambda x: x[index] * 2, a)
+
+
 def test_shape_op_errors():
     x = gpucnn.tensor(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2, 3\)"):

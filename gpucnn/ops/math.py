@@ -360,9 +360,35 @@ def permute(x: Tensor, dims) -> Tensor:
     return Permute(dims).apply(x)
 
 
+def _is_integer(item) -> bool:
+    return isinstance(item, (numbers.Integral, numpy.integer)) and not isinstance(item, (bool, numpy.bool_))
+
+
+def _axes_taken(item) -> int:
+    """How many of the indexed array's axes one item of an index tuple consumes (not Ellipsis)."""
+    if item is None:
+        return 0
+    if isinstance(item, (slice, numbers.Integral, numpy.integer)):
+        return 1
+    array = numpy.asarray(item) if isinstance(item, (list, tuple)) else item
+    return array.ndim if array.dtype == bool else 1  # a mask takes as many axes as it has
+
+
 def getitem(x: Tensor, index) -> Tensor:
+    """x[index] as PyTorch indexes: integers, slices, None, Ellipsis, integer or boolean lists and arrays.
+
+    PyTorch takes an integer as a basic index, NumPy as an advanced one: with a list or array apart from
+    it, NumPy puts the advanced result's axes first (x[0, :, [1, 2]] is (2, C) there and (C, 2) in
+    PyTorch). Such an index takes its integers first, on their own."""
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        advanced = [i for i in index if not (_is_integer(i) or i is None or i is Ellipsis or isinstance(i, slice))]
+        if advanced and any(_is_integer(i) for i in index):
+            integers = []
+            for i in index:
+                integers += [i] if _is_integer(i) or i is Ellipsis else [slice(None)] * _axes_taken(i)
+            x = GetItem(tuple(integers)).apply(x)
+            index = tuple(i for i in index if not _is_integer(i))
     return GetItem(index).apply(x)

@@ -106,12 +106,11 @@ class Function:
 def _topological_order(root_creator) -> list:
     """Functions reachable from ``root_creator``, each after every Function that consumes its output.
 
-    A depth-first search without recursion that lists each Function once all it reaches is listed
-    (post-order), then reverses the list. A Function counts as visited when it is expanded, not when
-    it is pushed: one pushed from two consumers is expanded from whichever is popped first, and so is
-    listed before both. (Marked when pushed, a Function pushed by the output's add(h, f(h)) but
-    reached first through f listed f's ops before itself, and backward ran it before they had
-    passed it their gradients.)"""
+    A depth-first search without recursion appends a Function once every Function it reaches has been
+    appended (post-order), then reverses the list. A Function counts as visited when it is expanded,
+    not when it is pushed: marked when pushed, h's creator in h + f(h) was skipped where f's ops
+    reached it, they were appended before it, and backward ran it before they passed it their
+    gradients."""
     order, expanded_ids = [], set()
     stack = [(root_creator, False)]
     while stack:

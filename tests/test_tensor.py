@@ -313,6 +313,7 @@ def test_shape_ops_against_torch():
     (Ellipsis, 2, [0, 4]),
     (None, 1, slice(None), [3]),
     ([True, False, True], 0, slice(None), [1, 2]),  # a mask takes one axis here
+    (True, 0, slice(None), [1, 2]),  # True, as None, adds one
     (0, [[0, 1], [2, 2]], slice(None), 3),
 ])
 def test_indexing_with_integers_and_lists_as_pytorch(index):

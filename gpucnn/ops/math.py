@@ -366,7 +366,7 @@ def _is_integer(item) -> bool:
 
 def _axes_taken(item) -> int:
     """How many of the indexed array's axes one item of an index tuple consumes (not Ellipsis)."""
-    if item is None:
+    if item is None or isinstance(item, (bool, numpy.bool_)):  # a new axis
         return 0
     if isinstance(item, (slice, numbers.Integral, numpy.integer)):
         return 1

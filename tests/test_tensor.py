@@ -22,6 +22,32 @@ def test_dtype_rules():
     assert gpucnn.tensor([True, False]).dtype == np.bool_
 
 
+_DTYPES = ["bool", "int32", "int64", "float32", "float64"]
+_OPS = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y}
+
+
+@pytest.mark.parametrize("op", list(_OPS))
+@pytest.mark.parametrize("first, second", [(a, b) for a in _DTYPES for b in _DTYPES] + [
+    (a, scalar) for a in _DTYPES for scalar in (2, 2.5, True)])
+def test_binary_op_dtypes_as_pytorch(op, first, second):
+    """Result dtype and values as torch's, for every pair of tensor dtypes and for Python numbers: a
+    float tensor beside an integer one keeps its dtype, integer division gives float32, bool and int
+    add as int64 (NumPy: float64, float64, and logical or)."""
+    if op == "sub" and "bool" in (first, second) or op == "sub" and second is True:
+        pytest.skip("torch refuses to subtract bools")
+
+    def operands(make):
+        a = make(np.array([[1, 0, 2]]).astype(first))
+        return a, second if not isinstance(second, str) else make(np.array([[3], [1]]).astype(second))
+
+    expected = _OPS[op](*operands(torch.tensor))
+    for device in gpucnn.devices():
+        actual = _OPS[op](*operands(lambda array: gpucnn.tensor(array, device=device)))
+        assert str(actual.dtype) == str(expected.dtype).removeprefix("torch."), (device, actual.dtype, expected.dtype)
+        assert_close(actual.numpy().astype(np.float64), expected.numpy().astype(np.float64),
+                     name=f"{first} {op} {second}")
+
+
 def test_tensor_copies_its_data():
     array = np.ones(3, dtype=np.float32)
     t = gpucnn.tensor(array)

@@ -23,7 +23,10 @@ def unbroadcast(xp, grad, shape: tuple):
 
 
 def _operands(a, b):
-    """Two Tensors on one device; a Python number takes the other operand's dtype (as in PyTorch)."""
+    """Two Tensors on one device, with PyTorch's dtypes: a Python number takes the other operand's dtype
+    (float32 for a float beside an integer or bool tensor, int64 for an int beside a bool one), and a
+    floating-point operand beside an integer or bool one gives its dtype to both (NumPy would widen
+    int64 and float32 to float64)."""
     tensor = a if isinstance(a, Tensor) else b
     device = tensor.device
 
@@ -34,10 +37,23 @@ def _operands(a, b):
             dtype = tensor.dtype
             if isinstance(value, float) and dtype.kind != "f":
                 dtype = numpy.dtype(numpy.float32)
+            elif dtype.kind == "b" and not isinstance(value, bool):  # bool tensor and int: int64 arithmetic
+                dtype = numpy.dtype(numpy.int64)
             return Tensor._from_array(device.xp.asarray(value, dtype=dtype), device, False)
         return as_tensor(value, "operand", device)
 
-    return convert(a), convert(b)
+    a, b = convert(a), convert(b)
+    if (a.dtype.kind == "f") != (b.dtype.kind == "f"):
+        floating = a if a.dtype.kind == "f" else b
+        a, b = (_as_dtype(operand, floating.dtype) for operand in (a, b))
+    return a, b
+
+
+def _as_dtype(tensor: Tensor, dtype) -> Tensor:
+    """``tensor`` itself, or a copy in ``dtype`` for one outside the graph (integer and bool tensors are)."""
+    if tensor.dtype == dtype:
+        return tensor
+    return Tensor._from_array(tensor.data.astype(dtype), tensor.device, False)
 
 
 class _Binary(Function):
@@ -248,7 +264,10 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
-    return Div().apply(*_operands(a, b))
+    a, b = _operands(a, b)
+    if a.dtype.kind != "f":  # integers or bools on both sides: float32, PyTorch's default dtype
+        a, b = _as_dtype(a, numpy.float32), _as_dtype(b, numpy.float32)
+    return Div().apply(a, b)
 
 
 def neg(x: Tensor) -> Tensor:

@@ -389,7 +389,7 @@ def _axes_taken(item) -> int:
         return 0
     if isinstance(item, (slice, numbers.Integral, numpy.integer)):
         return 1
-    array = numpy.asarray(item) if isinstance(item, (list, tuple)) else item
+    array = item if hasattr(item, "ndim") and hasattr(item, "dtype") else numpy.asarray(item)  # lists, arrays
     return array.ndim if array.dtype == bool else 1  # a mask takes as many axes as it has
 
 

@@ -33,12 +33,12 @@ def test_binary_op_dtypes_as_pytorch(op, first, second):
     """Result dtype and values as torch's, for every pair of tensor dtypes and for Python numbers: a
     float tensor beside an integer one keeps its dtype, integer division gives float32, bool and int
     add as int64 (NumPy: float64, float64, and logical or)."""
-    if op == "sub" and "bool" in (first, second) or op == "sub" and second is True:
+    if op == "sub" and ("bool" in (first, second) or second is True):
         pytest.skip("torch refuses to subtract bools")
 
     def operands(make):
         a = make(np.array([[1, 0, 2]]).astype(first))
-        return a, second if not isinstance(second, str) else make(np.array([[3], [1]]).astype(second))
+        return a, (make(np.array([[3], [1]]).astype(second)) if isinstance(second, str) else second)
 
     expected = _OPS[op](*operands(torch.tensor))
     for device in gpucnn.devices():

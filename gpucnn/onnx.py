@@ -19,7 +19,8 @@ does too, but ONNX's own shape inference uses the bare ceil formula, so with ``c
 declared and the computed output sizes of one file could differ. Explicit pads leave nothing to
 interpret. MaxPool ignores padding (it never wins); AveragePool leaves the extra padding out of its
 divisor, which takes an explicit zero ``Pad`` in front when ``count_include_pad`` must still count
-the real padding.
+the real padding. A ``divisor_override`` becomes a zero ``Pad`` to every window's full size, the
+AveragePool and a ``Mul`` by kh * kw / divisor.
 """
 
 from __future__ import annotations
@@ -140,6 +141,16 @@ def _avg_pool(graph, layer, module, x, input_shape, output_shape):
                       module.padding, 1, module.ceil_mode)
     extra = _extra_end_pads(g)
     (pad_h, pad_w), attributes = g.padding, dict(kernel_shape=list(g.kernel), strides=list(g.stride), ceil_mode=0)
+    if module.divisor_override is not None:
+        # ONNX has no divisor of its own choosing: pad with zeros to every window's full reach, so that
+        # AveragePool divides each window's sum by kh * kw, and rescale that to the divisor.
+        if pad_h or pad_w or any(extra):
+            widths = [0, 0, pad_h, pad_w, 0, 0, pad_h + extra[0], pad_w + extra[1]]
+            x = graph.node("Pad", [x, graph.constant(f"{layer}.pads", numpy.array(widths, numpy.int64))], layer,
+                           mode="constant")
+        mean = graph.node("AveragePool", [x], layer, **attributes)
+        scale = numpy.array(g.kernel[0] * g.kernel[1] / module.divisor_override, numpy.float32)
+        return graph.node("Mul", [mean, graph.constant(f"{layer}.scale", scale)], layer)
     if module.count_include_pad and (pad_h or pad_w) and any(extra):
         # The divisor counts the real padding but not the ceil_mode overrun: pad with zeros first, so the
         # real padding is input, then let AveragePool leave the overrun out of the count.

@@ -144,6 +144,8 @@ def test_to_device_keeps_parameters():
     (lambda: nn.Linear(3, -1), "out_features"),
     (lambda: nn.MaxPool2d(2, padding=2), "half"),
     (lambda: nn.AvgPool2d(0), "kernel_size"),
+    (lambda: nn.AvgPool2d(2, divisor_override=0), "AvgPool2d: divisor_override must be non-zero"),
+    (lambda: nn.AvgPool2d(2, divisor_override=1.5), "AvgPool2d: divisor_override must be an int"),
     (lambda: nn.Dropout(1.5), "p must be"),
     (lambda: nn.BatchNorm2d(0), "num_features"),
     (lambda: nn.CrossEntropyLoss(reduction="avg"), "reduction"),
@@ -160,6 +162,7 @@ def test_layers_against_torch_modules():
     pairs = [
         (nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), torch.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)),
         (nn.AvgPool2d(2, padding=1, count_include_pad=False), torch.nn.AvgPool2d(2, padding=1, count_include_pad=False)),
+        (nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=4), torch.nn.AvgPool2d(3, 2, 1, True, divisor_override=4)),
         (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1)),
         (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
         (nn.Flatten(), torch.nn.Flatten()),
@@ -186,6 +189,7 @@ def test_repr():
     text = repr(small_cnn())
     assert "(0): Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))" in text
     assert "(5): Linear(in_features=64, out_features=5, bias=True)" in text
+    assert repr(nn.AvgPool2d(3, divisor_override=4)) == "AvgPool2d(kernel_size=3, stride=3, padding=0, divisor_override=4)"
 
 
 def test_summary_lecture_example(capsys):

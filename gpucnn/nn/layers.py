@@ -9,6 +9,7 @@ import numpy
 
 from ..ops import math as tensor_math
 from ..ops._shapes import pair
+from ..ops.avgpool2d import checked_divisor
 from ..ops.maxpool2d import pool_window
 from ..tensor import Tensor, as_tensor
 from . import functional as F
@@ -116,17 +117,21 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):
         super().__init__()
         pool_window("AvgPool2d", kernel_size, stride, padding, 1, ceil_mode)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = checked_divisor("AvgPool2d", divisor_override)
 
     def forward(self, input):
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+        return text if self.divisor_override is None else f"{text}, divisor_override={self.divisor_override}"
 
 
 class AdaptiveAvgPool2d(Module):

@@ -148,6 +148,17 @@ class AvgPool2d(Function):
         return (grad_input,)
 
 
+def checked_divisor(op: str, divisor_override):
+    """``divisor_override`` as an int, or None; TypeError or ValueError naming ``op`` for anything else."""
+    if divisor_override is None:
+        return None
+    if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral):
+        raise TypeError(f"{op}: divisor_override must be an int or None, got {divisor_override!r}")
+    if divisor_override == 0:
+        raise ValueError(f"{op}: divisor_override must be non-zero, got {divisor_override!r}")
+    return int(divisor_override)
+
+
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Average pooling as ``torch.nn.functional.avg_pool2d``.
@@ -171,12 +182,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode)
     if not isinstance(count_include_pad, (bool, numpy.bool_)):
         raise TypeError(f"{op}: count_include_pad must be a bool, got {count_include_pad!r}")
-    if divisor_override is not None:
-        if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral):
-            raise TypeError(f"{op}: divisor_override must be an int or None, got {divisor_override!r}")
-        if divisor_override == 0:
-            raise ValueError(f"{op}: divisor_override must be non-zero, got {divisor_override!r}")
-        divisor_override = int(divisor_override)
+    divisor_override = checked_divisor(op, divisor_override)
     output = AvgPool2d(geometry, bool(count_include_pad), divisor_override).apply(x)
     return unbatched_output(output, unbatched)
 

@@ -105,13 +105,14 @@ def test_same_padding_with_stride_is_asymmetric():
 
 # --------------------------------------------------------------------------------------- pooling
 def pooling_layers():
-    """Every small MaxPool2d/AvgPool2d geometry, including ceil_mode, padding and dilation."""
+    """Every small MaxPool2d/AvgPool2d geometry, including ceil_mode, padding, dilation and a divisor."""
     for kernel, stride, dilation, ceil_mode in itertools.product(range(1, 5), range(1, 5), range(1, 4), (False, True)):
         for padding in range(kernel // 2 + 1):
             yield nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil_mode)
             if dilation == 1:
                 for include in (False, True):
                     yield nn.AvgPool2d(kernel, stride, padding, ceil_mode, include)
+                yield nn.AvgPool2d(kernel, stride, padding, ceil_mode, divisor_override=-3)
 
 
 def test_pooling_sweep():

@@ -1,5 +1,6 @@
 """Modules: registration, state_dict, init, layers against torch.nn, summary, and learning a task."""
 
+import inspect
 import subprocess
 import sys
 from collections import OrderedDict
@@ -145,6 +146,10 @@ def test_to_device_keeps_parameters():
     (lambda: nn.MaxPool2d(2, padding=2), "half"),
     (lambda: nn.AvgPool2d(0), "kernel_size"),
     (lambda: nn.AvgPool2d(2, divisor_override=0), "AvgPool2d: divisor_override must be non-zero"),
+    (lambda: nn.ReLU(inplace=True), "ReLU: inplace=True is not supported"),
+    (lambda: nn.LeakyReLU(0.1, True), "LeakyReLU: inplace=True is not supported"),
+    (lambda: nn.Dropout(0.5, inplace=True), "Dropout: inplace=True is not supported"),
+    (lambda: nn.Conv2d(3, 4, 3, padding_mode="reflect"), "Conv2d: padding_mode must be 'zeros'"),
     (lambda: nn.AvgPool2d(2, divisor_override=1.5), "AvgPool2d: divisor_override must be an int"),
     (lambda: nn.Dropout(1.5), "p must be"),
     (lambda: nn.BatchNorm2d(0), "num_features"),
@@ -162,7 +167,8 @@ def test_layers_against_torch_modules():
     pairs = [
         (nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), torch.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)),
         (nn.AvgPool2d(2, padding=1, count_include_pad=False), torch.nn.AvgPool2d(2, padding=1, count_include_pad=False)),
-        (nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=4), torch.nn.AvgPool2d(3, 2, 1, True, divisor_override=4)),
+        (nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=4),
+         torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=4)),
         (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1)),
         (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
         (nn.Flatten(), torch.nn.Flatten()),
@@ -175,6 +181,44 @@ def test_layers_against_torch_modules():
     reference.weight.data = torch.from_numpy(conv.weight.numpy().copy())
     padded = torch.nn.functional.pad(torch.from_numpy(x), (1, 1, 1, 1))  # 'same' at stride 2 on 9x7: 1 each side
     assert_close(conv(x), reference(padded), atol=1e-5)
+
+
+# What gpucnn leaves out of PyTorch's signatures, on purpose (README): device and dtype at construction,
+# BatchNorm2d's separate bias switch, cross-entropy's class weights, ignore_index and legacy arguments.
+_LEFT_OUT = {"device", "dtype", "bias@BatchNorm2d", "weight@CrossEntropyLoss", "ignore_index@CrossEntropyLoss",
+             "size_average@CrossEntropyLoss", "reduce@CrossEntropyLoss", "weight@cross_entropy",
+             "ignore_index@cross_entropy", "size_average@cross_entropy", "reduce@cross_entropy", "_stacklevel"}
+
+
+def _parameter_names(function, owner: str) -> list:
+    names = [name for name in inspect.signature(function).parameters if name != "self"]
+    return [name for name in names if name not in _LEFT_OUT and f"{name}@{owner}" not in _LEFT_OUT]
+
+
+_LAYERS = [name for name, value in vars(nn).items()
+           if isinstance(value, type) and issubclass(value, nn.Module) and name not in ("Module", "Sequential")]
+
+
+@pytest.mark.parametrize("name", _LAYERS)
+def test_layers_take_pytorch_arguments_in_pytorch_order(name):
+    """Each layer's constructor takes torch.nn's arguments, named and ordered as there, but for _LEFT_OUT."""
+    ours, theirs = getattr(nn, name).__init__, getattr(torch.nn, name).__init__
+    assert _parameter_names(ours, name) == _parameter_names(theirs, name)
+
+
+# torch.nn.functional functions whose signature Python cannot read (builtins, a *args wrapper), as documented.
+_DOCUMENTED = {
+    "avg_pool2d": ["input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"],
+    "conv2d": ["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
+    "linear": ["input", "weight", "bias"],
+    "max_pool2d": ["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(set(gpucnn.nn.functional.__all__) & set(dir(torch.nn.functional))))
+def test_functions_take_pytorch_arguments_in_pytorch_order(name):
+    theirs = _DOCUMENTED.get(name) or _parameter_names(getattr(torch.nn.functional, name), name)
+    assert _parameter_names(getattr(gpucnn.nn.functional, name), name) == theirs
 
 
 def test_dropout_module_respects_mode():

@@ -11,6 +11,7 @@ from ..ops import math as tensor_math
 from ..ops._shapes import pair
 from ..ops.avgpool2d import checked_divisor
 from ..ops.maxpool2d import pool_window
+from ..ops.relu import check_not_inplace
 from ..tensor import Tensor, as_tensor
 from . import functional as F
 from . import init
@@ -40,8 +41,11 @@ class Conv2d(Module):
     """2-D convolution. input (N, C_in, H, W) -> (N, C_out, P, Q); weight (C_out, C_in/groups, R, S)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros"):
         super().__init__()
+        if padding_mode != "zeros":
+            raise ValueError(f"Conv2d: padding_mode must be 'zeros', the only padding gpucnn implements, "
+                             f"got {padding_mode!r}")
         self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
         self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
         self.groups = _positive_int(groups, "groups", "Conv2d")
@@ -147,15 +151,22 @@ class AdaptiveAvgPool2d(Module):
 
 
 class ReLU(Module):
+    """inplace: False only, as in every layer here (True raises ValueError: nothing overwrites its input)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        check_not_inplace(inplace, "ReLU")
+
     def forward(self, input):
         return F.relu(input)
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
             raise TypeError(f"LeakyReLU: negative_slope must be a real number, got {negative_slope!r}")
+        check_not_inplace(inplace, "LeakyReLU")
         self.negative_slope = float(negative_slope)
 
     def forward(self, input):
@@ -182,10 +193,11 @@ class Flatten(Module):
 class Dropout(Module):
     """Zeroes each element with probability p while training (scaling the rest by 1/(1-p))."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
+        check_not_inplace(inplace, "Dropout")
         self.p = float(p)
 
     def forward(self, input):

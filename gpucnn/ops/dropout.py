@@ -13,6 +13,7 @@ import numpy
 from .. import random
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
+from .relu import check_not_inplace
 
 
 class Dropout(Function):
@@ -44,8 +45,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         raise TypeError(f"dropout: p must be a real number in [0, 1], got {p!r}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability p has to be between 0 and 1, but got {p!r}")
-    if inplace:
-        raise ValueError("dropout: inplace=True is not supported (gpucnn ops never overwrite their input)")
+    check_not_inplace(inplace, "dropout")
     x = as_tensor(input, "dropout: input")
     if x.dtype.kind != "f":
         raise TypeError(f"dropout: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")

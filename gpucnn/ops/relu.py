@@ -179,12 +179,11 @@ def _float_input(input, op: str) -> Tensor:
     return x
 
 
-def _check_not_inplace(inplace, op: str) -> None:
+def check_not_inplace(inplace, op: str) -> None:
+    """ValueError naming ``op`` for inplace=True: gpucnn's ops and layers never overwrite their input."""
     if inplace:
-        raise ValueError(
-            f"{op}: inplace=True is not supported (gpucnn ops never overwrite their input); "
-            f"use the returned tensor"
-        )
+        raise ValueError(f"{op}: inplace=True is not supported (gpucnn never overwrites an input); leave it out "
+                         f"and use the returned tensor")
 
 
 def relu(input, inplace: bool = False) -> Tensor:
@@ -195,7 +194,7 @@ def relu(input, inplace: bool = False) -> Tensor:
     >>> relu(gpucnn.tensor([1.0, -2.0, 3.0, -1.0])).tolist()
     [1.0, 0.0, 3.0, 0.0]
     """
-    _check_not_inplace(inplace, "relu")
+    check_not_inplace(inplace, "relu")
     x = _float_input(input, "relu")
     return ReLU().apply(x)
 
@@ -205,7 +204,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
 
     On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
     """
-    _check_not_inplace(inplace, "leaky_relu")
+    check_not_inplace(inplace, "leaky_relu")
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"leaky_relu: negative_slope must be a real number, got {negative_slope!r}")
     x = _float_input(input, "leaky_relu")

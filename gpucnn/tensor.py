@@ -168,28 +168,29 @@ class Tensor:
         return self.to(dtype=numpy.float64)
 
     # ----------------------------------------------------------------- autograd
-    def backward(self, grad=None) -> None:
+    def backward(self, gradient=None) -> None:
         """Computes gradients of this tensor with respect to the graph's leaves, into their ``.grad``.
 
         Args:
-            grad: d(loss)/d(self), same shape as self. May be omitted only for a one-element tensor.
+            gradient: d(loss)/d(self), same shape as self. May be omitted only for a one-element tensor.
         """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() on a tensor that does not require grad: no input of the ops that made it "
                 "has requires_grad=True (or it was computed under no_grad())"
             )
-        if grad is None:
+        if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a scalar (one-element) tensor, got shape "
-                    f"{self.shape}; pass grad= with that shape"
+                    f"{self.shape}; pass gradient= with that shape"
                 )
             grad_array = self.device.xp.ones(self.data.shape, dtype=self.dtype)
         else:
-            grad_array = as_tensor(grad, "grad", self.device).data
+            grad_array = as_tensor(gradient, "gradient", self.device).data
             if tuple(grad_array.shape) != self.shape:
-                raise ValueError(f"grad has shape {tuple(grad_array.shape)}, but the tensor has shape {self.shape}")
+                raise ValueError(f"gradient has shape {tuple(grad_array.shape)}, but the tensor has shape "
+                                 f"{self.shape}")
             grad_array = grad_array.astype(self.dtype, copy=False)
         autograd.backward(self, grad_array)
 

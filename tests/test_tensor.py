@@ -105,8 +105,10 @@ def test_backward_errors():
     y = x * 2
     with pytest.raises(RuntimeError, match="scalar"):
         y.backward()
-    with pytest.raises(ValueError, match=r"grad has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"gradient has shape \(3,\)"):
         y.backward(np.ones(3))
+    y.backward(gradient=np.ones(2))  # torch's name for it
+    assert_close(x.grad, [2.0, 2.0])
     with pytest.raises(RuntimeError, match="does not require grad"):
         gpucnn.tensor([1.0]).sum().backward()
 

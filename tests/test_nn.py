@@ -185,14 +185,15 @@ def test_layers_against_torch_modules():
 
 # What gpucnn leaves out of PyTorch's signatures, on purpose (README): device and dtype at construction,
 # BatchNorm2d's separate bias switch, cross-entropy's class weights, ignore_index and legacy arguments.
-_LEFT_OUT = {"device", "dtype", "bias@BatchNorm2d", "weight@CrossEntropyLoss", "ignore_index@CrossEntropyLoss",
-             "size_average@CrossEntropyLoss", "reduce@CrossEntropyLoss", "weight@cross_entropy",
-             "ignore_index@cross_entropy", "size_average@cross_entropy", "reduce@cross_entropy", "_stacklevel"}
+_CROSS_ENTROPY_LEFT_OUT = {"weight", "ignore_index", "size_average", "reduce"}
+_LEFT_OUT = {"BatchNorm2d": {"bias"}, "CrossEntropyLoss": _CROSS_ENTROPY_LEFT_OUT,
+             "cross_entropy": _CROSS_ENTROPY_LEFT_OUT}
+_LEFT_OUT_EVERYWHERE = {"self", "device", "dtype", "_stacklevel"}
 
 
 def _parameter_names(function, owner: str) -> list:
-    names = [name for name in inspect.signature(function).parameters if name != "self"]
-    return [name for name in names if name not in _LEFT_OUT and f"{name}@{owner}" not in _LEFT_OUT]
+    left_out = _LEFT_OUT_EVERYWHERE | _LEFT_OUT.get(owner, set())
+    return [name for name in inspect.signature(function).parameters if name not in left_out]
 
 
 _LAYERS = [name for name, value in vars(nn).items()

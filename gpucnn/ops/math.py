@@ -44,16 +44,9 @@ def _operands(a, b):
 
     a, b = convert(a), convert(b)
     if (a.dtype.kind == "f") != (b.dtype.kind == "f"):
-        floating = a if a.dtype.kind == "f" else b
-        a, b = (_as_dtype(operand, floating.dtype) for operand in (a, b))
+        dtype = a.dtype if a.dtype.kind == "f" else b.dtype
+        a, b = a.to(dtype=dtype), b.to(dtype=dtype)
     return a, b
-
-
-def _as_dtype(tensor: Tensor, dtype) -> Tensor:
-    """``tensor`` itself, or a copy in ``dtype`` for one outside the graph (integer and bool tensors are)."""
-    if tensor.dtype == dtype:
-        return tensor
-    return Tensor._from_array(tensor.data.astype(dtype), tensor.device, False)
 
 
 class _Binary(Function):
@@ -266,7 +259,7 @@ def mul(a, b) -> Tensor:
 def div(a, b) -> Tensor:
     a, b = _operands(a, b)
     if a.dtype.kind != "f":  # integers or bools on both sides: float32, PyTorch's default dtype
-        a, b = _as_dtype(a, numpy.float32), _as_dtype(b, numpy.float32)
+        a, b = a.to(dtype=numpy.float32), b.to(dtype=numpy.float32)
     return Div().apply(a, b)
 
 
@@ -403,8 +396,8 @@ def getitem(x: Tensor, index) -> Tensor:
         index = index.data
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        advanced = [i for i in index if not (_is_integer(i) or i is None or i is Ellipsis or isinstance(i, slice))]
-        if advanced and any(_is_integer(i) for i in index):
+        basic = [_is_integer(i) or i is None or i is Ellipsis or isinstance(i, slice) for i in index]
+        if not all(basic) and any(_is_integer(i) for i in index):
             integers = []
             for i in index:
                 integers += [i] if _is_integer(i) or i is Ellipsis else [slice(None)] * _axes_taken(i)

@@ -75,7 +75,7 @@ class Environment:
         self.synchronize()
         return (issued - start) * 1e3, (time.perf_counter() - start) * 1e3
 
-    def device_ms(self, run, issue_ms: float) -> float | None:
+    def device_ms(self, run, issue_ms: float, prepare=None) -> float | None:
         """The GPU's own time for the work that ``run()`` queues, in ms, without the host's.
 
         The work is queued behind a kernel that keeps the GPU busy (one thread, on one multiprocessor)
@@ -85,7 +85,8 @@ class Environment:
         takes to return (``time_call``'s first value). The wait starts at four times that, at least
         0.1 ms, and grows fourfold while the GPU got to the work before all of it was queued (a slow
         call, or a burst of host work). None where it always did (``run()`` waits on the GPU itself),
-        and off a GPU.
+        and off a GPU. ``prepare()``, untimed, runs before each try: what ``run()`` may do only once (a
+        backward that releases what its forward saved) is made again.
         """
         if not self.is_gpu:
             return None
@@ -93,6 +94,8 @@ class Environment:
         wait_ns = max(4 * issue_ms * 1e6, 1e5)
         with self.device.context():
             for _ in range(3):
+                if prepare is not None:
+                    prepare()
                 start, stop = cupy.cuda.Event(), cupy.cuda.Event()
                 self.synchronize()
                 self._busy_wait()((1,), (1,), (numpy.uint64(wait_ns),))

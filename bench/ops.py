@@ -190,8 +190,7 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
         issue_ms = max(issue_ms, issued)
     on_device = []
     for _ in range(repeats if env.is_gpu and device_times else 0):
-        contender.prepare()
-        device = env.device_ms(contender.run, issue_ms)
+        device = env.device_ms(contender.run, issue_ms, contender.prepare)
         if device is not None:
             on_device.append(device)
     if contender.tf32 is not None:

@@ -257,6 +257,10 @@ def adaptive_avg_pool2d(input, output_size):
         output_size: (oH, oW), an int for both, or a pair with None keeping that input size.
             ``output_size=1`` is global average pooling.
 
+    Where oH divides H and oW divides W (global pooling among them), the windows are those of an
+    average pool with kernel and stride (H / oH, W / oW), which runs instead: one kernel launch each
+    way on a GPU, where the general windows take a CuPy operation per output row and column.
+
     Returns:
         (N, C, oH, oW) Tensor (or (C, oH, oW)).
     """
@@ -265,7 +269,13 @@ def adaptive_avg_pool2d(input, output_size):
     output_hw = _adaptive_output_size(output_size, x.shape, op)
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"{op}: input height and width must be non-zero, got shape {x.shape}")
-    return unbatched_output(AdaptiveAvgPool2d(output_hw).apply(x), unbatched)
+    (H, W), (out_h, out_w) = x.shape[2:], output_hw
+    if H % out_h == 0 and W % out_w == 0 and (x.dtype == numpy.float32 or not x.device.runs_kernels):
+        window = (H // out_h, W // out_w)
+        output = AvgPool2d(pool_geometry(op, x.shape, window, window, 0, 1, False), True).apply(x)
+    else:
+        output = AdaptiveAvgPool2d(output_hw).apply(x)
+    return unbatched_output(output, unbatched)
 
 
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "adaptive_avg_pool2d", "avg_pool2d"]

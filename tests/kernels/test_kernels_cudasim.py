@@ -433,6 +433,15 @@ def test_adaptive_avg_pool2d_runs_on_cudasim():
     compare(lambda t: F.adaptive_avg_pool2d(t, (4, 3)), [x], ("forward", None))
 
 
+@pytest.mark.parametrize("output_size", [1, (2, 3), (4, None)])
+def test_adaptive_avg_pool2d_of_whole_windows_runs_the_avg_pool_kernels(output_size):
+    """Output sizes that divide the input's take avg_pool2d's kernels, forward and backward."""
+    x = np.random.default_rng(10).standard_normal((2, 3, 8, 9)).astype(np.float32)
+    compare(lambda t: F.adaptive_avg_pool2d(t, output_size), [x], ("reverse", None))
+    y = F.adaptive_avg_pool2d(gpucnn.tensor(x, device="cudasim", requires_grad=True), output_size)
+    assert type(y._creator).__name__ == "AvgPool2d"
+
+
 @pytest.mark.parametrize("op", [
     lambda t: F.max_pool2d(t, 2, return_indices=True)[0],
     lambda t: F.avg_pool2d(t, 3, 1, padding=1),

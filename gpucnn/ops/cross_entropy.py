@@ -7,12 +7,14 @@ the gradient with respect to the logits is softmax(x) - q.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
+from ._kernels import THREADS, kernel_array, launch_elementwise
 from .softmax import shifted_logits
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -25,10 +27,23 @@ class CrossEntropy(Function):
     number of targets N * prod(d) (NaN for an empty batch, as in PyTorch).
     """
 
-    def __init__(self, reduction: str, label_smoothing: float):
-        self.reduction, self.label_smoothing = reduction, label_smoothing
+    def __init__(self, reduction: str, label_smoothing: float, shapes: str):
+        self.reduction, self.label_smoothing, self.shapes = reduction, label_smoothing, shapes
 
     def forward(self, logits, target):
+        # float32 logits on a kernel device take cuda/cross_entropy.cu; the rest the array module
+        self.kernels = self.device.runs_kernels and logits.dtype == numpy.float32
+        if self.kernels:
+            return self.forward_gpu(logits, target)
+        _check_targets(target, logits.shape[1], self.shapes)
+        return self.forward_cpu(logits, target)
+
+    def backward(self, grad_output):
+        if self.kernels:
+            return self.backward_gpu(grad_output)
+        return self.backward_cpu(grad_output)
+
+    def forward_cpu(self, logits, target):
         xp = self.xp
         classes = logits.shape[1]
         smoothing = logits.dtype.type(self.label_smoothing)
@@ -50,7 +65,7 @@ class CrossEntropy(Function):
         with numpy.errstate(invalid="ignore", divide="ignore"):
             return total / logits.dtype.type(self.count)  # 0 / 0 = NaN on an empty batch
 
-    def backward(self, grad_output):
+    def backward_cpu(self, grad_output):
         xp = self.xp
         classes = self.probs.shape[1]
         dtype = self.probs.dtype
@@ -66,6 +81,54 @@ class CrossEntropy(Function):
         else:
             scale = grad_output / dtype.type(max(self.count, 1))
         return grad * scale, None
+
+    # ----------------------------------------------------------------- kernel devices (cuda/cross_entropy.cu)
+    def forward_gpu(self, logits, target):
+        """Three launches and one read back (whether every target is in range), where the array
+        module's steps took about twenty operations and two read backs."""
+        xp = self.xp
+        self.logits = kernel_array(xp, logits)
+        self.target = xp.ascontiguousarray(target, dtype=xp.int64)
+        N, classes = logits.shape[:2]
+        self.inner = math.prod(logits.shape[2:])
+        samples = self.count = N * self.inner
+        loss = xp.empty((N,) + logits.shape[2:], dtype=xp.float32)
+        self.stats = xp.empty(2 * samples, dtype=xp.float32)  # each sample's max, then its log_sum
+        smoothing = numpy.float32(self.label_smoothing)
+        launch_elementwise(self.device, "cross_entropy", "cross_entropy_forward", samples,
+                           (self.logits, self.target, loss, self.stats, numpy.int32(classes),
+                            numpy.int64(self.inner), numpy.int64(samples), smoothing))
+        total, first_bad = xp.empty((), dtype=xp.float32), xp.empty(1, dtype=xp.int64)
+        divisor = numpy.float32(samples if self.reduction == "mean" else 1)  # 0 / 0: NaN, as the cpu's
+        self.device.kernel("cross_entropy", "cross_entropy_reduce")(
+            (1,), (THREADS,), (loss, self.target, total, first_bad, numpy.int64(samples), numpy.int32(classes),
+                               divisor))
+        bad = int(first_bad[0])
+        if bad < samples:
+            _raise_out_of_range(int(self.target.reshape(-1)[bad]), classes, self.shapes)
+        return loss if self.reduction == "none" else total
+
+    def backward_gpu(self, grad_output):
+        xp = self.xp
+        grad = xp.empty(self.logits.shape, dtype=xp.float32)
+        divisor = numpy.float32(max(self.count, 1) if self.reduction == "mean" else 1)
+        launch_elementwise(self.device, "cross_entropy", "cross_entropy_backward", grad.size,
+                           (self.logits, self.target, self.stats, kernel_array(xp, grad_output), grad,
+                            numpy.int32(grad.shape[1]), numpy.int64(self.inner), numpy.int64(self.count),
+                            numpy.float32(self.label_smoothing), divisor, numpy.int32(self.reduction == "none")))
+        return grad, None
+
+
+def _raise_out_of_range(value: int, classes: int, shapes: str):
+    raise ValueError(f"cross_entropy: target value {value} is out of range [0, {classes}) ({shapes})")
+
+
+def _check_targets(target, classes: int, shapes: str) -> None:
+    """ValueError naming the first target outside [0, classes), in the targets' order."""
+    flat = target.reshape(-1)
+    bad = (flat < 0) | (flat >= classes)
+    if bad.any():
+        _raise_out_of_range(int(flat[int(bad.argmax())]), classes, shapes)
 
 
 def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
@@ -113,13 +176,8 @@ def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: fl
     classes = x.shape[0] if unbatched else x.shape[1]
     if classes == 0:
         raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
-    if t.numel() > 0:
-        low, high = int(t.data.min()), int(t.data.max())
-        bad = low if low < 0 else high
-        if low < 0 or high >= classes:
-            raise ValueError(f"cross_entropy: target value {bad} is out of range [0, {classes}) ({shapes})")
 
     if unbatched:  # one sample: (C,) -> (1, C), target () -> (1,), and the loss back to ()
         x, t = x.reshape(1, classes), t.reshape(1)
-    loss = CrossEntropy(reduction, float(label_smoothing)).apply(x, t)
+    loss = CrossEntropy(reduction, float(label_smoothing), shapes).apply(x, t)
     return loss.reshape(()) if unbatched and reduction == "none" else loss

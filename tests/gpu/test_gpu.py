@@ -76,6 +76,23 @@ def test_pool_and_activation_match_cpu(op):
         assert_close(ours, reference)
 
 
+@pytest.mark.parametrize("reduction, smoothing, shape", [
+    ("mean", 0.0, (300, 10)), ("sum", 0.1, (7, 1000)), ("none", 0.2, (4, 5, 33, 17))])
+def test_cross_entropy_kernels_match_cpu(reduction, smoothing, shape):
+    rng = np.random.default_rng(2)
+    logits = (rng.standard_normal(shape) * 5).astype(np.float32)
+    logits[(0, slice(0, 2)) + (0,) * (len(shape) - 2)] = [np.inf, np.nan]  # sample 0: a NaN loss
+    target = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    results = []
+    for device in ("cpu", "cuda"):
+        x = gpucnn.tensor(logits, device=device, requires_grad=True)
+        loss = F.cross_entropy(x, gpucnn.tensor(target, device=device), reduction=reduction, label_smoothing=smoothing)
+        loss.backward(np.random.default_rng(1).standard_normal(loss.shape).astype(np.float32))
+        results.append((loss.numpy(), x.grad.numpy()))
+    for ours, reference in zip(*reversed(results)):
+        assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("shape", [(64, 16, 32, 32), (5, 3), (300, 2, 1, 1), (2, 3, 17, 19)])
 def test_batch_norm_matches_cpu(shape, training):

@@ -609,6 +609,61 @@ def test_batch_norm_non_finite_and_empty_batch(training):
         assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
 
 
+# ------------------------------------------------------------------------------------------- cross-entropy
+def cross_entropy_on(device, logits, target, order=("forward", None), **options):
+    """cross_entropy's loss and the logits' gradient on ``device`` for a fixed random upstream gradient."""
+    x = gpucnn.tensor(logits, device=device, requires_grad=True)
+    with cudasim.thread_order(*order):
+        loss = F.cross_entropy(x, gpucnn.tensor(target, device=device), **options)
+        upstream = np.random.default_rng(3).standard_normal(loss.shape).astype(np.float32)
+        loss.backward(upstream)
+    return loss.numpy(), x.grad.numpy()
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
+@pytest.mark.parametrize("shape", [(7, 10), (3, 4, 5, 2), (1, 1), (300, 3)], ids=["flat", "spatial", "one", "many"])
+def test_cross_entropy_kernels_match_the_cpu(order, reduction, label_smoothing, shape):
+    """cuda/cross_entropy.cu against the cpu: every reduction, smoothing, spatial targets, a single class
+    and more samples than the reduction's 256 threads (int32 targets: the kernels take them as int64)."""
+    rng = np.random.default_rng(sum(shape))
+    logits = (rng.standard_normal(shape) * 4).astype(np.float32)
+    target = rng.integers(0, shape[1], (shape[0],) + shape[2:]).astype(np.int32)
+    options = dict(reduction=reduction, label_smoothing=label_smoothing)
+    for ours, reference, name in zip(cross_entropy_on("cudasim", logits, target, order, **options),
+                                     cross_entropy_on("cpu", logits, target, **options), ("loss", "grad")):
+        assert ours.dtype == np.float32
+        assert_close(ours, reference, atol=1e-5, rtol=1e-5, name=f"{name} under thread order {order}")
+
+
+def test_cross_entropy_kernels_on_awkward_logits():
+    """NaN, +inf and -inf logits, logits of 1e4 (no overflow) and an empty batch, as the cpu gives them."""
+    logits = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [-np.inf, 0.0, 1.0],
+                       [1e4, -1e4, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    target = np.array([0, 1, 2, 0, 0, 2])
+    for reduction in ("none", "mean"):
+        for ours, reference in zip(cross_entropy_on("cudasim", logits, target, reduction=reduction),
+                                   cross_entropy_on("cpu", logits, target, reduction=reduction)):
+            assert_close(ours, reference, atol=1e-6, rtol=1e-6)
+    for reduction in ("mean", "sum", "none"):
+        empty = [cross_entropy_on(device, np.zeros((0, 3), np.float32), np.zeros(0, np.int64), reduction=reduction)
+                 for device in ("cudasim", "cpu")]
+        for ours, reference in zip(*empty):
+            assert ours.shape == reference.shape
+            np.testing.assert_array_equal(ours, reference)  # the mean of no samples is NaN on both
+
+
+@pytest.mark.parametrize("target, bad", [([0, 3, -1], 3), ([-1, 2, 0], -1), ([1, 2, 7], 7)])
+def test_cross_entropy_names_the_first_target_out_of_range(target, bad):
+    """Both devices name the first out-of-range target in order, with the shapes."""
+    message = rf"cross_entropy: target value {bad} is out of range \[0, 3\) \(input shape \(3, 3\), target shape \(3,\)\)"
+    for device in ("cudasim", "cpu"):
+        with pytest.raises(ValueError, match=message):
+            F.cross_entropy(gpucnn.tensor(np.zeros((3, 3), np.float32), device=device),
+                            gpucnn.tensor(np.array(target), device=device))
+
+
 # ------------------------------------------------------------------------------------------ optimizers
 # (their results against torch, on cudasim: tests/test_optim.py)
 @pytest.mark.parametrize("order", ORDERS[1:], ids=order_ids[1:])

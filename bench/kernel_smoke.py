@@ -57,6 +57,8 @@ CASES = {
     "avg_pool2d": lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
     "relu": lambda x, w: F.relu(x),
     "leaky_relu": lambda x, w: F.leaky_relu(x, 0.1),
+    # views one element past a 16-byte boundary: the kernels' element-by-element path, not float4 quads
+    "relu_unaligned": lambda x, w: F.relu(x.reshape(-1)[1:]) + F.leaky_relu(x.reshape(-1)[1:], 0.1),
     # training, with running statistics and an affine weight and bias; then evaluation
     "batch_norm": lambda x, w: F.batch_norm(
         F.batch_norm(x, *_running(x), w[:4, 0, 0, 0], w[:4, 1, 0, 0], training=True), *_running(x), training=False),

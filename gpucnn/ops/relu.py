@@ -71,6 +71,11 @@ def _forward_formulation(dtype):
     return _relu_where
 
 
+def _quads(count: int) -> int:
+    """The threads cuda/relu.cu's kernels take for ``count`` elements: one per float4 quad."""
+    return -(-count // 4)
+
+
 def _c_contiguous(array):
     """``array`` itself when C-contiguous, else a C-contiguous copy (0-d stays 0-d, unlike ascontiguousarray)."""
     return array if array.flags.c_contiguous else array.copy()
@@ -126,14 +131,14 @@ class ReLU(Function):
         xp = self.xp
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "relu_forward", y.size, (self.x, y, numpy.int64(y.size)))
+        launch_elementwise(self.device, "relu", "relu_forward", _quads(y.size), (self.x, y, numpy.int64(y.size)))
         return y
 
     def backward_gpu(self, grad_output):
         xp = self.xp
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "relu_backward", grad_input.size,
+        launch_elementwise(self.device, "relu", "relu_backward", _quads(grad_input.size),
                            (self.x, grad_output, grad_input, numpy.int64(grad_input.size)))
         return (grad_input,)
 
@@ -157,7 +162,7 @@ class LeakyReLU(Function):
         xp = self.xp
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "leaky_relu_forward", y.size,
+        launch_elementwise(self.device, "relu", "leaky_relu_forward", _quads(y.size),
                            (self.x, y, numpy.float32(self.negative_slope), numpy.int64(y.size)))
         return y
 
@@ -165,7 +170,7 @@ class LeakyReLU(Function):
         xp = self.xp
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "leaky_relu_backward", grad_input.size,
+        launch_elementwise(self.device, "relu", "leaky_relu_backward", _quads(grad_input.size),
                            (self.x, grad_output, grad_input, numpy.float32(self.negative_slope),
                             numpy.int64(grad_input.size)))
         return (grad_input,)

@@ -489,6 +489,28 @@ def test_relu_grid_stride_loop_and_non_contiguous_input(monkeypatch, fn):
         np.testing.assert_array_equal(ours, reference)
 
 
+@pytest.mark.parametrize("fn", RELUS.values(), ids=RELUS.keys())
+def test_relu_quads_and_unaligned_views(fn):
+    """Views 0-3 elements past a 16-byte boundary (aligned: float4 quads and a tail of n % 4; else one
+    element at a time), of every length mod 4, bit for bit as the cpu."""
+    from gpucnn.ops.maxpool2d import _address
+
+    x = relu_values((40,), 12)
+    for offset in range(4):
+        for n in (13, 14, 15, 16):
+            results = []
+            for device in ("cpu", "cudasim"):
+                t = gpucnn.tensor(x, device=device, requires_grad=True)
+                view = t[offset : offset + n]
+                if device == "cudasim":
+                    assert _address(t.data) % 16 == 0 and _address(view.data) % 16 == 4 * offset
+                y = fn(view)
+                y.backward(np.linspace(-2, 2, n, dtype=np.float32))
+                results.append((y.numpy(), t.grad.numpy()))
+            for ours, reference in zip(*results):
+                np.testing.assert_array_equal(ours, reference)
+
+
 def test_pooling_grid_stride_loop(monkeypatch):
     monkeypatch.setattr(kernels_module, "MAX_BLOCKS", 1)
     x = np.random.default_rng(12).standard_normal((2, 3, 17, 15)).astype(np.float32)  # 1530 inputs, 1 block

@@ -58,6 +58,8 @@
  *                                 grid (min(ceil(count / 256), 65535),): the result = the splits' sum
  *                                 (+ bias for the forward); launched only when splits > 1
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
+ *   conv2d_transpose_weight       grid (min(ceil(count / 256), 65535),), thread per element of the taps
+ *                                 kernels' weight (grid-stride)
  *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
  *                                 values is inf or NaN (the flag array starts at 0): the gather flag
  *                                 over the weight here, and the Winograd paths' test (conv2d.py)
@@ -547,6 +549,19 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
                                       stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 #endif
+
+/* The weight as the taps kernels read it: out[b, j, i] = weight[b, i, j] for a (batches, rows, cols)
+ * weight; the forward's (K, Cg, R*S) -> (K, R*S, Cg), backward-data's (G, Kg, Cg*R*S) -> (G, Cg*R*S, Kg).
+ * Thread per output element (grid-stride): the writes are coalesced, the reads of a small weight hit
+ * the cache. One launch where the array module's transposing copy is several host calls. */
+extern "C" __global__ void conv2d_transpose_weight(const float* __restrict__ weight, float* __restrict__ out,
+                                                   long long count, int rows, int cols, int fits_int) {
+    for (long long i = first_index(); i < count; i += grid_threads()) {
+        int j, row;
+        const long long batch = split_index(i, cols, rows, fits_int, j, row);
+        out[i] = weight[(batch * rows + row) * cols + j];
+    }
+}
 
 /* flag[0] = 1 when one of the count values is inf or NaN (grid-stride). Every writer stores the
  * same 1, so the unsynchronised stores cannot disagree. */

@@ -471,6 +471,14 @@ class Conv2d(Function):
                          (partial, bias, out, numpy.int32(has_bias), numpy.int64(out.size), numpy.int32(splits),
                           numpy.int32(K), numpy.int64(PQ)))
 
+    def _transposed_weight(self, batches: int, rows: int, columns: int):
+        """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout."""
+        out = self.xp.empty((batches, columns, rows), dtype=self.xp.float32)
+        _kernels.launch_elementwise(self.device, "conv2d", "conv2d_transpose_weight", out.size,
+                                    (self.weight, out, numpy.int64(out.size)) + _kernels.int32_args(
+                                        (rows, columns, out.size < 2**31)))
+        return out
+
     def _taps(self, channels: int) -> bool:
         """Whether a product that reduces over ``channels`` per group takes the taps kernels."""
         return bool(self.TAP_STEP_CHANNELS) and channels % self.TAP_STEP_CHANNELS == 0
@@ -498,7 +506,7 @@ class Conv2d(Function):
                                          groups)
             grid = (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits)
             if self._taps(group_channels):  # weight (K, R, S, C/G); a 1x1 kernel's is the same
-                weight = xp.ascontiguousarray(self.weight.reshape(K, group_channels, R * S).transpose(0, 2, 1))
+                weight = self._transposed_weight(K, group_channels, R * S)
                 name = f"conv2d_forward_taps_{tile}"
             else:
                 weight, name = self.weight, f"conv2d_forward_{tile}"
@@ -574,8 +582,7 @@ class Conv2d(Function):
                     grid = (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits)
                     partial = grad_input if splits == 1 else xp.empty((splits,) + grad_input.shape, dtype=xp.float32)
                     if self._taps(K // groups):  # weight (G, C/G, R, S, K/G)
-                        weight = xp.ascontiguousarray(
-                            self.weight.reshape(groups, K // groups, group_channels * R * S).transpose(0, 2, 1))
+                        weight = self._transposed_weight(groups, K // groups, group_channels * R * S)
                         name = f"conv2d_backward_data_taps_{tile}"
                     else:
                         weight, name = self.weight, f"conv2d_backward_data_{tile}"

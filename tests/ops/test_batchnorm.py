@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as torch_F
 from helpers import assert_close, check_against_torch, check_gradients
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import gpucnn
@@ -13,13 +13,15 @@ from gpucnn.ops.batchnorm import batch_norm
 
 
 def compare_with_torch(x, weight, bias, training, momentum=0.1, eps=1e-5, seed=0):
-    """Output, input/weight/bias gradients and updated running statistics against torch, float32."""
+    """Output, input/weight/bias gradients and updated running statistics of float32 data against torch
+    in float64. (torch's float32 is no reference: with two values per channel its input gradient was
+    0.6 % off the float64 one, and gpucnn's 0.004 %.)"""
     channels = x.shape[1]
     rng = np.random.default_rng(seed + 1)
     mean0 = rng.standard_normal(channels).astype(np.float32)
     var0 = rng.uniform(0.5, 2.0, channels).astype(np.float32)
     ours = [gpucnn.tensor(mean0), gpucnn.tensor(var0)]
-    theirs = [torch.tensor(mean0), torch.tensor(var0)]
+    theirs = [torch.tensor(mean0, dtype=torch.float64), torch.tensor(var0, dtype=torch.float64)]
     arrays = [a for a in (x, weight, bias) if a is not None]
     has_weight, has_bias = weight is not None, bias is not None
 
@@ -33,7 +35,8 @@ def compare_with_torch(x, weight, bias, training, momentum=0.1, eps=1e-5, seed=0
         return batch_norm(x, *ours, *split(params), training, momentum, eps)
 
     def torch_fn(x, *params):
-        return torch_F.batch_norm(x, *theirs, *split(params), training, momentum, eps)
+        params = [p.double() for p in params]
+        return torch_F.batch_norm(x.double(), *theirs, *split(params), training, momentum, eps)
 
     check_against_torch(fn, torch_fn, *arrays, seed=seed, atol=2e-5, rtol=2e-4)
     assert_close(ours[0], theirs[0], name="running_mean")
@@ -54,6 +57,7 @@ def configurations(draw):
 @settings(max_examples=40, deadline=None)
 @given(config=configurations(), affine=st.sampled_from(["both", "weight", "bias", "none"]),
        momentum=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+@example(config=((2, 2), True), affine="both", momentum=0.0, seed=1)  # torch's float32 gradient: 0.6 % off
 def test_random_configurations_against_torch(config, affine, momentum, seed):
     shape, training = config
     rng = np.random.default_rng(seed)

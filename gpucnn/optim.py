@@ -169,7 +169,9 @@ class Optimizer:
                             f"{type(self).__name__}.step: gradient of shape {tuple(grad.shape)} for a parameter "
                             f"of shape {param.shape}"
                         )
-                    grad = _at_least_1d(grad.astype(param.dtype, copy=False))
+                    if grad.dtype != param.dtype:
+                        grad = grad.astype(param.dtype)
+                    grad = _at_least_1d(grad)
                     state = self.state[param]
                     self._update(param.device, _at_least_1d(param.data), grad, state, group)
                     if not state:  # SGD without momentum keeps none, and torch lists none

@@ -81,10 +81,11 @@ extern "C" __global__ void cross_entropy_reduce(const float* __restrict__ loss, 
     }
 }
 
-extern "C" __global__ void cross_entropy_backward(const float* __restrict__ logits, const long long* __restrict__ target,
-                                                  const float* __restrict__ stats, const float* __restrict__ grad_output,
-                                                  float* __restrict__ grad, int classes, long long inner,
-                                                  long long samples, float smoothing, float divisor, int per_sample) {
+extern "C" __global__ void cross_entropy_backward(const float* __restrict__ logits,
+                                                  const long long* __restrict__ target, const float* __restrict__ stats,
+                                                  const float* __restrict__ grad_output, float* __restrict__ grad,
+                                                  int classes, long long inner, long long samples, float smoothing,
+                                                  float divisor, int per_sample) {
     const long long count = samples * classes;
     const float off = smoothing / (float)classes, on = (1.0f - smoothing) + off;
     for (long long i = first_index(); i < count; i += grid_threads()) {

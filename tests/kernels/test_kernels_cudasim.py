@@ -679,7 +679,8 @@ def test_cross_entropy_kernels_on_awkward_logits():
 @pytest.mark.parametrize("target, bad", [([0, 3, -1], 3), ([-1, 2, 0], -1), ([1, 2, 7], 7)])
 def test_cross_entropy_names_the_first_target_out_of_range(target, bad):
     """Both devices name the first out-of-range target in order, with the shapes."""
-    message = rf"cross_entropy: target value {bad} is out of range \[0, 3\) \(input shape \(3, 3\), target shape \(3,\)\)"
+    message = (rf"cross_entropy: target value {bad} is out of range \[0, 3\) "
+               rf"\(input shape \(3, 3\), target shape \(3,\)\)")
     for device in ("cudasim", "cpu"):
         with pytest.raises(ValueError, match=message):
             F.cross_entropy(gpucnn.tensor(np.zeros((3, 3), np.float32), device=device),

@@ -93,10 +93,11 @@ def main(args, out_dir) -> dict:
               f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in env.describe().items()) +
               f"; median of {repeats} after {warmup} warm-up; torch: cuDNN with TF32 off on a GPU\n\n"
               "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; unsplit = the same with no "
-              "reduction split into chunks; taps_off = the direct "
-              "kernels as the launcher picks them, without the taps kernels; tileN = the direct kernels with the "
-              "N tile for every product, no gather; winogradM = F(M x M, 3x3) on every 3x3 stride-1 layer, the "
-              "launcher's choice elsewhere. The fastest path per row is in bold.\n\n")
+              "reduction split into chunks; taps_off = the direct kernels as the launcher picks them, without the "
+              "taps kernels; taps_forward = the same with the taps kernels in the forward too; tileN = the direct "
+              "kernels with the N tile for every product and the taps kernels wherever they apply, no gather; "
+              "winogradM = F(M x M, 3x3) on every 3x3 stride-1 layer, the launcher's choice elsewhere. The fastest "
+              "path per row is in bold.\n\n")
     markdown = header + markdown_table(rows, paths) + (
         f"\nGeometric mean of chosen / fastest: {slowdown:.2f} (1.00: the launcher always picks the fastest)\n")
     record = dict(bench="kernels", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),

@@ -416,6 +416,12 @@ class Conv2d(Function):
     # of either tile (16 or 8 indices) lies within one tap. Both tiles sum in the same order. 0: never
     # (the kernel path "taps_off", to time the two against each other).
     TAP_STEP_CHANNELS = 16
+    # Whether the forward takes them too (the kernel path "taps_forward"). It does not: on an H100
+    # (python -m bench kernels, per call) the forward without them was faster on 20 of 22 rows, the
+    # Jetson suite's batch-1 layers (two runs) and ResNet-18's at batch 32 and 64, by 0.007-0.066 ms,
+    # while backward-data with them was faster on ResNet-18's stride-2 3x3 layers at batch 64.
+    # Winograd's products keep them (see _winograd).
+    TAPS_FORWARD = False
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     # A product with few result tiles leaves most of a GPU idle: a batch-1 layer of 512 channels at
     # 7x7 makes 8 tiles of 64 x 64 for 132 multiprocessors. So each product's reduction (forward: over
@@ -505,8 +511,8 @@ class Conv2d(Function):
             splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
                                          groups)
             grid = (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits)
-            if self._taps(group_channels):  # weight (K, R, S, C/G); a 1x1 kernel's is the same
-                weight = self._transposed_weight(K, group_channels, R * S)
+            if self.TAPS_FORWARD and self._taps(group_channels):  # weight (K, R, S, C/G): a 1x1's as it is
+                weight = self.weight if R * S == 1 else self._transposed_weight(K, group_channels, R * S)
                 name = f"conv2d_forward_taps_{tile}"
             else:
                 weight, name = self.weight, f"conv2d_forward_{tile}"
@@ -635,6 +641,7 @@ class Conv2d(Function):
         self._winograd_launch("filter_transform", m, K * C, (weight, U), K, C)
         gemm = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), points)
         gemm.device, gemm.xp = self.device, xp
+        gemm.TAPS_FORWARD = True  # as VGG-16's layers were timed; TAPS_FORWARD's evidence is from direct layers
         M = gemm.forward_gpu(V, U)
         self._winograd_launch("output_transform", m, K * T, (M, bias, y), has_bias, N, K, P, Q, tiles_h, tiles_w)
         return gemm
@@ -954,7 +961,8 @@ def _all_finite(array) -> bool:
 
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
 # launcher's own choice; the same with no reduction split (SPLIT_TARGET_BLOCKS); the direct kernels
-# only, as the launcher picks them but without the taps kernels, or with one tile for every product
+# only, as the launcher picks them but without the taps kernels, or with them in the forward too
+# (TAPS_FORWARD), or with one tile for every product and the taps kernels wherever they apply
 # (and backward-data's gather for few channels turned off); or Winograd's F(2x2, 3x3) or F(4x4, 3x3)
 # wherever it applies, at any size. The 128 tile exists on compute capability 7.0 and up.
 _ANY_SIZE = dict(WINOGRAD_GPU_MIN_CHANNELS=0, WINOGRAD_GPU_MIN_MACS=0)
@@ -962,8 +970,9 @@ KERNEL_PATHS = {
     "chosen": {},
     "unsplit": dict(SPLIT_TARGET_BLOCKS=0),
     "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
-    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0),
-    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0),
+    "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
+    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True),
+    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True),
     "winograd2": dict(WINOGRAD_GPU_TILE=2, **_ANY_SIZE),
     "winograd4": dict(WINOGRAD_GPU_TILE=4, **_ANY_SIZE),
 }

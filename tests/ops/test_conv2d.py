@@ -347,20 +347,57 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, taps_off, "
-                                         "tile64, tile128, winograd2, winograd4"):
+                                         "taps_forward, tile64, tile128, winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
         assert Conv2d.FORCE_TILE == 128 and Conv2d.GATHER_MAX_CHANNELS == 0
     assert Conv2d.FORCE_TILE is None and Conv2d.GATHER_MAX_CHANNELS == 8
-    names = ("WINOGRAD_GPU_TILE", "WINOGRAD_GPU_MIN_CHANNELS", "WINOGRAD_GPU_MIN_MACS", "TAP_STEP_CHANNELS")
+    names = ("WINOGRAD_GPU_TILE", "WINOGRAD_GPU_MIN_CHANNELS", "WINOGRAD_GPU_MIN_MACS", "TAP_STEP_CHANNELS",
+             "TAPS_FORWARD")
     defaults = {name: getattr(Conv2d, name) for name in names}
     with kernel_path("winograd2"):
         assert (Conv2d.WINOGRAD_GPU_TILE, Conv2d.WINOGRAD_GPU_MIN_CHANNELS, Conv2d.WINOGRAD_GPU_MIN_MACS) == (2, 0, 0)
         assert Conv2d.FORCE_TILE is None
     with kernel_path("taps_off"):
         assert Conv2d.TAP_STEP_CHANNELS == 0 and Conv2d.WINOGRAD_GPU_TILE == 0
+    with kernel_path("taps_forward"):
+        assert Conv2d.TAPS_FORWARD and Conv2d.TAP_STEP_CHANNELS == 16 and Conv2d.WINOGRAD_GPU_TILE == 0
     assert {name: getattr(Conv2d, name) for name in names} == defaults
+
+
+def test_which_products_take_the_taps_kernels():
+    """On a kernel device: backward-data takes the taps kernels where 16 divides its channels, the
+    forward only inside Winograd's products (Conv2d.TAPS_FORWARD) or on the kernel path that asks for
+    them, and a 1x1 kernel's weight is not transposed for them (it is in their layout already)."""
+    from gpucnn.ops.conv2d import kernel_path
+
+    device = gpucnn.device("cudasim")
+    launched = []
+    kernel = device.kernel
+
+    def recording(file, name):
+        launched.append(name)
+        return kernel(file, name)
+
+    def launches(weight_shape, path="chosen"):
+        launched.clear()
+        x = gpucnn.tensor(np.ones((1, weight_shape[1], 6, 6), np.float32), device=device, requires_grad=True)
+        w = gpucnn.tensor(np.ones(weight_shape, np.float32) / 100, device=device)
+        with kernel_path(path):
+            conv2d(x, w, padding=weight_shape[2] // 2).sum().backward()
+        return [name for name in launched if name.startswith("conv2d_")]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(device, "kernel", recording)
+        direct = launches((16, 16, 3, 3))
+        assert "conv2d_forward_64" in direct and "conv2d_backward_data_taps_64" in direct
+        assert not any(name.startswith("conv2d_forward_taps") for name in direct)
+        assert any(name.startswith("conv2d_forward_taps") for name in launches((16, 16, 3, 3), "winograd4"))
+        assert "conv2d_forward_taps_64" in launches((16, 16, 3, 3), "taps_forward")
+        one_by_one = launches((16, 16, 1, 1), "taps_forward")
+        assert "conv2d_forward_taps_64" in one_by_one
+        assert one_by_one.count("conv2d_transpose_weight") == 1  # backward-data's
 
 
 @pytest.mark.parametrize("w_shape, x_shape, kwargs, takes", [
@@ -425,7 +462,8 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
-    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "tile64", "winograd2", "winograd4"]
+    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "taps_forward", "tile64", "winograd2",
+                                          "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

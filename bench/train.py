@@ -10,7 +10,9 @@ block each with 16/32/64 channels, batch norm, global average pool; 3x32x32). Th
 built layer for layer beside gpucnn's and gets gpucnn's initial weights copied in; both train with SGD
 (lr 0.01, momentum 0.9) on the same random images and labels, and their first losses are recorded
 (they agree to float32 rounding when the networks match). One step: forward, cross-entropy, zero_grad,
-backward, optimizer step; images/s is batch / median step time after warm-up steps.
+backward, optimizer step; images/s is batch / median step time after warm-up steps (on a GPU also
+after GPU_WARMUP_SECONDS of steps: an idle GPU runs at low clocks until it has been busy a while, and
+two runs of 20 steps after 4 warm-up ones had torch's convnetjs at 68,411 and 106,719 img/s on an H100).
 
 Each (framework, model) runs in its own subprocess, so neither library's threads or caches disturb
 the other and peak memory can be measured per framework. Peak memory:
@@ -40,6 +42,7 @@ from . import foreign_cpu_share, peak_rss_bytes, reset_peak_rss, run_worker, wri
 
 MODELS = ("lenet", "convnetjs", "resnet")
 BATCH = 64  # images per step unless --batch says otherwise
+GPU_WARMUP_SECONDS = 1.0  # of warm-up steps on a GPU, at least
 SHAPES = {"lenet": (1, 28, 28), "convnetjs": (3, 32, 32), "resnet": (3, 32, 32)}
 
 
@@ -169,6 +172,10 @@ def worker(framework: str, name: str, device: str, batch: int, steps: int, warmu
     first_loss = float(step().item())
     for _ in range(warmup):
         step()
+    warm_until = time.perf_counter() + (GPU_WARMUP_SECONDS if gpu and warmup else 0.0)
+    while time.perf_counter() < warm_until:
+        step()
+        synchronize()
 
     def timed():
         times = []
@@ -237,7 +244,9 @@ def main(args, out_dir) -> dict:
     lines = [f"Training throughput, gpucnn against PyTorch on {env.device}, SGD momentum 0.9, float32, "
              f"{when:%Y-%m-%d %H:%M}", "",
              f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in description.items()) +
-             f"; median of {steps} steps after {warmup + 1} warm-up; peak memory: {memory}", "",
+             f"; median of {steps} steps after {warmup + 1} warm-up" +
+             (f" and at least {GPU_WARMUP_SECONDS} s of them" if env.is_gpu and warmup else "") +
+             f"; peak memory: {memory}", "",
              "| model | batch | gpucnn img/s | torch img/s | gpucnn / torch | gpucnn peak MiB | torch peak MiB "
              "| first loss (gpucnn, torch) | other load |",
              "|---|---:|---:|---:|---:|---:|---:|---|---:|"]

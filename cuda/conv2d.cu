@@ -65,6 +65,9 @@
  *                                 over the weight here, and the Winograd paths' test (conv2d.py)
  *   conv2d_backward_data_exact    grid (min(ceil(N*C*H*W / 256), cap),), thread per input element
  *                                 (grid-stride); returns at once unless the gather flag is set
+ *   conv2d_backward_data_few_channels
+ *                                 grid (min(ceil(N*G*H*W / 256), 65535),), thread per input pixel of a
+ *                                 group, all Cg <= GATHER_CHANNELS of its channels (grid-stride)
  * No float atomics anywhere: every result is the same on every run and in every thread order.
  *
  * Non-finite weights: the tiled backward-data multiplies a weight by the 0 that stands for "no
@@ -72,10 +75,10 @@
  * adds nothing. So both backward-data kernels are launched after conv2d_nonfinite, and the
  * gather flag (read on the device: no host synchronisation) makes exactly one of them work: the
  * tiled GEMM for finite weights, the exact gather, which visits only the taps that exist, otherwise.
- * With few input channels per group (Cg <= 8: an RGB stem) the host sets the flag itself and
- * launches only the gather: the tiled kernel would spend most of its 64 rows on channels that do
- * not exist. It does so too where an axis has both a stride and a dilation above 1, which the
- * phases of the tiled kernel do not cover.
+ * With few input channels per group (Cg <= 8: an RGB stem) the host launches only the gather, as
+ * conv2d_backward_data_few_channels: the tiled kernel would spend most of its 64 rows on channels that
+ * do not exist. The host also takes the exact gather where an axis has both a stride and a dilation
+ * above 1, which the phases of the tiled kernel do not cover.
  */
 #include "common.cuh"
 
@@ -606,6 +609,55 @@ extern "C" __global__ void conv2d_backward_data_exact(
             }
         }
         grad_x[i] = sum;
+    }
+}
+
+/* conv2d_backward_data_exact for every channel of a group of Cg <= GATHER_CHANNELS at once: thread per
+ * input pixel (n, group, h, w) (grid-stride). Each dy value a tap reads serves all Cg channels, where the
+ * exact kernel's threads read it once per channel (three times on an RGB stem). Each channel sums as
+ * conv2d_backward_data_exact does (k within a tap, then the taps in (r, s) order): the same bits. */
+#define GATHER_CHANNELS 8
+extern "C" __global__ void conv2d_backward_data_few_channels(
+    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
+    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    const int Cg = C / groups, Kg = K / groups, RS = R * S;
+    const long long PQ = (long long)P * Q, HW = (long long)H * W, total = (long long)N * groups * HW;
+    for (long long i = first_index(); i < total; i += grid_threads()) {
+        const int w = (int)(i % W), h = (int)((i / W) % H), group = (int)((i / HW) % groups);
+        const long long n = i / (groups * HW);
+        const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
+        const float* weight_group = weight + (long long)group * Kg * Cg * RS;
+        float sum[GATHER_CHANNELS];
+#pragma unroll
+        for (int c = 0; c < GATHER_CHANNELS; ++c) sum[c] = 0.0f;
+        for (int r = 0; r < R; ++r) {
+            const int p_times_stride = h + pad_top - r * dilation_h;
+            if (p_times_stride < 0 || p_times_stride % stride_h != 0 || p_times_stride / stride_h >= P) continue;
+            for (int s = 0; s < S; ++s) {
+                const int q_times_stride = w + pad_left - s * dilation_w;
+                if (q_times_stride < 0 || q_times_stride % stride_w != 0 || q_times_stride / stride_w >= Q) continue;
+                const long long pq = (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
+                const float* weight_tap = weight_group + r * S + s; /* weight[group*Kg + k, c, r, s] */
+                float tap[GATHER_CHANNELS];
+#pragma unroll
+                for (int c = 0; c < GATHER_CHANNELS; ++c) tap[c] = 0.0f;
+                for (int k = 0; k < Kg; ++k) {
+                    const float dy = grad_group[k * PQ + pq];
+#pragma unroll
+                    for (int c = 0; c < GATHER_CHANNELS; ++c) {
+                        if (c < Cg) tap[c] += weight_tap[((long long)k * Cg + c) * RS] * dy;
+                    }
+                }
+#pragma unroll
+                for (int c = 0; c < GATHER_CHANNELS; ++c) sum[c] += tap[c];
+            }
+        }
+        float* out = grad_x + (n * C + (long long)group * Cg) * HW + (long long)h * W + w;
+#pragma unroll
+        for (int c = 0; c < GATHER_CHANNELS; ++c) {
+            if (c < Cg) out[c * HW] = sum[c];
+        }
     }
 }
 

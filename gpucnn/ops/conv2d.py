@@ -408,8 +408,10 @@ class Conv2d(Function):
     WINOGRAD_GPU_TILE = 4
     WINOGRAD_GPU_MIN_CHANNELS = 16
     WINOGRAD_GPU_MIN_MACS = 2**31
-    # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu).
+    # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu), all
+    # of a pixel's channels in one thread up to GATHER_KERNEL_CHANNELS (conv2d.cu's GATHER_CHANNELS).
     GATHER_MAX_CHANNELS = 8
+    GATHER_KERNEL_CHANNELS = 8
     # Where this divides the channels the forward (or backward-data) reduces over per group, its
     # kernels take the "taps" variant (conv2d.cu's TAPS_OUTER): the reduction runs tap by tap, channels
     # innermost, on a copy of the weight with its taps before its channels, and every reduction step
@@ -574,7 +576,11 @@ class Conv2d(Function):
                 # cover (a stride and a dilation above 1 along one axis).
                 (stride_h, stride_w), phases = self.stride, self.stride[0] * self.stride[1]
                 phased = all(stride == 1 or dilation == 1 for stride, dilation in zip(self.stride, self.dilation))
-                if group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
+                if group_channels <= min(self.GATHER_MAX_CHANNELS, self.GATHER_KERNEL_CHANNELS):
+                    self._launch("conv2d_backward_data_few_channels",
+                                 (_kernels.blocks_for(grad_input.size // group_channels),),
+                                 (grad, self.weight, grad_input) + geometry)
+                elif group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
                     gather = xp.ones(1, dtype=xp.int32)
                     self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size),),
                                  (grad, self.weight, grad_input, gather) + geometry)

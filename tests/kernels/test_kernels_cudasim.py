@@ -300,6 +300,32 @@ def test_conv2d_non_finite_weights(monkeypatch, stride, channels, order):
         compare(lambda x, w: F.conv2d(x, w, stride=stride, padding=1), [x, w], order)
 
 
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("w_shape, x_shape, kwargs", [
+    ((64, 3, 7, 7), (2, 3, 23, 21), dict(stride=2, padding=3)),  # an RGB stem
+    ((8, 1, 3, 3), (2, 4, 9, 8), dict(groups=4, stride=(2, 1), dilation=(2, 2), padding=2)),  # Cg 1; stride, dilation
+    ((5, 8, 2, 3), (1, 8, 6, 7), dict(padding=(1, 0))),  # Cg 8, every channel of GATHER_CHANNELS
+], ids=["stem", "groups", "eight"])
+def test_conv2d_few_channels_gather_is_the_exact_gather(monkeypatch, w_shape, x_shape, kwargs, order):
+    """conv2d_backward_data_few_channels gives conv2d_backward_data_exact's bits, inf and NaN weights too,
+    whose channels it reads once per tap for all channels of a pixel; and conv2d.cu's GATHER_CHANNELS is
+    Conv2d.GATHER_KERNEL_CHANNELS."""
+    from gpucnn.devices import kernels
+
+    source = kernels.source_path("conv2d").read_text()
+    assert f"#define GATHER_CHANNELS {conv2d_module.Conv2d.GATHER_KERNEL_CHANNELS}\n" in source
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    w[1, 0, 1, 1], w[-1, -1, 0, 0] = np.inf, np.nan
+    results = []
+    for kernel_channels in (conv2d_module.Conv2d.GATHER_KERNEL_CHANNELS, 0):  # 0: the exact kernel
+        monkeypatch.setattr(conv2d_module.Conv2d, "GATHER_KERNEL_CHANNELS", kernel_channels)
+        with np.errstate(invalid="ignore"):
+            results.append(run("cudasim", lambda x, w: F.conv2d(x, w, **kwargs), [x, w], order)[1])
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def test_conv2d_empty_batch_launches_nothing():
     x = gpucnn.tensor(np.zeros((0, 3, 5, 5), np.float32), device="cudasim", requires_grad=True)
     w = gpucnn.tensor(np.ones((4, 3, 3, 3), np.float32), device="cudasim", requires_grad=True)

@@ -575,7 +575,8 @@ extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, lo
     }
 }
 
-/* Backward-data in gather form, for non-finite weights and few channels: thread per input element
+/* Backward-data in gather form, for non-finite weights and the strides the tiled kernel's phases do not
+ * cover (few channels take conv2d_backward_data_few_channels, below): thread per input element
  * (n, channel, h, w) (grid-stride). For each tap (r, s) that some output reads this pixel through
  * (p*stride_h = h + pad_top - r*dilation_h exactly, 0 <= p < P; q likewise) it sums weight * dy over
  * the group's output channels, then adds the taps in (r, s) order, as the CPU half's col2im does.

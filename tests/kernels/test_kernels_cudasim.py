@@ -307,9 +307,9 @@ def test_conv2d_non_finite_weights(monkeypatch, stride, channels, order):
     ((5, 8, 2, 3), (1, 8, 6, 7), dict(padding=(1, 0))),  # Cg 8, every channel of GATHER_CHANNELS
 ], ids=["stem", "groups", "eight"])
 def test_conv2d_few_channels_gather_is_the_exact_gather(monkeypatch, w_shape, x_shape, kwargs, order):
-    """conv2d_backward_data_few_channels gives conv2d_backward_data_exact's bits, inf and NaN weights too,
-    whose channels it reads once per tap for all channels of a pixel; and conv2d.cu's GATHER_CHANNELS is
-    Conv2d.GATHER_KERNEL_CHANNELS."""
+    """conv2d_backward_data_few_channels, which reads each upstream gradient value once per tap for all
+    of a pixel's channels, gives conv2d_backward_data_exact's bits, with inf and NaN weights too; and
+    conv2d.cu's GATHER_CHANNELS is Conv2d.GATHER_KERNEL_CHANNELS."""
     from gpucnn.devices import kernels
 
     source = kernels.source_path("conv2d").read_text()

@@ -104,8 +104,8 @@ class CrossEntropy(Function):
             (1,), (THREADS,), (loss, self.target, total, first_bad, numpy.int64(samples), numpy.int32(classes),
                                divisor))
         bad = int(first_bad[0])
-        if bad < samples:
-            _raise_out_of_range(int(self.target.reshape(-1)[bad]), classes, self.shapes)
+        if bad < samples:  # named as given: a uint64 past 2^63 wraps in the kernels' int64 copy
+            _raise_out_of_range(int(target.reshape(-1)[bad]), classes, self.shapes)
         return loss if self.reduction == "none" else total
 
     def backward_gpu(self, grad_output):

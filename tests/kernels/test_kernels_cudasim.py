@@ -702,9 +702,11 @@ def test_cross_entropy_kernels_on_awkward_logits():
             np.testing.assert_array_equal(ours, reference)  # the mean of no samples is NaN on both
 
 
-@pytest.mark.parametrize("target, bad", [([0, 3, -1], 3), ([-1, 2, 0], -1), ([1, 2, 7], 7)])
+@pytest.mark.parametrize("target, bad", [([0, 3, -1], 3), ([-1, 2, 0], -1), ([1, 2, 7], 7),
+                                         (np.array([1, 2**63 + 5, 0], np.uint64), 2**63 + 5)])
 def test_cross_entropy_names_the_first_target_out_of_range(target, bad):
-    """Both devices name the first out-of-range target in order, with the shapes."""
+    """Both devices name the first out-of-range target in order, as given (a uint64 past 2^63 too), with
+    the shapes."""
     message = (rf"cross_entropy: target value {bad} is out of range \[0, 3\) "
                rf"\(input shape \(3, 3\), target shape \(3,\)\)")
     for device in ("cudasim", "cpu"):

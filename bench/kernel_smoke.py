@@ -62,9 +62,11 @@ CASES = {
     # training, with running statistics and an affine weight and bias; then evaluation
     "batch_norm": lambda x, w: F.batch_norm(
         F.batch_norm(x, *_running(x), w[:4, 0, 0, 0], w[:4, 1, 0, 0], training=True), *_running(x), training=False),
-    # x's 4 channels as classes of 3 x 13 x 11 spatial targets, each loss kept; then 39 x 11 rows, their mean
+    # x's 4 channels as classes of 3 x 13 x 11 spatial targets, each loss kept; then 39 x 11 rows, their mean;
+    # then class weights, with class 3 ignored
     "cross_entropy": lambda x, w: F.cross_entropy(x, _classes(x, (3, 13, 11)), reduction="none", label_smoothing=0.1)
-    + F.cross_entropy(x.permute(0, 2, 1, 3).reshape(39, 4 * 11), _classes(x, (39,)) * 10),
+    + F.cross_entropy(x.permute(0, 2, 1, 3).reshape(39, 4 * 11), _classes(x, (39,)) * 10)
+    + F.cross_entropy(x, _classes(x, (3, 13, 11)), w[:4, 0, 0, 0].detach(), ignore_index=3, label_smoothing=0.2),
 }
 
 

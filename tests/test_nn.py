@@ -100,6 +100,32 @@ def test_manual_seed_reproduces_init():
         assert np.array_equal(a[key].numpy(), b[key].numpy())
 
 
+def test_cross_entropy_loss_weight_and_ignore_index():
+    """The layer against torch's; its weight is a buffer: in the state dict (only when given, as in
+    torch), moved by ``to``; the arguments after weight are keyword-only."""
+    rng = np.random.default_rng(9)
+    logits, target = rng.standard_normal((6, 4, 3)).astype(np.float32), rng.integers(0, 4, (6, 3))
+    target[0, :2] = 255
+    weight = np.array([0.5, 2.0, 1.0, 3.0], np.float32)
+    options = dict(ignore_index=255, reduction="mean", label_smoothing=0.1)
+    loss = nn.CrossEntropyLoss(weight, **options)
+    expected = torch.nn.CrossEntropyLoss(torch.from_numpy(weight), **options)(torch.from_numpy(logits),
+                                                                               torch.from_numpy(target))
+    assert_close(loss(logits, target), expected)
+    assert list(loss.state_dict()) == ["weight"] and not nn.CrossEntropyLoss().state_dict()
+    loss.to("cudasim")
+    assert loss.weight.device == "cudasim"
+    assert_close(loss(gpucnn.tensor(logits, device="cudasim"), gpucnn.tensor(target, device="cudasim")), expected)
+    assert repr(loss) == "CrossEntropyLoss(ignore_index=255, reduction='mean', label_smoothing=0.1)"
+    with pytest.raises(TypeError, match=r"CrossEntropyLoss: weight must be numeric"):
+        nn.CrossEntropyLoss("sum")  # PyTorch's first argument is weight, too
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: weight must be a 1-D floating-point tensor, one value "
+                                         r"per class, got shape \(2, 2\) and dtype float32"):
+        nn.CrossEntropyLoss(np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError, match=r"CrossEntropyLoss: ignore_index must be an int, got '255'"):
+        nn.CrossEntropyLoss(ignore_index="255")
+
+
 def test_state_dict_round_trip_and_errors():
     model, other = small_cnn(), small_cnn()
     result = other.load_state_dict(model.state_dict())
@@ -184,8 +210,8 @@ def test_layers_against_torch_modules():
 
 
 # What gpucnn leaves out of PyTorch's signatures, on purpose (README): device and dtype at construction,
-# BatchNorm2d's separate bias switch, cross-entropy's class weights, ignore_index and legacy arguments.
-_CROSS_ENTROPY_LEFT_OUT = {"weight", "ignore_index", "size_average", "reduce"}
+# BatchNorm2d's separate bias switch, cross-entropy's legacy arguments.
+_CROSS_ENTROPY_LEFT_OUT = {"size_average", "reduce"}
 _LEFT_OUT = {"BatchNorm2d": {"bias"}, "CrossEntropyLoss": _CROSS_ENTROPY_LEFT_OUT,
              "cross_entropy": _CROSS_ENTROPY_LEFT_OUT}
 _LEFT_OUT_EVERYWHERE = {"self", "device", "dtype", "_stacklevel"}

@@ -10,6 +10,7 @@ import numpy
 from ..ops import math as tensor_math
 from ..ops._shapes import pair
 from ..ops.avgpool2d import checked_divisor
+from ..ops.cross_entropy import check_options
 from ..ops.maxpool2d import pool_window
 from ..ops.relu import check_not_inplace
 from ..tensor import Tensor, as_tensor
@@ -245,18 +246,26 @@ class BatchNorm2d(Module):
 
 
 class CrossEntropyLoss(Module):
-    """Softmax cross-entropy of logits (N, C) against integer class targets (N,)."""
+    """Softmax cross-entropy of logits (N, C, *d) against integer class targets (N, *d), as
+    ``F.cross_entropy``; ``weight`` (C,) is a buffer, so it moves with ``to`` and is in the state dict.
+    PyTorch's legacy ``size_average`` and ``reduce`` are not taken: the arguments after ``weight`` are
+    keyword-only."""
 
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
+    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
         super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"CrossEntropyLoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or not 0 <= label_smoothing <= 1:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-        self.reduction, self.label_smoothing = reduction, float(label_smoothing)
+        check_options("CrossEntropyLoss", ignore_index, reduction, label_smoothing)
+        if weight is not None:
+            weight = as_tensor(weight, "CrossEntropyLoss: weight")
+            if weight.ndim != 1 or weight.dtype.kind != "f":
+                raise ValueError(f"CrossEntropyLoss: weight must be a 1-D floating-point tensor, one value per "
+                                 f"class, got shape {weight.shape} and dtype {weight.dtype}")
+        self.register_buffer("weight", weight)
+        self.ignore_index, self.reduction, self.label_smoothing = int(ignore_index), reduction, float(label_smoothing)
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, reduction=self.reduction, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
+                               label_smoothing=self.label_smoothing)
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"

@@ -1,8 +1,9 @@
-"""Cross-entropy loss on logits and integer class targets: log-softmax and NLL fused in one Function.
+"""Cross-entropy loss on logits and integer class targets: log-softmax and NLL fused in one Function,
+with PyTorch's class weights, ignored targets and label smoothing (see ``CrossEntropy``).
 
 With label smoothing e over C classes the target distribution is q = (1 - e) * one_hot + e / C, and
 the loss of one sample is -sum_c q_c * log_softmax(x)_c (PyTorch's definition). Since q sums to 1,
-the gradient with respect to the logits is softmax(x) - q.
+the gradient with respect to the logits is softmax(x) - q; class weights scale both terms.
 """
 
 from __future__ import annotations
@@ -12,22 +13,32 @@ import numbers
 
 import numpy
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, as_tensor
-from ._kernels import THREADS, kernel_array, launch_elementwise
+from ._kernels import THREADS, kernel_array, launch_elementwise, placeholder
 from .softmax import shifted_logits
 
 _REDUCTIONS = ("mean", "sum", "none")
+_KERNEL_REDUCTIONS = ("none", "sum", "mean")  # cuda/cross_entropy.cu's codes 0, 1, 2
+_INT64_MAX = 2**63 - 1
 
 
 class CrossEntropy(Function):
-    """logits: (N, C, *d) and target: (N, *d) integer indices in [0, C) -> loss.
+    """logits: (N, C, *d) and target: (N, *d) integer indices in [0, C) or ``ignore_index`` -> loss.
 
-    The loss is (N, *d) for reduction 'none', else a scalar: the sum, or the sum divided by the
-    number of targets N * prod(d) (NaN for an empty batch, as in PyTorch).
+    A sample's loss is w[y] * -log_softmax(x)[y] with class weights w (all 1 without ``weight``), and
+    with label smoothing e, (1 - e) times that plus (e / C) * sum_c w[c] * -log_softmax(x)[c]
+    (PyTorch's definition). A sample whose target is ``ignore_index`` has loss 0 and gradient 0. The
+    loss is (N, *d) for reduction 'none', else a scalar: the sum, or the sum divided by the sum of
+    w[y] over the samples not ignored (their number without weights; NaN where there are none, as in
+    PyTorch).
+
+    The gradient of a sample's loss with respect to its logits is coef * softmax(x) - t, where
+    coef = (1 - e) w[y] + (e / C) sum_c w[c] (1 without weights) and t = (e / C) w + (1 - e) w[y] at y.
     """
 
-    def __init__(self, reduction: str, label_smoothing: float, shapes: str):
+    def __init__(self, weight, ignore_index: int, reduction: str, label_smoothing: float, shapes: str):
+        self.weight, self.ignore_index = weight, ignore_index
         self.reduction, self.label_smoothing, self.shapes = reduction, label_smoothing, shapes
 
     def forward(self, logits, target):
@@ -35,7 +46,6 @@ class CrossEntropy(Function):
         self.kernels = self.device.runs_kernels and logits.dtype == numpy.float32
         if self.kernels:
             return self.forward_gpu(logits, target)
-        _check_targets(target, logits.shape[1], self.shapes)
         return self.forward_cpu(logits, target)
 
     def backward(self, grad_output):
@@ -44,43 +54,71 @@ class CrossEntropy(Function):
         return self.backward_cpu(grad_output)
 
     def forward_cpu(self, logits, target):
-        xp = self.xp
+        xp, dtype = self.xp, logits.dtype
         classes = logits.shape[1]
-        smoothing = logits.dtype.type(self.label_smoothing)
-        target_index = xp.expand_dims(target.astype(xp.int64), 1)  # (N, 1, *d), for take_along_axis
+        smoothing = dtype.type(self.label_smoothing)
+        index = _as_int64(xp, target)
+        self.ignored = index == self.ignore_index
+        flat = index.reshape(-1)
+        bad = ((flat < 0) | (flat >= classes)) & ~self.ignored.reshape(-1)
+        if bad.any():  # named as given, in the targets' order
+            _raise_out_of_range(int(target.reshape(-1)[int(bad.argmax())]), classes, self.shapes)
+        # (N, 1, *d) class indices for take_along_axis, an ignored sample's set to class 0
+        self.target_index = xp.expand_dims(xp.where(self.ignored, 0, index), 1)
         shifted, log_sum = shifted_logits(xp, logits, axis=1)
         with numpy.errstate(invalid="ignore", over="ignore"):
             log_probs = shifted - log_sum
             self.probs = xp.exp(log_probs)
-            loss = -xp.take_along_axis(log_probs, target_index, axis=1).squeeze(1)
-            if self.label_smoothing:
-                loss = (1 - smoothing) * loss - (smoothing / classes) * log_probs.sum(axis=1)
-        self.target_index = target_index
-        self.count = target.size
+            loss = -xp.take_along_axis(log_probs, self.target_index, axis=1).squeeze(1)
+            if self.weight is None:
+                self.sample_weight = None
+                if self.label_smoothing:
+                    loss = (1 - smoothing) * loss - (smoothing / classes) * log_probs.sum(axis=1)
+            else:
+                self.sample_weight = self.weight[self.target_index.squeeze(1)]  # w[y], (N, *d)
+                loss = self.sample_weight * loss
+                if self.label_smoothing:
+                    weighted = log_probs * _along_classes(self.weight, logits.ndim)
+                    loss = (1 - smoothing) * loss - (smoothing / classes) * weighted.sum(axis=1)
+            loss = xp.where(self.ignored, dtype.type(0), loss)  # 0 even where the logits hold NaN
         if self.reduction == "none":
             return loss
         total = loss.sum()
         if self.reduction == "sum":
             return total
+        if self.weight is None:
+            self.divisor = (~self.ignored).sum().astype(dtype)
+        else:
+            self.divisor = xp.where(self.ignored, dtype.type(0), self.sample_weight).sum()
         with numpy.errstate(invalid="ignore", divide="ignore"):
-            return total / logits.dtype.type(self.count)  # 0 / 0 = NaN on an empty batch
+            return total / self.divisor  # 0 / 0 = NaN: an empty batch, or every target ignored
 
     def backward_cpu(self, grad_output):
         xp = self.xp
         classes = self.probs.shape[1]
         dtype = self.probs.dtype
         smoothing = dtype.type(self.label_smoothing)
-        # q = e / C everywhere, plus (1 - e) at the target class.
-        smoothed = xp.full_like(self.probs, smoothing / classes)
-        xp.put_along_axis(smoothed, self.target_index, (1 - smoothing) + smoothing / classes, axis=1)
-        grad = self.probs - smoothed
+        if self.weight is None:  # coef = 1; t = e / C everywhere, plus (1 - e) at the target class
+            grad = xp.full_like(self.probs, smoothing / classes)
+            xp.put_along_axis(grad, self.target_index, (1 - smoothing) + smoothing / classes, axis=1)
+            grad = self.probs - grad
+        else:  # coef = (1 - e) w[y] + (e / C) sum(w); t = (e / C) w, and (1 - e) w[y] + (e / C) w[y] at y
+            sample_weight = xp.expand_dims(self.sample_weight, 1)
+            grad = xp.broadcast_to((smoothing / classes) * _along_classes(self.weight, self.probs.ndim),
+                                   self.probs.shape).copy()
+            xp.put_along_axis(grad, self.target_index,
+                              (1 - smoothing) * sample_weight + (smoothing / classes) * sample_weight, axis=1)
+            coef = (1 - smoothing) * sample_weight + (smoothing / classes) * self.weight.sum()
+            grad = coef * self.probs - grad
         if self.reduction == "none":
             scale = xp.expand_dims(grad_output, 1)  # one upstream value per sample
         elif self.reduction == "sum":
             scale = grad_output
         else:
-            scale = grad_output / dtype.type(max(self.count, 1))
-        return grad * scale, None
+            with numpy.errstate(divide="ignore", invalid="ignore"):
+                scale = grad_output / self.divisor
+        with numpy.errstate(invalid="ignore"):
+            return xp.where(xp.expand_dims(self.ignored, 1), dtype.type(0), grad * scale), None
 
     # ----------------------------------------------------------------- kernel devices (cuda/cross_entropy.cu)
     def forward_gpu(self, logits, target):
@@ -88,61 +126,75 @@ class CrossEntropy(Function):
         module's steps took about twenty operations and two read backs."""
         xp = self.xp
         self.logits = kernel_array(xp, logits)
-        self.target = xp.ascontiguousarray(target, dtype=xp.int64)
+        self.target = _as_int64(xp, target)
         N, classes = logits.shape[:2]
         self.inner = math.prod(logits.shape[2:])
-        samples = self.count = N * self.inner
+        samples = self.samples = N * self.inner
         loss = xp.empty((N,) + logits.shape[2:], dtype=xp.float32)
         self.stats = xp.empty(2 * samples, dtype=xp.float32)  # each sample's max, then its log_sum
-        smoothing = numpy.float32(self.label_smoothing)
+        self.kernel_weight = placeholder(self.device) if self.weight is None else self.weight
+        weighting = (numpy.int32(self.weight is not None), numpy.int64(self.ignore_index))
         launch_elementwise(self.device, "cross_entropy", "cross_entropy_forward", samples,
-                           (self.logits, self.target, loss, self.stats, numpy.int32(classes),
-                            numpy.int64(self.inner), numpy.int64(samples), smoothing))
-        total, first_bad = xp.empty((), dtype=xp.float32), xp.empty(1, dtype=xp.int64)
-        divisor = numpy.float32(samples if self.reduction == "mean" else 1)  # 0 / 0: NaN, as the cpu's
+                           (self.logits, self.target, self.kernel_weight, loss, self.stats, numpy.int32(classes),
+                            numpy.int64(self.inner), numpy.int64(samples), numpy.float32(self.label_smoothing))
+                           + weighting)
+        # the total, the mean's divisor and the sum of the class weights; the first bad target
+        self.sums, first_bad = xp.empty(3, dtype=xp.float32), xp.empty(1, dtype=xp.int64)
         self.device.kernel("cross_entropy", "cross_entropy_reduce")(
-            (1,), (THREADS,), (loss, self.target, total, first_bad, numpy.int64(samples), numpy.int32(classes),
-                               divisor))
+            (1,), (THREADS,), (loss, self.target, self.kernel_weight, self.sums, first_bad, numpy.int32(classes),
+                               numpy.int64(samples)) + weighting + (numpy.int32(self.reduction == "mean"),))
         bad = int(first_bad[0])
-        if bad < samples:  # named as given: a uint64 past 2^63 wraps in the kernels' int64 copy
+        if bad < samples:  # named as given: a uint64 past 2^63 is clamped in the kernels' int64 copy
             _raise_out_of_range(int(target.reshape(-1)[bad]), classes, self.shapes)
-        return loss if self.reduction == "none" else total
+        return loss if self.reduction == "none" else self.sums[:1].reshape(())
 
     def backward_gpu(self, grad_output):
         xp = self.xp
         grad = xp.empty(self.logits.shape, dtype=xp.float32)
-        divisor = numpy.float32(max(self.count, 1) if self.reduction == "mean" else 1)
+        reduction = _KERNEL_REDUCTIONS.index(self.reduction)
         launch_elementwise(self.device, "cross_entropy", "cross_entropy_backward", grad.size,
-                           (self.logits, self.target, self.stats, kernel_array(xp, grad_output), grad,
-                            numpy.int32(grad.shape[1]), numpy.int64(self.inner), numpy.int64(self.count),
-                            numpy.float32(self.label_smoothing), divisor, numpy.int32(self.reduction == "none")))
+                           (self.logits, self.target, self.kernel_weight, self.stats, self.sums,
+                            kernel_array(xp, grad_output), grad, numpy.int32(grad.shape[1]), numpy.int64(self.inner),
+                            numpy.int64(self.samples), numpy.float32(self.label_smoothing),
+                            numpy.int32(self.weight is not None), numpy.int64(self.ignore_index),
+                            numpy.int32(reduction)))
         return grad, None
+
+
+def _along_classes(weight, ndim: int):
+    """The class weights (C,) as (C, 1, ...) to broadcast along axis 1 of an (N, C, *d) array of ``ndim`` dims."""
+    return weight.reshape(weight.shape + (1,) * (ndim - 2))
+
+
+def _as_int64(xp, target):
+    """C-contiguous int64 targets; uint64 values past int64's range become its largest value, which
+    is out of range (reported as given) and never an ``ignore_index``."""
+    if target.dtype == numpy.uint64:
+        target = xp.minimum(target, numpy.uint64(_INT64_MAX))
+    return xp.ascontiguousarray(target, dtype=xp.int64)
 
 
 def _raise_out_of_range(value: int, classes: int, shapes: str):
     raise ValueError(f"cross_entropy: target value {value} is out of range [0, {classes}) ({shapes})")
 
 
-def _check_targets(target, classes: int, shapes: str) -> None:
-    """ValueError naming the first target outside [0, classes), in the targets' order."""
-    flat = target.reshape(-1)
-    bad = (flat < 0) | (flat >= classes)
-    if bad.any():
-        _raise_out_of_range(int(flat[int(bad.argmax())]), classes, shapes)
-
-
-def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between logits and integer class indices (PyTorch's ``F.cross_entropy``).
 
     Args:
         input: logits (N, C), unbatched (C,), or (N, C, d1, ..., dk), floating point.
-        target: class indices (N,), () or (N, d1, ..., dk), of any integer dtype, each in [0, C).
-            Class probabilities (float targets) are not supported.
-        reduction: 'mean' (over all targets), 'sum' or 'none' (one loss per target).
+        target: class indices (N,), () or (N, d1, ..., dk), of any integer dtype, each in [0, C) or
+            equal to ``ignore_index``. Class probabilities (float targets) are not supported.
+        weight: a weight per class, (C,), of the input's dtype; it takes no gradient.
+        ignore_index: targets equal to it add nothing to the loss and get a zero gradient (even where
+            their logits hold NaN), and the mean leaves them out.
+        reduction: 'mean' (over the targets not ignored, weighted by their class weights), 'sum' or
+            'none' (one loss per target).
         label_smoothing: e in [0, 1]; the target becomes (1 - e) * one_hot + e / C.
 
-    Not supported: PyTorch's ``weight`` and ``ignore_index``; hence ``reduction`` and
-    ``label_smoothing`` are keyword-only, so a positional call written for PyTorch fails loudly.
+    PyTorch's legacy ``size_average`` and ``reduce`` are not taken; hence everything after ``weight``
+    is keyword-only, so a positional call written for PyTorch fails loudly.
     """
     x = as_tensor(input, "cross_entropy: input")
     t = as_tensor(target, "cross_entropy: target", x.device)
@@ -156,12 +208,7 @@ def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: fl
         )
     if t.device != x.device:
         raise ValueError(f"cross_entropy: target is on {t.device} but input is on {x.device}")
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
-        raise TypeError(f"cross_entropy: label_smoothing must be a real number in [0, 1], got {label_smoothing!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+    check_options("cross_entropy", ignore_index, reduction, label_smoothing)
 
     if x.ndim == 0:
         raise ValueError(f"cross_entropy: input must be (C,), (N, C) or (N, C, d1, ...), got {shapes}")
@@ -176,8 +223,40 @@ def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: fl
     classes = x.shape[0] if unbatched else x.shape[1]
     if classes == 0:
         raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
+    weights = None if weight is None else _class_weights(weight, x, classes, shapes)
 
     if unbatched:  # one sample: (C,) -> (1, C), target () -> (1,), and the loss back to ()
         x, t = x.reshape(1, classes), t.reshape(1)
-    loss = CrossEntropy(reduction, float(label_smoothing), shapes).apply(x, t)
+    loss = CrossEntropy(weights, int(ignore_index), reduction, float(label_smoothing), shapes).apply(x, t)
     return loss.reshape(()) if unbatched and reduction == "none" else loss
+
+
+def check_options(op: str, ignore_index, reduction, label_smoothing) -> None:
+    """TypeError or ValueError, naming ``op`` and the argument, for an option cross_entropy does not take."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{op}: ignore_index must be an int, got {ignore_index!r}")
+    if not -_INT64_MAX - 1 <= ignore_index <= _INT64_MAX:
+        raise ValueError(f"{op}: ignore_index must fit in int64, got {ignore_index}")
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
+        raise TypeError(f"{op}: label_smoothing must be a real number in [0, 1], got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+
+
+def _class_weights(weight, x: Tensor, classes: int, shapes: str):
+    """``weight`` as a C-contiguous (classes,) array of the logits' dtype on their device; errors name it."""
+    w = as_tensor(weight, "cross_entropy: weight", x.device)
+    if w.device != x.device:
+        raise ValueError(f"cross_entropy: weight is on {w.device} but input is on {x.device}")
+    if w.shape != (classes,):
+        raise ValueError(f"cross_entropy: weight must have shape ({classes},), one value per class, got shape "
+                         f"{w.shape} ({shapes})")
+    if w.dtype != x.dtype:
+        raise TypeError(f"cross_entropy: weight has dtype {w.dtype} but input has dtype {x.dtype}; they must match: "
+                        f"convert one with .to(dtype)")
+    if w.requires_grad and is_grad_enabled():
+        raise ValueError("cross_entropy: weight takes no gradient, so it cannot require grad; pass weight.detach()")
+    with x.device.context():
+        return x.device.xp.ascontiguousarray(w.data)

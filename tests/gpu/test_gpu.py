@@ -78,15 +78,21 @@ def test_pool_and_activation_match_cpu(op):
 
 @pytest.mark.parametrize("reduction, smoothing, shape", [
     ("mean", 0.0, (300, 10)), ("sum", 0.1, (7, 1000)), ("none", 0.2, (4, 5, 33, 17))])
-def test_cross_entropy_kernels_match_cpu(reduction, smoothing, shape):
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+def test_cross_entropy_kernels_match_cpu(reduction, smoothing, shape, weighted):
+    """weighted: class weights, and a tenth of the targets ignored."""
     rng = np.random.default_rng(2)
     logits = (rng.standard_normal(shape) * 5).astype(np.float32)
     logits[(0, slice(0, 2)) + (0,) * (len(shape) - 2)] = [np.inf, np.nan]  # sample 0: a NaN loss
     target = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    options = dict(reduction=reduction, label_smoothing=smoothing)
+    if weighted:
+        target[rng.random(target.shape) < 0.1] = 255
+        options.update(weight=rng.uniform(0.0, 2.0, shape[1]).astype(np.float32), ignore_index=255)
     results = []
     for device in ("cpu", "cuda"):
         x = gpucnn.tensor(logits, device=device, requires_grad=True)
-        loss = F.cross_entropy(x, gpucnn.tensor(target, device=device), reduction=reduction, label_smoothing=smoothing)
+        loss = F.cross_entropy(x, gpucnn.tensor(target, device=device), **options)
         loss.backward(np.random.default_rng(1).standard_normal(loss.shape).astype(np.float32))
         results.append((loss.numpy(), x.grad.numpy()))
     for ours, reference in zip(*reversed(results)):

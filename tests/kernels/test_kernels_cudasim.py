@@ -672,17 +672,32 @@ def cross_entropy_on(device, logits, target, order=("forward", None), **options)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
 @pytest.mark.parametrize("shape", [(7, 10), (3, 4, 5, 2), (1, 1), (300, 3)], ids=["flat", "spatial", "one", "many"])
-def test_cross_entropy_kernels_match_the_cpu(order, reduction, label_smoothing, shape):
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+def test_cross_entropy_kernels_match_the_cpu(order, reduction, label_smoothing, shape, weighted):
     """cuda/cross_entropy.cu against the cpu: every reduction, smoothing, spatial targets, a single class
-    and more samples than the reduction's 256 threads (int32 targets: the kernels take them as int64)."""
+    and more samples than the reduction's 256 threads (int32 targets: the kernels take them as int64);
+    weighted: class weights of either sign, and a fifth of the targets ignored."""
     rng = np.random.default_rng(sum(shape))
     logits = (rng.standard_normal(shape) * 4).astype(np.float32)
     target = rng.integers(0, shape[1], (shape[0],) + shape[2:]).astype(np.int32)
     options = dict(reduction=reduction, label_smoothing=label_smoothing)
+    if weighted:
+        target[rng.random(target.shape) < 0.2] = -3
+        options.update(weight=rng.uniform(-0.5, 2.0, shape[1]).astype(np.float32), ignore_index=-3)
     for ours, reference, name in zip(cross_entropy_on("cudasim", logits, target, order, **options),
                                      cross_entropy_on("cpu", logits, target, **options), ("loss", "grad")):
         assert ours.dtype == np.float32
         assert_close(ours, reference, atol=1e-5, rtol=1e-5, name=f"{name} under thread order {order}")
+
+
+def test_cross_entropy_kernels_with_more_classes_than_threads():
+    """Class weights summed over more classes than the reduction's 256 threads (label smoothing's term)."""
+    rng = np.random.default_rng(8)
+    logits = rng.standard_normal((3, 600)).astype(np.float32)
+    options = dict(weight=rng.uniform(0.0, 2.0, 600).astype(np.float32), label_smoothing=0.4)
+    for ours, reference in zip(cross_entropy_on("cudasim", logits, np.array([5, 599, 300]), **options),
+                               cross_entropy_on("cpu", logits, np.array([5, 599, 300]), **options)):
+        assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
 
 def test_cross_entropy_kernels_on_awkward_logits():
@@ -702,11 +717,12 @@ def test_cross_entropy_kernels_on_awkward_logits():
             np.testing.assert_array_equal(ours, reference)  # the mean of no samples is NaN on both
 
 
-@pytest.mark.parametrize("target, bad", [([0, 3, -1], 3), ([-1, 2, 0], -1), ([1, 2, 7], 7),
-                                         (np.array([1, 2**63 + 5, 0], np.uint64), 2**63 + 5)])
+@pytest.mark.parametrize("target, bad", [([0, 3, -1], 3), ([-1, 2, 0], -1), ([1, 2, 7], 7), ([-100, 5, 0], 5),
+                                         (np.array([1, 2**63 + 5, 0], np.uint64), 2**63 + 5),
+                                         (np.array([1, 2**64 - 100, 0], np.uint64), 2**64 - 100)])
 def test_cross_entropy_names_the_first_target_out_of_range(target, bad):
-    """Both devices name the first out-of-range target in order, as given (a uint64 past 2^63 too), with
-    the shapes."""
+    """Both devices name the first out-of-range target in order that is not ignored, as given (a uint64
+    past 2^63 too, which no int64 ignore_index matches: 2^64 - 100 is not -100), with the shapes."""
     message = (rf"cross_entropy: target value {bad} is out of range \[0, 3\) "
                rf"\(input shape \(3, 3\), target shape \(3,\)\)")
     for device in ("cudasim", "cpu"):

@@ -42,6 +42,95 @@ def test_random_problems_against_torch(problem, reduction, label_smoothing, seed
     check_against_torch(ours(reduction, label_smoothing), theirs(reduction, label_smoothing), logits, target, seed=seed)
 
 
+@st.composite
+def weightings(draw, classes, target_shape, seed):
+    """(weight or None, ignore_index, target): class weights of either sign or None; an ignore_index
+    outside the classes (PyTorch's -100, or C + 2) or one of them; targets of which some are ignored."""
+    rng = np.random.default_rng(seed)
+    weight = draw(st.sampled_from([None, "positive", "signed"]))
+    if weight is not None:
+        weight = rng.uniform(0.1 if weight == "positive" else -1.0, 3.0, classes)
+    ignore_index = draw(st.sampled_from([-100, classes + 2, int(rng.integers(0, classes))]))
+    target = rng.integers(0, classes, target_shape)
+    target[rng.random(target_shape) < draw(st.sampled_from([0.0, 0.3, 1.0]))] = ignore_index
+    return weight, ignore_index, target
+
+
+@settings(max_examples=60, deadline=None)
+@given(problem=problems(), reduction=st.sampled_from(REDUCTIONS), label_smoothing=st.sampled_from([0.0, 0.3]),
+       device=st.sampled_from(["cpu", "cudasim"]), seed=st.integers(0, 2**16), data=st.data())
+def test_weights_and_ignored_targets_against_torch(problem, reduction, label_smoothing, device, seed, data):
+    """Class weights and ignore_index as in PyTorch on both devices (every target ignored: a NaN mean)."""
+    n, classes, spatial = problem
+    weight, ignore_index, target = data.draw(weightings(classes, (n,) + spatial, seed))
+    logits = np.random.default_rng(seed + 1).standard_normal((n, classes) + spatial) * 3
+    options = dict(ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing)
+    weight = None if weight is None else weight.astype(np.float32)
+
+    def ours(x, t):
+        return cross_entropy(x, t, weight, **options)
+
+    def theirs(x, t):
+        return torch_F.cross_entropy(x, t, None if weight is None else torch.from_numpy(weight), **options)
+
+    check_against_torch(ours, theirs, logits, target, seed=seed, device=device)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_weights_and_ignored_targets_numerical_gradients(reduction, label_smoothing):
+    rng = np.random.default_rng(6)
+    weight = rng.uniform(-1.0, 2.0, 3)
+    spatial_target = np.array([[[7, 1], [2, 0]], [[1, 1], [7, 2]]])
+    for shape, target in [((4, 3), np.array([0, 2, 7, 1])), ((2, 3, 2, 2), spatial_target)]:
+        check_gradients(lambda x, t: cross_entropy(x, t, gpucnn.tensor(weight), ignore_index=7, reduction=reduction,
+                                                   label_smoothing=label_smoothing), rng.standard_normal(shape), target)
+
+
+def test_weights_and_ignored_targets_hand_computed():
+    """Equal logits over 3 classes: each loss is log 3 times its class weight, and the mean divides by
+    the weights of the targets counted."""
+    logits, weight = np.zeros((3, 3), np.float32), np.array([1.0, 2.0, 3.0], np.float32)
+    log3 = np.log(3.0)
+    assert_close(cross_entropy(logits, [0, 2, 1], weight, reduction="none"), np.array([1, 3, 2]) * log3)
+    assert_close(cross_entropy(logits, [0, 2, 1], weight), log3)  # (1 + 3 + 2) log 3 / (1 + 3 + 2)
+    assert_close(cross_entropy(logits, [0, -100, 2], weight, reduction="sum"), 4 * log3)
+    assert_close(cross_entropy(logits, [0, 1, 1], ignore_index=1, reduction="none"), np.array([log3, 0.0, 0.0]))
+    x = gpucnn.tensor(logits, requires_grad=True)
+    cross_entropy(x, [0, 2, 2], weight, ignore_index=2, reduction="sum").backward()
+    assert_close(x.grad, np.array([[-2 / 3, 1 / 3, 1 / 3], [0, 0, 0], [0, 0, 0]]))  # w[0] (softmax - one_hot)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_ignored_samples_add_nothing_even_with_nan_logits(device):
+    """An ignored sample's loss and gradient are 0 even where its logits are NaN (PyTorch's gradient is
+    NaN there); every target ignored gives a NaN mean and zero gradients, as PyTorch's."""
+    logits = np.array([[np.nan, 1.0, 2.0], [0.5, 1.0, -2.0]], np.float32)
+    x = gpucnn.tensor(logits, device=device, requires_grad=True)
+    loss = cross_entropy(x, gpucnn.tensor([-100, 1], device=device), label_smoothing=0.1)
+    expected = torch_F.cross_entropy(torch.tensor(logits[1:]), torch.tensor([1]), label_smoothing=0.1)
+    assert_close(loss, expected)
+    loss.backward()
+    reference = torch.tensor(logits[1:], requires_grad=True)
+    torch_F.cross_entropy(reference, torch.tensor([1]), label_smoothing=0.1).backward()
+    assert_close(x.grad, np.concatenate([np.zeros((1, 3), np.float32), reference.grad.numpy()]))
+    x = gpucnn.tensor(logits, device=device, requires_grad=True)
+    loss = cross_entropy(x, gpucnn.tensor([-100, -100], device=device), gpucnn.tensor([1.0, 2.0, 3.0], device=device))
+    loss.backward()
+    assert np.isnan(loss.numpy()) and np.array_equal(x.grad.numpy(), np.zeros((2, 3), np.float32))
+
+
+def test_ignore_index_may_be_any_int64():
+    """An ignored value need not be a class; a class may be ignored; other targets are still checked."""
+    logits = np.random.default_rng(7).standard_normal((4, 3)).astype(np.float32)
+    for ignore_index, target in [(5, [5, 0, 2, 5]), (1, [1, 0, 2, 1]), (-(2**63), [0, -(2**63), 2, 1]),
+                                 (2**63 - 1, [0, 1, 2**63 - 1, 1])]:
+        expected = torch_F.cross_entropy(torch.tensor(logits), torch.tensor(target), ignore_index=ignore_index)
+        assert_close(cross_entropy(logits, np.array(target), ignore_index=ignore_index), expected)
+    with pytest.raises(ValueError, match=r"target value 5 is out of range \[0, 3\)"):
+        cross_entropy(logits, np.array([5, 0, 2, 1]), ignore_index=4)
+
+
 def test_hand_computed():
     """Two classes with equal logits: the loss is log 2; smoothing does not change a uniform softmax."""
     logits, target = np.array([[0.0, 0.0], [np.log(3.0), 0.0]]), np.array([0, 0])
@@ -148,7 +237,7 @@ X = np.zeros((2, 3), dtype=np.float32)
     (np.array([0, 3]),
      r"cross_entropy: target value 3 is out of range \[0, 3\) \(input shape \(2, 3\), target shape \(2,\)\)"),
     (np.array([-1, 2]), r"cross_entropy: target value -1 is out of range \[0, 3\)"),
-    (np.array([-100, 1]), r"target value -100 is out of range"),
+    (np.array([-101, 1]), r"target value -101 is out of range"),
     (np.array([0, 1, 2]),
      r"cross_entropy: input batch size 2 does not match target batch size 3 "
      r"\(input shape \(2, 3\), target shape \(3,\)\)"),
@@ -200,3 +289,40 @@ def test_bad_reduction(reduction):
 def test_label_smoothing_out_of_range(label_smoothing):
     with pytest.raises(ValueError, match=r"cross_entropy: label_smoothing must be between 0.0 and 1.0, got"):
         cross_entropy(X, np.array([0, 1]), label_smoothing=label_smoothing)
+
+
+@pytest.mark.parametrize("weight, error, message", [
+    (np.ones(4, np.float32), ValueError,
+     r"cross_entropy: weight must have shape \(3,\), one value per class, got shape \(4,\) "
+     r"\(input shape \(2, 3\), target shape \(2,\)\)"),
+    (np.ones((3, 1), np.float32), ValueError,
+     r"weight must have shape \(3,\), one value per class, got shape \(3, 1\)"),
+    (np.ones(3), TypeError, r"cross_entropy: weight has dtype float64 but input has dtype float32; they must match"),
+    (gpucnn.tensor(np.ones(3, np.float32), requires_grad=True), ValueError,
+     r"cross_entropy: weight takes no gradient, so it cannot require grad; pass weight.detach\(\)"),
+    (["a", "b", "c"], TypeError, r"cross_entropy: weight must be numeric"),
+])
+def test_bad_weights(weight, error, message):
+    with pytest.raises(error, match=message):
+        cross_entropy(X, np.array([0, 1]), weight)
+
+
+def test_weight_on_another_device():
+    with pytest.raises(ValueError, match=r"cross_entropy: weight is on cudasim but input is on cpu"):
+        cross_entropy(X, np.array([0, 1]), gpucnn.tensor(np.ones(3, np.float32), device="cudasim"))
+
+
+@pytest.mark.parametrize("ignore_index, error, message", [
+    (1.0, TypeError, r"cross_entropy: ignore_index must be an int, got 1.0"),
+    (True, TypeError, r"cross_entropy: ignore_index must be an int, got True"),
+    (2**63, ValueError, r"cross_entropy: ignore_index must fit in int64, got 9223372036854775808"),
+])
+def test_bad_ignore_index(ignore_index, error, message):
+    with pytest.raises(error, match=message):
+        cross_entropy(X, np.array([0, 1]), ignore_index=ignore_index)
+
+
+def test_weight_takes_no_gradient_only_where_one_would_be_recorded():
+    weight = gpucnn.tensor(np.ones(3, np.float32), requires_grad=True)
+    with gpucnn.no_grad():
+        assert_close(cross_entropy(X, np.array([0, 1]), weight), np.log(3.0))

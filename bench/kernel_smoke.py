@@ -108,16 +108,19 @@ def run(device) -> None:
             target.synchronize()
         label = name if path == "chosen" else f"{name} ({path})"
         print(f"{label}: output {y.shape}, |dx| = {float(abs(x.grad.numpy()).sum()):.4f}")
-    # the optimizers' kernels: two steps each (the first writes their state, the second reads it)
+    # the optimizers' kernels: two steps each (the first writes their state, the second reads it), over
+    # three parameters in one launch, one of them a block's elements and one more
     for name, options in (("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
                           ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0))):
-        parameter = gpucnn.tensor(w_data, device=device, requires_grad=True)
-        optimizer = getattr(gpucnn.optim, name)([parameter], **options)
+        parameters = [gpucnn.tensor(data, device=device, requires_grad=True)
+                      for data in (w_data, numpy.ones(1, numpy.float32), numpy.ones(1025, numpy.float32))]
+        optimizer = getattr(gpucnn.optim, name)(parameters, **options)
         for _ in range(2):
-            parameter.grad = gpucnn.tensor(numpy.ones(w_data.shape, numpy.float32), device=device)
+            for parameter in parameters:
+                parameter.grad = gpucnn.tensor(numpy.ones(parameter.shape, numpy.float32), device=device)
             optimizer.step()
         target.synchronize()
-        print(f"{name}: |w| = {float(abs(parameter.numpy()).sum()):.4f}")
+        print(f"{name}: |w| = {sum(float(abs(parameter.numpy()).sum()) for parameter in parameters):.4f}")
 
 
 def main(argv=None) -> None:

@@ -1,35 +1,70 @@
-/* optim.cu: optimizer updates for gpucnn/optim.py, one launch per parameter.
+/* optim.cu: optimizer updates for gpucnn/optim.py, every parameter of a group in one launch.
  *
- * param, grad, buffer: float32, n elements each, C-contiguous. Thread per element over a 1-D grid
- * (grid-stride: any grid size), block (256,); each element's update is independent of the others.
+ * A launch updates `tensors` parameters listed in `table`, int64, a row of OPTIM_COLUMNS per parameter:
+ *   [0] its first block, [1] n, its number of elements, [2..6] the addresses of its float32,
+ *   C-contiguous arrays (param, grad, then the optimizer's state; an unused one repeats param and is
+ *   never touched), [7..8] two per-parameter values, read through `values`, the same table seen as
+ *   double (float32 values, exact in double).
+ * Block b updates the parameter of the last row whose first block is at most b (a binary search; a
+ * parameter of no elements has no blocks), elements (b - first) * OPTIM_CHUNK + threadIdx.x + k * 256
+ * for k < 4; block (256,), grid (the last row's first block plus its blocks,). Each element's update
+ * reads and writes that element alone, so no thread order matters. As one launch per parameter the
+ * updates took, in a cProfile of a small ResNet's training step on an H100, 29 of its 127 launches.
  *
  *   optim_sgd  torch.optim.SGD's step, as SGD._update runs it on the cpu: g = grad (negated with
- *              maximize) + weight_decay * param; with momentum, buffer = g on the first step, else
- *              momentum * buffer + keep * g (keep = 1 - dampening, rounded by the host as the cpu half
- *              rounds it), and g = g + momentum * buffer (nesterov) or buffer; param -= lr * g. As
- *              CuPy array operations the update was five launches per parameter: in a cProfile of a
- *              small ResNet's training step on an H200, 48 us of host time per parameter, a sixth of
- *              the step.
+ *              maximize) + weight_decay * param; with momentum, buffer = g on the parameter's first
+ *              step ([7]: 1.0), else momentum * buffer + keep * g (keep = 1 - dampening, rounded by the
+ *              host as the cpu half rounds it), and g = g + momentum * buffer (nesterov) or buffer;
+ *              param -= lr * g. Arrays: param, grad, buffer.
  *   optim_adam torch.optim.Adam's (and AdamW's) step, as Adam._update: g = grad (negated with
  *              maximize); weight decay scales param by decay_scale = 1 - lr * weight_decay
  *              (decoupled) or adds weight_decay * param to g; m moves towards g by torch.lerp's
  *              two-sided rule (weight 1 - beta1); v = beta2 v + (1 - beta2) g g, v_max = max(v_max, v)
  *              with amsgrad (NaN wins, as NumPy's maximum); param -= step_size * m / (sqrt(v or v_max)
- *              / bias_correction2_sqrt + eps). The host computes step_size and the bias correction
- *              from the step count.
+ *              / bias_correction2_sqrt + eps). The host computes step_size ([7]) and the bias
+ *              correction ([8]) from each parameter's step count. Arrays: param, grad, m, v, v_max.
  *   optim_adadelta torch.optim.Adadelta's step, as Adadelta._update: g = grad (negated with
  *              maximize) + weight_decay * param; v = rho v + (1 - rho) g g; delta = sqrt(u + eps) /
- *              sqrt(v + eps) * g; u = rho u + (1 - rho) delta delta; param -= lr * delta.
+ *              sqrt(v + eps) * g; u = rho u + (1 - rho) delta delta; param -= lr * delta. Arrays:
+ *              param, grad, v, u.
  * Every scalar comes from the host rounded to float32 as NumPy rounds it on the cpu (1 - beta2, and
  * the like, computed in double first).
  */
 #include "common.cuh"
 
-extern "C" __global__ void optim_sgd(float* __restrict__ param, const float* __restrict__ grad,
-                                     float* __restrict__ buffer, long long n, float lr, float momentum, float keep,
-                                     float weight_decay, int use_momentum, int first_step, int nesterov,
-                                     int maximize) {
-    for (long long i = first_index(); i < n; i += grid_threads()) {
+#define OPTIM_THREADS 256
+#define OPTIM_CHUNK (4 * OPTIM_THREADS)
+#define OPTIM_COLUMNS 9
+
+/* This block's row of the table: the last one whose first block is at most blockIdx.x. */
+static __device__ __forceinline__ const long long* optim_row(const long long* __restrict__ table, int tensors) {
+    const long long block = blockIdx.x;
+    int low = 0, high = tensors - 1;
+    while (low < high) {
+        const int middle = (low + high + 1) / 2;
+        if (table[(long long)middle * OPTIM_COLUMNS] <= block)
+            low = middle;
+        else
+            high = middle - 1;
+    }
+    return table + (long long)low * OPTIM_COLUMNS;
+}
+
+/* Array `k` (0: param, 1: grad, 2... the state) of a row. */
+static __device__ __forceinline__ float* optim_array(const long long* row, int k) {
+    return (float*)(unsigned long long)row[2 + k];
+}
+
+extern "C" __global__ void optim_sgd(const long long* __restrict__ table, const double* __restrict__ values,
+                                     int tensors, float lr, float momentum, float keep, float weight_decay,
+                                     int use_momentum, int nesterov, int maximize) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ buffer = optim_array(row, 2);
+    const bool first_step = values[(row - table) + 7] != 0.0;
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
         float g = maximize ? -grad[i] : grad[i];
         if (weight_decay != 0.0f) g = g + weight_decay * param[i];
         if (use_momentum) {
@@ -41,13 +76,20 @@ extern "C" __global__ void optim_sgd(float* __restrict__ param, const float* __r
     }
 }
 
-extern "C" __global__ void optim_adam(float* __restrict__ param, const float* __restrict__ grad,
-                                     float* __restrict__ exp_avg, float* __restrict__ exp_avg_sq,
-                                     float* __restrict__ max_exp_avg_sq, long long n, float lerp_weight,
-                                     float lerp_rest, float beta2, float rest2, float weight_decay, float decay_scale,
-                                     float step_size, float bias_correction2_sqrt, float eps, int lerp_from_start,
-                                     int amsgrad, int maximize, int decoupled) {
-    for (long long i = first_index(); i < n; i += grid_threads()) {
+extern "C" __global__ void optim_adam(const long long* __restrict__ table, const double* __restrict__ values,
+                                      int tensors, float lerp_weight, float lerp_rest, float beta2, float rest2,
+                                      float weight_decay, float decay_scale, float eps, int lerp_from_start,
+                                      int amsgrad, int maximize, int decoupled) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ exp_avg = optim_array(row, 2);
+    float* __restrict__ exp_avg_sq = optim_array(row, 3);
+    float* __restrict__ max_exp_avg_sq = optim_array(row, 4);
+    const double* row_values = values + (row - table);
+    const float step_size = (float)row_values[7], bias_correction2_sqrt = (float)row_values[8];
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
         float g = maximize ? -grad[i] : grad[i];
         if (weight_decay != 0.0f) {
             if (decoupled)
@@ -71,10 +113,16 @@ extern "C" __global__ void optim_adam(float* __restrict__ param, const float* __
     }
 }
 
-extern "C" __global__ void optim_adadelta(float* __restrict__ param, const float* __restrict__ grad,
-                                         float* __restrict__ square_avg, float* __restrict__ acc_delta, long long n,
-                                         float lr, float rho, float rest, float eps, float weight_decay, int maximize) {
-    for (long long i = first_index(); i < n; i += grid_threads()) {
+extern "C" __global__ void optim_adadelta(const long long* __restrict__ table, const double* __restrict__ values,
+                                          int tensors, float lr, float rho, float rest, float eps, float weight_decay,
+                                          int maximize) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ square_avg = optim_array(row, 2);
+    float* __restrict__ acc_delta = optim_array(row, 3);
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
         float g = maximize ? -grad[i] : grad[i];
         if (weight_decay != 0.0f) g = g + weight_decay * param[i];
         const float v = square_avg[i] * rho + rest * g * g;

@@ -7,10 +7,11 @@
 
 Each update follows the algorithm in torch.optim's documentation (the single-tensor, non-foreach
 path, operation for operation) and is written against the parameter's array module ``xp``, so it
-runs unchanged on NumPy and CuPy arrays; on the kernel devices a float32, C-contiguous parameter's
-update is one launch of a kernel of ``cuda/optim.cu`` instead (the same operations, in the same
-order, on float32 scalars rounded as NumPy rounds them). Updates happen in place on ``param.data``:
-every module holding the parameter sees them. Parameters whose ``grad`` is None are skipped.
+runs unchanged on NumPy and CuPy arrays; on the kernel devices the float32, C-contiguous parameters
+of a group are updated by one launch of a kernel of ``cuda/optim.cu`` instead (the same operations,
+in the same order, on float32 scalars rounded as NumPy rounds them), which finds each parameter's
+arrays in a table of their addresses. Updates happen in place on ``param.data``: every module
+holding the parameter sees them. Parameters whose ``grad`` is None are skipped.
 """
 
 from __future__ import annotations
@@ -18,13 +19,30 @@ from __future__ import annotations
 import collections
 import copy
 import numbers
+import struct
+from typing import NamedTuple
 
 import numpy
 
-from .ops._kernels import int32_args, kernel_array, launch_elementwise
+from .ops._kernels import THREADS, int32_args, kernel_array
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta"]
+
+
+# A row of cuda/optim.cu's table (OPTIM_COLUMNS values: first block, n, five addresses, two float32
+# values held as float64), and its OPTIM_CHUNK elements per block.
+_TABLE_ROW = struct.Struct("<7q2d")
+_TABLE_COLUMNS = 9
+_CHUNK = 4 * THREADS
+
+
+class _KernelRow(NamedTuple):
+    """One parameter's update by a kernel of cuda/optim.cu: its arrays (param, the kernel-ready
+    gradient, then the state the kernel reads) and its two values of the table (float32 values)."""
+
+    arrays: tuple
+    values: tuple
 
 
 def _to_numpy(array) -> numpy.ndarray:
@@ -70,9 +88,11 @@ class Optimizer:
             any options that override ``defaults`` for that group.
         defaults: the options of every group that does not set them.
 
-    Subclasses implement ``_check_options(options)`` (raise on invalid hyper-parameters) and
+    Subclasses implement ``_check_options(options)`` (raise on invalid hyper-parameters),
     ``_update(device, param, grad, state, group)`` (one parameter's update, in place on the array
-    ``param`` of ``device``; ``grad`` has its shape and dtype).
+    ``param`` of ``device``; ``grad`` has its shape and dtype; where ``_runs_kernel``, it updates the
+    state alone and returns the parameter's ``_KernelRow``) and ``_kernel(group)`` (the kernel of
+    cuda/optim.cu that updates those rows, and its float32 scalars and int32 flags for the group).
     """
 
     def __init__(self, params, defaults: dict):
@@ -80,6 +100,7 @@ class Optimizer:
         self.defaults = defaults
         self.state = collections.defaultdict(dict)
         self.param_groups = []
+        self._tables = {}  # (group index, device) -> (the last table's bytes, its copy on the device)
         if isinstance(params, Tensor):
             raise TypeError(
                 "params argument given to the optimizer should be an iterable of Tensors or dicts, "
@@ -101,7 +122,10 @@ class Optimizer:
     def _check_options(self, options: dict) -> None:
         raise NotImplementedError
 
-    def _update(self, device, param, grad, state: dict, group: dict) -> None:
+    def _update(self, device, param, grad, state: dict, group: dict):
+        raise NotImplementedError
+
+    def _kernel(self, group: dict) -> tuple:
         raise NotImplementedError
 
     def add_param_group(self, param_group: dict) -> None:
@@ -155,28 +179,60 @@ class Optimizer:
                     param.grad.data.fill(0)
 
     def step(self, closure=None):
-        """Updates every parameter that has a gradient. ``closure`` re-evaluates the loss and returns it."""
+        """Updates every parameter that has a gradient. ``closure`` re-evaluates the loss and returns it.
+        Every gradient's shape is checked before any parameter changes."""
         loss = closure() if closure is not None else None
+        updates = [[(param, self._gradient(param)) for param in group["params"] if param.grad is not None]
+                   for group in self.param_groups]
         # NaN and inf propagate silently, as in torch
         with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            for group in self.param_groups:
-                for param in group["params"]:
-                    if param.grad is None:
-                        continue
-                    grad = param.grad.data if isinstance(param.grad, Tensor) else param.device.asarray(param.grad)
-                    if tuple(grad.shape) != param.shape:
-                        raise ValueError(
-                            f"{type(self).__name__}.step: gradient of shape {tuple(grad.shape)} for a parameter "
-                            f"of shape {param.shape}"
-                        )
-                    if grad.dtype != param.dtype:
-                        grad = grad.astype(param.dtype)
-                    grad = _at_least_1d(grad)
+            for index, (group, pairs) in enumerate(zip(self.param_groups, updates)):
+                rows = collections.defaultdict(list)  # device -> the _KernelRow of each of its kernel updates
+                for param, grad in pairs:
                     state = self.state[param]
-                    self._update(param.device, _at_least_1d(param.data), grad, state, group)
+                    row = self._update(param.device, _at_least_1d(param.data), grad, state, group)
+                    if row is not None:
+                        rows[param.device].append(row)
                     if not state:  # SGD without momentum keeps none, and torch lists none
                         del self.state[param]
+                for device, device_rows in rows.items():
+                    self._launch(index, device, device_rows, *self._kernel(group))
         return loss
+
+    def _gradient(self, param):
+        """``param``'s gradient as an array of its shape (at least 1-d) and dtype; ValueError for another shape."""
+        grad = param.grad.data if isinstance(param.grad, Tensor) else param.device.asarray(param.grad)
+        if tuple(grad.shape) != param.shape:
+            raise ValueError(
+                f"{type(self).__name__}.step: gradient of shape {tuple(grad.shape)} for a parameter of shape "
+                f"{param.shape}"
+            )
+        if grad.dtype != param.dtype:
+            grad = grad.astype(param.dtype)
+        return _at_least_1d(grad)
+
+    def _launch(self, group_index: int, device, rows: list, name: str, scalars: tuple, flags: tuple) -> None:
+        """One launch of kernel ``name`` of cuda/optim.cu updating every parameter of ``rows`` on ``device``.
+
+        The table of the rows' addresses goes to the device once: while a group's parameters, state and
+        gradients keep their memory from step to step (CuPy's pool hands a training step's gradients the
+        same blocks each time), the copy made for the last step serves again."""
+        parts, blocks = [], 0
+        for arrays, values in rows:
+            size = arrays[0].size
+            addresses = [device.address(array) for array in arrays]
+            parts.append(_TABLE_ROW.pack(blocks, size, *addresses, *addresses[:1] * (5 - len(addresses)), *values))
+            blocks += -(-size // _CHUNK)
+        if not blocks:
+            return
+        key, data = (group_index, device), b"".join(parts)
+        cached = self._tables.get(key)
+        if cached is None or cached[0] != data:
+            table = numpy.frombuffer(data, dtype=numpy.int64).reshape(len(rows), _TABLE_COLUMNS)
+            cached = self._tables[key] = (data, device.asarray(table))
+        table = cached[1]
+        device.kernel("optim", name)((blocks,), (THREADS,), (table, table.view(numpy.float64), numpy.int32(len(rows)),
+                                                            *map(numpy.float32, scalars), *int32_args(flags)))
 
     # ----------------------------------------------------------------- state dicts
     def state_dict(self) -> dict:
@@ -300,7 +356,12 @@ class SGD(Optimizer):
                 f"(momentum={options['momentum']}, dampening={options['dampening']})"
             )
 
-    def _update(self, device, param, grad, state: dict, group: dict) -> None:
+    def _kernel(self, group: dict) -> tuple:
+        momentum = float(group["momentum"])
+        return ("optim_sgd", (group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"]),
+                (momentum != 0, group["nesterov"], group["maximize"]))
+
+    def _update(self, device, param, grad, state: dict, group: dict):
         # Scalars as Python floats, so NumPy keeps float32 arrays float32.
         lr, momentum, weight_decay = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
         if _runs_kernel(device, param):
@@ -308,11 +369,9 @@ class SGD(Optimizer):
             first_step = momentum != 0 and buffer is None
             if first_step:
                 buffer = state["momentum_buffer"] = device.xp.empty_like(param)
-            # without momentum the kernel never touches its buffer: param stands in
-            _launch(device, "optim_sgd", param, (grad, param if buffer is None else buffer),
-                    (lr, momentum, 1 - float(group["dampening"]), weight_decay),
-                    (momentum != 0, first_step, group["nesterov"], group["maximize"]))
-            return
+            # without momentum the kernel never touches a buffer
+            arrays = (param, kernel_array(device.xp, grad)) + (() if buffer is None else (buffer,))
+            return _KernelRow(arrays, (float(first_step), 0.0))
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -334,13 +393,9 @@ def _runs_kernel(device, param) -> bool:
     return device.runs_kernels and param.dtype == numpy.float32 and param.flags.c_contiguous
 
 
-def _launch(device, name: str, param, arrays: tuple, scalars: tuple, flags: tuple) -> None:
-    """Kernel ``name`` of cuda/optim.cu over ``param`` (in place) with the other ``arrays`` (the gradient
-    first, made kernel-ready), then n, the float32 ``scalars`` and the int32 ``flags``."""
-    grad, *others = arrays
-    launch_elementwise(device, "optim", name, param.size,
-                       (param, kernel_array(device.xp, grad), *others, numpy.int64(param.size),
-                        *map(numpy.float32, scalars), *int32_args(flags)))
+def _float32(value: float) -> float:
+    """``value`` rounded to float32, as a Python float (exact in the table's float64)."""
+    return float(numpy.float32(value))
 
 
 def _lerp_(start, end, weight: float) -> None:
@@ -378,7 +433,14 @@ class Adam(Optimizer):
         for flag in ("amsgrad", "maximize", "decoupled_weight_decay"):
             _check_flag(options[flag], flag)
 
-    def _update(self, device, param, grad, state: dict, group: dict) -> None:
+    def _kernel(self, group: dict) -> tuple:
+        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        return ("optim_adam", (1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay,
+                               group["eps"]),
+                (abs(1 - beta1) < 0.5, group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]))
+
+    def _update(self, device, param, grad, state: dict, group: dict):
         xp = device.xp
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
@@ -396,12 +458,10 @@ class Adam(Optimizer):
         step_size = lr / bias_correction1
         if group["amsgrad"] and "max_exp_avg_sq" not in state:  # amsgrad switched on after the first step
             state["max_exp_avg_sq"] = xp.zeros_like(param)
-        if _runs_kernel(device, param):  # without amsgrad the kernel never touches v_max: v stands in
-            _launch(device, "optim_adam", param, (grad, exp_avg, exp_avg_sq, state.get("max_exp_avg_sq", exp_avg_sq)),
-                    (1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay, step_size,
-                     bias_correction2_sqrt, eps),
-                    (abs(1 - beta1) < 0.5, group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]))
-            return
+        if _runs_kernel(device, param):  # without amsgrad the kernel never touches v_max
+            arrays = (param, kernel_array(xp, grad), exp_avg, exp_avg_sq) + (
+                (state["max_exp_avg_sq"],) if group["amsgrad"] else ())
+            return _KernelRow(arrays, (_float32(step_size), _float32(bias_correction2_sqrt)))
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -455,7 +515,11 @@ class Adadelta(Optimizer):
         _check_number(options["weight_decay"], "weight_decay value")
         _check_flag(options["maximize"], "maximize")
 
-    def _update(self, device, param, grad, state: dict, group: dict) -> None:
+    def _kernel(self, group: dict) -> tuple:
+        rho = float(group["rho"])
+        return ("optim_adadelta", (group["lr"], rho, 1 - rho, group["eps"], group["weight_decay"]), (group["maximize"],))
+
+    def _update(self, device, param, grad, state: dict, group: dict):
         xp = device.xp
         lr, rho, eps, weight_decay = (float(group[key]) for key in ("lr", "rho", "eps", "weight_decay"))
         if not state:
@@ -465,9 +529,7 @@ class Adadelta(Optimizer):
         state["step"] += 1
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         if _runs_kernel(device, param):
-            _launch(device, "optim_adadelta", param, (grad, square_avg, acc_delta),
-                    (lr, rho, 1 - rho, eps, weight_decay), (group["maximize"],))
-            return
+            return _KernelRow((param, kernel_array(xp, grad), square_avg, acc_delta), (0.0, 0.0))
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:

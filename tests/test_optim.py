@@ -235,17 +235,47 @@ def test_random_options_match_torch(case, seed):
     run_lockstep(name, options, steps=5, seed=seed)
 
 
+def record_launches(monkeypatch) -> list:
+    """The number of parameters of each launch of a kernel of cuda/optim.cu, as the steps go."""
+    launches = []
+    launch = optim.Optimizer._launch
+    monkeypatch.setattr(optim.Optimizer, "_launch", lambda self, index, device, rows, *args: launches.append(
+        len(rows)) or launch(self, index, device, rows, *args))
+    return launches
+
+
 @pytest.mark.parametrize("name, options", GRID, ids=[f"{n}-{c}" for n, c in GRID])
 def test_kernel_updates_match_torch(monkeypatch, name, options):
-    """On cudasim, a float32 parameter's update is one launch of a kernel of cuda/optim.cu (every
-    parameter but the empty one, every step), which tracks torch as the cpu half does, NaN and inf
+    """On cudasim, a step updates the float32 parameters in one launch of a kernel of cuda/optim.cu
+    (the empty one too: it has no blocks), which tracks torch as the cpu half does, NaN and inf
     gradients included."""
-    launches = []
-    launch = optim._launch
-    monkeypatch.setattr(optim, "_launch", lambda device, kernel, param, *args: launches.append(param.size) or
-                        launch(device, kernel, param, *args))
+    launches = record_launches(monkeypatch)
     run_lockstep(name, options, dtype=np.float32, special=True, device="cudasim")
-    assert len(launches) == 10 * len(SHAPES) and launches.count(0) == 10  # (0, 3) launches nothing
+    assert launches == [len(SHAPES)] * 10
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_launch_per_group_of_parameters_of_any_size(monkeypatch, name):
+    """Two groups (another lr each) of parameters of 0, 1 and around a block's 1024 elements, some
+    without a gradient at some steps (so their first step, or Adam's step count, differs): each
+    group's float32 parameters are one launch a step, and track torch."""
+    shapes = [(1023,), (1024,), (0,), (1025,), (1,), (3, 1000), (2, 3)]
+    rng = np.random.default_rng(8)
+    values = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    groups = [([0, 1, 2, 3], {}), ([4, 5, 6], {"lr": FULL[name]["lr"] / 3})]
+    ours_optimizer, theirs_optimizer, ours, theirs = make_optimizers(name, FULL[name], values, groups, "cudasim")
+    launches = record_launches(monkeypatch)
+    for step in range(6):
+        present = [index for index in range(len(shapes)) if (step + index) % 3]
+        for index in range(len(shapes)):
+            grad = rng.standard_normal(shapes[index]).astype(np.float32) if index in present else None
+            ours[index].grad = None if grad is None else gpucnn.tensor(grad, device="cudasim")
+            theirs[index].grad = None if grad is None else torch.tensor(grad)
+        ours_optimizer.step()
+        theirs_optimizer.step()
+        for index, (mine, reference) in enumerate(zip(ours, theirs)):
+            assert_close(mine, reference, **TOLERANCE[np.float32], name=f"{name} parameter {index} step {step}")
+        assert launches[-2:] == [sum(index in present for index in indices) for indices, _ in groups]
 
 
 def test_adam_kernel_keeps_a_nan_maximum_as_numpy_does():
@@ -267,7 +297,7 @@ def test_adam_kernel_keeps_a_nan_maximum_as_numpy_does():
 @pytest.mark.parametrize("name", NAMES)
 def test_kernel_updates_leave_other_parameters_to_the_array_update(monkeypatch, name):
     """A float64 or a non-contiguous parameter on cudasim takes the array-module update, with the same result."""
-    monkeypatch.setattr(optim, "_launch", lambda *args: pytest.fail("a kernel was launched"))
+    monkeypatch.setattr(optim.Optimizer, "_launch", lambda *args: pytest.fail("a kernel was launched"))
     rng = np.random.default_rng(6)
     base = rng.standard_normal((4, 6))
     results = []

@@ -56,6 +56,10 @@ class Device:
     def synchronize(self) -> None:
         """Waits for queued work (a no-op where work is synchronous)."""
 
+    def address(self, array) -> int:
+        """The address of ``array``'s first element, as kernels of this device see it."""
+        return array.ctypes.data
+
     def kernel(self, file: str, name: str):
         raise RuntimeError(f"device '{self.name}' runs no CUDA kernels")
 

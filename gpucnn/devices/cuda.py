@@ -58,6 +58,9 @@ class CudaDevice(Device):
     def to_numpy(self, array):
         return self.xp.asnumpy(array)
 
+    def address(self, array) -> int:
+        return array.data.ptr
+
     def synchronize(self) -> None:
         with self.context():
             self.xp.cuda.Device(self.index).synchronize()

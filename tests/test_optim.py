@@ -194,6 +194,18 @@ def test_gradient_of_another_dtype_is_cast_and_wrong_shape_raises():
         optimizer.step()
 
 
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+@pytest.mark.parametrize("name", NAMES)
+def test_a_wrong_gradient_shape_changes_nothing(name, device):
+    """A gradient of the wrong shape in the last group raises before any parameter or state changes."""
+    first, second = (gpucnn.tensor(np.ones(3, np.float32), device=device, requires_grad=True) for _ in range(2))
+    optimizer = getattr(optim, name)([{"params": [first]}, {"params": [second]}], **FULL[name])
+    first.grad, second.grad = (gpucnn.tensor(np.ones(shape, np.float32), device=device) for shape in ((3,), (2,)))
+    with pytest.raises(ValueError, match=rf"{name}.step: gradient of shape \(2,\) for a parameter of shape \(3,\)"):
+        optimizer.step()
+    assert np.array_equal(first.numpy(), np.ones(3, np.float32)) and not optimizer.state
+
+
 OPTION = {
     "lr": st.floats(0.0, 1.0),
     "weight_decay": st.one_of(st.just(0.0), st.floats(0.0, 0.5)),

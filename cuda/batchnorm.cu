@@ -18,7 +18,9 @@
  *                       and with has_running the running statistics become keep * running +
  *                       momentum * statistic, with the mean + residual and the unbiased variance
  *                       var * unbias (keep = 1 - momentum and unbias = count / (count - 1) from the
- *                       host, as the cpu half rounds them; never for an empty batch). Evaluation:
+ *                       host, as the cpu half rounds them; never for an empty batch), and with
+ *                       count_batch block 0 adds 1 to batches[0] (BatchNorm2d's num_batches_tracked:
+ *                       a CuPy operation of its own was a launch per layer and step). Evaluation:
  *                       the running statistics stand in for the batch's, residual 0. Then
  *                       y = (centered - residual) * inv_std * weight + bias (a missing weight or
  *                       bias: 1 or 0).
@@ -64,10 +66,12 @@ struct CompensatedSum {
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_forward(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, float* __restrict__ mean, float* __restrict__ residual, float* __restrict__ inv_std,
-    float* __restrict__ running_mean, float* __restrict__ running_var, int N, int C, long long S, int training,
-    int has_weight, int has_bias, int has_running, float momentum, float keep, float unbias, float eps) {
+    float* __restrict__ running_mean, float* __restrict__ running_var, long long* __restrict__ batches, int N, int C,
+    long long S, int training, int has_weight, int has_bias, int has_running, int count_batch, float momentum,
+    float keep, float unbias, float eps) {
     __shared__ float partial[BN_THREADS];
     const int tid = threadIdx.x, c = blockIdx.x;
+    if (count_batch && c == 0 && tid == 0) batches[0] += 1;
     const long long count = (long long)N * S;
     float channel_mean, channel_residual = 0.0f, channel_inv_std;
     if (training) {

@@ -100,6 +100,26 @@ def test_manual_seed_reproduces_init():
         assert np.array_equal(a[key].numpy(), b[key].numpy())
 
 
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
+def test_batch_norm_layer_counts_batches_as_torch(device, momentum):
+    """num_batches_tracked counts the training batches (not evaluation's), and momentum=None averages
+    the batch statistics over them, as torch's; an int32 counter (the kernels count int64) counts too."""
+    rng = np.random.default_rng(10)
+    ours, theirs = nn.BatchNorm2d(3, momentum=momentum).to(device), torch.nn.BatchNorm2d(3, momentum=momentum)
+    for step in range(4):
+        x = (rng.standard_normal((4, 3, 5, 5)) * (step + 1) + step).astype(np.float32)
+        ours.train(step != 2)
+        theirs.train(step != 2)
+        assert_close(ours(gpucnn.tensor(x, device=device)), theirs(torch.from_numpy(x)), atol=1e-5)
+    for name, buffer in theirs.state_dict().items():
+        assert_close(ours.state_dict()[name], buffer, atol=1e-6, name=name)
+    assert int(ours.num_batches_tracked.item()) == 3
+    ours.num_batches_tracked.data = ours.num_batches_tracked.data.astype(np.int32)
+    ours.train()(gpucnn.tensor(rng.standard_normal((4, 3, 5, 5)).astype(np.float32), device=device))
+    assert ours.num_batches_tracked.item() == 4 and ours.num_batches_tracked.dtype == np.int32
+
+
 def test_cross_entropy_loss_weight_and_ignore_index():
     """The layer against torch's; its weight is a buffer: in the state dict (only when given, as in
     torch), moved by ``to``; the arguments after weight are keyword-only."""

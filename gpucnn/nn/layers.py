@@ -10,6 +10,7 @@ import numpy
 from ..ops import math as tensor_math
 from ..ops._shapes import pair
 from ..ops.avgpool2d import checked_divisor
+from ..ops.batchnorm import counted_batch_norm
 from ..ops.cross_entropy import check_options
 from ..ops.maxpool2d import pool_window
 from ..ops.relu import check_not_inplace
@@ -233,13 +234,13 @@ class BatchNorm2d(Module):
         if input.ndim != 4:
             raise ValueError(f"BatchNorm2d: expected 4-D input (N, C, H, W), got shape {input.shape}")
         use_batch_stats = self.training or self.running_mean is None
-        momentum = self.momentum
+        momentum, batches = self.momentum, None
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            batches = self.num_batches_tracked.data  # counted by the forward, this batch included
             if momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.item())
-        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch_stats, 0.0 if momentum is None else momentum, self.eps)
+                momentum = 1.0 / (float(self.num_batches_tracked.item()) + 1)
+        return counted_batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                                  use_batch_stats, 0.0 if momentum is None else momentum, self.eps, batches)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

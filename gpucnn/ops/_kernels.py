@@ -39,14 +39,15 @@ def launch_elementwise(device, file: str, name: str, count: int, args: tuple) ->
 _placeholders = {}
 
 
-def placeholder(device):
-    """A 1-element float32 array on ``device`` that stands in for a missing array argument: kernels take
-    no null pointers (the kernel's flag says the array is absent, and it is neither read nor written).
-    One per device, made on first use: on a GPU a new one would be an allocation and a fill per call."""
-    array = _placeholders.get(device)
+def placeholder(device, dtype=numpy.float32):
+    """A 1-element array of ``dtype`` on ``device`` that stands in for a missing array argument: kernels
+    take no null pointers (the kernel's flag says the array is absent, and it is neither read nor
+    written). One per device and dtype, made on first use: on a GPU a new one would be an allocation
+    and a fill per call."""
+    array = _placeholders.get((device, dtype))
     if array is None:
         with device.context():
-            array = _placeholders[device] = device.xp.zeros(1, dtype=device.xp.float32)
+            array = _placeholders[device, dtype] = device.xp.zeros(1, dtype=dtype)
     return array
 
 

@@ -40,15 +40,19 @@ class BatchNorm(Function):
     ``has_bias``. ``running_mean``/``running_var`` are (C,) arrays (or None in training mode); in
     training mode they are updated in place:
     running = (1 - momentum) * running + momentum * batch statistic, with the unbiased batch variance.
+    ``batches``: a 0-d int64 array to add 1 to (BatchNorm2d's num_batches_tracked), or None.
     """
 
     def __init__(self, training: bool, momentum: float, eps: float, running_mean, running_var,
-                 has_weight: bool, has_bias: bool):
+                 has_weight: bool, has_bias: bool, batches=None):
         self.training, self.momentum, self.eps = training, momentum, eps
         self.running_mean, self.running_var = running_mean, running_var
         self.has_weight, self.has_bias = has_weight, has_bias
+        self.batches = batches
 
     def forward_cpu(self, x, *params):
+        if self.batches is not None:
+            self.batches += 1
         weight = params[0] if self.has_weight else None
         bias = params[-1] if self.has_bias else None
         # Per-channel arrays are shaped (1, C, 1, ...) to broadcast against x.
@@ -180,14 +184,20 @@ class BatchNorm(Function):
         running_arrays = [kernel_array(xp, array) for array in running]  # read, and in training updated
         y = xp.empty(x.shape, dtype=xp.float32)
         momentum = self.momentum
-        flags = (self.training, self.has_weight, self.has_bias, self.running_mean is not None and self.count > 0)
+        # the kernel counts the batch where it runs, on a counter it can take
+        count_batch = bool(C) and _kernel_counter(xp, self.batches)
+        if self.batches is not None and not count_batch:
+            self.batches += 1
+        flags = (self.training, self.has_weight, self.has_bias, self.running_mean is not None and self.count > 0,
+                 count_batch)
         unbias = self.count / (self.count - 1) if self.count > 1 else 1.0
         if C:
             self.device.kernel("batchnorm", "batchnorm_forward")(
                 (C,), (THREADS,),
                 (self.x, self.weight, bias, y, self.mean, self.residual, self.inv_std, *running_arrays,
-                 *int32_args((N, C)), numpy.int64(S), *int32_args(flags), numpy.float32(momentum),
-                 numpy.float32(1 - momentum), numpy.float32(unbias), numpy.float32(self.eps)))
+                 self.batches if count_batch else placeholder(self.device, numpy.int64), *int32_args((N, C)),
+                 numpy.int64(S), *int32_args(flags), numpy.float32(momentum), numpy.float32(1 - momentum),
+                 numpy.float32(unbias), numpy.float32(self.eps)))
         for given, used in zip(running, running_arrays):
             if used is not given:  # a copy was updated: write it back
                 given[...] = used
@@ -216,6 +226,11 @@ class BatchNorm(Function):
         return tuple(grads)
 
 
+def _kernel_counter(xp, batches) -> bool:
+    """Whether batchnorm_forward can count batches on ``batches`` itself: a C-contiguous int64 array."""
+    return isinstance(batches, xp.ndarray) and batches.dtype == numpy.int64 and batches.flags.c_contiguous
+
+
 def values_per_channel(shape: tuple) -> int:
     """N * prod(spatial) for an (N, C, *spatial) shape."""
     return math.prod(shape[:1] + shape[2:])
@@ -229,7 +244,14 @@ def _real(value, name: str) -> float:
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-05) -> Tensor:
-    """Batch normalisation with PyTorch's semantics.
+    """Batch normalisation with PyTorch's semantics (see ``counted_batch_norm``)."""
+    return counted_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def counted_batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+                       momentum: float = 0.1, eps: float = 1e-05, batches=None) -> Tensor:
+    """Batch normalisation with PyTorch's semantics, which adds 1 to ``batches`` (a 0-d int64 array on
+    the input's device, or None) as it runs: BatchNorm2d's count of the batches it has normalised.
 
     Args:
         input: (N, C) or (N, C, *spatial), floating point.
@@ -239,6 +261,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         training: normalise by the batch statistics (biased variance) and update the running ones.
         momentum: weight of the batch statistic in the running update, in [0, 1].
         eps: added to the variance; > 0 in training mode, >= 0 in evaluation mode.
+        batches: counted once the arguments pass their checks; on the kernel devices by the forward
+            kernel, where the array is C-contiguous int64.
 
     Returns:
         Same shape and dtype as input.
@@ -289,4 +313,5 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
     stats = [named[name].data if name in named else None for name in ("running_mean", "running_var")]
     params = [named[name] for name in ("weight", "bias") if name in named]
-    return BatchNorm(bool(training), momentum, eps, *stats, "weight" in named, "bias" in named).apply(x, *params)
+    return BatchNorm(bool(training), momentum, eps, *stats, "weight" in named, "bias" in named,
+                     batches).apply(x, *params)

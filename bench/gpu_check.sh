@@ -9,8 +9,9 @@
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
 # the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
-# python -m bench train --device cuda, python -m bench.profile (a training step's host profile; ncu
-# over conv2d's kernels where ncu is installed), then the whole suite and the CPU conv2d benchmark.
+# python -m bench train --device cuda, python -m bench.profile (a training step's host profile, and its
+# host work on cudasim; ncu over conv2d's kernels where ncu is installed), then the whole suite and the
+# CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
 # each step may use what is left (some have a cap of their own), and the steps that no longer fit are
@@ -84,6 +85,9 @@ step bench-kernels-cuda-jetson 90 "$python" -m bench kernels --device cuda --sui
 step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
 step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
+# the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
+# measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
+step profile-host 120 "$python" -m bench.profile host --model resnet
 
 sanitize initcheck synccheck
 step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops

@@ -52,24 +52,27 @@ class Function:
     records_graph = True
 
     def apply(self, *inputs):
-        """Runs the op on Tensors and returns the output Tensor, recording the graph when needed."""
-        from .tensor import Tensor
+        """Runs the op on Tensors and returns the output Tensor, recording the graph when needed.
 
+        Every op call runs this, so it is written for speed: on a small layer the host's Python work
+        is most of a GPU op's time."""
         device = inputs[0].device
-        for position, tensor in enumerate(inputs[1:], start=2):
-            if tensor.device != device:
+        requires_grad = False
+        for position, tensor in enumerate(inputs, start=1):
+            if tensor.device is not device and tensor.device != device:  # devices are made once each
                 raise RuntimeError(
                     f"{type(self).__name__}: expected all tensors on one device, but input 1 is on "
                     f"{device} and input {position} is on {tensor.device}"
                 )
+            requires_grad = requires_grad or tensor.requires_grad
         self.device = device
-        self.xp = device.xp
-        requires_grad = self.records_graph = is_grad_enabled() and any(tensor.requires_grad for tensor in inputs)
+        self.xp = xp = device.xp
+        requires_grad = self.records_graph = requires_grad and is_grad_enabled()
         with device.context():
-            output = self.forward(*(tensor.data for tensor in inputs))
-        if not isinstance(output, self.xp.ndarray):  # NumPy turns 0-d results into scalars
-            output = self.xp.asarray(output)
-        result = Tensor._from_array(output, self.output_device or device, requires_grad)
+            output = self.forward(*[tensor.data for tensor in inputs])
+        if not isinstance(output, xp.ndarray):  # NumPy turns 0-d results into scalars
+            output = xp.asarray(output)
+        result = _new_tensor(output, self.output_device or device, requires_grad)
         if requires_grad:
             self.inputs = inputs
             result._creator = self
@@ -101,6 +104,16 @@ class Function:
 
     def backward_gpu(self, grad_output):
         raise NotImplementedError(f"{type(self).__name__} has no backward kernel for device {self.device}")
+
+
+def _new_tensor(array, device, requires_grad: bool):
+    """A Tensor wrapping ``array``: ``Tensor._from_array``, which replaces this function on the first
+    call (tensor.py imports this module, so the import waits until then)."""
+    global _new_tensor
+    from .tensor import Tensor
+
+    _new_tensor = Tensor._from_array
+    return _new_tensor(array, device, requires_grad)
 
 
 def _topological_order(root_creator) -> list:

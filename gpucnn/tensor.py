@@ -83,7 +83,7 @@ class Tensor:
     # ----------------------------------------------------------------- properties
     @property
     def shape(self) -> tuple:
-        return tuple(self.data.shape)
+        return self.data.shape  # a tuple on NumPy and CuPy arrays
 
     @property
     def dtype(self) -> numpy.dtype:

@@ -22,6 +22,9 @@ import numpy
 _CUDA_NAME = re.compile(r"^cuda(?::(\d+))?$")
 
 
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: it holds nothing
+
+
 class Device:
     """A place where arrays live and ops run.
 
@@ -29,21 +32,18 @@ class Device:
         name: canonical name, e.g. ``'cpu'``, ``'cuda:0'``, ``'cudasim'``.
         type: ``'cpu'``, ``'cuda'`` or ``'cudasim'``.
         xp: the array module (``numpy`` or ``cupy``).
+        runs_kernels: True where conv, pool and ReLU launch the CUDA kernels (``cuda`` and ``cudasim``).
     """
 
     def __init__(self, name: str, type: str, xp):
         self.name = name
         self.type = type
         self.xp = xp
-
-    @property
-    def runs_kernels(self) -> bool:
-        """True when conv, pool and ReLU launch the CUDA kernels (``cuda`` and ``cudasim``)."""
-        return self.type != "cpu"
+        self.runs_kernels = type != "cpu"
 
     def context(self):
         """A context manager making this device current while ops allocate arrays."""
-        return contextlib.nullcontext()
+        return _NO_CONTEXT
 
     def asarray(self, array):
         """``array`` (NumPy or another device's array) on this device."""

@@ -1034,37 +1034,39 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     op = "conv2d"
     x, unbatched = _shapes.batched_input(input, op)
     weight = as_tensor(weight, "weight", x.device)
+    x_shape, weight_shape, dtype = x.shape, weight.shape, x.dtype  # each a property: read once
     if weight.dtype.kind != "f":
         raise TypeError(f"{op}: weight must be a floating-point tensor, got dtype {weight.dtype}")
-    if weight.ndim != 4:
-        raise ValueError(f"{op}: weight must be 4-D (K, C/groups, R, S), got shape {weight.shape}")
-    if weight.dtype != x.dtype:
+    if len(weight_shape) != 4:
+        raise ValueError(f"{op}: weight must be 4-D (K, C/groups, R, S), got shape {weight_shape}")
+    if weight.dtype != dtype:
         raise TypeError(
-            f"{op}: input has dtype {x.dtype} but weight has dtype {weight.dtype}; they must match "
+            f"{op}: input has dtype {dtype} but weight has dtype {weight.dtype}; they must match "
             "(PyTorch refuses this too): convert one with .to(dtype)"
         )
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
-        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    if type(groups) is not int:
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+            raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+        groups = int(groups)
     if groups < 1:
         raise ValueError(f"{op}: groups must be at least 1, got {groups}")
-    groups = int(groups)
-    channels, kernels = x.shape[1], weight.shape[0]
+    channels, kernels = x_shape[1], weight_shape[0]
     if channels % groups:
         raise ValueError(
-            f"{op}: groups={groups} does not divide the input's {channels} channels (input shape {x.shape})"
+            f"{op}: groups={groups} does not divide the input's {channels} channels (input shape {x_shape})"
         )
     if kernels % groups:
         raise ValueError(
             f"{op}: groups={groups} does not divide the weight's {kernels} output channels "
-            f"(weight shape {weight.shape})"
+            f"(weight shape {weight_shape})"
         )
-    if weight.shape[1] * groups != channels:
+    if weight_shape[1] * groups != channels:
         raise ValueError(
-            f"{op}: input has {channels} channels but weight {weight.shape} with groups={groups} expects "
-            f"{weight.shape[1] * groups} (weight.shape[1] * groups); input shape {x.shape}"
+            f"{op}: input has {channels} channels but weight {weight_shape} with groups={groups} expects "
+            f"{weight_shape[1] * groups} (weight.shape[1] * groups); input shape {x_shape}"
         )
-    _kernels.require_float32(op, x, f"input shape {x.shape}, weight shape {weight.shape}")
-    if x.device.runs_kernels and groups > Conv2d.MAX_GRID_YZ:
+    _kernels.require_float32(op, x, weight_shape)
+    if groups > Conv2d.MAX_GRID_YZ and x.device.runs_kernels:
         raise ValueError(
             f"{op}: the kernels of device '{x.device}' run at most {Conv2d.MAX_GRID_YZ} groups, got {groups}"
         )
@@ -1072,15 +1074,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     if bias is not None:
         bias = as_tensor(bias, "bias", x.device)
         if bias.shape != (kernels,):
-            raise ValueError(f"{op}: bias must have shape ({kernels},) for weight {weight.shape}, got {bias.shape}")
-        if bias.dtype != x.dtype:
-            raise TypeError(f"{op}: bias has dtype {bias.dtype} but input and weight have dtype {x.dtype}")
+            raise ValueError(f"{op}: bias must have shape ({kernels},) for weight {weight_shape}, got {bias.shape}")
+        if bias.dtype != dtype:
+            raise TypeError(f"{op}: bias has dtype {bias.dtype} but input and weight have dtype {dtype}")
         inputs.append(bias)
     stride_hw = _shapes.pair(stride, "stride", op, minimum=1)
     dilation_hw = _shapes.pair(dilation, "dilation", op, minimum=1)
-    kernel_hw = weight.shape[2:]
-    pads = _shapes.conv_padding(padding, x.shape[2:], kernel_hw, stride_hw, dilation_hw, op)
-    _shapes.check_window_fits(op, x.shape, pads, kernel_hw, dilation_hw, "weight")
+    kernel_hw = weight_shape[2:]
+    pads = _shapes.conv_padding(padding, x_shape[2:], kernel_hw, stride_hw, dilation_hw, op)
+    _shapes.check_window_fits(op, x_shape, pads, kernel_hw, dilation_hw, "weight")
     function = Conv2d(stride_hw, pads, dilation_hw, groups)
     y = function.apply(*inputs)
     if not y.requires_grad:

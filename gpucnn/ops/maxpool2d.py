@@ -173,11 +173,19 @@ def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dil
     """Checks a pooling call's window arguments (:func:`pool_window`) against an (N, C, H, W) input
     shape: C, H and W are non-zero and the output is at least 1x1."""
     kernel, stride, pads, dilation = pool_window(op, kernel_size, stride, padding, dilation, ceil_mode)
+    return _geometry(op, tuple(input_shape), kernel, stride, pads, dilation, bool(ceil_mode))
+
+
+@functools.lru_cache(maxsize=1024)
+def _geometry(op: str, input_shape: tuple, kernel: tuple, stride: tuple, pads: tuple, dilation: tuple,
+              ceil_mode: bool) -> PoolGeometry:
+    """pool_geometry's checks and result from the checked pairs: the same on every call of a layer, so
+    made once (a PoolGeometry is never changed; a check that fails raises, and nothing is kept)."""
     if any(size == 0 for size in input_shape[1:]):
         raise ValueError(f"{op}: input must have non-zero channels, height and width, got shape {input_shape}")
     input_hw = tuple(input_shape[2:])
     output_hw = tuple(
-        output_size(size, k, s, p, p, d, bool(ceil_mode))
+        output_size(size, k, s, p, p, d, ceil_mode)
         for size, k, s, p, d in zip(input_hw, kernel, stride, pads, dilation)
     )
     if min(output_hw) < 1:
@@ -186,7 +194,7 @@ def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dil
         raise ValueError(
             f"{op}: output size {output_hw} is too small: kernel_size {kernel} with dilation {dilation} spans "
             f"{window}, larger than the padded input {padded} (input shape {input_shape}, padding {pads}, "
-            f"stride {stride}, ceil_mode={bool(ceil_mode)})"
+            f"stride {stride}, ceil_mode={ceil_mode})"
         )
     return PoolGeometry(kernel, stride, pads, dilation, input_hw, output_hw)
 

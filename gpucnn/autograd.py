@@ -157,21 +157,23 @@ def backward(root, grad_output) -> None:
             input_grads = function.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        if len(input_grads) != len(function.inputs):
+        inputs = function.inputs
+        if len(input_grads) != len(inputs):
             raise RuntimeError(
                 f"{type(function).__name__}.backward returned {len(input_grads)} gradients "
-                f"for {len(function.inputs)} inputs"
+                f"for {len(inputs)} inputs"
             )
-        for tensor, input_grad in zip(function.inputs, input_grads):
+        for tensor, input_grad in zip(inputs, input_grads):
             if input_grad is None or not tensor.requires_grad:
                 continue
-            if input_grad.shape != tensor.shape:
+            data = tensor.data
+            if input_grad.shape != data.shape:
                 raise RuntimeError(
                     f"{type(function).__name__}.backward returned a gradient of shape "
                     f"{tuple(input_grad.shape)} for an input of shape {tensor.shape}"
                 )
-            if input_grad.dtype != tensor.dtype:
-                input_grad = input_grad.astype(tensor.dtype)
+            if input_grad.dtype != data.dtype:
+                input_grad = input_grad.astype(data.dtype)
             if tensor._creator is None:
                 _accumulate_leaf(tensor, input_grad, _owned(input_grad, grad, input_grads, function.xp))
             else:

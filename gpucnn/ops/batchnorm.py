@@ -273,24 +273,27 @@ def counted_batch_norm(input, running_mean, running_var, weight=None, bias=None,
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *spatial), got shape {x.shape}")
     require_float32("batch_norm", x)
-    channels = x.shape[1]
+    device, dtype, channels = x.device, x.dtype, x.shape[1]
     named = {}
     for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                         ("bias", bias)):
         if value is None:
             continue
-        tensor = as_tensor(value, f"batch_norm: {name}", x.device)
-        if tensor.device != x.device:
-            raise ValueError(f"batch_norm: {name} is on {tensor.device} but input is on {x.device}")
-        if training and name.startswith("running") and not isinstance(value, Tensor) and tensor.data is not value:
-            # a copy was made (a NumPy array for a GPU input, a list): the update would never reach value
-            raise TypeError(
-                f"batch_norm: training updates {name} in place, which cannot reach the given "
-                f"{type(value).__name__} (input on {x.device}, shape {x.shape}); pass a Tensor on {x.device} "
-                f"or an array of that device"
-            )
-        if tensor.dtype != x.dtype:
-            raise TypeError(f"batch_norm: {name} has dtype {tensor.dtype} but input has dtype {x.dtype}")
+        if isinstance(value, Tensor):  # the usual case: no message to format
+            tensor = value
+        else:
+            tensor = as_tensor(value, f"batch_norm: {name}", device)
+            if training and name.startswith("running") and tensor.data is not value:
+                # a copy was made (a NumPy array for a GPU input, a list): the update would never reach value
+                raise TypeError(
+                    f"batch_norm: training updates {name} in place, which cannot reach the given "
+                    f"{type(value).__name__} (input on {device}, shape {x.shape}); pass a Tensor on {device} "
+                    f"or an array of that device"
+                )
+        if tensor.device is not device and tensor.device != device:
+            raise ValueError(f"batch_norm: {name} is on {tensor.device} but input is on {device}")
+        if tensor.dtype != dtype:
+            raise TypeError(f"batch_norm: {name} has dtype {tensor.dtype} but input has dtype {dtype}")
         if tensor.shape != (channels,):
             raise ValueError(
                 f"batch_norm: {name} must have shape (C,) = ({channels},) for input shape {x.shape}, "

@@ -69,6 +69,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy
 from numpy.lib.stride_tricks import as_strided
@@ -82,6 +83,21 @@ def _view(buffer, shape: tuple, dtype):
     """The head of a flat uint8 ``buffer`` as a C-contiguous array of ``shape`` and ``dtype``."""
     dtype = numpy.dtype(dtype)
     return buffer[: math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
+
+
+class _Product(NamedTuple):
+    """One launch of a GEMM kernel of cuda/conv2d.cu: its name and grid, the number of splits of its
+    reduction, its int arguments after its arrays (the geometry, then the chunk of each split), and
+    whether it reads the weight transposed (the taps kernels' layout)."""
+
+    name: str
+    grid: tuple
+    splits: int
+    arguments: tuple
+    transposed: bool
+
+
+_PLANS = {}  # Conv2d._plan's
 
 
 class Conv2d(Function):
@@ -435,12 +451,104 @@ class Conv2d(Function):
     SPLIT_TARGET_BLOCKS = 512
     SPLIT_MIN_CHUNK = 256
 
-    def _kernel_geometry(self, P: int, Q: int) -> tuple:
+    def _kernel_geometry(self, x_shape: tuple, weight_shape: tuple, P: int, Q: int) -> tuple:
         """int32 (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
         dilation_w, groups), the arguments every conv2d kernel takes after its arrays."""
-        (K, _, R, S), (top, _, left, _) = self.weight.shape, self.pads
-        return _kernels.int32_args(self.x_shape + (K, R, S, P, Q) + self.stride + (top, left) + self.dilation
+        (K, _, R, S), (top, _, left, _) = weight_shape, self.pads
+        return _kernels.int32_args(x_shape + (K, R, S, P, Q) + self.stride + (top, left) + self.dilation
                                    + (self.groups,))
+
+    # A plan says how a product launches: its kernels, grids and splits. It depends on the problem, the
+    # settings above (kernel_path changes them) and whether the device has the 128 tile, and is worked
+    # out once for each. A small layer's time on a GPU is mostly the host's work (an H100 took 0.12 ms
+    # a call for a Jetson-suite forward whose kernels ran 0.03 ms); on cudasim with the launches
+    # skipped, that layer's host work per call went from 13.7 to 10.9 us forward, 11.2 to 8.0 us
+    # backward-data and 7.4 to 5.4 us backward-filter with the plans kept.
+    MAX_PLANS = 4096  # past this many the plans are forgotten and worked out again
+
+    def _plan(self, product: str, x_shape: tuple, weight_shape: tuple):
+        """``_<product>_plan(x_shape, weight_shape)``: "forward", "filter" or "data"."""
+        key = (product, x_shape, weight_shape, self.stride, self.pads, self.dilation, self.groups,
+               has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
+               self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
+               self.GATHER_KERNEL_CHANNELS, self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.MAX_GRID_YZ,
+               self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK)
+        plan = _PLANS.get(key)
+        if plan is None:
+            if len(_PLANS) >= self.MAX_PLANS:
+                _PLANS.clear()
+            plan = _PLANS[key] = getattr(self, f"_{product}_plan")(x_shape, weight_shape)
+        return plan
+
+    def _output_hw(self, x_shape: tuple, weight_shape: tuple) -> tuple[int, int]:
+        """(P, Q) of this layer's output for these shapes."""
+        top, bottom, left, right = self.pads
+        return (_shapes.output_size(x_shape[2], weight_shape[2], self.stride[0], top, bottom, self.dilation[0]),
+                _shapes.output_size(x_shape[3], weight_shape[3], self.stride[1], left, right, self.dilation[1]))
+
+    def _forward_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
+        """(P, Q, whether Winograd takes the layer where its data is finite, the direct product's
+        _Product: None for an empty output)."""
+        (N, K), (group_channels, R, S) = (x_shape[0], weight_shape[0]), weight_shape[1:]
+        P, Q = self._output_hw(x_shape, weight_shape)
+        if not N * K * P * Q:
+            return P, Q, False, None
+        groups = self.groups
+        tile = self._tile(K // groups, N * P * Q, groups)
+        splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
+                                     groups)
+        taps = self.TAPS_FORWARD and self._taps(group_channels)  # weight (K, R, S, C/G): a 1x1's as it is
+        product = _Product(f"conv2d_forward_taps_{tile}" if taps else f"conv2d_forward_{tile}",
+                           (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits), splits,
+                           self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int32(chunk),),
+                           taps and R * S > 1)
+        return P, Q, self._takes_winograd(N * P * Q, weight_shape), product
+
+    def _filter_plan(self, x_shape: tuple, weight_shape: tuple):
+        """The weight gradient's _Product; None where it is all zeros (no outputs, or an empty weight)."""
+        (N, _, _, _), (K, group_channels, R, S) = x_shape, weight_shape
+        P, Q = self._output_hw(x_shape, weight_shape)
+        groups, positions, columns = self.groups, N * P * Q, group_channels * R * S
+        if not (positions and K * columns):
+            return None
+        tile = self._tile(K // groups, columns, groups, splits_fill=True)
+        splits, chunk = self._splits(_tiles(K // groups, columns, groups, tile), positions, groups)
+        return _Product(f"conv2d_backward_filter_{tile}", (-(-columns // tile), -(-(K // groups) // tile),
+                                                           groups * splits), splits,
+                        self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
+
+    def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
+        """How backward-data launches: ("empty",), ("few_channels", blocks, geometry), ("exact", blocks,
+        geometry) or ("tiled", _Product, blocks of its sum of splits, blocks of the exact gather).
+
+        The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag picks it
+        for finite weights and the exact gather otherwise, with no host round trip. Few channels per
+        group take the gather alone, as do the strides its phases do not cover (a stride and a dilation
+        above 1 along one axis)."""
+        (N, C, H, W), (K, group_channels, R, S) = x_shape, weight_shape
+        size, groups = N * C * H * W, self.groups
+        if not size:
+            return ("empty",)
+        P, Q = self._output_hw(x_shape, weight_shape)
+        geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
+        (stride_h, stride_w), (dilation_h, dilation_w) = self.stride, self.dilation
+        phases = stride_h * stride_w
+        phased = (stride_h == 1 or dilation_h == 1) and (stride_w == 1 or dilation_w == 1)
+        if group_channels <= min(self.GATHER_MAX_CHANNELS, self.GATHER_KERNEL_CHANNELS):
+            return "few_channels", _kernels.blocks_for(size // group_channels), geometry
+        if group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
+            return "exact", _kernels.blocks_for(size), geometry
+        tile = self._tile(group_channels, N * H * W, groups)
+        phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
+        taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
+        splits, chunk = self._splits(_tiles(group_channels, phase_pixels, groups * phases, self.TILES[0]),
+                                     K // groups * taps, groups * phases)
+        transposed = self._taps(K // groups)  # weight (G, C/G, R, S, K/G)
+        product = _Product(f"conv2d_backward_data_taps_{tile}" if transposed else f"conv2d_backward_data_{tile}",
+                           (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits), splits,
+                           geometry + (numpy.int32(chunk),), transposed)
+        # few blocks for the exact gather: they exit at once in the usual case, and stride over the input otherwise
+        return "tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(size, cap=256)
 
     def _launch(self, name: str, grid: tuple, args: tuple) -> None:
         self.device.kernel("conv2d", name)(grid, (_kernels.THREADS,), args)
@@ -494,34 +602,24 @@ class Conv2d(Function):
     def forward_gpu(self, x, weight, bias=None):
         """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None, all float32 -> y: (N, K, P, Q)."""
         xp = self.xp
-        self.x, self.weight = (_kernels.kernel_array(xp, a) for a in (x, weight))
+        self.x, self.weight = _kernels.kernel_array(xp, x), _kernels.kernel_array(xp, weight)
         self.x_shape, self.has_bias = x.shape, bias is not None
-        N, C, H, W = x.shape
-        K, _, R, S = weight.shape
-        top, bottom, left, right = self.pads
-        P = _shapes.output_size(H, R, self.stride[0], top, bottom, self.dilation[0])
-        Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
+        N, (K, group_channels, R, S) = x.shape[0], weight.shape
+        P, Q, winograd, product = self._plan("forward", x.shape, weight.shape)
         y = xp.empty((N, K, P, Q), dtype=xp.float32)
-        if y.size:
-            bias = _kernels.placeholder(self.device) if bias is None else _kernels.kernel_array(xp, bias)
-            if self._takes_winograd(N * P * Q) and not self._any_nonfinite(self.x, self.weight):
-                m = self.WINOGRAD_GPU_TILE
-                self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, top, left, y))
-                return y
-            groups, group_channels = self.groups, C // self.groups
-            tile = self._tile(K // groups, N * P * Q, groups)
-            splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
-                                         groups)
-            grid = (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits)
-            if self.TAPS_FORWARD and self._taps(group_channels):  # weight (K, R, S, C/G): a 1x1's as it is
-                weight = self.weight if R * S == 1 else self._transposed_weight(K, group_channels, R * S)
-                name = f"conv2d_forward_taps_{tile}"
-            else:
-                weight, name = self.weight, f"conv2d_forward_{tile}"
-            out = y if splits == 1 else xp.empty((splits,) + y.shape, dtype=xp.float32)
-            arrays = (self.x, weight, bias, out, numpy.int32(self.has_bias and splits == 1))
-            self._launch(name, grid, arrays + self._kernel_geometry(P, Q) + (numpy.int32(chunk),))
-            self._sum_splits(out, y, splits, bias if self.has_bias else None, K, P * Q)
+        if product is None:
+            return y
+        bias = _kernels.placeholder(self.device) if bias is None else _kernels.kernel_array(xp, bias)
+        if winograd and not self._any_nonfinite(self.x, self.weight):
+            m = self.WINOGRAD_GPU_TILE
+            self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, self.pads[0], self.pads[2],
+                                               y))
+            return y
+        weight = self._transposed_weight(K, group_channels, R * S) if product.transposed else self.weight
+        out = y if product.splits == 1 else xp.empty((product.splits,) + y.shape, dtype=xp.float32)
+        self._launch(product.name, product.grid,
+                     (self.x, weight, bias, out, numpy.int32(self.has_bias and product.splits == 1)) + product.arguments)
+        self._sum_splits(out, y, product.splits, bias if self.has_bias else None, K, P * Q)
         return y
 
     def backward_gpu(self, grad):
@@ -548,70 +646,47 @@ class Conv2d(Function):
 
     def _backward_kernels(self, grad, need_input: bool, need_weight: bool) -> tuple:
         """(dx, dweight), each None where not needed, from the GEMM kernels (or the gather)."""
-        xp, groups = self.xp, self.groups
-        N, K, P, Q = grad.shape
-        C, H, W = self.x_shape[1:]
-        _, group_channels, R, S = self.weight.shape
-        geometry = self._kernel_geometry(P, Q)
+        xp, x_shape, weight_shape = self.xp, self.x_shape, self.weight.shape
         grad_input = grad_weight = None
         if need_weight:
-            positions, columns = N * P * Q, group_channels * R * S
-            if not (positions and self.weight.size):
-                grad_weight = xp.zeros(self.weight.shape, dtype=xp.float32)
+            product = self._plan("filter", x_shape, weight_shape)
+            if product is None:
+                grad_weight = xp.zeros(weight_shape, dtype=xp.float32)
             else:  # the tiles cover the weight: every value is written
-                grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
-                tile = self._tile(K // groups, columns, groups, splits_fill=True)
-                splits, chunk = self._splits(_tiles(K // groups, columns, groups, tile), positions, groups)
-                partial = grad_weight if splits == 1 else xp.empty((splits,) + self.weight.shape, dtype=xp.float32)
-                grid = (-(-columns // tile), -(-(K // groups) // tile), groups * splits)
-                self._launch(f"conv2d_backward_filter_{tile}", grid,
-                             (self.x, grad, partial) + geometry + (numpy.int64(chunk),))
+                grad_weight = xp.empty(weight_shape, dtype=xp.float32)
+                splits = product.splits
+                partial = grad_weight if splits == 1 else xp.empty((splits,) + weight_shape, dtype=xp.float32)
+                self._launch(product.name, product.grid, (self.x, grad, partial) + product.arguments)
                 self._sum_splits(partial, grad_weight, splits)
         if need_input:
-            grad_input = xp.empty(self.x_shape, dtype=xp.float32)
-            if grad_input.size:
-                # The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag
-                # picks it for finite weights and the exact gather otherwise, with no host round trip.
-                # Few channels per group take the gather alone, as do the strides its phases do not
-                # cover (a stride and a dilation above 1 along one axis).
-                (stride_h, stride_w), phases = self.stride, self.stride[0] * self.stride[1]
-                phased = all(stride == 1 or dilation == 1 for stride, dilation in zip(self.stride, self.dilation))
-                if group_channels <= min(self.GATHER_MAX_CHANNELS, self.GATHER_KERNEL_CHANNELS):
-                    self._launch("conv2d_backward_data_few_channels",
-                                 (_kernels.blocks_for(grad_input.size // group_channels),),
-                                 (grad, self.weight, grad_input) + geometry)
-                elif group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
-                    gather = xp.ones(1, dtype=xp.int32)
-                    self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size),),
-                                 (grad, self.weight, grad_input, gather) + geometry)
-                else:
-                    gather = self._nonfinite_flag(self.weight)
-                    tile = self._tile(group_channels, N * H * W, groups)
-                    phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
-                    taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
-                    splits, chunk = self._splits(_tiles(group_channels, phase_pixels, groups * phases, self.TILES[0]),
-                                                 K // groups * taps, groups * phases)
-                    grid = (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits)
-                    partial = grad_input if splits == 1 else xp.empty((splits,) + grad_input.shape, dtype=xp.float32)
-                    if self._taps(K // groups):  # weight (G, C/G, R, S, K/G)
-                        weight = self._transposed_weight(groups, K // groups, group_channels * R * S)
-                        name = f"conv2d_backward_data_taps_{tile}"
-                    else:
-                        weight, name = self.weight, f"conv2d_backward_data_{tile}"
-                    self._launch(name, grid, (grad, weight, partial, gather) + geometry + (numpy.int32(chunk),))
-                    if splits > 1:  # nothing either where the gather flag is set
-                        self._launch("conv2d_backward_data_sum_splits", (_kernels.blocks_for(grad_input.size),),
-                                     (partial, grad_input, gather, numpy.int64(grad_input.size), numpy.int32(splits)))
-                    # few blocks: they exit at once in the usual case, and stride over the input otherwise
-                    self._launch("conv2d_backward_data_exact", (_kernels.blocks_for(grad_input.size, cap=256),),
-                                 (grad, self.weight, grad_input, gather) + geometry)
+            grad_input = xp.empty(x_shape, dtype=xp.float32)
+            plan = self._plan("data", x_shape, weight_shape)
+            if plan[0] in ("few_channels", "exact"):
+                path, blocks, geometry = plan
+                arrays = (grad, self.weight, grad_input) + ((xp.ones(1, dtype=xp.int32),) if path == "exact" else ())
+                self._launch(f"conv2d_backward_data_{path}", (blocks,), arrays + geometry)
+            elif plan[0] == "tiled":
+                _, product, sum_blocks, exact_blocks = plan
+                gather = self._nonfinite_flag(self.weight)
+                K, group_channels, R, S = weight_shape
+                groups = self.groups
+                splits = product.splits
+                partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
+                weight = (self._transposed_weight(groups, K // groups, group_channels * R * S) if product.transposed
+                          else self.weight)
+                self._launch(product.name, product.grid, (grad, weight, partial, gather) + product.arguments)
+                if splits > 1:  # nothing either where the gather flag is set
+                    self._launch("conv2d_backward_data_sum_splits", (sum_blocks,),
+                                 (partial, grad_input, gather, numpy.int64(grad_input.size), numpy.int32(splits)))
+                self._launch("conv2d_backward_data_exact", (exact_blocks,),
+                             (grad, self.weight, grad_input, gather) + product.arguments[:-1])
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)
-    def _takes_winograd(self, positions: int) -> bool:
+    def _takes_winograd(self, positions: int, weight_shape: tuple) -> bool:
         """Whether this layer, of ``positions`` = N * P * Q outputs, takes Winograd (its data permitting)."""
-        K, C = self.weight.shape[:2]
-        return (self.WINOGRAD_GPU_TILE in (2, 4) and self.weight.shape[2:] == (3, 3) and self.stride == (1, 1)
+        K, C = weight_shape[:2]
+        return (self.WINOGRAD_GPU_TILE in (2, 4) and weight_shape[2:] == (3, 3) and self.stride == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1 and min(C, K) >= self.WINOGRAD_GPU_MIN_CHANNELS
                 and 9 * C * K * positions >= self.WINOGRAD_GPU_MIN_MACS)
 

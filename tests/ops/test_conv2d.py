@@ -400,6 +400,33 @@ def test_which_products_take_the_taps_kernels():
         assert one_by_one.count("conv2d_transpose_weight") == 1  # backward-data's
 
 
+def test_launch_plans_are_made_once_per_problem_and_settings(monkeypatch):
+    """On a kernel device a product's launch plan is worked out once per problem and settings: the same
+    layer again reuses it, a setting changed by hand (not through kernel_path) gets a plan of its own,
+    with the same result, and past Conv2d.MAX_PLANS the plans are forgotten."""
+    from gpucnn.ops import conv2d as conv_module
+    from gpucnn.ops.conv2d import Conv2d
+
+    made = []
+    forward_plan = Conv2d._forward_plan
+    monkeypatch.setattr(Conv2d, "_forward_plan", lambda self, *shapes: made.append(shapes) or forward_plan(self, *shapes))
+    monkeypatch.setattr(conv_module, "_PLANS", {})
+    rng = np.random.default_rng(11)
+    x = gpucnn.tensor(rng.standard_normal((2, 16, 6, 6)).astype(np.float32), device="cudasim")
+    w = gpucnn.tensor(rng.standard_normal((8, 16, 3, 3)).astype(np.float32), device="cudasim")
+    split = conv2d(x, w, padding=1).numpy()
+    np.testing.assert_array_equal(conv2d(x, w, padding=1).numpy(), split)
+    assert len(made) == 1
+    monkeypatch.setattr(Conv2d, "SPLIT_TARGET_BLOCKS", 0)  # one block per tile: no splits
+    assert_close(conv2d(x, w, padding=1), split, atol=1e-5)
+    assert len(made) == 2
+    monkeypatch.setattr(Conv2d, "MAX_PLANS", 2)
+    for size in (5, 4, 3):
+        conv2d(x[:, :, :size, :size], w, padding=1)
+        assert len(conv_module._PLANS) <= 2
+    assert len(made) == 5
+
+
 @pytest.mark.parametrize("w_shape, x_shape, kwargs, takes", [
     ((64, 64, 3, 3), (64, 64, 32, 32), dict(padding=1), True),  # 2.4e9 multiply-adds
     ((64, 64, 3, 3), (32, 64, 32, 32), dict(padding=1), False),  # 1.2e9: too few
@@ -418,14 +445,13 @@ def test_gpu_winograd_rule(w_shape, x_shape, kwargs, takes):
     stride, dilation, groups = kwargs.get("stride", 1), kwargs.get("dilation", 1), kwargs.get("groups", 1)
     pad = kwargs["padding"]
     conv = Conv2d((stride, stride), (pad,) * 4, (dilation, dilation), groups)
-    conv.weight = np.zeros(w_shape, np.float32)
     N, _, H, W = x_shape
     P = (H + 2 * pad - dilation * (w_shape[2] - 1) - 1) // stride + 1
-    assert conv._takes_winograd(N * P * P) == takes
+    assert conv._takes_winograd(N * P * P, w_shape) == takes
     with kernel_path("winograd4"):  # wherever it applies, at any size
-        assert conv._takes_winograd(1) == (groups == stride == dilation == 1 and w_shape[2] == 3)
+        assert conv._takes_winograd(1, w_shape) == (groups == stride == dilation == 1 and w_shape[2] == 3)
     with kernel_path("taps_off"):
-        assert not conv._takes_winograd(N * P * P)
+        assert not conv._takes_winograd(N * P * P, w_shape)
 
 
 @pytest.mark.parametrize("tiles, reduction, layers, expected", [

@@ -183,7 +183,32 @@ def test_training_on_gpu_matches_cpu():
             loss.backward()
             optimizer.step()
             losses[device].append(loss.item())
+        assert int(model[1].num_batches_tracked.item()) == 5  # counted by batchnorm_forward on cuda
     assert_close(np.array(losses["cuda"]), np.array(losses["cpu"]), atol=1e-4, rtol=1e-4, name="losses")
+
+
+@pytest.mark.parametrize("name, options", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
+                                           ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.01)),
+                                           ("Adadelta", dict(lr=1.0, weight_decay=0.01))])
+def test_optimizer_launches_match_cpu(name, options):
+    """Two groups of parameters of 0, 1 and about a block's elements, some without a gradient at some
+    steps, each group one launch of cuda/optim.cu a step: the same parameters as on the cpu."""
+    shapes = [(1023,), (1025,), (0,), (1,), (3, 700)]
+    results = []
+    for device in ("cpu", "cuda"):
+        rng = np.random.default_rng(4)
+        params = [gpucnn.tensor(rng.standard_normal(shape).astype(np.float32), device=device, requires_grad=True)
+                  for shape in shapes]
+        optimizer = getattr(gpucnn.optim, name)([{"params": params[:3]}, {"params": params[3:], "lr": 0.05}],
+                                                **options)
+        for step in range(4):
+            for index, param in enumerate(params):
+                grad = rng.standard_normal(param.shape).astype(np.float32)
+                param.grad = gpucnn.tensor(grad, device=device) if (step + index) % 3 else None
+            optimizer.step()
+        results.append([param.numpy() for param in params])
+    for ours, reference in zip(results[1], results[0]):
+        assert_close(ours, reference, atol=1e-6, rtol=1e-5)
 
 
 def test_kernels_are_looked_up_once():

@@ -194,9 +194,7 @@ def _owned(input_grad, grad_output, input_grads: tuple, xp) -> bool:
 def _accumulate_leaf(tensor, grad, owned: bool = False) -> None:
     """Adds ``grad`` into ``tensor.grad``; the first time, ``grad`` itself where ``owned`` (``_owned``),
     else a copy."""
-    from .tensor import Tensor
-
     if tensor.grad is None:
-        tensor.grad = Tensor._from_array(grad if owned else tensor.device.xp.array(grad), tensor.device, False)
+        tensor.grad = _new_tensor(grad if owned else tensor.device.xp.array(grad), tensor.device, False)
     else:
-        tensor.grad = Tensor._from_array(tensor.device.xp.asarray(tensor.grad.data + grad), tensor.device, False)
+        tensor.grad = _new_tensor(tensor.device.xp.asarray(tensor.grad.data + grad), tensor.device, False)

@@ -105,8 +105,9 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks):
-            hook(self, args, output)
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks):  # a hook may remove itself
+                hook(self, args, output)
         return output
 
     # ------------------------------------------------------------ traversal

@@ -44,10 +44,10 @@ def placeholder(device, dtype=numpy.float32):
     take no null pointers (the kernel's flag says the array is absent, and it is neither read nor
     written). One per device and dtype, made on first use: on a GPU a new one would be an allocation
     and a fill per call."""
-    array = _placeholders.get((device, dtype))
+    array = _placeholders.get((device.name, dtype))  # a str hashes faster than a Device
     if array is None:
         with device.context():
-            array = _placeholders[device, dtype] = device.xp.zeros(1, dtype=dtype)
+            array = _placeholders[device.name, dtype] = device.xp.zeros(1, dtype=dtype)
     return array
 
 

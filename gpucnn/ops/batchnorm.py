@@ -237,6 +237,8 @@ def values_per_channel(shape: tuple) -> int:
 
 
 def _real(value, name: str) -> float:
+    if type(value) is float:  # the usual case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"batch_norm: {name} must be a real number, got {value!r}")
     return float(value)

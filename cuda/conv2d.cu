@@ -59,7 +59,8 @@
  *                                 (+ bias for the forward); launched only when splits > 1
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
  *   conv2d_transpose_weight       grid (min(ceil(count / 256), 65535),), thread per element of the taps
- *                                 kernels' weight (grid-stride)
+ *                                 kernels' weight (grid-stride); with check, also conv2d_nonfinite's flag
+ *                                 over the weight (backward-data's gather flag, one launch fewer)
  *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
  *                                 values is inf or NaN (the flag array starts at 0): the gather flag
  *                                 over the weight here, and the Winograd paths' test (conv2d.py)
@@ -72,7 +73,8 @@
  *
  * Non-finite weights: the tiled backward-data multiplies a weight by the 0 that stands for "no
  * output reads this pixel through this tap", and inf * 0 is NaN where the CPU half (and PyTorch)
- * adds nothing. So both backward-data kernels are launched after conv2d_nonfinite, and the
+ * adds nothing. So both backward-data kernels are launched after conv2d_nonfinite (or the taps
+ * kernels' conv2d_transpose_weight, which sets the same flag as it reads the weight), and the
  * gather flag (read on the device: no host synchronisation) makes exactly one of them work: the
  * tiled GEMM for finite weights, the exact gather, which visits only the taps that exist, otherwise.
  * With few input channels per group (Cg <= 8: an RGB stem) the host launches only the gather, as
@@ -556,13 +558,17 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
 /* The weight as the taps kernels read it: out[b, j, i] = weight[b, i, j] for a (batches, rows, cols)
  * weight; the forward's (K, Cg, R*S) -> (K, R*S, Cg), backward-data's (G, Kg, Cg*R*S) -> (G, Cg*R*S, Kg).
  * Thread per output element (grid-stride): the writes are coalesced, the reads of a small weight hit
- * the cache. One launch where the array module's transposing copy is several host calls. */
+ * the cache. One launch where the array module's transposing copy is several host calls. With check,
+ * nonfinite[0] = 1 where a value is inf or NaN, as conv2d_nonfinite sets it (the array starts at 0). */
 extern "C" __global__ void conv2d_transpose_weight(const float* __restrict__ weight, float* __restrict__ out,
-                                                   long long count, int rows, int cols, int fits_int) {
+                                                   int* __restrict__ nonfinite, long long count, int rows, int cols,
+                                                   int fits_int, int check) {
     for (long long i = first_index(); i < count; i += grid_threads()) {
         int j, row;
         const long long batch = split_index(i, cols, rows, fits_int, j, row);
-        out[i] = weight[(batch * rows + row) * cols + j];
+        const float value = weight[(batch * rows + row) * cols + j];
+        out[i] = value;
+        if (check && !is_finite(value)) *nonfinite = 1;
     }
 }
 

@@ -587,12 +587,15 @@ class Conv2d(Function):
                          (partial, bias, out, numpy.int32(has_bias), numpy.int64(out.size), numpy.int32(splits),
                           numpy.int32(K), numpy.int64(PQ)))
 
-    def _transposed_weight(self, batches: int, rows: int, columns: int):
-        """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout."""
+    def _transposed_weight(self, batches: int, rows: int, columns: int, nonfinite=None):
+        """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout.
+        ``nonfinite``: a zeroed int32 flag that the same launch sets to 1 where a value is inf or NaN."""
         out = self.xp.empty((batches, columns, rows), dtype=self.xp.float32)
+        check = nonfinite is not None
+        flag = nonfinite if check else _kernels.placeholder(self.device, numpy.int32)
         _kernels.launch_elementwise(self.device, "conv2d", "conv2d_transpose_weight", out.size,
-                                    (self.weight, out, numpy.int64(out.size)) + _kernels.int32_args(
-                                        (rows, columns, out.size < 2**31)))
+                                    (self.weight, out, flag, numpy.int64(out.size)) + _kernels.int32_args(
+                                        (rows, columns, out.size < 2**31, check)))
         return out
 
     def _taps(self, channels: int) -> bool:
@@ -667,13 +670,15 @@ class Conv2d(Function):
                 self._launch(f"conv2d_backward_data_{path}", (blocks,), arrays + geometry)
             elif plan[0] == "tiled":
                 _, product, sum_blocks, exact_blocks = plan
-                gather = self._nonfinite_flag(self.weight)
                 K, group_channels, R, S = weight_shape
                 groups = self.groups
+                if product.transposed:  # its transposing launch sets the gather flag too
+                    gather = xp.zeros(1, dtype=xp.int32)
+                    weight = self._transposed_weight(groups, K // groups, group_channels * R * S, gather)
+                else:
+                    gather, weight = self._nonfinite_flag(self.weight), self.weight
                 splits = product.splits
                 partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
-                weight = (self._transposed_weight(groups, K // groups, group_channels * R * S) if product.transposed
-                          else self.weight)
                 self._launch(product.name, product.grid, (grad, weight, partial, gather) + product.arguments)
                 if splits > 1:  # nothing either where the gather flag is set
                     self._launch("conv2d_backward_data_sum_splits", (sum_blocks,),

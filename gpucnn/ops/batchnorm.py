@@ -246,14 +246,7 @@ def _real(value, name: str) -> float:
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-05) -> Tensor:
-    """Batch normalisation with PyTorch's semantics (see ``counted_batch_norm``)."""
-    return counted_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
-
-
-def counted_batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
-                       momentum: float = 0.1, eps: float = 1e-05, batches=None) -> Tensor:
-    """Batch normalisation with PyTorch's semantics, which adds 1 to ``batches`` (a 0-d int64 array on
-    the input's device, or None) as it runs: BatchNorm2d's count of the batches it has normalised.
+    """Batch normalisation with PyTorch's semantics.
 
     Args:
         input: (N, C) or (N, C, *spatial), floating point.
@@ -263,12 +256,18 @@ def counted_batch_norm(input, running_mean, running_var, weight=None, bias=None,
         training: normalise by the batch statistics (biased variance) and update the running ones.
         momentum: weight of the batch statistic in the running update, in [0, 1].
         eps: added to the variance; > 0 in training mode, >= 0 in evaluation mode.
-        batches: counted once the arguments pass their checks; on the kernel devices by the forward
-            kernel, where the array is C-contiguous int64.
 
     Returns:
         Same shape and dtype as input.
     """
+    return counted_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def counted_batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+                       momentum: float = 0.1, eps: float = 1e-05, batches=None) -> Tensor:
+    """``batch_norm``, which also adds 1 to ``batches`` (a 0-d int64 array on the input's device, or
+    None) once the arguments pass their checks: BatchNorm2d's count of the batches it has normalised.
+    On the kernel devices the forward kernel counts it, where the array is C-contiguous int64."""
     x = as_tensor(input, "batch_norm: input")
     if x.dtype.kind != "f":
         raise TypeError(f"batch_norm: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")

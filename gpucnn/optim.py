@@ -187,16 +187,21 @@ class Optimizer:
         # NaN and inf propagate silently, as in torch
         with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
             for index, (group, pairs) in enumerate(zip(self.param_groups, updates)):
-                rows = collections.defaultdict(list)  # device -> the _KernelRow of each of its kernel updates
+                by_device = {}
                 for param, grad in pairs:
-                    state = self.state[param]
-                    row = self._update(param.device, _at_least_1d(param.data), grad, state, group)
-                    if row is not None:
-                        rows[param.device].append(row)
-                    if not state:  # SGD without momentum keeps none, and torch lists none
-                        del self.state[param]
-                for device, device_rows in rows.items():
-                    self._launch(index, device, device_rows, *self._kernel(group))
+                    by_device.setdefault(param.device, []).append((param, grad))
+                for device, device_pairs in by_device.items():
+                    with device.context():  # the state it makes, and the launch, on the parameters' GPU
+                        rows = []  # the _KernelRow of each kernel update
+                        for param, grad in device_pairs:
+                            state = self.state[param]
+                            row = self._update(device, _at_least_1d(param.data), grad, state, group)
+                            if row is not None:
+                                rows.append(row)
+                            if not state:  # SGD without momentum keeps none, and torch lists none
+                                del self.state[param]
+                        if rows:
+                            self._launch(index, device, rows, *self._kernel(group))
         return loss
 
     def _gradient(self, param):

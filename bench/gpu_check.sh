@@ -9,9 +9,9 @@
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
 # the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
-# python -m bench train --device cuda, python -m bench.profile (a training step's host profile, and its
-# host work on cudasim; ncu over conv2d's kernels where ncu is installed), then the whole suite and the
-# CPU conv2d benchmark.
+# python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
+# work on cudasim and single op calls; ncu over conv2d's kernels where ncu is installed), then the whole
+# suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
 # each step may use what is left (some have a cap of their own), and the steps that no longer fit are
@@ -88,6 +88,8 @@ step profile-step 60 "$python" -m bench.profile step --device cuda --model resne
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
 step profile-host 120 "$python" -m bench.profile host --model resnet
+# single op calls of the Jetson suite's size, per call and profiled: where a small op's host time goes
+step profile-calls 90 "$python" -m bench.profile calls --device cuda
 
 sanitize initcheck synccheck
 step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops

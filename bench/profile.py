@@ -1,7 +1,8 @@
-"""Where the time goes, for the GPU runs: a training step's host side, and conv layers for ncu.
+"""Where the time goes, for the GPU runs: a training step's host side, single op calls, and conv layers for ncu.
 
     python -m bench.profile step --device cuda --model resnet --batch 128
     python -m bench.profile host --model resnet          # no GPU needed
+    python -m bench.profile calls --device cuda          # single op calls, per call and profiled
     ncu --section SpeedOfLight --section Occupancy -k regex:conv2d_ python -m bench.profile conv --device cuda
 
 ``step`` trains ``--model`` (one of ``bench.train``'s) for a few warm-up steps, then times steps two
@@ -10,7 +11,9 @@ two agree, the device waits on the host, and the cProfile table that follows (by
 the host's time goes. ``host`` measures that host work without a GPU: the step on ``cudasim`` with
 every kernel launch skipped, which leaves the Python and NumPy work a GPU step issues (on a GPU the
 array calls are CuPy's, several times as long each, so it also counts them, by call site, and the
-launches). ``conv`` runs one forward and backward of a few conv layers, so a profiler such
+launches). ``calls`` times single op calls of the Jetson suite's size as ``bench ops`` does and
+profiles each (on a GPU, CuPy's own calls show among gpucnn's). ``conv`` runs one forward and
+backward of a few conv layers, so a profiler such
 as ncu sees each of conv2d's kernels once per layer: VGG-16's 256-channel 56x56 layer at batch 32
 (Winograd's products), CIFAR ResNet-18's 128-channel 16x16 layer at batch 32 (the direct "taps"
 kernels) and ConvNetJS's 5x5 conv2 (the direct kernels); on a device other than cuda, small stand-ins.
@@ -135,6 +138,69 @@ def profile_host(model_name: str, batch: int, steps: int, top: int, log=print) -
     return result
 
 
+# The input of profile_calls' ops: the Jetson suite's 64-channel 56x56 layer on cuda, a small stand-in elsewhere
+CALL_SHAPES = {"cuda": (1, 64, 56, 56), "other": (1, 16, 8, 8)}
+
+
+def profile_calls(device: str, calls: int, top: int, log=print) -> dict:
+    """Single op calls, as ``bench ops`` times them per call (the device synchronised before and
+    after): a 3x3 conv2d's forward, backward-data and backward-filter, then ReLU's, max pooling's and
+    average pooling's forward, on a CALL_SHAPES input. For each, the median time of ``calls`` calls,
+    to return and to finish, then a cProfile of as many more (``top`` rows by own time): where a
+    small op's host time goes, CuPy's calls among it."""
+    import gpucnn
+    from gpucnn.nn import functional as F
+
+    target = gpucnn.device(device)
+    shape = CALL_SHAPES["cuda" if target.type == "cuda" else "other"]
+    rng = numpy.random.default_rng(0)
+
+    def tensor(shape, requires_grad=False):
+        return gpucnn.tensor(rng.standard_normal(shape, dtype=numpy.float32), device=target,
+                             requires_grad=requires_grad)
+
+    x, x_grad = tensor(shape), tensor(shape, True)
+    w, w_grad = tensor((shape[1],) * 2 + (3, 3)), tensor((shape[1],) * 2 + (3, 3), True)
+    upstream = target.asarray(rng.standard_normal(shape, dtype=numpy.float32))
+
+    def backward_of(x, w):  # a call of conv2d's backward, its forward run now
+        function = F.conv2d(x, w, padding=1)._creator
+        return lambda: function.backward(upstream)
+
+    ops = {"conv2d forward": lambda: lambda: F.conv2d(x, w, padding=1),
+           "conv2d backward-data": lambda: backward_of(x_grad, w),
+           "conv2d backward-filter": lambda: backward_of(x, w_grad),
+           "relu forward": lambda: lambda: F.relu(x),
+           "max_pool2d forward": lambda: lambda: F.max_pool2d(x, 3, 2, 1),
+           "avg_pool2d forward": lambda: lambda: F.avg_pool2d(x, 2)}
+    results = {}
+    for name, make in ops.items():  # make() prepares one call, untimed
+        for _ in range(3):
+            make()()
+        issued, finished = [], []
+        for _ in range(calls):
+            call = make()
+            target.synchronize()
+            start = time.perf_counter()
+            call()
+            issued.append(time.perf_counter() - start)
+            target.synchronize()
+            finished.append(time.perf_counter() - start)
+        results[name] = dict(call_ms=statistics.median(finished) * 1e3, issued_ms=statistics.median(issued) * 1e3)
+        log(f"{name}, input {shape} on {target}: {results[name]['call_ms']:.3f} ms a call, "
+            f"{results[name]['issued_ms']:.3f} ms of it to return (median of {calls})")
+        if top:
+            prepared = [make() for _ in range(calls)]
+            profile = cProfile.Profile()
+            profile.enable()
+            for call in prepared:
+                call()
+            target.synchronize()
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(top)
+    return results
+
+
 def profile_conv(device: str, path: str, log=print) -> None:
     """One forward and backward of each layer of CONV_LAYERS (SMALL_CONV_LAYERS off cuda) on kernel path ``path``."""
     import gpucnn
@@ -168,6 +234,10 @@ def main(argv=None) -> None:
     host.add_argument("--batch", type=int, default=2)
     host.add_argument("--steps", type=int, default=200)
     host.add_argument("--top", type=int, default=20, help="call sites listed (0: none)")
+    calls = commands.add_parser("calls", help="single op calls: time per call, and where the host's time goes")
+    calls.add_argument("--device", default="cuda")
+    calls.add_argument("--calls", type=int, default=200)
+    calls.add_argument("--top", type=int, default=15, help="rows of each cProfile table (0: none)")
     conv = commands.add_parser("conv", help="conv layers once each, for a profiler such as ncu")
     conv.add_argument("--device", default="cuda")
     conv.add_argument("--path", default="chosen", help="a kernel path of gpucnn.ops.conv2d.KERNEL_PATHS")
@@ -175,10 +245,14 @@ def main(argv=None) -> None:
     if args.command in ("step", "host") and (args.batch < 1 or args.steps < 1 or args.top < 0):
         parser.error(f"--batch and --steps must be positive and --top non-negative, got {args.batch}, "
                      f"{args.steps}, {args.top}")
+    if args.command == "calls" and (args.calls < 1 or args.top < 0):
+        parser.error(f"--calls must be positive and --top non-negative, got {args.calls}, {args.top}")
     if args.command == "step":
         profile_step(args.model, args.device, args.batch, args.steps, args.top)
     elif args.command == "host":
         profile_host(args.model, args.batch, args.steps, args.top)
+    elif args.command == "calls":
+        profile_calls(args.device, args.calls, args.top)
     else:
         profile_conv(args.device, args.path)
 

@@ -144,10 +144,13 @@ def test_ops_benchmark_quick_run_writes_its_tables(tmp_path, device):
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0 and row["roofline_fraction"] > 0
 
 
-def test_profile_step_and_conv_run():
-    """bench.profile's two commands on tiny sizes: a step's timing line and profile, and the conv layers."""
+def test_profile_step_calls_and_conv_run():
+    """bench.profile's commands on tiny sizes: a step's timing line and profile, single op calls timed
+    and profiled, and the conv layers."""
     for arguments, expected in ((["step", "--device", "cpu", "--model", "lenet", "--batch", "2", "--steps", "2",
                                   "--top", "3"], "lenet on cpu, batch 2: a step takes"),
+                                (["calls", "--device", "cudasim", "--calls", "2", "--top", "2"],
+                                 "avg_pool2d forward, input (1, 16, 8, 8) on cudasim: "),
                                 (["conv", "--device", "cudasim"], "small 5x5: 2x3x7x7 -> 4, 5x5, path chosen")):
         result = subprocess.run([sys.executable, "-m", "bench.profile", *arguments], cwd=ROOT, capture_output=True,
                                 text=True, timeout=600)

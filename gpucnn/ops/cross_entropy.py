@@ -161,6 +161,57 @@ class CrossEntropy(Function):
         return grad, None
 
 
+class CrossEntropyProbabilities(Function):
+    """logits: (N, C, *d) and target: class probabilities of the same shape -> loss.
+
+    With label smoothing e the target becomes q = (1 - e) * target + e / C, and a sample's loss is
+    -sum_c w[c] q_c log_softmax(x)_c (w: the class weights, all 1 without ``weight``), PyTorch's
+    definition; the mean divides by the number of samples N * prod(d) (NaN for none). Gradients:
+    with respect to the logits (sum_c w[c] q_c) softmax(x) - w q, and to the target
+    -(1 - e) w log_softmax(x). Written once against the array module: it runs on every device.
+    """
+
+    def __init__(self, weight, reduction: str, label_smoothing: float):
+        self.weight, self.reduction, self.label_smoothing = weight, reduction, label_smoothing
+
+    def forward(self, logits, target):
+        xp, dtype = self.xp, logits.dtype
+        classes = logits.shape[1]
+        smoothing = dtype.type(self.label_smoothing)
+        shifted, log_sum = shifted_logits(xp, logits, axis=1)
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            self.log_probs = shifted - log_sum
+            smoothed = (1 - smoothing) * target + smoothing / classes if self.label_smoothing else target
+            self.weighted = smoothed if self.weight is None else smoothed * _along_classes(self.weight, logits.ndim)
+            loss = -(self.weighted * self.log_probs).sum(axis=1)
+        self.count = loss.size
+        if self.reduction == "none":
+            return loss
+        total = loss.sum()
+        if self.reduction == "sum":
+            return total
+        with numpy.errstate(invalid="ignore", divide="ignore"):
+            return total / dtype.type(self.count)  # 0 / 0 = NaN on an empty batch, as in PyTorch
+
+    def backward(self, grad_output):
+        xp, dtype = self.xp, self.log_probs.dtype
+        if self.reduction == "none":
+            scale = xp.expand_dims(grad_output, 1)  # one upstream value per sample
+        elif self.reduction == "sum":
+            scale = grad_output
+        else:
+            scale = grad_output / dtype.type(max(self.count, 1))
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            probs = xp.exp(self.log_probs)
+            grad_logits = (self.weighted.sum(axis=1, keepdims=True) * probs - self.weighted) * scale
+            grad_target = None
+            if self.needs_input_grad[1]:
+                weighted_log_probs = (self.log_probs if self.weight is None
+                                      else self.log_probs * _along_classes(self.weight, self.log_probs.ndim))
+                grad_target = -(1 - dtype.type(self.label_smoothing)) * weighted_log_probs * scale
+        return grad_logits, grad_target
+
+
 def _along_classes(weight, ndim: int):
     """The class weights (C,) as (C, 1, ...) to broadcast along axis 1 of an (N, C, *d) array of ``ndim`` dims."""
     return weight.reshape(weight.shape + (1,) * (ndim - 2))
@@ -180,18 +231,20 @@ def _raise_out_of_range(value: int, classes: int, shapes: str):
 
 def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy between logits and integer class indices (PyTorch's ``F.cross_entropy``).
+    """Cross-entropy between logits and class indices or class probabilities (PyTorch's ``F.cross_entropy``).
 
     Args:
         input: logits (N, C), unbatched (C,), or (N, C, d1, ..., dk), floating point.
         target: class indices (N,), () or (N, d1, ..., dk), of any integer dtype, each in [0, C) or
-            equal to ``ignore_index``. Class probabilities (float targets) are not supported.
+            equal to ``ignore_index``; or class probabilities of the input's shape and dtype (a float
+            target, which may require grad: ``CrossEntropyProbabilities``).
         weight: a weight per class, (C,), of the input's dtype; it takes no gradient.
         ignore_index: targets equal to it add nothing to the loss and get a zero gradient (even where
-            their logits hold NaN), and the mean leaves them out.
-        reduction: 'mean' (over the targets not ignored, weighted by their class weights), 'sum' or
-            'none' (one loss per target).
-        label_smoothing: e in [0, 1]; the target becomes (1 - e) * one_hot + e / C.
+            their logits hold NaN), and the mean leaves them out. Class indices only.
+        reduction: 'mean' (over the targets not ignored, weighted by their class weights; with class
+            probabilities, over the samples), 'sum' or 'none' (one loss per target).
+        label_smoothing: e in [0, 1]; the target becomes (1 - e) * one_hot + e / C (with class
+            probabilities, (1 - e) * target + e / C).
 
     PyTorch's legacy ``size_average`` and ``reduce`` are not taken; hence everything after ``weight``
     is keyword-only, so a positional call written for PyTorch fails loudly.
@@ -201,17 +254,17 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
     shapes = f"input shape {x.shape}, target shape {t.shape}"
     if x.dtype.kind != "f":
         raise TypeError(f"cross_entropy: input must be floating-point logits, got dtype {x.dtype} ({shapes})")
-    if t.dtype.kind not in "iu":
-        raise TypeError(
-            f"cross_entropy: target must hold integer class indices, got dtype {t.dtype} ({shapes}); "
-            f"class-probability targets are not supported"
-        )
+    if t.dtype.kind not in "iuf":
+        raise TypeError(f"cross_entropy: target must hold integer class indices or floating-point class "
+                        f"probabilities, got dtype {t.dtype} ({shapes})")
     if t.device != x.device:
         raise ValueError(f"cross_entropy: target is on {t.device} but input is on {x.device}")
     check_options("cross_entropy", ignore_index, reduction, label_smoothing)
 
     if x.ndim == 0:
         raise ValueError(f"cross_entropy: input must be (C,), (N, C) or (N, C, d1, ...), got {shapes}")
+    if t.dtype.kind == "f":
+        return _cross_entropy_probabilities(x, t, weight, ignore_index, reduction, label_smoothing, shapes)
     unbatched = x.ndim == 1
     expected = () if unbatched else (x.shape[0],) + x.shape[2:]
     if t.shape != expected:
@@ -228,6 +281,28 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
     if unbatched:  # one sample: (C,) -> (1, C), target () -> (1,), and the loss back to ()
         x, t = x.reshape(1, classes), t.reshape(1)
     loss = CrossEntropy(weights, int(ignore_index), reduction, float(label_smoothing), shapes).apply(x, t)
+    return loss.reshape(()) if unbatched and reduction == "none" else loss
+
+
+def _cross_entropy_probabilities(x: Tensor, t: Tensor, weight, ignore_index: int, reduction: str,
+                                 label_smoothing: float, shapes: str) -> Tensor:
+    """cross_entropy's class-probability targets: their checks, then CrossEntropyProbabilities."""
+    if t.shape != x.shape:
+        raise ValueError(f"cross_entropy: class-probability targets must have the input's shape ({shapes})")
+    if t.dtype != x.dtype:
+        raise TypeError(f"cross_entropy: class-probability targets have dtype {t.dtype} but input has dtype "
+                        f"{x.dtype}; they must match ({shapes})")
+    if ignore_index != -100:
+        raise ValueError(f"cross_entropy: ignore_index is for class indices, not class-probability targets "
+                         f"(got ignore_index={ignore_index}; {shapes})")
+    unbatched = x.ndim == 1
+    classes = x.shape[0] if unbatched else x.shape[1]
+    if classes == 0:
+        raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
+    weights = None if weight is None else _class_weights(weight, x, classes, shapes)
+    if unbatched:  # one sample: (C,) -> (1, C), and the loss back to ()
+        x, t = x.reshape(1, classes), t.reshape(1, classes)
+    loss = CrossEntropyProbabilities(weights, reduction, float(label_smoothing)).apply(x, t)
     return loss.reshape(()) if unbatched and reduction == "none" else loss
 
 

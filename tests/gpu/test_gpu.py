@@ -99,6 +99,20 @@ def test_cross_entropy_kernels_match_cpu(reduction, smoothing, shape, weighted):
         assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
 
+def test_cross_entropy_class_probabilities_match_cpu():
+    """Float targets (CuPy's array operations on cuda): the loss and both gradients, as on the cpu."""
+    rng = np.random.default_rng(3)
+    logits, target = rng.standard_normal((6, 5, 7)).astype(np.float32), rng.random((6, 5, 7)).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        x, t = (gpucnn.tensor(a, device=device, requires_grad=True) for a in (logits, target))
+        F.cross_entropy(x, t, gpucnn.tensor(np.arange(1, 6, dtype=np.float32), device=device),
+                        label_smoothing=0.1).backward()
+        results.append((x.grad.numpy(), t.grad.numpy()))
+    for ours, reference in zip(*reversed(results)):
+        assert_close(ours, reference, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("shape", [(64, 16, 32, 32), (5, 3), (300, 2, 1, 1), (2, 3, 17, 19)])
 def test_batch_norm_matches_cpu(shape, training):

@@ -266,12 +266,8 @@ def test_bad_spatial_and_unbatched_shapes():
 
 
 def test_bad_types():
-    with pytest.raises(TypeError, match=r"cross_entropy: target must hold integer class indices, got dtype float32 .*"
-                                        r"class-probability targets are not supported"):
-        cross_entropy(X, np.zeros((2, 3), dtype=np.float32))
-    with pytest.raises(TypeError, match=r"target must hold integer class indices, got dtype float64"):
-        cross_entropy(X, np.array([0.0, 1.0]))
-    with pytest.raises(TypeError, match=r"target must hold integer class indices, got dtype bool"):
+    with pytest.raises(TypeError, match=r"cross_entropy: target must hold integer class indices or floating-point "
+                                        r"class probabilities, got dtype bool"):
         cross_entropy(X, np.array([True, False]))
     with pytest.raises(TypeError, match=r"cross_entropy: input must be floating-point logits, got dtype int64"):
         cross_entropy(np.zeros((2, 3), dtype=np.int64), np.array([0, 1]))
@@ -326,3 +322,59 @@ def test_weight_takes_no_gradient_only_where_one_would_be_recorded():
     weight = gpucnn.tensor(np.ones(3, np.float32), requires_grad=True)
     with gpucnn.no_grad():
         assert_close(cross_entropy(X, np.array([0, 1]), weight), np.log(3.0))
+
+
+# ------------------------------------------------------------------------------ class-probability targets
+@settings(max_examples=40, deadline=None)
+@given(problem=problems(), reduction=st.sampled_from(REDUCTIONS), label_smoothing=st.sampled_from([0.0, 0.25, 1.0]),
+       weighted=st.booleans(), device=st.sampled_from(["cpu", "cudasim"]), seed=st.integers(0, 2**16))
+def test_class_probabilities_against_torch(problem, reduction, label_smoothing, weighted, device, seed):
+    """Float targets of the input's shape, as PyTorch takes them (not normalised here either), with
+    their gradient: check_against_torch also compares the target's."""
+    n, classes, spatial = problem
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, classes) + spatial) * 3
+    target = rng.random((n, classes) + spatial)
+    weight = rng.uniform(-0.5, 2.0, classes).astype(np.float32) if weighted else None
+    options = dict(reduction=reduction, label_smoothing=label_smoothing)
+
+    def theirs(x, t):
+        return torch_F.cross_entropy(x, t, None if weight is None else torch.from_numpy(weight), **options)
+
+    check_against_torch(lambda x, t: cross_entropy(x, t, weight, **options), theirs, logits, target, seed=seed,
+                        device=device)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_class_probabilities_numerical_gradients(reduction):
+    rng = np.random.default_rng(12)
+    weight = gpucnn.tensor(rng.uniform(0.5, 2.0, 3))
+    for shape in [(4, 3), (2, 3, 2, 2), (3,)]:
+        check_gradients(lambda x, t: cross_entropy(x, t, weight, reduction=reduction, label_smoothing=0.2),
+                        rng.standard_normal(shape), rng.random(shape))
+
+
+def test_class_probabilities_hand_computed_and_empty():
+    """Equal logits over 4 classes: log_softmax is -log 4 everywhere, so the loss is log 4 times the
+    target's sum; an empty batch's mean is NaN, as PyTorch's."""
+    loss = cross_entropy(np.zeros((2, 4), np.float32), np.array([[0.5, 0.5, 0, 0], [1, 1, 1, 1]], np.float32),
+                         reduction="none")
+    assert_close(loss, np.array([1.0, 4.0]) * np.log(4.0))
+    for device in ("cpu", "cudasim"):
+        empty = cross_entropy(gpucnn.tensor(np.zeros((0, 3), np.float32), device=device),
+                              gpucnn.tensor(np.zeros((0, 3), np.float32), device=device))
+        assert np.isnan(empty.numpy())
+
+
+@pytest.mark.parametrize("target, options, error, message", [
+    (np.ones((2, 4), np.float32), {}, ValueError,
+     r"cross_entropy: class-probability targets must have the input's shape \(input shape \(2, 3\), target shape "
+     r"\(2, 4\)\)"),
+    (np.ones((2, 3)), {}, TypeError,
+     r"cross_entropy: class-probability targets have dtype float64 but input has dtype float32; they must match"),
+    (np.ones((2, 3), np.float32), dict(ignore_index=1), ValueError,
+     r"cross_entropy: ignore_index is for class indices, not class-probability targets \(got ignore_index=1;"),
+])
+def test_bad_class_probabilities(target, options, error, message):
+    with pytest.raises(error, match=message):
+        cross_entropy(X, target, **options)

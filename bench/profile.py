@@ -53,20 +53,28 @@ def _training(model_name: str, device: str, batch: int) -> tuple:
     return target, training_step(gpucnn, model, x, y)
 
 
+def _median_ms(target, make, count: int) -> tuple[float, float]:
+    """The medians, in ms, over ``count`` calls of what ``make()`` returns (made untimed), the device
+    synchronised before each: until the call returned, and until the device had finished its work."""
+    issued, finished = [], []
+    for _ in range(count):
+        call = make()
+        target.synchronize()
+        start = time.perf_counter()
+        call()
+        issued.append(time.perf_counter() - start)
+        target.synchronize()
+        finished.append(time.perf_counter() - start)
+    return statistics.median(issued) * 1e3, statistics.median(finished) * 1e3
+
+
 def profile_step(model_name: str, device: str, batch: int, steps: int, top: int, log=print) -> dict:
     """Times ``steps`` training steps (issued, and finished) and profiles as many more; returns the medians."""
     target, step = _training(model_name, device, batch)
     for _ in range(3):
         step()
-    issued, finished = [], []
-    for _ in range(steps):
-        target.synchronize()
-        start = time.perf_counter()
-        step()
-        issued.append(time.perf_counter() - start)
-        target.synchronize()
-        finished.append(time.perf_counter() - start)
-    result = dict(step_ms=statistics.median(finished) * 1e3, issued_ms=statistics.median(issued) * 1e3)
+    issued_ms, step_ms = _median_ms(target, lambda: step, steps)
+    result = dict(step_ms=step_ms, issued_ms=issued_ms)
     log(f"{model_name} on {target}, batch {batch}: a step takes {result['step_ms']:.2f} ms, "
         f"{result['issued_ms']:.2f} ms of it to issue (median of {steps})")
     profile = cProfile.Profile()
@@ -177,16 +185,8 @@ def profile_calls(device: str, calls: int, top: int, log=print) -> dict:
     for name, make in ops.items():  # make() prepares one call, untimed
         for _ in range(3):
             make()()
-        issued, finished = [], []
-        for _ in range(calls):
-            call = make()
-            target.synchronize()
-            start = time.perf_counter()
-            call()
-            issued.append(time.perf_counter() - start)
-            target.synchronize()
-            finished.append(time.perf_counter() - start)
-        results[name] = dict(call_ms=statistics.median(finished) * 1e3, issued_ms=statistics.median(issued) * 1e3)
+        issued_ms, call_ms = _median_ms(target, make, calls)
+        results[name] = dict(call_ms=call_ms, issued_ms=issued_ms)
         log(f"{name}, input {shape} on {target}: {results[name]['call_ms']:.3f} ms a call, "
             f"{results[name]['issued_ms']:.3f} ms of it to return (median of {calls})")
         if top:

@@ -110,13 +110,7 @@ class CrossEntropy(Function):
                               (1 - smoothing) * sample_weight + (smoothing / classes) * sample_weight, axis=1)
             coef = (1 - smoothing) * sample_weight + (smoothing / classes) * self.weight.sum()
             grad = coef * self.probs - grad
-        if self.reduction == "none":
-            scale = xp.expand_dims(grad_output, 1)  # one upstream value per sample
-        elif self.reduction == "sum":
-            scale = grad_output
-        else:
-            with numpy.errstate(divide="ignore", invalid="ignore"):
-                scale = grad_output / self.divisor
+        scale = _upstream_scale(xp, grad_output, self.reduction, self.divisor if self.reduction == "mean" else None)
         with numpy.errstate(invalid="ignore"):
             return xp.where(xp.expand_dims(self.ignored, 1), dtype.type(0), grad * scale), None
 
@@ -195,12 +189,7 @@ class CrossEntropyProbabilities(Function):
 
     def backward(self, grad_output):
         xp, dtype = self.xp, self.log_probs.dtype
-        if self.reduction == "none":
-            scale = xp.expand_dims(grad_output, 1)  # one upstream value per sample
-        elif self.reduction == "sum":
-            scale = grad_output
-        else:
-            scale = grad_output / dtype.type(max(self.count, 1))
+        scale = _upstream_scale(xp, grad_output, self.reduction, dtype.type(max(self.count, 1)))
         with numpy.errstate(invalid="ignore", over="ignore"):
             probs = xp.exp(self.log_probs)
             grad_logits = (self.weighted.sum(axis=1, keepdims=True) * probs - self.weighted) * scale
@@ -210,6 +199,17 @@ class CrossEntropyProbabilities(Function):
                                       else self.log_probs * _along_classes(self.weight, self.log_probs.ndim))
                 grad_target = -(1 - dtype.type(self.label_smoothing)) * weighted_log_probs * scale
         return grad_logits, grad_target
+
+
+def _upstream_scale(xp, grad_output, reduction: str, divisor):
+    """What each sample's gradient is multiplied by: its own upstream value (reduction 'none', as an
+    (N, 1, *d) array), the one upstream value ('sum'), or that over ``divisor`` ('mean')."""
+    if reduction == "none":
+        return xp.expand_dims(grad_output, 1)
+    if reduction == "sum":
+        return grad_output
+    with numpy.errstate(divide="ignore", invalid="ignore"):  # every target ignored: 0 / 0, masked after
+        return grad_output / divisor
 
 
 def _along_classes(weight, ndim: int):
@@ -263,9 +263,28 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
 
     if x.ndim == 0:
         raise ValueError(f"cross_entropy: input must be (C,), (N, C) or (N, C, d1, ...), got {shapes}")
-    if t.dtype.kind == "f":
-        return _cross_entropy_probabilities(x, t, weight, ignore_index, reduction, label_smoothing, shapes)
-    unbatched = x.ndim == 1
+    unbatched, probabilities = x.ndim == 1, t.dtype.kind == "f"
+    if probabilities:
+        _check_probabilities(x, t, ignore_index, shapes)
+    else:
+        _check_indices(x, t, unbatched, shapes)
+    classes = x.shape[0] if unbatched else x.shape[1]
+    if classes == 0:
+        raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
+    weights = None if weight is None else _class_weights(weight, x, classes, shapes)
+
+    if unbatched:  # one sample: (C,) -> (1, C), target () -> (1,) (probabilities: (1, C)), the loss back to ()
+        x, t = x.reshape(1, classes), t.reshape((1, classes) if probabilities else 1)
+    if probabilities:
+        function = CrossEntropyProbabilities(weights, reduction, float(label_smoothing))
+    else:
+        function = CrossEntropy(weights, int(ignore_index), reduction, float(label_smoothing), shapes)
+    loss = function.apply(x, t)
+    return loss.reshape(()) if unbatched and reduction == "none" else loss
+
+
+def _check_indices(x: Tensor, t: Tensor, unbatched: bool, shapes: str) -> None:
+    """ValueError unless class-index targets have the shape of x without its class axis."""
     expected = () if unbatched else (x.shape[0],) + x.shape[2:]
     if t.shape != expected:
         if not unbatched and t.ndim >= 1 and t.shape[0] != x.shape[0]:
@@ -273,20 +292,10 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
                 f"cross_entropy: input batch size {x.shape[0]} does not match target batch size {t.shape[0]} ({shapes})"
             )
         raise ValueError(f"cross_entropy: target must have shape {expected} for {shapes}")
-    classes = x.shape[0] if unbatched else x.shape[1]
-    if classes == 0:
-        raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
-    weights = None if weight is None else _class_weights(weight, x, classes, shapes)
-
-    if unbatched:  # one sample: (C,) -> (1, C), target () -> (1,), and the loss back to ()
-        x, t = x.reshape(1, classes), t.reshape(1)
-    loss = CrossEntropy(weights, int(ignore_index), reduction, float(label_smoothing), shapes).apply(x, t)
-    return loss.reshape(()) if unbatched and reduction == "none" else loss
 
 
-def _cross_entropy_probabilities(x: Tensor, t: Tensor, weight, ignore_index: int, reduction: str,
-                                 label_smoothing: float, shapes: str) -> Tensor:
-    """cross_entropy's class-probability targets: their checks, then CrossEntropyProbabilities."""
+def _check_probabilities(x: Tensor, t: Tensor, ignore_index: int, shapes: str) -> None:
+    """ValueError or TypeError unless class-probability targets have x's shape and dtype, and no ignore_index."""
     if t.shape != x.shape:
         raise ValueError(f"cross_entropy: class-probability targets must have the input's shape ({shapes})")
     if t.dtype != x.dtype:
@@ -295,15 +304,6 @@ def _cross_entropy_probabilities(x: Tensor, t: Tensor, weight, ignore_index: int
     if ignore_index != -100:
         raise ValueError(f"cross_entropy: ignore_index is for class indices, not class-probability targets "
                          f"(got ignore_index={ignore_index}; {shapes})")
-    unbatched = x.ndim == 1
-    classes = x.shape[0] if unbatched else x.shape[1]
-    if classes == 0:
-        raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
-    weights = None if weight is None else _class_weights(weight, x, classes, shapes)
-    if unbatched:  # one sample: (C,) -> (1, C), and the loss back to ()
-        x, t = x.reshape(1, classes), t.reshape(1, classes)
-    loss = CrossEntropyProbabilities(weights, reduction, float(label_smoothing)).apply(x, t)
-    return loss.reshape(()) if unbatched and reduction == "none" else loss
 
 
 def check_options(op: str, ignore_index, reduction, label_smoothing) -> None:

@@ -205,7 +205,11 @@ class Optimizer:
         return loss
 
     def _gradient(self, param):
-        """``param``'s gradient as an array of its shape (at least 1-d) and dtype; ValueError for another shape."""
+        """``param``'s gradient as an array of its shape (at least 1-d) and dtype; ValueError for another
+        shape or device."""
+        if isinstance(param.grad, Tensor) and param.grad.device != param.device:
+            raise ValueError(f"{type(self).__name__}.step: the gradient of a parameter on {param.device} is on "
+                             f"{param.grad.device} (shape {param.shape})")
         grad = param.grad.data if isinstance(param.grad, Tensor) else param.device.asarray(param.grad)
         if tuple(grad.shape) != param.shape:
             raise ValueError(
@@ -522,7 +526,8 @@ class Adadelta(Optimizer):
 
     def _kernel(self, group: dict) -> tuple:
         rho = float(group["rho"])
-        return ("optim_adadelta", (group["lr"], rho, 1 - rho, group["eps"], group["weight_decay"]), (group["maximize"],))
+        return ("optim_adadelta", (group["lr"], rho, 1 - rho, group["eps"], group["weight_decay"]),
+                (group["maximize"],))
 
     def _update(self, device, param, grad, state: dict, group: dict):
         xp = device.xp

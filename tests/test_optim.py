@@ -194,6 +194,15 @@ def test_gradient_of_another_dtype_is_cast_and_wrong_shape_raises():
         optimizer.step()
 
 
+def test_a_gradient_on_another_device_is_refused():
+    param = gpucnn.tensor(np.ones(3, np.float32), device="cudasim", requires_grad=True)
+    param.grad = gpucnn.tensor(np.ones(3, np.float32), device="cpu")
+    with pytest.raises(ValueError, match=r"SGD.step: the gradient of a parameter on cudasim is on cpu "
+                                         r"\(shape \(3,\)\)"):
+        optim.SGD([param], lr=0.1).step()
+    assert np.array_equal(param.numpy(), np.ones(3, np.float32))
+
+
 @pytest.mark.parametrize("device", ["cpu", "cudasim"])
 @pytest.mark.parametrize("name", NAMES)
 def test_a_wrong_gradient_shape_changes_nothing(name, device):

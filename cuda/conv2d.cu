@@ -66,9 +66,6 @@
  *                                 over the weight here, and the Winograd paths' test (conv2d.py)
  *   conv2d_backward_data_exact    grid (min(ceil(N*C*H*W / 256), cap),), thread per input element
  *                                 (grid-stride); returns at once unless the gather flag is set
- *   conv2d_backward_data_few_channels
- *                                 grid (min(ceil(N*G*H*W / 256), 65535),), thread per input pixel of a
- *                                 group, all Cg <= GATHER_CHANNELS of its channels (grid-stride)
  * No float atomics anywhere: every result is the same on every run and in every thread order.
  *
  * Non-finite weights: the tiled backward-data multiplies a weight by the 0 that stands for "no
@@ -77,10 +74,10 @@
  * kernels' conv2d_transpose_weight, which sets the same flag as it reads the weight), and the
  * gather flag (read on the device: no host synchronisation) makes exactly one of them work: the
  * tiled GEMM for finite weights, the exact gather, which visits only the taps that exist, otherwise.
- * With few input channels per group (Cg <= 8: an RGB stem) the host launches only the gather, as
- * conv2d_backward_data_few_channels: the tiled kernel would spend most of its 64 rows on channels that
- * do not exist. The host also takes the exact gather where an axis has both a stride and a dilation
- * above 1, which the phases of the tiled kernel do not cover.
+ * With few input channels per group (Cg <= 8: an RGB stem) the host sets the flag itself and
+ * launches only the gather: the tiled kernel would spend most of its 64 rows on channels that do
+ * not exist. It does so too where an axis has both a stride and a dilation above 1, which the
+ * phases of the tiled kernel do not cover.
  */
 #include "common.cuh"
 
@@ -581,92 +578,41 @@ extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, lo
     }
 }
 
-/* The output row (or column) p whose window reads padded input row h_padded = h + pad through kernel
- * row r (p * stride + r * dilation = h_padded, 0 <= p < P), or -1 where none does. */
-static __device__ __forceinline__ int reading_output(int h_padded, int r, int stride, int dilation, int P) {
-    const int p_times_stride = h_padded - r * dilation;
-    if (p_times_stride < 0 || p_times_stride % stride != 0 || p_times_stride / stride >= P) return -1;
-    return p_times_stride / stride;
-}
-
-/* Backward-data in gather form at input pixel (n, h, w), for `count` <= CHANNELS channels c0, c0 + 1, ...
- * of group `group`: for each tap (r, s) that some output reads the pixel through, it sums weight * dy
- * over the group's output channels, then adds the taps in (r, s) order, as the CPU half's col2im does.
- * Each dy value read serves all `count` channels. Every channel sums in the same order for any count. */
-template <int CHANNELS>
-static __device__ __forceinline__ void gather_pixel(
-    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    long long n, int group, int c0, int count, int h, int w,
-    int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    const int Cg = C / groups, Kg = K / groups, RS = R * S;
-    const long long PQ = (long long)P * Q, HW = (long long)H * W;
-    const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
-    const float* weight_group = weight + ((long long)group * Kg * Cg + c0) * RS;
-    float sum[CHANNELS];
-#pragma unroll
-    for (int c = 0; c < CHANNELS; ++c) sum[c] = 0.0f;
-    for (int r = 0; r < R; ++r) {
-        const int p = reading_output(h + pad_top, r, stride_h, dilation_h, P);
-        if (p < 0) continue;
-        for (int s = 0; s < S; ++s) {
-            const int q = reading_output(w + pad_left, s, stride_w, dilation_w, Q);
-            if (q < 0) continue;
-            const long long pq = (long long)p * Q + q;
-            const float* weight_tap = weight_group + r * S + s; /* weight[group*Kg + k, c0 + c, r, s] */
-            float tap[CHANNELS];
-#pragma unroll
-            for (int c = 0; c < CHANNELS; ++c) tap[c] = 0.0f;
-            for (int k = 0; k < Kg; ++k) {
-                const float dy = grad_group[k * PQ + pq];
-#pragma unroll
-                for (int c = 0; c < CHANNELS; ++c) {
-                    if (c < count) tap[c] += weight_tap[((long long)k * Cg + c) * RS] * dy;
-                }
-            }
-#pragma unroll
-            for (int c = 0; c < CHANNELS; ++c) sum[c] += tap[c];
-        }
-    }
-    float* out = grad_x + (n * C + (long long)group * Cg + c0) * HW + (long long)h * W + w;
-#pragma unroll
-    for (int c = 0; c < CHANNELS; ++c) {
-        if (c < count) out[c * HW] = sum[c];
-    }
-}
-
-/* The exact gather, for non-finite weights and the strides the tiled kernel's phases do not cover:
- * thread per input element (n, channel, h, w) (grid-stride). Returns at once unless the gather flag
- * is set (conv2d_backward_data_TILE does the work). */
+/* Backward-data in gather form, for non-finite weights, few channels per group (an RGB stem) and the
+ * strides the tiled kernel's phases do not cover: thread per input element (n, channel, h, w)
+ * (grid-stride). For each tap (r, s) that some output reads this pixel through
+ * (p*stride_h = h + pad_top - r*dilation_h exactly, 0 <= p < P; q likewise) it sums weight * dy over
+ * the group's output channels, then adds the taps in (r, s) order, as the CPU half's col2im does.
+ * Returns at once unless the gather flag is set (conv2d_backward_data_TILE does the work). */
 extern "C" __global__ void conv2d_backward_data_exact(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     if (!*gather) return;
-    const int Cg = C / groups;
-    const long long HW = (long long)H * W, total = (long long)N * C * HW;
+    const int Cg = C / groups, Kg = K / groups, RS = R * S;
+    const long long PQ = (long long)P * Q, total = (long long)N * C * H * W;
     for (long long i = first_index(); i < total; i += grid_threads()) {
-        const int w = (int)(i % W), h = (int)((i / W) % H), channel = (int)((i / HW) % C);
-        gather_pixel<1>(grad_y, weight, grad_x, i / (C * HW), channel / Cg, channel % Cg, 1, h, w,
-                        C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups);
-    }
-}
-
-/* The gather for groups of Cg <= GATHER_CHANNELS input channels (an RGB stem): thread per input pixel
- * (n, group, h, w), all Cg channels (grid-stride). Each dy value a tap reads serves every channel, where
- * conv2d_backward_data_exact reads it once per channel; the same bits. */
-#define GATHER_CHANNELS 8
-extern "C" __global__ void conv2d_backward_data_few_channels(
-    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    const long long HW = (long long)H * W, total = (long long)N * groups * HW;
-    for (long long i = first_index(); i < total; i += grid_threads()) {
-        const int w = (int)(i % W), h = (int)((i / W) % H), group = (int)((i / HW) % groups);
-        gather_pixel<GATHER_CHANNELS>(grad_y, weight, grad_x, i / (groups * HW), group, 0, C / groups, h, w,
-                                      C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
-                                      dilation_w, groups);
+        const int w = (int)(i % W), h = (int)((i / W) % H);
+        const long long channel = (i / ((long long)H * W)) % C, n = i / ((long long)C * H * W);
+        const int group = (int)(channel / Cg), c = (int)(channel % Cg);
+        const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
+        const float* weight_group = weight + ((long long)group * Kg * Cg + c) * RS;
+        float sum = 0.0f;
+        for (int r = 0; r < R; ++r) {
+            const int p_times_stride = h + pad_top - r * dilation_h;
+            if (p_times_stride < 0 || p_times_stride % stride_h != 0 || p_times_stride / stride_h >= P) continue;
+            for (int s = 0; s < S; ++s) {
+                const int q_times_stride = w + pad_left - s * dilation_w;
+                if (q_times_stride < 0 || q_times_stride % stride_w != 0 || q_times_stride / stride_w >= Q) continue;
+                const long long pq = (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
+                const float* weight_tap = weight_group + r * S + s; /* weight[group*Kg + k, c, r, s] at k * Cg*RS */
+                float tap = 0.0f;
+                for (int k = 0; k < Kg; ++k) tap += weight_tap[(long long)k * Cg * RS] * grad_group[k * PQ + pq];
+                sum += tap;
+            }
+        }
+        grad_x[i] = sum;
     }
 }
 

@@ -424,10 +424,8 @@ class Conv2d(Function):
     WINOGRAD_GPU_TILE = 4
     WINOGRAD_GPU_MIN_CHANNELS = 16
     WINOGRAD_GPU_MIN_MACS = 2**31
-    # Backward-data of at most this many input channels per group runs as a gather (see conv2d.cu), all
-    # of a pixel's channels in one thread up to GATHER_KERNEL_CHANNELS (conv2d.cu's GATHER_CHANNELS).
+    # Backward-data of at most this many input channels per group runs as the exact gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
-    GATHER_KERNEL_CHANNELS = 8
     # Where this divides the channels the forward (or backward-data) reduces over per group, its
     # kernels take the "taps" variant (conv2d.cu's TAPS_OUTER): the reduction runs tap by tap, channels
     # innermost, on a copy of the weight with its taps before its channels, and every reduction step
@@ -471,8 +469,8 @@ class Conv2d(Function):
         key = (product, x_shape, weight_shape, self.stride, self.pads, self.dilation, self.groups,
                has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
-               self.GATHER_KERNEL_CHANNELS, self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.MAX_GRID_YZ,
-               self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK)
+               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.MAX_GRID_YZ, self.SPLIT_TARGET_BLOCKS,
+               self.SPLIT_MIN_CHUNK)
         plan = _PLANS.get(key)
         if plan is None:
             if len(_PLANS) >= self.MAX_PLANS:
@@ -518,8 +516,8 @@ class Conv2d(Function):
                         self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
 
     def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
-        """How backward-data launches: ("empty",), ("few_channels", blocks, geometry), ("exact", blocks,
-        geometry) or ("tiled", _Product, blocks of its sum of splits, blocks of the exact gather).
+        """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product, blocks
+        of its sum of splits, blocks of the exact gather).
 
         The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag picks it
         for finite weights and the exact gather otherwise, with no host round trip. Few channels per
@@ -534,8 +532,6 @@ class Conv2d(Function):
         (stride_h, stride_w), (dilation_h, dilation_w) = self.stride, self.dilation
         phases = stride_h * stride_w
         phased = (stride_h == 1 or dilation_h == 1) and (stride_w == 1 or dilation_w == 1)
-        if group_channels <= min(self.GATHER_MAX_CHANNELS, self.GATHER_KERNEL_CHANNELS):
-            return "few_channels", _kernels.blocks_for(size // group_channels), geometry
         if group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
             return "exact", _kernels.blocks_for(size), geometry
         tile = self._tile(group_channels, N * H * W, groups)
@@ -664,10 +660,10 @@ class Conv2d(Function):
         if need_input:
             grad_input = xp.empty(x_shape, dtype=xp.float32)
             plan = self._plan("data", x_shape, weight_shape)
-            if plan[0] in ("few_channels", "exact"):
-                path, blocks, geometry = plan
-                arrays = (grad, self.weight, grad_input) + ((xp.ones(1, dtype=xp.int32),) if path == "exact" else ())
-                self._launch(f"conv2d_backward_data_{path}", (blocks,), arrays + geometry)
+            if plan[0] == "exact":
+                _, blocks, geometry = plan
+                self._launch("conv2d_backward_data_exact", (blocks,),
+                             (grad, self.weight, grad_input, xp.ones(1, dtype=xp.int32)) + geometry)
             elif plan[0] == "tiled":
                 _, product, sum_blocks, exact_blocks = plan
                 K, group_channels, R, S = weight_shape

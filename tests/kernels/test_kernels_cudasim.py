@@ -306,26 +306,19 @@ def test_conv2d_non_finite_weights(monkeypatch, kernels, stride, channels, order
 @pytest.mark.parametrize("w_shape, x_shape, kwargs", [
     ((64, 3, 7, 7), (2, 3, 23, 21), dict(stride=2, padding=3)),  # an RGB stem
     ((8, 1, 3, 3), (2, 4, 9, 8), dict(groups=4, stride=(2, 1), dilation=(2, 2), padding=2)),  # Cg 1; stride, dilation
-    ((5, 8, 2, 3), (1, 8, 6, 7), dict(padding=(1, 0))),  # Cg 8, every channel of GATHER_CHANNELS
+    ((5, 8, 2, 3), (1, 8, 6, 7), dict(padding=(1, 0))),  # Cg 8, Conv2d.GATHER_MAX_CHANNELS
 ], ids=["stem", "groups", "eight"])
-def test_conv2d_few_channels_gather_is_the_exact_gather(monkeypatch, w_shape, x_shape, kwargs, order):
-    """conv2d_backward_data_few_channels, which reads each upstream gradient value once per tap for all
-    of a pixel's channels, gives conv2d_backward_data_exact's bits, with inf and NaN weights too; and
-    conv2d.cu's GATHER_CHANNELS is Conv2d.GATHER_KERNEL_CHANNELS."""
-    from gpucnn.devices import kernels
-
-    source = kernels.source_path("conv2d").read_text()
-    assert f"#define GATHER_CHANNELS {conv2d_module.Conv2d.GATHER_KERNEL_CHANNELS}\n" in source
+def test_conv2d_few_channels_take_the_exact_gather(monkeypatch, w_shape, x_shape, kwargs, order):
+    """Groups of at most GATHER_MAX_CHANNELS input channels: backward-data is the exact gather alone,
+    with inf and NaN weights too."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     w[1, 0, 1, 1], w[-1, -1, 0, 0] = np.inf, np.nan
-    results = []
-    for kernel_channels in (conv2d_module.Conv2d.GATHER_KERNEL_CHANNELS, 0):  # 0: the exact kernel
-        monkeypatch.setattr(conv2d_module.Conv2d, "GATHER_KERNEL_CHANNELS", kernel_channels)
-        with np.errstate(invalid="ignore"):
-            results.append(run("cudasim", lambda x, w: F.conv2d(x, w, **kwargs), [x, w], order)[1])
-    np.testing.assert_array_equal(results[0], results[1])
+    launches = launched_kernels(monkeypatch)
+    with np.errstate(invalid="ignore"):
+        compare(lambda x, w: F.conv2d(x, w, **kwargs), [x, w], order)
+    assert [name for name, _ in launches if name.startswith("conv2d_backward_data")] == ["conv2d_backward_data_exact"]
 
 
 def test_conv2d_empty_batch_launches_nothing():

@@ -102,10 +102,9 @@ if command -v ncu > /dev/null; then
   step ncu-conv2d 120 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats \
     --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
     -k 'regex:conv2d_(forward|backward_data|backward_filter)_' --launch-count 12 "$python" -m bench.profile conv
-  # every kernel of about one training step, summed per kernel name: where the device's time goes. The
-  # program runs five steps of about 175 launches each (on an H100 the first 400 launches, which took
-  # past 120 s to profile, ended in the second step's SGD updates); the last one is profiled.
-  step ncu-train-step 120 ncu --section SpeedOfLight --launch-skip 700 --launch-count 180 --print-summary per-kernel \
+  # every kernel of one training step, summed per kernel name: where the device's time goes (the
+  # program's last step runs alone in the profiler's range)
+  step ncu-train-step 120 ncu --profile-from-start off --section SpeedOfLight --print-summary per-kernel \
     "$python" -m bench.profile step --device cuda --model resnet --batch 128 --steps 1 --top 0
 fi
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"

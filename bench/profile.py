@@ -8,7 +8,9 @@
 ``step`` trains ``--model`` (one of ``bench.train``'s) for a few warm-up steps, then times steps two
 ways: to the end of the step's Python code (the launches issued) and to the device's end. Where the
 two agree, the device waits on the host, and the cProfile table that follows (by own time) says where
-the host's time goes. ``host`` measures that host work without a GPU: the step on ``cudasim`` with
+the host's time goes. On a CUDA device one last step runs alone between cudaProfilerStart and
+cudaProfilerStop, so that a profiler started with its collection off (``ncu --profile-from-start off``)
+sees exactly one step's kernels. ``host`` measures that host work without a GPU: the step on ``cudasim`` with
 every kernel launch skipped, which leaves the Python and NumPy work a GPU step issues (on a GPU the
 array calls are CuPy's, several times as long each, so it also counts them, by call site, and the
 launches). ``calls`` times single op calls of the Jetson suite's size as ``bench ops`` does and
@@ -85,6 +87,13 @@ def profile_step(model_name: str, device: str, batch: int, steps: int, top: int,
     profile.disable()
     if top:
         pstats.Stats(profile).sort_stats("tottime").print_stats(top)
+    if target.type == "cuda":  # one more step, alone in the profiler's range: what ncu --profile-from-start off sees
+        import cupy
+
+        cupy.cuda.runtime.profilerStart()
+        step()
+        target.synchronize()
+        cupy.cuda.runtime.profilerStop()
     return result
 
 

@@ -303,6 +303,17 @@ def test_busy_wait_kernel_compiles(tmp_path):
 
 
 @pytest.mark.gpu
+def test_profile_step_on_a_gpu():
+    """bench.profile step on a GPU: the timing line, and a last step in the profiler's range."""
+    from bench.profile import profile_step
+
+    lines = []
+    result = profile_step("lenet", "cuda", 2, 2, 0, log=lines.append)
+    assert 0 < result["issued_ms"] <= result["step_ms"]
+    assert lines and lines[0].startswith("lenet on cuda")
+
+
+@pytest.mark.gpu
 def test_device_time_leaves_the_host_out():
     """Environment.device_ms on a GPU: a large copy's device time is about its whole time; many tiny
     launches take the GPU less time than the host takes to issue them; a call that waits on the GPU

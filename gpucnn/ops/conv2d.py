@@ -406,7 +406,11 @@ class Conv2d(Function):
     # counts and makes a quarter as many blocks: it is taken when the result has more than 64 rows and
     # still makes WIDE_TILE_BLOCKS blocks (two waves on an H100's 132 multiprocessors, which hold one
     # such block each), by shapes alone, on GPUs of compute capability 7.0 and up (conv2d.cu builds it
-    # there only).
+    # there only). Backward-filter's blocks count with the splits of its reduction, which
+    # SPLIT_MIN_CHUNK can leave few: where the 128 tile made 20-160 blocks (ResNet-18's stride-2 layers
+    # at batch 32, the batch-1 Jetson layers), `python -m bench kernels` timed the 64 tile per call at
+    # 0.56-0.94 of its time in 20 of 21 rows (1.08 in one; two H100 runs and an H200 run of ResNet-18,
+    # three H100 runs of the Jetson layers); rows where both paths run the same kernels gave 0.83-1.02.
     TILES = (64, 128)
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
@@ -509,7 +513,7 @@ class Conv2d(Function):
         groups, positions, columns = self.groups, N * P * Q, group_channels * R * S
         if not (positions and K * columns):
             return None
-        tile = self._tile(K // groups, columns, groups, splits_fill=True)
+        tile = self._tile(K // groups, columns, groups, reduction=positions)
         splits, chunk = self._splits(_tiles(K // groups, columns, groups, tile), positions, groups)
         return _Product(f"conv2d_backward_filter_{tile}", (-(-columns // tile), -(-(K // groups) // tile),
                                                            groups * splits), splits,
@@ -549,9 +553,10 @@ class Conv2d(Function):
     def _launch(self, name: str, grid: tuple, args: tuple) -> None:
         self.device.kernel("conv2d", name)(grid, (_kernels.THREADS,), args)
 
-    def _tile(self, rows: int, columns: int, layers: int, splits_fill: bool = False) -> int:
-        """The GEMM tile for a result of ``layers`` (rows x columns) matrices; ``splits_fill``: the
-        launch splits the reduction until the GPU is full (backward-filter), so only the shape counts."""
+    def _tile(self, rows: int, columns: int, layers: int, reduction: int | None = None) -> int:
+        """The GEMM tile for a result of ``layers`` (rows x columns) matrices; ``reduction``: the launch
+        splits that many reduction indices until the GPU is full (backward-filter), and its blocks count
+        with the splits."""
         small, wide = self.TILES
         if self.FORCE_TILE:
             if self.FORCE_TILE == wide and not has_wide_tile(self.device):
@@ -560,9 +565,12 @@ class Conv2d(Function):
             return self.FORCE_TILE
         if not has_wide_tile(self.device):
             return small
-        if splits_fill:
-            return wide if rows > small and columns > small else small
-        return wide if rows > small and _tiles(rows, columns, layers, wide) >= self.WIDE_TILE_BLOCKS else small
+        blocks = _tiles(rows, columns, layers, wide)
+        if reduction is not None:
+            if columns <= small:
+                return small
+            blocks *= self._splits(blocks, reduction, layers)[0]
+        return wide if rows > small and blocks >= self.WIDE_TILE_BLOCKS else small
 
     def _splits(self, tiles: int, reduction: int, layers: int) -> tuple[int, int]:
         """(splits, chunk) for a product of ``tiles`` blocks unsplit in ``layers`` grid z-layers that

@@ -497,6 +497,17 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     assert has_wide_tile(gpucnn.device("cudasim")) and "tile128" in kernel_paths(gpucnn.device("cpu"))
 
 
+@pytest.mark.parametrize("batch, size, tile", [(1, 56, 64), (32, 32, 64), (128, 32, 128)])
+def test_backward_filter_takes_the_wide_tile_where_its_splits_make_enough_blocks(batch, size, tile):
+    """Backward-filter of a 64 -> 128 3x3 stride-2 layer: the 128 tile makes 5 tiles, split into chunks
+    of at least SPLIT_MIN_CHUNK positions: 20 blocks at batch 1 and 160 at 32 (under WIDE_TILE_BLOCKS:
+    the 64 tile), 515 at 128 (the 128 tile)."""
+    conv = Conv2d((2, 2), (1, 1, 1, 1), (1, 1), 1)
+    conv.device = gpucnn.device("cudasim")
+    product = conv._plan("filter", (batch, 64, size, size), (128, 64, 3, 3))
+    assert product.name == f"conv2d_backward_filter_{tile}"
+
+
 # ---------------------------------------------------------------------------- Winograd F(4x4, 3x3), cpu
 def winograd_everywhere(patch):
     """The cpu takes Winograd's F(4x4, 3x3) or F(2x2, 5x5) for every 3x3 or 5x5 stride-1 convolution

@@ -54,9 +54,10 @@
  *   conv2d_backward_filter_TILE   grid (ceil(Cg*R*S / TILE), ceil(Kg / TILE), G * splits); split z / G
  *                                 sums N*P*Q positions [split*chunk, (split+1)*chunk) and writes
  *                                 partial[split] (K, Cg*R*S)
- *   conv2d_sum_splits, conv2d_backward_data_sum_splits
+ *   conv2d_sum_splits, conv2d_backward_data_sum_or_gather
  *                                 grid (min(ceil(count / 256), 65535),): the result = the splits' sum
- *                                 (+ bias for the forward); launched only when splits > 1
+ *                                 (+ bias for the forward; backward-data's exact gather instead where
+ *                                 the gather flag is set); launched only when splits > 1
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
  *   conv2d_transpose_weight       grid (min(ceil(count / 256), 65535),), thread per element of the taps
  *                                 kernels' weight (grid-stride); with check, also conv2d_nonfinite's flag
@@ -65,15 +66,18 @@
  *                                 values is inf or NaN (the flag array starts at 0): the gather flag
  *                                 over the weight here, and the Winograd paths' test (conv2d.py)
  *   conv2d_backward_data_exact    grid (min(ceil(N*C*H*W / 256), cap),), thread per input element
- *                                 (grid-stride); returns at once unless the gather flag is set
+ *                                 (grid-stride); returns at once unless the gather flag is set; after
+ *                                 an unsplit tiled product, or alone
  * No float atomics anywhere: every result is the same on every run and in every thread order.
  *
  * Non-finite weights: the tiled backward-data multiplies a weight by the 0 that stands for "no
  * output reads this pixel through this tap", and inf * 0 is NaN where the CPU half (and PyTorch)
- * adds nothing. So both backward-data kernels are launched after conv2d_nonfinite (or the taps
- * kernels' conv2d_transpose_weight, which sets the same flag as it reads the weight), and the
- * gather flag (read on the device: no host synchronisation) makes exactly one of them work: the
- * tiled GEMM for finite weights, the exact gather, which visits only the taps that exist, otherwise.
+ * adds nothing. So the tiled kernel is launched after conv2d_nonfinite (or the taps kernels'
+ * conv2d_transpose_weight, which sets the same flag as it reads the weight), and the gather flag
+ * (read on the device: no host synchronisation) decides between it and the exact gather, which visits
+ * only the taps that exist: the tiled GEMM (and the sum of its splits) for finite weights, the exact
+ * gather otherwise, in conv2d_backward_data_sum_or_gather after a split product and in
+ * conv2d_backward_data_exact after an unsplit one.
  * With few input channels per group (Cg <= 8: an RGB stem) the host sets the flag itself and
  * launches only the gather: the tiled kernel would spend most of its 64 rows on channels that do
  * not exist. It does so too where an axis has both a stride and a dilation above 1, which the
@@ -477,7 +481,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) 
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
+    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<64, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -488,7 +492,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) 
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
+    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<64, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -525,7 +529,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
+    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<128, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -536,7 +540,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: conv2d_backward_data_exact does the work */
+    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<128, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -578,41 +582,51 @@ extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, lo
     }
 }
 
-/* Backward-data in gather form, for non-finite weights, few channels per group (an RGB stem) and the
- * strides the tiled kernel's phases do not cover: thread per input element (n, channel, h, w)
- * (grid-stride). For each tap (r, s) that some output reads this pixel through
- * (p*stride_h = h + pad_top - r*dilation_h exactly, 0 <= p < P; q likewise) it sums weight * dy over
- * the group's output channels, then adds the taps in (r, s) order, as the CPU half's col2im does.
- * Returns at once unless the gather flag is set (conv2d_backward_data_TILE does the work). */
+/* Backward-data in gather form at input element i = (n, channel, h, w), for non-finite weights, few
+ * channels per group (an RGB stem) and the strides the tiled kernel's phases do not cover. For each tap
+ * (r, s) that some output reads this pixel through (p*stride_h = h + pad_top - r*dilation_h exactly,
+ * 0 <= p < P; q likewise) it sums weight * dy over the group's output channels, then adds the taps in
+ * (r, s) order, as the CPU half's col2im does. */
+static __device__ __forceinline__ float gather_element(
+    const float* __restrict__ grad_y, const float* __restrict__ weight, long long i,
+    int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    const int Cg = C / groups, Kg = K / groups, RS = R * S;
+    const long long PQ = (long long)P * Q;
+    const int w = (int)(i % W), h = (int)((i / W) % H);
+    const long long channel = (i / ((long long)H * W)) % C, n = i / ((long long)C * H * W);
+    const int group = (int)(channel / Cg), c = (int)(channel % Cg);
+    const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
+    const float* weight_group = weight + ((long long)group * Kg * Cg + c) * RS;
+    float sum = 0.0f;
+    for (int r = 0; r < R; ++r) {
+        const int p_times_stride = h + pad_top - r * dilation_h;
+        if (p_times_stride < 0 || p_times_stride % stride_h != 0 || p_times_stride / stride_h >= P) continue;
+        for (int s = 0; s < S; ++s) {
+            const int q_times_stride = w + pad_left - s * dilation_w;
+            if (q_times_stride < 0 || q_times_stride % stride_w != 0 || q_times_stride / stride_w >= Q) continue;
+            const long long pq = (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
+            const float* weight_tap = weight_group + r * S + s; /* weight[group*Kg + k, c, r, s] at k * Cg*RS */
+            float tap = 0.0f;
+            for (int k = 0; k < Kg; ++k) tap += weight_tap[(long long)k * Cg * RS] * grad_group[k * PQ + pq];
+            sum += tap;
+        }
+    }
+    return sum;
+}
+
+/* The exact gather, thread per input element (grid-stride): where the host takes it alone (the flag
+ * set), and after an unsplit tiled product, where it returns at once unless the gather flag is set. */
 extern "C" __global__ void conv2d_backward_data_exact(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     if (!*gather) return;
-    const int Cg = C / groups, Kg = K / groups, RS = R * S;
-    const long long PQ = (long long)P * Q, total = (long long)N * C * H * W;
+    const long long total = (long long)N * C * H * W;
     for (long long i = first_index(); i < total; i += grid_threads()) {
-        const int w = (int)(i % W), h = (int)((i / W) % H);
-        const long long channel = (i / ((long long)H * W)) % C, n = i / ((long long)C * H * W);
-        const int group = (int)(channel / Cg), c = (int)(channel % Cg);
-        const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
-        const float* weight_group = weight + ((long long)group * Kg * Cg + c) * RS;
-        float sum = 0.0f;
-        for (int r = 0; r < R; ++r) {
-            const int p_times_stride = h + pad_top - r * dilation_h;
-            if (p_times_stride < 0 || p_times_stride % stride_h != 0 || p_times_stride / stride_h >= P) continue;
-            for (int s = 0; s < S; ++s) {
-                const int q_times_stride = w + pad_left - s * dilation_w;
-                if (q_times_stride < 0 || q_times_stride % stride_w != 0 || q_times_stride / stride_w >= Q) continue;
-                const long long pq = (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
-                const float* weight_tap = weight_group + r * S + s; /* weight[group*Kg + k, c, r, s] at k * Cg*RS */
-                float tap = 0.0f;
-                for (int k = 0; k < Kg; ++k) tap += weight_tap[(long long)k * Cg * RS] * grad_group[k * PQ + pq];
-                sum += tap;
-            }
-        }
-        grad_x[i] = sum;
+        grad_x[i] = gather_element(grad_y, weight, i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left,
+                                   dilation_h, dilation_w, groups);
     }
 }
 
@@ -635,12 +649,22 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
     sum_splits(partial, bias, out, has_bias, count, splits, K, PQ);
 }
 
-/* Backward-data (grad_x): nothing when the gather flag is set, where the tiled kernel wrote no partial
- * sums (conv2d_backward_data_exact, launched next, writes all of grad_x then). */
-extern "C" __global__ void conv2d_backward_data_sum_splits(const float* __restrict__ partial,
-                                                           float* __restrict__ grad_x, const int* __restrict__ gather,
-                                                           long long count, int splits) {
-    if (*gather) return;
+/* Backward-data's result after a tiled product in splits, in one launch: the splits' sum, or where the
+ * gather flag is set (the tiled kernel wrote no partial sums) the exact gather (thread per input
+ * element, grid-stride). */
+extern "C" __global__ void conv2d_backward_data_sum_or_gather(
+    const float* __restrict__ partial, const float* __restrict__ grad_y, const float* __restrict__ weight,
+    float* __restrict__ grad_x, const int* __restrict__ gather,
+    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int splits) {
+    const long long count = (long long)N * C * H * W;
+    if (*gather) {
+        for (long long i = first_index(); i < count; i += grid_threads()) {
+            grad_x[i] = gather_element(grad_y, weight, i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
+                                       pad_left, dilation_h, dilation_w, groups);
+        }
+        return;
+    }
     sum_splits(partial, partial, grad_x, 0, count, splits, 1, 1);
 }
 

@@ -521,7 +521,7 @@ class Conv2d(Function):
 
     def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
         """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product, blocks
-        of its sum of splits, blocks of the exact gather).
+        of its sum of splits (or gather), blocks of the exact gather after it unsplit).
 
         The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag picks it
         for finite weights and the exact gather otherwise, with no host round trip. Few channels per
@@ -547,7 +547,8 @@ class Conv2d(Function):
         product = _Product(f"conv2d_backward_data_taps_{tile}" if transposed else f"conv2d_backward_data_{tile}",
                            (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits), splits,
                            geometry + (numpy.int32(chunk),), transposed)
-        # few blocks for the exact gather: they exit at once in the usual case, and stride over the input otherwise
+        # after an unsplit product, few blocks for the exact gather: they exit at once in the usual case,
+        # and stride over the input otherwise
         return "tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(size, cap=256)
 
     def _launch(self, name: str, grid: tuple, args: tuple) -> None:
@@ -681,14 +682,15 @@ class Conv2d(Function):
                     weight = self._transposed_weight(groups, K // groups, group_channels * R * S, gather)
                 else:
                     gather, weight = self._nonfinite_flag(self.weight), self.weight
-                splits = product.splits
+                splits, geometry = product.splits, product.arguments[:-1]
                 partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
                 self._launch(product.name, product.grid, (grad, weight, partial, gather) + product.arguments)
-                if splits > 1:  # nothing either where the gather flag is set
-                    self._launch("conv2d_backward_data_sum_splits", (sum_blocks,),
-                                 (partial, grad_input, gather, numpy.int64(grad_input.size), numpy.int32(splits)))
-                self._launch("conv2d_backward_data_exact", (exact_blocks,),
-                             (grad, self.weight, grad_input, gather) + product.arguments[:-1])
+                if splits > 1:  # the sum of the splits, or the exact gather where the flag is set
+                    self._launch("conv2d_backward_data_sum_or_gather", (sum_blocks,),
+                                 (partial, grad, self.weight, grad_input, gather) + geometry + (numpy.int32(splits),))
+                else:
+                    self._launch("conv2d_backward_data_exact", (exact_blocks,),
+                                 (grad, self.weight, grad_input, gather) + geometry)
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)

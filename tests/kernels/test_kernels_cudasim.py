@@ -288,18 +288,24 @@ def test_conv2d_split_reductions(monkeypatch, case, path, order):
 @pytest.mark.parametrize("channels", [2, 12])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernels", [3, 16])
-def test_conv2d_non_finite_weights(monkeypatch, kernels, stride, channels, order):
-    """inf and NaN weights: backward-data takes the exact kernel, NaNs land where the cpu puts them.
-    2 channels take the gather alone; 12 the tiled kernel first, whose flag makes it (and the sum of
-    its splits: chunks of 16 here) leave the result to the gather. With 16 kernels the tiled kernel
-    is the taps one, and the launch that transposes its weight sets the flag."""
-    monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
+@pytest.mark.parametrize("chunk", [16, 4096], ids=["split", "unsplit"])
+def test_conv2d_non_finite_weights(monkeypatch, chunk, kernels, stride, channels, order):
+    """inf and NaN weights: backward-data takes the exact gather, NaNs land where the cpu puts them.
+    2 channels take the gather alone; 12 the tiled kernel first, whose flag makes it leave the result
+    to the gather: in the kernel that sums its splits (chunks of 16), or in the exact kernel after an
+    unsplit product. With 16 kernels the tiled kernel is the taps one, and the launch that transposes
+    its weight sets the flag."""
+    monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", chunk)
+    launches = launched_kernels(monkeypatch)
     rng = np.random.default_rng(2)
     w = rng.standard_normal((kernels, channels, 3, 3)).astype(np.float32)
     w[0, 1, 0, 2], w[2, 0, 1, 1] = np.inf, np.nan
     x = rng.standard_normal((2, channels, 7, 6)).astype(np.float32)
     with np.errstate(invalid="ignore"):
         compare(lambda x, w: F.conv2d(x, w, stride=stride, padding=1), [x, w], order)
+    finishing = [name for name, _ in launches
+                 if name in ("conv2d_backward_data_sum_or_gather", "conv2d_backward_data_exact")]
+    assert len(finishing) == 1 and (chunk == 16 or finishing == ["conv2d_backward_data_exact"]), finishing
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)

@@ -17,7 +17,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _memory
-from ._kernels import int32_args, kernel_array, launch_elementwise, require_float32
+from ._kernels import int32_args, kernel_array, launch_elementwise, placeholder, require_float32
 from ._parallel import run_chunked
 from ._shapes import batched_input, output_size, pair, unbatched_output
 
@@ -422,8 +422,9 @@ class MaxPool2d(Function):
         self.input_shape = x.shape
         output_shape = x.shape[:2] + g.output_hw
         y = xp.empty(output_shape, dtype=xp.float32)
-        # without indices to keep, a 1-element dummy: kernels take no null pointers
-        indices = xp.empty(output_shape if self.keep_indices else 1, dtype=xp.int64)
+        # without indices to keep, the device's placeholder, which the kernels do not write: they take no
+        # null pointers
+        indices = xp.empty(output_shape, dtype=xp.int64) if self.keep_indices else placeholder(self.device, numpy.int64)
         self.indices = indices if self.keep_indices else None
         args = (x, y, indices, numpy.int32(self.keep_indices), numpy.int64(y.size))
         if self._float2_windows() and _address(x) % 8 == 0:  # float2 reads need an 8-byte aligned input

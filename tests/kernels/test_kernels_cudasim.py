@@ -44,29 +44,35 @@ ORDERS = [("forward", None), ("reverse", None), ("random", 1), ("random", 2)]
 order_ids = ["forward", "reverse", "random1", "random2"]
 
 
-def run(device: str, fn, arrays, order=("forward", None)):
-    """fn's output and the gradients of its float inputs on ``device`` for a fixed random upstream gradient."""
+def run(device: str, fn, arrays, order=("forward", None), magnitudes=False):
+    """fn's output and the gradients of its float inputs on ``device`` for a fixed random upstream gradient;
+    with ``magnitudes``, of the arrays' and the upstream gradient's absolute values: each result is then
+    the sum of the magnitudes of the terms that the same result sums otherwise."""
+    if magnitudes:
+        arrays = [np.abs(a) for a in arrays]
     tensors = [gpucnn.tensor(a, device=device, requires_grad=True) for a in arrays]
     with cudasim.thread_order(*order):
         out = fn(*tensors)
         upstream = np.random.default_rng(7).standard_normal(out.shape).astype(np.float32)
-        out.backward(upstream)
+        out.backward(np.abs(upstream) if magnitudes else upstream)
     return [out.numpy()] + [t.grad.numpy() for t in tensors]
 
 
 def compare(fn, arrays, order, exact=(), names=("output", "dx", "dw", "db"), of_largest=None):
     """cudasim against cpu; the results named in ``exact`` must agree bit for bit (NaNs in place).
-    ``of_largest``: every difference within that fraction of the result's largest magnitude, instead of
-    the elementwise tolerance (Winograd's error scales with the terms it sums, not with each sum)."""
+    ``of_largest``: every difference within that fraction of the largest sum of the magnitudes of a
+    result's terms, instead of the elementwise tolerance (Winograd's error scales with the terms it sums,
+    not with each sum, which cancellation can leave far smaller)."""
     expected = run("cpu", fn, arrays)
     actual = run("cudasim", fn, arrays, order)
-    for name, ours, reference in zip(names, actual, expected):
+    scales = run("cpu", fn, arrays, magnitudes=True) if of_largest is not None else expected
+    for name, ours, reference, scale in zip(names, actual, expected, scales):
         assert ours.dtype == np.float32, f"{name}: dtype {ours.dtype}"
         label = f"{name} under thread order {order}"
         if name in exact:
             np.testing.assert_array_equal(ours, reference, err_msg=label)
         elif of_largest is not None:
-            assert_close(ours, reference, atol=of_largest * np.abs(reference).max(), rtol=0, name=label)
+            assert_close(ours, reference, atol=of_largest * scale.max(), rtol=0, name=label)
         else:
             assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=label)
 

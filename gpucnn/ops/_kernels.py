@@ -36,19 +36,30 @@ def launch_elementwise(device, file: str, name: str, count: int, args: tuple) ->
         device.kernel(file, name)((blocks_for(count),), (THREADS,), args)
 
 
-_placeholders = {}
+_constants = {}
+
+
+def _constant(device, dtype, value):
+    """A 1-element array of ``dtype`` holding ``value`` on ``device``, one per device, dtype and value,
+    made on first use: on a GPU a new one would be an allocation and a fill per call."""
+    key = (device.name, dtype, value)  # a str hashes faster than a Device
+    array = _constants.get(key)
+    if array is None:
+        with device.context():
+            array = _constants[key] = device.xp.full(1, value, dtype=dtype)
+    return array
 
 
 def placeholder(device, dtype=numpy.float32):
     """A 1-element array of ``dtype`` on ``device`` that stands in for a missing array argument: kernels
     take no null pointers (the kernel's flag says the array is absent, and it is neither read nor
-    written). One per device and dtype, made on first use: on a GPU a new one would be an allocation
-    and a fill per call."""
-    array = _placeholders.get((device.name, dtype))  # a str hashes faster than a Device
-    if array is None:
-        with device.context():
-            array = _placeholders[device.name, dtype] = device.xp.zeros(1, dtype=dtype)
-    return array
+    written)."""
+    return _constant(device, dtype, 0)
+
+
+def set_flag(device):
+    """A 1-element int32 array holding 1 on ``device``, which kernels only read: a flag that is set."""
+    return _constant(device, numpy.int32, 1)
 
 
 def kernel_array(xp, array):

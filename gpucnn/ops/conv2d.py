@@ -672,7 +672,7 @@ class Conv2d(Function):
             if plan[0] == "exact":
                 _, blocks, geometry = plan
                 self._launch("conv2d_backward_data_exact", (blocks,),
-                             (grad, self.weight, grad_input, xp.ones(1, dtype=xp.int32)) + geometry)
+                             (grad, self.weight, grad_input, _kernels.set_flag(self.device)) + geometry)
             elif plan[0] == "tiled":
                 _, product, sum_blocks, exact_blocks = plan
                 K, group_channels, R, S = weight_shape

@@ -521,7 +521,7 @@ class Conv2d(Function):
 
     def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
         """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product, blocks
-        of its sum of splits (or gather), blocks of the exact gather after it unsplit).
+        of the kernel that sums its splits (or gathers), blocks of the exact gather after it unsplit).
 
         The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag picks it
         for finite weights and the exact gather otherwise, with no host round trip. Few channels per

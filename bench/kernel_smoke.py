@@ -41,11 +41,12 @@ CASES = {
         F.conv2d(x, gpucnn.tensor(numpy.ones((64, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(numpy.ones((128, 64, 3, 3), numpy.float32) / 576, device=x.device),
         gpucnn.tensor(numpy.ones(128, numpy.float32), device=x.device), stride=2, padding=1),
-    # an inf in the weight: backward-data's device-side flag sends every input pixel to the exact gather
+    # an inf in the weight: backward-data's device-side flag sends every input pixel to the exact gather,
+    # after an unsplit product (16 channels) and after one in splits (conv2d_split's 128)
     "conv2d_nonfinite": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(_with_inf(numpy.ones((16, 16, 3, 3), numpy.float32) / 144), device=x.device,
-                      requires_grad=True), stride=2, padding=1),
+                      requires_grad=True), stride=2, padding=1) + _nonfinite_split(x),
     "conv2d_stride3": lambda x, w: F.conv2d(x, w, None, stride=3, padding=(2, 0), groups=2),
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
@@ -79,6 +80,15 @@ def _with_inf(weight):
     """``weight`` with an inf at [1, 0, 0, 0]."""
     weight[1, 0, 0, 0] = numpy.inf
     return weight
+
+
+def _nonfinite_split(x):
+    """The sum of conv2d_split's layers with an inf in the 3x3 weight (inf - inf in the sum: NaN)."""
+    y = F.conv2d(F.conv2d(x, gpucnn.tensor(numpy.ones((64, 4, 1, 1), numpy.float32) / 4, device=x.device)),
+                 gpucnn.tensor(_with_inf(numpy.ones((128, 64, 3, 3), numpy.float32) / 576), device=x.device),
+                 stride=2, padding=1)
+    with numpy.errstate(invalid="ignore"):
+        return y.sum()
 
 
 def _running(x):

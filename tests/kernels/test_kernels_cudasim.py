@@ -333,6 +333,28 @@ def test_conv2d_few_channels_take_the_exact_gather(monkeypatch, w_shape, x_shape
     assert [name for name, _ in launches if name.startswith("conv2d_backward_data")] == ["conv2d_backward_data_exact"]
 
 
+def test_conv2d_exact_gather_alone_reads_the_devices_set_flag(monkeypatch):
+    """The stem's backward-data passes the one set flag kept for the device (an int32 1, which the
+    kernel only reads), not a new 1-element array per call."""
+    device = gpucnn.device("cudasim")
+    flags, launch = [], conv2d_module.Conv2d._launch
+
+    def recording(self, name, grid, args):
+        if name == "conv2d_backward_data_exact":
+            flags.append(args[3])
+        launch(self, name, grid, args)
+
+    monkeypatch.setattr(conv2d_module.Conv2d, "_launch", recording)
+    x = gpucnn.tensor(np.ones((1, 3, 6, 5), np.float32), device=device, requires_grad=True)
+    w = gpucnn.tensor(np.ones((4, 3, 3, 3), np.float32), device=device)
+    for _ in range(2):
+        F.conv2d(x, w, padding=1).backward(np.ones((1, 4, 6, 5), np.float32))
+    assert len(flags) == 2 and flags[0] is flags[1] is kernels_module.set_flag(device)
+    assert flags[0].dtype == np.int32 and flags[0].tolist() == [1]
+    assert x.grad.numpy()[0, 0, 2, 2] == 4 * 9 * 2  # both calls gathered: 4 kernels x 9 taps, twice
+    assert kernels_module.placeholder(device, np.int32).tolist() == [0]  # the placeholders stay apart
+
+
 def test_conv2d_empty_batch_launches_nothing():
     x = gpucnn.tensor(np.zeros((0, 3, 5, 5), np.float32), device="cudasim", requires_grad=True)
     w = gpucnn.tensor(np.ones((4, 3, 3, 3), np.float32), device="cudasim", requires_grad=True)

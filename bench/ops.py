@@ -130,7 +130,8 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
         cases["relu_forward"] = (8 * n_in, "B", dict(
             gpucnn=Contender(lambda: F.relu(x_plain)), torch=Contender(forward_torch)))
         cases["relu_backward"] = (12 * n_in, "B", dict(
-            gpucnn=Contender(lambda: function.backward(g_ours)), torch=Contender(lambda: aten.threshold_backward(g_t, y_t, 0))))
+            gpucnn=Contender(lambda: function.backward(g_ours)),
+            torch=Contender(lambda: aten.threshold_backward(g_t, y_t, 0))))
         return cases
 
     assert isinstance(layer, Pool)

@@ -254,7 +254,8 @@ def main(args, out_dir) -> dict:
         load = max((r[f]["other_load"] or 0) for f in ("gpucnn", "torch"))
         lines.append(f"| {r['model']} | {r['batch']} | {r['gpucnn']['images_per_s']:.1f} | "
                      f"{r['torch']['images_per_s']:.1f} | {r['ratio']:.2f} | "
-                     f"{r['gpucnn']['peak_memory_bytes'] / 2**20:.1f} | {r['torch']['peak_memory_bytes'] / 2**20:.1f} | "
+                     f"{r['gpucnn']['peak_memory_bytes'] / 2**20:.1f} | "
+                     f"{r['torch']['peak_memory_bytes'] / 2**20:.1f} | "
                      f"{r['gpucnn']['first_loss']:.5f}, {r['torch']['first_loss']:.5f} | {load:.0%} |")
     markdown = "\n".join(lines) + "\n"
     record = dict(bench="train", date=when.isoformat(timespec="seconds"), machine=env.machine(), **description,

@@ -189,7 +189,8 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int m = weight_m + T::M_STRIDE * e;
-                weight_values[e] = m0 + m < Kg && kk_w < reduction ? weight_group[(long long)m * reduction + kk_w] : 0.0f;
+                weight_values[e] =
+                    m0 + m < Kg && kk_w < reduction ? weight_group[(long long)m * reduction + kk_w] : 0.0f;
             }
             if (TAPS_OUTER) { /* k0 is the same for the whole block: so are the tap and the first channel */
                 const int tap = divide((int)k0, by_Cg), c = (int)k0 - tap * Cg + load_row;

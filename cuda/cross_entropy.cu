@@ -118,7 +118,8 @@ extern "C" __global__ void cross_entropy_reduce(const float* __restrict__ loss, 
     }
 }
 
-extern "C" __global__ void cross_entropy_backward(const float* __restrict__ logits, const long long* __restrict__ target,
+extern "C" __global__ void cross_entropy_backward(const float* __restrict__ logits,
+                                                  const long long* __restrict__ target,
                                                   const float* __restrict__ weight,
                                                   const float* __restrict__ stats, const float* __restrict__ sums,
                                                   const float* __restrict__ grad_output, float* __restrict__ grad,

@@ -201,7 +201,8 @@ __device__ void output_transform(const float* __restrict__ Mt, const float* __re
         for (int p = 0; p < M && M * ti + p < P; ++p) {
             float out[M];
             Winograd<M>::at(rows[p], out);
-            for (int q = 0; q < M && M * tj + q < Q; ++q) plane[(long long)(M * ti + p) * Q + M * tj + q] = out[q] + shift;
+            for (int q = 0; q < M && M * tj + q < Q; ++q)
+                plane[(long long)(M * ti + p) * Q + M * tj + q] = out[q] + shift;
         }
     }
 }
@@ -230,7 +231,8 @@ __device__ void grad_transform(const float* __restrict__ grad_y, float* __restri
             float column[M], out[A];
             for (int p = 0; p < M; ++p) column[p] = rows[p][beta];
             Winograd<M>::a(column, out);
-            for (int alpha = 0; alpha < A; ++alpha) grad_M[((long long)(A * alpha + beta) * K + k) * T + t] = out[alpha];
+            for (int alpha = 0; alpha < A; ++alpha)
+                grad_M[((long long)(A * alpha + beta) * K + k) * T + t] = out[alpha];
         }
     }
 }
@@ -268,8 +270,8 @@ extern "C" __global__ void winograd_output_transform_2(const float* __restrict__
                                                        int tiles_h, int tiles_w) {
     output_transform<2>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w);
 }
-extern "C" __global__ void winograd_grad_transform_2(const float* __restrict__ grad_y, float* __restrict__ grad_M, int N,
-                                                     int K, int P, int Q, int tiles_h, int tiles_w) {
+extern "C" __global__ void winograd_grad_transform_2(const float* __restrict__ grad_y, float* __restrict__ grad_M,
+                                                     int N, int K, int P, int Q, int tiles_h, int tiles_w) {
     grad_transform<2>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
 }
 extern "C" __global__ void winograd_filter_adjoint_2(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
@@ -291,8 +293,8 @@ extern "C" __global__ void winograd_output_transform_4(const float* __restrict__
                                                        int tiles_h, int tiles_w) {
     output_transform<4>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w);
 }
-extern "C" __global__ void winograd_grad_transform_4(const float* __restrict__ grad_y, float* __restrict__ grad_M, int N,
-                                                     int K, int P, int Q, int tiles_h, int tiles_w) {
+extern "C" __global__ void winograd_grad_transform_4(const float* __restrict__ grad_y, float* __restrict__ grad_M,
+                                                     int N, int K, int P, int Q, int tiles_h, int tiles_w) {
     grad_transform<4>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
 }
 extern "C" __global__ void winograd_filter_adjoint_4(const float* __restrict__ grad_U, float* __restrict__ grad_weight,

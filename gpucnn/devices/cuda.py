@@ -97,7 +97,8 @@ def get(index: int) -> CudaDevice:
     if not count:
         raise RuntimeError(f"device 'cuda:{index}' cannot be used: {reason}")
     if index >= count:
-        raise RuntimeError(f"device 'cuda:{index}' does not exist: this machine has {count} GPU(s), cuda:0..cuda:{count - 1}")
+        raise RuntimeError(f"device 'cuda:{index}' does not exist: this machine has {count} GPU(s), "
+                           f"cuda:0..cuda:{count - 1}")
     return _device(index)
 
 

@@ -12,7 +12,8 @@ def source_dir() -> Path:
     for candidate in (_PACKAGE / "cuda", _PACKAGE.parent / "cuda"):
         if candidate.is_dir():
             return candidate
-    raise RuntimeError(f"the CUDA sources are missing: neither {_PACKAGE / 'cuda'} nor {_PACKAGE.parent / 'cuda'} exists")
+    raise RuntimeError(f"the CUDA sources are missing: neither {_PACKAGE / 'cuda'} nor "
+                       f"{_PACKAGE.parent / 'cuda'} exists")
 
 
 def source_path(file: str) -> Path:

@@ -625,8 +625,8 @@ class Conv2d(Function):
             return y
         weight = self._transposed_weight(K, group_channels, R * S) if product.transposed else self.weight
         out = y if product.splits == 1 else xp.empty((product.splits,) + y.shape, dtype=xp.float32)
-        self._launch(product.name, product.grid,
-                     (self.x, weight, bias, out, numpy.int32(self.has_bias and product.splits == 1)) + product.arguments)
+        has_bias = numpy.int32(self.has_bias and product.splits == 1)  # a split product's bias comes with its sum
+        self._launch(product.name, product.grid, (self.x, weight, bias, out, has_bias) + product.arguments)
         self._sum_splits(out, y, product.splits, bias if self.has_bias else None, K, P * Q)
         return y
 

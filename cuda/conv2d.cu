@@ -379,8 +379,11 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
 /* Backward-filter, one split of the reduction. Result rows: output channels k of the group;
  * columns: (c, r, s); reduction over output positions (n, p, q) in [split*chunk, (split+1)*chunk).
  * Thread tid loads, per step, position tid % STEP of dy for rows tid/STEP + M_STRIDE*e and of
- * im2col for columns tid/STEP + M_STRIDE*e: one (n, p, q) decode per step serves all eight loads,
- * and consecutive threads read consecutive positions. Writes partial[split][group*Kg + k][(c, r, s)]. */
+ * im2col for columns tid/STEP + M_STRIDE*e: one (n, p, q) serves all eight loads, and consecutive
+ * threads read consecutive positions. The 128 tile carries its position from step to step and works
+ * out its columns' and rows' offsets once, before the steps (CARRIED below): that took its step from
+ * 801-809 instructions, 512 of them multiply-adds, to 696-713 (sm_75 to sm_90; the 64 tile's takes
+ * 546-565). Writes partial[split][group*Kg + k][(c, r, s)]. */
 template <int TILE>
 static __device__ __forceinline__ void conv2d_backward_filter_tiles(
     const float* __restrict__ x, const float* __restrict__ grad_y,
@@ -399,21 +402,65 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
     const int load_k = tid % T::STEP, load_m = tid / T::STEP;
     const float* grad_group = grad_y + ((long long)group * Kg + m0) * PQ;
 
+    /* CARRIED (the 128 tile): this thread's position k0 + load_k, as image n and pixel pq of the output
+     * plane, is divided once here and then carried forward by STEP after each load (run_steps loads
+     * k0 = begin, begin + STEP, ... in order); its four columns' tap offsets (row and column from the
+     * output pixel's (p*stride_h, q*stride_w), and in x from that pixel in channel 0 of the group) and
+     * its four rows' offsets in dy are worked out once, here. The 64 tile decodes its position and
+     * columns afresh at each step: its 3 blocks per SM leave it 80 registers, and kept, these spilled
+     * 8-32 bytes under NVRTC for sm_53 to sm_72. */
+    const bool CARRIED = TILE == 128;
+    const int plane = (int)PQ; /* a plane's positions fit an int, as in the other kernels */
+    const int OUTSIDE = -(1 << 30); /* tap_h of a column past the weight's: never read */
+    const Divisor by_Q = make_divisor(Q);
+    long long n = 0, tap_at[4], grad_row[4];
+    int pq = 0, tap_h[4], tap_w[4];
+    if (CARRIED) {
+        n = (begin + load_k) / PQ;
+        pq = (int)(begin + load_k - n * PQ);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int column = n0 + load_m + T::M_STRIDE * e;
+            const int c = column / RS, rs = column - c * RS, r = rs / S, s = rs - r * S;
+            tap_h[e] = column < columns ? r * dilation_h - pad_top : OUTSIDE;
+            tap_w[e] = s * dilation_w - pad_left;
+            tap_at[e] = c * HW + (long long)tap_h[e] * W + tap_w[e];
+            grad_row[e] = (load_m + T::M_STRIDE * e) * PQ;
+        }
+    }
+
     float grad_values[4], input_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
     run_steps(begin, end, T::STEP,
         [&](long long k0) {
             const long long position = k0 + load_k;
             const bool position_valid = position < end;
-            const long long n = position_valid ? position / PQ : 0;
-            const int pq = position_valid ? (int)(position - n * PQ) : 0;
-            const int row = (pq / Q) * stride_h, col = (pq % Q) * stride_w;
+            if (CARRIED) {
+                const int p = divide(pq, by_Q), row = p * stride_h, col = (pq - p * Q) * stride_w;
+                const float* grad_pixel = grad_group + n * K * PQ + pq;
+                const float* x_pixel = x + (n * C + (long long)group * Cg) * HW + (long long)row * W + col;
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const bool row_valid = m0 + load_m + T::M_STRIDE * e < Kg;
+                    grad_values[e] = position_valid && row_valid ? grad_pixel[grad_row[e]] : 0.0f;
+                }
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int h = row + tap_h[e], w = col + tap_w[e];
+                    input_values[e] = position_valid && tap_h[e] != OUTSIDE && h >= 0 && h < H && w >= 0 && w < W
+                                          ? x_pixel[tap_at[e]] : 0.0f;
+                }
+                for (pq += T::STEP; pq >= plane; pq -= plane) ++n; /* the next load's position */
+                return;
+            }
+            const long long image = position_valid ? position / PQ : 0;
+            const int at = position_valid ? (int)(position - image * PQ) : 0;
+            const int row = (at / Q) * stride_h, col = (at % Q) * stride_w;
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int m = load_m + T::M_STRIDE * e;
-                grad_values[e] = position_valid && m0 + m < Kg ? grad_group[(n * K + m) * PQ + pq] : 0.0f;
+                grad_values[e] = position_valid && m0 + m < Kg ? grad_group[(image * K + m) * PQ + at] : 0.0f;
             }
-            /* The (c, r, s) columns, decoded again each step: kept, they would take 16 registers. */
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int column = n0 + load_m + T::M_STRIDE * e;
@@ -421,7 +468,7 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
                 const int h = row + r * dilation_h - pad_top, w = col + s * dilation_w - pad_left;
                 float value = 0.0f;
                 if (position_valid && column < columns && h >= 0 && h < H && w >= 0 && w < W)
-                    value = x[(n * C + (long long)group * Cg + c) * HW + (long long)h * W + w];
+                    value = x[(image * C + (long long)group * Cg + c) * HW + (long long)h * W + w];
                 input_values[e] = value;
             }
         },

@@ -246,12 +246,14 @@ def test_inf_and_nan_upstream_gradient_is_stopped_where_x_is_not_positive(device
 
 
 @pytest.mark.parametrize("size", [2 * 16 + 5, 10 * 16 + 3])
-def test_backward_in_pieces_matches_torch(monkeypatch, size):
-    """Above ReLU.THREADED the backward splits the flat arrays into pieces on all cores; odd sizes
-    leave uneven pieces."""
+@pytest.mark.parametrize("threaded", [True, False])
+def test_backward_in_pieces_matches_torch(monkeypatch, size, threaded):
+    """From ReLU.THREADED elements on the backward splits the flat arrays into pieces on all cores,
+    below it into pieces of ReLU.CACHED one after the other; odd sizes leave uneven pieces."""
     from gpucnn.ops.relu import ReLU
 
-    monkeypatch.setattr(ReLU, "THREADED", 32)
+    monkeypatch.setattr(ReLU, "THREADED", 32 if threaded else 10**9)
+    monkeypatch.setattr(ReLU, "CACHED", 16)
     rng = np.random.default_rng(size)
     x = special_values(rng, (size,))
     upstream = special_values(rng, (size,))

@@ -11,7 +11,11 @@ backward four, besides the channel sums, which BLAS products read without writin
 64x16x32x32 float32 took 0.89 ms forward and 2.3 ms forward + backward, PyTorch 1.03 and 1.65 ms. The
 corrected two-pass statistics (see ``forward_cpu``) cost a third channel sum: the forward's best of six
 runs went from 1.00 to 1.14 ms, forward + backward stayed at 3.59 ms, in a phase of the machine where
-PyTorch took 0.99-1.33 and 2.0-2.8 ms.
+PyTorch took 0.99-1.33 and 2.0-2.8 ms. The input-sized passes run over pieces of whole images
+(``BatchNorm.PIECE_BYTES``), so that a pass reads what the one before wrote from the cache: forward +
+backward in training on a 2-core Intel Xeon VM (2 MiB of L2 a core; three process-alternating runs)
+went from 3.57-3.67 to 3.11-3.15 ms on 64x16x32x32, 1.93-1.96 to 1.73-1.75 on 64x32x16x16 and 5.2-5.4
+to 4.7 on 8x64x56x56, and stayed at 0.89-0.92 on 64x64x8x8 (PyTorch: 1.74 ms on the first).
 
 The kernel devices run ``cuda/batchnorm.cu`` on float32: one kernel for forward and one for backward,
 each a block per channel. Written with CuPy's array operations, a training layer's forward and
@@ -60,10 +64,18 @@ class BatchNorm(Function):
         self.count = values_per_channel(x.shape)
 
         self.residual = None  # training: the mean of centered (see below)
+        pieces = self._pieces(x)
+        centered = self._empty(x)
         if self.training:
             with numpy.errstate(invalid="ignore", over="ignore"):  # inf in a channel: its mean is inf or NaN
                 mean = self._channel_mean(x)
-                centered = numpy.subtract(x, mean, out=self._empty(x))
+                # Each (n, c) plane's sum and sum of squares of centered, taken piece by piece while
+                # the piece is in the cache, then summed over the images as _channel_sum does.
+                sums, squares = (numpy.empty(x.shape[:2], x.dtype) for _ in range(2))
+                for images in pieces:
+                    piece = numpy.subtract(x[images], mean, out=centered[images])
+                    self._plane_sums(piece, sums[images])
+                    self._plane_dots(piece, piece, squares[images])
                 # The corrected two-pass algorithm (Chan, Golub and LeVeque, 1983): the mean, summed
                 # and rounded in float32, is off by a little, which centered keeps as a mean of its
                 # own (the residual), where x_hat and its gradient take centered's mean to be 0. Taken
@@ -72,9 +84,9 @@ class BatchNorm(Function):
                 # with channel means about 10 times their spread, the first's bias gradient (0 in
                 # exact arithmetic) had been off by up to 0.2 here (BLAS sums) and 5.5e-3 on cudasim
                 # (Kahan sums), against float64; now 2.4e-4 and 1.8e-4, and torch's float32 1.9e-2.
-                self.residual = self._channel_mean(centered)
+                self.residual = sums.sum(axis=0).reshape(self.channel_shape) / max(self.count, 1)
                 self.residual[~numpy.isfinite(self.residual)] = 0  # an inf or NaN channel stays as it was
-                var = (self._channel_dot(centered, centered).reshape(self.channel_shape) / max(self.count, 1)
+                var = (squares.sum(axis=0).reshape(self.channel_shape) / max(self.count, 1)
                        - self.residual * self.residual)  # biased
                 numpy.maximum(var, 0, out=var)  # where rounding took it below 0 (a NaN stays)
             if self.running_mean is not None and self.count > 0:  # PyTorch leaves them alone on N = 0
@@ -82,19 +94,22 @@ class BatchNorm(Function):
         else:
             mean = self.running_mean.reshape(self.channel_shape)
             var = self.running_var.reshape(self.channel_shape)
-            centered = numpy.subtract(x, mean, out=self._empty(x))
         # Backward keeps x - mean and the per-channel 1 / std: x_hat = (centered - residual) * inv_std
         # is never written out, and the output is one per-channel scaling of centered plus one
         # per-channel offset.
         self.centered, self.inv_std = centered, 1 / numpy.sqrt(var + x.dtype.type(self.eps))
         self.weight = None if weight is None else weight.reshape(self.channel_shape)
         scale = self._scale()
-        y = numpy.multiply(centered, scale, out=self._empty(x))
         offset = None if bias is None else bias.reshape(self.channel_shape)
         if self.residual is not None:
             offset = -self.residual * scale if offset is None else offset - self.residual * scale
-        if offset is not None:
-            y += offset
+        y = self._empty(x)
+        for images in pieces:
+            if not self.training:
+                numpy.subtract(x[images], mean, out=centered[images])
+            piece = numpy.multiply(centered[images], scale, out=y[images])
+            if offset is not None:
+                piece += offset
         return y
 
     def _scale(self):
@@ -106,22 +121,40 @@ class BatchNorm(Function):
         """An uninitialised C-contiguous array of ``like``'s shape and dtype, from ``_memory``."""
         return _memory.empty(like.shape, like.dtype)
 
+    #: The input-sized passes run piece by piece, a piece being whole images of about PIECE_BYTES (one
+    #: image at least), so that what one pass writes is still in the cache for the next.
+    PIECE_BYTES = 1 << 19
+
+    def _pieces(self, x) -> list:
+        """Slices of x's images (its first axis), each about PIECE_BYTES, together covering them all."""
+        N = x.shape[0]
+        image_bytes = x[:1].nbytes
+        step = max(1, self.PIECE_BYTES // max(image_bytes, 1))
+        return [slice(first, min(first + step, N)) for first in range(0, N, step)]
+
     def _channel_sum(self, values):
         """Sum over the N and spatial axes, (C,). A matrix-vector product with ones over each (n, c)
         plane, then a sum over N: on 64x16x32x32 float32 0.03 ms, where ``sum(axis=(0, 2, 3))``
         takes 0.17 ms (NumPy reduces over the outer axes element by element)."""
+        sums = numpy.empty(values.shape[:2], values.dtype)
+        self._plane_sums(values, sums)
+        return sums.sum(axis=0)
+
+    @staticmethod
+    def _plane_sums(values, out) -> None:
+        """out[n, c] = the sum of plane (n, c) of values (n, C, *spatial)."""
         N, C = values.shape[:2]
         plane = math.prod(values.shape[2:])
-        return (values.reshape(N, C, plane) @ numpy.ones(plane, dtype=values.dtype)).sum(axis=0)
+        numpy.matmul(values.reshape(N, C, plane), numpy.ones(plane, dtype=values.dtype), out=out)
 
-    def _channel_dot(self, a, b):
-        """Sum of a * b over the N and spatial axes, (C,): one dot product per (n, c) plane (a stack of
-        1 x 1 matrix products) without writing a * b; on 64x16x32x32 float32 0.08 ms, where the product
-        and ``_channel_sum`` take 0.17 ms."""
+    @staticmethod
+    def _plane_dots(a, b, out) -> None:
+        """out[n, c] = the sum of a * b over plane (n, c): one dot product per plane (a stack of 1 x 1
+        matrix products) without writing a * b; on 64x16x32x32 float32 0.08 ms, where the product and
+        ``_channel_sum`` take 0.17 ms."""
         N, C = a.shape[:2]
         plane = math.prod(a.shape[2:])
-        rows, columns = a.reshape(N * C, 1, plane), b.reshape(N * C, plane, 1)
-        return (rows @ columns).reshape(N, C).sum(axis=0)
+        numpy.matmul(a.reshape(N * C, 1, plane), b.reshape(N * C, plane, 1), out=out.reshape(N * C, 1, 1))
 
     def _channel_mean(self, values):
         """Mean over the N and spatial axes, (1, C, 1, ...); 0 rather than NaN for an empty batch."""
@@ -144,25 +177,39 @@ class BatchNorm(Function):
         train_x = needs[0] and self.training
         need_weight = self.has_weight and needs[1]
         need_sum = self.has_bias and needs[-1] or train_x or need_weight and self.residual is not None
-        sum_grad = self._channel_sum(grad_output) if need_sum else None
+        need_dot = need_weight or train_x
+        pieces = self._pieces(grad_output)
+        # Each (n, c) plane's sum of dy and of dy * centered, piece by piece (see forward_cpu).
+        sums, dots = (numpy.empty(grad_output.shape[:2], grad_output.dtype) for _ in range(2))
+        for images in pieces:
+            piece = grad_output[images]
+            if need_sum:
+                self._plane_sums(piece, sums[images])
+            if need_dot:
+                self._plane_dots(piece, self.centered[images], dots[images])
+        sum_grad = sums.sum(axis=0) if need_sum else None
         sum_grad_x_hat, grad_x = None, None
-        if need_weight or train_x:
-            sum_grad_centered = self._channel_dot(grad_output, self.centered)
+        if need_dot:
+            sum_grad_centered = dots.sum(axis=0)
             if self.residual is not None:
                 sum_grad_centered -= self.residual.reshape(-1) * sum_grad
             sum_grad_x_hat = sum_grad_centered * self.inv_std.reshape(-1)
         if needs[0]:
             grad_x = self._empty(grad_output)
+            scale = self._scale()
             if self.training:
                 count = max(self.count, 1)
                 k = self.inv_std * (sum_grad_x_hat.reshape(self.channel_shape) / count)
-                numpy.multiply(self.centered, k, out=grad_x)
-                grad_x += (sum_grad.reshape(self.channel_shape) - self.residual * self.inv_std
-                           * sum_grad_x_hat.reshape(self.channel_shape)) / count
-                numpy.subtract(grad_output, grad_x, out=grad_x)
-                grad_x *= self._scale()
+                shift = (sum_grad.reshape(self.channel_shape) - self.residual * self.inv_std
+                         * sum_grad_x_hat.reshape(self.channel_shape)) / count
+                for images in pieces:
+                    piece = numpy.multiply(self.centered[images], k, out=grad_x[images])
+                    piece += shift
+                    numpy.subtract(grad_output[images], piece, out=piece)
+                    piece *= scale
             else:
-                numpy.multiply(grad_output, self._scale(), out=grad_x)
+                for images in pieces:
+                    numpy.multiply(grad_output[images], scale, out=grad_x[images])
         grads = [grad_x]
         if self.has_weight:
             grads.append(sum_grad_x_hat if needs[1] else None)

@@ -104,10 +104,10 @@ class ReLU(Function):
     elements one after the other, so that a piece's mask and product are still in the cache for its
     next pass; on a 2-core Intel Xeon VM (2 MiB of L2 a core), float32, against one piece: 512K elements
     0.26 ms against 0.35, 1M - 1 0.50-0.52 against 0.69-0.70, 256K 0.128 against 0.143-0.145, 128K
-    (one piece either way) 0.048-0.052. (Pieces inside the threaded ones took 2M from 0.78-0.82 ms to
-    1.0: the threads then wait on each other for the GIL between the short calls.) The forward stays
-    on one core: on two, 2M take 0.19 ms on an idle machine but 0.3-0.5 ms while another process's
-    threads spin on the second core (PyTorch's OpenMP workers do so for milliseconds after each op).
+    (one piece either way) 0.048-0.052. (Such pieces inside the threaded ones took 2M from 0.78-0.82 ms
+    to 1.0.) The forward stays on one core: on two, 2M take 0.19 ms on an idle machine but 0.3-0.5 ms
+    while another process's threads spin on the second core (PyTorch's OpenMP workers do so for
+    milliseconds after each op).
     """
 
     THREADED = 1 << 20

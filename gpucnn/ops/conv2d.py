@@ -443,6 +443,7 @@ class Conv2d(Function):
     # Winograd's products keep them (see _winograd).
     TAPS_FORWARD = False
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
+    MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
     # A product with few result tiles leaves most of a GPU idle: a batch-1 layer of 512 channels at
     # 7x7 makes 8 tiles of 64 x 64 for 132 multiprocessors. So each product's reduction (forward: over
     # C*R*S, backward-data: K*R*S, backward-filter: N*P*Q) is split into chunks (multiples of 16, at
@@ -1170,6 +1171,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     pads = _shapes.conv_padding(padding, x_shape[2:], kernel_hw, stride_hw, dilation_hw, op)
     _shapes.check_window_fits(op, x_shape, pads, kernel_hw, dilation_hw, "weight")
     function = Conv2d(stride_hw, pads, dilation_hw, groups)
+    if x.device.runs_kernels:
+        (H, W), (P, Q) = x_shape[2:], function._output_hw(x_shape, weight_shape)
+        if max(H * W, P * Q) > Conv2d.MAX_PLANE:
+            raise ValueError(
+                f"{op}: the kernels of device '{x.device}' take planes of at most {Conv2d.MAX_PLANE} values, got "
+                f"input planes of {H}x{W} and output planes of {P}x{Q} (input shape {x_shape}, weight "
+                f"{weight_shape}); the cpu takes any size"
+            )
     y = function.apply(*inputs)
     if not y.requires_grad:
         function.release()  # no graph was recorded: backward will never need the im2col buffer

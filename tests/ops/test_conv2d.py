@@ -337,6 +337,25 @@ def test_bad_arguments_fail_before_computing(x, weight, bias, kwargs, error, mes
         F.conv2d(as_torch(x), as_torch(weight), None if bias is None else as_torch(bias), **kwargs)
 
 
+@pytest.mark.parametrize("limit, size, kwargs, message, cpu_shape", [
+    ("MAX_PLANE", 5, dict(padding=2), r"input planes of 5x5 and output planes of 7x7 \(input shape \(1, 4, 5, 5\)",
+     (1, 4, 7, 7)),
+    ("MAX_PLANE", 7, dict(stride=3), "input planes of 7x7 and output planes of 2x2", (1, 4, 2, 2)),
+    ("MAX_GRID_YZ", 5, dict(groups=4), "run at most 3 groups, got 4", (1, 4, 3, 3)),
+], ids=["output plane", "input plane", "groups"])
+def test_kernel_devices_refuse_what_their_kernels_cannot_index(monkeypatch, limit, size, kwargs, message, cpu_shape):
+    """On cudasim (as on cuda) a plane past Conv2d.MAX_PLANE values or more groups than Conv2d.MAX_GRID_YZ
+    fail before any launch, naming the limit and the shapes; the cpu takes them. The limits are lowered
+    here: to 30 values a plane (a 5x5 input's 7x7 output with padding 2, a 7x7 input), 3 groups."""
+    from gpucnn.ops.conv2d import Conv2d
+
+    monkeypatch.setattr(Conv2d, limit, 30 if limit == "MAX_PLANE" else 3)
+    x, w = np.ones((1, 4, size, size), F32), np.ones((4, 4 // kwargs.get("groups", 1), 3, 3), F32)
+    with pytest.raises(ValueError, match=message):
+        conv2d(gpucnn.tensor(x, device="cudasim"), gpucnn.tensor(w, device="cudasim"), **kwargs)
+    assert conv2d(x, w, **kwargs).shape == cpu_shape
+
+
 def test_complex_input_is_refused():
     # PyTorch convolves complex tensors; gpucnn supports real numbers only.
     with pytest.raises(TypeError, match="complex"):

@@ -444,6 +444,7 @@ class Conv2d(Function):
     TAPS_FORWARD = False
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
+    #                        (checked as the forward's plan is made, before any launch)
     # A product with few result tiles leaves most of a GPU idle: a batch-1 layer of 512 channels at
     # 7x7 makes 8 tiles of 64 x 64 for 132 multiprocessors. So each product's reduction (forward: over
     # C*R*S, backward-data: K*R*S, backward-filter: N*P*Q) is split into chunks (multiples of 16, at
@@ -474,7 +475,7 @@ class Conv2d(Function):
         key = (product, x_shape, weight_shape, self.stride, self.pads, self.dilation, self.groups,
                has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
-               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.MAX_GRID_YZ, self.SPLIT_TARGET_BLOCKS,
+               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.MAX_GRID_YZ, self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS,
                self.SPLIT_MIN_CHUNK)
         plan = _PLANS.get(key)
         if plan is None:
@@ -494,6 +495,12 @@ class Conv2d(Function):
         _Product: None for an empty output)."""
         (N, K), (group_channels, R, S) = (x_shape[0], weight_shape[0]), weight_shape[1:]
         P, Q = self._output_hw(x_shape, weight_shape)
+        if max(x_shape[2] * x_shape[3], P * Q) > self.MAX_PLANE:
+            raise ValueError(
+                f"conv2d: the kernels of device '{self.device}' take planes of at most {self.MAX_PLANE} values, "
+                f"got input planes of {x_shape[2]}x{x_shape[3]} and output planes of {P}x{Q} (input shape "
+                f"{x_shape}, weight {weight_shape}); the cpu takes any size"
+            )
         if not N * K * P * Q:
             return P, Q, False, None
         groups = self.groups
@@ -1171,14 +1178,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     pads = _shapes.conv_padding(padding, x_shape[2:], kernel_hw, stride_hw, dilation_hw, op)
     _shapes.check_window_fits(op, x_shape, pads, kernel_hw, dilation_hw, "weight")
     function = Conv2d(stride_hw, pads, dilation_hw, groups)
-    if x.device.runs_kernels:
-        (H, W), (P, Q) = x_shape[2:], function._output_hw(x_shape, weight_shape)
-        if max(H * W, P * Q) > Conv2d.MAX_PLANE:
-            raise ValueError(
-                f"{op}: the kernels of device '{x.device}' take planes of at most {Conv2d.MAX_PLANE} values, got "
-                f"input planes of {H}x{W} and output planes of {P}x{Q} (input shape {x_shape}, weight "
-                f"{weight_shape}); the cpu takes any size"
-            )
     y = function.apply(*inputs)
     if not y.requires_grad:
         function.release()  # no graph was recorded: backward will never need the im2col buffer

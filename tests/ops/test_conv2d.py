@@ -345,14 +345,17 @@ def test_bad_arguments_fail_before_computing(x, weight, bias, kwargs, error, mes
 ], ids=["output plane", "input plane", "groups"])
 def test_kernel_devices_refuse_what_their_kernels_cannot_index(monkeypatch, limit, size, kwargs, message, cpu_shape):
     """On cudasim (as on cuda) a plane past Conv2d.MAX_PLANE values or more groups than Conv2d.MAX_GRID_YZ
-    fail before any launch, naming the limit and the shapes; the cpu takes them. The limits are lowered
-    here: to 30 values a plane (a 5x5 input's 7x7 output with padding 2, a 7x7 input), 3 groups."""
+    fail before any launch, naming the limit and the shapes, even where the same call ran before the
+    limit was lowered; the cpu takes them. The limits are lowered here: to 30 values a plane (a 5x5
+    input's 7x7 output with padding 2, a 7x7 input), 3 groups."""
     from gpucnn.ops.conv2d import Conv2d
 
-    monkeypatch.setattr(Conv2d, limit, 30 if limit == "MAX_PLANE" else 3)
     x, w = np.ones((1, 4, size, size), F32), np.ones((4, 4 // kwargs.get("groups", 1), 3, 3), F32)
+    on_cudasim = gpucnn.tensor(x, device="cudasim"), gpucnn.tensor(w, device="cudasim")
+    assert conv2d(*on_cudasim, **kwargs).shape == cpu_shape  # within the real limits (its launch plan kept)
+    monkeypatch.setattr(Conv2d, limit, 30 if limit == "MAX_PLANE" else 3)
     with pytest.raises(ValueError, match=message):
-        conv2d(gpucnn.tensor(x, device="cudasim"), gpucnn.tensor(w, device="cudasim"), **kwargs)
+        conv2d(*on_cudasim, **kwargs)
     assert conv2d(x, w, **kwargs).shape == cpu_shape
 
 

@@ -131,9 +131,8 @@ class Conv2d(Function):
         """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None -> y: (N, K, P, Q)."""
         N, C, H, W = x.shape
         K, group_channels, R, S = weight.shape
-        top, bottom, left, right = self.pads
-        P = _shapes.output_size(H, R, self.stride[0], top, bottom, self.dilation[0])
-        Q = _shapes.output_size(W, S, self.stride[1], left, right, self.dilation[1])
+        _, _, left, right = self.pads
+        P, Q = self._output_hw(x.shape, weight.shape)
         self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
         # Per image: room for cols (C*R*S, P*Q) and for backward's dcols, whose rows are widened to Wp
         # with stride 1 and by (S-1)//2 with stride 2.

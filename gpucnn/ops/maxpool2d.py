@@ -427,7 +427,7 @@ class MaxPool2d(Function):
         indices = xp.empty(output_shape, dtype=xp.int64) if self.keep_indices else placeholder(self.device, numpy.int64)
         self.indices = indices if self.keep_indices else None
         args = (x, y, indices, numpy.int32(self.keep_indices), numpy.int64(y.size))
-        if self._float2_windows() and _address(x) % 8 == 0:  # float2 reads need an 8-byte aligned input
+        if self._float2_windows() and self.device.address(x) % 8 == 0:  # float2 reads: an 8-byte aligned input
             launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward_2x2", y.size,
                                args + g.kernel_args()[:4])
         else:
@@ -445,11 +445,6 @@ class MaxPool2d(Function):
             launch_elementwise(self.device, "maxpool2d", "maxpool2d_backward", grad_input.size,
                                (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + g.kernel_args())
         return (grad_input,)
-
-
-def _address(array) -> int:
-    """Where ``array``'s data starts in (device) memory: a CuPy or a NumPy (cudasim) array."""
-    return array.data.ptr if hasattr(array.data, "ptr") else array.ctypes.data
 
 
 @functools.lru_cache(maxsize=8)

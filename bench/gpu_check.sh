@@ -79,12 +79,17 @@ sanitize() {
 sanitize memcheck racecheck
 
 # conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the
-# launcher is set from; the batch-1 Jetson layers first, where few tiles make the reductions split
-step bench-kernels-cuda-jetson 90 "$python" -m bench kernels --device cuda --suite jetson --out "$out"
-# every op per call and on the device alone; then training, and where a training step's time goes
-step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
+# launcher is set from; first ResNet-18's layers at batch 32, where the 128 tile's backward-filter runs
+step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
+# every op per call and on the device alone, on the suites with targets; then training, and where a
+# training step's time goes
+step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
+step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
 step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
+# the batch-1 Jetson layers, where few tiles make the reductions split, and the default mix of ops
+step bench-kernels-cuda-jetson 90 "$python" -m bench kernels --device cuda --suite jetson --out "$out"
+step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
 step profile-host 120 "$python" -m bench.profile host --model resnet
@@ -93,7 +98,6 @@ step profile-calls 90 "$python" -m bench.profile calls --device cuda
 
 sanitize initcheck synccheck
 step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops
-step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
 # at batch 64 ResNet-18's 3x3 layers have 2.4e9 multiply-adds, just above Conv2d.WINOGRAD_GPU_MIN_MACS
 step bench-kernels-cuda-b64 120 "$python" -m bench kernels --device cuda --suite resnet18 --batch 64 --out "$out"
 step bench-kernels-cuda-vgg16 240 "$python" -m bench kernels --device cuda --suite vgg16 --batch 32 --out "$out"
@@ -107,8 +111,6 @@ if command -v ncu > /dev/null; then
   step ncu-train-step 120 ncu --profile-from-start off --section SpeedOfLight --print-summary per-kernel \
     "$python" -m bench.profile step --device cuda --model resnet --batch 128 --steps 1 --top 0
 fi
-step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
-step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 # The longest steps last: what ran before them is in OUT_DIR even if a time limit stops these.
 step bench-ops-cuda-vgg16 0 "$python" -m bench ops --device cuda --suite vgg16 --out "$out"
 step ptxas-report 120 "$python" -m bench.ptxas_report --out "$out"

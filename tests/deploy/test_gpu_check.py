@@ -67,7 +67,7 @@ def test_every_step_runs_in_order_and_writes_its_log(tmp_path):
     assert all(result == "exit 0" for _, result in summary), summary
     # the steps that time what no GPU has measured yet come first
     assert steps[:8] == ["gpu-info", "pytest-gpu", "sanitizer-memcheck", "sanitizer-racecheck",
-                         "bench-kernels-cuda-jetson", "bench-ops-cuda", "bench-train-cuda", "profile-step"]
+                         "bench-kernels-cuda", "bench-ops-cuda-resnet18", "bench-ops-cuda-jetson", "bench-train-cuda"]
     assert {"profile-host", "profile-calls", "ncu-conv2d", "ncu-train-step", "pytest-all", "bench-conv2d-cpu"} <= set(steps)
     assert len(steps) == len(set(steps))
     for step in steps:

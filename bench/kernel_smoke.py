@@ -18,6 +18,7 @@ import numpy
 
 import gpucnn
 from gpucnn.nn import functional as F
+from gpucnn.ops.batchnorm import BatchNorm
 from gpucnn.ops.conv2d import kernel_path, kernel_paths
 
 CASES = {
@@ -63,6 +64,8 @@ CASES = {
     # training, with running statistics and an affine weight and bias; then evaluation
     "batch_norm": lambda x, w: F.batch_norm(
         F.batch_norm(x, *_running(x), w[:4, 0, 0, 0], w[:4, 1, 0, 0], training=True), *_running(x), training=False),
+    # the same with each channel's 429 values shared among two blocks: the kernels that sum the shares first
+    "batch_norm_shared": lambda x, w: _shared_among_blocks(CASES["batch_norm"], x, w),
     # x's 4 channels as classes of 3 x 13 x 11 spatial targets, each loss kept; then 39 x 11 rows, their mean;
     # then class weights, with class 3 ignored
     "cross_entropy": lambda x, w: F.cross_entropy(x, _classes(x, (3, 13, 11)), reduction="none", label_smoothing=0.1)
@@ -89,6 +92,16 @@ def _nonfinite_split(x):
                  stride=2, padding=1)
     with numpy.errstate(invalid="ignore"):
         return y.sum()
+
+
+def _shared_among_blocks(op, x, w):
+    """``op(x, w)`` with batch norm's channels shared among blocks of at least 256 values."""
+    saved = BatchNorm.MIN_BLOCK_VALUES
+    BatchNorm.MIN_BLOCK_VALUES = 256
+    try:
+        return op(x, w)
+    finally:
+        BatchNorm.MIN_BLOCK_VALUES = saved
 
 
 def _running(x):

@@ -79,10 +79,10 @@ static __device__ __forceinline__ bool is_above_zero(float value) {
 
 /* The sum of every thread's ``value`` in a block of THREADS threads (a power of two), returned to all
  * of them: a shared-memory tree of fixed shape, so the sum's order never depends on the threads'
- * timing. ``partial`` holds THREADS floats; it may be used again after the call. Every thread of the
- * block must call it. */
-template <int THREADS>
-static __device__ float block_sum(float value, float* partial) {
+ * timing. ``partial`` holds THREADS values of T (float or double); it may be used again after the
+ * call. Every thread of the block must call it. */
+template <int THREADS, typename T>
+static __device__ T block_sum(T value, T* partial) {
     const int tid = threadIdx.x;
     partial[tid] = value;
     __syncthreads();
@@ -90,7 +90,7 @@ static __device__ float block_sum(float value, float* partial) {
         if (tid < half) partial[tid] += partial[tid + half];
         __syncthreads();
     }
-    const float sum = partial[0];
+    const T sum = partial[0];
     __syncthreads(); /* before partial is written again */
     return sum;
 }

@@ -18,8 +18,9 @@ went from 3.57-3.67 to 3.11-3.15 ms on 64x16x32x32, 1.93-1.96 to 1.73-1.75 on 64
 to 4.7 on 8x64x56x56, and stayed at 0.89-0.92 on 64x64x8x8 (PyTorch: 1.74 ms on the first).
 
 The kernel devices run ``cuda/batchnorm.cu`` on float32: one kernel for forward and one for backward,
-each a block per channel. Written with CuPy's array operations, a training layer's forward and
-backward had been about ten Python-heavy launches each. In a small ResNet's training step at batch
+each a block per channel, or several blocks per channel (``BatchNorm.MIN_BLOCK_VALUES``) after a
+launch that sums the blocks' shares. Written with CuPy's array operations, a training layer's forward
+and backward had been about ten Python-heavy launches each. In a small ResNet's training step at batch
 128 on an H200, whose GPU waited on the host (the 13.6 ms step took 13.6 ms to issue), a profile of
 the host gave them 0.63 and 0.38 ms per layer; with the kernels, 0.10 and 0.04 ms, and the step 6.7 ms.
 """
@@ -217,12 +218,39 @@ class BatchNorm(Function):
             grads.append(sum_grad if needs[-1] else None)
         return tuple(grads)
 
+    #: On the kernel devices a channel's values are shared among blocks of at least MIN_BLOCK_VALUES
+    #: values each, until the launch makes about TARGET_BLOCKS blocks (at most THREADS a channel). With
+    #: a block a channel, ncu on an H200 put the small ResNet's batch-norm kernels at batch 128 at 39 %
+    #: of its training step's device time: 185-208 us a call on its 16-channel layers (16 blocks for 132
+    #: multiprocessors; a block moved its channel's 2 MiB at about 11 GB/s) and 15-16 us on its
+    #: 64-channel ones (8192 values a channel). More than one block a channel costs a launch before each
+    #: kernel, which sums the blocks' shares (cuda/batchnorm.cu): about 15 us of host work, as long as
+    #: a block a channel took on 8192 values. Not yet timed on a GPU.
+    TARGET_BLOCKS = 512
+    MIN_BLOCK_VALUES = 8192
+
+    @classmethod
+    def _shares(cls, channels: int, count: int) -> tuple[int, int]:
+        """(blocks a channel, values a block) for ``channels`` channels of ``count`` values each; every
+        block's share but the last is whole blocks of THREADS values."""
+        blocks = min(-(-count // cls.MIN_BLOCK_VALUES), -(-cls.TARGET_BLOCKS // max(channels, 1)), THREADS)
+        if blocks <= 1:
+            return 1, count
+        chunk = -(-count // blocks)
+        chunk = -(-chunk // THREADS) * THREADS
+        return -(-count // chunk), chunk
+
+    def _launch_shape(self, N: int, C: int, S: int) -> tuple:
+        """The kernels' N, C, S and chunk arguments."""
+        return (*int32_args((N, C)), numpy.int64(S), numpy.int64(self.chunk))
+
     def forward_gpu(self, x, *params):
         xp = self.xp
         self.x = kernel_array(xp, x)
         N, C = x.shape[:2]
         S = math.prod(x.shape[2:])
         self.count = N * S
+        self.blocks, self.chunk = self._shares(C, self.count)
         none = placeholder(self.device)
         self.weight = kernel_array(xp, params[0]) if self.has_weight else none
         bias = kernel_array(xp, params[-1]) if self.has_bias else none
@@ -239,12 +267,17 @@ class BatchNorm(Function):
                  count_batch)
         unbias = self.count / (self.count - 1) if self.count > 1 else 1.0
         if C:
+            grid, shape = (C, self.blocks), self._launch_shape(N, C, S)
+            moments = none
+            if self.training and self.blocks > 1:
+                moments = xp.empty((C, self.blocks, 3), dtype=xp.float32)
+                self.device.kernel("batchnorm", "batchnorm_moments")(grid, (THREADS,), (self.x, moments, *shape))
             self.device.kernel("batchnorm", "batchnorm_forward")(
-                (C,), (THREADS,),
-                (self.x, self.weight, bias, y, self.mean, self.residual, self.inv_std, *running_arrays,
-                 self.batches if count_batch else placeholder(self.device, numpy.int64), *int32_args((N, C)),
-                 numpy.int64(S), *int32_args(flags), numpy.float32(momentum), numpy.float32(1 - momentum),
-                 numpy.float32(unbias), numpy.float32(self.eps)))
+                grid, (THREADS,),
+                (self.x, moments, self.weight, bias, y, self.mean, self.residual, self.inv_std, *running_arrays,
+                 self.batches if count_batch else placeholder(self.device, numpy.int64), *shape,
+                 *int32_args(flags), numpy.float32(momentum), numpy.float32(1 - momentum), numpy.float32(unbias),
+                 numpy.float32(self.eps)))
         for given, used in zip(running, running_arrays):
             if used is not given:  # a copy was updated: write it back
                 given[...] = used
@@ -260,11 +293,16 @@ class BatchNorm(Function):
         grad_weight = xp.empty(C, dtype=xp.float32) if need_weight else none
         grad_bias = xp.empty(C, dtype=xp.float32) if need_bias else none
         if C:
+            grid, shape = (C, self.blocks), self._launch_shape(N, C, math.prod(grad.shape[2:]))
+            sums = none
+            if self.blocks > 1 and (need_weight or need_bias or need_x and self.training):
+                sums = xp.empty((C, self.blocks, 2), dtype=xp.float32)
+                self.device.kernel("batchnorm", "batchnorm_backward_sums")(
+                    grid, (THREADS,), (self.x, grad, self.mean, sums, *shape))
             self.device.kernel("batchnorm", "batchnorm_backward")(
-                (C,), (THREADS,),
-                (self.x, grad, self.mean, self.residual, self.inv_std, self.weight, grad_x, grad_weight,
-                 grad_bias, *int32_args((N, C)), numpy.int64(math.prod(grad.shape[2:])),
-                 *int32_args((self.training, self.has_weight, need_x, need_weight, need_bias))))
+                grid, (THREADS,),
+                (self.x, grad, sums, self.mean, self.residual, self.inv_std, self.weight, grad_x, grad_weight,
+                 grad_bias, *shape, *int32_args((self.training, self.has_weight, need_x, need_weight, need_bias))))
         grads = [grad_x if need_x else None]
         if self.has_weight:
             grads.append(grad_weight if need_weight else None)

@@ -620,6 +620,58 @@ def test_batch_norm(shape, training, affine, order):
         assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
 
 
+# (shape, BatchNorm.MIN_BLOCK_VALUES, BatchNorm.TARGET_BLOCKS, the blocks a channel that makes)
+BATCH_NORM_SHARES = {
+    # 715 values a channel in shares of 256, 256 and 203: the last block's threads run past its end
+    "three_shares": ((5, 3, 11, 13), 256, 512, 3),
+    # TARGET_BLOCKS / C = 2 blocks of 512 and 203 values: threads take two values or one
+    "two_long_shares": ((5, 3, 11, 13), 256, 6, 2),
+    # 300 images of one value: shares of 256 and 44 images, the walk steps whole images
+    "images": ((300, 2, 1, 1), 256, 512, 2),
+}
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("case", BATCH_NORM_SHARES.values(), ids=BATCH_NORM_SHARES.keys())
+def test_batch_norm_channels_shared_among_blocks(monkeypatch, case, training, affine, order):
+    """A channel's values shared among several blocks, whose moments and gradient sums a launch before
+    each kernel writes and every block adds up: output, dx, dweight, dbias and the running statistics
+    against the cpu half."""
+    from gpucnn.ops.batchnorm import BatchNorm
+
+    shape, min_values, target, blocks = case
+    monkeypatch.setattr(BatchNorm, "MIN_BLOCK_VALUES", min_values)
+    monkeypatch.setattr(BatchNorm, "TARGET_BLOCKS", target)
+    count = shape[0] * int(np.prod(shape[2:]))
+    assert BatchNorm._shares(shape[1], count)[0] == blocks
+    rng = np.random.default_rng(sum(shape))
+    arrays = [(rng.standard_normal(shape) * 3 + 1).astype(np.float32)]
+    if affine:
+        arrays += [rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2)]
+    running = {}
+    compare(_batch_norm_on(running, training, affine), arrays, order, names=("output", "dx", "dw", "db"))
+    for name, ours, reference in zip(("running_mean", "running_var"), running["cudasim"], running["cpu"]):
+        assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
+
+
+@pytest.mark.parametrize("channels, count, expected", [
+    (16, 128 * 32 * 32, (16, 8192)),  # a small ResNet's first stage at batch 128: 256 blocks
+    (32, 128 * 16 * 16, (4, 8192)),
+    (64, 128 * 8 * 8, (1, 8192)),  # too few values: a block a channel
+    (64, 32 * 32 * 32, (4, 8192)),
+    (512, 256 * 8 * 8, (1, 16384)),  # enough channels
+    (1, 10**8, (256, 390656)),  # at most THREADS blocks a channel
+    (2, 8193, (2, 4352)),  # shares of whole 256-value steps: 4352 and 3841
+    (5, 0, (1, 0)),
+])
+def test_batch_norm_shares(channels, count, expected):
+    from gpucnn.ops.batchnorm import BatchNorm
+
+    assert BatchNorm._shares(channels, count) == expected
+
+
 def test_batch_norm_sums_carry_their_rounding_errors():
     """Thread 0 of the block visits x[n, 0, 0] for every n: 2^24, then 63 ones, which a plain float sum
     drops one by one (2^24 + 1 rounds back to 2^24). The channel's mean (the running mean at momentum

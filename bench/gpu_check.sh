@@ -87,6 +87,8 @@ step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite re
 step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
 step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
+# LeNet's step (0.64 of torch's images/s on an H200, 1.02 on an H100): how much of it is the host's
+step profile-step-lenet 60 "$python" -m bench.profile step --device cuda --model lenet --batch 128
 # the batch-1 Jetson layers, where few tiles make the reductions split, and the default mix of ops
 step bench-kernels-cuda-jetson 90 "$python" -m bench kernels --device cuda --suite jetson --out "$out"
 step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"

@@ -40,7 +40,7 @@ from gpucnn.nn import functional as F
 
 from . import geometric_mean, least_median, quietest, settle, write_results
 from .environment import Environment
-from .suites import SUITES, Conv, Pool, Relu
+from .suites import SUITES, Conv, Norm, Pool, Relu
 
 
 class Contender:
@@ -132,6 +132,35 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
         cases["relu_backward"] = (12 * n_in, "B", dict(
             gpucnn=Contender(lambda: function.backward(g_ours)),
             torch=Contender(lambda: aten.threshold_backward(g_t, y_t, 0))))
+        return cases
+
+    if isinstance(layer, Norm):
+        channels = shape[1]
+        g_data = draw(shape, dtype=numpy.float32)
+        w_data, b_data = (draw((channels,), dtype=numpy.float32) for _ in range(2))
+        g_t, g_ours = theirs(g_data), device.asarray(g_data)
+        running = [ours(numpy.zeros(channels, numpy.float32)), ours(numpy.ones(channels, numpy.float32))]
+        running_t = [theirs(numpy.zeros(channels, numpy.float32)), theirs(numpy.ones(channels, numpy.float32))]
+        x_plain, w_plain, b_plain = ours(x_data), ours(w_data), ours(b_data)
+        w_t, b_t = theirs(w_data), theirs(b_data)
+
+        def forward_torch():
+            with torch.no_grad():
+                torch.nn.functional.batch_norm(x_t, *running_t, w_t, b_t, training=True)
+
+        # backward: the input's, the weight's and the bias's gradients, through each library's autograd
+        prepare, run = _gpucnn_backward(lambda: F.batch_norm(ours(x_data, True), *running, ours(w_data, True),
+                                                             ours(b_data, True), training=True), g_ours)
+        inputs_t = [tensor.detach().requires_grad_() for tensor in (x_t, w_t, b_t)]
+        y_t = torch.nn.functional.batch_norm(inputs_t[0], *running_t, *inputs_t[1:], training=True)
+        # the minimal traffic: forward reads x for the statistics, then x again and writes y; backward
+        # reads x and dy for the sums, then both again and writes dx
+        cases["batchnorm_forward"] = (12 * n_in, "B", dict(
+            gpucnn=Contender(lambda: F.batch_norm(x_plain, *running, w_plain, b_plain, training=True)),
+            torch=Contender(forward_torch)))
+        cases["batchnorm_backward"] = (20 * n_in, "B", dict(
+            gpucnn=Contender(run, prepare),
+            torch=Contender(lambda: torch.autograd.grad(y_t, inputs_t, g_t, retain_graph=True))))
         return cases
 
     assert isinstance(layer, Pool)

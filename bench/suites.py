@@ -1,7 +1,8 @@
 """Named shape suites for ``python -m bench ops``: one case per layer, each timed for every op it names.
 
-A case is a conv layer (forward, backward-data, backward-filter), a pooling layer (forward, backward)
-or a ReLU (forward, backward) on one (N, C, H, W) input. Suites:
+A case is a conv layer (forward, backward-data, backward-filter), a pooling layer (forward, backward),
+a ReLU (forward, backward) or a batch norm in training (forward, backward) on one (N, C, H, W) input.
+Suites:
 
 - ``lecture``: the lecture's worked examples (32x32x3 input, ten 5x5 filters, pad 2; a 7x7 input with
   a 3x3 filter at stride 1 and 2; 2x2 pooling), at batch 32.
@@ -86,6 +87,23 @@ class Relu(NamedTuple):
         return f"{batch or self.batch}x{self.channels}x{self.size}x{self.size}"
 
 
+class Norm(NamedTuple):
+    """Batch norm in training, with a weight and a bias (BatchNorm2d's), on (batch, channels, size, size)."""
+
+    name: str
+    batch: int
+    channels: int
+    size: int
+
+    ops = ("batchnorm_forward", "batchnorm_backward")
+
+    def input_shape(self, batch=None) -> tuple:
+        return (batch or self.batch, self.channels, self.size, self.size)
+
+    def describe(self, batch=None) -> str:
+        return f"{batch or self.batch}x{self.channels}x{self.size}x{self.size}"
+
+
 LECTURE = [
     Conv("lecture 32x32x3, ten 5x5 p2", 32, 3, 10, 32, 5, 1, 2),
     Conv("lecture 7x7, 3x3 s1", 32, 1, 1, 7, 3, 1, 0),
@@ -124,13 +142,16 @@ RESNET18 = [
 SMALL_RESNET = [
     Conv("small resnet stem 3->16", TRAIN_BATCH, 3, 16, 32, 3, 1, 1),
     Conv("small resnet 16ch 32px", TRAIN_BATCH, 16, 16, 32, 3, 1, 1),
+    Norm("small resnet batch norm 16ch 32px", TRAIN_BATCH, 16, 32),
     Relu("small resnet relu 16ch 32px", TRAIN_BATCH, 16, 32),
     Conv("small resnet 16->32 s2", TRAIN_BATCH, 16, 32, 32, 3, 2, 1),
     Conv("small resnet 1x1 s2 16->32", TRAIN_BATCH, 16, 32, 32, 1, 2, 0),
     Conv("small resnet 32ch 16px", TRAIN_BATCH, 32, 32, 16, 3, 1, 1),
+    Norm("small resnet batch norm 32ch 16px", TRAIN_BATCH, 32, 16),
     Conv("small resnet 32->64 s2", TRAIN_BATCH, 32, 64, 16, 3, 2, 1),
     Conv("small resnet 1x1 s2 32->64", TRAIN_BATCH, 32, 64, 16, 1, 2, 0),
     Conv("small resnet 64ch 8px", TRAIN_BATCH, 64, 64, 8, 3, 1, 1),
+    Norm("small resnet batch norm 64ch 8px", TRAIN_BATCH, 64, 8),
     Pool("small resnet avg 8x8", "avg", TRAIN_BATCH, 64, 8, 8, 8),
 ]
 
@@ -169,6 +190,7 @@ TINY = [
     Conv("tiny 3x3 p1", 2, 3, 4, 8, 3, 1, 1),
     Conv("tiny 1x1 s2", 2, 4, 6, 7, 1, 2, 0),
     Relu("tiny relu", 2, 3, 8),
+    Norm("tiny batch norm", 2, 3, 8),
     Pool("tiny max 3/2 p1", "max", 2, 3, 9, 3, 2, 1),
     Pool("tiny avg 2/2", "avg", 2, 3, 8, 2, 2),
 ]

@@ -139,7 +139,7 @@ def test_ops_benchmark_quick_run_writes_its_tables(tmp_path, device):
     ops = {row["op"] for row in record["rows"]}
     assert ops == {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter", "maxpool2d_forward",
                    "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward", "relu_forward",
-                   "relu_backward"}
+                   "relu_backward", "batchnorm_forward", "batchnorm_backward"}
     for row in record["rows"]:
         assert row["gpucnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0 and row["roofline_fraction"] > 0
 
@@ -200,6 +200,38 @@ def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
         assert row["fastest"] in record["paths"] and row["chosen_over_fastest"] >= 1.0
 
 
+def test_compare_benchmark_quick_run_times_both_versions(tmp_path):
+    """``bench compare`` against a copy of this checkout's gpucnn: every op of the tiny suite, conv2d's
+    on each path asked for, timed once in a process on each side (the copy's process must import the
+    copy, which compare checks)."""
+    before = tmp_path / "before"
+    shutil.copytree(ROOT / "gpucnn", before / "gpucnn", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "cuda", before / "cuda")
+    out = tmp_path / "out"
+    result = _run_bench(out, "compare", str(before), "--device", "cudasim", "--paths", "chosen,tile64",
+                        "--rounds", "1")
+    assert "Geometric mean of after / before" in result.stdout
+    (record_path,) = out.glob("compare-tiny-cudasim-quick_*.json")
+    record = json.loads(record_path.read_text())
+    assert record["bench"] == "compare" and record["paths"] == ["chosen", "tile64"]
+    from bench.suites import TINY
+
+    expected = [(layer.name, op, path) for layer in TINY for op in layer.ops
+                for path in (["chosen", "tile64"] if op.startswith("conv2d") else ["chosen"])]
+    assert [(row["layer"], row["op"], row["path"]) for row in record["rows"]] == expected
+    for row in record["rows"]:
+        assert len(row["before_ms"]) == len(row["after_ms"]) == 1 and len(row["torch_ms"]) == 2
+        assert row["after_over_before"] > 0 and row["timing"] == "call"
+
+
+def test_compare_benchmark_needs_another_version(tmp_path):
+    for before, message in ((tmp_path, "holds no gpucnn/ package"), (ROOT, "is this checkout")):
+        result = subprocess.run([sys.executable, "-m", "bench", "compare", str(before), "--device", "cudasim",
+                                 "--quick", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode != 0 and message in result.stderr
+
+
 def test_kernels_benchmark_needs_a_kernel_device(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bench", "kernels", "--device", "cpu", "--quick", "--out",
                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -235,7 +267,7 @@ def test_small_resnet_suite_holds_the_training_benchmarks_layers():
     import numpy
 
     import gpucnn
-    from bench.suites import SMALL_RESNET, Conv, Pool, Relu
+    from bench.suites import SMALL_RESNET, Conv, Norm, Pool, Relu
     from bench.train import BATCH, SHAPES, small_resnet
 
     model = small_resnet(gpucnn.nn)
@@ -248,6 +280,8 @@ def test_small_resnet_suite_holds_the_training_benchmarks_layers():
                 (module.in_channels, module.out_channels, inputs[0].shape[2], kernel, stride, padding))
         elif isinstance(module, gpucnn.nn.ReLU):
             seen.setdefault("relu", set()).add(tuple(inputs[0].shape[1:3]))
+        elif isinstance(module, gpucnn.nn.BatchNorm2d):
+            seen.setdefault("norm", set()).add(tuple(inputs[0].shape[1:3]))
         elif isinstance(module, gpucnn.nn.AdaptiveAvgPool2d):
             seen.setdefault("pool", set()).add(tuple(inputs[0].shape[1:3]))
 
@@ -257,6 +291,7 @@ def test_small_resnet_suite_holds_the_training_benchmarks_layers():
     assert {case.batch for case in SMALL_RESNET} == {BATCH}
     assert seen["conv"] == {(case.in_channels, case.out_channels, case.size, case.kernel, case.stride, case.padding)
                             for case in SMALL_RESNET if isinstance(case, Conv)}
+    assert seen["norm"] == {(case.channels, case.size) for case in SMALL_RESNET if isinstance(case, Norm)}
     relus = {(case.channels, case.size) for case in SMALL_RESNET if isinstance(case, Relu)}
     assert relus and relus <= seen["relu"]
     pools = [case for case in SMALL_RESNET if isinstance(case, Pool)]

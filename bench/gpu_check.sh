@@ -2,10 +2,12 @@
 # The GPU half of the checks, in one command, on a machine with an NVIDIA GPU, CuPy and PyTorch
 # installed and no network:
 #
-#   bench/gpu_check.sh OUT_DIR [SECONDS]
+#   bench/gpu_check.sh OUT_DIR [SECONDS [BEFORE]]
 #
 # Runs the GPU tests, compute-sanitizer's memcheck, racecheck, initcheck and synccheck over a small
 # run of every kernel, the op tests (which then include the GPU), and the benchmarks:
+# with BEFORE (a folder with another version's gpucnn/ and cuda/), python -m bench compare against it
+# first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
 # the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
@@ -18,10 +20,12 @@
 # listed as skipped; exit status 124 in the summary is a step stopped by its time limit.
 # Exits non-zero when any step failed or was skipped.
 set -u
-out="${1:?usage: bench/gpu_check.sh OUT_DIR [SECONDS]}"
+out="${1:?usage: bench/gpu_check.sh OUT_DIR [SECONDS [BEFORE]]}"
 budget="${2:-0}"
+before="${3:-}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
+if [ -n "$before" ]; then before="$(cd "$before" && pwd)" || exit 1; fi
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
@@ -77,6 +81,14 @@ sanitize() {
   fi
 }
 sanitize memcheck racecheck
+
+# what changed since BEFORE, timed against it in the same run
+if [ -n "$before" ]; then
+  step bench-compare-smallresnet 150 "$python" -m bench compare "$before" --device cuda --suite smallresnet \
+    --batch 128 --out "$out"
+  step bench-compare-resnet18 150 "$python" -m bench compare "$before" --device cuda --suite resnet18 \
+    --paths chosen,tile64,tile128 --out "$out"
+fi
 
 # conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the
 # launcher is set from; first ResNet-18's layers at batch 32, where the 128 tile's backward-filter runs

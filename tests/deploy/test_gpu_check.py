@@ -33,7 +33,7 @@ echo "$(basename "$0") $*" >> "$FAKE_LOG"
 """
 
 
-def run_check(tmp_path, budget=None, **fake):
+def run_check(tmp_path, budget=None, before=None, **fake):
     """Runs gpu_check.sh with the stand-ins; returns (exit status, the summary's (step, status) pairs,
     the stand-ins' log lines, the output folder)."""
     bin_dir = tmp_path / "bin"
@@ -45,7 +45,8 @@ def run_check(tmp_path, budget=None, **fake):
     log, out = tmp_path / "calls.log", tmp_path / "out"
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHON=str(bin_dir / "python"),
                FAKE_LOG=str(log), **{f"FAKE_{key.upper()}": str(value) for key, value in fake.items()})
-    command = ["bash", str(SCRIPT), str(out)] + ([] if budget is None else [str(budget)])
+    command = ["bash", str(SCRIPT), str(out)] + ([] if budget is None else [str(budget)]) + (
+        [] if before is None else [str(before)])
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     summary = []
     for line in (out / "summary.txt").read_text().splitlines():
@@ -78,6 +79,23 @@ def test_every_step_runs_in_order_and_writes_its_log(tmp_path):
     benchmarks = [call for call in calls if call.startswith("python -m bench ")]
     assert benchmarks and all(f"--out {out}" in call for call in benchmarks)
     assert all("--device cuda" in call for call in benchmarks)
+
+
+def test_another_version_is_compared_first_when_given(tmp_path):
+    status, summary, calls, out = run_check(tmp_path)
+    assert not any("compare" in step for step, _ in summary)
+    before = tmp_path / "before"
+    before.mkdir()
+    run = tmp_path / "with_before"
+    run.mkdir()
+    status, summary, calls, out = run_check(run, budget=0, before=before)
+    assert status == 0
+    steps = [step for step, _ in summary]
+    assert steps[4:6] == ["bench-compare-smallresnet", "bench-compare-resnet18"]
+    compares = [call for call in calls if call.startswith("python -m bench compare")]
+    assert compares == [f"python -m bench compare {before} --device cuda --suite smallresnet --batch 128 --out {out}",
+                        f"python -m bench compare {before} --device cuda --suite resnet18 --paths "
+                        f"chosen,tile64,tile128 --out {out}"]
 
 
 def test_a_failing_step_fails_the_check_but_not_the_steps_after_it(tmp_path):

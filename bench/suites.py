@@ -72,36 +72,31 @@ class Pool(NamedTuple):
                 f"{self.kernel}x{self.kernel} s{self.stride} p{self.padding}")
 
 
-class Relu(NamedTuple):
+class _Planes(NamedTuple):
+    """An op on (batch, channels, size, size) alone: its subclasses name the ops."""
+
     name: str
     batch: int
     channels: int
     size: int
 
+    def input_shape(self, batch=None) -> tuple:
+        return (batch or self.batch, self.channels, self.size, self.size)
+
+    def describe(self, batch=None) -> str:
+        return f"{batch or self.batch}x{self.channels}x{self.size}x{self.size}"
+
+
+class Relu(_Planes):
+    __slots__ = ()
     ops = ("relu_forward", "relu_backward")
 
-    def input_shape(self, batch=None) -> tuple:
-        return (batch or self.batch, self.channels, self.size, self.size)
 
-    def describe(self, batch=None) -> str:
-        return f"{batch or self.batch}x{self.channels}x{self.size}x{self.size}"
+class Norm(_Planes):
+    """Batch norm in training, with a weight and a bias (BatchNorm2d's)."""
 
-
-class Norm(NamedTuple):
-    """Batch norm in training, with a weight and a bias (BatchNorm2d's), on (batch, channels, size, size)."""
-
-    name: str
-    batch: int
-    channels: int
-    size: int
-
+    __slots__ = ()
     ops = ("batchnorm_forward", "batchnorm_backward")
-
-    def input_shape(self, batch=None) -> tuple:
-        return (batch or self.batch, self.channels, self.size, self.size)
-
-    def describe(self, batch=None) -> str:
-        return f"{batch or self.batch}x{self.channels}x{self.size}x{self.size}"
 
 
 LECTURE = [

@@ -604,13 +604,10 @@ def _batch_norm_on(device_of: dict, training: bool, affine: bool):
     return fn
 
 
-@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
-@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("shape", BATCH_NORM_SHAPES.values(), ids=BATCH_NORM_SHAPES.keys())
-def test_batch_norm(shape, training, affine, order):
-    """Output, dx, dweight, dbias and the updated running statistics against the cpu half."""
-    rng = np.random.default_rng(len(shape))
+def _compare_batch_norm(shape, seed: int, training: bool, affine: bool, order) -> None:
+    """Output, dx, dweight, dbias and the updated running statistics of random data of ``shape`` on
+    cudasim (under thread order ``order``) against the cpu half."""
+    rng = np.random.default_rng(seed)
     arrays = [(rng.standard_normal(shape) * 3 + 1).astype(np.float32)]
     if affine:
         arrays += [rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2)]
@@ -618,6 +615,15 @@ def test_batch_norm(shape, training, affine, order):
     compare(_batch_norm_on(running, training, affine), arrays, order, names=("output", "dx", "dw", "db"))
     for name, ours, reference in zip(("running_mean", "running_var"), running["cudasim"], running["cpu"]):
         assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", BATCH_NORM_SHAPES.values(), ids=BATCH_NORM_SHAPES.keys())
+def test_batch_norm(shape, training, affine, order):
+    """Output, dx, dweight, dbias and the updated running statistics against the cpu half."""
+    _compare_batch_norm(shape, len(shape), training, affine, order)
 
 
 # (shape, BatchNorm.MIN_BLOCK_VALUES, BatchNorm.TARGET_BLOCKS, the blocks a channel that makes)
@@ -646,14 +652,7 @@ def test_batch_norm_channels_shared_among_blocks(monkeypatch, case, training, af
     monkeypatch.setattr(BatchNorm, "TARGET_BLOCKS", target)
     count = shape[0] * int(np.prod(shape[2:]))
     assert BatchNorm._shares(shape[1], count)[0] == blocks
-    rng = np.random.default_rng(sum(shape))
-    arrays = [(rng.standard_normal(shape) * 3 + 1).astype(np.float32)]
-    if affine:
-        arrays += [rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2)]
-    running = {}
-    compare(_batch_norm_on(running, training, affine), arrays, order, names=("output", "dx", "dw", "db"))
-    for name, ours, reference in zip(("running_mean", "running_var"), running["cudasim"], running["cpu"]):
-        assert_close(ours.numpy(), reference.numpy(), atol=1e-6, rtol=1e-5, name=name)
+    _compare_batch_norm(shape, sum(shape), training, affine, order)
 
 
 @pytest.mark.parametrize("channels, count, expected", [

@@ -92,6 +92,8 @@ def _run_side(tree: Path, spec: dict) -> list[dict]:
 
 
 def main(args, out_dir) -> dict:
+    from gpucnn.ops.conv2d import KERNEL_PATHS
+
     from .environment import Environment
     from .suites import SUITES
 
@@ -104,11 +106,17 @@ def main(args, out_dir) -> dict:
     if args.repeats < 1 or args.warmup < 0 or args.rounds < 1 or (args.batch is not None and args.batch < 1):
         raise SystemExit("--repeats, --rounds and --batch must be at least 1, --warmup at least 0")
     suite = "tiny" if args.quick else args.suite
-    if suite not in SUITES:
-        raise SystemExit(f"unknown suite {suite!r}")
+    paths, ops = args.paths.split(","), args.ops.split(",") if args.ops else None
+    unknown = sorted(set(paths) - set(KERNEL_PATHS))
+    if unknown:
+        raise SystemExit(f"--paths: unknown kernel paths {', '.join(unknown)}; choose from {', '.join(KERNEL_PATHS)}")
+    suite_ops = {op for layer in SUITES[suite] for op in layer.ops}
+    if ops and set(ops) - suite_ops:
+        raise SystemExit(f"--ops: suite {suite} has no {', '.join(sorted(set(ops) - suite_ops))}; its ops: "
+                         f"{', '.join(sorted(suite_ops))}")
     repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
-    spec = dict(device=args.device, suite=suite, batch=args.batch, repeats=repeats, warmup=warmup,
-                paths=args.paths.split(","), ops=args.ops.split(",") if args.ops else None)
+    spec = dict(device=args.device, suite=suite, batch=args.batch, repeats=repeats, warmup=warmup, paths=paths,
+                ops=ops)
     env = Environment(args.device)
     sides = {"before": [], "after": []}
     for round_ in range(args.rounds):

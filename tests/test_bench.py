@@ -224,12 +224,19 @@ def test_compare_benchmark_quick_run_times_both_versions(tmp_path):
         assert row["after_over_before"] > 0 and row["timing"] == "call"
 
 
-def test_compare_benchmark_needs_another_version(tmp_path):
-    for before, message in ((tmp_path, "holds no gpucnn/ package"), (ROOT, "is this checkout")):
-        result = subprocess.run([sys.executable, "-m", "bench", "compare", str(before), "--device", "cudasim",
-                                 "--quick", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                                timeout=300)
-        assert result.returncode != 0 and message in result.stderr
+def test_compare_benchmark_refuses_what_it_cannot_compare(tmp_path):
+    """No other version, this checkout itself, a kernel path or an op that does not exist: an error naming it."""
+    before = tmp_path / "before"
+    (before / "gpucnn").mkdir(parents=True)
+    (before / "gpucnn" / "__init__.py").write_text("")
+    for folder, options, message in (
+            (tmp_path, [], "holds no gpucnn/ package"), (ROOT, [], "is this checkout"),
+            (before, ["--paths", "chosen,tile256"], "--paths: unknown kernel paths tile256"),
+            (before, ["--ops", "relu_forward,conv3d_forward"], "--ops: suite tiny has no conv3d_forward")):
+        result = subprocess.run([sys.executable, "-m", "bench", "compare", str(folder), "--device", "cudasim",
+                                 "--quick", "--out", str(tmp_path), *options], cwd=ROOT, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode != 0 and message in result.stderr, (options, result.stderr)
 
 
 def test_kernels_benchmark_needs_a_kernel_device(tmp_path):

@@ -100,15 +100,21 @@ def test_manual_seed_reproduces_init():
         assert np.array_equal(a[key].numpy(), b[key].numpy())
 
 
+@pytest.mark.parametrize("blocks", [1, 2], ids=["one_block", "two_blocks"])
 @pytest.mark.parametrize("device", ["cpu", "cudasim"])
 @pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
-def test_batch_norm_layer_counts_batches_as_torch(device, momentum):
+def test_batch_norm_layer_counts_batches_as_torch(monkeypatch, device, momentum, blocks):
     """num_batches_tracked counts the training batches (not evaluation's), and momentum=None averages
-    the batch statistics over them, as torch's; an int32 counter (the kernels count int64) counts too."""
+    the batch statistics over them, as torch's; an int32 counter (the kernels count int64) counts too.
+    With two blocks a channel on cudasim (324 values in shares of 256 and 68), only one counts."""
+    from gpucnn.ops.batchnorm import BatchNorm
+
+    monkeypatch.setattr(BatchNorm, "MIN_BLOCK_VALUES", 8192 if blocks == 1 else 256)
+    assert BatchNorm._shares(3, 4 * 9 * 9)[0] == blocks
     rng = np.random.default_rng(10)
     ours, theirs = nn.BatchNorm2d(3, momentum=momentum).to(device), torch.nn.BatchNorm2d(3, momentum=momentum)
     for step in range(4):
-        x = (rng.standard_normal((4, 3, 5, 5)) * (step + 1) + step).astype(np.float32)
+        x = (rng.standard_normal((4, 3, 9, 9)) * (step + 1) + step).astype(np.float32)
         ours.train(step != 2)
         theirs.train(step != 2)
         assert_close(ours(gpucnn.tensor(x, device=device)), theirs(torch.from_numpy(x)), atol=1e-5)
@@ -116,7 +122,7 @@ def test_batch_norm_layer_counts_batches_as_torch(device, momentum):
         assert_close(ours.state_dict()[name], buffer, atol=1e-6, name=name)
     assert int(ours.num_batches_tracked.item()) == 3
     ours.num_batches_tracked.data = ours.num_batches_tracked.data.astype(np.int32)
-    ours.train()(gpucnn.tensor(rng.standard_normal((4, 3, 5, 5)).astype(np.float32), device=device))
+    ours.train()(gpucnn.tensor(rng.standard_normal((4, 3, 9, 9)).astype(np.float32), device=device))
     assert ours.num_batches_tracked.item() == 4 and ours.num_batches_tracked.dtype == np.int32
 
 

@@ -114,8 +114,6 @@ static __device__ Moments share_moments(const float* __restrict__ x, long long c
     return moments;
 }
 
-static __device__ __forceinline__ bool is_finite(double value) { return value - value == 0.0; }
-
 /* The channel's statistics, in every thread of the block, from the moments of its B shares: thread
  * b < B passes share b's (the others are not read), B <= BN_THREADS. */
 struct Statistics {
@@ -267,7 +265,7 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward(
             mine.dy = in[0];
             mine.dy_centered = in[1];
         }
-        const bool counted = B == 1 ? tid == 0 : tid < B;
+        const bool counted = tid < B; /* B == 1: thread 0 alone, though every thread holds the sums */
         sum_dy = (float)block_sum<BN_THREADS>(counted ? (double)mine.dy : 0.0, wide);
         const float sum_dy_centered = (float)block_sum<BN_THREADS>(counted ? (double)mine.dy_centered : 0.0, wide);
         sum_dy_x_hat = (sum_dy_centered - channel_residual * sum_dy) * channel_inv_std;

@@ -65,6 +65,7 @@ static __device__ __forceinline__ bool is_nan(float value) { return value != val
 
 /* Finite test likewise: value - value is exactly 0 for a finite value, NaN for inf and NaN. */
 static __device__ __forceinline__ bool is_finite(float value) { return value - value == 0.0f; }
+static __device__ __forceinline__ bool is_finite(double value) { return value - value == 0.0; }
 
 /* value < 0 and value > 0 read off the bits (NaN: false). CuPy compiles with -ftz=true, under which a
  * float comparison sees a subnormal as 0; these see it as the CPU (and PyTorch's CPU half) does. */

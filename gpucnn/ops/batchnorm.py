@@ -240,17 +240,15 @@ class BatchNorm(Function):
         chunk = -(-chunk // THREADS) * THREADS
         return -(-count // chunk), chunk
 
-    def _launch_shape(self, N: int, C: int, S: int) -> tuple:
-        """The kernels' N, C, S and chunk arguments."""
-        return (*int32_args((N, C)), numpy.int64(S), numpy.int64(self.chunk))
-
     def forward_gpu(self, x, *params):
         xp = self.xp
         self.x = kernel_array(xp, x)
         N, C = x.shape[:2]
         S = math.prod(x.shape[2:])
         self.count = N * S
-        self.blocks, self.chunk = self._shares(C, self.count)
+        self.blocks, chunk = self._shares(C, self.count)
+        # the grid and the N, C, S, chunk arguments of every launch, backward's too
+        self.grid, self.sizes = (C, self.blocks), (*int32_args((N, C)), numpy.int64(S), numpy.int64(chunk))
         none = placeholder(self.device)
         self.weight = kernel_array(xp, params[0]) if self.has_weight else none
         bias = kernel_array(xp, params[-1]) if self.has_bias else none
@@ -267,15 +265,15 @@ class BatchNorm(Function):
                  count_batch)
         unbias = self.count / (self.count - 1) if self.count > 1 else 1.0
         if C:
-            grid, shape = (C, self.blocks), self._launch_shape(N, C, S)
             moments = none
             if self.training and self.blocks > 1:
                 moments = xp.empty((C, self.blocks, 3), dtype=xp.float32)
-                self.device.kernel("batchnorm", "batchnorm_moments")(grid, (THREADS,), (self.x, moments, *shape))
+                self.device.kernel("batchnorm", "batchnorm_moments")(self.grid, (THREADS,),
+                                                                     (self.x, moments, *self.sizes))
             self.device.kernel("batchnorm", "batchnorm_forward")(
-                grid, (THREADS,),
+                self.grid, (THREADS,),
                 (self.x, moments, self.weight, bias, y, self.mean, self.residual, self.inv_std, *running_arrays,
-                 self.batches if count_batch else placeholder(self.device, numpy.int64), *shape,
+                 self.batches if count_batch else placeholder(self.device, numpy.int64), *self.sizes,
                  *int32_args(flags), numpy.float32(momentum), numpy.float32(1 - momentum), numpy.float32(unbias),
                  numpy.float32(self.eps)))
         for given, used in zip(running, running_arrays):
@@ -286,23 +284,23 @@ class BatchNorm(Function):
     def backward_gpu(self, grad_output):
         xp, needs = self.xp, self.needs_input_grad
         grad = kernel_array(xp, grad_output)
-        N, C = grad.shape[:2]
+        C = grad.shape[1]
         need_x, need_weight, need_bias = needs[0], self.has_weight and needs[1], self.has_bias and needs[-1]
         none = placeholder(self.device)
         grad_x = xp.empty(grad.shape, dtype=xp.float32) if need_x else none
         grad_weight = xp.empty(C, dtype=xp.float32) if need_weight else none
         grad_bias = xp.empty(C, dtype=xp.float32) if need_bias else none
         if C:
-            grid, shape = (C, self.blocks), self._launch_shape(N, C, math.prod(grad.shape[2:]))
             sums = none
             if self.blocks > 1 and (need_weight or need_bias or need_x and self.training):
                 sums = xp.empty((C, self.blocks, 2), dtype=xp.float32)
                 self.device.kernel("batchnorm", "batchnorm_backward_sums")(
-                    grid, (THREADS,), (self.x, grad, self.mean, sums, *shape))
+                    self.grid, (THREADS,), (self.x, grad, self.mean, sums, *self.sizes))
             self.device.kernel("batchnorm", "batchnorm_backward")(
-                grid, (THREADS,),
+                self.grid, (THREADS,),
                 (self.x, grad, sums, self.mean, self.residual, self.inv_std, self.weight, grad_x, grad_weight,
-                 grad_bias, *shape, *int32_args((self.training, self.has_weight, need_x, need_weight, need_bias))))
+                 grad_bias, *self.sizes, *int32_args((self.training, self.has_weight, need_x, need_weight,
+                                                      need_bias))))
         grads = [grad_x if need_x else None]
         if self.has_weight:
             grads.append(grad_weight if need_weight else None)

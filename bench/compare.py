@@ -43,7 +43,8 @@ def add_arguments(parser) -> None:
 
 
 def measure(spec: dict) -> list[dict]:
-    """One process's rows: {layer, op, path, ms, torch_ms, timing} for each op of the spec's suite."""
+    """One process's rows: {layer, op, path, ms, timing, torch_ms, torch_timing} for each op of the spec's
+    suite (timing: "device" or "call", what ``_time_block`` could measure)."""
     from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
 
     from .environment import Environment
@@ -63,14 +64,14 @@ def measure(spec: dict) -> list[dict]:
         for op, (_, _, contenders) in _contenders(layer, env, spec["batch"], rng).items():
             if spec["ops"] and op not in spec["ops"]:
                 continue
-            torch_ms, _ = median_ms(contenders["torch"])
+            torch_ms, torch_timing = median_ms(contenders["torch"])
             for path in spec["paths"] if op.startswith("conv2d") else ["chosen"]:
                 if path not in KERNEL_PATHS:
                     continue  # a path this version does not have
                 with kernel_path(path):
                     ms, timing = median_ms(contenders["gpucnn"])
                 rows.append(dict(layer=layer.name, op=op, shape=layer.describe(spec["batch"]), path=path, ms=ms,
-                                 torch_ms=torch_ms, timing=timing))
+                                 timing=timing, torch_ms=torch_ms, torch_timing=torch_timing))
     return rows
 
 
@@ -129,7 +130,8 @@ def main(args, out_dir) -> dict:
         befores = [r for run in sides["before"] for r in run if (r["layer"], r["op"], r["path"]) == key]
         afters = [run[index] for run in sides["after"]]
         entry = dict(layer=row["layer"], op=row["op"], shape=row["shape"], path=row["path"], timing=row["timing"],
-                     before_ms=[r["ms"] for r in befores], after_ms=[r["ms"] for r in afters],
+                     torch_timing=row["torch_timing"], before_ms=[r["ms"] for r in befores],
+                     after_ms=[r["ms"] for r in afters],
                      torch_ms=[r["torch_ms"] for r in befores + afters])
         entry["after_over_before"] = min(entry["after_ms"]) / min(entry["before_ms"]) if befores else None
         rows.append(entry)
@@ -143,7 +145,10 @@ def main(args, out_dir) -> dict:
              "|---|---|---|---|---|---:|---:|---:|---:|"]
     for row in rows:
         ratio = "n/a" if row["after_over_before"] is None else f"{row['after_over_before']:.2f}"
-        lines.append(f"| {row['layer']} | {row['op']} | {row['shape']} | {row['path']} | {row['timing']} | "
+        timing = row["timing"]
+        if row["torch_timing"] != timing:
+            timing += f", torch's {row['torch_timing']}"
+        lines.append(f"| {row['layer']} | {row['op']} | {row['shape']} | {row['path']} | {timing} | "
                      f"{times(row['before_ms'])} | {times(row['after_ms'])} | {ratio} | {times(row['torch_ms'])} |")
     markdown = (f"gpucnn at {before} (before) against this checkout (after) on {env.device}, suite {suite}, "
                 f"float32, {when:%Y-%m-%d %H:%M}\n\n"

@@ -25,7 +25,10 @@ budget="${2:-0}"
 before="${3:-}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-if [ -n "$before" ]; then before="$(cd "$before" && pwd)" || exit 1; fi
+if [ -n "$before" ] && ! before="$(cd "$before" 2> /dev/null && pwd)"; then
+  echo "bench/gpu_check.sh: BEFORE ${3} is no folder" >&2
+  exit 2
+fi
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1

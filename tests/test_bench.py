@@ -221,7 +221,7 @@ def test_compare_benchmark_quick_run_times_both_versions(tmp_path):
     assert [(row["layer"], row["op"], row["path"]) for row in record["rows"]] == expected
     for row in record["rows"]:
         assert len(row["before_ms"]) == len(row["after_ms"]) == 1 and len(row["torch_ms"]) == 2
-        assert row["after_over_before"] > 0 and row["timing"] == "call"
+        assert row["after_over_before"] > 0 and row["timing"] == row["torch_timing"] == "call"
 
 
 def test_compare_benchmark_refuses_what_it_cannot_compare(tmp_path):

@@ -98,6 +98,12 @@ def test_another_version_is_compared_first_when_given(tmp_path):
                         f"chosen,tile64,tile128 --out {out}"]
 
 
+def test_a_before_that_is_no_folder_is_refused(tmp_path):
+    result = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out"), "0", str(tmp_path / "missing")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"BEFORE {tmp_path / 'missing'} is no folder" in result.stderr
+
+
 def test_a_failing_step_fails_the_check_but_not_the_steps_after_it(tmp_path):
     status, summary, calls, _ = run_check(tmp_path, fail="-m bench train")
     assert status != 0

@@ -37,42 +37,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown-cpu"
 
 
-def _openblas_library():
-    """NumPy's OpenBLAS, found among the libraries this process has loaded (Linux), or None."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            return ctypes.CDLL(path)
-        except OSError:
-            continue
-    return None
-
-
 def blas_info() -> dict:
     """NumPy's BLAS: its name, the threads it uses and (for OpenBLAS) its run-time configuration.
 
     The thread count comes from OpenBLAS itself when it can be asked, else from threadpoolctl, else
     from ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` or the usable cores (``threads_source`` says which).
     """
+    from gpucnn.ops._parallel import blas_threads  # here: a memory probe of torch imports only torch
+
     config = getattr(numpy.__config__, "CONFIG", {})
     info = {"name": config.get("Build Dependencies", {}).get("blas", {}).get("name", "unknown")}
-    library = _openblas_library()
-    if library is not None:
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", ""):
-                get_threads = getattr(library, f"{prefix}get_num_threads{suffix}", None)
-                get_config = getattr(library, f"{prefix}get_config{suffix}", None)
-                if get_threads is not None:
-                    get_threads.restype = ctypes.c_int
-                    info.update(threads=int(get_threads()), threads_source="openblas")
-                    if get_config is not None:
-                        get_config.restype = ctypes.c_char_p
-                        info["config"] = get_config().decode()
-                    return info
+    openblas = blas_threads()
+    if openblas.usable:
+        info.update(threads=openblas.get(), threads_source="openblas")
+        get_config = getattr(openblas.library, openblas.symbol("get_config"), None)
+        if get_config is not None:
+            get_config.restype = ctypes.c_char_p
+            info["config"] = get_config().decode()
+        return info
     try:
         import threadpoolctl
 

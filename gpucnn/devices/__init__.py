@@ -19,6 +19,8 @@ import re
 
 import numpy
 
+from ..ops._parallel import single_threaded_blas, splitting
+
 _CUDA_NAME = re.compile(r"^cuda(?::(\d+))?$")
 
 
@@ -78,7 +80,22 @@ class Device:
         return self.name
 
 
-CPU = Device("cpu", "cpu", numpy)
+class CpuDevice(Device):
+    """``'cpu'``: NumPy. Large work splits among the cores in the ops themselves (:mod:`gpucnn.ops._parallel`)."""
+
+    def __init__(self):
+        super().__init__("cpu", "cpu", numpy)
+
+    def context(self):
+        """While the ops split work among threads (``_parallel.splitting``), NumPy's BLAS runs on one
+        thread during each op, its count as before after it. Otherwise OpenBLAS's threads, woken by a
+        product, spin on every core for about 0.1 s after it and take the cores from the split work:
+        on the 2-core VM a small ResNet's training step at batch 64 ran at 372-390 images/s with
+        conv2d's parts so, 526-539 with this, 426-433 before the parts (``python -m bench train``)."""
+        return single_threaded_blas() if splitting() else _NO_CONTEXT
+
+
+CPU = CpuDevice()
 
 
 def get_device(device) -> Device:

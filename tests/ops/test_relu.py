@@ -1,7 +1,5 @@
 """relu and leaky_relu against PyTorch, central differences and hand-computed values."""
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -298,60 +296,3 @@ def test_long_double_takes_the_plain_where():
     assert y.dtype == np.longdouble and t.grad.dtype == np.longdouble
     np.testing.assert_array_equal(y.numpy(), [0.0, 0.0, -0.0, 2.0, np.nan, 0.0, np.inf])
     np.testing.assert_array_equal(t.grad.numpy(), [0.0, 0.0, 0.0, 4.0, 5.0, 0.0, 6.0])
-
-
-# ---------------------------------------------------------------------------- gpucnn.ops._parallel
-
-
-def test_run_chunked_covers_the_range_once_in_even_pieces():
-    from gpucnn.ops._parallel import run_chunked
-
-    pieces, lock = [], threading.Lock()
-
-    def work(start, stop):
-        with lock:
-            pieces.append((start, stop))
-
-    run_chunked(work, 1003, 100)
-    pieces.sort()
-    assert len(pieces) == 10 and pieces[0][0] == 0 and pieces[-1][1] == 1003
-    assert all(stop == next_start for (_, stop), (next_start, _) in zip(pieces, pieces[1:]))
-    assert {stop - start for start, stop in pieces} <= {100, 101}
-    for size, grain in [(0, 10), (7, 10), (19, 10)]:  # fewer than two grains: one piece, on this thread
-        pieces.clear()
-        run_chunked(work, size, grain)
-        assert pieces == [(0, size)]
-
-
-def test_run_chunked_shares_the_pieces_with_the_helper_threads():
-    from gpucnn.ops._parallel import run_chunked, usable_cores
-
-    if usable_cores() < 2:
-        pytest.skip("a single usable core has no helper threads")
-    caller, helped = threading.get_ident(), threading.Event()
-    threads = set()
-
-    def work(start, stop):
-        threads.add(threading.get_ident())
-        if threading.get_ident() != caller:
-            helped.set()
-        else:
-            helped.wait(timeout=30)  # hold the caller's first piece until a helper has taken one
-
-    run_chunked(work, 4, 1)
-    assert len(threads) > 1
-
-
-def test_run_chunked_raises_the_error_of_a_piece_after_the_others_ran():
-    from gpucnn.ops._parallel import run_chunked
-
-    done = []
-
-    def work(start, stop):
-        if start == 2:
-            raise ValueError("piece 2 failed")
-        done.append(start)
-
-    with pytest.raises(ValueError, match="piece 2 failed"):
-        run_chunked(work, 5, 1)
-    assert sorted(done) == [0, 1, 3, 4]

@@ -42,6 +42,12 @@ offsets with zeros around, gives its 4 K outputs. More multiply-adds, but a quar
 columns and 4 times the rows of a skinny weight. Those columns hold the images last, so that they
 copy from the input's stride-2 phases in long contiguous runs (``_gather_blocks``).
 
+A batch of large enough layers splits into parts of consecutive images, one a core, each convolved
+by the steps above on its own thread with BLAS on one thread (``Conv2d._cpu_parts``,
+``_parallel.single_threaded_blas``): the copies and adds between the products then run on every core
+too, where NumPy runs each on one. The parts write their slices of the output and input gradient;
+their weight and bias gradients are added up in order, so results are the same on every run.
+
 The kernel devices (cuda, cudasim) run ``cuda/conv2d.cu`` on float32 (``forward_gpu``/``backward_gpu``):
 the same three products as implicit GEMMs that gather the im2col entries while loading tiles (no
 buffer), backward-data by stride phases (each input pixel's phase is read through its own taps
@@ -76,7 +82,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
-from . import _kernels, _memory, _shapes, winograd
+from . import _kernels, _memory, _parallel, _shapes, winograd
+from ._parallel import blas_threads, run_chunked, single_threaded_blas, usable_cores
 
 
 def _view(buffer, shape: tuple, dtype):
@@ -112,7 +119,7 @@ class Conv2d(Function):
     def __init__(self, stride: tuple[int, int], pads: tuple[int, int, int, int], dilation: tuple[int, int],
                  groups: int):
         self.stride, self.pads, self.dilation, self.groups = tuple(stride), tuple(pads), tuple(dilation), groups
-        self.x = self.workspace = self.winograd = None
+        self.x = self.workspace = self.winograd = self.parts = None
         self.blocked = False
 
     #: A batch whose im2col columns (with stride 1, backward's wide gradient columns) take more than
@@ -129,10 +136,35 @@ class Conv2d(Function):
 
     def forward_cpu(self, x, weight, bias=None):
         """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None -> y: (N, K, P, Q)."""
+        N, K = x.shape[0], weight.shape[0]
+        P, Q = self._output_hw(x.shape, weight.shape)
+        y = _memory.empty((N, K, P, Q), x.dtype)
+        parts = self._cpu_parts(x, weight, P, Q)
+        if parts == 1:
+            self._forward_images(x, weight, bias, y, N, self._winograd_filter(x, weight, P, Q, N))
+            return y
+        self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
+        self.parts = [(N * index // parts, N * (index + 1) // parts,
+                       Conv2d(self.stride, self.pads, self.dilation, self.groups)) for index in range(parts)]
+
+        def work(first, last):
+            for start, stop, part in self.parts[first:last]:
+                part._forward_images(x[start:stop], weight, bias, y[start:stop], N, transformed)
+
+        with single_threaded_blas():
+            transformed = self._winograd_filter(x[: -(-N // parts)], weight, P, Q, N)
+            run_chunked(work, parts, 1)
+        return y
+
+    def _forward_images(self, x, weight, bias, y, batch: int, transformed):
+        """y (n, K, P, Q) = the convolution of the n images of x (all of them, or one part of a batch of
+        ``batch`` images: the paths are chosen for the batch), saving what backward needs.
+        ``transformed``: the weight's Winograd transform where the layer takes Winograd
+        (``_winograd_filter``), else None; the images take it where they are finite."""
         N, C, H, W = x.shape
         K, group_channels, R, S = weight.shape
         _, _, left, right = self.pads
-        P, Q = self._output_hw(x.shape, weight.shape)
+        P, Q = y.shape[2:]
         self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
         # Per image: room for cols (C*R*S, P*Q) and for backward's dcols, whose rows are widened to Wp
         # with stride 1 and by (S-1)//2 with stride 2.
@@ -140,28 +172,26 @@ class Conv2d(Function):
         image_bytes = C * R * S * P * row * x.dtype.itemsize
         self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
         self.workspace_bytes = self.chunk * image_bytes
-        if self._winograd_on_cpu(x, weight, P, Q):
+        if transformed is not None and _all_finite(x):
             self.x = x  # backward's im2col, for a non-finite upstream gradient, rebuilds its columns from it
-            y, self.winograd = winograd.forward(x, winograd.transform_filter(weight), bias, self.pads, R)
-            return y
-        self.blocked = self._blocked_on_cpu(x, weight, P, Q)
+            self.winograd = winograd.forward(x, transformed, bias, self.pads, R, out=y)[1]
+            return
+        self.blocked = self._blocked_shape(weight.shape, P, Q, batch) and _all_finite(x)
         if self.blocked:  # room for its columns (and backward's), (C (R+1) (S+1), P2 Q2 n), too
             P2, Q2 = _halves(P, Q)
             blocked_bytes = self.chunk * C * (R + 1) * (S + 1) * P2 * Q2 * x.dtype.itemsize
             self.workspace_bytes = max(self.workspace_bytes, blocked_bytes)
         workspace = _memory.empty(self.workspace_bytes, numpy.uint8)
-        y = _memory.empty((N, K, P, Q), x.dtype)
         if self.blocked:
             self._forward_blocked(x, weight, bias, workspace, y)
         else:
             self._forward_columns(x, weight, bias, workspace, y)
-        # In one chunk, the columns are the whole batch's: backward-filter reads them as they are. In
+        # In one chunk, the columns are all the images': backward-filter reads them as they are. In
         # several, backward rebuilds them from the input.
         if self.chunk >= N:
             self.workspace = workspace
         else:
             self.x = x
-        return y
 
     def _forward_columns(self, x, weight, bias, workspace, y):
         """y = weight @ cols, one product per group over each chunk of images."""
@@ -174,8 +204,8 @@ class Conv2d(Function):
             columns = (stop - start) * P * Q
             # One image's (K, 1, P*Q) is its (1, K, P*Q): the product writes into y itself.
             y_chunk = y[start:stop] if stop - start == 1 else _view(y_knpq, (K, stop - start, P, Q), x.dtype)
-            numpy.matmul(weight_g, cols.reshape(groups, group_rows, columns),
-                         out=y_chunk.reshape(groups, K // groups, columns))
+            _parallel.matmul(weight_g, cols.reshape(groups, group_rows, columns),
+                             out=y_chunk.reshape(groups, K // groups, columns))
             if bias is not None:
                 rows = y_chunk.reshape(K, columns)
                 numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
@@ -214,13 +244,15 @@ class Conv2d(Function):
     BLOCKED_CPU_RULE = ((1.5, 48, 4), (1.8, 16, 32))
     BLOCKED_CPU_MIN_MACS = 1 << 22
 
-    def _blocked_on_cpu(self, x, weight, P: int, Q: int) -> bool:
-        K, C, R, S = weight.shape
+    def _blocked_shape(self, weight_shape: tuple, P: int, Q: int, batch: int) -> bool:
+        """Whether a batch of ``batch`` images takes the 2x2-block products (those of its images that are
+        finite)."""
+        K, C, R, S = weight_shape
         extra = (R + 1) * (S + 1) / (R * S)
         return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
-                and any(extra <= most_extra and K <= most_kernels and x.shape[0] >= fewest_images
+                and any(extra <= most_extra and K <= most_kernels and batch >= fewest_images
                         for most_extra, most_kernels, fewest_images in self.BLOCKED_CPU_RULE)
-                and x.shape[0] * P * Q * K * C * R * S >= self.BLOCKED_CPU_MIN_MACS and _all_finite(x))
+                and batch * P * Q * K * C * R * S >= self.BLOCKED_CPU_MIN_MACS)
 
     def _forward_blocked(self, x, weight, bias, workspace, y):
         """y from the 2x2-block products (see BLOCKED_CPU_RULE)."""
@@ -230,7 +262,7 @@ class Conv2d(Function):
         for start, stop in self._chunks(N):
             columns = P2 * Q2 * (stop - start)
             cols = self._im2col(x[start:stop], P, Q, workspace).reshape(taps, columns)
-            y_blocks = numpy.matmul(blocked_weight, cols, out=_memory.empty((4 * K, columns), x.dtype))
+            y_blocks = _parallel.matmul(blocked_weight, cols, out=_memory.empty((4 * K, columns), x.dtype))
             if bias is not None:
                 rows = y_blocks.reshape(4, K, columns)
                 numpy.add(rows, bias.reshape(K, 1), out=rows)
@@ -252,18 +284,57 @@ class Conv2d(Function):
     WINOGRAD_CPU_MIN_CHANNELS = {3: 32, 5: 64}
     WINOGRAD_CPU_MIN_TILES = 32
 
-    def _winograd_on_cpu(self, x, weight, P: int, Q: int) -> bool:
-        N, C = x.shape[:2]
-        K, _, R, S = weight.shape
+    def _winograd_shape(self, x, weight_shape: tuple, P: int, Q: int, batch: int) -> bool:
+        """Whether the images x, of a batch of ``batch``, take Winograd's products (where they and the
+        weight are finite): the batch's tiles count, and the transformed input of these images must
+        fit in SPLIT_BYTES."""
+        (N, C), (K, _, R, S) = x.shape[:2], weight_shape
         if R != S or R not in self.WINOGRAD_CPU_MIN_CHANNELS:
             return False
-        tiles_h, tiles_w = winograd.tiles(P, Q, R)
-        T = N * tiles_h * tiles_w
+        tiles = math.prod(winograd.tiles(P, Q, R))
         return (self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1 and x.dtype.itemsize >= 4  # float16 would lose digits to the transforms
-                and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R]
-                and T >= self.WINOGRAD_CPU_MIN_TILES and winograd.PATCH**2 * C * T * x.itemsize <= self.SPLIT_BYTES
-                and _all_finite(weight) and _all_finite(x))
+                and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R] and batch * tiles >= self.WINOGRAD_CPU_MIN_TILES
+                and winograd.PATCH**2 * C * N * tiles * x.dtype.itemsize <= self.SPLIT_BYTES)
+
+    def _winograd_filter(self, x, weight, P: int, Q: int, batch: int):
+        """The weight's Winograd transform (``winograd.transform_filter``) where the images x, of a
+        batch of ``batch``, take Winograd's products (``_winograd_shape``; those of them that are
+        finite); else None."""
+        takes = self._winograd_shape(x, weight.shape, P, Q, batch) and _all_finite(weight)
+        return winograd.transform_filter(weight) if takes else None
+
+    #: A batch splits into parts of consecutive images, one a core, each convolved on its own thread
+    #: with BLAS on one thread (``_parallel.single_threaded_blas``). The layer's paths (Winograd, 2x2
+    #: blocks, chunks) are chosen for the whole batch; each part takes them where its own images are
+    #: finite. Each part must hold at least PARTS_MIN_MACS multiply-adds; on Winograd's products
+    #: PARTS_MIN_TILES tiles (with fewer, each product reads the whole transformed weight for few
+    #: columns, and two parts read it twice); on the 2x2-block products PARTS_MIN_BLOCK_VALUES values
+    #: in each of backward-data's adds, C * ceil(P/2) * ceil(Q/2) per image (shorter NumPy calls from
+    #: two threads at once spend their time handing the GIL over). Measured on the 2-core VM,
+    #: forward + backward in two parts against one go (BLAS on its two threads), three runs:
+    #: - CIFAR ResNet-18 at batch 32: 0.63-0.65 of the time on 64 channels at 32x32, 0.65-0.71 on 128
+    #:   at 16x16, 0.84-0.97 on 256 at 8x8 (64 tiles a part), 0.74-0.77 on the 3x3 stem, 0.74-0.89 on
+    #:   the stride-2 layers; but 1.25-1.49 on 512 channels at 4x4 (16 tiles a part);
+    #: - the small ResNet's 2x2-block layer (64x16x32x32, 3x3, adds of 131,072 values a part) 0.69-0.70,
+    #:   ConvNetJS's conv1 and conv2 (12,288 and 16,384) 1.16-1.29, its conv3 1.55-1.64; the small
+    #:   ResNet's 1x1 stride-2 layers (4 million multiply-adds a part) 1.19-1.32.
+    PARTS_MIN_MACS = 8 << 20
+    PARTS_MIN_TILES = 64
+    PARTS_MIN_BLOCK_VALUES = 32 << 10
+
+    def _cpu_parts(self, x, weight, P: int, Q: int) -> int:
+        """How many parts the cpu's forward and backward split the batch x into (1: none)."""
+        N, C = x.shape[:2]
+        macs = N * weight.size * P * Q
+        if N < 2 or macs < 2 * self.PARTS_MIN_MACS or not blas_threads().usable:
+            return 1
+        parts = min(usable_cores(), N, macs // self.PARTS_MIN_MACS)
+        if self._blocked_shape(weight.shape, P, Q, N):
+            parts = min(parts, N * C * math.prod(_halves(P, Q)) // self.PARTS_MIN_BLOCK_VALUES)
+        elif self._winograd_shape(x, weight.shape, P, Q, N):
+            parts = min(parts, N * math.prod(winograd.tiles(P, Q, weight.shape[2])) // self.PARTS_MIN_TILES)
+        return max(1, parts)
 
     def _chunks(self, N: int):
         """(start, stop) of each chunk of images."""
@@ -291,21 +362,46 @@ class Conv2d(Function):
         """grad: (N, K, P, Q) -> (dx (N, C, H, W), dweight (K, C/G, R, S), dbias (K,)), None where not needed."""
         self._require_saved()
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
+        grad_input = _memory.empty(self.x_shape, grad.dtype) if need_input else None
+        if self.parts is None:
+            grads = self._backward_images(grad, grad_input, need_weight, need_bias, None)
+        else:  # each part its images' input gradient, and its share of the others, added up in order
+            shares = [None] * len(self.parts)
+
+            def work(first, last):
+                for index in range(first, last):
+                    start, stop, part = self.parts[index]
+                    shares[index] = part._backward_images(grad[start:stop], None if grad_input is None else
+                                                          grad_input[start:stop], need_weight, need_bias, flipped)
+
+            with single_threaded_blas():
+                winograd_parts = need_input and any(part.winograd is not None for _, _, part in self.parts)
+                flipped = winograd.transform_filter(self.weight, flipped=True) if winograd_parts else None
+                run_chunked(work, len(self.parts), 1)
+            grads = (grad_input,) + tuple(_sum_in_place([share[i] for share in shares]) for i in (1, 2))
+        self.release()
+        return grads[: 3 if self.has_bias else 2]
+
+    def _backward_images(self, grad, grad_input, need_weight: bool, need_bias: bool, flipped) -> tuple:
+        """grad: the (n, K, P, Q) gradient of forward's n images -> (grad_input: their (n, C, H, W) input
+        gradient written into it, or None; dweight (K, C/G, R, S) and dbias (K,) of these images, or None
+        where not needed). ``flipped``: the flipped weight's Winograd transform for the input gradient
+        where the caller has it (``winograd.grad_input``)."""
+        need_input = grad_input is not None
         N, K, P, Q = grad.shape
         C = self.x_shape[1]
         if self.winograd is not None:
             if _all_finite(grad):
-                grads = (winograd.grad_input(grad, self.weight, self.pads) if need_input else None,
-                         winograd.grad_weight(grad, self.winograd, C, self.weight.shape[2]) if need_weight else None,
-                         grad.sum(axis=(0, 2, 3)) if need_bias else None)
-                self.release()
-                return grads[: 3 if self.has_bias else 2]
+                if need_input:
+                    winograd.grad_input(grad, self.weight, self.pads, out=grad_input, flipped=flipped)
+                return (grad_input,
+                        winograd.grad_weight(grad, self.winograd, C, self.weight.shape[2]) if need_weight else None,
+                        grad.sum(axis=(0, 2, 3)) if need_bias else None)
             self.winograd = None  # im2col, rebuilding the columns from the saved input
         _, group_channels, R, S = self.weight.shape
         groups, group_rows = self.groups, group_channels * R * S
         rebuild = self.workspace is None  # several chunks: their columns are rebuilt one chunk at a time
         workspace = _memory.empty(self.workspace_bytes, numpy.uint8) if rebuild else self.workspace
-        grad_input = _memory.empty(self.x_shape, grad.dtype) if need_input else None
         chunks = self._chunks(N)
         # One chunk's product is the weight gradient itself; several add theirs up (none: zeros).
         only, new_sum = (True, _memory.empty) if len(chunks) == 1 else (False, _memory.zeros)
@@ -357,7 +453,7 @@ class Conv2d(Function):
                     self._col2im_stride2(weight_t, grad_kn, P, Q, workspace, grad_input[start:stop])
                 else:
                     grad_cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
-                    numpy.matmul(weight_t, grad_kn, out=grad_cols)
+                    _parallel.matmul(weight_t, grad_kn, out=grad_cols)
                     self._col2im(grad_cols.reshape(C, R, S, stop - start, P, Q), grad_input[start:stop])
         grad_weight = None
         if need_weight and self.blocked:
@@ -367,8 +463,7 @@ class Conv2d(Function):
             numpy.copyto(grad_weight.reshape(groups, K // groups, group_rows), grad_weight_g.swapaxes(1, 2))
         elif need_weight:
             grad_weight = grad_weight_g.reshape(self.weight.shape)
-        self.release()
-        return (grad_input, grad_weight, grad_bias)[: 3 if self.has_bias else 2]
+        return grad_input, grad_weight, grad_bias
 
     def _data_path(self, grad, P: int, Q: int) -> str:
         """How backward-data goes: "blocked" (``_col2im_blocked``), "wide" (``_col2im_wide``),
@@ -389,11 +484,11 @@ class Conv2d(Function):
     def release(self) -> None:
         """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from, and
         Winograd's transformed operands (``winograd``: on the cpu its transformed input, on the kernel
-        devices its tile size and the 1x1 convolution of its products)."""
-        self.x = self.workspace = self.winograd = None
+        devices its tile size and the 1x1 convolution of its products), or the parts that hold them."""
+        self.x = self.workspace = self.winograd = self.parts = None
 
     def _require_saved(self) -> None:
-        if self.workspace is None and self.x is None:
+        if self.workspace is None and self.x is None and self.parts is None:
             raise RuntimeError(
                 "conv2d: backward through this convolution a second time; the first backward released "
                 "what its forward saved"
@@ -829,8 +924,8 @@ class Conv2d(Function):
         C = self.x_shape[1]
         R, S = self.weight.shape[2:]
         grad_cols = _view(workspace, (C, R + 1, S + 1, P2, Q2, n), grad_blocks.dtype)
-        numpy.matmul(_blocked_weight(self.weight).T, grad_blocks.reshape(4 * K, P2 * Q2 * n),
-                     out=grad_cols.reshape(C * (R + 1) * (S + 1), P2 * Q2 * n))
+        _parallel.matmul(_blocked_weight(self.weight).T, grad_blocks.reshape(4 * K, P2 * Q2 * n),
+                         out=grad_cols.reshape(C * (R + 1) * (S + 1), P2 * Q2 * n))
         phases = _memory.zeros((C, 2, 2, P2 + R // 2, Q2 + S // 2, n), grad_blocks.dtype)
         for r in range(R + 1):
             for s in range(S + 1):
@@ -927,7 +1022,7 @@ def _widened_product(weight_t, grad_kn, n: int, P: int, Q: int, width: int, work
     grad_wide[..., :Q] = grad_kn.reshape(groups, group_kernels, n, P, Q)
     grad_wide[..., Q:] = 0
     grad_cols = _view(workspace, (groups, group_rows, n * P * width), grad_kn.dtype)
-    numpy.matmul(weight_t, grad_wide.reshape(groups, group_kernels, n * P * width), out=grad_cols)
+    _parallel.matmul(weight_t, grad_wide.reshape(groups, group_kernels, n * P * width), out=grad_cols)
     return grad_cols
 
 
@@ -1041,20 +1136,42 @@ def _add_product(a, b, total, only: bool) -> None:
     land in recycled memory: a fresh array of megabytes costs a page fault per page (a 512x512 3x3
     weight's gradient took about 1,200 a step, and the step twice as long)."""
     if only:
-        numpy.matmul(a, b, out=total)
+        _parallel.matmul(a, b, out=total)
     else:
-        total += numpy.matmul(a, b, out=_memory.empty(total.shape, total.dtype))
+        total += _parallel.matmul(a, b, out=_memory.empty(total.shape, total.dtype))
+
+
+def _sum_in_place(arrays):
+    """arrays[0] + arrays[1] + ..., added in that order into arrays[0]; None for a list of Nones."""
+    total = arrays[0]
+    if total is not None:
+        for array in arrays[1:]:
+            numpy.add(total, array, out=total)
+    return total
+
+
+#: _all_finite splits its dot products among the cores in pieces of at least this many values.
+FINITE_GRAIN = 1 << 20
 
 
 def _all_finite(array) -> bool:
     """Whether ``array`` holds no inf or NaN, read off one reduction (one pass, no temporary): for
-    contiguous float32 and float64 the sum of squares, BLAS's dot product (2-3 times as fast as
-    NumPy's pairwise sum on 2 cores, which the others use). A result that overflows (values past
-    about 1e19 in float32) says no too: the caller then takes its exact path, which is only slower."""
+    contiguous float32 and float64 the sum of squares, BLAS's dot products (2-3 times as fast as
+    NumPy's pairwise sum, which the others use), in pieces on all cores (``FINITE_GRAIN``). A result
+    that overflows (values past about 1e19 in float32) says no too: the caller then takes its exact
+    path, which is only slower."""
     with numpy.errstate(over="ignore", invalid="ignore"):
         if array.dtype in (numpy.float32, numpy.float64) and array.flags.c_contiguous:
-            flat = array.reshape(-1)
-            return bool(numpy.isfinite(numpy.dot(flat, flat)))
+            flat, squares = array.reshape(-1), []
+            if flat.size < 2 * FINITE_GRAIN or not _parallel.splitting():  # one product, BLAS's threads
+                return bool(numpy.isfinite(numpy.dot(flat, flat)))
+
+            def work(start, stop):
+                with numpy.errstate(over="ignore", invalid="ignore"):  # each thread has its own state
+                    squares.append(numpy.dot(flat[start:stop], flat[start:stop]))
+
+            run_chunked(work, flat.size, FINITE_GRAIN)
+            return bool(numpy.isfinite(numpy.sum(squares, dtype=array.dtype)))
         return bool(numpy.isfinite(array.sum()))
 
 

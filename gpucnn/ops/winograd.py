@@ -45,7 +45,7 @@ import math
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-from . import _memory
+from . import _memory, _parallel
 
 PATCH = 6  # input patch side: the points 0, 1, -1, 2, -2 and infinity
 _POINTS = (0, 1, -1, 2, -2)
@@ -89,8 +89,8 @@ def transform_filter(weight, flipped: bool = False):
     K, C, kernel = weight.shape[:3]
     U = _memory.empty((PATCH * PATCH, K, C), weight.dtype)
     GK = _matrices(kernel, weight.dtype)[1]
-    numpy.matmul(GK[:, ::-1] if flipped else GK, numpy.ascontiguousarray(weight).reshape(K * C, kernel * kernel).T,
-                 out=U.reshape(PATCH * PATCH, K * C))
+    taps = numpy.ascontiguousarray(weight).reshape(K * C, kernel * kernel).T
+    _parallel.matmul(GK[:, ::-1] if flipped else GK, taps, out=U.reshape(PATCH * PATCH, K * C))
     return U
 
 
@@ -113,11 +113,11 @@ def _tile_order(N: int, th: int, tw: int) -> tuple[bool, tuple, tuple]:
     return False, (N, th, tw), (1, 0, 2, 4, 3, 5)
 
 
-def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int):
+def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int, out=None):
     """x (N, C, H, W), U (36, K, C) from ``transform_filter`` of a kernel x kernel weight (or a view of
     one with its last two axes swapped: each U[xi] is read as BLAS's transposed operand), bias (K,) or
     None, pads (top, bottom, left, right), each >= 0 -> (y (N, K, P, Q), V (36, C, T), the transformed
-    input, its tiles in ``_tile_order``)."""
+    input, its tiles in ``_tile_order``). y is ``out`` where given (C-contiguous), else a new array."""
     N, C, H, W = x.shape
     K = U.shape[1]
     m, points = tile_size(kernel), PATCH * PATCH
@@ -148,23 +148,22 @@ def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int):
     numpy.copyto(gathered.reshape((PATCH, PATCH, C) + order), patches)
     del padded, patches
     V = _memory.empty((points, C, T), x.dtype)
-    numpy.matmul(BK, gathered, out=V.reshape(points, C * T))
+    _parallel.matmul(BK, gathered, out=V.reshape(points, C * T))
     del gathered
     M = _memory.empty((points, K, T), x.dtype)
-    numpy.matmul(U, V, out=M)
+    _parallel.matmul(U, V, out=M)
     if bias is not None:
         numpy.add(M[_BIAS_POINT], bias.reshape(K, 1), out=M[_BIAS_POINT])
     # Y^T (K*T, m*m), laid out (K, *order, m, m): the tiles' rows stay contiguous in the scatter.
     tiles_t = _memory.empty((K * T, m * m), x.dtype)
-    numpy.matmul(M.reshape(points, K * T).T, AK.T, out=tiles_t)
+    _parallel.matmul(M.reshape(points, K * T).T, AK.T, out=tiles_t)
     del M
-    out = _memory.empty((N, K, th, m, tw, m), x.dtype)
-    numpy.copyto(out, tiles_t.reshape((K,) + order + (m, m)).transpose(to_output))
-    out = out.reshape(N, K, m * th, m * tw)
-    if (P, Q) == (m * th, m * tw):
-        return out, V
-    y = _memory.empty((N, K, P, Q), x.dtype)
-    numpy.copyto(y, out[:, :, :P, :Q])
+    y = _memory.empty((N, K, P, Q), x.dtype) if out is None else out
+    whole = (P, Q) == (m * th, m * tw)  # the tiles cover the output exactly: they go straight into it
+    full = y if whole else _memory.empty((N, K, m * th, m * tw), x.dtype)
+    numpy.copyto(full.reshape(N, K, th, m, tw, m), tiles_t.reshape((K,) + order + (m, m)).transpose(to_output))
+    if not whole:
+        numpy.copyto(y, full[:, :, :P, :Q])
     return y, V
 
 
@@ -185,24 +184,27 @@ def grad_weight(grad, V, C: int, kernel: int):
     del grad_tiles
     T = N * th * tw
     grad_M = _memory.empty((points, K, T), grad.dtype)
-    numpy.matmul(AK.T, by_tile.reshape(K * T, m * m).T, out=grad_M.reshape(points, K * T))
+    _parallel.matmul(AK.T, by_tile.reshape(K * T, m * m).T, out=grad_M.reshape(points, K * T))
     del by_tile
     grad_U = _memory.empty((points, K, C), grad.dtype)
-    numpy.matmul(grad_M, V.swapaxes(1, 2), out=grad_U)
+    _parallel.matmul(grad_M, V.swapaxes(1, 2), out=grad_U)
     del grad_M
     result = _memory.empty((K, C, kernel, kernel), grad.dtype)
-    numpy.matmul(grad_U.reshape(points, K * C).T, GK, out=result.reshape(K * C, kernel * kernel))
+    _parallel.matmul(grad_U.reshape(points, K * C).T, GK, out=result.reshape(K * C, kernel * kernel))
     return result
 
 
-def grad_input(grad, weight, pads: tuple[int, int, int, int]):
-    """dx (N, C, H, W): ``forward`` on grad (N, K, P, Q) with the weight flipped and its channel axes
-    swapped, grad padded by kernel - 1 - pad (cropped where a pad passes kernel - 1). The flip is taken
-    in the transform and the swap by the products (``forward``), so the weight is never copied: a
-    512x512 3x3 weight's transposing copy took 3.6 ms."""
+def grad_input(grad, weight, pads: tuple[int, int, int, int], out=None, flipped=None):
+    """dx (N, C, H, W), in ``out`` where given: ``forward`` on grad (N, K, P, Q) with the weight flipped
+    and its channel axes swapped, grad padded by kernel - 1 - pad (cropped where a pad passes kernel - 1).
+    The flip is taken in the transform and the swap by the products (``forward``), so the weight is
+    never copied: a 512x512 3x3 weight's transposing copy took 3.6 ms. ``flipped``: that transform,
+    ``transform_filter(weight, flipped=True)``, where the caller has it."""
     kernel = weight.shape[2]
     crop_top, crop_bottom, crop_left, crop_right = (max(0, pad - (kernel - 1)) for pad in pads)
     P, Q = grad.shape[2:]
     grad = grad[:, :, crop_top : P - crop_bottom, crop_left : Q - crop_right]
-    flipped = transform_filter(weight, flipped=True).swapaxes(1, 2)  # (36, C, K)
-    return forward(grad, flipped, None, tuple(max(0, kernel - 1 - pad) for pad in pads), kernel)[0]
+    if flipped is None:
+        flipped = transform_filter(weight, flipped=True)
+    pads = tuple(max(0, kernel - 1 - pad) for pad in pads)
+    return forward(grad, flipped.swapaxes(1, 2), None, pads, kernel, out)[0]  # flipped as (36, C, K)

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 import gpucnn
 from gpucnn.ops import _shapes
+from gpucnn.ops import conv2d as conv2d_module
+from gpucnn.ops._parallel import blas_threads
 from gpucnn.ops.conv2d import Conv2d, conv2d
 
 # A conv output sums C/groups*R*S products (its gradients up to N*P*Q): float32 rounding in two
@@ -69,12 +71,25 @@ def blocks_everywhere(patch):
     patch.setattr(Conv2d, "BLOCKED_CPU_MIN_MACS", 0)
 
 
+def parts_everywhere(patch, cores: int = 3):
+    """The cpu's conv2d splits every batch of two or more images into parts (``Conv2d._cpu_parts``), up
+    to one a core of ``cores`` (3: parts of unequal sizes, and more parts than this machine may have
+    cores), however small the layer."""
+    if not blas_threads().usable:
+        pytest.skip("NumPy's BLAS has no thread count to set here: the cpu's conv2d takes no parts")
+    patch.setattr(Conv2d, "PARTS_MIN_MACS", 1)
+    patch.setattr(Conv2d, "PARTS_MIN_TILES", 1)
+    patch.setattr(Conv2d, "PARTS_MIN_BLOCK_VALUES", 1)
+    patch.setattr(conv2d_module, "usable_cores", lambda: cores)
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own zero-padded copy
+@pytest.mark.parametrize("parts", [False, True])
 @pytest.mark.parametrize("chunks_of_one_image", [False, True])
 @pytest.mark.parametrize("blocked", [False, True])
 @settings(max_examples=150, deadline=None)
 @given(config=conv_configs(), seed=st.integers(0, 2**31))
-def test_random_configs_match_torch(chunks_of_one_image, blocked, config, seed):
+def test_random_configs_match_torch(parts, chunks_of_one_image, blocked, config, seed):
     N, C, K, H, W, groups = (config[k] for k in ("N", "C", "K", "H", "W", "groups"))
     (R, S), stride, padding, dilation = config["kernel"], config["stride"], config["padding"], config["dilation"]
     stride_hw, dilation_hw = _shapes.pair(stride, "", "", 1), _shapes.pair(dilation, "", "", 1)
@@ -91,6 +106,8 @@ def test_random_configs_match_torch(chunks_of_one_image, blocked, config, seed):
             patch.setattr(Conv2d, "CHUNK_BYTES", 1)
         if blocked:
             blocks_everywhere(patch)
+        if parts:
+            parts_everywhere(patch)
         check_against_torch(
             lambda x, w, b=None: conv2d(x, w, b, stride, padding, dilation, groups),
             lambda x, w, b=None: reference(x, w, b, groups),
@@ -651,12 +668,12 @@ def test_winograd_rule(x_shape, w_shape, kwargs, takes):
     function = Conv2d(stride, pads, dilation, kwargs.get("groups", 1))
     P = _shapes.output_size(x_shape[2], w_shape[2], stride[0], pads[0], pads[1], dilation[0])
     Q = _shapes.output_size(x_shape[3], w_shape[3], stride[1], pads[2], pads[3], dilation[1])
-    assert function._winograd_on_cpu(np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32), P, Q) == takes
     x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
-    w[0, 0, 0, 0] = np.nan  # and never on non-finite data
-    assert not function._winograd_on_cpu(x, w, P, Q)
+    assert (function._winograd_filter(x, w, P, Q, x_shape[0]) is not None) == takes
+    w[0, 0, 0, 0] = np.nan  # and never with a non-finite weight (non-finite input: the test below)
+    assert function._winograd_filter(x, w, P, Q, x_shape[0]) is None
     # nor in float16, whose few digits the transforms' coefficients (up to 8 and 1/24) would eat
-    assert not function._winograd_on_cpu(np.zeros(x_shape, np.float16), np.zeros(w_shape, np.float16), P, Q)
+    assert function._winograd_filter(x.astype(np.float16), w.astype(np.float16), P, Q, x_shape[0]) is None
 
 
 @pytest.mark.parametrize("transposed_max", [0, 1 << 40])
@@ -763,10 +780,7 @@ def test_blocked_rule(x_shape, w_shape, kwargs, takes):
     function = Conv2d(stride, pads, dilation, kwargs.get("groups", 1))
     P = _shapes.output_size(x_shape[2], w_shape[2], stride[0], pads[0], pads[1], dilation[0])
     Q = _shapes.output_size(x_shape[3], w_shape[3], stride[1], pads[2], pads[3], dilation[1])
-    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
-    assert function._blocked_on_cpu(x, w, P, Q) == takes
-    x[-1, -1, -1, -1] = np.nan
-    assert not function._blocked_on_cpu(x, w, P, Q)
+    assert function._blocked_shape(w_shape, P, Q, x_shape[0]) == takes  # non-finite input: the test below
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 and inf - inf, as meant
@@ -827,3 +841,147 @@ def test_winograd_leaves_large_batches_to_im2col_chunks(winograd_on_every_layer,
     x = gpucnn.tensor(rng.standard_normal((3, 2, 6, 5)), requires_grad=True)
     y = conv2d(x, rng.standard_normal((2, 2, 3, 3)), padding=1)
     assert y._creator.winograd is None and y._creator.chunk == 1
+
+
+# ---------------------------------------------------------------------------- a batch in parts, cpu
+PARTS_LAYERS = [  # (x shape, w shape, kwargs, the path every part takes: "winograd", "blocked" or None)
+    ((5, 4, 9, 8), (3, 4, 3, 3), dict(padding=1), "winograd"),
+    ((5, 4, 9, 8), (3, 4, 5, 5), dict(padding=2), "blocked"),
+    ((5, 4, 9, 8), (6, 4, 3, 3), dict(padding=1), None),  # backward-data on wide rows
+    ((5, 4, 9, 8), (6, 4, 3, 3), dict(padding=1, stride=2), None),  # by stride-2 phases
+    ((5, 4, 9, 8), (6, 2, 2, 3), dict(padding=(1, 0), dilation=2, groups=2), None),
+    ((5, 3, 6, 7), (5, 3, 1, 1), dict(stride=2), None),
+]
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False),
+                                   (False, False, True)])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, path", PARTS_LAYERS)
+def test_parts_match_torch(monkeypatch, rng, x_shape, w_shape, kwargs, path, needs):
+    """Five images in parts of 1, 2 and 2 (three cores) on each path, each gradient alone and all
+    together: the output and input gradient are the parts' own, the weight and bias gradients their sums."""
+    parts_everywhere(monkeypatch)
+    if path == "winograd":
+        winograd_everywhere(monkeypatch)
+    elif path == "blocked":
+        blocks_everywhere(monkeypatch)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
+    tensors = [gpucnn.tensor(a, requires_grad=need) for a, need in zip(arrays, needs)]
+    y = conv2d(*tensors, **kwargs)
+    parts = y._creator.parts
+    assert [(start, stop) for start, stop, _ in parts] == [(0, 1), (1, 3), (3, 5)]
+    for *_, part in parts:
+        assert path is None or {"winograd": part.winograd is not None, "blocked": part.blocked}[path]
+    upstream = rng.standard_normal(y.shape)
+    y.backward(upstream)
+    references = [torch.tensor(a, requires_grad=need) for a, need in zip(arrays, needs)]
+    expected = F.conv2d(*references, **kwargs)
+    expected.backward(torch.from_numpy(upstream))
+    assert_close(y, expected.detach(), atol=1e-10)
+    for tensor, reference in zip(tensors, references):
+        if reference.requires_grad:
+            assert_close(tensor.grad, reference.grad, atol=1e-10)
+        else:
+            assert tensor.grad is None
+    assert y._creator.parts is None  # backward released them
+    with pytest.raises(RuntimeError, match="a second time"):
+        y._creator.backward_cpu(upstream)
+
+
+def test_parts_take_the_paths_of_the_whole_batch(monkeypatch, rng):
+    """The rules count the batch's images and tiles, not a part's: two parts of 16 images keep the 3x3
+    2x2-block products that start at 32 images (BLOCKED_CPU_RULE), and two parts of one image of 4
+    tiles keep Winograd where the rule asks for 8 tiles."""
+    parts_everywhere(monkeypatch, cores=2)
+    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 8)
+    for x_shape, w_shape, path in [((32, 16, 8, 8), (16, 16, 3, 3), "blocked"),  # 4.7 million multiply-adds
+                                   ((2, 32, 8, 8), (32, 32, 3, 3), "winograd")]:
+        x = gpucnn.tensor(rng.standard_normal(x_shape).astype(np.float32), requires_grad=True)
+        w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
+        y = conv2d(x, w, padding=1)
+        parts = [part for *_, part in y._creator.parts]
+        assert len(parts) == 2
+        assert all(part.winograd is not None if path == "winograd" else part.blocked for part in parts)
+        expected = F.conv2d(torch.from_numpy(x.numpy()), torch.from_numpy(w), padding=1).numpy()
+        assert_close(y, expected, atol=3e-5 * np.abs(expected).max(), rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 and inf - inf, as meant
+def test_a_non_finite_image_sends_only_its_own_part_to_the_exact_path(monkeypatch, rng):
+    """An inf in the last image: its part takes im2col, the other keeps Winograd; each part's result is
+    torch's, inf and NaN where torch has them."""
+    parts_everywhere(monkeypatch, cores=2)
+    winograd_everywhere(monkeypatch)
+    x = rng.standard_normal((4, 2, 6, 7)).astype(np.float32)
+    x[3, 1, 2, 2] = np.inf
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
+    y = conv2d(*tensors)  # no padding: torch's oneDNN skips padding taps (see test_non_finite_weight_gradients)
+    assert [part.winograd is not None for *_, part in y._creator.parts] == [True, False]
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    expected = F.conv2d(*references)
+    upstream = rng.standard_normal(expected.shape).astype(np.float32)
+    y.backward(upstream)
+    expected.backward(torch.from_numpy(upstream))
+    assert_close(y, expected.detach(), atol=ATOL)
+    for tensor, reference in zip(tensors, references):
+        assert_close(tensor.grad, reference.grad, atol=ATOL)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, parts", [
+    ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1), 2),  # CIFAR ResNet-18: Winograd, 512 tiles a part
+    ((32, 256, 8, 8), (256, 256, 3, 3), dict(padding=1), 2),  # 64 tiles a part
+    ((32, 512, 4, 4), (512, 512, 3, 3), dict(padding=1), 1),  # 16 tiles a part
+    ((32, 64, 32, 32), (128, 64, 1, 1), dict(stride=2), 2),  # 34 million multiply-adds a part
+    ((64, 16, 32, 32), (32, 16, 1, 1), dict(stride=2), 1),  # 4 million
+    ((64, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), 2),  # blocked: adds of 131,072 values a part
+    ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), 1),  # ConvNetJS conv2, blocked: 16,384
+    ((64, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), 1),  # blocked, 14 million multiply-adds a part: 24,576
+    ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 1),  # one image
+])
+def test_parts_rule(monkeypatch, x_shape, w_shape, kwargs, parts):
+    if not blas_threads().usable:
+        pytest.skip("NumPy's BLAS has no thread count to set here: the cpu's conv2d takes no parts")
+    stride = _shapes.pair(kwargs.get("stride", 1), "stride", "", 1)
+    pads = _shapes.conv_padding(kwargs.get("padding", 0), x_shape[2:], w_shape[2:], stride, (1, 1), "")
+    function = Conv2d(stride, pads, (1, 1), 1)
+    P = _shapes.output_size(x_shape[2], w_shape[2], stride[0], pads[0], pads[1], 1)
+    Q = _shapes.output_size(x_shape[3], w_shape[3], stride[1], pads[2], pads[3], 1)
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    monkeypatch.setattr(conv2d_module, "usable_cores", lambda: 2)
+    assert function._cpu_parts(x, w, P, Q) == parts
+    monkeypatch.setattr(conv2d_module, "usable_cores", lambda: 1)
+    assert function._cpu_parts(x, w, P, Q) == 1
+
+
+def test_parts_run_blas_on_one_thread_and_give_back_its_count(monkeypatch, rng):
+    """Each part's forward and backward sees BLAS on one thread; after them it has its count again.
+    The same inputs give the same bits twice (the parts' sums are added in order)."""
+    parts_everywhere(monkeypatch, cores=2)
+    seen = []
+
+    def recording(method):
+        def wrapper(self, *args):
+            seen.append(blas_threads().get())
+            return method(self, *args)
+
+        return wrapper
+
+    monkeypatch.setattr(Conv2d, "_forward_images", recording(Conv2d._forward_images))
+    monkeypatch.setattr(Conv2d, "_backward_images", recording(Conv2d._backward_images))
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in ((4, 3, 8, 8), (5, 3, 3, 3))]
+    before = blas_threads().get()
+    blas_threads().set(2)
+    try:
+        results = []
+        for _ in range(2):
+            tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
+            y = conv2d(*tensors, padding=1)
+            y.backward(np.cos(y.numpy()))
+            results.append([y.numpy()] + [t.grad.numpy() for t in tensors])
+        assert seen == [1] * 8
+        assert blas_threads().get() == 2
+    finally:
+        blas_threads().set(before)
+    for first, second in zip(*results):
+        np.testing.assert_array_equal(first, second)

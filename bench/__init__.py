@@ -43,12 +43,14 @@ def blas_info() -> dict:
     The thread count comes from OpenBLAS itself when it can be asked, else from threadpoolctl, else
     from ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` or the usable cores (``threads_source`` says which).
     """
-    from gpucnn.ops._parallel import blas_threads  # here: a memory probe of torch imports only torch
-
     config = getattr(numpy.__config__, "CONFIG", {})
     info = {"name": config.get("Build Dependencies", {}).get("blas", {}).get("name", "unknown")}
-    openblas = blas_threads()
-    if openblas.usable:
+    try:  # imported here: a memory probe of torch imports only torch
+        from gpucnn.ops._parallel import blas_threads
+    except ImportError:  # ``bench compare`` runs older versions of gpucnn, without it, too
+        blas_threads = None
+    openblas = blas_threads() if blas_threads else None
+    if openblas is not None and openblas.usable:
         info.update(threads=openblas.get(), threads_source="openblas")
         get_config = getattr(openblas.library, openblas.symbol("get_config"), None)
         if get_config is not None:

@@ -224,6 +224,21 @@ def test_compare_benchmark_quick_run_times_both_versions(tmp_path):
         assert row["after_over_before"] > 0 and row["timing"] == row["torch_timing"] == "call"
 
 
+def test_blas_info_reads_openblas_through_gpucnn_or_without_it(monkeypatch):
+    """With this checkout's gpucnn the thread count comes from OpenBLAS itself; with a gpucnn that has no
+    ``_parallel.blas_threads`` (``bench compare`` runs older ones) from the next source."""
+    from bench import blas_info
+    from gpucnn.ops._parallel import blas_threads
+
+    info = blas_info()
+    assert info["threads"] >= 1
+    if blas_threads().usable:
+        assert info["threads_source"] == "openblas" and info["threads"] == blas_threads().get()
+    monkeypatch.setitem(sys.modules, "gpucnn.ops._parallel", None)  # its import now raises ImportError
+    info = blas_info()
+    assert info["threads"] >= 1 and info["threads_source"] != "openblas"
+
+
 def test_compare_benchmark_refuses_what_it_cannot_compare(tmp_path):
     """No other version, this checkout itself, a kernel path or an op that does not exist: an error naming it."""
     before = tmp_path / "before"

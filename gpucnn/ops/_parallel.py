@@ -121,9 +121,12 @@ def _get_helpers():
 
 
 def _forget_helpers() -> None:
-    """After fork the child has none of the parent's threads: it starts its own when needed."""
+    """After fork the child has none of the parent's threads: it starts its own when needed. A lock
+    that another thread of the parent held stays held in the child, so the child gets new ones."""
     global _helpers, _helpers_lock
     _helpers, _helpers_lock = None, threading.Lock()
+    if _blas_threads is not None:
+        _blas_threads.lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,6 +1,9 @@
 """gpucnn.ops._parallel: the cpu ops' helper threads and NumPy's BLAS thread count."""
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -236,3 +239,24 @@ def test_matmul_stays_one_product_when_small_outside_the_window_or_inside_a_piec
     monkeypatch.setattr(_parallel, "MATMUL_MIN_MACS", 1)
     run(lambda start, stop: _parallel.matmul(a, b, out=np.empty((40, 60))), 2, 1)  # in pieces run at once
     assert calls == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Python 3.12 warns of fork in a process with threads (the suite's helper threads): what this test does.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_a_forked_child_sets_blas_threads_although_the_parent_held_the_lock():
+    openblas_count()
+    with blas_threads().lock:  # as if another thread were setting the count at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: it must not wait for a lock that no thread of it will release
+            with single_threaded_blas():
+                one = blas_threads().get() == 1
+            os._exit(0 if one else 1)
+    deadline = time.monotonic() + 30
+    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if waited == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the BLAS threads' lock")
+    assert os.waitstatus_to_exitcode(waited[1]) == 0

@@ -1,5 +1,5 @@
 """Checks shared by the op tests: results against PyTorch and gradients against central differences;
-and the kernels that cuda/*.cu declare (``CUDA_SOURCES``, ``declared_kernels``).
+the kernels that cuda/*.cu declare (``CUDA_SOURCES``, ``declared_kernels``); a forked child's exit.
 
 ``check_op(fn, torch_fn, *arrays)`` is the one call an op test needs: it runs ``fn`` on gpucnn
 Tensors on every usable device and ``torch_fn`` on torch tensors made from the same float32 data,
@@ -10,6 +10,9 @@ then checks gpucnn's gradients in float64 against central differences on the cpu
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +165,15 @@ def poisoned_new_arrays():
         patch.setattr(_memory, "empty", poisoned_host_empty)
         patch.setattr(_memory._host, "empty", poisoned_host_empty)  # where _memory.zeros takes its arrays
         yield
+
+
+def wait_for_forked_child(pid: int, what: str) -> None:
+    """Waits up to 30 s for forked child ``pid`` to exit 0; fails naming ``what`` it hung on if it does not."""
+    deadline = time.monotonic() + 30
+    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if waited == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail(f"the forked child hung on {what}")
+    assert os.waitstatus_to_exitcode(waited[1]) == 0

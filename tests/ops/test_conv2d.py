@@ -128,11 +128,18 @@ def test_large_batches_go_in_chunks(monkeypatch, rng, stride, padding, needs):
     tensors = [gpucnn.tensor(a, requires_grad=need) for a, need in zip((x, w, b), needs)]
     y = conv2d(*tensors, stride=stride, padding=padding)
     assert y._creator.chunk == 2
-    grad = rng.standard_normal(y.shape)
-    y.backward(gpucnn.tensor(grad))
-    references = [torch.tensor(a, requires_grad=need) for a, need in zip((x, w, b), needs)]
-    expected = F.conv2d(*references, stride=stride, padding=padding)
-    expected.backward(torch.tensor(grad))
+    _backward_matches_torch(y, tensors, (x, w, b), needs, rng.standard_normal(y.shape), stride=stride,
+                            padding=padding)
+
+
+def _backward_matches_torch(y, tensors, arrays, needs, upstream, **kwargs):
+    """y = conv2d(*tensors, **kwargs), the tensors made from the float64 ``arrays`` with requires_grad
+    as in ``needs``: y and, after y.backward(upstream), each gradient asked for match torch's; the
+    others stay None."""
+    y.backward(upstream)
+    references = [torch.tensor(a, requires_grad=need) for a, need in zip(arrays, needs)]
+    expected = F.conv2d(*references, **kwargs)
+    expected.backward(torch.from_numpy(upstream))
     assert_close(y, expected.detach(), atol=1e-10)
     for tensor, reference in zip(tensors, references):
         if reference.requires_grad:
@@ -873,16 +880,7 @@ def test_parts_match_torch(monkeypatch, rng, x_shape, w_shape, kwargs, path, nee
     for *_, part in parts:
         assert path is None or {"winograd": part.winograd is not None, "blocked": part.blocked}[path]
     upstream = rng.standard_normal(y.shape)
-    y.backward(upstream)
-    references = [torch.tensor(a, requires_grad=need) for a, need in zip(arrays, needs)]
-    expected = F.conv2d(*references, **kwargs)
-    expected.backward(torch.from_numpy(upstream))
-    assert_close(y, expected.detach(), atol=1e-10)
-    for tensor, reference in zip(tensors, references):
-        if reference.requires_grad:
-            assert_close(tensor.grad, reference.grad, atol=1e-10)
-        else:
-            assert tensor.grad is None
+    _backward_matches_torch(y, tensors, arrays, needs, upstream, **kwargs)
     assert y._creator.parts is None  # backward released them
     with pytest.raises(RuntimeError, match="a second time"):
         y._creator.backward_cpu(upstream)

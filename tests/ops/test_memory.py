@@ -2,12 +2,11 @@
 
 import gc
 import os
-import signal
 import threading
-import time
 
 import numpy as np
 import pytest
+from helpers import wait_for_forked_child
 
 from gpucnn.ops import _memory
 from gpucnn.ops._memory import HostMemory
@@ -163,11 +162,4 @@ def test_a_forked_child_allocates_although_the_parent_held_the_lock():
             array.fill(1)
             del array
             os._exit(0 if _memory._host.free_bytes() >= np.prod(LARGE) * 4 else 1)
-    deadline = time.monotonic() + 30
-    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if waited == (0, 0):
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung on the memory lock")
-    assert os.waitstatus_to_exitcode(waited[1]) == 0
+    wait_for_forked_child(pid, "the memory lock")

@@ -1,12 +1,11 @@
 """gpucnn.ops._parallel: the cpu ops' helper threads and NumPy's BLAS thread count."""
 
 import os
-import signal
 import threading
-import time
 
 import numpy as np
 import pytest
+from helpers import wait_for_forked_child
 
 from gpucnn.ops._parallel import blas_threads, run_chunked, single_threaded_blas, usable_cores
 
@@ -252,11 +251,4 @@ def test_a_forked_child_sets_blas_threads_although_the_parent_held_the_lock():
             with single_threaded_blas():
                 one = blas_threads().get() == 1
             os._exit(0 if one else 1)
-    deadline = time.monotonic() + 30
-    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if waited == (0, 0):
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung on the BLAS threads' lock")
-    assert os.waitstatus_to_exitcode(waited[1]) == 0
+    wait_for_forked_child(pid, "the BLAS threads' lock")

@@ -91,7 +91,7 @@ class CpuDevice(Device):
         thread during each op, its count as before after it. Otherwise OpenBLAS's threads, woken by a
         product, spin on every core for about 0.1 s after it and take the cores from the split work:
         on the 2-core VM a small ResNet's training step at batch 64 ran at 372-390 images/s with
-        conv2d's parts so, 526-539 with this, 426-433 before the parts (``python -m bench train``)."""
+        conv2d's parts so, 584-592 with this, 426-473 before the parts (``python -m bench train``)."""
         return single_threaded_blas() if splitting() else _NO_CONTEXT
 
 

@@ -1156,8 +1156,9 @@ FINITE_GRAIN = 1 << 20
 
 def _all_finite(array) -> bool:
     """Whether ``array`` holds no inf or NaN, read off one reduction (one pass, no temporary): for
-    contiguous float32 and float64 the sum of squares, BLAS's dot products (2-3 times as fast as
-    NumPy's pairwise sum, which the others use), in pieces on all cores (``FINITE_GRAIN``). A result
+    contiguous float32 and float64 the sum of squares, BLAS's dot product (2-3 times as fast as
+    NumPy's pairwise sum, which the others use); while work splits among the threads
+    (``_parallel.splitting``, BLAS on one thread) in pieces on all cores (``FINITE_GRAIN``). A result
     that overflows (values past about 1e19 in float32) says no too: the caller then takes its exact
     path, which is only slower."""
     with numpy.errstate(over="ignore", invalid="ignore"):

@@ -840,6 +840,23 @@ def test_all_finite_finds_every_inf_and_nan(rng, dtype, contiguous):
             assert not _all_finite(spoiled), (value, index)
 
 
+def test_all_finite_in_pieces_finds_every_inf_and_nan_and_overflow(monkeypatch, rng):
+    """While work splits among the threads the sums of squares go in pieces: a value in any piece, and
+    pieces whose sum overflows together, say no."""
+    from gpucnn.ops import _parallel
+    from gpucnn.ops.conv2d import _all_finite
+
+    monkeypatch.setattr(conv2d_module, "FINITE_GRAIN", 8)
+    monkeypatch.setattr(_parallel, "splitting", lambda: True)
+    data = rng.standard_normal(40).astype(np.float32)
+    assert _all_finite(data)
+    for index in (0, 17, 39):
+        spoiled = data.copy()
+        spoiled[index] = np.nan
+        assert not _all_finite(spoiled), index
+    assert not _all_finite(np.full(40, 5e18, np.float32))  # each piece sums to 2e38, all five to 1e39
+
+
 def test_winograd_leaves_large_batches_to_im2col_chunks(winograd_on_every_layer, monkeypatch, rng):
     """Winograd keeps its transformed input (2.25 times the input) for backward: past SPLIT_BYTES the
     batch goes to im2col's chunks instead."""

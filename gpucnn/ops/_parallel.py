@@ -238,7 +238,7 @@ def single_threaded_blas() -> _BlasThreads:
     """A context in which NumPy's BLAS runs every product on one thread (where its thread count can be
     set: NumPy's OpenBLAS on Linux; elsewhere it changes nothing). The count is process-wide: products
     that other threads run meanwhile get one thread too."""
-    return _blas_threads or blas_threads()
+    return blas_threads()
 
 
 #: A product of fewer multiply-adds than this stays one BLAS call (``matmul``).
@@ -257,25 +257,21 @@ def matmul(a, b, out):
     if macs < 2 * MATMUL_MIN_MACS or in_piece() or not splitting():
         return numpy.matmul(a, b, out=out)
     cores = usable_cores()
-    pieces = min(cores, macs // MATMUL_MIN_MACS)
-    if pieces < 2:
+    stacked = out.ndim == 3 and out.shape[0] >= cores
+    size = out.shape[0] if stacked else max(out.shape[-2:])  # the axis the pieces cut
+    pieces = min(cores, size, macs // MATMUL_MIN_MACS)
+    if pieces < 2:  # also a long dot product into one value: nothing to cut
         return numpy.matmul(a, b, out=out)
-    if out.ndim == 3 and out.shape[0] >= cores:
+    if stacked:
         def work(start, stop):  # a 2-D operand, or a stack of one, is broadcast over the stack
             numpy.matmul(a if a.ndim < 3 or len(a) == 1 else a[start:stop],
                          b if b.ndim < 3 or len(b) == 1 else b[start:stop], out=out[start:stop])
-
-        size = out.shape[0]
     elif out.shape[-1] >= out.shape[-2]:
         def work(start, stop):
             numpy.matmul(a, b[..., start:stop], out=out[..., start:stop])
-
-        size = out.shape[-1]
     else:
         def work(start, stop):
             numpy.matmul(a[..., start:stop, :], b, out=out[..., start:stop, :])
-
-        size = out.shape[-2]
     with single_threaded_blas():
         run_chunked(work, size, size // pieces)
     return out

@@ -237,6 +237,8 @@ def test_matmul_stays_one_product_when_small_outside_the_window_or_inside_a_piec
     np.testing.assert_allclose(_parallel.matmul(a, b, out=np.empty((40, 60))), a @ b)
     monkeypatch.setattr(_parallel, "MATMUL_MIN_MACS", 1)
     run(lambda start, stop: _parallel.matmul(a, b, out=np.empty((40, 60))), 2, 1)  # in pieces run at once
+    column, row = rng.standard_normal((1, 500)), rng.standard_normal((500, 1))  # one value: nothing to cut
+    np.testing.assert_allclose(_parallel.matmul(column, row, out=np.empty((1, 1))), column @ row)
     assert calls == []
 
 

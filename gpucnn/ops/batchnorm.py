@@ -15,7 +15,10 @@ PyTorch took 0.99-1.33 and 2.0-2.8 ms. The input-sized passes run over pieces of
 (``BatchNorm.PIECE_BYTES``), so that a pass reads what the one before wrote from the cache: forward +
 backward in training on a 2-core Intel Xeon VM (2 MiB of L2 a core; three process-alternating runs)
 went from 3.57-3.67 to 3.11-3.15 ms on 64x16x32x32, 1.93-1.96 to 1.73-1.75 on 64x32x16x16 and 5.2-5.4
-to 4.7 on 8x64x56x56, and stayed at 0.89-0.92 on 64x64x8x8 (PyTorch: 1.74 ms on the first).
+to 4.7 on 8x64x56x56, and stayed at 0.89-0.92 on 64x64x8x8 (PyTorch: 1.74 ms on the first). The
+per-channel ops see each image as one row of values, with the per-channel operand repeated to an
+image's row (``BatchNorm.ROW_MAX_VALUES``): a small ResNet's training step at batch 64 went from
+588-598 to 621-627 images/s.
 
 The kernel devices run ``cuda/batchnorm.cu`` on float32: one kernel for forward and one for backward,
 each a block per channel, or several blocks per channel (``BatchNorm.MIN_BLOCK_VALUES``) after a
@@ -62,19 +65,23 @@ class BatchNorm(Function):
         bias = params[-1] if self.has_bias else None
         # Per-channel arrays are shaped (1, C, 1, ...) to broadcast against x.
         self.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        self.count = values_per_channel(x.shape)
+        self.count, self.plane = values_per_channel(x.shape), math.prod(x.shape[2:])
+        self.by_rows = x.shape[1] * self.plane <= self.ROW_MAX_VALUES
 
         self.residual = None  # training: the mean of centered (see below)
         pieces = self._pieces(x)
         centered = self._empty(x)
+        x_rows, centered_rows = self._rows(x), self._rows(centered)
         if self.training:
             with numpy.errstate(invalid="ignore", over="ignore"):  # inf in a channel: its mean is inf or NaN
                 mean = self._channel_mean(x)
                 # Each (n, c) plane's sum and sum of squares of centered, taken piece by piece while
                 # the piece is in the cache, then summed over the images as _channel_sum does.
                 sums, squares = (numpy.empty(x.shape[:2], x.dtype) for _ in range(2))
+                mean_row = self._row(mean)
                 for images in pieces:
-                    piece = numpy.subtract(x[images], mean, out=centered[images])
+                    numpy.subtract(x_rows[images], mean_row, out=centered_rows[images])
+                    piece = centered[images]
                     self._plane_sums(piece, sums[images])
                     self._plane_dots(piece, piece, squares[images])
                 # The corrected two-pass algorithm (Chan, Golub and LeVeque, 1983): the mean, summed
@@ -105,13 +112,40 @@ class BatchNorm(Function):
         if self.residual is not None:
             offset = -self.residual * scale if offset is None else offset - self.residual * scale
         y = self._empty(x)
+        y_rows, scale_row = self._rows(y), self._row(scale)
+        mean_row = None if self.training else self._row(mean)
+        offset_row = None if offset is None else self._row(offset)
         for images in pieces:
             if not self.training:
-                numpy.subtract(x[images], mean, out=centered[images])
-            piece = numpy.multiply(centered[images], scale, out=y[images])
-            if offset is not None:
-                piece += offset
+                numpy.subtract(x_rows[images], mean_row, out=centered_rows[images])
+            piece = numpy.multiply(centered_rows[images], scale_row, out=y_rows[images])
+            if offset_row is not None:
+                piece += offset_row
         return y
+
+    #: The per-channel ops see images of at most this many values as rows (``_rows``, ``_row``).
+    #: NumPy loops over a (1, C, 1, 1) operand one plane at a time: on 8x16x32x32 float32 a subtraction
+    #: took 40 us and an addition in place 27 us that way, 27 and 12 us on rows. Forward and backward
+    #: (best of 31, three process-alternating runs) went from 1.66-1.70 and 1.50-1.55 ms to 1.30-1.38
+    #: and 1.21-1.26 ms on 64x16x32x32, and from 2.72-2.82 and 2.53-2.59 ms to 2.05-2.15 and 1.89-2.00
+    #: on 32x256x14x14 (50K values an image), but from 2.40-2.51 and 2.21-2.37 ms to 2.61-2.66 and
+    #: 2.88-2.91 on 8x64x56x56 (200K values an image, in planes of 3136), where an operand's row no
+    #: longer stays in the cache.
+    ROW_MAX_VALUES = 1 << 16
+
+    def _rows(self, values):
+        """values (N, C, *spatial) as (N, C * prod(spatial)), an image a row (a view where values is
+        contiguous, else a copy), where ``by_rows``; else values itself."""
+        if not self.by_rows:
+            return values
+        return values.reshape(values.shape[0], math.prod(values.shape[1:]))
+
+    def _row(self, per_channel):
+        """The operand of a per-channel op on ``_rows``: the C values of ``per_channel`` (any shape) as
+        one image's row (1, C * prod(spatial)) where ``by_rows``, else shaped (1, C, 1, ...)."""
+        if not self.by_rows:
+            return per_channel.reshape(self.channel_shape)
+        return numpy.repeat(per_channel.reshape(-1), self.plane).reshape(1, -1)
 
     def _scale(self):
         """d(output) / d(centered), per channel: inv_std, times the weight if there is one."""
@@ -198,19 +232,21 @@ class BatchNorm(Function):
         if needs[0]:
             grad_x = self._empty(grad_output)
             scale = self._scale()
+            grad_rows, grad_x_rows, scale_row = self._rows(grad_output), self._rows(grad_x), self._row(scale)
             if self.training:
                 count = max(self.count, 1)
                 k = self.inv_std * (sum_grad_x_hat.reshape(self.channel_shape) / count)
                 shift = (sum_grad.reshape(self.channel_shape) - self.residual * self.inv_std
                          * sum_grad_x_hat.reshape(self.channel_shape)) / count
+                centered_rows, k_row, shift_row = self._rows(self.centered), self._row(k), self._row(shift)
                 for images in pieces:
-                    piece = numpy.multiply(self.centered[images], k, out=grad_x[images])
-                    piece += shift
-                    numpy.subtract(grad_output[images], piece, out=piece)
-                    piece *= scale
+                    piece = numpy.multiply(centered_rows[images], k_row, out=grad_x_rows[images])
+                    piece += shift_row
+                    numpy.subtract(grad_rows[images], piece, out=piece)
+                    piece *= scale_row
             else:
                 for images in pieces:
-                    numpy.multiply(grad_output[images], scale, out=grad_x[images])
+                    numpy.multiply(grad_rows[images], scale_row, out=grad_x_rows[images])
         grads = [grad_x]
         if self.has_weight:
             grads.append(sum_grad_x_hat if needs[1] else None)

@@ -77,13 +77,16 @@ def test_awkward_shapes(shape, training):
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("images_a_piece", [1, 2, 3])
-def test_pieces_of_images_against_torch(monkeypatch, training, images_a_piece):
+@pytest.mark.parametrize("by_rows", [True, False])
+def test_pieces_of_images_against_torch(monkeypatch, training, images_a_piece, by_rows):
     """The cpu's input-sized passes run over pieces of BatchNorm.PIECE_BYTES of whole images: one image
-    a piece, and 5 images in pieces of 2 and 3, the last one short."""
+    a piece, and 5 images in pieces of 2 and 3, the last one short; on images seen as rows, and on
+    channel planes (an image above ROW_MAX_VALUES)."""
     from gpucnn.ops.batchnorm import BatchNorm
 
     shape = (5, 3, 4, 6)
     monkeypatch.setattr(BatchNorm, "PIECE_BYTES", images_a_piece * 3 * 4 * 6 * 4)
+    monkeypatch.setattr(BatchNorm, "ROW_MAX_VALUES", 3 * 4 * 6 if by_rows else 3 * 4 * 6 - 1)
     rng = np.random.default_rng(images_a_piece)
     x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
     compare_with_torch(x, rng.standard_normal(3), rng.standard_normal(3), training)

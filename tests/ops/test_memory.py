@@ -20,7 +20,8 @@ def address(array) -> int:
 
 def test_arrays_are_like_numpy_empty_and_zeros():
     memory = HostMemory()
-    for shape, dtype in [(LARGE, np.float32), ((3, 5, 7 * 4096), np.int8), (1 << 18, np.float64), ((2, 3), np.int64)]:
+    for shape, dtype in [(LARGE, np.float32), ((3, 5, 7 * 4096), np.int8), (1 << 18, np.float64), ((2, 3), np.int64),
+                         (np.int64(1 << 17), np.float32), ([512, 1024], np.float32), (np.array(LARGE), np.int32)]:
         array = memory.empty(shape, dtype)
         expected = np.empty(shape, dtype=dtype)
         assert array.shape == expected.shape and array.dtype == expected.dtype
@@ -68,8 +69,10 @@ def test_a_block_comes_back_only_when_every_view_is_gone():
     gc.collect()
     assert memory.free_bytes() == 0  # the last view still holds the block
     reinterpreted[...] = 7
+    assert len(memory._owners) == 1
     del reinterpreted
     assert memory.free_bytes() == np.prod(LARGE) * 4
+    assert not memory._owners  # nothing kept for an array that is gone
 
 
 def test_a_returned_block_serves_the_next_array_that_fits():

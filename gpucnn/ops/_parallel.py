@@ -73,7 +73,8 @@ class _Job:
         self.pieces = iter(bounds)  # a list iterator: next() is atomic under the GIL
         self.unfinished = len(bounds)
         self.lock = threading.Lock()
-        self.finished = threading.Event()
+        self.finished = threading.Lock()  # held until the last piece is done (an Event's Condition costs more)
+        self.finished.acquire()
         self.error = None
 
     def run(self) -> None:
@@ -89,7 +90,7 @@ class _Job:
             with self.lock:
                 self.unfinished -= 1
                 if self.unfinished == 0:
-                    self.finished.set()
+                    self.finished.release()
 
 
 class _Helpers:
@@ -159,7 +160,7 @@ def run_chunked(work, size: int, grain: int) -> None:
     for _ in range(helpers.count):
         helpers.inbox.put(job)
     job.run()
-    job.finished.wait()
+    job.finished.acquire()
     if job.error is not None:
         raise job.error
 

@@ -66,7 +66,7 @@ class BatchNorm(Function):
         # Per-channel arrays are shaped (1, C, 1, ...) to broadcast against x.
         self.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         self.count, self.plane = values_per_channel(x.shape), math.prod(x.shape[2:])
-        self.by_rows = x.shape[1] * self.plane <= self.ROW_MAX_VALUES
+        self.by_rows = x.shape[0] >= self.ROW_MIN_IMAGES and x.shape[1] * self.plane <= self.ROW_MAX_VALUES
 
         self.residual = None  # training: the mean of centered (see below)
         pieces = self._pieces(x)
@@ -123,15 +123,21 @@ class BatchNorm(Function):
                 piece += offset_row
         return y
 
-    #: The per-channel ops see images of at most this many values as rows (``_rows``, ``_row``).
+    #: The per-channel ops see the images as rows (``_rows``, ``_row``) in batches of at least
+    #: ROW_MIN_IMAGES images of at most ROW_MAX_VALUES values each.
     #: NumPy loops over a (1, C, 1, 1) operand one plane at a time: on 8x16x32x32 float32 a subtraction
     #: took 40 us and an addition in place 27 us that way, 27 and 12 us on rows. Forward and backward
     #: (best of 31, three process-alternating runs) went from 1.66-1.70 and 1.50-1.55 ms to 1.30-1.38
     #: and 1.21-1.26 ms on 64x16x32x32, and from 2.72-2.82 and 2.53-2.59 ms to 2.05-2.15 and 1.89-2.00
     #: on 32x256x14x14 (50K values an image), but from 2.40-2.51 and 2.21-2.37 ms to 2.61-2.66 and
     #: 2.88-2.91 on 8x64x56x56 (200K values an image, in planes of 3136), where an operand's row no
-    #: longer stays in the cache.
+    #: longer stays in the cache. Each operand's row is made anew in every call, as large as an image:
+    #: on one image, forward + backward took 95 against 101 us on 16x32x32 and 180 against 445 us on
+    #: 256x14x14 in planes and in rows, on two 127-130 against 127-129 us and 362-374 against 330-397
+    #: us, on four 224-226 against 199-214 us and 776-795 against 686-727 us (but 97 against 102-105
+    #: us on 64x8x8, even at eight images 133-136 against 133-138 us).
     ROW_MAX_VALUES = 1 << 16
+    ROW_MIN_IMAGES = 4
 
     def _rows(self, values):
         """values (N, C, *spatial) as (N, C * prod(spatial)), an image a row (a view where values is

@@ -77,19 +77,23 @@ def test_awkward_shapes(shape, training):
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("images_a_piece", [1, 2, 3])
-@pytest.mark.parametrize("by_rows", [True, False])
-def test_pieces_of_images_against_torch(monkeypatch, training, images_a_piece, by_rows):
+@pytest.mark.parametrize("layout", ["rows", "large images", "few images"])
+def test_pieces_of_images_against_torch(monkeypatch, training, images_a_piece, layout):
     """The cpu's input-sized passes run over pieces of BatchNorm.PIECE_BYTES of whole images: one image
     a piece, and 5 images in pieces of 2 and 3, the last one short; on images seen as rows, and on
-    channel planes (an image above ROW_MAX_VALUES)."""
+    channel planes (an image above ROW_MAX_VALUES, or fewer images than ROW_MIN_IMAGES)."""
     from gpucnn.ops.batchnorm import BatchNorm
 
     shape = (5, 3, 4, 6)
     monkeypatch.setattr(BatchNorm, "PIECE_BYTES", images_a_piece * 3 * 4 * 6 * 4)
-    monkeypatch.setattr(BatchNorm, "ROW_MAX_VALUES", 3 * 4 * 6 if by_rows else 3 * 4 * 6 - 1)
+    monkeypatch.setattr(BatchNorm, "ROW_MAX_VALUES", 3 * 4 * 6 - (layout == "large images"))
+    monkeypatch.setattr(BatchNorm, "ROW_MIN_IMAGES", 5 + (layout == "few images"))
     rng = np.random.default_rng(images_a_piece)
     x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
     compare_with_torch(x, rng.standard_normal(3), rng.standard_normal(3), training)
+    y = batch_norm(gpucnn.tensor(x, requires_grad=True), np.zeros(3, np.float32), np.ones(3, np.float32),
+                   training=training)
+    assert y._creator.by_rows == (layout == "rows")
 
 
 @pytest.mark.parametrize("training", [True, False])

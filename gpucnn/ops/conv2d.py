@@ -318,10 +318,14 @@ class Conv2d(Function):
     #:   the stride-2 layers; but 1.25-1.49 on 512 channels at 4x4 (16 tiles a part);
     #: - the small ResNet's 2x2-block layer (64x16x32x32, 3x3, adds of 131,072 values a part) 0.69-0.70,
     #:   ConvNetJS's conv1 and conv2 (12,288 and 16,384) 1.16-1.29, its conv3 1.55-1.64; the small
-    #:   ResNet's 1x1 stride-2 layers (4 million multiply-adds a part) 1.19-1.32.
+    #:   ResNet's 1x1 stride-2 layers (4 million multiply-adds a part) 1.19-1.32;
+    #: - 3 input channels at 32x32, batch 64, 16 output channels (24,576 a part; five process-
+    #:   alternating runs, the median of 31): 3x3 (the small ResNet's stem) 4.85-5.34 ms in two parts
+    #:   against 6.76-6.99 in one, and 4.71-5.09 in two parts on the plain columns; 5x5 (ConvNetJS's
+    #:   conv1 at batch 64) 6.81-7.26 against 9.07-9.53, and 7.14-7.69 on the plain columns.
     PARTS_MIN_MACS = 8 << 20
     PARTS_MIN_TILES = 64
-    PARTS_MIN_BLOCK_VALUES = 32 << 10
+    PARTS_MIN_BLOCK_VALUES = 20 << 10
 
     def _cpu_parts(self, x, weight, P: int, Q: int) -> int:
         """How many parts the cpu's forward and backward split the batch x into (1: none)."""

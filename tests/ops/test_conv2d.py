@@ -951,7 +951,9 @@ def test_a_non_finite_image_sends_only_its_own_part_to_the_exact_path(monkeypatc
     ((64, 16, 32, 32), (32, 16, 1, 1), dict(stride=2), 1),  # 4 million
     ((64, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), 2),  # blocked: adds of 131,072 values a part
     ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), 1),  # ConvNetJS conv2, blocked: 16,384
-    ((64, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), 1),  # blocked, 14 million multiply-adds a part: 24,576
+    ((32, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), 1),  # ConvNetJS conv1, blocked: 12,288
+    ((64, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), 2),  # the same at batch 64: 24,576
+    ((64, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), 2),  # the small ResNet's stem, blocked: 24,576
     ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 1),  # one image
 ])
 def test_parts_rule(monkeypatch, x_shape, w_shape, kwargs, parts):

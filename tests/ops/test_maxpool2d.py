@@ -337,6 +337,21 @@ def test_nan_or_minus_inf_in_one_block_takes_the_exact_scan(monkeypatch):
     check_indices_against_torch(x, config)
 
 
+@pytest.mark.parametrize("planes, plane_work, cores, expected", [
+    (1024, 1024, 2, 512),  # 64x16x32x32 2x2/2: two pieces of half a block
+    (512, 28224, 2, 37),  # 8x64x112x112 3x3/2 p1: pieces of at most a block
+    (64, 28224, 2, 32),  # 1x64x112x112 3x3/2 p1: two pieces of 32 planes
+    (768, 1024, 2, 512),  # a piece would hold under half a block: one piece (768 // 512)
+    (1024, 1024, 1, 1024),  # one core: pieces of a whole block
+    (3, 1 << 21, 2, 1),  # planes over a block: one a piece
+])
+def test_planes_a_piece(monkeypatch, planes, plane_work, cores, expected):
+    from gpucnn.ops import maxpool2d as module
+
+    monkeypatch.setattr(module, "usable_cores", lambda: cores)
+    assert module._planes_a_piece(planes, plane_work, 1 << 20) == expected
+
+
 def test_backward_blocks_at_full_size():
     """The real block size: enough 2x2 planes for the backward to go by blocks of planes."""
     planes = 2 * MaxPool2d.BACKWARD_BLOCK // 16 + 3

@@ -215,10 +215,11 @@ class MaxPool2d(Function):
 
     The cpu forward splits the padded input by stride phase (PoolGeometry.phases), so that each tap
     of all windows is one contiguous range, and takes the maximum and the first tap holding it a tap
-    at a time over all windows, in blocks of planes of about ``BLOCK`` tap reads that run on all
-    cores (:func:`gpucnn.ops._parallel.run_chunked`). Measured on 2 cores, float32: 3x3/2 with
-    padding 1 on 8x64x112x112 takes 9 ms (38 ms tap by tap over strided views, which NumPy runs
-    element by element; PyTorch 25 ms), 2x2/2 on 32x16x32x32 0.7 ms (1.0 ms; PyTorch 1.4 ms).
+    at a time over all windows, in blocks of planes of at most ``BLOCK`` tap reads that run on all
+    cores (:func:`gpucnn.ops._parallel.run_chunked`, ``_planes_a_piece``). Measured on 2 cores,
+    float32: 3x3/2 with padding 1 on 8x64x112x112 takes 9 ms (38 ms tap by tap over strided views,
+    which NumPy runs element by element; PyTorch 25 ms), 2x2/2 on 32x16x32x32 0.7 ms (1.0 ms;
+    PyTorch 1.4 ms).
     The backward is a scatter-add (see backward_cpu).
     """
 
@@ -378,8 +379,9 @@ class MaxPool2d(Function):
         # slower: put (2.2 ns), int32 indices (converted: 2.9 ns), filling and scattering by blocks
         # of planes that stay in cache, and writing 2x2/2 windows densely as masked uint64 column pairs
         # (on 32x16x32x32 the two strided writes of a window's rows alone take 0.16 ms, the scatter 0.13).
-        # Splitting inputs below 2 * BACKWARD_BLOCK into 2-8 pieces on two cores made them 10-20 % slower
-        # (1x64x112x112 3x3/2: 0.35 against 0.31 ms): waking a helper and waiting for it cost more than it saves.
+        # Splitting inputs below BACKWARD_BLOCK into 2-8 pieces on two cores made them 10-20 % slower
+        # (1x64x112x112 3x3/2: 0.35 against 0.31 ms): waking a helper and waiting for it cost more than it
+        # saves. From one block on they split, a piece a core at least (``_planes_a_piece``).
         g = self.geometry
         overlap = any((k - 1) * d + 1 > s for k, d, s in zip(g.kernel, g.dilation, g.stride))
 

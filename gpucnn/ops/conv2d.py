@@ -281,7 +281,16 @@ class Conv2d(Function):
     #:   and 2-3.5 times with 16 or 3 input channels.
     #: - 5x5: 0.69 at 128 channels, 0.84 at 64, 0.95-0.98 at 32, 1.1-1.5 at ConvNetJS's 16-20, 2.6-3.7
     #:   with 3 input channels.
+    #: 3x3 layers with fewer channels take it too where they have at least WINOGRAD_CPU_NARROW_CHANNELS
+    #: and no more output than input channels. Measured later, with conv2d's parts and the 2x2-block
+    #: path, forward + backward against the path the layer took (median of 31, three process-alternating
+    #: runs): 0.82-0.87 on the small ResNet's 64x16x32x32 -> 16 (2x2 blocks), 0.86-0.89 at batch 32,
+    #: 0.75-0.77 at 64x16x8x8, 0.74-0.75 on 32x20x16x16 -> 16, 0.82-0.84 on 64x32x32x32 -> 16, 0.81-0.82
+    #: on 32x24x32x32 -> 24 (plain columns), 0.74-0.80 at batch 4 and 0.95-0.97 at batch 16 (columns);
+    #: about the same at 56x56 (0.96-1.02) and batch 8 (1.01-1.12); but 1.13-1.18 on 64x16x32x32 -> 32
+    #: and 1.02-1.07 -> 24.
     WINOGRAD_CPU_MIN_CHANNELS = {3: 32, 5: 64}
+    WINOGRAD_CPU_NARROW_CHANNELS = 16
     WINOGRAD_CPU_MIN_TILES = 32
 
     def _winograd_shape(self, x, weight_shape: tuple, P: int, Q: int, batch: int) -> bool:
@@ -294,7 +303,9 @@ class Conv2d(Function):
         tiles = math.prod(winograd.tiles(P, Q, R))
         return (self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1 and x.dtype.itemsize >= 4  # float16 would lose digits to the transforms
-                and min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R] and batch * tiles >= self.WINOGRAD_CPU_MIN_TILES
+                and (min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R]
+                     or R == 3 and self.WINOGRAD_CPU_NARROW_CHANNELS <= K <= C)
+                and batch * tiles >= self.WINOGRAD_CPU_MIN_TILES
                 and winograd.PATCH**2 * C * N * tiles * x.dtype.itemsize <= self.SPLIT_BYTES)
 
     def _winograd_filter(self, x, weight, P: int, Q: int, batch: int):

@@ -659,7 +659,12 @@ def test_fast_paths_in_float32_on_layers_that_take_them_by_default(rng, path, x_
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1), True),  # CIFAR ResNet-18
     ((1, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), True),  # 49 tiles
     ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), False),  # 4 tiles: the weight's transforms dominate
-    ((32, 16, 16, 16), (32, 16, 3, 3), dict(padding=1), False),  # 16 input channels
+    ((32, 16, 16, 16), (32, 16, 3, 3), dict(padding=1), False),  # 16 input channels, 32 output
+    ((64, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), True),  # 16 in and out: the small ResNet
+    ((64, 32, 32, 32), (16, 32, 3, 3), dict(padding=1), True),  # 16 output channels of 32
+    ((64, 16, 32, 32), (24, 16, 3, 3), dict(padding=1), False),  # more output than input channels
+    ((64, 12, 32, 32), (12, 12, 3, 3), dict(padding=1), False),  # under 16 channels
+    ((32, 16, 16, 16), (16, 16, 5, 5), dict(padding=2), False),  # 5x5 needs 64
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1, stride=2), False),
     ((32, 64, 32, 32), (64, 32, 3, 3), dict(padding=1, groups=2), False),
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=2, dilation=2), False),
@@ -909,7 +914,7 @@ def test_parts_take_the_paths_of_the_whole_batch(monkeypatch, rng):
     tiles keep Winograd where the rule asks for 8 tiles."""
     parts_everywhere(monkeypatch, cores=2)
     monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 8)
-    for x_shape, w_shape, path in [((32, 16, 8, 8), (16, 16, 3, 3), "blocked"),  # 4.7 million multiply-adds
+    for x_shape, w_shape, path in [((32, 8, 12, 12), (16, 8, 3, 3), "blocked"),  # 5.3 million multiply-adds
                                    ((2, 32, 8, 8), (32, 32, 3, 3), "winograd")]:
         x = gpucnn.tensor(rng.standard_normal(x_shape).astype(np.float32), requires_grad=True)
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)

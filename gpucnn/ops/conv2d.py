@@ -233,7 +233,8 @@ class Conv2d(Function):
     #:   channels, 0.89 with 48, 1.00 with 64; 0.86-0.88 at batches 4 and 8 (conv2's shape), but
     #:   1.06-1.57 on one or two images (0.95 on one 224x224 image);
     #: - 7x7: 0.68 with 32 output channels, 0.85 with 64;
-    #: - 3x3, 16 output channels: 0.82-1.01 on 16 input channels at batch 32 and 64, 1.02 on 56x56,
+    #: - 3x3, 16 output channels (those with 16 input channels or more now take Winograd, see
+    #:   WINOGRAD_CPU_NARROW_CHANNELS): 0.82-1.01 on 16 input channels at batch 32 and 64, 1.02 on 56x56,
     #:   but 1.16-1.22 on 3 input channels and 1.06-1.58 at batches 1 to 16; a small ResNet training
     #:   step (its 3x3 stem and two 16-channel layers, batch 64) took 107-114 ms so, 115-117 without;
     #: - 3x3 with 24 and 32 output channels 1.01-1.10; (before the images-last columns) 4x4 with 32

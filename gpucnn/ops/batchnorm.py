@@ -127,7 +127,7 @@ class BatchNorm(Function):
     #: ROW_MIN_IMAGES images of at most ROW_MAX_VALUES values each.
     #: NumPy loops over a (1, C, 1, 1) operand one plane at a time: on 8x16x32x32 float32 a subtraction
     #: took 40 us and an addition in place 27 us that way, 27 and 12 us on rows. Forward and backward
-    #: (best of 31, three process-alternating runs) went from 1.66-1.70 and 1.50-1.55 ms to 1.30-1.38
+    #: (median of 31, three process-alternating runs) went from 1.66-1.70 and 1.50-1.55 ms to 1.30-1.38
     #: and 1.21-1.26 ms on 64x16x32x32, and from 2.72-2.82 and 2.53-2.59 ms to 2.05-2.15 and 1.89-2.00
     #: on 32x256x14x14 (50K values an image), but from 2.40-2.51 and 2.21-2.37 ms to 2.61-2.66 and
     #: 2.88-2.91 on 8x64x56x56 (200K values an image, in planes of 3136), where an operand's row no

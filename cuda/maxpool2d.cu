@@ -9,8 +9,8 @@
  *   P and Q (ceil_mode included) come from the Python geometry, which also guarantees that every
  *   window holds at least one input pixel.
  * Launch (all kernels): block (256,), grid (min(ceil(total / 256), 65535),), grid-stride loop over
- *   total = N*C*P*Q outputs (the forwards and maxpool2d_backward_2x2) or N*C*H*W inputs
- *   (maxpool2d_backward).
+ *   total = N*C*P*Q outputs (the forwards and maxpool2d_backward_2x2), N*C*P*Q / 2 output pairs
+ *   (maxpool2d_forward_2x2_pairs) or N*C*H*W inputs (maxpool2d_backward).
  */
 #include "common.cuh"
 
@@ -57,6 +57,17 @@ static __device__ __forceinline__ long long window_2x2(long long out, int W, int
     return plane;
 }
 
+/* The running maximum of a 2x2 window of maxpool2d_forward's scan: its pixels upper-left, upper-right,
+ * lower-left, lower-right, the first at in-plane index `top` of a plane W wide. */
+static __device__ __forceinline__ void window_2x2_max(float upper_left, float upper_right, float lower_left,
+                                                      float lower_right, int top, int W, float& best,
+                                                      int& best_index) {
+    best = upper_left, best_index = top;
+    if (upper_right > best || is_nan(upper_right)) best = upper_right, best_index = top + 1;
+    if (lower_left > best || is_nan(lower_left)) best = lower_left, best_index = top + W;
+    if (lower_right > best || is_nan(lower_right)) best = lower_right, best_index = top + W + 1;
+}
+
 /* The same for 2x2 windows at stride 2 without padding or dilation, the common case, on an even W
  * and an 8-byte aligned x (the host checks both): a thread reads its window's two rows as one float2
  * each, so a warp's loads of a row are one contiguous run, where maxpool2d_forward reads every other
@@ -70,13 +81,49 @@ extern "C" __global__ void maxpool2d_forward_2x2(
         const long long plane = window_2x2(out, W, P, Q, fits_int, top);
         const float2* pairs = reinterpret_cast<const float2*>(x + plane * H * W + top);
         const float2 upper = pairs[0], lower = pairs[W / 2];
-        float best = upper.x;
-        int best_index = top;
-        if (upper.y > best || is_nan(upper.y)) best = upper.y, best_index = top + 1;
-        if (lower.x > best || is_nan(lower.x)) best = lower.x, best_index = top + W;
-        if (lower.y > best || is_nan(lower.y)) best = lower.y, best_index = top + W + 1;
+        float best;
+        int best_index;
+        window_2x2_max(upper.x, upper.y, lower.x, lower.y, top, W, best, best_index);
         y[out] = best;
         if (keep_indices) indices[out] = best_index;
+    }
+}
+
+/* The same windows on an even H, a W divisible by 4 and a 16-byte aligned x (the host checks all
+ * three): a thread takes two neighbouring outputs of a row, reads their windows' two rows as one float4
+ * each and writes the two maxima as one float2 (their indices as one longlong2). Output row `row` of
+ * the whole array (plane * P + p) reads input rows 2 * row and 2 * row + 1 of it, since H = 2P, so
+ * the thread's place is one division, and its in-plane indices a second where they are kept: half the
+ * threads of maxpool2d_forward_2x2, a quarter of its divisions, and 16-byte loads. Same results. */
+extern "C" __global__ void maxpool2d_forward_2x2_pairs(
+    const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, int keep_indices,
+    long long pairs, int P, int W) {
+    const int row_pairs = W / 4;                  // output pairs a row
+    const bool fits_int = pairs <= 0x7fffffff / 8;  // 8 inputs a pair: every input offset fits an int
+    for (long long pair = first_index(); pair < pairs; pair += grid_threads()) {
+        long long row;
+        int q;  // the first output's column
+        if (fits_int) {
+            const int r = (int)pair / row_pairs;
+            row = r, q = 2 * ((int)pair - r * row_pairs);
+        } else {
+            row = pair / row_pairs, q = 2 * (int)(pair - row * row_pairs);
+        }
+        const float* top_left = x + 2 * row * W + 2 * q;
+        const float4 upper = *reinterpret_cast<const float4*>(top_left);
+        const float4 lower = *reinterpret_cast<const float4*>(top_left + W);
+        const int p = !keep_indices ? 0 : fits_int ? (int)row % P : (int)(row % P);
+        const int top = 2 * p * W + 2 * q;  // in-plane index of the first window's first pixel
+        float2 best;
+        int first, second;
+        window_2x2_max(upper.x, upper.y, lower.x, lower.y, top, W, best.x, first);
+        window_2x2_max(upper.z, upper.w, lower.z, lower.w, top + 2, W, best.y, second);
+        reinterpret_cast<float2*>(y)[pair] = best;
+        if (keep_indices) {
+            longlong2 both;
+            both.x = first, both.y = second;
+            reinterpret_cast<longlong2*>(indices)[pair] = both;
+        }
     }
 }
 

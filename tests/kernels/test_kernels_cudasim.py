@@ -382,8 +382,10 @@ MAX_POOL_CASES = {
     "clipped_window": ((1, 1, 2, 2), dict(kernel_size=3, stride=3, ceil_mode=True)),
     "kernel1": ((1, 1, 1, 1), dict(kernel_size=1)),
     "overlap_dilated_ceil": ((2, 2, 10, 11), dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
-    # 2x2 at stride 2 (maxpool2d_forward_2x2 where the width is even and no window leaves the input)
+    # 2x2 at stride 2 (maxpool2d_forward_2x2 where the width is even and no window leaves the input,
+    # maxpool2d_forward_2x2_pairs where the height is even too and the width divisible by 4)
     "2x2": ((2, 3, 6, 8), dict(kernel_size=2)),
+    "2x2_width_6": ((2, 2, 4, 6), dict(kernel_size=2)),
     "2x2_odd_height": ((2, 2, 5, 6), dict(kernel_size=2, stride=2)),
     "2x2_ceil_odd_height": ((1, 2, 7, 10), dict(kernel_size=2, ceil_mode=True)),
     "2x2_odd_width": ((1, 2, 6, 7), dict(kernel_size=2)),
@@ -423,14 +425,17 @@ def test_max_pool2d(case, values, order):
 
 
 @pytest.mark.parametrize("shape, offset, kwargs, kernels", [
-    ((2, 3, 6, 8), 0, dict(), ("forward_2x2", "backward_2x2")),
-    ((2, 3, 5, 8), 0, dict(), ("forward_2x2", "backward")),  # the last row is in no window
+    ((2, 3, 6, 8), 0, dict(), ("forward_2x2_pairs", "backward_2x2")),
+    ((3, 1, 10, 12), 0, dict(), ("forward_2x2_pairs", "backward_2x2")),  # 3 output pairs a row, 5 rows a plane
+    ((2, 3, 6, 8), 2, dict(), ("forward_2x2", "backward_2x2")),  # 8 bytes past a 16-byte boundary: no float4
+    ((2, 3, 6, 10), 0, dict(), ("forward_2x2", "backward_2x2")),  # a row of 10 is no whole number of float4
+    ((2, 3, 5, 8), 0, dict(), ("forward_2x2", "backward")),  # the last row is in no window: H != 2P
     ((2, 3, 6, 8), 1, dict(), ("forward", "backward_2x2")),  # 4 bytes past an 8-byte boundary: no float2 reads
     ((2, 3, 6, 7), 0, dict(), ("forward", "backward")),
     ((2, 3, 5, 8), 0, dict(ceil_mode=True), ("forward", "backward")),  # the last window leaves the input
     ((2, 3, 6, 8), 0, dict(padding=1), ("forward", "backward")),
 ])
-def test_max_pool2d_2x2_kernels_where_their_float2_accesses_fit(monkeypatch, shape, offset, kwargs, kernels):
+def test_max_pool2d_2x2_kernels_where_their_vector_accesses_fit(monkeypatch, shape, offset, kwargs, kernels):
     from gpucnn.ops import maxpool2d as maxpool2d_module
 
     launched = []

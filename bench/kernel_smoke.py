@@ -53,9 +53,11 @@ CASES = {
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
     "max_pool2d_dilated_ceil": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
     "max_pool2d_2x2": lambda x, w: F.max_pool2d(x[:, :, :12, :10], 2),  # even sides: the float2 kernels
+    "max_pool2d_2x2_pairs": lambda x, w: F.max_pool2d(x[:, :, :12, :8], 2),  # a width of 8: float4 rows
     # a detached input: forwards that keep no indices (inference), beside one that does
     "max_pool2d_no_indices": lambda x, w: F.max_pool2d(x.detach(), 3, 2, padding=1)
-    + F.max_pool2d(x[:, :, :12, :10].detach(), 2).sum() + F.max_pool2d(x, 3, 2, padding=1),
+    + F.max_pool2d(x[:, :, :12, :10].detach(), 2).sum() + F.max_pool2d(x[:, :, :12, :8].detach(), 2).sum()
+    + F.max_pool2d(x, 3, 2, padding=1),
     "avg_pool2d": lambda x, w: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
     "relu": lambda x, w: F.relu(x),
     "leaky_relu": lambda x, w: F.leaky_relu(x, 0.1),

@@ -7,7 +7,8 @@
 # Runs the GPU tests, compute-sanitizer's memcheck, racecheck, initcheck and synccheck over a small
 # run of every kernel, the op tests (which then include the GPU), and the benchmarks:
 # with BEFORE (a folder with another version's gpucnn/ and cuda/), python -m bench compare against it
-# first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too);
+# first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too,
+# then VGG-16's max pooling);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
 # the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
@@ -91,6 +92,8 @@ if [ -n "$before" ]; then
     --batch 128 --out "$out"
   step bench-compare-resnet18 150 "$python" -m bench compare "$before" --device cuda --suite resnet18 \
     --paths chosen,tile64,tile128 --out "$out"
+  step bench-compare-pool 120 "$python" -m bench compare "$before" --device cuda --suite vgg16 \
+    --ops maxpool2d_forward,maxpool2d_backward --out "$out"
 fi
 
 # conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the

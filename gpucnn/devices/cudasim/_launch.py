@@ -225,9 +225,32 @@ class Kernel:
         self._max_shared = int(value)
 
     def __call__(self, grid, block, args, shared_mem=0, stream=None, enable_cooperative_groups=False):
+        dims = _dims(grid, "grid", MAX_GRID, self.name) + _dims(block, "block", MAX_BLOCK, self.name)
+        slots = self._pack(*self._converted(args))
+        shared_mem = self._shared_bytes(shared_mem)
+        order, seed = _next_order()
+        module = self.module
+        if module._launch(self._index, *dims, shared_mem, slots, order, seed, module._error_address):
+            raise module._exception()
+
+    def check(self, args) -> None:
+        """Raises what a launch with ``args`` would raise for them (TypeError or ValueError), launching nothing."""
+        self._converted(args)
+
+    def launch_params(self, grid, block, params: int, shared_mem=0) -> None:
+        """Launches the kernel with its arguments as ``cuLaunchKernel`` takes them: ``params`` is the
+        address of an array of pointers, one per parameter, each to that parameter's value, of which
+        as many bytes as its declared type has are read. Nothing checks the values: :meth:`check` them."""
+        dims = _dims(grid, "grid", MAX_GRID, self.name) + _dims(block, "block", MAX_BLOCK, self.name)
+        shared_mem = self._shared_bytes(shared_mem)
+        order, seed = _next_order()
+        module = self.module
+        if module._launch_params(self._index, *dims, shared_mem, params, order, seed, module._error_address):
+            raise module._exception()
+
+    def _converted(self, args) -> list:
+        """What each of ``args`` puts into its slot, checked against the declaration."""
         name = self.name
-        gx, gy, gz = _dims(grid, "grid", MAX_GRID, name)
-        bx, by, bz = _dims(block, "block", MAX_BLOCK, name)
         if type(args) is not tuple:
             if not isinstance(args, (tuple, list)):
                 raise TypeError(f"{name}(): args must be a tuple of kernel arguments, got {type(args).__name__}")
@@ -235,16 +258,15 @@ class Kernel:
         if len(args) != len(self._converters):
             declared = ", ".join(f"{t} {n}" for n, t in self.params)
             raise TypeError(f"{name}() takes {len(self._converters)} arguments ({declared}), got {len(args)}")
-        slots = self._pack(*[convert(value) for convert, value in zip(self._converters, args)])
+        return [convert(value) for convert, value in zip(self._converters, args)]
+
+    def _shared_bytes(self, shared_mem) -> int:
         if type(shared_mem) is not int:
             shared_mem = int(shared_mem.__index__()) if hasattr(shared_mem, "__index__") else None
         if shared_mem is None or not 0 <= shared_mem <= self._max_shared:
-            raise ValueError(f"{name}: shared_mem must be an int in 0..{self._max_shared} bytes "
+            raise ValueError(f"{self.name}: shared_mem must be an int in 0..{self._max_shared} bytes "
                              f"(max_dynamic_shared_size_bytes), got {shared_mem!r}")
-        order, seed = _next_order()
-        module = self.module
-        if module._launch(self._index, gx, gy, gz, bx, by, bz, shared_mem, slots, order, seed, module._error_address):
-            raise module._exception()
+        return shared_mem
 
 
 class Module:
@@ -284,6 +306,10 @@ class Module:
         self._launch.restype = ctypes.c_int
         self._launch.argtypes = [ctypes.c_int] + [ctypes.c_uint] * 6 + [
             ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_int, ctypes.c_ulonglong, ctypes.c_void_p]
+        self._launch_params = self._dll.cudasim_launch_params
+        self._launch_params.restype = ctypes.c_int
+        self._launch_params.argtypes = [ctypes.c_int] + [ctypes.c_uint] * 6 + [
+            ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_int, ctypes.c_ulonglong, ctypes.c_void_p]
         self._error = _Error()
         self._error_address = ctypes.addressof(self._error)
         self._max_dynamic_shared = self._dll.cudasim_max_dynamic_shared()

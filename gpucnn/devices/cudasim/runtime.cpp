@@ -532,6 +532,17 @@ CUDASIM_EXPORT const int* cudasim_kernel_params(int k) { return cudasim_kernel_t
 CUDASIM_EXPORT int cudasim_max_dynamic_shared(void) { return CUDASIM_MAX_DYNAMIC_SHARED; }
 CUDASIM_EXPORT int cudasim_uses_ucontext(void) { return CUDASIM_USE_UCONTEXT; }
 
+/* Bytes of a parameter of type code `code` (cudasim::type_code): a pointer's, or its base type's. */
+static size_t param_bytes(int code) {
+    if (code & 0x100) return sizeof(void*);
+    switch (code & 0xFF) {
+    case 1: case 2: case 3: return 1;
+    case 4: case 5: return 2;
+    case 6: case 7: case 10: return 4;
+    default: return 8;
+    }
+}
+
 /* Runs kernel k over the grid. args: one 8-byte slot per parameter. order: 0 forward, 1 reverse,
  * 2 random (seeded). Returns 0, or an error code with *err filled in. */
 CUDASIM_EXPORT int cudasim_launch(int k, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
@@ -606,5 +617,24 @@ CUDASIM_EXPORT int cudasim_launch(int k, unsigned int gx, unsigned int gy, unsig
     g_in_launch = 0;
     sigaction(SIGSEGV, &g_previous_segv, nullptr);
 #endif
+    return code;
+}
+
+/* cudasim_launch with the arguments as cuLaunchKernel takes them: params[i] points to parameter i's
+ * value, whose type's bytes (param_bytes) are read, as the driver reads them. */
+CUDASIM_EXPORT int cudasim_launch_params(int k, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                                         unsigned int by, unsigned int bz, unsigned long long shared_bytes,
+                                         void* const* params, int order, unsigned long long seed, cudasim_error* err) {
+    const bool known = k >= 0 && k < cudasim_kernel_table_size;
+    const int count = known ? cudasim_kernel_table[k].nparams : 0;
+    unsigned char* slots = (unsigned char*)calloc(count > 0 ? count : 1, 8);
+    if (!slots) {
+        err->code = ERR_MEMORY;
+        snprintf(err->message, sizeof err->message, "cannot allocate the argument slots of a launch");
+        return err->code;
+    }
+    for (int i = 0; i < count; ++i) memcpy(slots + 8 * i, params[i], param_bytes(cudasim_kernel_table[k].params[i]));
+    const int code = cudasim_launch(k, gx, gy, gz, bx, by, bz, shared_bytes, slots, order, seed, err);
+    free(slots);
     return code;
 }

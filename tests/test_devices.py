@@ -73,3 +73,77 @@ def test_cupy_installed_without_gpu_falls_back_to_cpu(fresh_probe, default_devic
     assert not any(name.startswith("cuda:") for name in gpucnn.devices())
     with pytest.raises(RuntimeError, match="no usable NVIDIA driver|reports no GPU"):
         gpucnn.device("cuda")
+
+
+def test_launchers_are_made_once_per_kernel_and_fixed_tuple(monkeypatch):
+    device = gpucnn.device("cudasim")
+    n = 1000
+    fixed = (np.int64(n),)
+    launcher = device.launcher("relu", "relu_forward", fixed)
+    assert device.launcher("relu", "relu_forward", fixed) is launcher
+    assert device.launcher("relu", "relu_forward", (np.int64(n),)) is not launcher  # known by identity
+    assert device.launcher("relu", "relu_backward", ()) is device.launcher("relu", "relu_backward", ())
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    y = np.full(n, np.nan, np.float32)
+    launcher((2,), (256,), (x, y))  # relu_forward(x, y, n)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    with pytest.raises(TypeError, match="takes 3 arguments"):
+        launcher((2,), (256,), (x,))
+    monkeypatch.setattr(type(device), "MAX_LAUNCHERS", 1)
+    device.launcher("relu", "relu_forward", (np.int64(5),))  # the cache was full: it starts again
+    assert device.launcher("relu", "relu_forward", fixed) is not launcher
+
+
+def test_cudasim_launchers_check_every_argument():
+    device = gpucnn.device("cudasim")
+    x = np.zeros(8, np.float32)
+    with pytest.raises(TypeError, match=r"relu_forward\(\): args\[2\] \('n'.*numpy.int64"):
+        device.launcher("relu", "relu_forward", (np.int32(8),))((1,), (256,), (x, x))
+    with pytest.raises(TypeError, match=r"args\[0\] \('x'.*float32"):
+        device.launcher("relu", "relu_forward", (np.int64(8),))((1,), (256,), (x.astype(np.float64), x))
+
+
+def test_packed_arguments_refuse_python_scalars_and_a_wrong_count():
+    from gpucnn.devices.packed import PackedArguments
+
+    packed = PackedArguments(2, (np.int32(-1), np.float32(0.5)), lambda array: array.ctypes.data)
+    x = np.zeros(2, np.float32)
+    with pytest.raises(TypeError, match="2 leading kernel arguments, got 1"):
+        packed.fill((x,))
+    with pytest.raises(TypeError, match=r"argument 1 is a Python int \(3\).*numpy.int32\(value\)"):
+        packed.fill((x, 3))
+    packed.fill((x, np.int64(-2)))
+    slots = np.ctypeslib.as_array(packed._slots)
+    assert slots.tolist() == [x.ctypes.data, 2**64 - 2, 2**32 - 1, int(np.float32(0.5).view(np.uint32))]
+    pointers = list(packed._pointers)  # each to its slot, 8 bytes apart
+    assert pointers == [slots.ctypes.data + 8 * index for index in range(4)]
+
+
+def test_cuda_launches_hand_the_driver_the_packed_arguments():
+    """Without a GPU, the driver's cuLaunchKernel is a recording stand-in: the cuda device's launcher
+    passes it this GPU's function, the grid and block as (x, y, z), the current stream and the pointer
+    array, through which each argument reads back (on a GPU, tests/gpu runs every kernel so)."""
+    import contextlib
+    import ctypes
+    from types import SimpleNamespace
+
+    seen = []
+
+    def launch_kernel(function, gx, gy, gz, bx, by, bz, shared, stream, params, extra):
+        pointers = (ctypes.c_void_p * 4).from_address(params)
+        values = (pointers[0] and ctypes.c_uint64.from_address(pointers[0]).value,
+                  ctypes.c_int32.from_address(pointers[1]).value, ctypes.c_int64.from_address(pointers[2]).value,
+                  ctypes.c_float.from_address(pointers[3]).value)
+        seen.append((function, (gx, gy, gz), (bx, by, bz), shared, stream, values, extra))
+
+    xp = SimpleNamespace(cuda=SimpleNamespace(driver=SimpleNamespace(launchKernel=launch_kernel),
+                                              get_current_stream=lambda: SimpleNamespace(ptr=0x5EA)))
+    function = SimpleNamespace(ptr=0xF00)
+    device = SimpleNamespace(context=contextlib.nullcontext, kernel=lambda file, name: SimpleNamespace(kernel=function),
+                             address=lambda array: array.ctypes.data, xp=xp)
+    x = np.zeros(4, np.float32)
+    launcher = cuda._DriverLaunch(device, "conv2d", "conv2d_forward_64", (np.int64(-3), np.float32(2.5)))
+    launcher((5, 2), (256,), (x, np.int32(-7)))
+    launcher(9, 128, (x[1:], np.int32(8)))
+    assert seen == [(0xF00, (5, 2, 1), (256, 1, 1), 0, 0x5EA, (x.ctypes.data, -7, -3, 2.5), 0),
+                    (0xF00, (9, 1, 1), (128, 1, 1), 0, 0x5EA, (x.ctypes.data + 4, 8, -3, 2.5), 0)]

@@ -2,7 +2,9 @@
 
 A device gives ops two things: ``xp``, the array module its arrays belong to (``numpy`` or
 ``cupy``), and, for the kernel devices, ``kernel(file, name)``: the kernel ``name`` of
-``cuda/<file>.cu``, called with CuPy's shape ``kernel(grid, block, args, shared_mem=0)``.
+``cuda/<file>.cu``, called with CuPy's shape ``kernel(grid, block, args, shared_mem=0)``; or, for
+launches that repeat with the same last arguments (a layer's sizes), ``launcher(file, name, fixed)``,
+called as ``launcher(grid, block, leading)``, which packs ``fixed`` once (:mod:`.packed`).
 Everything that is not a hand-written kernel is written once against ``xp``.
 
 - ``'cpu'``: NumPy.
@@ -20,6 +22,7 @@ import re
 import numpy
 
 from ..ops._parallel import single_threaded_blas, splitting
+from .packed import PackedArguments
 
 _CUDA_NAME = re.compile(r"^cuda(?::(\d+))?$")
 
@@ -42,6 +45,7 @@ class Device:
         self.type = type
         self.xp = xp
         self.runs_kernels = type != "cpu"
+        self._launchers = {}  # (file, kernel name, id of the fixed arguments) -> launcher
 
     def context(self):
         """A context manager making this device current while ops allocate arrays."""
@@ -63,6 +67,26 @@ class Device:
         return array.ctypes.data
 
     def kernel(self, file: str, name: str):
+        raise RuntimeError(f"device '{self.name}' runs no CUDA kernels")
+
+    #: Past this many launchers a device forgets them and makes them again.
+    MAX_LAUNCHERS = 4096
+
+    def launcher(self, file: str, name: str, fixed: tuple = ()):
+        """Kernel ``name`` of ``cuda/<file>.cu`` with ``fixed`` as its last arguments, for launches that
+        repeat: ``launcher(grid, block, leading)`` launches it with the arguments ``leading + fixed``,
+        from a :class:`~gpucnn.devices.packed.PackedArguments` buffer where ``fixed`` was written once.
+        Made once per kernel and ``fixed`` tuple, which it keeps and knows by identity: pass the same
+        tuple each time (a cached launch plan's), or none."""
+        launchers, key = self._launchers, (file, name, id(fixed))
+        launcher = launchers.get(key)
+        if launcher is None:
+            if len(launchers) >= self.MAX_LAUNCHERS:
+                launchers.clear()
+            launcher = launchers[key] = self._make_launcher(file, name, fixed)
+        return launcher
+
+    def _make_launcher(self, file: str, name: str, fixed: tuple):
         raise RuntimeError(f"device '{self.name}' runs no CUDA kernels")
 
     def __eq__(self, other):
@@ -140,6 +164,28 @@ class SimulatorDevice(Device):
             module = cudasim.load(kernels.source_path(file), include_dirs=[kernels.source_dir()])
             self._modules[file] = module
         return module.get_function(name)
+
+    def _make_launcher(self, file: str, name: str, fixed: tuple):
+        return _SimulatedLaunch(self, file, name, fixed)
+
+
+class _SimulatedLaunch:
+    """The cuda device's launch from packed arguments, on cudasim: each launch checks the arguments
+    against the kernel's declaration, writes them into the PackedArguments buffer and launches through
+    its pointer array (``Kernel.launch_params``), which cudasim reads as the driver does."""
+
+    def __init__(self, device, file: str, name: str, fixed: tuple):
+        self._device, self._file, self._name, self._fixed = device, file, name, fixed
+        self._arguments = None
+
+    def __call__(self, grid, block, leading: tuple) -> None:
+        kernel = self._device.kernel(self._file, self._name)
+        kernel.check(leading + self._fixed)
+        arguments = self._arguments
+        if arguments is None:
+            arguments = self._arguments = PackedArguments(len(leading), self._fixed, self._device.address)
+        with arguments.lock:
+            kernel.launch_params(grid, block, arguments.fill(leading))
 
 
 _simulator = None

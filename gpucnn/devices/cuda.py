@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from . import Device, kernels
+from .packed import PackedArguments
 
 INSTALL_HINT = "pip install 'gpucnn[cuda12]' (or [cuda11] / [cuda13], matching the CUDA version of your driver)"
 
@@ -74,6 +75,9 @@ class CudaDevice(Device):
             function = self._functions[file, name] = module.get_function(name)
         return function
 
+    def _make_launcher(self, file: str, name: str, fixed: tuple):
+        return _DriverLaunch(self, file, name, fixed)
+
     def _compile(self, file: str):
         path = kernels.source_path(file)
         options = ("-std=c++17", f"-I{kernels.source_dir()}")
@@ -89,6 +93,33 @@ class CudaDevice(Device):
                             "(e.g. 'pip install nvidia-cuda-runtime-cu12' or use a CUDA 'devel' image)")
                 raise RuntimeError(f"compiling {path} for {self.name} failed{hint}: {text}") from None
         return module
+
+
+def _dims(value) -> tuple[int, int, int]:
+    """A grid or block (an int or a tuple of 1 to 3 ints) as (x, y, z)."""
+    return (value, 1, 1) if isinstance(value, int) else (tuple(value) + (1, 1))[:3]
+
+
+class _DriverLaunch:
+    """A kernel launched by the driver's cuLaunchKernel from a PackedArguments buffer, on CuPy's current
+    stream, as CuPy's RawKernel launches it (arrays as their addresses, NumPy scalars as their bytes),
+    without building the argument array anew."""
+
+    def __init__(self, device: CudaDevice, file: str, name: str, fixed: tuple):
+        with device.context():
+            self._function = device.kernel(file, name).kernel  # this GPU's (kept: it holds the module)
+        self._fixed, self._address, self._arguments = fixed, device.address, None
+        self._launch = device.xp.cuda.driver.launchKernel
+        self._current_stream = device.xp.cuda.get_current_stream
+
+    def __call__(self, grid, block, leading: tuple) -> None:
+        arguments = self._arguments
+        if arguments is None:
+            arguments = self._arguments = PackedArguments(len(leading), self._fixed, self._address)
+        (gx, gy, gz), (bx, by, bz) = _dims(grid), _dims(block)
+        with arguments.lock:
+            self._launch(self._function.ptr, gx, gy, gz, bx, by, bz, 0, self._current_stream().ptr,
+                         arguments.fill(leading), 0)
 
 
 def get(index: int) -> CudaDevice:

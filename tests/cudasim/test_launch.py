@@ -42,6 +42,38 @@ def test_scalar_and_pointer_types(basic):
     basic.get_function("vector_add")(1, 1, (out[:1].astype(np.float32),) * 3 + (np.longlong(1),))
 
 
+@pytest.mark.parametrize("leading", [0, 3, 8])
+def test_launch_params_reads_each_value_through_its_pointer(basic, leading):
+    """Arguments packed as cuLaunchKernel takes them (gpucnn.devices.packed), some written once and the
+    rest per launch: every scalar type reads its own bytes from its slot, as a call with the tuple does."""
+    from gpucnn.devices.packed import PackedArguments
+
+    kernel = basic.get_function("scalar_types")
+    flags, seen = np.ones(1, np.uint8), np.zeros(1, np.bool_)
+    out = np.full(5, np.nan)
+    args = (out, np.int32(-5), np.uint32(4000000000), np.int64(-2**40), np.float32(-1.5), np.float64(0.1), flags,
+            seen)
+    packed = PackedArguments(leading, args[leading:], lambda array: array.ctypes.data)
+    kernel.check(args)
+    kernel.launch_params(1, 1, packed.fill(args[:leading]))
+    np.testing.assert_array_equal(out, [-5, 4000000000, -2**40, -1.5, 0.1])
+    assert seen[0]
+    # the next launch rewrites the leading slots only
+    if leading >= 2:
+        kernel.launch_params(1, 1, packed.fill((out, np.int32(7)) + args[2:leading]))
+        assert out[0] == 7
+
+
+def test_check_raises_what_a_launch_would(basic):
+    x = np.zeros(4, np.float32)
+    kernel = basic.get_function("vector_add")
+    with pytest.raises(TypeError, match=r"args\[3\].*'n'.*numpy.int64"):
+        kernel.check((x, x, x, np.int32(4)))
+    with pytest.raises(TypeError, match="takes 4 arguments"):
+        kernel.check((x, x, x))
+    kernel.check((x, x, x, np.int64(4)))
+
+
 def call_error(kernel, args, grid=1, block=32, **kwargs):
     with pytest.raises((TypeError, ValueError)) as info:
         kernel(grid, block, args, **kwargs)

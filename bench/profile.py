@@ -108,7 +108,7 @@ def profile_host(model_name: str, batch: int, steps: int, top: int, log=print) -
     step()  # builds the kernels it runs
     launches = collections.Counter()
 
-    def skipped(file: str, name: str):
+    def skipped(file: str, name: str, fixed: tuple = ()):  # kernel(file, name), and launcher(file, name, fixed)
         def launch(grid, block, args, *rest, **options):
             launches[name] += 1
         return launch
@@ -127,7 +127,7 @@ def profile_host(model_name: str, batch: int, steps: int, top: int, log=print) -
                     f"{type(owner).__name__}.{function.__name__}")
                 calls[f"{where[len(package) + 1:]}:{frame.f_lineno} {name}"] += 1
 
-    target.kernel = skipped  # the instance's attribute hides Device.kernel until deleted below
+    target.kernel = target.launcher = skipped  # the instance's attributes hide the methods until deleted below
     try:
         with numpy.errstate(all="ignore"):
             for _ in range(3):
@@ -144,7 +144,7 @@ def profile_host(model_name: str, batch: int, steps: int, top: int, log=print) -
             finally:
                 sys.setprofile(None)
     finally:
-        del target.kernel
+        del target.kernel, target.launcher
     result = dict(host_ms=statistics.median(times) * 1e3, launches=sum(launches.values()),
                   numpy_calls=sum(calls.values()))
     log(f"{model_name} on cudasim without its kernels, batch {batch}: {result['host_ms']:.3f} ms of host work a "

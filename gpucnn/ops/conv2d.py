@@ -639,7 +639,8 @@ class Conv2d(Function):
 
     def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
         """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product, blocks
-        of the kernel that sums its splits (or gathers), blocks of the exact gather after it unsplit).
+        of the kernel that sums its splits (or gathers), blocks of the exact gather after it unsplit, the
+        gather's sizes (geometry), the sum's sizes (geometry and the splits)).
 
         The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag picks it
         for finite weights and the exact gather otherwise, with no host round trip. Few channels per
@@ -666,11 +667,15 @@ class Conv2d(Function):
                            (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits), splits,
                            geometry + (numpy.int32(chunk),), transposed)
         # after an unsplit product, few blocks for the exact gather: they exit at once in the usual case,
-        # and stride over the input otherwise
-        return "tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(size, cap=256)
+        # and stride over the input otherwise; the sizes of the kernel after the product (the sum or the
+        # gather)
+        return ("tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(size, cap=256), geometry,
+                geometry + (numpy.int32(splits),))
 
-    def _launch(self, name: str, grid: tuple, args: tuple) -> None:
-        self.device.kernel("conv2d", name)(grid, (_kernels.THREADS,), args)
+    def _launch(self, name: str, grid: tuple, args: tuple, fixed: tuple = ()) -> None:
+        """Launches kernel ``name`` with the arguments ``args + fixed``: ``fixed``, a plan's sizes, is packed
+        once per device (Device.launcher), and only ``args`` on each launch."""
+        self.device.launcher("conv2d", name, fixed)(grid, (_kernels.THREADS,), args)
 
     def _tile(self, rows: int, columns: int, layers: int, reduction: int | None = None) -> int:
         """The GEMM tile for a result of ``layers`` (rows x columns) matrices; ``reduction``: the launch
@@ -744,7 +749,7 @@ class Conv2d(Function):
         weight = self._transposed_weight(K, group_channels, R * S) if product.transposed else self.weight
         out = y if product.splits == 1 else xp.empty((product.splits,) + y.shape, dtype=xp.float32)
         has_bias = numpy.int32(self.has_bias and product.splits == 1)  # a split product's bias comes with its sum
-        self._launch(product.name, product.grid, (self.x, weight, bias, out, has_bias) + product.arguments)
+        self._launch(product.name, product.grid, (self.x, weight, bias, out, has_bias), product.arguments)
         self._sum_splits(out, y, product.splits, bias if self.has_bias else None, K, P * Q)
         return y
 
@@ -782,7 +787,7 @@ class Conv2d(Function):
                 grad_weight = xp.empty(weight_shape, dtype=xp.float32)
                 splits = product.splits
                 partial = grad_weight if splits == 1 else xp.empty((splits,) + weight_shape, dtype=xp.float32)
-                self._launch(product.name, product.grid, (self.x, grad, partial) + product.arguments)
+                self._launch(product.name, product.grid, (self.x, grad, partial), product.arguments)
                 self._sum_splits(partial, grad_weight, splits)
         if need_input:
             grad_input = xp.empty(x_shape, dtype=xp.float32)
@@ -790,9 +795,9 @@ class Conv2d(Function):
             if plan[0] == "exact":
                 _, blocks, geometry = plan
                 self._launch("conv2d_backward_data_exact", (blocks,),
-                             (grad, self.weight, grad_input, _kernels.set_flag(self.device)) + geometry)
+                             (grad, self.weight, grad_input, _kernels.set_flag(self.device)), geometry)
             elif plan[0] == "tiled":
-                _, product, sum_blocks, exact_blocks = plan
+                _, product, sum_blocks, exact_blocks, geometry, sum_sizes = plan
                 K, group_channels, R, S = weight_shape
                 groups = self.groups
                 if product.transposed:  # its transposing launch sets the gather flag too
@@ -800,15 +805,15 @@ class Conv2d(Function):
                     weight = self._transposed_weight(groups, K // groups, group_channels * R * S, gather)
                 else:
                     gather, weight = self._nonfinite_flag(self.weight), self.weight
-                splits, geometry = product.splits, product.arguments[:-1]
+                splits = product.splits
                 partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
-                self._launch(product.name, product.grid, (grad, weight, partial, gather) + product.arguments)
+                self._launch(product.name, product.grid, (grad, weight, partial, gather), product.arguments)
                 if splits > 1:  # the sum of the splits, or the exact gather where the flag is set
                     self._launch("conv2d_backward_data_sum_or_gather", (sum_blocks,),
-                                 (partial, grad, self.weight, grad_input, gather) + geometry + (numpy.int32(splits),))
+                                 (partial, grad, self.weight, grad_input, gather), sum_sizes)
                 else:
                     self._launch("conv2d_backward_data_exact", (exact_blocks,),
-                                 (grad, self.weight, grad_input, gather) + geometry)
+                                 (grad, self.weight, grad_input, gather), geometry)
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)

@@ -257,9 +257,9 @@ def launched_kernels(monkeypatch) -> list:
     launches = []
     launch = conv2d_module.Conv2d._launch
 
-    def recording(self, name, grid, args):
+    def recording(self, name, grid, args, fixed=()):
         launches.append((name, grid))
-        launch(self, name, grid, args)
+        launch(self, name, grid, args, fixed)
 
     monkeypatch.setattr(conv2d_module.Conv2d, "_launch", recording)
     return launches
@@ -341,10 +341,10 @@ def test_conv2d_exact_gather_alone_reads_the_devices_set_flag(monkeypatch):
     device = gpucnn.device("cudasim")
     flags, launch = [], conv2d_module.Conv2d._launch
 
-    def recording(self, name, grid, args):
+    def recording(self, name, grid, args, fixed=()):
         if name == "conv2d_backward_data_exact":
             flags.append(args[3])
-        launch(self, name, grid, args)
+        launch(self, name, grid, args, fixed)
 
     monkeypatch.setattr(conv2d_module.Conv2d, "_launch", recording)
     x = gpucnn.tensor(np.ones((1, 3, 6, 5), np.float32), device=device, requires_grad=True)

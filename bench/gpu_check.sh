@@ -13,7 +13,8 @@
 # the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
-# work on cudasim and single op calls; ncu over conv2d's kernels where ncu is installed), then the whole
+# work on cudasim, single op calls and a launch's host time; ncu over conv2d's kernels where ncu is installed),
+# then the whole
 # suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
@@ -115,6 +116,8 @@ step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 step profile-host 120 "$python" -m bench.profile host --model resnet
 # single op calls of the Jetson suite's size, per call and profiled: where a small op's host time goes
 step profile-calls 90 "$python" -m bench.profile calls --device cuda
+# a kernel launch's host time, CuPy's way and from packed arguments (conv2d's launches)
+step profile-launches 60 "$python" -m bench.profile launches --device cuda
 
 sanitize initcheck synccheck
 step pytest-ops 240 "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ops

@@ -3,6 +3,7 @@
     python -m bench.profile step --device cuda --model resnet --batch 128
     python -m bench.profile host --model resnet          # no GPU needed
     python -m bench.profile calls --device cuda          # single op calls, per call and profiled
+    python -m bench.profile launches --device cuda       # a kernel launch's host time, CuPy's way and packed
     ncu --section SpeedOfLight --section Occupancy -k regex:conv2d_ python -m bench.profile conv --device cuda
 
 ``step`` trains ``--model`` (one of ``bench.train``'s) for a few warm-up steps, then times steps two
@@ -14,7 +15,8 @@ sees exactly one step's kernels. ``host`` measures that host work without a GPU:
 every kernel launch skipped, which leaves the Python and NumPy work a GPU step issues (on a GPU the
 array calls are CuPy's, several times as long each, so it also counts them, by call site, and the
 launches). ``calls`` times single op calls of the Jetson suite's size as ``bench ops`` does and
-profiles each (on a GPU, CuPy's own calls show among gpucnn's). ``conv`` runs one forward and
+profiles each (on a GPU, CuPy's own calls show among gpucnn's). ``launches`` times a kernel launch's
+host work, CuPy's way and from packed arguments (``Device.launcher``). ``conv`` runs one forward and
 backward of a few conv layers, so a profiler such
 as ncu sees each of conv2d's kernels once per layer: VGG-16's 256-channel 56x56 layer at batch 32
 (Winograd's products), CIFAR ResNet-18's 128-channel 16x16 layer at batch 32 (the direct "taps"
@@ -210,6 +212,45 @@ def profile_calls(device: str, calls: int, top: int, log=print) -> dict:
     return results
 
 
+def profile_launches(device: str, blocks: int, count: int, log=print) -> dict:
+    """The host's time per kernel launch, two ways, and per allocation. The launch is conv2d's forward
+    product on a 1x1x3x3 input of one channel (little work for the device) with its 22 arguments:
+    CuPy's way, ``kernel(grid, block, args)``, which converts every argument on each call, and from
+    packed arguments, ``Device.launcher``, whose 17 sizes were packed once; the allocation is
+    ``xp.empty`` of the Jetson suite's 1x64x56x56. For each, the median over ``blocks`` blocks of
+    ``count`` calls, each block issued after a synchronisation and timed until the last call returned."""
+    import gpucnn
+    from gpucnn.nn import functional as F
+    from gpucnn.ops import _kernels
+
+    target = gpucnn.device(device)
+    x = gpucnn.tensor(numpy.ones((1, 1, 3, 3), numpy.float32), device=target)
+    w = gpucnn.tensor(numpy.ones((1, 1, 3, 3), numpy.float32), device=target, requires_grad=True)
+    conv = F.conv2d(x, w)._creator
+    product = conv._plan("forward", x.shape, w.shape)[3]
+    out = target.xp.empty((product.splits, 1, 1, 1, 1), dtype=numpy.float32)
+    leading = (conv.x, conv.weight, _kernels.placeholder(target), out, numpy.int32(0))
+    block, fixed = (_kernels.THREADS,), product.arguments
+    kernel, launcher = target.kernel("conv2d", product.name), target.launcher("conv2d", product.name, fixed)
+    ways = {f"{product.name}: kernel(grid, block, args)": lambda: kernel(product.grid, block, leading + fixed),
+            f"{product.name}: launcher(grid, block, leading)": lambda: launcher(product.grid, block, leading),
+            "xp.empty((1, 64, 56, 56), float32)": lambda: target.xp.empty((1, 64, 56, 56), dtype=numpy.float32)}
+    results = {}
+    with target.context():
+        for name, call in ways.items():
+            times = []
+            for _ in range(blocks):
+                target.synchronize()
+                start = time.perf_counter()
+                for _ in range(count):
+                    call()
+                times.append((time.perf_counter() - start) / count * 1e6)
+            target.synchronize()
+            results[name] = statistics.median(times)
+            log(f"{name} on {target}: {results[name]:.2f} us a call (median of {blocks} blocks of {count})")
+    return results
+
+
 def profile_conv(device: str, path: str, log=print) -> None:
     """One forward and backward of each layer of CONV_LAYERS (SMALL_CONV_LAYERS off cuda) on kernel path ``path``."""
     import gpucnn
@@ -247,6 +288,10 @@ def main(argv=None) -> None:
     calls.add_argument("--device", default="cuda")
     calls.add_argument("--calls", type=int, default=200)
     calls.add_argument("--top", type=int, default=15, help="rows of each cProfile table (0: none)")
+    launches = commands.add_parser("launches", help="the host's time per kernel launch, CuPy's way and packed")
+    launches.add_argument("--device", default="cuda")
+    launches.add_argument("--blocks", type=int, default=30)
+    launches.add_argument("--count", type=int, default=200, help="calls a block")
     conv = commands.add_parser("conv", help="conv layers once each, for a profiler such as ncu")
     conv.add_argument("--device", default="cuda")
     conv.add_argument("--path", default="chosen", help="a kernel path of gpucnn.ops.conv2d.KERNEL_PATHS")
@@ -254,6 +299,8 @@ def main(argv=None) -> None:
     if args.command in ("step", "host") and (args.batch < 1 or args.steps < 1 or args.top < 0):
         parser.error(f"--batch and --steps must be positive and --top non-negative, got {args.batch}, "
                      f"{args.steps}, {args.top}")
+    if args.command == "launches" and (args.blocks < 1 or args.count < 1):
+        parser.error(f"--blocks and --count must be positive, got {args.blocks}, {args.count}")
     if args.command == "calls" and (args.calls < 1 or args.top < 0):
         parser.error(f"--calls must be positive and --top non-negative, got {args.calls}, {args.top}")
     if args.command == "step":
@@ -262,6 +309,8 @@ def main(argv=None) -> None:
         profile_host(args.model, args.batch, args.steps, args.top)
     elif args.command == "calls":
         profile_calls(args.device, args.calls, args.top)
+    elif args.command == "launches":
+        profile_launches(args.device, args.blocks, args.count)
     else:
         profile_conv(args.device, args.path)
 

@@ -146,12 +146,14 @@ def test_ops_benchmark_quick_run_writes_its_tables(tmp_path, device):
 
 def test_profile_step_calls_and_conv_run():
     """bench.profile's commands on tiny sizes: a step's timing line and profile, single op calls timed
-    and profiled, and the conv layers."""
+    and profiled, the conv layers, and a launch's host time both ways."""
     for arguments, expected in ((["step", "--device", "cpu", "--model", "lenet", "--batch", "2", "--steps", "2",
                                   "--top", "3"], "lenet on cpu, batch 2: a step takes"),
                                 (["calls", "--device", "cudasim", "--calls", "2", "--top", "2"],
                                  "avg_pool2d forward, input (1, 16, 8, 8) on cudasim: "),
-                                (["conv", "--device", "cudasim"], "small 5x5: 2x3x7x7 -> 4, 5x5, path chosen")):
+                                (["conv", "--device", "cudasim"], "small 5x5: 2x3x7x7 -> 4, 5x5, path chosen"),
+                                (["launches", "--device", "cudasim", "--blocks", "2", "--count", "2"],
+                                 "conv2d_forward_64: launcher(grid, block, leading) on cudasim: ")):
         result = subprocess.run([sys.executable, "-m", "bench.profile", *arguments], cwd=ROOT, capture_output=True,
                                 text=True, timeout=600)
         assert result.returncode == 0, result.stderr
@@ -160,7 +162,8 @@ def test_profile_step_calls_and_conv_run():
 
 def test_profile_host_counts_a_steps_launches_and_leaves_the_kernels_running():
     """bench.profile host: lenet's step launches its kernels (two convs, two pools, three ReLUs...)
-    and makes NumPy calls; afterwards cudasim runs kernels again (its launches are no longer skipped)."""
+    and makes NumPy calls; afterwards cudasim runs kernels again (its launches, through device.kernel and
+    device.launcher, are no longer skipped)."""
     import numpy
 
     import gpucnn
@@ -173,6 +176,8 @@ def test_profile_host_counts_a_steps_launches_and_leaves_the_kernels_running():
     assert lines[0].startswith("lenet on cudasim without its kernels, batch 2:") and len(lines) == 4
     x = numpy.array([[-1.0, 2.0]], dtype=numpy.float32)
     assert F.relu(gpucnn.tensor(x, device="cudasim")).numpy().tolist() == [[0.0, 2.0]]
+    ones = gpucnn.tensor(numpy.ones((1, 1, 3, 3), numpy.float32), device="cudasim")
+    assert F.conv2d(ones, ones).numpy().tolist() == [[[[9.0]]]]  # conv2d's launchers run too
 
 
 def test_a_batch_for_every_layer_is_in_the_results_name(tmp_path):

@@ -14,8 +14,7 @@
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
 # work on cudasim, single op calls and a launch's host time; ncu over conv2d's kernels where ncu is installed),
-# then the whole
-# suite and the CPU conv2d benchmark.
+# then the whole suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
 # each step may use what is left (some have a cap of their own), and the steps that no longer fit are

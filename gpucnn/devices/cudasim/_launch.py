@@ -225,13 +225,8 @@ class Kernel:
         self._max_shared = int(value)
 
     def __call__(self, grid, block, args, shared_mem=0, stream=None, enable_cooperative_groups=False):
-        dims = _dims(grid, "grid", MAX_GRID, self.name) + _dims(block, "block", MAX_BLOCK, self.name)
-        slots = self._pack(*self._converted(args))
-        shared_mem = self._shared_bytes(shared_mem)
-        order, seed = _next_order()
-        module = self.module
-        if module._launch(self._index, *dims, shared_mem, slots, order, seed, module._error_address):
-            raise module._exception()
+        dims = self._dims(grid, block)
+        self._run(self.module._launch, dims, self._pack(*self._converted(args)), shared_mem)
 
     def check(self, args) -> None:
         """Raises what a launch with ``args`` would raise for them (TypeError or ValueError), launching nothing."""
@@ -241,11 +236,18 @@ class Kernel:
         """Launches the kernel with its arguments as ``cuLaunchKernel`` takes them: ``params`` is the
         address of an array of pointers, one per parameter, each to that parameter's value, of which
         as many bytes as its declared type has are read. Nothing checks the values: :meth:`check` them."""
-        dims = _dims(grid, "grid", MAX_GRID, self.name) + _dims(block, "block", MAX_BLOCK, self.name)
+        self._run(self.module._launch_params, self._dims(grid, block), params, shared_mem)
+
+    def _dims(self, grid, block) -> tuple:
+        return _dims(grid, "grid", MAX_GRID, self.name) + _dims(block, "block", MAX_BLOCK, self.name)
+
+    def _run(self, launch, dims: tuple, arguments, shared_mem) -> None:
+        """``launch`` (the library's cudasim_launch or cudasim_launch_params) over ``dims``, the grid's and
+        the block's, with ``arguments`` (slots, or the pointer array's address)."""
         shared_mem = self._shared_bytes(shared_mem)
         order, seed = _next_order()
         module = self.module
-        if module._launch_params(self._index, *dims, shared_mem, params, order, seed, module._error_address):
+        if launch(self._index, *dims, shared_mem, arguments, order, seed, module._error_address):
             raise module._exception()
 
     def _converted(self, args) -> list:

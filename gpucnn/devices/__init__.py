@@ -22,7 +22,7 @@ import re
 import numpy
 
 from ..ops._parallel import single_threaded_blas, splitting
-from .packed import PackedArguments
+from .packed import PackedLaunch
 
 _CUDA_NAME = re.compile(r"^cuda(?::(\d+))?$")
 
@@ -169,21 +169,19 @@ class SimulatorDevice(Device):
         return _SimulatedLaunch(self, file, name, fixed)
 
 
-class _SimulatedLaunch:
+class _SimulatedLaunch(PackedLaunch):
     """The cuda device's launch from packed arguments, on cudasim: each launch checks the arguments
     against the kernel's declaration, writes them into the PackedArguments buffer and launches through
     its pointer array (``Kernel.launch_params``), which cudasim reads as the driver does."""
 
     def __init__(self, device, file: str, name: str, fixed: tuple):
-        self._device, self._file, self._name, self._fixed = device, file, name, fixed
-        self._arguments = None
+        super().__init__(fixed, device.address)
+        self._device, self._file, self._name = device, file, name
 
     def __call__(self, grid, block, leading: tuple) -> None:
         kernel = self._device.kernel(self._file, self._name)
         kernel.check(leading + self._fixed)
-        arguments = self._arguments
-        if arguments is None:
-            arguments = self._arguments = PackedArguments(len(leading), self._fixed, self._device.address)
+        arguments = self._packed(leading)
         with arguments.lock:
             kernel.launch_params(grid, block, arguments.fill(leading))
 

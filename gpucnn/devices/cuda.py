@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from . import Device, kernels
-from .packed import PackedArguments
+from .packed import PackedLaunch
 
 INSTALL_HINT = "pip install 'gpucnn[cuda12]' (or [cuda11] / [cuda13], matching the CUDA version of your driver)"
 
@@ -100,22 +100,20 @@ def _dims(value) -> tuple[int, int, int]:
     return (value, 1, 1) if isinstance(value, int) else (tuple(value) + (1, 1))[:3]
 
 
-class _DriverLaunch:
+class _DriverLaunch(PackedLaunch):
     """A kernel launched by the driver's cuLaunchKernel from a PackedArguments buffer, on CuPy's current
     stream, as CuPy's RawKernel launches it (arrays as their addresses, NumPy scalars as their bytes),
     without building the argument array anew."""
 
     def __init__(self, device: CudaDevice, file: str, name: str, fixed: tuple):
+        super().__init__(fixed, device.address)
         with device.context():
             self._function = device.kernel(file, name).kernel  # this GPU's (kept: it holds the module)
-        self._fixed, self._address, self._arguments = fixed, device.address, None
         self._launch = device.xp.cuda.driver.launchKernel
         self._current_stream = device.xp.cuda.get_current_stream
 
     def __call__(self, grid, block, leading: tuple) -> None:
-        arguments = self._arguments
-        if arguments is None:
-            arguments = self._arguments = PackedArguments(len(leading), self._fixed, self._address)
+        arguments = self._packed(leading)
         (gx, gy, gz), (bx, by, bz) = _dims(grid), _dims(block)
         with arguments.lock:
             self._launch(self._function.ptr, gx, gy, gz, bx, by, bz, 0, self._current_stream().ptr,

@@ -56,3 +56,17 @@ class PackedArguments:
         for index, value in enumerate(leading):
             slots[index] = bits(index, value)
         return self.params
+
+
+class PackedLaunch:
+    """What the kernel devices' launchers share: the PackedArguments of their ``fixed`` arguments, made at
+    the first launch, whose number of leading arguments every later launch must match."""
+
+    def __init__(self, fixed: tuple, address):
+        self._fixed, self._address, self._arguments = fixed, address, None
+
+    def _packed(self, leading: tuple) -> PackedArguments:
+        arguments = self._arguments
+        if arguments is None:
+            arguments = self._arguments = PackedArguments(len(leading), self._fixed, self._address)
+        return arguments

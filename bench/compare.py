@@ -162,7 +162,8 @@ def main(args, out_dir) -> dict:
                   quick=args.quick, paths=spec["paths"], ops=spec["ops"], rows=rows,
                   after_over_before=geometric_mean(ratios))
     batch = f"-b{args.batch}" if args.batch else ""
-    name = f"compare-{suite}{batch}-{env.kind}" + ("-quick" if args.quick else "")
+    only = "-" + "+".join(ops) if ops else ""  # runs of one suite on other ops write files of their own
+    name = f"compare-{suite}{batch}{only}-{env.kind}" + ("-quick" if args.quick else "")
     markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())
     print(markdown)
     print(f"wrote {markdown_path} and {json_path}")

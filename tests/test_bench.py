@@ -227,6 +227,11 @@ def test_compare_benchmark_quick_run_times_both_versions(tmp_path):
     for row in record["rows"]:
         assert len(row["before_ms"]) == len(row["after_ms"]) == 1 and len(row["torch_ms"]) == 2
         assert row["after_over_before"] > 0 and row["timing"] == row["torch_timing"] == "call"
+    # a run on some of the suite's ops writes files of its own beside the whole suite's
+    _run_bench(out, "compare", str(before), "--device", "cudasim", "--ops", "relu_forward", "--rounds", "1")
+    (record_path,) = out.glob("compare-tiny-relu_forward-cudasim-quick_*.json")
+    assert [row["op"] for row in json.loads(record_path.read_text())["rows"]] == ["relu_forward"]
+    assert len(list(out.glob("compare-tiny-cudasim-quick_*.json"))) == 1
 
 
 def test_blas_info_reads_openblas_through_gpucnn_or_without_it(monkeypatch):

@@ -112,6 +112,8 @@ def test_packed_arguments_refuse_python_scalars_and_a_wrong_count():
         packed.fill((x,))
     with pytest.raises(TypeError, match=r"argument 1 is a Python int \(3\).*numpy.int32\(value\)"):
         packed.fill((x, 3))
+    with pytest.raises(TypeError, match="argument 0 is a NoneType: pass an array of the device or a NumPy scalar"):
+        PackedArguments(1, (), lambda array: array.ctypes.data).fill((None,))
     packed.fill((x, np.int64(-2)))
     slots = np.ctypeslib.as_array(packed._slots)
     assert slots.tolist() == [x.ctypes.data, 2**64 - 2, 2**32 - 1, int(np.float32(0.5).view(np.uint32))]

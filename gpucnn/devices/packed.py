@@ -53,7 +53,11 @@ class PackedArguments:
         if isinstance(value, (int, float, bool)):
             raise TypeError(f"kernel argument {index} is a Python {type(value).__name__} ({value!r}): pass a NumPy "
                             "scalar of the parameter's type, such as numpy.int32(value)")
-        return self._address(value)
+        try:
+            return self._address(value)
+        except AttributeError:  # not an array: no address to pass
+            raise TypeError(f"kernel argument {index} is a {type(value).__name__}: pass an array of the device or a "
+                            "NumPy scalar") from None
 
     def fill(self, leading: tuple) -> int:
         """Writes the leading arguments into their slots; returns the address of the pointer array."""

@@ -245,3 +245,47 @@ def test_batch_norm_refuses_numpy_running_statistics_for_a_gpu_input():
     mean = gpucnn.tensor(np.zeros(2, np.float32), device="cuda")
     F.batch_norm(x, mean, gpucnn.tensor(np.ones(2, np.float32), device="cuda"), training=True, momentum=1.0)
     assert mean.tolist() == [1.0, 1.0]
+
+
+def _conv_outputs(x, w, device="cuda"):
+    """y, dx and dweight of a 3x3 conv2d of x and w on ``device`` (its products split their reductions)."""
+    x_t = gpucnn.tensor(x, device=device, requires_grad=True)
+    w_t = gpucnn.tensor(w, device=device, requires_grad=True)
+    y = F.conv2d(x_t, w_t, padding=1)
+    y.backward(np.ones(y.shape, np.float32))
+    return [y.numpy(), x_t.grad.numpy(), w_t.grad.numpy()]
+
+
+def test_packed_launches_match_cupys_launches(monkeypatch):
+    """conv2d's launches from packed arguments (Device.launcher: cuLaunchKernel with a pointer to each
+    value) give what CuPy's RawKernel calls give, bit for bit (the kernels sum in a fixed order): on
+    the default stream, on a stream of the test's own, and from four threads at once."""
+    import threading
+
+    import cupy
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 64, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    packed = _conv_outputs(x, w)
+    with cupy.cuda.Stream():
+        on_a_stream = _conv_outputs(x, w)
+    from_threads = [None] * 4
+
+    def work(index):
+        from_threads[index] = _conv_outputs(x, w)
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def cupys_launch(self, name, grid, args, fixed=()):
+        self.device.kernel("conv2d", name)(grid, (256,), args + fixed)
+
+    monkeypatch.setattr(Conv2d, "_launch", cupys_launch)
+    reference = _conv_outputs(x, w)
+    for outputs in [packed, on_a_stream] + from_threads:
+        for ours, theirs in zip(outputs, reference):
+            np.testing.assert_array_equal(ours, theirs)

@@ -89,6 +89,11 @@ def test_launchers_are_made_once_per_kernel_and_fixed_tuple(monkeypatch):
     np.testing.assert_array_equal(y, np.maximum(x, 0))
     with pytest.raises(TypeError, match="takes 3 arguments"):
         launcher((2,), (256,), (x,))
+    with pytest.raises(TypeError, match=r"launcher\('relu', 'relu_forward'\): fixed must be a tuple.*got list"):
+        device.launcher("relu", "relu_forward", [np.int64(n)])
+    y[:] = np.nan
+    launcher((2,), (256,), [x, y])  # the leading arguments as any sequence, as on cuda
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
     monkeypatch.setattr(type(device), "MAX_LAUNCHERS", 1)
     device.launcher("relu", "relu_forward", (np.int64(5),))  # the cache was full: it starts again
     assert device.launcher("relu", "relu_forward", fixed) is not launcher

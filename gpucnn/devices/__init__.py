@@ -78,6 +78,9 @@ class Device:
         from a :class:`~gpucnn.devices.packed.PackedArguments` buffer where ``fixed`` was written once.
         Made once per kernel and ``fixed`` tuple, which it keeps and knows by identity: pass the same
         tuple each time (a cached launch plan's), or none."""
+        if type(fixed) is not tuple:
+            raise TypeError(f"launcher({file!r}, {name!r}): fixed must be a tuple of the kernel's last arguments, "
+                            f"got {type(fixed).__name__}")
         launchers, key = self._launchers, (file, name, id(fixed))
         launcher = launchers.get(key)
         if launcher is None:
@@ -180,7 +183,7 @@ class _SimulatedLaunch(PackedLaunch):
 
     def __call__(self, grid, block, leading: tuple) -> None:
         kernel = self._device.kernel(self._file, self._name)
-        kernel.check(leading + self._fixed)
+        kernel.check(tuple(leading) + self._fixed)
         arguments = self._packed(leading)
         with arguments.lock:
             kernel.launch_params(grid, block, arguments.fill(leading))

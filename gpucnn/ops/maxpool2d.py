@@ -429,12 +429,12 @@ class MaxPool2d(Function):
         indices = xp.empty(output_shape, dtype=xp.int64) if self.keep_indices else placeholder(self.device, numpy.int64)
         self.indices = indices if self.keep_indices else None
         H, W, P, Q = g.kernel_args()[:4]
-        keep, address = numpy.int32(self.keep_indices), self.device.address(x)
-        if self._float2_windows() and H % 2 == 0 and W % 4 == 0 and address % 16 == 0:
+        keep, address, windows_2x2 = numpy.int32(self.keep_indices), self.device.address(x), self._float2_windows()
+        if windows_2x2 and H % 2 == 0 and W % 4 == 0 and address % 16 == 0:
             # two windows a thread, their rows read as float4: H = 2P, and a 16-byte aligned input
             launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward_2x2_pairs", y.size // 2,
                                (x, y, indices, keep, numpy.int64(y.size // 2), P, W))
-        elif self._float2_windows() and address % 8 == 0:  # float2 reads: an 8-byte aligned input
+        elif windows_2x2 and address % 8 == 0:  # float2 reads: an 8-byte aligned input
             launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward_2x2", y.size,
                                (x, y, indices, keep, numpy.int64(y.size), H, W, P, Q))
         else:

@@ -185,6 +185,26 @@ def settle() -> None:
     time.sleep(SETTLE_SECONDS)
 
 
+#: After ``settle``, the warm-up runs for this long at least (where it runs at all).
+WARMUP_SECONDS = 0.1
+
+
+def warm_up(step, calls: int) -> None:
+    """Calls ``step`` ``calls`` times and, where ``calls`` > 0, on until WARMUP_SECONDS have passed:
+    the warm-up of a block of timings that starts after ``settle``.
+
+    After such a pause the second core of a 2-core VM ran a split op slowly for tens of milliseconds:
+    a 2M-element ReLU backward on two threads took 1.3-1.5 ms a call for its first 15-40 calls after
+    0.3 s of quiet, then 0.82-0.84 ms, the time it took called back to back (one thread: 0.96-0.98 ms
+    either way). Two warm-up calls timed that start, not the op; a training step, whose ops follow
+    one another, never sees it."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    while calls and time.perf_counter() - start < WARMUP_SECONDS:
+        step()
+
+
 def time_ms(step) -> float:
     """Wall time of one call of ``step``, in milliseconds."""
     start = time.perf_counter()

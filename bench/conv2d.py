@@ -14,7 +14,8 @@ suite's batch unless ``--batch`` sets one for all.
 Time: one step is conv2d forward then backward with a fixed upstream gradient, computing the input,
 weight and bias gradients (``.grad`` cleared before each step). Per layer, gpucnn and then torch each
 run their warm-up steps and timed repeats as one block (interleaving them step by step slowed both:
-each library's idle threads still spin when the other starts), in ``--rounds`` rounds (default 3); a
+each library's idle threads still spin when the other starts; a block starts after ``bench.settle``'s
+quiet and warms up for at least ``bench.WARMUP_SECONDS``), in ``--rounds`` rounds (default 3); a
 library's time is the least of its rounds' medians (``bench.least_median``: a burst of other work on
 the host spoils a round, not the result). The table gives those times and their ratio
 torch_ms / gpucnn_ms (above 1: gpucnn is faster), and the geometric mean of that ratio per suite and
@@ -60,7 +61,7 @@ import sys
 import numpy
 
 from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, least_median, peak_rss_bytes,
-               quietest, reset_peak_rss, run_worker, settle, time_ms, write_results)
+               quietest, reset_peak_rss, run_worker, settle, time_ms, warm_up, write_results)
 from .suites import SUITES, Conv
 
 DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
@@ -200,8 +201,7 @@ def measure_memory(library: str, layer: Conv, batch: int, torch_threads: int) ->
 
 def _timed_block(step, warmup: int, repeats: int) -> list[float]:
     settle()
-    for _ in range(warmup):
-        step()
+    warm_up(step, warmup)
     return [time_ms(step) for _ in range(repeats)]
 
 

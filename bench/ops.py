@@ -17,7 +17,8 @@ backward, relu forward and backward, each timed alone:
   repeat runs a forward first, untimed.
 
 Each contender runs its warm-up and repeats as one block, then the next (see bench/conv2d.py for
-why), in ``--rounds`` rounds (default 3 on the CPU, 1 on a GPU); a contender's time is the least of
+why; on the CPU a block starts after ``bench.settle``'s quiet, and its warm-up lasts at least
+``bench.WARMUP_SECONDS``: ``bench.warm_up``), in ``--rounds`` rounds (default 3 on the CPU, 1 on a GPU); a contender's time is the least of
 its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after
 each timed call, which a short call's host work and synchronisation weigh on; each contender's block
 then times its calls again on the device alone (``Environment.device_ms``: CUDA events around work
@@ -38,7 +39,7 @@ import numpy
 import gpucnn
 from gpucnn.nn import functional as F
 
-from . import geometric_mean, least_median, quietest, settle, write_results
+from . import WARMUP_SECONDS, geometric_mean, least_median, quietest, settle, warm_up, write_results
 from .environment import Environment
 from .suites import SUITES, Conv, Norm, Pool, Relu
 
@@ -207,11 +208,16 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
     torch = env.torch
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = contender.tf32
-    if not env.is_gpu:  # GPU blocks wait on the device, not on spinning threads (0.2 s a block saved)
-        settle()
-    for _ in range(warmup):
+    def step():
         contender.prepare()
         contender.run()
+
+    if env.is_gpu:  # GPU blocks wait on the device, not on spinning threads (0.2 s a block saved)
+        for _ in range(warmup):
+            step()
+    else:
+        settle()
+        warm_up(step, warmup)
     times, issue_ms = [], 0.0
     for _ in range(repeats):
         contender.prepare()
@@ -363,7 +369,8 @@ def main(args, out_dir) -> dict:
     torch_name = "PyTorch CUDA (cuDNN), TF32 off; TF32 on separately" if env.is_gpu else "PyTorch CPU"
     header = (f"gpucnn ops on {env.device} against {torch_name}, suite {suite}, float32, {when:%Y-%m-%d %H:%M}\n\n"
               f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in description.items()) +
-              f"; the least of {rounds} rounds' medians of {repeats} after {warmup} warm-up\n\n"
+              f"; the least of {rounds} rounds' medians of {repeats} after {warmup} warm-up"
+              + (f" and at least {WARMUP_SECONDS} s of them" if warmup and not env.is_gpu else "") + "\n\n"
               f"Roofline (same run): FP32 GEMM {roofline['gemm_gflops']:.1f} GFLOP/s (n={roofline['gemm_size']}), "
               f"copy {roofline['copy_gbps']:.1f} GB/s (read + write, {roofline['copy_bytes'] >> 20} MiB)\n\n")
     markdown = header + markdown_table(rows, env.is_gpu)

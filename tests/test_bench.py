@@ -79,6 +79,24 @@ def test_least_median_keeps_each_contenders_fastest_round():
     assert least_median([dict(gpucnn=[]), dict(gpucnn=[])]) == dict(gpucnn=None)
 
 
+def test_warm_up_runs_its_calls_and_then_for_its_seconds(monkeypatch):
+    import time
+
+    import bench
+
+    monkeypatch.setattr(bench, "WARMUP_SECONDS", 0.05)
+    calls = []
+    start = time.perf_counter()
+    bench.warm_up(lambda: calls.append(time.perf_counter()), 3)
+    assert len(calls) > 3 and calls[-1] - start >= 0.05  # on past the 3 calls until the time was up
+    slow = []
+    bench.warm_up(lambda: (slow.append(1), time.sleep(0.03)), 3)
+    assert len(slow) == 3  # the calls took longer than the time: no more
+    none = []
+    bench.warm_up(lambda: none.append(1), 0)
+    assert none == []  # no warm-up asked for (--quick): none at all
+
+
 @pytest.mark.parametrize("transposed_filter_max", [1 << 18, 0])
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
 def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, stride, padding, transposed_filter_max):

@@ -98,23 +98,33 @@ class ReLU(Function):
       product with the bool mask takes 49 us / 1.0 ms (and needs that check), ``where`` 8 ms at 2M.
       The bool-to-integer conversion is most of the cost: NumPy's compare only writes bools.
 
-    From ``THREADED`` elements on, the backward runs in contiguous pieces on all cores
-    (:func:`gpucnn.ops._parallel.run_chunked`; 0.45 ms at 2M). Waking a helper thread and waiting for
-    it costs about 40 us here, more than it saves below that. Below, it runs in pieces of ``CACHED``
-    elements one after the other, so that a piece's mask and product are still in the cache for its
-    next pass; on a 2-core Intel Xeon VM (2 MiB of L2 a core), float32, against one piece: 512K elements
-    0.26 ms against 0.35, 1M - 1 0.50-0.52 against 0.69-0.70, 256K 0.128 against 0.143-0.145, 128K
-    (one piece either way) 0.048-0.052. (Such pieces inside the threaded ones took 2M from 0.78-0.82 ms
-    to 1.0.) The forward stays on one core: on two, 2M take 0.19 ms on an idle machine but 0.3-0.5 ms
-    while another process's threads spin on the second core (PyTorch's OpenMP workers do so for
-    milliseconds after each op).
+    From ``THREADED`` elements on, both run in contiguous pieces on all cores
+    (:func:`gpucnn.ops._parallel.run_chunked`): the backward in pieces of ``THREADED // 2``, the
+    forward in pieces of ``FORWARD_PIECE`` (of a C-contiguous input). Waking a helper thread and
+    waiting for it costs about 40 us here, more than it saves below that. Below, the backward runs in
+    pieces of ``CACHED`` elements one after the other, so that a piece's mask and product are still in
+    the cache for its next pass; on a 2-core Intel Xeon VM (2 MiB of L2 a core), float32, against one
+    piece: 512K elements 0.26 ms against 0.35, 1M - 1 0.50-0.52 against 0.69-0.70, 256K 0.128 against
+    0.143-0.145, 128K (one piece either way) 0.048-0.052. (Such pieces inside the threaded ones took 2M
+    from 0.78-0.82 ms to 1.0.) On a later 2-core Xeon VM, called back to back at 2M, the threaded
+    backward took 0.80-0.86 ms against 0.97-1.04 on one core, the threaded forward 0.40-0.44 ms
+    against 0.53-0.58 (pieces of 256K; 0.43 in pieces of 128K), and 0.49-0.55 ms against 0.56-0.58
+    when every call came right after a PyTorch op, whose OpenMP threads then spin on the second core.
     """
 
     THREADED = 1 << 20
+    FORWARD_PIECE = 1 << 18
     CACHED = 1 << 16
 
     def forward_cpu(self, x):
-        self.y = _forward_formulation(x.dtype)(x, _memory.empty(x.shape, x.dtype))
+        formulation = _forward_formulation(x.dtype)
+        self.y = _memory.empty(x.shape, x.dtype)
+        if x.size >= self.THREADED and x.flags.c_contiguous:
+            x_flat, y_flat = x.reshape(-1), self.y.reshape(-1)
+            run_chunked(lambda start, stop: formulation(x_flat[start:stop], y_flat[start:stop]), x.size,
+                        self.FORWARD_PIECE)
+        else:
+            formulation(x, self.y)
         return self.y
 
     def backward_cpu(self, grad_output):

@@ -245,12 +245,14 @@ def test_inf_and_nan_upstream_gradient_is_stopped_where_x_is_not_positive(device
 
 @pytest.mark.parametrize("size", [2 * 16 + 5, 10 * 16 + 3])
 @pytest.mark.parametrize("threaded", [True, False])
-def test_backward_in_pieces_matches_torch(monkeypatch, size, threaded):
-    """From ReLU.THREADED elements on the backward splits the flat arrays into pieces on all cores,
-    below it into pieces of ReLU.CACHED one after the other; odd sizes leave uneven pieces."""
+def test_forward_and_backward_in_pieces_match_torch(monkeypatch, size, threaded):
+    """From ReLU.THREADED elements on both split the flat arrays into pieces on all cores (the forward
+    into pieces of ReLU.FORWARD_PIECE), below it the backward into pieces of ReLU.CACHED one after the
+    other; odd sizes leave uneven pieces."""
     from gpucnn.ops.relu import ReLU
 
     monkeypatch.setattr(ReLU, "THREADED", 32 if threaded else 10**9)
+    monkeypatch.setattr(ReLU, "FORWARD_PIECE", 8)
     monkeypatch.setattr(ReLU, "CACHED", 16)
     rng = np.random.default_rng(size)
     x = special_values(rng, (size,))
@@ -260,7 +262,7 @@ def test_backward_in_pieces_matches_torch(monkeypatch, size, threaded):
     np.testing.assert_array_equal(grad, expected_grad)
 
 
-def test_backward_in_pieces_at_full_size():
+def test_forward_and_backward_in_pieces_at_full_size():
     """The real threshold (about a million elements), float32 and float64."""
     from gpucnn.ops.relu import ReLU
 

@@ -65,9 +65,10 @@
  *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
  *                                 values is inf or NaN (the flag array starts at 0): the gather flag
  *                                 over the weight here, and the Winograd paths' test (conv2d.py)
- *   conv2d_backward_data_exact    grid (min(ceil(N*C*H*W / 256), cap),), thread per input element
- *                                 (grid-stride); returns at once unless the gather flag is set; after
- *                                 an unsplit tiled product, or alone
+ *   conv2d_backward_data_exact    grid (min(ceil(items / 256), cap),), thread per gather item: up to 4
+ *                                 channels of a group at one input pixel (gather_items; grid-stride);
+ *                                 returns at once unless the gather flag is set; after an unsplit tiled
+ *                                 product, or alone
  * No float atomics anywhere: every result is the same on every run and in every thread order.
  *
  * Non-finite weights: the tiled backward-data multiplies a weight by the 0 that stands for "no
@@ -630,52 +631,122 @@ extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, lo
     }
 }
 
-/* Backward-data in gather form at input element i = (n, channel, h, w), for non-finite weights, few
- * channels per group (an RGB stem) and the strides the tiled kernel's phases do not cover. For each tap
- * (r, s) that some output reads this pixel through (p*stride_h = h + pad_top - r*dilation_h exactly,
- * 0 <= p < P; q likewise) it sums weight * dy over the group's output channels, then adds the taps in
- * (r, s) order, as the CPU half's col2im does. */
-static __device__ __forceinline__ float gather_element(
-    const float* __restrict__ grad_y, const float* __restrict__ weight, long long i,
+/* Backward-data in gather form, for non-finite weights, few channels per group (an RGB stem) and the
+ * strides the tiled kernel's phases do not cover. An item is up to GATHER_CHANNELS channels
+ * c0, c0 + 1, ... of one group at one input pixel (n, h, w): for each tap (r, s) that some output reads
+ * the pixel through (p*stride_h = h + pad_top - r*dilation_h exactly, 0 <= p < P; q likewise) it sums
+ * weight * dy over the group's output channels, for every channel at once (each dy value read once),
+ * then adds the taps in (r, s) order, as the CPU half's col2im does.
+ * Items run (n, group, channel chunk, h, column phase, column): a row's columns w = phase + j*stride_w
+ * go by phase (w mod stride_w), so the threads of a warp share one phase and take the same taps (by
+ * column order, at stride 2, neighbouring threads took different taps), and neighbouring threads read
+ * neighbouring dy columns. A phase has `columns` = ceil(W / stride_w) slots; a slot past W is no item. */
+#define GATHER_CHANNELS 4
+
+static __device__ __forceinline__ long long gather_items(int N, int C, int H, int W, int stride_w, int groups) {
+    const int Cg = C / groups, chunks = (Cg + GATHER_CHANNELS - 1) / GATHER_CHANNELS;
+    return (long long)N * groups * chunks * H * (stride_w * ((W + stride_w - 1) / stride_w));
+}
+
+/* taps[j] += the sum over the group's output channels k of weight_k[j*RS + k*weight_step] * grad_k[k*grad_step]
+ * (in k order), for the COUNT channels j < COUNT of an item: a tap of the gather. */
+template <int COUNT>
+static __device__ __forceinline__ void sum_tap(const float* __restrict__ grad_k, const float* __restrict__ weight_k,
+                                               int Kg, long long grad_step, long long weight_step, int RS,
+                                               float* taps) {
+    const float* weights[COUNT];
+#pragma unroll
+    for (int j = 0; j < COUNT; ++j) weights[j] = weight_k + (long long)j * RS;
+    for (int k = 0; k < Kg; ++k, grad_k += grad_step) {
+        const float grad = *grad_k;
+#pragma unroll
+        for (int j = 0; j < COUNT; ++j) {
+            taps[j] += *weights[j] * grad;
+            weights[j] += weight_step;
+        }
+    }
+}
+
+/* Index: int where every item's index fits (one division a step is then a short sequence, not a 64-bit
+ * routine), else long long. */
+template <class Index>
+static __device__ __forceinline__ void gather_item(
+    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x, Index item,
     int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     const int Cg = C / groups, Kg = K / groups, RS = R * S;
-    const long long PQ = (long long)P * Q;
-    const int w = (int)(i % W), h = (int)((i / W) % H);
-    const long long channel = (i / ((long long)H * W)) % C, n = i / ((long long)C * H * W);
-    const int group = (int)(channel / Cg), c = (int)(channel % Cg);
+    const int chunks = (Cg + GATHER_CHANNELS - 1) / GATHER_CHANNELS, columns = (W + stride_w - 1) / stride_w;
+    const int slot = (int)(item % (stride_w * columns));
+    const int w = slot / columns + slot % columns * stride_w;
+    if (w >= W) return;
+    Index rest = item / (stride_w * columns);
+    const int h = (int)(rest % H);
+    rest /= H;
+    const int c0 = (int)(rest % chunks) * GATHER_CHANNELS, count = min(Cg - c0, GATHER_CHANNELS);
+    rest /= chunks;
+    const int group = (int)(rest % groups);
+    const long long n = rest / groups, PQ = (long long)P * Q, k_step = (long long)Cg * RS;
     const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
-    const float* weight_group = weight + ((long long)group * Kg * Cg + c) * RS;
-    float sum = 0.0f;
+    const float* weight_group = weight + ((long long)group * Kg * Cg + c0) * RS;
+    float sums[GATHER_CHANNELS];
+#pragma unroll
+    for (int j = 0; j < GATHER_CHANNELS; ++j) sums[j] = 0.0f;
     for (int r = 0; r < R; ++r) {
         const int p_times_stride = h + pad_top - r * dilation_h;
         if (p_times_stride < 0 || p_times_stride % stride_h != 0 || p_times_stride / stride_h >= P) continue;
         for (int s = 0; s < S; ++s) {
             const int q_times_stride = w + pad_left - s * dilation_w;
             if (q_times_stride < 0 || q_times_stride % stride_w != 0 || q_times_stride / stride_w >= Q) continue;
-            const long long pq = (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
-            const float* weight_tap = weight_group + r * S + s; /* weight[group*Kg + k, c, r, s] at k * Cg*RS */
-            float tap = 0.0f;
-            for (int k = 0; k < Kg; ++k) tap += weight_tap[(long long)k * Cg * RS] * grad_group[k * PQ + pq];
-            sum += tap;
+            /* dy[n, group*Kg + k, p, q] and weight[group*Kg + k, c0 + j, r, s], k = 0, 1, ... */
+            const float* grad_k = grad_group + (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
+            const float* weight_k = weight_group + r * S + s;
+            float taps[GATHER_CHANNELS];
+#pragma unroll
+            for (int j = 0; j < GATHER_CHANNELS; ++j) taps[j] = 0.0f;
+            switch (count) {  /* the same for a warp's threads but where it spans two chunks */
+                case 1: sum_tap<1>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
+                case 2: sum_tap<2>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
+                case 3: sum_tap<3>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
+                default: sum_tap<GATHER_CHANNELS>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
+            }
+#pragma unroll
+            for (int j = 0; j < GATHER_CHANNELS; ++j) sums[j] += taps[j];
         }
     }
-    return sum;
+    float* out = grad_x + ((n * C + (long long)group * Cg + c0) * H + h) * W + w;
+#pragma unroll
+    for (int j = 0; j < GATHER_CHANNELS; ++j) {
+        if (j < count) out[(long long)j * H * W] = sums[j];
+    }
 }
 
-/* The exact gather, thread per input element (grid-stride): where the host takes it alone (the flag
- * set), and after an unsplit tiled product, where it returns at once unless the gather flag is set. */
-extern "C" __global__ void conv2d_backward_data_exact(
+/* Every item of the gather (grid-stride). */
+static __device__ __forceinline__ void gather(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    if (!*gather) return;
-    const long long total = (long long)N * C * H * W;
-    for (long long i = first_index(); i < total; i += grid_threads()) {
-        grad_x[i] = gather_element(grad_y, weight, i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left,
-                                   dilation_h, dilation_w, groups);
+    const long long items = gather_items(N, C, H, W, stride_w, groups);
+    for (long long i = first_index(); i < items; i += grid_threads()) {
+        if (items <= 0x7fffffff) {
+            gather_item<int>(grad_y, weight, grad_x, (int)i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
+                             pad_left, dilation_h, dilation_w, groups);
+        } else {
+            gather_item<long long>(grad_y, weight, grad_x, i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
+                                   pad_left, dilation_h, dilation_w, groups);
+        }
     }
+}
+
+/* The exact gather alone (the host set the flag), or after an unsplit tiled product, where it returns
+ * at once unless the gather flag is set. */
+extern "C" __global__ void conv2d_backward_data_exact(
+    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
+    const int* __restrict__ gather_flag,
+    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    if (!*gather_flag) return;
+    gather(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
+           dilation_w, groups);
 }
 
 /* out[i] = partial[0][i] + partial[1][i] + ... in split order, plus bias[(i / PQ) % K] where has_bias:
@@ -697,23 +768,20 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
     sum_splits(partial, bias, out, has_bias, count, splits, K, PQ);
 }
 
-/* Backward-data's result after a tiled product in splits, in one launch: the splits' sum, or where the
- * gather flag is set (the tiled kernel wrote no partial sums) the exact gather (thread per input
- * element, grid-stride). */
+/* Backward-data's result after a tiled product in splits, in one launch: the splits' sum (thread per
+ * element, grid-stride), or where the gather flag is set (the tiled kernel wrote no partial sums) the
+ * exact gather. */
 extern "C" __global__ void conv2d_backward_data_sum_or_gather(
     const float* __restrict__ partial, const float* __restrict__ grad_y, const float* __restrict__ weight,
-    float* __restrict__ grad_x, const int* __restrict__ gather,
+    float* __restrict__ grad_x, const int* __restrict__ gather_flag,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int splits) {
-    const long long count = (long long)N * C * H * W;
-    if (*gather) {
-        for (long long i = first_index(); i < count; i += grid_threads()) {
-            grad_x[i] = gather_element(grad_y, weight, i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
-                                       pad_left, dilation_h, dilation_w, groups);
-        }
+    if (*gather_flag) {
+        gather(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
+               dilation_w, groups);
         return;
     }
-    sum_splits(partial, partial, grad_x, 0, count, splits, 1, 1);
+    sum_splits(partial, partial, grad_x, 0, (long long)N * C * H * W, splits, 1, 1);
 }
 
 /* grad_bias[k] = sum over (n, p, q) of dy[n, k, p, q]: block k; thread t sums positions t, t + 256,

@@ -105,6 +105,7 @@ class _Product(NamedTuple):
 
 
 _PLANS = {}  # Conv2d._plan's
+_GATHER_CHANNELS = 4  # channels of a gather item in cuda/conv2d.cu (GATHER_CHANNELS)
 
 
 class Conv2d(Function):
@@ -655,8 +656,11 @@ class Conv2d(Function):
         (stride_h, stride_w), (dilation_h, dilation_w) = self.stride, self.dilation
         phases = stride_h * stride_w
         phased = (stride_h == 1 or dilation_h == 1) and (stride_w == 1 or dilation_w == 1)
+        # the gather's items: up to _GATHER_CHANNELS channels of a group at an input pixel, a row's columns
+        # in stride_w phases of ceil(W / stride_w) slots each (conv2d.cu's gather_items)
+        gather_items = N * groups * -(-group_channels // _GATHER_CHANNELS) * H * stride_w * -(-W // stride_w)
         if group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
-            return "exact", _kernels.blocks_for(size), geometry
+            return "exact", _kernels.blocks_for(gather_items), geometry
         tile = self._tile(group_channels, N * H * W, groups)
         phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
         taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
@@ -669,7 +673,7 @@ class Conv2d(Function):
         # after an unsplit product, few blocks for the exact gather: they exit at once in the usual case,
         # and stride over the input otherwise; the sizes of the kernel after the product (the sum or the
         # gather)
-        return ("tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(size, cap=256), geometry,
+        return ("tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(gather_items, cap=256), geometry,
                 geometry + (numpy.int32(splits),))
 
     def _launch(self, name: str, grid: tuple, args: tuple, fixed: tuple = ()) -> None:

@@ -321,10 +321,15 @@ def test_conv2d_non_finite_weights(monkeypatch, chunk, kernels, stride, channels
     ((64, 3, 7, 7), (2, 3, 23, 21), dict(stride=2, padding=3)),  # an RGB stem
     ((8, 1, 3, 3), (2, 4, 9, 8), dict(groups=4, stride=(2, 1), dilation=(2, 2), padding=2)),  # Cg 1; stride, dilation
     ((5, 8, 2, 3), (1, 8, 6, 7), dict(padding=(1, 0))),  # Cg 8, Conv2d.GATHER_MAX_CHANNELS
-], ids=["stem", "groups", "eight"])
+    # items of 4 channels and a last one of 2, columns in 3 phases of 4 slots for a width of 11 (one slot
+    # past it); two groups of 5 channels, items of 4 and 1
+    ((4, 6, 3, 3), (2, 6, 7, 11), dict(stride=(1, 3), padding=1)),
+    ((6, 5, 2, 3), (1, 10, 6, 9), dict(groups=2, stride=2, padding=1)),
+], ids=["stem", "groups", "eight", "six_phases", "groups_of_five"])
 def test_conv2d_few_channels_take_the_exact_gather(monkeypatch, w_shape, x_shape, kwargs, order):
     """Groups of at most GATHER_MAX_CHANNELS input channels: backward-data is the exact gather alone,
-    with inf and NaN weights too."""
+    with inf and NaN weights too; its items take up to 4 channels of a group at a pixel, a row's
+    columns by stride phase."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)

@@ -8,7 +8,7 @@
 # run of every kernel, the op tests (which then include the GPU), and the benchmarks:
 # with BEFORE (a folder with another version's gpucnn/ and cuda/), python -m bench compare against it
 # first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too,
-# then VGG-16's max pooling);
+# then VGG-16's max pooling, then the Jetson layers' backward-data, whose RGB stem takes the exact gather);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
 # the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
@@ -94,6 +94,8 @@ if [ -n "$before" ]; then
     --paths chosen,tile64,tile128 --out "$out"
   step bench-compare-pool 120 "$python" -m bench compare "$before" --device cuda --suite vgg16 \
     --ops maxpool2d_forward,maxpool2d_backward --out "$out"
+  step bench-compare-jetson 90 "$python" -m bench compare "$before" --device cuda --suite jetson \
+    --ops conv2d_backward_data --out "$out"
 fi
 
 # conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the

@@ -91,13 +91,16 @@ def test_another_version_is_compared_first_when_given(tmp_path):
     status, summary, calls, out = run_check(run, budget=0, before=before)
     assert status == 0
     steps = [step for step, _ in summary]
-    assert steps[4:7] == ["bench-compare-smallresnet", "bench-compare-resnet18", "bench-compare-pool"]
+    assert steps[4:8] == ["bench-compare-smallresnet", "bench-compare-resnet18", "bench-compare-pool",
+                          "bench-compare-jetson"]
     compares = [call for call in calls if call.startswith("python -m bench compare")]
     assert compares == [f"python -m bench compare {before} --device cuda --suite smallresnet --batch 128 --out {out}",
                         f"python -m bench compare {before} --device cuda --suite resnet18 --paths "
                         f"chosen,tile64,tile128 --out {out}",
                         f"python -m bench compare {before} --device cuda --suite vgg16 --ops "
-                        f"maxpool2d_forward,maxpool2d_backward --out {out}"]
+                        f"maxpool2d_forward,maxpool2d_backward --out {out}",
+                        f"python -m bench compare {before} --device cuda --suite jetson --ops "
+                        f"conv2d_backward_data --out {out}"]
 
 
 def test_a_before_that_is_no_folder_is_refused(tmp_path):

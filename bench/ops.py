@@ -18,8 +18,8 @@ backward, relu forward and backward, each timed alone:
 
 Each contender runs its warm-up and repeats as one block, then the next (see bench/conv2d.py for
 why; on the CPU a block starts after ``bench.settle``'s quiet, and its warm-up lasts at least
-``bench.WARMUP_SECONDS``: ``bench.warm_up``), in ``--rounds`` rounds (default 3 on the CPU, 1 on a GPU); a contender's time is the least of
-its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after
+``bench.WARMUP_SECONDS``: ``bench.warm_up``), in ``--rounds`` rounds (default 3 on the CPU, 1 on a
+GPU); a contender's time is the least of its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after
 each timed call, which a short call's host work and synchronisation weigh on; each contender's block
 then times its calls again on the device alone (``Environment.device_ms``: CUDA events around work
 queued behind a busy kernel), the "device" columns. torch runs conv ops twice, cuDNN with TF32 off
@@ -208,6 +208,7 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
     torch = env.torch
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = contender.tf32
+
     def step():
         contender.prepare()
         contender.run()

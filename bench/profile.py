@@ -214,7 +214,8 @@ def profile_calls(device: str, calls: int, top: int, log=print) -> dict:
 
 def profile_launches(device: str, blocks: int, count: int, log=print) -> dict:
     """The host's time per kernel launch, two ways, and per allocation. The launch is conv2d's forward
-    product on a 1x1x3x3 input of one channel (little work for the device) with its 22 arguments:
+    product on the tiles (kernel path "pixels_off") on a 1x1x3x3 input of one channel (little work
+    for the device) with its 22 arguments:
     CuPy's way, ``kernel(grid, block, args)``, which converts every argument on each call, and from
     packed arguments, ``Device.launcher``, whose 17 sizes were packed once; the allocation is
     ``xp.empty`` of the Jetson suite's 1x64x56x56. For each, the median over ``blocks`` blocks of
@@ -222,12 +223,14 @@ def profile_launches(device: str, blocks: int, count: int, log=print) -> dict:
     import gpucnn
     from gpucnn.nn import functional as F
     from gpucnn.ops import _kernels
+    from gpucnn.ops.conv2d import kernel_path
 
     target = gpucnn.device(device)
     x = gpucnn.tensor(numpy.ones((1, 1, 3, 3), numpy.float32), device=target)
     w = gpucnn.tensor(numpy.ones((1, 1, 3, 3), numpy.float32), device=target, requires_grad=True)
-    conv = F.conv2d(x, w)._creator
-    product = conv._plan("forward", x.shape, w.shape)[3]
+    with kernel_path("pixels_off"):
+        conv = F.conv2d(x, w)._creator
+        product = conv._plan("forward", x.shape, w.shape)[3]
     out = target.xp.empty((product.splits, 1, 1, 1, 1), dtype=numpy.float32)
     leading = (conv.x, conv.weight, _kernels.placeholder(target), out, numpy.int32(0))
     block, fixed = (_kernels.THREADS,), product.arguments

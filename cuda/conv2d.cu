@@ -54,6 +54,8 @@
  *   conv2d_backward_filter_TILE   grid (ceil(Cg*R*S / TILE), ceil(Kg / TILE), G * splits); split z / G
  *                                 sums N*P*Q positions [split*chunk, (split+1)*chunk) and writes
  *                                 partial[split] (K, Cg*R*S)
+ *   conv2d_forward_pixels         grid (ceil(N*P*Q / 256), ceil(Kg / 16), G): a thread an output pixel and
+ *                                 16 output channels, for reductions of at most 64 indices (see below)
  *   conv2d_sum_splits, conv2d_backward_data_sum_or_gather
  *                                 grid (min(ceil(count / 256), 65535),): the result = the splits' sum
  *                                 (+ bias for the forward; backward-data's exact gather instead where
@@ -604,6 +606,71 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
                                       stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 #endif
+
+/* Forward of a layer with a short reduction (Cg*R*S <= PIXELS_MAX_REDUCTION: an RGB stem's 3x3
+ * kernel, 27), where the GEMM tiles spend their time on what surrounds one or two reduction steps:
+ * staging, barriers and an epilogue that decodes every result's pixel. A thread takes one output
+ * pixel (n, p, q) and PIXELS_CHANNELS output channels k0 + j of its group; the block stages those
+ * channels' weights in shared memory, reduction index major ([i][j], padded with zeros past Kg), so
+ * that one float4 read feeds four channels. For each reduction index i = (c, r, s) in order the thread
+ * reads its input value once (0 in the padding) and adds weight * value to each channel's sum: the
+ * same terms in the same order as the GEMM kernels (whose steps pad the reduction with zero terms),
+ * so the same sums. Grid (ceil(N*P*Q / 256), ceil(Kg / PIXELS_CHANNELS), G); consecutive threads
+ * take consecutive pixels, so their input reads and output writes are coalesced. */
+#define PIXELS_CHANNELS 16
+#define PIXELS_MAX_REDUCTION 64
+
+extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels(
+    const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
+    float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    __shared__ __align__(16) float weights[PIXELS_MAX_REDUCTION * PIXELS_CHANNELS];
+    const int tid = threadIdx.x, group = blockIdx.z, k0 = blockIdx.y * PIXELS_CHANNELS;
+    const int Cg = C / groups, Kg = K / groups, RS = R * S, reduction = Cg * RS;
+    const float* weight_block = weight + ((long long)group * Kg + k0) * reduction;
+    for (int e = tid; e < reduction * PIXELS_CHANNELS; e += CONV_THREADS) {
+        const int j = e / reduction, i = e - j * reduction; /* consecutive threads read consecutive weights */
+        weights[i * PIXELS_CHANNELS + j] = k0 + j < Kg ? weight_block[e] : 0.0f;
+    }
+    __syncthreads();
+    const int PQ = P * Q; /* conv2d.py keeps a plane below 2^31 values */
+    const long long pixels = (long long)N * PQ, pixel = (long long)blockIdx.x * CONV_THREADS + tid;
+    if (pixel >= pixels) return;
+    const long long n = pixel / PQ;
+    const int pq = (int)(pixel - n * PQ), p = pq / Q, q = pq - p * Q;
+    const int row_origin = p * stride_h - pad_top, col_origin = q * stride_w - pad_left;
+    const long long HW = (long long)H * W;
+    const float* x_image = x + (n * C + (long long)group * Cg) * HW;
+    float acc[PIXELS_CHANNELS];
+#pragma unroll
+    for (int j = 0; j < PIXELS_CHANNELS; ++j) acc[j] = 0.0f;
+    const float4* weight_i = reinterpret_cast<const float4*>(weights);
+    for (int c = 0; c < Cg; ++c) {
+        for (int r = 0; r < R; ++r) {
+            const int h = row_origin + r * dilation_h;
+            const bool row_inside = h >= 0 && h < H;
+            const long long row = c * HW + (long long)h * W;
+            for (int s = 0; s < S; ++s, weight_i += PIXELS_CHANNELS / 4) {
+                const int w = col_origin + s * dilation_w;
+                const float value = row_inside && w >= 0 && w < W ? x_image[row + w] : 0.0f;
+#pragma unroll
+                for (int j4 = 0; j4 < PIXELS_CHANNELS / 4; ++j4) {
+                    const float4 w4 = weight_i[j4];
+                    acc[4 * j4] += w4.x * value;
+                    acc[4 * j4 + 1] += w4.y * value;
+                    acc[4 * j4 + 2] += w4.z * value;
+                    acc[4 * j4 + 3] += w4.w * value;
+                }
+            }
+        }
+    }
+    float* y_pixel = y + (n * K + (long long)group * Kg + k0) * PQ + pq;
+#pragma unroll
+    for (int j = 0; j < PIXELS_CHANNELS; ++j) {
+        const int k = group * Kg + k0 + j;
+        if (k0 + j < Kg) y_pixel[(long long)j * PQ] = acc[j] + (has_bias ? bias[k] : 0.0f);
+    }
+}
 
 /* The weight as the taps kernels read it: out[b, j, i] = weight[b, i, j] for a (batches, rows, cols)
  * weight; the forward's (K, Cg, R*S) -> (K, R*S, Cg), backward-data's (G, Kg, Cg*R*S) -> (G, Cg*R*S, Kg).

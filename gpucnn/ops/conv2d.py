@@ -106,6 +106,7 @@ class _Product(NamedTuple):
 
 _PLANS = {}  # Conv2d._plan's
 _GATHER_CHANNELS = 4  # channels of a gather item in cuda/conv2d.cu (GATHER_CHANNELS)
+_PIXELS_CHANNELS = 16  # output channels of a conv2d_forward_pixels thread (conv2d.cu's PIXELS_CHANNELS)
 
 
 class Conv2d(Function):
@@ -553,6 +554,16 @@ class Conv2d(Function):
     # while backward-data with them was faster on ResNet-18's stride-2 3x3 layers at batch 64.
     # Winograd's products keep them (see _winograd).
     TAPS_FORWARD = False
+    # A forward whose reduction per group (C/G * R * S) is at most this many indices, two steps of the
+    # 64 tile, takes conv2d_forward_pixels: a thread an output pixel and 16 output channels, the
+    # block's weights in shared memory, where the GEMM tiles run one or two reduction steps between
+    # their staging and an epilogue that decodes each result's pixel (an RGB stem's 3x3 kernel: 27;
+    # on an H100 VGG-16's 3->64 layer took 0.60 ms on the tiles against cuDNN's 0.34 at batch 32,
+    # CIFAR ResNet-18's stem 0.021 against 0.014); so do Winograd's products of up to 32 input channels
+    # (1x1 convolutions of the transformed input). The same sums, term by term. At most conv2d.cu's
+    # PIXELS_MAX_REDUCTION (64, its shared buffer); 0: never (the kernel path "pixels_off"). Not yet
+    # timed on a GPU against the tiles.
+    PIXELS_FORWARD_MAX_REDUCTION = 32
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
     #                        (checked as the forward's plan is made, before any launch)
@@ -586,8 +597,8 @@ class Conv2d(Function):
         key = (product, x_shape, weight_shape, self.stride, self.pads, self.dilation, self.groups,
                has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
-               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.MAX_GRID_YZ, self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS,
-               self.SPLIT_MIN_CHUNK)
+               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION, self.MAX_GRID_YZ,
+               self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK)
         plan = _PLANS.get(key)
         if plan is None:
             if len(_PLANS) >= self.MAX_PLANS:
@@ -602,8 +613,8 @@ class Conv2d(Function):
                 _shapes.output_size(x_shape[3], weight_shape[3], self.stride[1], left, right, self.dilation[1]))
 
     def _forward_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
-        """(P, Q, whether Winograd takes the layer where its data is finite, the direct product's
-        _Product: None for an empty output)."""
+        """(P, Q, whether Winograd takes the layer where its data is finite, the _Product of its direct
+        (not Winograd) kernel: None for an empty output)."""
         (N, K), (group_channels, R, S) = (x_shape[0], weight_shape[0]), weight_shape[1:]
         P, Q = self._output_hw(x_shape, weight_shape)
         if max(x_shape[2] * x_shape[3], P * Q) > self.MAX_PLANE:
@@ -614,16 +625,20 @@ class Conv2d(Function):
             )
         if not N * K * P * Q:
             return P, Q, False, None
-        groups = self.groups
+        groups, winograd = self.groups, self._takes_winograd(N * P * Q, weight_shape)
+        geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
+        pixels_grid = (-(-N * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups)
+        if (group_channels * R * S <= self.PIXELS_FORWARD_MAX_REDUCTION and pixels_grid[0] < 2**31
+                and max(pixels_grid[1:]) <= self.MAX_GRID_YZ):
+            return P, Q, winograd, _Product("conv2d_forward_pixels", pixels_grid, 1, geometry, False)
         tile = self._tile(K // groups, N * P * Q, groups)
         splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
                                      groups)
         taps = self.TAPS_FORWARD and self._taps(group_channels)  # weight (K, R, S, C/G): a 1x1's as it is
         product = _Product(f"conv2d_forward_taps_{tile}" if taps else f"conv2d_forward_{tile}",
                            (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits), splits,
-                           self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int32(chunk),),
-                           taps and R * S > 1)
-        return P, Q, self._takes_winograd(N * P * Q, weight_shape), product
+                           geometry + (numpy.int32(chunk),), taps and R * S > 1)
+        return P, Q, winograd, product
 
     def _filter_plan(self, x_shape: tuple, weight_shape: tuple):
         """The weight gradient's _Product; None where it is all zeros (no outputs, or an empty weight)."""
@@ -1204,17 +1219,22 @@ def _all_finite(array) -> bool:
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
 # launcher's own choice; the same with no reduction split (SPLIT_TARGET_BLOCKS); the direct kernels
 # only, as the launcher picks them but without the taps kernels, or with them in the forward too
-# (TAPS_FORWARD), or with one tile for every product and the taps kernels wherever they apply
-# (and backward-data's gather for few channels turned off); or Winograd's F(2x2, 3x3) or F(4x4, 3x3)
-# wherever it applies, at any size. The 128 tile exists on compute capability 7.0 and up.
+# (TAPS_FORWARD); the launcher's choice with the tiles for short forward reductions too (no
+# conv2d_forward_pixels); or one tile for every product and the taps kernels wherever they apply
+# (backward-data's gather for few channels and the pixels forward turned off); or Winograd's
+# F(2x2, 3x3) or F(4x4, 3x3) wherever it applies, at any size. The 128 tile exists on compute
+# capability 7.0 and up.
 _ANY_SIZE = dict(WINOGRAD_GPU_MIN_CHANNELS=0, WINOGRAD_GPU_MIN_MACS=0)
 KERNEL_PATHS = {
     "chosen": {},
     "unsplit": dict(SPLIT_TARGET_BLOCKS=0),
     "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
     "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
-    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True),
-    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True),
+    "pixels_off": dict(PIXELS_FORWARD_MAX_REDUCTION=0),
+    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,
+                   PIXELS_FORWARD_MAX_REDUCTION=0),
+    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,
+                    PIXELS_FORWARD_MAX_REDUCTION=0),
     "winograd2": dict(WINOGRAD_GPU_TILE=2, **_ANY_SIZE),
     "winograd4": dict(WINOGRAD_GPU_TILE=4, **_ANY_SIZE),
 }

@@ -243,6 +243,49 @@ def test_conv2d_tiled_kernels_on_random_geometry(path, N, groups, C, K, H, W, ke
         compare(conv, arrays, ("random", seed))
 
 
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 3), groups=st.integers(1, 3), C=st.integers(1, 3), K=st.sampled_from([1, 5, 16, 17, 33]),
+       H=st.integers(1, 12), W=st.integers(1, 12), kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_conv2d_short_forward_reductions_take_the_pixels_kernel(N, groups, C, K, H, W, kernel, stride, dilation, pads,
+                                                               bias, seed):
+    """A forward of at most Conv2d.PIXELS_FORWARD_MAX_REDUCTION reduction indices a group runs
+    conv2d_forward_pixels (a thread a pixel and 16 output channels: here 1 to 3 such chunks, the last
+    partial): the cpu's results, and bit for bit the tiles' (the same terms in the same order)."""
+    (R, S), (top, bottom, left, right) = kernel, pads
+    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
+    assert C * R * S <= conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
+              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
+    if bias:
+        arrays.append(rng.standard_normal(groups * K).astype(np.float32))
+    outputs = []
+    for path in ("chosen", "pixels_off"):
+        with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
+            launches = launched_kernels(patch)
+            outputs.append(conv2d_module.Conv2d(stride, pads, dilation, groups).apply(
+                *[gpucnn.tensor(a, device="cudasim") for a in arrays]).numpy())
+        assert (launches[0][0] == "conv2d_forward_pixels") == (path == "chosen"), launches
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    expected = conv2d_module.Conv2d(stride, pads, dilation, groups).apply(*[gpucnn.tensor(a) for a in arrays])
+    assert_close(outputs[0], expected.numpy(), atol=1e-5, rtol=1e-4, name="output")
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+def test_conv2d_pixels_forward_with_non_finite_values(order):
+    """inf and NaN in the input and the weight: NaN where an inf weight meets padding, as on the cpu."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((20, 3, 3, 3)).astype(np.float32)
+    x[0, 1, 2, 3], x[1, 0, 0, 0], w[3, 2, 0, 1], w[18, 0, 2, 2] = np.inf, np.nan, -np.inf, np.nan
+    with pytest.MonkeyPatch.context() as patch, np.errstate(invalid="ignore"):
+        launches = launched_kernels(patch)
+        compare(lambda *t: F.conv2d(*t, padding=1), [x, w], order)
+    assert launches[0][0] == "conv2d_forward_pixels"
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 def test_conv2d_many_filter_splits(monkeypatch, order):
     # Chunks of 16 positions: 5 splits over N*P*Q = 70, the last one partial.
@@ -274,6 +317,7 @@ def test_conv2d_split_reductions(monkeypatch, case, path, order):
     are empty; the taps kernels' chunks within one tap; the bias added once, after the sum."""
     x_shape, (K, Cg, R, S), kwargs, with_bias = case
     monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
+    monkeypatch.setattr(conv2d_module.Conv2d, "PIXELS_FORWARD_MAX_REDUCTION", 0)  # short forwards tiled too
     launches = launched_kernels(monkeypatch)
     rng = np.random.default_rng(6)
     arrays = [rng.standard_normal(x_shape).astype(np.float32),

@@ -393,7 +393,7 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, taps_off, "
-                                         "taps_forward, tile64, tile128, winograd2, winograd4"):
+                                         "taps_forward, pixels_off, tile64, tile128, winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
@@ -409,6 +409,9 @@ def test_kernel_path_names_are_checked_and_settings_restored():
         assert Conv2d.TAP_STEP_CHANNELS == 0 and Conv2d.WINOGRAD_GPU_TILE == 0
     with kernel_path("taps_forward"):
         assert Conv2d.TAPS_FORWARD and Conv2d.TAP_STEP_CHANNELS == 16 and Conv2d.WINOGRAD_GPU_TILE == 0
+    with kernel_path("pixels_off"):
+        assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 0
+    assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 32
     assert {name: getattr(Conv2d, name) for name in names} == defaults
 
 
@@ -439,9 +442,11 @@ def test_which_products_take_the_taps_kernels():
         direct = launches((16, 16, 3, 3))
         assert "conv2d_forward_64" in direct and "conv2d_backward_data_taps_64" in direct
         assert not any(name.startswith("conv2d_forward_taps") for name in direct)
-        assert any(name.startswith("conv2d_forward_taps") for name in launches((16, 16, 3, 3), "winograd4"))
+        # Winograd's products reduce over the input channels: 16 would be short enough for the pixels kernel
+        assert any(name.startswith("conv2d_forward_taps") for name in launches((16, 48, 3, 3), "winograd4"))
+        assert "conv2d_forward_pixels" in launches((16, 16, 3, 3), "winograd4")
         assert "conv2d_forward_taps_64" in launches((16, 16, 3, 3), "taps_forward")
-        one_by_one = launches((16, 16, 1, 1), "taps_forward")
+        one_by_one = launches((16, 48, 1, 1), "taps_forward")  # 16 channels: a reduction short enough for pixels
         assert "conv2d_forward_taps_64" in one_by_one
         assert one_by_one.count("conv2d_transpose_weight") == 1  # backward-data's
 
@@ -534,8 +539,8 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
-    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "taps_forward", "tile64", "winograd2",
-                                          "winograd4"]
+    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "tile64",
+                                          "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

@@ -451,6 +451,22 @@ def test_which_products_take_the_taps_kernels():
         assert one_by_one.count("conv2d_transpose_weight") == 1  # backward-data's
 
 
+def test_host_constants_match_the_kernels_defines():
+    """The launcher sizes grids and picks kernels by constants that cuda/conv2d.cu defines for itself."""
+    import re
+
+    from helpers import CUDA_SOURCES
+
+    (source,) = [path.read_text() for path in CUDA_SOURCES if path.name == "conv2d.cu"]
+
+    def define(name):
+        return int(re.search(rf"^#define {name} (\d+)$", source, re.MULTILINE).group(1))
+
+    assert conv2d_module._GATHER_CHANNELS == define("GATHER_CHANNELS")
+    assert conv2d_module._PIXELS_CHANNELS == define("PIXELS_CHANNELS")
+    assert conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION <= define("PIXELS_MAX_REDUCTION")
+
+
 def test_launch_plans_are_made_once_per_problem_and_settings(monkeypatch):
     """On a kernel device a product's launch plan is worked out once per problem and settings: the same
     layer again reuses it, a setting changed by hand (not through kernel_path) gets a plan of its own,

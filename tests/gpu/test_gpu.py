@@ -289,3 +289,28 @@ def test_packed_launches_match_cupys_launches(monkeypatch):
     for outputs in [packed, on_a_stream] + from_threads:
         for ours, theirs in zip(outputs, reference):
             np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((4, 3, 32, 32), (64, 3, 3, 3), dict(padding=1)),  # an RGB stem
+    ((2, 8, 17, 15), (40, 2, 3, 3), dict(stride=(2, 1), dilation=(1, 2), padding=2, groups=4)),
+])
+def test_pixels_forward_matches_the_tiles_bit_for_bit(monkeypatch, x_shape, w_shape, kwargs):
+    """conv2d_forward_pixels adds the same terms in the same order as the GEMM tiles (kernel path
+    pixels_off): the same bits on the GPU too."""
+    launched, launch = [], Conv2d._launch
+
+    def recording(self, name, grid, args, fixed=()):
+        launched.append(name)
+        launch(self, name, grid, args, fixed)
+
+    monkeypatch.setattr(Conv2d, "_launch", recording)
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32),
+              rng.standard_normal(w_shape[0]).astype(np.float32)]
+    outputs = []
+    for path in ("chosen", "pixels_off"):
+        with kernel_path(path):
+            outputs.append(F.conv2d(*(gpucnn.tensor(a, device="cuda") for a in arrays), **kwargs).numpy())
+    assert launched[0] == "conv2d_forward_pixels" and launched[1] != "conv2d_forward_pixels", launched
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -48,7 +48,7 @@ extern "C" __global__ void avgpool2d_forward(
 /* Gather form, thread per input pixel (plane, h, w): sums grad_y / divisor over the windows that
  * hold it, no atomics. Window p holds row h when p*stride_h - pad_h <= h < p*stride_h - pad_h +
  * kernel_h, i.e. ceil((h + pad_h - kernel_h + 1) / stride_h) <= p <= floor((h + pad_h) / stride_h),
- * clipped to [0, P). The walk from the last window to the first matches the CPU half's tap order
+ * clipped to [0, P) (common.cuh's windows_reading). The walk from the last window to the first matches the CPU half's tap order
  * (its tap r = h + pad_h - p*stride_h grows as p falls), so the sums agree bit for bit. */
 extern "C" __global__ void avgpool2d_backward(
     const float* __restrict__ grad_y, float* __restrict__ grad_x, long long total, int H, int W, int P, int Q,
@@ -59,11 +59,9 @@ extern "C" __global__ void avgpool2d_backward(
         int h, w;
         const long long plane = split_index(in, H, W, fits_int, h, w);
         const float* grad_plane = grad_y + plane * P * Q;
-        int row_low = h + pad_h - kernel_h + 1, col_low = w + pad_w - kernel_w + 1;
-        int p_first = row_low <= 0 ? 0 : (row_low + stride_h - 1) / stride_h;
-        int q_first = col_low <= 0 ? 0 : (col_low + stride_w - 1) / stride_w;
-        int p_last = min((h + pad_h) / stride_h, P - 1);
-        int q_last = min((w + pad_w) / stride_w, Q - 1);
+        int p_first, p_last, q_first, q_last;
+        windows_reading(h, pad_h, kernel_h, stride_h, 1, P, p_first, p_last);
+        windows_reading(w, pad_w, kernel_w, stride_w, 1, Q, q_first, q_last);
         float sum = 0.0f;
         for (int p = p_last; p >= p_first; --p) {
             for (int q = q_last; q >= q_first; --q) {

@@ -60,6 +60,17 @@ static __device__ __forceinline__ int divide(int n, Divisor d) {
     return (int)((__umulhi((unsigned int)n, d.magic) + (unsigned int)n) >> d.shift);
 }
 
+/* The windows of a pooling op along one axis (rows or columns) that can read input position `at`:
+ * window p's tap t reads padded position p*stride + t*dilation, so they are the p in [first, last],
+ * clipped to [0, count); with dilation above 1, only those with at + pad - p*stride divisible by it
+ * do. Walking p upwards walks the taps t from the last to the first. */
+static __device__ __forceinline__ void windows_reading(int at, int pad, int kernel, int stride, int dilation,
+                                                       int count, int& first, int& last) {
+    const int low = at + pad - (kernel - 1) * dilation;
+    first = low <= 0 ? 0 : (low + stride - 1) / stride;
+    last = min((at + pad) / stride, count - 1);
+}
+
 /* NaN test without math headers: NaN is the only value unequal to itself (no fast-math here). */
 static __device__ __forceinline__ bool is_nan(float value) { return value != value; }
 

@@ -130,35 +130,29 @@ extern "C" __global__ void maxpool2d_forward_2x2_pairs(
 }
 
 /* Gather form, thread per input pixel (plane, h, w): sums grad_y over the outputs whose argmax is
- * this pixel. No atomics, so the result does not depend on the order threads run in; the cost is
- * kernel_h*kernel_w index reads per input pixel instead of one scatter per output.
- * The outputs whose window can hold (h, w): tap r of output p reads row h when
- * p*stride_h = h + pad_h - r*dilation_h, i.e. that number is >= 0, divisible by stride_h and
- * p < P (one r per p at most, so no output is counted twice). Taps are walked from the last to
- * the first, which visits p (and q) in increasing order, the order of the CPU half's sum. */
+ * this pixel. No atomics, so the result does not depend on the order threads run in; the cost is an
+ * index read per window that can hold the pixel, instead of one scatter per output. Those windows
+ * are the runs of outputs p and q of common.cuh's windows_reading, walked upwards: the taps from the
+ * last to the first, the order of the CPU half's sum. With dilation some of them skip the pixel, and
+ * so never have it as their argmax. Four divisions a pixel, where a test per tap took two remainders. */
 extern "C" __global__ void maxpool2d_backward(
     const float* __restrict__ grad_y, const long long* __restrict__ indices, float* __restrict__ grad_x,
     long long total, int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,
     int pad_h, int pad_w, int dilation_h, int dilation_w) {
     const bool fits_int = total <= 0x7fffffff;
     for (long long in = first_index(); in < total; in += grid_threads()) {
-        int h, w;
+        int h, w, p_first, p_last, q_first, q_last;
         const long long plane = split_index(in, H, W, fits_int, h, w);
-        long long plane_offset = plane * P * Q;
-        long long self = (long long)h * W + w;
+        const long long* plane_indices = indices + plane * P * Q;
+        const float* plane_grad = grad_y + plane * P * Q;
+        const long long self = (long long)h * W + w;
+        windows_reading(h, pad_h, kernel_h, stride_h, dilation_h, P, p_first, p_last);
+        windows_reading(w, pad_w, kernel_w, stride_w, dilation_w, Q, q_first, q_last);
         float sum = 0.0f;
-        for (int r = kernel_h - 1; r >= 0; --r) {
-            int row_numerator = h + pad_h - r * dilation_h;
-            if (row_numerator < 0 || row_numerator % stride_h != 0) continue;
-            int p = row_numerator / stride_h;
-            if (p >= P) continue;
-            for (int s = kernel_w - 1; s >= 0; --s) {
-                int col_numerator = w + pad_w - s * dilation_w;
-                if (col_numerator < 0 || col_numerator % stride_w != 0) continue;
-                int q = col_numerator / stride_w;
-                if (q >= Q) continue;
-                long long out = plane_offset + (long long)p * Q + q;
-                if (indices[out] == self) sum += grad_y[out];
+        for (int p = p_first; p <= p_last; ++p) {
+            for (int q = q_first; q <= q_last; ++q) {
+                const long long out = (long long)p * Q + q;
+                if (plane_indices[out] == self) sum += plane_grad[out];
             }
         }
         grad_x[in] = sum;

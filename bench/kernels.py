@@ -7,14 +7,14 @@
 Every conv layer's forward, backward-data and backward-filter is timed with each kernel path of
 ``gpucnn.ops.conv2d.KERNEL_PATHS`` (the launcher's choice; the same with no reduction split; the
 direct kernels without the taps kernels; the launcher's choice with the tiles for short forward
-reductions; the direct kernels with the 64 tile everywhere, with the 128 tile everywhere;
-Winograd's F(2x2, 3x3) and F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch (cuDNN, TF32
-off), each as a block of repeats after warm-up, the device synchronised around each call (as
-``python -m bench ops``). The table marks the fastest path per op, so the launcher's thresholds
-(``Conv2d.SPLIT_TARGET_BLOCKS``, ``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``,
-``Conv2d.TAP_STEP_CHANNELS``, ``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.WINOGRAD_GPU_MIN_MACS``) can
-be set from measurements. With
-``--batch`` the results' name carries it (``kernels-vgg16-b32-cuda_...``).
+reductions; the launcher's choice with backward-filter's splits not fitted to the GPU's waves; the
+direct kernels with the 64 tile everywhere, with the 128 tile everywhere; Winograd's F(2x2, 3x3) and
+F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch (cuDNN, TF32 off), each as a block of
+repeats after warm-up, the device synchronised around each call (as ``python -m bench ops``). The
+table marks the fastest path per op, so the launcher's thresholds (``Conv2d.SPLIT_TARGET_BLOCKS``,
+``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``, ``Conv2d.TAP_STEP_CHANNELS``,
+``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``, ``Conv2d.WINOGRAD_GPU_MIN_MACS``) can
+be set from measurements. With ``--batch`` the results' name carries it (``kernels-vgg16-b32-cuda_...``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def main(args, out_dir) -> dict:
               "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; unsplit = the same with no "
               "reduction split into chunks; taps_off = the direct kernels as the launcher picks them, without the "
               "taps kernels; taps_forward = the same with the taps kernels in the forward too; pixels_off = the "
-              "launcher's choice with the tiles for short forward reductions too; tileN = the direct "
+              "launcher's choice with the tiles for short forward reductions too; waves_off = the launcher's choice "
+              "with backward-filter's splits not fitted to the GPU's waves; tileN = the direct "
               "kernels with the N tile for every product and the taps kernels wherever they apply, no gather; "
               "winogradM = F(M x M, 3x3) on every 3x3 stride-1 layer, the launcher's choice elsewhere. The fastest "
               "path per row is in bold.\n\n")

@@ -208,13 +208,13 @@ def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
     result = _run_bench(tmp_path, "kernels", "--device", "cudasim")
     (markdown,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.md")
     (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
-    assert ("| layer | op | shape | chosen ms | unsplit ms | taps_off ms | taps_forward ms | pixels_off ms | tile64 ms "
-            "| tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in markdown.read_text()
+    assert ("| layer | op | shape | chosen ms | unsplit ms | taps_off ms | taps_forward ms | pixels_off ms | waves_off ms "
+            "| tile64 ms | tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in markdown.read_text()
     assert "Geometric mean of chosen / fastest" in result.stdout
     record = json.loads(record_path.read_text())
     assert record["bench"] == "kernels"
-    assert record["paths"] == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "tile64", "tile128",
-                               "winograd2", "winograd4"]
+    assert record["paths"] == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "waves_off", "tile64",
+                               "tile128", "winograd2", "winograd4"]
     assert [(row["layer"], row["op"]) for row in record["rows"]] == [
         (layer, op) for layer in ("tiny 3x3 p1", "tiny 1x1 s2")
         for op in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter")]

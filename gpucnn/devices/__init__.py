@@ -38,7 +38,10 @@ class Device:
         type: ``'cpu'``, ``'cuda'`` or ``'cudasim'``.
         xp: the array module (``numpy`` or ``cupy``).
         runs_kernels: True where conv, pool and ReLU launch the CUDA kernels (``cuda`` and ``cudasim``).
+        multiprocessors: the GPU's streaming multiprocessors (``cuda``), None where there is no GPU.
     """
+
+    multiprocessors = None
 
     def __init__(self, name: str, type: str, xp):
         self.name = name

@@ -52,6 +52,11 @@ class CudaDevice(Device):
         """The GPU's compute capability as a number: 90 for 9.0 (H100), 53 for 5.3 (Jetson Nano)."""
         return int(self.xp.cuda.Device(self.index).compute_capability)
 
+    @functools.cached_property
+    def multiprocessors(self) -> int:
+        """The GPU's streaming multiprocessors: 132 on an H100 SXM, 16 on a Jetson AGX Orin."""
+        return int(self.xp.cuda.Device(self.index).attributes["MultiProcessorCount"])
+
     def asarray(self, array):
         with self.context():
             return self.xp.asarray(array)

@@ -576,6 +576,16 @@ class Conv2d(Function):
     # same on every card and for both tiles. (Backward-filter counts the tiles it runs.)
     SPLIT_TARGET_BLOCKS = 512
     SPLIT_MIN_CHUNK = 256
+    # One 128-tile block fits a multiprocessor (160-182 registers a thread), so its blocks run in
+    # waves of one a multiprocessor, and a last wave of a few blocks takes as long as a full one: on an
+    # H100 (132 multiprocessors) ResNet-18's three stride-1 layers of 128-512 channels at batch 32 each
+    # made 288 backward-filter blocks of 256 reduction indices, three waves, and each took 0.121 ms
+    # on the device. With FILL_WAVES, backward-filter on the 128 tile takes fewer splits (longer
+    # chunks) where that makes fewer waves times chunk (``_fill_waves``): 261 blocks of 288 indices
+    # and 252 of 304 there, two waves each. The split count then depends on the GPU's multiprocessor
+    # count, and so does the rounding of backward-filter's result, which before depended on its tile
+    # alone. Not yet timed on a GPU (the kernel path "waves_off" times the splits without it).
+    FILL_WAVES = True
 
     def _kernel_geometry(self, x_shape: tuple, weight_shape: tuple, P: int, Q: int) -> tuple:
         """int32 (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
@@ -598,7 +608,8 @@ class Conv2d(Function):
                has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
                self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION, self.MAX_GRID_YZ,
-               self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK)
+               self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK, self.FILL_WAVES,
+               self.device.multiprocessors)
         plan = _PLANS.get(key)
         if plan is None:
             if len(_PLANS) >= self.MAX_PLANS:
@@ -648,7 +659,10 @@ class Conv2d(Function):
         if not (positions and K * columns):
             return None
         tile = self._tile(K // groups, columns, groups, reduction=positions)
-        splits, chunk = self._splits(_tiles(K // groups, columns, groups, tile), positions, groups)
+        tiles = _tiles(K // groups, columns, groups, tile)
+        splits, chunk = self._splits(tiles, positions, groups)
+        if tile == self.TILES[1] and self.FILL_WAVES and self.device.multiprocessors:
+            splits, chunk = _fill_waves(tiles, positions, splits, chunk, self.device.multiprocessors)
         return _Product(f"conv2d_backward_filter_{tile}", (-(-columns // tile), -(-(K // groups) // tile),
                                                            groups * splits), splits,
                         self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
@@ -1053,6 +1067,21 @@ def _tiles(rows: int, columns: int, layers: int, tile: int) -> int:
     return -(-rows // tile) * -(-columns // tile) * layers
 
 
+def _fill_waves(tiles: int, reduction: int, splits: int, chunk: int, multiprocessors: int) -> tuple[int, int]:
+    """(splits, chunk) of at most ``splits`` splits (chunks of whole reduction steps of 16) over which
+    ``tiles`` blocks a split, run a wave of one block a multiprocessor at a time, take the fewest waves
+    times chunk; of equals, the fewest splits."""
+    best = (-(-tiles * splits // multiprocessors) * chunk, splits, chunk)
+    for fewer in range(splits - 1, 0, -1):
+        longer = -(-reduction // fewer)
+        longer = -(-longer // 16) * 16
+        count = -(-reduction // longer)
+        cost = -(-tiles * count // multiprocessors) * longer
+        if cost <= best[0]:
+            best = (cost, count, longer)
+    return best[1:]
+
+
 def _widened_product(weight_t, grad_kn, n: int, P: int, Q: int, width: int, workspace):
     """dcols (G, C/G*R*S, n*P*width) = weight_t (G, C/G*R*S, K/G) @ grad_kn (G, K/G, n*P*Q) with each
     output row widened to ``width`` by zero columns, in ``workspace``: the taps of a kernel row then
@@ -1231,6 +1260,7 @@ KERNEL_PATHS = {
     "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
     "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
     "pixels_off": dict(PIXELS_FORWARD_MAX_REDUCTION=0),
+    "waves_off": dict(FILL_WAVES=False),
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,
                    PIXELS_FORWARD_MAX_REDUCTION=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,

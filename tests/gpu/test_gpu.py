@@ -11,7 +11,7 @@ import pytest
 import gpucnn
 from gpucnn import nn
 from gpucnn.nn import functional as F
-from gpucnn.ops.conv2d import KERNEL_PATHS, Conv2d, kernel_path, kernel_paths
+from gpucnn.ops.conv2d import KERNEL_PATHS, Conv2d, _fill_waves, kernel_path, kernel_paths
 from helpers import assert_close
 
 pytestmark = pytest.mark.gpu
@@ -314,3 +314,33 @@ def test_pixels_forward_matches_the_tiles_bit_for_bit(monkeypatch, x_shape, w_sh
             outputs.append(F.conv2d(*(gpucnn.tensor(a, device="cuda") for a in arrays), **kwargs).numpy())
     assert launched[0] == "conv2d_forward_pixels" and launched[1] != "conv2d_forward_pixels", launched
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_backward_filter_splits_that_fill_the_gpus_waves_match_cpu(monkeypatch):
+    """ResNet-18's 128-channel 16x16 layer at batch 32: backward-filter on the 128 tile, its splits chosen
+    for this GPU's multiprocessor count (Conv2d.FILL_WAVES), against the cpu and the splits without."""
+    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", {})  # the reference: the cpu's im2col
+    device = gpucnn.device("cuda")
+    assert isinstance(device.multiprocessors, int) and device.multiprocessors > 0
+    conv = Conv2d((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    conv.device = device
+    shapes = (32, 128, 16, 16), (128, 128, 3, 3)
+    plans = {}
+    for path in ("chosen", "waves_off"):
+        with kernel_path(path):
+            plans[path] = conv._plan("filter", *shapes)
+    unfilled = plans["waves_off"]
+    assert unfilled.name == plans["chosen"].name == "conv2d_backward_filter_128"
+    assert (plans["chosen"].grid[2], int(plans["chosen"].arguments[-1])) == _fill_waves(
+        9, 32 * 16 * 16, unfilled.grid[2], int(unfilled.arguments[-1]), device.multiprocessors)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shapes[0]).astype(np.float32)
+    w = (rng.standard_normal(shapes[1]) / np.sqrt(128 * 9)).astype(np.float32)
+    upstream = rng.standard_normal((32, 128, 16, 16)).astype(np.float32)
+    grads = []
+    for device_name in ("cpu", "cuda"):
+        weight = gpucnn.tensor(w, device=device_name, requires_grad=True)
+        F.conv2d(gpucnn.tensor(x, device=device_name), weight, padding=1).backward(
+            gpucnn.tensor(upstream, device=device_name))
+        grads.append(weight.grad.numpy())
+    assert_close(grads[1], grads[0], atol=1e-3, rtol=1e-4, name="dw")

@@ -295,6 +295,24 @@ def test_conv2d_many_filter_splits(monkeypatch, order):
     compare(lambda *t: F.conv2d(*t, padding=(0, 1)), arrays, order)
 
 
+@pytest.mark.parametrize("order", ORDERS[:3], ids=order_ids[:3])
+@pytest.mark.parametrize("multiprocessors, splits", [(None, 8), (30, 4)])
+def test_conv2d_filter_splits_that_fill_waves(monkeypatch, multiprocessors, splits, order):
+    """The 128 tile's backward-filter on 4 tiles over 126 positions, in 8 chunks of 16 (32 blocks): on a
+    GPU of 30 multiprocessors two waves, the second of 2 blocks, so Conv2d.FILL_WAVES takes 4 chunks of
+    32 (16 blocks, one wave); the splits kernel sums those."""
+    monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
+    monkeypatch.setattr(conv2d_module.Conv2d, "WIDE_TILE_BLOCKS", 1)
+    monkeypatch.setattr(gpucnn.device("cudasim"), "multiprocessors", multiprocessors)
+    launches = launched_kernels(monkeypatch)
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal((3, 20, 6, 7)).astype(np.float32),
+              (rng.standard_normal((130, 20, 3, 3)) / np.sqrt(180)).astype(np.float32)]
+    compare(lambda *t: F.conv2d(*t, padding=1), arrays, order)
+    grids = [grid for name, grid in launches if name == "conv2d_backward_filter_128"]
+    assert grids == [(2, 2, splits)], launches
+
+
 def launched_kernels(monkeypatch) -> list:
     """(name, grid) of each conv2d kernel launched from here on, in order."""
     launches = []

@@ -12,7 +12,7 @@ import gpucnn
 from gpucnn.ops import _shapes
 from gpucnn.ops import conv2d as conv2d_module
 from gpucnn.ops._parallel import blas_threads
-from gpucnn.ops.conv2d import Conv2d, conv2d
+from gpucnn.ops.conv2d import Conv2d, _fill_waves, conv2d, kernel_path
 
 # A conv output sums C/groups*R*S products (its gradients up to N*P*Q): float32 rounding in two
 # different summation orders differs by more than helpers' default atol of 1e-5.
@@ -393,7 +393,8 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, taps_off, "
-                                         "taps_forward, pixels_off, tile64, tile128, winograd2, winograd4"):
+                                         "taps_forward, pixels_off, waves_off, tile64, tile128, winograd2, "
+                                         "winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
@@ -542,6 +543,41 @@ def test_gpu_split_rule(tiles, reduction, layers, expected):
         assert conv._splits(tiles, reduction, layers) == (1, -(-reduction // 16) * 16)
 
 
+@pytest.mark.parametrize("tiles, reduction, splits, chunk, multiprocessors, expected", [
+    (9, 8192, 32, 256, 132, (29, 288)),  # ResNet-18's 128 channels at 16x16, batch 32, on an H100: 261 blocks
+    (36, 2048, 8, 256, 132, (7, 304)),  # 256 channels at 8x8: 252 blocks, two waves
+    (144, 512, 2, 256, 132, (2, 256)),  # 512 channels at 4x4: one split would take two waves of 512
+    (144, 512, 2, 256, 16, (1, 512)),  # on 16 multiprocessors 9 waves of 512 or 18 of 256: the fewer splits
+    (9, 8192, 32, 256, 108, (12, 688)),  # one wave of 108 blocks
+    (4, 100, 1, 112, 132, (1, 112)),  # unsplit stays so
+])
+def test_backward_filter_splits_that_fill_waves(tiles, reduction, splits, chunk, multiprocessors, expected):
+    """_fill_waves: the splits, at most as many as given, that take the fewest waves (a block a
+    multiprocessor) times chunk, in chunks of whole steps of 16; of equals the fewest."""
+    fewer, longer = _fill_waves(tiles, reduction, splits, chunk, multiprocessors)
+    assert (fewer, longer) == expected
+    assert longer % 16 == 0 and (fewer - 1) * longer < reduction <= fewer * longer and fewer <= splits
+
+
+def test_backward_filter_fills_waves_on_a_gpu_that_counts_its_multiprocessors(monkeypatch):
+    """The plan of ResNet-18's 128-channel 16x16 layer at batch 32: the 128 tile in 32 splits of 256
+    positions where the device has no multiprocessor count (cudasim) or under the kernel path
+    "waves_off", 29 of 288 on 132 multiprocessors."""
+    device = gpucnn.device("cudasim")
+    conv = Conv2d((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    conv.device = device
+
+    def plan():
+        product = conv._plan("filter", (32, 128, 16, 16), (128, 128, 3, 3))
+        return product.name, product.grid[2], int(product.arguments[-1])
+
+    assert plan() == ("conv2d_backward_filter_128", 32, 256)
+    monkeypatch.setattr(device, "multiprocessors", 132)
+    assert plan() == ("conv2d_backward_filter_128", 29, 288)
+    with kernel_path("waves_off"):
+        assert plan() == ("conv2d_backward_filter_128", 32, 256)
+
+
 def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     """Below compute capability 7.0 conv2d.cu has no 128-tile kernels: forcing one names the reason."""
     from gpucnn.ops.conv2d import Conv2d, has_wide_tile, kernel_path, kernel_paths
@@ -555,8 +591,8 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
-    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "tile64",
-                                          "winograd2", "winograd4"]
+    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "waves_off",
+                                          "tile64", "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

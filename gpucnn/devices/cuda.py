@@ -55,7 +55,8 @@ class CudaDevice(Device):
     @functools.cached_property
     def multiprocessors(self) -> int:
         """The GPU's streaming multiprocessors: 132 on an H100 SXM, 16 on a Jetson AGX Orin."""
-        return int(self.xp.cuda.Device(self.index).attributes["MultiProcessorCount"])
+        runtime = self.xp.cuda.runtime
+        return int(runtime.deviceGetAttribute(runtime.cudaDevAttrMultiProcessorCount, self.index))
 
     def asarray(self, array):
         with self.context():

@@ -48,8 +48,9 @@ extern "C" __global__ void avgpool2d_forward(
 /* Gather form, thread per input pixel (plane, h, w): sums grad_y / divisor over the windows that
  * hold it, no atomics. Window p holds row h when p*stride_h - pad_h <= h < p*stride_h - pad_h +
  * kernel_h, i.e. ceil((h + pad_h - kernel_h + 1) / stride_h) <= p <= floor((h + pad_h) / stride_h),
- * clipped to [0, P) (common.cuh's windows_reading). The walk from the last window to the first matches the CPU half's tap order
- * (its tap r = h + pad_h - p*stride_h grows as p falls), so the sums agree bit for bit. */
+ * clipped to [0, P) (common.cuh's windows_reading). The walk from the last window to the first
+ * matches the CPU half's tap order (its tap r = h + pad_h - p*stride_h grows as p falls), so the sums
+ * agree bit for bit. */
 extern "C" __global__ void avgpool2d_backward(
     const float* __restrict__ grad_y, float* __restrict__ grad_x, long long total, int H, int W, int P, int Q,
     int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w,

@@ -134,7 +134,7 @@ extern "C" __global__ void maxpool2d_forward_2x2_pairs(
  * index read per window that can hold the pixel, instead of one scatter per output. Those windows
  * are the runs of outputs p and q of common.cuh's windows_reading, walked upwards: the taps from the
  * last to the first, the order of the CPU half's sum. With dilation some of them skip the pixel, and
- * so never have it as their argmax. Four divisions a pixel, where a test per tap took two remainders. */
+ * so never have it as their argmax. Four divisions a pixel, where a remainder tested each tap. */
 extern "C" __global__ void maxpool2d_backward(
     const float* __restrict__ grad_y, const long long* __restrict__ indices, float* __restrict__ grad_x,
     long long total, int H, int W, int P, int Q, int kernel_h, int kernel_w, int stride_h, int stride_w,

@@ -220,14 +220,16 @@ def test_conv2d_winograd_paths_take_the_direct_kernels_for_non_finite_values(whe
        K=st.sampled_from([1, 2, 3, 16]), H=st.integers(1, 9), W=st.integers(1, 9),
        kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
        stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-       pads=st.tuples(*[st.integers(0, 3)] * 4), split=st.booleans(), seed=st.integers(0, 2**16))
+       pads=st.tuples(*[st.integers(0, 3)] * 4), split=st.booleans(), multiprocessors=st.sampled_from([None, 1, 3, 7]),
+       seed=st.integers(0, 2**16))
 def test_conv2d_tiled_kernels_on_random_geometry(path, N, groups, C, K, H, W, kernel, stride, dilation, pads, split,
-                                                 seed):
+                                                 multiprocessors, seed):
     """One tile everywhere (the gather off) on random kernels, strides, dilations, groups and
     asymmetric pads: backward-data's stride phases with phases of no tap, of one row, of none at all;
     16 channels per group take the "taps" kernels (Conv2d.TAP_STEP_CHANNELS); ``split``: every
     reduction in chunks of 16 (Conv2d.SPLIT_MIN_CHUNK), which the 128 tile's backward-filter starts
-    at positions within an image and steps through 8 at a time, past image ends."""
+    at positions within an image and steps through 8 at a time, past image ends, in the splits that
+    fill the waves of a GPU of ``multiprocessors`` (Conv2d.FILL_WAVES)."""
     (R, S), (top, bottom, left, right) = kernel, pads
     assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
     rng = np.random.default_rng(seed)
@@ -240,6 +242,7 @@ def test_conv2d_tiled_kernels_on_random_geometry(path, N, groups, C, K, H, W, ke
     with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
         if split:
             patch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
+        patch.setattr(gpucnn.device("cudasim"), "multiprocessors", multiprocessors)
         compare(conv, arrays, ("random", seed))
 
 

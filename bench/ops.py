@@ -204,7 +204,7 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
 def _time_block(env: Environment, contender: Contender, warmup: int, repeats: int,
                 device_times: bool = True) -> dict[str, list[float]]:
     """{"call": per-call times, "device": the GPU's own times (``Environment.device_ms``: on a GPU, with
-    ``device_times``, those it could measure)}, in ms."""
+    ``device_times``; none for a call that waits on the GPU itself)}, in ms."""
     torch = env.torch
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = contender.tf32
@@ -228,8 +228,9 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
     on_device = []
     for _ in range(repeats if env.is_gpu and device_times else 0):
         device = env.device_ms(contender.run, issue_ms, contender.prepare)
-        if device is not None:
-            on_device.append(device)
+        if device is None:  # three tries found the call waiting on the GPU itself: so will the next ones
+            break
+        on_device.append(device)
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
     return dict(call=times, device=on_device)

@@ -9,8 +9,8 @@
 # with BEFORE (a folder with another version's gpucnn/ and cuda/), python -m bench compare against it
 # first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too,
 # then VGG-16's max pooling, then the Jetson layers' backward-data, whose RGB stem takes the exact gather);
-# python -m bench kernels (conv2d's kernel paths on the Jetson layers, the resnet18 ones at batch 32 and 64 and
-# the VGG-16 ones),
+# python -m bench kernels (conv2d's kernel paths on the Jetson layers and the resnet18 ones at batch 32, also
+# on the device alone, then the resnet18 ones at batch 64 and the VGG-16 ones),
 # python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
 # work on cudasim, single op calls and a launch's host time; ncu over conv2d's kernels where ncu is installed),
@@ -99,8 +99,9 @@ if [ -n "$before" ]; then
 fi
 
 # conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the
-# launcher is set from; first ResNet-18's layers at batch 32, where the 128 tile's backward-filter runs
-step bench-kernels-cuda 120 "$python" -m bench kernels --device cuda --suite resnet18 --out "$out"
+# launcher is set from; first ResNet-18's layers at batch 32, where the 128 tile's backward-filter runs,
+# per call and on the device alone
+step bench-kernels-cuda 150 "$python" -m bench kernels --device cuda --suite resnet18 --device-times --out "$out"
 # every op per call and on the device alone, on the suites with targets; then training, and where a
 # training step's time goes
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
@@ -110,7 +111,8 @@ step profile-step 60 "$python" -m bench.profile step --device cuda --model resne
 # LeNet's step (0.64 of torch's images/s on an H200, 1.02 on an H100): how much of it is the host's
 step profile-step-lenet 60 "$python" -m bench.profile step --device cuda --model lenet --batch 128
 # the batch-1 Jetson layers, where few tiles make the reductions split, and the default mix of ops
-step bench-kernels-cuda-jetson 90 "$python" -m bench kernels --device cuda --suite jetson --out "$out"
+step bench-kernels-cuda-jetson 120 "$python" -m bench kernels --device cuda --suite jetson --device-times \
+  --out "$out"
 step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)

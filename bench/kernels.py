@@ -2,6 +2,7 @@
 
     python -m bench kernels --device cuda --suite resnet18
     python -m bench kernels --device cuda --suite vgg16 --batch 32   # each distinct layer once
+    python -m bench kernels --device cuda --device-times             # and each call on the device alone
     python -m bench kernels --quick --device cudasim                 # tiny shapes: checks the code runs
 
 Every conv layer's forward, backward-data and backward-filter is timed with each kernel path of
@@ -10,11 +11,14 @@ direct kernels without the taps kernels; the launcher's choice with the tiles fo
 reductions; the launcher's choice with backward-filter's splits not fitted to the GPU's waves; the
 direct kernels with the 64 tile everywhere, with the 128 tile everywhere; Winograd's F(2x2, 3x3) and
 F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch (cuDNN, TF32 off), each as a block of
-repeats after warm-up, the device synchronised around each call (as ``python -m bench ops``). The
-table marks the fastest path per op, so the launcher's thresholds (``Conv2d.SPLIT_TARGET_BLOCKS``,
-``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``, ``Conv2d.TAP_STEP_CHANNELS``,
-``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``, ``Conv2d.WINOGRAD_GPU_MIN_MACS``) can
-be set from measurements. With ``--batch`` the results' name carries it (``kernels-vgg16-b32-cuda_...``).
+repeats after warm-up, the device synchronised around each call (as ``python -m bench ops``). With
+``--device-times`` each call is timed again on the device alone (``Environment.device_ms``), in a
+second table: a small layer's per-call time is mostly the host's, and varies with it by more than
+two paths' kernels differ. The tables mark the fastest path per op, so the launcher's thresholds
+(``Conv2d.SPLIT_TARGET_BLOCKS``, ``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``,
+``Conv2d.TAP_STEP_CHANNELS``, ``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``,
+``Conv2d.WINOGRAD_GPU_MIN_MACS``) can be set from measurements. With ``--batch`` the results' name
+carries it (``kernels-vgg16-b32-cuda_...``).
 """
 
 from __future__ import annotations
@@ -32,14 +36,17 @@ from .ops import _contenders, _time_block, add_layer_arguments
 from .suites import SUITES, Conv
 
 
-def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: int = 0, log=print) -> list[dict]:
-    """One row per (distinct conv layer, op): the median ms of each path and of torch, the fastest path."""
+def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: int = 0, log=print,
+        device_times: bool = False) -> list[dict]:
+    """One row per (distinct conv layer, op): the median ms of each path and of torch, the fastest path;
+    with ``device_times``, on a GPU, each one's median device time too (None where it had none)."""
     rng = numpy.random.default_rng(seed)
     paths = kernel_paths(env.device)
     rows, seen = [], set()
 
     def median_ms(contender):
-        return statistics.median(_time_block(env, contender, warmup, repeats, device_times=False)["call"])
+        times = _time_block(env, contender, warmup, repeats, device_times=device_times)
+        return statistics.median(times["call"]), statistics.median(times["device"]) if times["device"] else None
 
     for layer in layers:
         shape = layer.describe(batch)
@@ -47,35 +54,53 @@ def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: i
             continue
         seen.add(shape)
         for op, (work, _, contenders) in _contenders(layer, env, batch, rng).items():
-            times = {}
+            times, device = {}, {}
             for path in paths:
                 with kernel_path(path):
-                    times[path] = median_ms(contenders["gpucnn"])
-            times["torch"] = median_ms(contenders["torch"])
-            fastest = min(paths, key=times.get)
-            rows.append(dict(layer=layer.name, op=op, shape=shape, flop=work, fastest=fastest,
-                             **{f"{name}_ms": ms for name, ms in times.items()},
-                             chosen_over_fastest=times["chosen"] / times[fastest],
-                             ratio=times["torch"] / times["chosen"]))
+                    times[path], device[path] = median_ms(contenders["gpucnn"])
+            times["torch"], device["torch"] = median_ms(contenders["torch"])
+            row = dict(layer=layer.name, op=op, shape=shape, flop=work)
+            row.update(_compared(paths, times, ""), **_compared(paths, device, "_device"))
+            rows.append(row)
             log(f"  {layer.name:40s} {op:24s} " + "  ".join(f"{name} {ms:8.3f}" for name, ms in times.items())
-                + f"  fastest {fastest}")
+                + f"  fastest {row['fastest']}")
     return rows
 
 
-def markdown_table(rows: list[dict], paths: list[str]) -> str:
+def _compared(paths: list[str], times: dict, kind: str) -> dict:
+    """A row's entries for ``times`` (ms of each path and of "torch"; None where not measured): each
+    time as ``<name><kind>_ms``, the fastest measured path, chosen's time over the fastest's and torch's
+    over chosen's (None where chosen or torch has no time)."""
+    measured = [path for path in paths if times[path] is not None]
+    fastest = min(measured, key=times.get) if measured else None
+    chosen, torch = times["chosen"], times["torch"]
+    return {**{f"{name}{kind}_ms": ms for name, ms in times.items()}, f"fastest{kind}": fastest,
+            f"chosen_over_fastest{kind}": None if chosen is None else chosen / times[fastest],
+            f"ratio{kind}": None if chosen is None or torch is None else torch / chosen}
+
+
+def markdown_table(rows: list[dict], paths: list[str], kind: str = "") -> str:
+    """The table of per-call times (``kind`` ""), or of device times ("_device"; n/a where none)."""
+    def ms(value, bold=False):
+        return "n/a" if value is None else f"**{value:.3f}**" if bold else f"{value:.3f}"
+
+    def ratio(value):
+        return "n/a" if value is None else f"{value:.2f}"
+
     lines = ["| layer | op | shape | " + " | ".join(f"{path} ms" for path in paths) + " | torch ms | "
              "chosen / fastest | torch / chosen |",
              "|---|---|---|" + "---:|" * (len(paths) + 3)]
     for r in rows:
-        cells = " | ".join((f"**{r[f'{path}_ms']:.3f}**" if path == r["fastest"] else f"{r[f'{path}_ms']:.3f}")
-                           for path in paths)
-        lines.append(f"| {r['layer']} | {r['op']} | {r['shape']} | {cells} | {r['torch_ms']:.3f} | "
-                     f"{r['chosen_over_fastest']:.2f} | {r['ratio']:.2f} |")
+        cells = " | ".join(ms(r[f"{path}{kind}_ms"], path == r[f"fastest{kind}"]) for path in paths)
+        lines.append(f"| {r['layer']} | {r['op']} | {r['shape']} | {cells} | {ms(r[f'torch{kind}_ms'])} | "
+                     f"{ratio(r[f'chosen_over_fastest{kind}'])} | {ratio(r[f'ratio{kind}'])} |")
     return "\n".join(lines) + "\n"
 
 
 def add_arguments(parser) -> None:
     add_layer_arguments(parser, "resnet18", "cuda", "cuda, cuda:N or cudasim")
+    parser.add_argument("--device-times", action="store_true",
+                        help="on a GPU, also time each call on the device alone (a second table)")
 
 
 def main(args, out_dir) -> dict:
@@ -88,9 +113,11 @@ def main(args, out_dir) -> dict:
     repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
     paths = kernel_paths(env.device)
     print(f"conv2d kernel paths {', '.join(paths)} against torch, suite {suite} on {env.device} ({env.machine()})")
-    rows = run(env, SUITES[suite], repeats, warmup, batch=args.batch)
+    rows = run(env, SUITES[suite], repeats, warmup, batch=args.batch, device_times=args.device_times)
     when = datetime.datetime.now()
     slowdown = geometric_mean(row["chosen_over_fastest"] for row in rows)
+    device_slowdowns = [row["chosen_over_fastest_device"] for row in rows if row["chosen_over_fastest_device"]]
+    device_slowdown = geometric_mean(device_slowdowns) if device_slowdowns else None
     header = (f"conv2d kernel paths on {env.device}, suite {suite}, float32, {when:%Y-%m-%d %H:%M}\n\n"
               f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in env.describe().items()) +
               f"; median of {repeats} after {warmup} warm-up; torch: cuDNN with TF32 off on a GPU\n\n"
@@ -104,9 +131,15 @@ def main(args, out_dir) -> dict:
               "path per row is in bold.\n\n")
     markdown = header + markdown_table(rows, paths) + (
         f"\nGeometric mean of chosen / fastest: {slowdown:.2f} (1.00: the launcher always picks the fastest)\n")
+    if device_slowdown is not None:
+        markdown += ("\nOn the device alone (CUDA events around each call's queued work, ``Environment.device_ms``; "
+                     "n/a where the call waits on the GPU itself, as the Winograd paths' finiteness check does; "
+                     "the fastest of the paths timed so in bold):\n\n" + markdown_table(rows, paths, "_device") +
+                     f"\nGeometric mean of chosen / fastest on the device: {device_slowdown:.2f} (rows where chosen "
+                     "has a device time)\n")
     record = dict(bench="kernels", suite=suite, date=when.isoformat(timespec="seconds"), machine=env.machine(),
                   **env.describe(), repeats=repeats, warmup=warmup, quick=args.quick, paths=paths, rows=rows,
-                  chosen_over_fastest=slowdown)
+                  chosen_over_fastest=slowdown, chosen_over_fastest_device=device_slowdown)
     batch = f"-b{args.batch}" if args.batch else ""  # a batch for every layer: named, so runs keep apart
     name = f"kernels-{suite}{batch}-{env.kind}" + ("-quick" if args.quick else "")
     markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())

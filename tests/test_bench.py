@@ -205,14 +205,16 @@ def test_a_batch_for_every_layer_is_in_the_results_name(tmp_path):
 
 
 def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
-    result = _run_bench(tmp_path, "kernels", "--device", "cudasim")
+    result = _run_bench(tmp_path, "kernels", "--device", "cudasim", "--device-times")  # off a GPU: no device times
     (markdown,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.md")
     (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
+    table = markdown.read_text()
     assert ("| layer | op | shape | chosen ms | unsplit ms | taps_off ms | taps_forward ms | pixels_off ms "
-            "| waves_off ms | tile64 ms | tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in markdown.read_text()
+            "| waves_off ms | tile64 ms | tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in table
     assert "Geometric mean of chosen / fastest" in result.stdout
     record = json.loads(record_path.read_text())
-    assert record["bench"] == "kernels"
+    assert record["bench"] == "kernels" and record["chosen_over_fastest_device"] is None
+    assert "On the device alone" not in table
     assert record["paths"] == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "waves_off", "tile64",
                                "tile128", "winograd2", "winograd4"]
     assert [(row["layer"], row["op"]) for row in record["rows"]] == [
@@ -280,6 +282,28 @@ def test_compare_benchmark_refuses_what_it_cannot_compare(tmp_path):
                                  "--quick", "--out", str(tmp_path), *options], cwd=ROOT, capture_output=True,
                                 text=True, timeout=300)
         assert result.returncode != 0 and message in result.stderr, (options, result.stderr)
+
+
+def test_kernels_benchmark_device_table_marks_the_fastest_timed_path():
+    """bench kernels --device-times: a path whose call waits on the GPU has no device time (n/a); the
+    fastest is taken among the timed ones, and chosen's ratios only where chosen was timed."""
+    from bench.kernels import _compared, markdown_table
+
+    paths = ["chosen", "waves_off", "winograd4"]
+    rows = []
+    for device in ({"chosen": 0.09, "waves_off": 0.12, "winograd4": None, "torch": 0.045},
+                   {"chosen": None, "waves_off": 0.2, "winograd4": None, "torch": 0.1}):
+        row = dict(layer="resnet18 128ch 16px", op="conv2d_backward_filter", shape="32x128x16x16 -> 128")
+        row.update(_compared(paths, {"chosen": 0.17, "waves_off": 0.16, "winograd4": 0.19, "torch": 0.09}, ""),
+                   **_compared(paths, device, "_device"))
+        rows.append(row)
+    assert rows[0]["fastest"] == "waves_off" and rows[0]["fastest_device"] == "chosen"
+    assert rows[0]["chosen_over_fastest_device"] == 1.0 and rows[0]["ratio_device"] == 0.5
+    assert rows[1]["fastest_device"] == "waves_off" and rows[1]["chosen_over_fastest_device"] is None
+    lines = markdown_table(rows, paths, "_device").splitlines()
+    assert lines[2].endswith("| **0.090** | 0.120 | n/a | 0.045 | 1.00 | 0.50 |"), lines[2]
+    assert lines[3].endswith("| n/a | **0.200** | n/a | 0.100 | n/a | n/a |"), lines[3]
+    assert markdown_table(rows, paths).splitlines()[2].endswith("| 0.170 | **0.160** | 0.190 | 0.090 | 1.06 | 0.53 |")
 
 
 def test_kernels_benchmark_needs_a_kernel_device(tmp_path):

@@ -18,7 +18,10 @@
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
 # seconds. The most telling steps run first. With SECONDS, the whole check ends within that time:
 # each step may use what is left (some have a cap of their own), and the steps that no longer fit are
-# listed as skipped; exit status 124 in the summary is a step stopped by its time limit.
+# listed as skipped; exit status 124 in the summary is a step stopped by its time limit. With STEPS in
+# the environment (shell patterns of step names, space-separated), only the steps it names run, e.g.
+# STEPS='gpu-info pytest-gpu bench-compare-*' first and the rest in a second call; the others are
+# listed as not selected.
 # Exits non-zero when any step failed or was skipped.
 set -u
 out="${1:?usage: bench/gpu_check.sh OUT_DIR [SECONDS [BEFORE]]}"
@@ -38,11 +41,27 @@ python="${PYTHON:-python3}"
 failed=0
 deadline=$((SECONDS + budget))
 
+# Whether STEPS (unset or empty: every step) names step NAME.
+selected() {
+  [ -z "${STEPS:-}" ] && return 0
+  local patterns pattern
+  read -r -a patterns <<< "$STEPS"
+  for pattern in "${patterns[@]}"; do
+    # shellcheck disable=SC2053  # a pattern: unquoted on purpose
+    [[ "$1" == $pattern ]] && return 0
+  done
+  return 1
+}
+
 # step NAME CAP COMMAND...: runs COMMAND with its output in OUT_DIR/NAME.log, for at most CAP seconds
 # (0: no cap of its own) and never past the deadline.
 step() {
   local name="$1" cap="$2"
   shift 2
+  if ! selected "$name"; then
+    echo "$name: not selected" >> "$out/summary.txt"
+    return
+  fi
   local limit="$cap"
   if [ "$budget" -gt 0 ]; then
     local left=$((deadline - SECONDS))

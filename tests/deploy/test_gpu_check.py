@@ -33,9 +33,9 @@ echo "$(basename "$0") $*" >> "$FAKE_LOG"
 """
 
 
-def run_check(tmp_path, budget=None, before=None, **fake):
-    """Runs gpu_check.sh with the stand-ins; returns (exit status, the summary's (step, status) pairs,
-    the stand-ins' log lines, the output folder)."""
+def run_check(tmp_path, budget=None, before=None, steps=None, **fake):
+    """Runs gpu_check.sh with the stand-ins (and ``steps`` as STEPS); returns (exit status, the summary's
+    (step, status) pairs, the stand-ins' log lines, the output folder)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, text in (("python", FAKE_PYTHON), ("compute-sanitizer", FAKE_SANITIZER), ("nvidia-smi", FAKE_LOGGER),
@@ -45,6 +45,9 @@ def run_check(tmp_path, budget=None, before=None, **fake):
     log, out = tmp_path / "calls.log", tmp_path / "out"
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHON=str(bin_dir / "python"),
                FAKE_LOG=str(log), **{f"FAKE_{key.upper()}": str(value) for key, value in fake.items()})
+    env.pop("STEPS", None)
+    if steps is not None:
+        env["STEPS"] = steps
     command = ["bash", str(SCRIPT), str(out)] + ([] if budget is None else [str(budget)]) + (
         [] if before is None else [str(before)])
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -101,6 +104,21 @@ def test_another_version_is_compared_first_when_given(tmp_path):
                         f"maxpool2d_forward,maxpool2d_backward --out {out}",
                         f"python -m bench compare {before} --device cuda --suite jetson --ops "
                         f"conv2d_backward_data --out {out}"]
+
+
+def test_steps_picks_the_steps_that_run(tmp_path):
+    """STEPS: shell patterns of step names; the others do not run, are listed as not selected, and do
+    not fail the check."""
+    status, summary, calls, _ = run_check(tmp_path, steps="gpu-info bench-kernels-*")
+    calls = [call for call in calls if call != "python -c import xdist"]
+    assert status == 0
+    ran = [step for step, result in summary if result != "not selected"]
+    assert ran == ["gpu-info", "bench-kernels-cuda", "bench-kernels-cuda-jetson", "bench-kernels-cuda-b64",
+                   "bench-kernels-cuda-vgg16"]
+    assert all(result == "exit 0" for step, result in summary if step in ran)
+    assert ("pytest-gpu", "not selected") in summary and ("bench-train-cuda", "not selected") in summary
+    assert calls[0] == "nvidia-smi " and all(call.startswith("python -m bench kernels") for call in calls[1:])
+    assert len(calls) == 5
 
 
 def test_a_before_that_is_no_folder_is_refused(tmp_path):

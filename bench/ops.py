@@ -19,13 +19,14 @@ backward, relu forward and backward, each timed alone:
 Each contender runs its warm-up and repeats as one block, then the next (see bench/conv2d.py for
 why; on the CPU a block starts after ``bench.settle``'s quiet, and its warm-up lasts at least
 ``bench.WARMUP_SECONDS``: ``bench.warm_up``), in ``--rounds`` rounds (default 3 on the CPU, 1 on a
-GPU); a contender's time is the least of its rounds' medians (``bench.least_median``). On ``cuda`` the device is synchronised before and after
-each timed call, which a short call's host work and synchronisation weigh on; each contender's block
-then times its calls again on the device alone (``Environment.device_ms``: CUDA events around work
-queued behind a busy kernel), the "device" columns. torch runs conv ops twice, cuDNN with TF32 off
-(``torch``) and on (``torch TF32``, PyTorch's default for cuDNN convolutions). Rates: conv ops in
-GFLOP/s (2*N*K*P*Q*C*R*S), the others in GB/s of the least traffic the op needs (inputs read once,
-outputs written once; the int64 indices that max pooling's backward reads included).
+GPU); a contender's time is the least of its rounds' medians (``bench.least_median``). On ``cuda``
+the device is synchronised before and after each timed call, which a short call's host work and
+synchronisation weigh on; each contender's block then times its calls again on the device alone
+(``Environment.device_ms``: CUDA events around work queued behind a busy kernel), the "device"
+columns. torch runs conv ops twice, cuDNN with TF32 off (``torch``) and on (``torch TF32``,
+PyTorch's default for cuDNN convolutions). Rates: conv ops in GFLOP/s (2*N*K*P*Q*C*R*S), the others
+in GB/s of the least traffic the op needs (inputs read once, outputs written once; the int64 indices
+that max pooling's backward reads included).
 The roofline, measured in the same run: FP32 GEMM rate for conv, large-copy bandwidth for the rest.
 On the CPU a case is timed again when other processes used over 10 % of the CPU meanwhile.
 """

@@ -109,6 +109,8 @@ def main(args, out_dir) -> dict:
     env = Environment(args.device)
     if not env.device.runs_kernels:
         raise SystemExit(f"--device {args.device} runs no kernels: choose cuda, cuda:N or cudasim")
+    if args.device_times and not env.is_gpu:
+        raise SystemExit(f"--device-times needs a GPU: --device {args.device} has no device clock to time calls by")
     suite = "tiny" if args.quick else args.suite
     repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
     paths = kernel_paths(env.device)

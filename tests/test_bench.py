@@ -205,7 +205,7 @@ def test_a_batch_for_every_layer_is_in_the_results_name(tmp_path):
 
 
 def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
-    result = _run_bench(tmp_path, "kernels", "--device", "cudasim", "--device-times")  # off a GPU: no device times
+    result = _run_bench(tmp_path, "kernels", "--device", "cudasim")
     (markdown,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.md")
     (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
     table = markdown.read_text()
@@ -213,7 +213,7 @@ def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
             "| waves_off ms | tile64 ms | tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in table
     assert "Geometric mean of chosen / fastest" in result.stdout
     record = json.loads(record_path.read_text())
-    assert record["bench"] == "kernels" and record["chosen_over_fastest_device"] is None
+    assert record["bench"] == "kernels" and record["chosen_over_fastest_device"] is None  # per-call times only
     assert "On the device alone" not in table
     assert record["paths"] == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "waves_off", "tile64",
                                "tile128", "winograd2", "winograd4"]
@@ -310,6 +310,15 @@ def test_kernels_benchmark_needs_a_kernel_device(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bench", "kernels", "--device", "cpu", "--quick", "--out",
                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "runs no kernels: choose cuda, cuda:N or cudasim" in result.stderr
+
+
+def test_kernels_benchmark_device_times_need_a_gpu(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "kernels", "--device", "cudasim", "--quick",
+                             "--device-times", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode != 0
+    assert "--device-times needs a GPU: --device cudasim has no device clock" in result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_train_benchmark_quick_run_writes_its_tables(tmp_path):

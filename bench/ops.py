@@ -204,8 +204,9 @@ def _contenders(layer, env: Environment, batch, rng) -> dict:
 
 def _time_block(env: Environment, contender: Contender, warmup: int, repeats: int,
                 device_times: bool = True) -> dict[str, list[float]]:
-    """{"call": per-call times, "device": the GPU's own times (``Environment.device_ms``: on a GPU, with
-    ``device_times``; none for a call that waits on the GPU itself)}, in ms."""
+    """{"call": per-call times, "issue": the host's time to issue each of those calls (on a GPU; off one a
+    call returns when done, and this list is empty), "device": the GPU's own times (``Environment.device_ms``:
+    on a GPU, with ``device_times``; none for a call that waits on the GPU itself)}, in ms."""
     torch = env.torch
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = contender.tf32
@@ -220,21 +221,21 @@ def _time_block(env: Environment, contender: Contender, warmup: int, repeats: in
     else:
         settle()
         warm_up(step, warmup)
-    times, issue_ms = [], 0.0
+    times, issue = [], []
     for _ in range(repeats):
         contender.prepare()
         issued, whole = env.time_call(contender.run)
         times.append(whole)
-        issue_ms = max(issue_ms, issued)
+        issue.append(issued)
     on_device = []
     for _ in range(repeats if env.is_gpu and device_times else 0):
-        device = env.device_ms(contender.run, issue_ms, contender.prepare)
+        device = env.device_ms(contender.run, max(issue), contender.prepare)
         if device is None:  # three tries found the call waiting on the GPU itself: so will the next ones
             break
         on_device.append(device)
     if contender.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
-    return dict(call=times, device=on_device)
+    return dict(call=times, issue=issue if env.is_gpu else [], device=on_device)
 
 
 
@@ -250,9 +251,10 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
                 lambda: [{name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()}
                          for _ in range(rounds)],
                 attempts, on_cpu=not env.is_gpu)
-            # each contender's least median of its per-call times, and of its device times (None off a GPU)
-            medians, device = (least_median([{name: block[kind] for name, block in r.items()} for r in blocks])
-                               for kind in ("call", "device"))
+            # each contender's least median of its per-call times, of its issue times and of its device
+            # times (None off a GPU)
+            medians, issue, device = (least_median([{name: block[kind] for name, block in r.items()} for r in blocks])
+                                      for kind in ("call", "issue", "device"))
             scale = 1e6  # work / ms / 1e6: GFLOP/s or GB/s
             rate = work / medians["gpucnn"] / scale
             peak = None if roofline is None else roofline["gemm_gflops" if unit == "FLOP" else "copy_gbps"]
@@ -266,6 +268,7 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
             if "torch_tf32" in medians:
                 row["ratio_tf32"] = medians["torch_tf32"] / medians["gpucnn"]
             if env.is_gpu:
+                row.update({f"{name}_issue_ms": ms for name, ms in issue.items()})
                 row.update({f"{name}_device_ms": ms for name, ms in device.items()})
                 measured = device["gpucnn"] is not None and device["torch"] is not None
                 row["ratio_device"] = device["torch"] / device["gpucnn"] if measured else None
@@ -311,25 +314,25 @@ def _geometric_means(rows: list[dict], kind: str) -> dict:
 
 
 def markdown_table(rows: list[dict], gpu: bool) -> str:
-    """One line per row; on a GPU with torch's TF32 times and both libraries' device times besides."""
+    """One line per row; on a GPU with torch's TF32 times and both libraries' host and device times besides."""
     def ms(value):
         return "n/a" if value is None else f"{value:.3f}"
 
     def share(value):
         return "n/a" if value is None else f"{value:.0%}"
 
-    gpu_columns = (" torch TF32 ms | torch TF32 / gpucnn | gpucnn device ms | torch device ms | device ratio "
-                   "| device roofline |")
+    gpu_columns = (" torch TF32 ms | torch TF32 / gpucnn | gpucnn host ms | torch host ms | gpucnn device ms "
+                   "| torch device ms | device ratio | device roofline |")
     lines = [f"| layer | op | shape | gpucnn ms | torch ms | torch / gpucnn |{gpu_columns if gpu else ''} "
              "gpucnn rate | roofline | other load |",
-             "|---|---|---|---:|---:|---:|" + ("---:|" * 6 if gpu else "") + "---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|" + ("---:|" * 8 if gpu else "") + "---:|---:|---:|"]
     for r in rows:
         extra = ""
         if gpu:
             tf32 = (f" {r['torch_tf32_ms']:.3f} | {r['ratio_tf32']:.2f} |" if "torch_tf32_ms" in r else " | |")
             ratio = "n/a" if r["ratio_device"] is None else f"{r['ratio_device']:.2f}"
-            extra = (f"{tf32} {ms(r['gpucnn_device_ms'])} | {ms(r['torch_device_ms'])} | {ratio} | "
-                     f"{share(r['roofline_fraction_device'])} |")
+            extra = (f"{tf32} {ms(r['gpucnn_issue_ms'])} | {ms(r['torch_issue_ms'])} | {ms(r['gpucnn_device_ms'])} | "
+                     f"{ms(r['torch_device_ms'])} | {ratio} | {share(r['roofline_fraction_device'])} |")
         lines.append(f"| {r['layer']} | {r['op']} | {r['shape']} | {r['gpucnn_ms']:.3f} | {r['torch_ms']:.3f} | "
                      f"{r['ratio']:.2f} |{extra} {r['gpucnn_rate']:.1f} {r['rate_unit']} | "
                      f"{share(r['roofline_fraction'])} | {share(r['other_load'])} |")
@@ -376,6 +379,10 @@ def main(args, out_dir) -> dict:
               + (f" and at least {WARMUP_SECONDS} s of them" if warmup and not env.is_gpu else "") + "\n\n"
               f"Roofline (same run): FP32 GEMM {roofline['gemm_gflops']:.1f} GFLOP/s (n={roofline['gemm_size']}), "
               f"copy {roofline['copy_gbps']:.1f} GB/s (read + write, {roofline['copy_bytes'] >> 20} MiB)\n\n")
+    if env.is_gpu:
+        header += ("ms: a call's whole time, the GPU synchronised before and after; host ms: until the call "
+                   "returned, the host's work to issue it; device ms: the GPU's own time for its queued work "
+                   "(CUDA events, the work queued behind a waiting kernel)\n\n")
     markdown = header + markdown_table(rows, env.is_gpu)
     markdown += "\nGeometric means of torch / gpucnn (above 1: gpucnn is faster):\n\n" + "".join(
         f"- {op}: {value:.2f}\n" for op, value in means.items())

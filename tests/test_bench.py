@@ -134,6 +134,7 @@ def test_benchmarks_time_in_rounds():
     assert rows[0]["gpucnn_ms"] > 0 and rows[0]["torch_ms"] > 0
     rows = ops.run(Environment("cpu"), TINY[2:3], repeats=2, warmup=0, attempts=1, rounds=2, log=lambda line: None)
     assert [row["op"] for row in rows] == ["relu_forward", "relu_backward"]
+    assert not any("issue" in key or "device" in key for key in rows[0])  # a cpu call returns when done
     with pytest.raises(SystemExit):
         conv2d.parse_arguments(["--rounds", "0"])
 
@@ -432,6 +433,19 @@ def test_profile_step_on_a_gpu():
 
 
 @pytest.mark.gpu
+def test_ops_on_a_gpu_time_the_host_issuing_each_call():
+    """bench.ops on a GPU: each library's time to issue a call, within the call's whole time."""
+    from bench import ops
+    from bench.environment import Environment
+    from bench.suites import TINY
+
+    rows = ops.run(Environment("cuda"), TINY[2:3], repeats=3, warmup=1, attempts=1, log=lambda line: None)
+    for row in rows:
+        for name in ("gpucnn", "torch"):
+            assert 0 < row[f"{name}_issue_ms"] <= row[f"{name}_ms"]
+
+
+@pytest.mark.gpu
 def test_device_time_leaves_the_host_out():
     """Environment.device_ms on a GPU: a large copy's device time is about its whole time; many tiny
     launches take the GPU less time than the host takes to issue them; a call that waits on the GPU
@@ -501,7 +515,8 @@ def test_ops_gpu_table_and_means_carry_the_device_times():
     def row(layer, op, ms, torch_ms, device_ms, torch_device_ms):
         measured = device_ms is not None
         return dict(layer=layer, op=op, shape="2x3x8x8", gpucnn_ms=ms, torch_ms=torch_ms, ratio=torch_ms / ms,
-                    torch_tf32_ms=torch_ms, ratio_tf32=torch_ms / ms, gpucnn_device_ms=device_ms,
+                    torch_tf32_ms=torch_ms, ratio_tf32=torch_ms / ms, gpucnn_issue_ms=ms / 8,
+                    torch_issue_ms=torch_ms / 4, gpucnn_device_ms=device_ms,
                     torch_device_ms=torch_device_ms, ratio_device=torch_device_ms / device_ms if measured else None,
                     roofline_fraction_device=0.25 if measured else None, gpucnn_rate=1.0, rate_unit="GB/s",
                     roofline_fraction=0.125, other_load=None)
@@ -514,10 +529,13 @@ def test_ops_gpu_table_and_means_carry_the_device_times():
     assert means["conv2d_forward_backward, device time"] == pytest.approx(2.5)  # layer a: (1 + 4) / (1 + 1)
     assert means["relu_forward, device time"] == pytest.approx(2.0)
     lines = ops.markdown_table(rows, gpu=True).splitlines()
-    assert "gpucnn device ms | torch device ms | device ratio | device roofline" in lines[0]
+    assert ("gpucnn host ms | torch host ms | gpucnn device ms | torch device ms | device ratio | device roofline"
+            in lines[0])
     assert {len(line.split("|")) for line in lines} == {len(lines[0].split("|"))}
-    assert "| 1.000 | 4.000 | 4.00 | 25% |" in lines[3] and "| n/a | n/a | n/a | n/a |" in lines[4]
-    assert "device" not in ops.markdown_table(rows, gpu=False) and "device time" not in str(ops.summary(
+    assert "| 0.250 | 0.500 | 1.000 | 4.000 | 4.00 | 25% |" in lines[3]
+    assert "| 0.125 | 1.000 | n/a | n/a | n/a | n/a |" in lines[4]
+    cpu_table = ops.markdown_table(rows, gpu=False)
+    assert "device" not in cpu_table and "host" not in cpu_table and "device time" not in str(ops.summary(
         [dict(r, ratio_device=None) for r in rows]))
 
 

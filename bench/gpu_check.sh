@@ -119,8 +119,8 @@ fi
 
 # conv2d's kernel paths (split reductions, the 64 and 128 tiles, Winograd) layer by layer: what the
 # launcher is set from; first ResNet-18's layers at batch 32, where the 128 tile's backward-filter runs,
-# per call and on the device alone
-step bench-kernels-cuda 150 "$python" -m bench kernels --device cuda --suite resnet18 --device-times --out "$out"
+# per call and on the device alone (12 paths; the caps grew with the paths from 10)
+step bench-kernels-cuda 180 "$python" -m bench kernels --device cuda --suite resnet18 --device-times --out "$out"
 # every op per call and on the device alone, on the suites with targets; then training, and where a
 # training step's time goes
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
@@ -130,7 +130,7 @@ step profile-step 60 "$python" -m bench.profile step --device cuda --model resne
 # LeNet's step (0.64 of torch's images/s on an H200, 1.02 on an H100): how much of it is the host's
 step profile-step-lenet 60 "$python" -m bench.profile step --device cuda --model lenet --batch 128
 # the batch-1 Jetson layers, where few tiles make the reductions split, and the default mix of ops
-step bench-kernels-cuda-jetson 120 "$python" -m bench kernels --device cuda --suite jetson --device-times \
+step bench-kernels-cuda-jetson 150 "$python" -m bench kernels --device cuda --suite jetson --device-times \
   --out "$out"
 step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines

@@ -3,11 +3,12 @@
     python -m bench kernels --device cuda --suite resnet18
     python -m bench kernels --device cuda --suite vgg16 --batch 32   # each distinct layer once
     python -m bench kernels --device cuda --device-times             # and each call on the device alone
+    python -m bench kernels --device cuda --paths unsplit,split768  # chosen and these paths only
     python -m bench kernels --quick --device cudasim                 # tiny shapes: checks the code runs
 
 Every conv layer's forward, backward-data and backward-filter is timed with each kernel path of
-``gpucnn.ops.conv2d.KERNEL_PATHS`` (the launcher's choice; the same with no reduction split; the
-direct kernels without the taps kernels; the launcher's choice with the tiles for short forward
+``gpucnn.ops.conv2d.KERNEL_PATHS`` (the launcher's choice; the same with no reduction split, with
+more splits, with shorter chunks; the direct kernels without the taps kernels; the launcher's choice with the tiles for short forward
 reductions; the launcher's choice with backward-filter's splits not fitted to the GPU's waves; the
 direct kernels with the 64 tile everywhere, with the 128 tile everywhere; Winograd's F(2x2, 3x3) and
 F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch (cuDNN, TF32 off), each as a block of
@@ -17,7 +18,8 @@ second table: a small layer's per-call time is mostly the host's, and varies wit
 two paths' kernels differ. The tables mark the fastest path per op, so the launcher's thresholds
 (``Conv2d.SPLIT_TARGET_BLOCKS``, ``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``,
 ``Conv2d.TAP_STEP_CHANNELS``, ``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``,
-``Conv2d.WINOGRAD_GPU_MIN_MACS``) can be set from measurements. With ``--batch`` the results' name
+``Conv2d.SPLIT_MIN_CHUNK``, ``Conv2d.WINOGRAD_GPU_MIN_MACS``) can be set from measurements.
+``--paths`` times the launcher's choice and the paths named only. With ``--batch`` the results' name
 carries it (``kernels-vgg16-b32-cuda_...``).
 """
 
@@ -37,11 +39,12 @@ from .suites import SUITES, Conv
 
 
 def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: int = 0, log=print,
-        device_times: bool = False) -> list[dict]:
-    """One row per (distinct conv layer, op): the median ms of each path and of torch, the fastest path;
-    with ``device_times``, on a GPU, each one's median device time too (None where it had none)."""
+        device_times: bool = False, paths: list[str] | None = None) -> list[dict]:
+    """One row per (distinct conv layer, op): the median ms of each of ``paths`` (default: every path the
+    device has; "chosen" always) and of torch, the fastest path; with ``device_times``, on a GPU, each
+    one's median device time too (None where it had none)."""
     rng = numpy.random.default_rng(seed)
-    paths = kernel_paths(env.device)
+    paths = paths or kernel_paths(env.device)
     rows, seen = [], set()
 
     def median_ms(contender):
@@ -101,6 +104,9 @@ def add_arguments(parser) -> None:
     add_layer_arguments(parser, "resnet18", "cuda", "cuda, cuda:N or cudasim")
     parser.add_argument("--device-times", action="store_true",
                         help="on a GPU, also time each call on the device alone (a second table)")
+    parser.add_argument("--paths", default=None,
+                        help="conv2d's kernel paths, comma-separated (gpucnn.ops.conv2d.KERNEL_PATHS; chosen is "
+                             "always timed; default: every path the device has)")
 
 
 def main(args, out_dir) -> dict:
@@ -114,8 +120,15 @@ def main(args, out_dir) -> dict:
     suite = "tiny" if args.quick else args.suite
     repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
     paths = kernel_paths(env.device)
+    if args.paths:
+        asked = args.paths.split(",")
+        unknown = [path for path in asked if path not in paths]
+        if unknown:
+            raise SystemExit(f"--paths: {', '.join(unknown)} not among the kernel paths of {env.device}: "
+                             f"{', '.join(paths)}")
+        paths = ["chosen"] + [path for path in paths if path in asked and path != "chosen"]
     print(f"conv2d kernel paths {', '.join(paths)} against torch, suite {suite} on {env.device} ({env.machine()})")
-    rows = run(env, SUITES[suite], repeats, warmup, batch=args.batch, device_times=args.device_times)
+    rows = run(env, SUITES[suite], repeats, warmup, batch=args.batch, device_times=args.device_times, paths=paths)
     when = datetime.datetime.now()
     slowdown = geometric_mean(row["chosen_over_fastest"] for row in rows)
     device_slowdowns = [row["chosen_over_fastest_device"] for row in rows if row["chosen_over_fastest_device"]]
@@ -124,7 +137,8 @@ def main(args, out_dir) -> dict:
               f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in env.describe().items()) +
               f"; median of {repeats} after {warmup} warm-up; torch: cuDNN with TF32 off on a GPU\n\n"
               "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; unsplit = the same with no "
-              "reduction split into chunks; taps_off = the direct kernels as the launcher picks them, without the "
+              "reduction split into chunks; split768 = the same with reductions split until about 768 blocks "
+              "run (512 for chosen); chunk128 = the same with chunks down to 128 indices (256); taps_off = the direct kernels as the launcher picks them, without the "
               "taps kernels; taps_forward = the same with the taps kernels in the forward too; pixels_off = the "
               "launcher's choice with the tiles for short forward reductions too; waves_off = the launcher's choice "
               "with backward-filter's splits not fitted to the GPU's waves; tileN = the direct "

@@ -210,20 +210,32 @@ def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
     (markdown,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.md")
     (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
     table = markdown.read_text()
-    assert ("| layer | op | shape | chosen ms | unsplit ms | taps_off ms | taps_forward ms | pixels_off ms "
-            "| waves_off ms | tile64 ms | tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in table
+    assert ("| layer | op | shape | chosen ms | unsplit ms | split768 ms | chunk128 ms | taps_off ms | taps_forward ms "
+            "| pixels_off ms | waves_off ms | tile64 ms | tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in table
     assert "Geometric mean of chosen / fastest" in result.stdout
     record = json.loads(record_path.read_text())
     assert record["bench"] == "kernels" and record["chosen_over_fastest_device"] is None  # per-call times only
     assert "On the device alone" not in table
-    assert record["paths"] == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "waves_off", "tile64",
-                               "tile128", "winograd2", "winograd4"]
+    assert record["paths"] == ["chosen", "unsplit", "split768", "chunk128", "taps_off", "taps_forward", "pixels_off",
+                               "waves_off", "tile64", "tile128", "winograd2", "winograd4"]
     assert [(row["layer"], row["op"]) for row in record["rows"]] == [
         (layer, op) for layer in ("tiny 3x3 p1", "tiny 1x1 s2")
         for op in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter")]
     for row in record["rows"]:
         assert all(row[f"{path}_ms"] > 0 for path in record["paths"] + ["torch"])
         assert row["fastest"] in record["paths"] and row["chosen_over_fastest"] >= 1.0
+
+
+def test_kernels_benchmark_times_the_paths_asked_for_beside_chosen(tmp_path):
+    _run_bench(tmp_path, "kernels", "--device", "cudasim", "--paths", "tile64,split768")
+    (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
+    record = json.loads(record_path.read_text())
+    assert record["paths"] == ["chosen", "split768", "tile64"]  # in KERNEL_PATHS's order
+    assert all(set(row) >= {"chosen_ms", "split768_ms", "tile64_ms"} and "unsplit_ms" not in row
+               for row in record["rows"])
+    result = subprocess.run([sys.executable, "-m", "bench", "kernels", "--device", "cudasim", "--quick", "--paths",
+                             "chosen,tile96", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and "--paths: tile96 not among the kernel paths of cudasim: chosen" in result.stderr
 
 
 def test_compare_benchmark_quick_run_times_both_versions(tmp_path):

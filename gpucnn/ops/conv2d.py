@@ -573,7 +573,11 @@ class Conv2d(Function):
     # least SPLIT_MIN_CHUNK indices) until about SPLIT_TARGET_BLOCKS blocks run, and a second kernel
     # adds the chunks' sums in order (conv2d.cu). Forward and backward-data count their tiles of 64,
     # whichever tile runs, and so do not depend on the GPU: their summation order (and result) is the
-    # same on every card and for both tiles. (Backward-filter counts the tiles it runs.)
+    # same on every card and for both tiles. (Backward-filter counts the tiles it runs.) The kernel
+    # paths "split768" and "chunk128" time more splits. On an H100, ResNet-18's stride-1 forwards at
+    # batch 32 run 512 blocks of the 64 tile, which at 3 a multiprocessor make a full wave and one of
+    # 116 blocks; the batch-1 Jetson layers' products run 72-147 blocks, one or none a multiprocessor,
+    # with 8 warps each to hide its latency. Not yet timed on a GPU.
     SPLIT_TARGET_BLOCKS = 512
     SPLIT_MIN_CHUNK = 256
     # One 128-tile block fits a multiprocessor (160-182 registers a thread), so its blocks run in
@@ -1245,18 +1249,24 @@ def _all_finite(array) -> bool:
         return bool(numpy.isfinite(array.sum()))
 
 
-# The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them: the
-# launcher's own choice; the same with no reduction split (SPLIT_TARGET_BLOCKS); the direct kernels
-# only, as the launcher picks them but without the taps kernels, or with them in the forward too
-# (TAPS_FORWARD); the launcher's choice with the tiles for short forward reductions too (no
-# conv2d_forward_pixels); or one tile for every product and the taps kernels wherever they apply
-# (backward-data's gather for few channels and the pixels forward turned off); or Winograd's
-# F(2x2, 3x3) or F(4x4, 3x3) wherever it applies, at any size. The 128 tile exists on compute
-# capability 7.0 and up.
+# The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them:
+# - the launcher's own choice ("chosen");
+# - the same with no reduction split (SPLIT_TARGET_BLOCKS), with splits until about 768 blocks run, or
+#   with chunks down to 128 indices (SPLIT_MIN_CHUNK): see SPLIT_TARGET_BLOCKS;
+# - the direct kernels only, as the launcher picks them but without the taps kernels, or with them in
+#   the forward too (TAPS_FORWARD);
+# - the launcher's choice with the tiles for short forward reductions too (no conv2d_forward_pixels),
+#   or with backward-filter's splits not fitted to the GPU's waves (FILL_WAVES);
+# - one tile for every product and the taps kernels wherever they apply (backward-data's gather for
+#   few channels and the pixels forward turned off); the 128 tile exists on compute capability 7.0
+#   and up;
+# - Winograd's F(2x2, 3x3) or F(4x4, 3x3) wherever it applies, at any size.
 _ANY_SIZE = dict(WINOGRAD_GPU_MIN_CHANNELS=0, WINOGRAD_GPU_MIN_MACS=0)
 KERNEL_PATHS = {
     "chosen": {},
     "unsplit": dict(SPLIT_TARGET_BLOCKS=0),
+    "split768": dict(SPLIT_TARGET_BLOCKS=768),
+    "chunk128": dict(SPLIT_MIN_CHUNK=128),
     "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
     "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
     "pixels_off": dict(PIXELS_FORWARD_MAX_REDUCTION=0),

@@ -543,6 +543,20 @@ def test_gpu_split_rule(tiles, reduction, layers, expected):
         assert conv._splits(tiles, reduction, layers) == (1, -(-reduction // 16) * 16)
 
 
+def test_gpu_split_paths_split_further():
+    """The kernel paths "split768" (about 768 blocks) and "chunk128" (chunks down to 128 indices) on the
+    forwards of ResNet-18's 64-channel 32x32 layer at batch 32 (512 tiles of 64, 576 reduction indices)
+    and of a batch-1 512-channel 7x7 layer (8 tiles, 4608 indices)."""
+    from gpucnn.ops.conv2d import Conv2d, kernel_path
+
+    conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
+    assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (18, 256)
+    with kernel_path("split768"):
+        assert conv._splits(512, 576, 1) == (2, 288) and conv._splits(8, 4608, 1) == (18, 256)
+    with kernel_path("chunk128"):
+        assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (36, 128)
+
+
 @pytest.mark.parametrize("tiles, reduction, splits, chunk, multiprocessors, expected", [
     (9, 8192, 32, 256, 132, (29, 288)),  # ResNet-18's 128 channels at 16x16, batch 32, on an H100: 261 blocks
     (36, 2048, 8, 256, 132, (7, 304)),  # 256 channels at 8x8: 252 blocks, two waves
@@ -591,8 +605,8 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
-    assert kernel_paths(conv.device) == ["chosen", "unsplit", "taps_off", "taps_forward", "pixels_off", "waves_off",
-                                          "tile64", "winograd2", "winograd4"]
+    assert kernel_paths(conv.device) == ["chosen", "unsplit", "split768", "chunk128", "taps_off", "taps_forward",
+                                          "pixels_off", "waves_off", "tile64", "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

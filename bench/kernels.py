@@ -8,14 +8,14 @@
 
 Every conv layer's forward, backward-data and backward-filter is timed with each kernel path of
 ``gpucnn.ops.conv2d.KERNEL_PATHS`` (the launcher's choice; the same with no reduction split, with
-more splits, with shorter chunks; the direct kernels without the taps kernels; the launcher's choice with the tiles for short forward
-reductions; the launcher's choice with backward-filter's splits not fitted to the GPU's waves; the
-direct kernels with the 64 tile everywhere, with the 128 tile everywhere; Winograd's F(2x2, 3x3) and
-F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch (cuDNN, TF32 off), each as a block of
-repeats after warm-up, the device synchronised around each call (as ``python -m bench ops``). With
-``--device-times`` each call is timed again on the device alone (``Environment.device_ms``), in a
-second table: a small layer's per-call time is mostly the host's, and varies with it by more than
-two paths' kernels differ. The tables mark the fastest path per op, so the launcher's thresholds
+more splits, with shorter chunks; the direct kernels without the taps kernels; the launcher's choice
+with the tiles for short forward reductions; the launcher's choice with backward-filter's splits not
+fitted to the GPU's waves; the direct kernels with the 64 tile everywhere, with the 128 tile
+everywhere; Winograd's F(2x2, 3x3) and F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch
+(cuDNN, TF32 off), each as a block of repeats after warm-up, the device synchronised around each call
+(as ``python -m bench ops``). With ``--device-times`` each call is timed again on the device alone
+(``Environment.device_ms``), in a second table: a small layer's per-call time is mostly the host's,
+and varies with it by more than two paths' kernels differ. The tables mark the fastest path per op, so the launcher's thresholds
 (``Conv2d.SPLIT_TARGET_BLOCKS``, ``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``,
 ``Conv2d.TAP_STEP_CHANNELS``, ``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``,
 ``Conv2d.SPLIT_MIN_CHUNK``, ``Conv2d.WINOGRAD_GPU_MIN_MACS``) can be set from measurements.
@@ -136,15 +136,15 @@ def main(args, out_dir) -> dict:
     header = (f"conv2d kernel paths on {env.device}, suite {suite}, float32, {when:%Y-%m-%d %H:%M}\n\n"
               f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in env.describe().items()) +
               f"; median of {repeats} after {warmup} warm-up; torch: cuDNN with TF32 off on a GPU\n\n"
-              "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; unsplit = the same with no "
-              "reduction split into chunks; split768 = the same with reductions split until about 768 blocks "
-              "run (512 for chosen); chunk128 = the same with chunks down to 128 indices (256); taps_off = the direct kernels as the launcher picks them, without the "
-              "taps kernels; taps_forward = the same with the taps kernels in the forward too; pixels_off = the "
-              "launcher's choice with the tiles for short forward reductions too; waves_off = the launcher's choice "
-              "with backward-filter's splits not fitted to the GPU's waves; tileN = the direct "
-              "kernels with the N tile for every product and the taps kernels wherever they apply, no gather; "
-              "winogradM = F(M x M, 3x3) on every 3x3 stride-1 layer, the launcher's choice elsewhere. The fastest "
-              "path per row is in bold.\n\n")
+              "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; unsplit = the same with "
+              "no reduction split into chunks; split768 = the same with reductions split until about 768 blocks "
+              "run (512 for chosen); chunk128 = the same with chunks down to 128 indices (256); taps_off = the "
+              "direct kernels as the launcher picks them, without the taps kernels; taps_forward = the same "
+              "with the taps kernels in the forward too; pixels_off = the launcher's choice with the tiles for "
+              "short forward reductions too; waves_off = the launcher's choice with backward-filter's splits "
+              "not fitted to the GPU's waves; tileN = the direct kernels with the N tile for every product and "
+              "the taps kernels wherever they apply, no gather; winogradM = F(M x M, 3x3) on every 3x3 stride-1 "
+              "layer, the launcher's choice elsewhere. The fastest path per row is in bold.\n\n")
     markdown = header + markdown_table(rows, paths) + (
         f"\nGeometric mean of chosen / fastest: {slowdown:.2f} (1.00: the launcher always picks the fastest)\n")
     if device_slowdown is not None:

@@ -3,7 +3,7 @@
     python -m bench kernels --device cuda --suite resnet18
     python -m bench kernels --device cuda --suite vgg16 --batch 32   # each distinct layer once
     python -m bench kernels --device cuda --device-times             # and each call on the device alone
-    python -m bench kernels --device cuda --paths unsplit,split768  # chosen and these paths only
+    python -m bench kernels --device cuda --paths unsplit,split768   # chosen and these paths only
     python -m bench kernels --quick --device cudasim                 # tiny shapes: checks the code runs
 
 Every conv layer's forward, backward-data and backward-filter is timed with each kernel path of
@@ -12,15 +12,16 @@ more splits, with shorter chunks; the direct kernels without the taps kernels; t
 with the tiles for short forward reductions; the launcher's choice with backward-filter's splits not
 fitted to the GPU's waves; the direct kernels with the 64 tile everywhere, with the 128 tile
 everywhere; Winograd's F(2x2, 3x3) and F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch
-(cuDNN, TF32 off), each as a block of repeats after warm-up, the device synchronised around each call
-(as ``python -m bench ops``). With ``--device-times`` each call is timed again on the device alone
-(``Environment.device_ms``), in a second table: a small layer's per-call time is mostly the host's,
-and varies with it by more than two paths' kernels differ. The tables mark the fastest path per op, so the launcher's thresholds
-(``Conv2d.SPLIT_TARGET_BLOCKS``, ``Conv2d.WIDE_TILE_BLOCKS``, ``Conv2d.GATHER_MAX_CHANNELS``,
-``Conv2d.TAP_STEP_CHANNELS``, ``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``,
-``Conv2d.SPLIT_MIN_CHUNK``, ``Conv2d.WINOGRAD_GPU_MIN_MACS``) can be set from measurements.
-``--paths`` times the launcher's choice and the paths named only. With ``--batch`` the results' name
-carries it (``kernels-vgg16-b32-cuda_...``).
+(cuDNN, TF32 off), each as a block of repeats after warm-up, the device synchronised around each
+call (as ``python -m bench ops``). With ``--device-times`` each call is timed again on the device
+alone (``Environment.device_ms``), in a second table: a small layer's per-call time is mostly the
+host's, and varies with it by more than two paths' kernels differ. The tables mark the fastest path
+per op, so the launcher's thresholds (``Conv2d.SPLIT_TARGET_BLOCKS``, ``Conv2d.WIDE_TILE_BLOCKS``,
+``Conv2d.GATHER_MAX_CHANNELS``, ``Conv2d.TAP_STEP_CHANNELS``,
+``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``, ``Conv2d.SPLIT_MIN_CHUNK``,
+``Conv2d.WINOGRAD_GPU_MIN_MACS``) can be set from measurements. ``--paths`` times the launcher's
+choice and the paths named only. With ``--batch`` the results' name carries it
+(``kernels-vgg16-b32-cuda_...``).
 """
 
 from __future__ import annotations

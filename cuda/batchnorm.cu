@@ -1,7 +1,8 @@
 /* batchnorm.cu: batch normalisation per channel, for gpucnn/ops/batchnorm.py.
  *
  * x, y, dy, dx: (N, C, S) float32, C-contiguous, S the product of the spatial sizes (1 for (N, C)
- * input); mean, inv_std, weight, bias, the running statistics and the parameter gradients: (C,).
+ * input); weight, bias, the running statistics and the parameter gradients: (C,); stats: (3, C), the
+ * mean, residual and inv_std that forward writes for backward (one array: one allocation a layer).
  * Launch: grid (C, B), block (256,). Channel c's count = N S values j = n S + s, lying at
  * (n C + c) S + s, are shared among its B blocks: block b takes j in [b chunk, (b + 1) chunk) below
  * count (chunk from the host, count with B = 1). Thread t of a block visits its share's values
@@ -24,8 +25,8 @@
  *                       squares_b - n_b residual_b^2 + n_b (mean_b' - mean)^2) / count (0 where
  *                       rounding takes it below; a NaN stays). The mean is rounded to a float and
  *                       what that left is the channel's residual (0 where it is inf or NaN), as in
- *                       the cpu half's corrected two-pass algorithm. mean[c], residual[c] and
- *                       inv_std[c] = 1 / sqrt(var + eps) are written for backward, and with
+ *                       the cpu half's corrected two-pass algorithm. The mean, residual and
+ *                       inv_std = 1 / sqrt(var + eps) go to stats for backward, and with
  *                       has_running the running statistics become keep * running + momentum *
  *                       statistic, with the mean + residual and the unbiased variance var * unbias
  *                       (keep = 1 - momentum and unbias = count / (count - 1) from the host, as the
@@ -161,9 +162,8 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_moments(
 
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_forward(
     const float* __restrict__ x, const float* __restrict__ moments, const float* __restrict__ weight,
-    const float* __restrict__ bias, float* __restrict__ y, float* __restrict__ mean, float* __restrict__ residual,
-    float* __restrict__ inv_std, float* __restrict__ running_mean, float* __restrict__ running_var,
-    long long* __restrict__ batches, int N, int C, long long S, long long chunk, int training, int has_weight,
+    const float* __restrict__ bias, float* __restrict__ y, float* __restrict__ stats,
+    float* __restrict__ running_mean, float* __restrict__ running_var, long long* __restrict__ batches, int N, int C, long long S, long long chunk, int training, int has_weight,
     int has_bias, int has_running, int count_batch, float momentum, float keep, float unbias, float eps) {
     __shared__ float partial[BN_THREADS];
     __shared__ double wide[BN_THREADS];
@@ -196,9 +196,9 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_forward(
         channel_inv_std = 1.0f / sqrtf(running_var[c] + eps);
     }
     if (first_block && tid == 0) {
-        mean[c] = channel_mean;
-        residual[c] = channel_residual;
-        inv_std[c] = channel_inv_std;
+        stats[c] = channel_mean;
+        stats[C + c] = channel_residual;
+        stats[2 * C + c] = channel_inv_std;
     }
     const float scale = has_weight ? channel_inv_std * weight[c] : channel_inv_std;
     const float shift = (has_bias ? bias[c] : 0.0f) - channel_residual * scale;
@@ -233,11 +233,11 @@ static __device__ GradientSums share_gradient_sums(const float* __restrict__ x, 
 }
 
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward_sums(
-    const float* __restrict__ x, const float* __restrict__ grad_y, const float* __restrict__ mean,
+    const float* __restrict__ x, const float* __restrict__ grad_y, const float* __restrict__ stats,
     float* __restrict__ sums, int N, int C, long long S, long long chunk) {
     __shared__ float partial[BN_THREADS];
     const int c = blockIdx.x;
-    const GradientSums share = share_gradient_sums(x, grad_y, mean[c], c, C, S, Share(chunk, (long long)N * S),
+    const GradientSums share = share_gradient_sums(x, grad_y, stats[c], c, C, S, Share(chunk, (long long)N * S),
                                                    partial);
     if (threadIdx.x == 0) {
         float* out = sums + ((long long)c * gridDim.y + blockIdx.y) * 2;
@@ -248,8 +248,7 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward_sums
 
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward(
     const float* __restrict__ x, const float* __restrict__ grad_y, const float* __restrict__ sums,
-    const float* __restrict__ mean, const float* __restrict__ residual, const float* __restrict__ inv_std,
-    const float* __restrict__ weight, float* __restrict__ grad_x, float* __restrict__ grad_weight,
+    const float* __restrict__ stats, const float* __restrict__ weight, float* __restrict__ grad_x, float* __restrict__ grad_weight,
     float* __restrict__ grad_bias, int N, int C, long long S, long long chunk, int training, int has_weight,
     int need_x, int need_weight, int need_bias) {
     __shared__ float partial[BN_THREADS];
@@ -257,7 +256,7 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward(
     const int tid = threadIdx.x, c = blockIdx.x, B = gridDim.y;
     const long long count = (long long)N * S;
     const Share share(chunk, count);
-    const float channel_mean = mean[c], channel_residual = residual[c], channel_inv_std = inv_std[c];
+    const float channel_mean = stats[c], channel_residual = stats[C + c], channel_inv_std = stats[2 * C + c];
     float sum_dy = 0.0f, sum_dy_x_hat = 0.0f;
     if (need_weight || need_bias || (need_x && training)) {
         GradientSums mine = {0.0f, 0.0f};

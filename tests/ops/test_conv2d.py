@@ -392,9 +392,9 @@ def test_complex_input_is_refused():
 def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
-    with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, taps_off, "
-                                         "taps_forward, pixels_off, waves_off, tile64, tile128, winograd2, "
-                                         "winograd4"):
+    with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, split768, "
+                                         "chunk128, taps_off, taps_forward, pixels_off, waves_off, tile64, tile128, "
+                                         "winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):

@@ -240,8 +240,8 @@ class Optimizer:
             table = numpy.frombuffer(data, dtype=numpy.int64).reshape(len(rows), _TABLE_COLUMNS)
             cached = self._tables[key] = (data, device.asarray(table))
         table = cached[1]
-        device.kernel("optim", name)((blocks,), (THREADS,), (table, table.view(numpy.float64), numpy.int32(len(rows)),
-                                                            *map(numpy.float32, scalars), *int32_args(flags)))
+        device.launcher("optim", name)((blocks,), (THREADS,), (table, table.view(numpy.float64), numpy.int32(len(rows)),
+                                                              *map(numpy.float32, scalars), *int32_args(flags)))
 
     # ----------------------------------------------------------------- state dicts
     def state_dict(self) -> dict:

@@ -99,6 +99,36 @@ def test_launchers_are_made_once_per_kernel_and_fixed_tuple(monkeypatch):
     assert device.launcher("relu", "relu_forward", fixed) is not launcher
 
 
+def test_a_layers_calls_launch_from_the_launchers_of_its_first_call():
+    """Every op launches through Device.launcher, its sizes packed once: a layer's second call (forward
+    and backward) makes no launcher of its own."""
+    from gpucnn.nn import functional as F
+    from gpucnn.ops._kernels import sized
+
+    device = gpucnn.device("cudasim")
+    rng = np.random.default_rng(0)
+    x = gpucnn.tensor(rng.standard_normal((2, 4, 8, 8)).astype(np.float32), device=device, requires_grad=True)
+    w = gpucnn.tensor(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), device=device, requires_grad=True)
+    mean, var = (gpucnn.tensor(np.full(4, value, np.float32), device=device) for value in (0.0, 1.0))
+
+    def step():
+        y = F.conv2d(x, w, padding=1)
+        y = F.batch_norm(y, mean, var, training=True)
+        y = F.max_pool2d(F.relu(y), 3, stride=2, padding=1) + F.avg_pool2d(y, 3, stride=2, padding=1)
+        y.sum().backward()
+
+    step()
+    launchers = dict(device._launchers)
+    step()
+    assert device._launchers == launchers
+    assert {name for _, name, _ in launchers} >= {"conv2d_forward_64", "batchnorm_forward", "batchnorm_backward",
+                                                   "relu_forward", "maxpool2d_forward", "maxpool2d_backward",
+                                                   "avgpool2d_forward", "avgpool2d_backward"}
+    sizes = (np.int32(3), np.int32(1))
+    assert sized("a", 10, sizes) is sized("a", 10, (np.int32(3), np.int32(1)))
+    assert sized("b", 10, (np.int32(3), np.float32(1.0)))[2].dtype == np.float32  # not "a"'s equal int32 1
+
+
 def test_cudasim_launchers_check_every_argument():
     device = gpucnn.device("cudasim")
     x = np.zeros(8, np.float32)

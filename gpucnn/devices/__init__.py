@@ -1,10 +1,11 @@
 """Devices a Tensor can live on.
 
 A device gives ops two things: ``xp``, the array module its arrays belong to (``numpy`` or
-``cupy``), and, for the kernel devices, ``kernel(file, name)``: the kernel ``name`` of
-``cuda/<file>.cu``, called with CuPy's shape ``kernel(grid, block, args, shared_mem=0)``; or, for
-launches that repeat with the same last arguments (a layer's sizes), ``launcher(file, name, fixed)``,
-called as ``launcher(grid, block, leading)``, which packs ``fixed`` once (:mod:`.packed`).
+``cupy``), and, for the kernel devices, ``launcher(file, name, fixed)``: kernel ``name`` of
+``cuda/<file>.cu`` with ``fixed`` as its last arguments (a layer's sizes, which repeat from call to
+call; or none), called as ``launcher(grid, block, leading)``, which packs ``fixed`` once
+(:mod:`.packed`). Every op launches so. ``kernel(file, name)`` gives the kernel itself, called with
+CuPy's shape ``kernel(grid, block, args, shared_mem=0)``.
 Everything that is not a hand-written kernel is written once against ``xp``.
 
 - ``'cpu'``: NumPy.

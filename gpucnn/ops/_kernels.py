@@ -2,7 +2,9 @@
 
 The kernels of ``cuda/*.cu`` take C-contiguous float32 arrays and run 256 threads per block. The
 elementwise and pooling kernels give one thread per output (or input) element over a 1-D grid capped
-at 65535 blocks, looping over the rest (grid-stride).
+at 65535 blocks, looping over the rest (grid-stride). Every launch goes through ``Device.launcher``
+(cuLaunchKernel from packed arguments on a GPU): a layer's sizes, which repeat from call to call, are
+packed once, the rest on each launch.
 """
 
 from __future__ import annotations
@@ -29,11 +31,21 @@ def int32_args(values: tuple) -> tuple:
     return tuple(numpy.int32(value) for value in values)
 
 
-def launch_elementwise(device, file: str, name: str, count: int, args: tuple) -> None:
-    """Launches kernel ``name`` of ``cuda/<file>.cu`` on ``device`` over ``count`` elements; nothing
-    when count is 0."""
+def launch_elementwise(device, file: str, name: str, count: int, args: tuple, fixed: tuple = ()) -> None:
+    """Launches kernel ``name`` of ``cuda/<file>.cu`` on ``device`` over ``count`` elements with the
+    arguments ``args + fixed``; nothing when count is 0. ``fixed``: the last arguments where a layer
+    repeats them on every call, one tuple for those values (``sized``), which the launch packs once."""
     if count:
-        device.kernel(file, name)((blocks_for(count),), (THREADS,), args)
+        device.launcher(file, name, fixed)((blocks_for(count),), (THREADS,), args)
+
+
+@functools.lru_cache(maxsize=4096)
+def sized(name: str, count: int, sizes: tuple) -> tuple:
+    """``(numpy.int64(count),) + sizes``: the last arguments of kernel ``name`` over ``count`` elements,
+    ``sizes`` NumPy scalars of its parameters' types. The same tuple for the same values, as
+    ``launch_elementwise``'s ``fixed``; ``name`` keeps apart kernels whose sizes compare equal in other
+    types (an int32 1 and a float32 1.0)."""
+    return (numpy.int64(count),) + sizes
 
 
 _constants = {}

@@ -18,7 +18,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import as_tensor
 from ._shapes import batched_input, unbatched_output
-from ._kernels import kernel_array, launch_elementwise, require_float32
+from ._kernels import kernel_array, launch_elementwise, require_float32, sized
 from .maxpool2d import PoolGeometry, pool_geometry
 
 
@@ -135,16 +135,16 @@ class AvgPool2d(Function):
         x = kernel_array(xp, x)
         self.input_shape = x.shape
         y = xp.empty(x.shape[:2] + g.output_hw, dtype=xp.float32)
-        launch_elementwise(self.device, "avgpool2d", "avgpool2d_forward", y.size,
-                           (x, y, numpy.int64(y.size)) + self._kernel_args())
+        launch_elementwise(self.device, "avgpool2d", "avgpool2d_forward", y.size, (x, y),
+                           sized("avgpool2d_forward", y.size, self._kernel_args()))
         return y
 
     def backward_gpu(self, grad):
         xp = self.xp
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
-        launch_elementwise(self.device, "avgpool2d", "avgpool2d_backward", grad_input.size,
-                           (grad, grad_input, numpy.int64(grad_input.size)) + self._kernel_args())
+        launch_elementwise(self.device, "avgpool2d", "avgpool2d_backward", grad_input.size, (grad, grad_input),
+                           sized("avgpool2d_backward", grad_input.size, self._kernel_args()))
         return (grad_input,)
 
 

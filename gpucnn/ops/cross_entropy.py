@@ -134,7 +134,7 @@ class CrossEntropy(Function):
                            + weighting)
         # the total, the mean's divisor and the sum of the class weights; the first bad target
         self.sums, first_bad = xp.empty(3, dtype=xp.float32), xp.empty(1, dtype=xp.int64)
-        self.device.kernel("cross_entropy", "cross_entropy_reduce")(
+        self.device.launcher("cross_entropy", "cross_entropy_reduce")(
             (1,), (THREADS,), (loss, self.target, self.kernel_weight, self.sums, first_bad, numpy.int32(classes),
                                numpy.int64(samples)) + weighting + (numpy.int32(self.reduction == "mean"),))
         bad = int(first_bad[0])

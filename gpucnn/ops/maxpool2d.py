@@ -17,7 +17,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _memory
-from ._kernels import int32_args, kernel_array, launch_elementwise, placeholder, require_float32
+from ._kernels import int32_args, kernel_array, launch_elementwise, placeholder, require_float32, sized
 from ._parallel import run_chunked, usable_cores
 from ._shapes import batched_input, output_size, pair, unbatched_output
 
@@ -432,14 +432,12 @@ class MaxPool2d(Function):
         keep, address, windows_2x2 = numpy.int32(self.keep_indices), self.device.address(x), self._float2_windows()
         if windows_2x2 and H % 2 == 0 and W % 4 == 0 and address % 16 == 0:
             # two windows a thread, their rows read as float4: H = 2P, and a 16-byte aligned input
-            launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward_2x2_pairs", y.size // 2,
-                               (x, y, indices, keep, numpy.int64(y.size // 2), P, W))
+            name, count, sizes = "maxpool2d_forward_2x2_pairs", y.size // 2, (P, W)
         elif windows_2x2 and address % 8 == 0:  # float2 reads: an 8-byte aligned input
-            launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward_2x2", y.size,
-                               (x, y, indices, keep, numpy.int64(y.size), H, W, P, Q))
+            name, count, sizes = "maxpool2d_forward_2x2", y.size, (H, W, P, Q)
         else:
-            launch_elementwise(self.device, "maxpool2d", "maxpool2d_forward", y.size,
-                               (x, y, indices, keep, numpy.int64(y.size)) + g.kernel_args())
+            name, count, sizes = "maxpool2d_forward", y.size, g.kernel_args()
+        launch_elementwise(self.device, "maxpool2d", name, count, (x, y, indices, keep), sized(name, count, sizes))
         return y
 
     def backward_gpu(self, grad):
@@ -447,11 +445,11 @@ class MaxPool2d(Function):
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
         if self._float2_windows() and g.input_hw[0] % 2 == 0:  # even H too: every pixel in one window
-            launch_elementwise(self.device, "maxpool2d", "maxpool2d_backward_2x2", grad.size,
-                               (grad, self.indices, grad_input, numpy.int64(grad.size)) + g.kernel_args()[:4])
+            name, count, sizes = "maxpool2d_backward_2x2", grad.size, g.kernel_args()[:4]
         else:
-            launch_elementwise(self.device, "maxpool2d", "maxpool2d_backward", grad_input.size,
-                               (grad, self.indices, grad_input, numpy.int64(grad_input.size)) + g.kernel_args())
+            name, count, sizes = "maxpool2d_backward", grad_input.size, g.kernel_args()
+        launch_elementwise(self.device, "maxpool2d", name, count, (grad, self.indices, grad_input),
+                           sized(name, count, sizes))
         return (grad_input,)
 
 

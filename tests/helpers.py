@@ -177,3 +177,41 @@ def wait_for_forked_child(pid: int, what: str) -> None:
         os.waitpid(pid, 0)
         pytest.fail(f"the forked child hung on {what}")
     assert os.waitstatus_to_exitcode(waited[1]) == 0
+
+
+def packed_and_direct_step_outputs(device_name: str, monkeypatch) -> tuple:
+    """A small network's training step on ``device_name`` twice: its kernels launched as the ops launch
+    them (``Device.launcher``, from packed arguments) and called directly, CuPy's way
+    (``kernel(grid, block, args)``). Each gives the loss, the logits, the parameters' gradients and the
+    parameters after an SGD step with momentum, as NumPy arrays; the kernels sum in fixed orders, so
+    the two are equal bit for bit."""
+    import gpucnn
+    from gpucnn import nn, optim
+
+    device = gpucnn.device(device_name)
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+    labels = rng.integers(0, 5, 4)
+
+    def step():
+        gpucnn.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                              nn.MaxPool2d(3, stride=2, padding=1), nn.Conv2d(16, 16, 3, stride=2, padding=1),
+                              nn.AvgPool2d(3), nn.Flatten(), nn.Linear(16, 5)).to(device)
+        optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        logits = model(gpucnn.tensor(images, device=device))
+        loss = nn.CrossEntropyLoss()(logits, gpucnn.tensor(labels, device=device))
+        loss.backward()
+        outputs = [loss.numpy(), logits.numpy()] + [p.grad.numpy() for p in model.parameters()]
+        optimizer.step()
+        return outputs + [p.numpy() for p in model.parameters()]
+
+    packed = step()
+
+    def direct(self, file, name, fixed=()):
+        kernel = self.kernel(file, name)
+        return lambda grid, block, leading: kernel(grid, block, tuple(leading) + fixed)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(device), "launcher", direct)
+        return packed, step()

@@ -7,6 +7,7 @@ import pytest
 
 import gpucnn
 from gpucnn.devices import cuda
+from helpers import packed_and_direct_step_outputs
 
 
 @pytest.fixture
@@ -127,6 +128,15 @@ def test_a_layers_calls_launch_from_the_launchers_of_its_first_call():
     sizes = (np.int32(3), np.int32(1))
     assert sized("a", 10, sizes) is sized("a", 10, (np.int32(3), np.int32(1)))
     assert sized("b", 10, (np.int32(3), np.float32(1.0)))[2].dtype == np.float32  # not "a"'s equal int32 1
+
+
+def test_packed_launches_match_direct_kernel_calls_on_cudasim(monkeypatch):
+    """A training step's every kernel (conv2d, batch norm, ReLU, both poolings, cross-entropy, SGD)
+    gives the same bits launched from packed arguments as called directly (its GPU twin: tests/gpu)."""
+    packed, direct = packed_and_direct_step_outputs("cudasim", monkeypatch)
+    assert len(packed) == len(direct) == 2 + 2 * 8
+    for ours, theirs in zip(packed, direct):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_cudasim_launchers_check_every_argument():

@@ -12,7 +12,7 @@ import gpucnn
 from gpucnn import nn
 from gpucnn.nn import functional as F
 from gpucnn.ops.conv2d import KERNEL_PATHS, Conv2d, _fill_waves, kernel_path, kernel_paths
-from helpers import assert_close
+from helpers import assert_close, packed_and_direct_step_outputs
 
 pytestmark = pytest.mark.gpu
 
@@ -289,6 +289,14 @@ def test_packed_launches_match_cupys_launches(monkeypatch):
     for outputs in [packed, on_a_stream] + from_threads:
         for ours, theirs in zip(outputs, reference):
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_training_steps_packed_launches_match_cupys_launches(monkeypatch):
+    """Every kernel of a training step (conv2d, batch norm, ReLU, both poolings, cross-entropy, SGD)
+    gives the same bits launched from packed arguments as through CuPy's RawKernel calls."""
+    packed, direct = packed_and_direct_step_outputs("cuda", monkeypatch)
+    for ours, theirs in zip(packed, direct):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs", [

@@ -163,8 +163,9 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_moments(
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_forward(
     const float* __restrict__ x, const float* __restrict__ moments, const float* __restrict__ weight,
     const float* __restrict__ bias, float* __restrict__ y, float* __restrict__ stats,
-    float* __restrict__ running_mean, float* __restrict__ running_var, long long* __restrict__ batches, int N, int C, long long S, long long chunk, int training, int has_weight,
-    int has_bias, int has_running, int count_batch, float momentum, float keep, float unbias, float eps) {
+    float* __restrict__ running_mean, float* __restrict__ running_var, long long* __restrict__ batches, int N,
+    int C, long long S, long long chunk, int training, int has_weight, int has_bias, int has_running,
+    int count_batch, float momentum, float keep, float unbias, float eps) {
     __shared__ float partial[BN_THREADS];
     __shared__ double wide[BN_THREADS];
     const int tid = threadIdx.x, c = blockIdx.x, B = gridDim.y;
@@ -248,9 +249,9 @@ extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward_sums
 
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward(
     const float* __restrict__ x, const float* __restrict__ grad_y, const float* __restrict__ sums,
-    const float* __restrict__ stats, const float* __restrict__ weight, float* __restrict__ grad_x, float* __restrict__ grad_weight,
-    float* __restrict__ grad_bias, int N, int C, long long S, long long chunk, int training, int has_weight,
-    int need_x, int need_weight, int need_bias) {
+    const float* __restrict__ stats, const float* __restrict__ weight, float* __restrict__ grad_x,
+    float* __restrict__ grad_weight, float* __restrict__ grad_bias, int N, int C, long long S, long long chunk,
+    int training, int has_weight, int need_x, int need_weight, int need_bias) {
     __shared__ float partial[BN_THREADS];
     __shared__ double wide[BN_THREADS];
     const int tid = threadIdx.x, c = blockIdx.x, B = gridDim.y;

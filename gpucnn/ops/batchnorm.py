@@ -28,8 +28,8 @@ and backward had been about ten Python-heavy launches each. In a small ResNet's 
 the host gave them 0.63 and 0.38 ms per layer; with the kernels, 0.10 and 0.04 ms, and the step 6.7 ms.
 The launches pack a layer's sizes and flags once (``Device.launcher``), and the statistics forward keeps
 for backward are one (3, C) array: on an H100's host CuPy's launch took 11.0-14.4 us with 22
-arguments (the forward kernel takes 24) against 5.1 us from packed ones, and an allocation 4.2-4.6
-us; a small ResNet's training step makes 18 allocations fewer (``python -m bench.profile host``). Not
+arguments (as many as the forward kernel takes) against 5.1 us from packed ones, and an allocation
+4.2-4.6 us; a small ResNet's training step makes 18 allocations fewer (``python -m bench.profile host``). Not
 yet timed on a GPU.
 """
 

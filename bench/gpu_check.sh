@@ -138,7 +138,8 @@ step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 step profile-host 120 "$python" -m bench.profile host --model resnet
 # single op calls of the Jetson suite's size, per call and profiled: where a small op's host time goes
 step profile-calls 90 "$python" -m bench.profile calls --device cuda
-# a kernel launch's host time, CuPy's way and from packed arguments (conv2d's launches)
+# a kernel launch's host time, CuPy's way and from packed arguments (every op's launches): conv2d's 22
+# arguments, ReLU's 3
 step profile-launches 60 "$python" -m bench.profile launches --device cuda
 
 sanitize initcheck synccheck

@@ -213,13 +213,14 @@ def profile_calls(device: str, calls: int, top: int, log=print) -> dict:
 
 
 def profile_launches(device: str, blocks: int, count: int, log=print) -> dict:
-    """The host's time per kernel launch, two ways, and per allocation. The launch is conv2d's forward
-    product on the tiles (kernel path "pixels_off") on a 1x1x3x3 input of one channel (little work
-    for the device) with its 22 arguments:
-    CuPy's way, ``kernel(grid, block, args)``, which converts every argument on each call, and from
-    packed arguments, ``Device.launcher``, whose 17 sizes were packed once; the allocation is
-    ``xp.empty`` of the Jetson suite's 1x64x56x56. For each, the median over ``blocks`` blocks of
-    ``count`` calls, each block issued after a synchronisation and timed until the last call returned."""
+    """The host's time per kernel launch, two ways, and per allocation. The launches are conv2d's
+    forward product on the tiles (kernel path "pixels_off") on a 1x1x3x3 input of one channel (little
+    work for the device) with its 22 arguments, and ReLU's forward over 4 values with its 3: CuPy's
+    way, ``kernel(grid, block, args)``, which converts every argument on each call, and from packed
+    arguments, ``Device.launcher``, which packs conv2d's 17 sizes once and ReLU's 3 arguments on each
+    launch, as the ops do; the allocation is ``xp.empty`` of the Jetson suite's 1x64x56x56. For each,
+    the median over ``blocks`` blocks of ``count`` calls, each block issued after a synchronisation and
+    timed until the last call returned."""
     import gpucnn
     from gpucnn.nn import functional as F
     from gpucnn.ops import _kernels
@@ -235,8 +236,13 @@ def profile_launches(device: str, blocks: int, count: int, log=print) -> dict:
     leading = (conv.x, conv.weight, _kernels.placeholder(target), out, numpy.int32(0))
     block, fixed = (_kernels.THREADS,), product.arguments
     kernel, launcher = target.kernel("conv2d", product.name), target.launcher("conv2d", product.name, fixed)
+    values = target.xp.zeros(4, dtype=numpy.float32)
+    relu_args = (values, values, numpy.int64(4))
+    relu_kernel, relu_launcher = target.kernel("relu", "relu_forward"), target.launcher("relu", "relu_forward")
     ways = {f"{product.name}: kernel(grid, block, args)": lambda: kernel(product.grid, block, leading + fixed),
             f"{product.name}: launcher(grid, block, leading)": lambda: launcher(product.grid, block, leading),
+            "relu_forward: kernel(grid, block, args)": lambda: relu_kernel((1,), block, relu_args),
+            "relu_forward: launcher(grid, block, args)": lambda: relu_launcher((1,), block, relu_args),
             "xp.empty((1, 64, 56, 56), float32)": lambda: target.xp.empty((1, 64, 56, 56), dtype=numpy.float32)}
     results = {}
     with target.context():

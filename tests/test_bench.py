@@ -172,7 +172,9 @@ def test_profile_step_calls_and_conv_run():
                                  "avg_pool2d forward, input (1, 16, 8, 8) on cudasim: "),
                                 (["conv", "--device", "cudasim"], "small 5x5: 2x3x7x7 -> 4, 5x5, path chosen"),
                                 (["launches", "--device", "cudasim", "--blocks", "2", "--count", "2"],
-                                 "conv2d_forward_64: launcher(grid, block, leading) on cudasim: ")):
+                                 "conv2d_forward_64: launcher(grid, block, leading) on cudasim: "),
+                                (["launches", "--device", "cudasim", "--blocks", "2", "--count", "2"],
+                                 "relu_forward: launcher(grid, block, args) on cudasim: ")):
         result = subprocess.run([sys.executable, "-m", "bench.profile", *arguments], cwd=ROOT, capture_output=True,
                                 text=True, timeout=600)
         assert result.returncode == 0, result.stderr

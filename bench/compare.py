@@ -9,10 +9,11 @@ it, as a checkout does. Each round runs one process on BEFORE's gpucnn, then one
 each timing every op of the suite (``bench.suites``; conv2d's ops once per kernel path of
 ``--paths``, those the version has) as ``python -m bench ops`` does: a block of repeats after warm-up,
 the median, on a GPU the device's own time (``Environment.device_ms``) where it can be measured, else
-the time per call. PyTorch's time for the same call is taken in each process too, so that a drift of
-the machine between processes shows. The table gives each side's times over the rounds and after /
-before (the least of each side's times); the suite's Python half (shapes, data, timing) is this
-checkout's for both.
+the time per call. On a GPU the host's time to issue each call is taken too (until the call returns):
+a change of the host's work (launches, allocations) shows there and not in the device's time.
+PyTorch's time for the same call is taken in each process too, so that a drift of the machine between
+processes shows. The table gives each side's times over the rounds and after / before (the least of
+each side's times); the suite's Python half (shapes, data, timing) is this checkout's for both.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def add_arguments(parser) -> None:
 
 
 def measure(spec: dict) -> list[dict]:
-    """One process's rows: {layer, op, path, ms, timing, torch_ms, torch_timing} for each op of the spec's
-    suite (timing: "device" or "call", what ``_time_block`` could measure)."""
+    """One process's rows: {layer, op, path, ms, timing, issue_ms, torch_ms, torch_timing} for each op of
+    the spec's suite (timing: "device" or "call", what ``_time_block`` could measure; issue_ms: the
+    median time to issue a call, None off a GPU)."""
     from gpucnn.ops.conv2d import KERNEL_PATHS, kernel_path
 
     from .environment import Environment
@@ -57,21 +59,22 @@ def measure(spec: dict) -> list[dict]:
 
     def median_ms(contender):
         times = _time_block(env, contender, spec["warmup"], spec["repeats"])
-        return (statistics.median(times["device"]), "device") if times["device"] else (
-            statistics.median(times["call"]), "call")
+        issue = statistics.median(times["issue"]) if times["issue"] else None
+        return ((statistics.median(times["device"]), "device") if times["device"] else (
+            statistics.median(times["call"]), "call")) + (issue,)
 
     for layer in SUITES[spec["suite"]]:
         for op, (_, _, contenders) in _contenders(layer, env, spec["batch"], rng).items():
             if spec["ops"] and op not in spec["ops"]:
                 continue
-            torch_ms, torch_timing = median_ms(contenders["torch"])
+            torch_ms, torch_timing, _ = median_ms(contenders["torch"])
             for path in spec["paths"] if op.startswith("conv2d") else ["chosen"]:
                 if path not in KERNEL_PATHS:
                     continue  # a path this version does not have
                 with kernel_path(path):
-                    ms, timing = median_ms(contenders["gpucnn"])
+                    ms, timing, issue_ms = median_ms(contenders["gpucnn"])
                 rows.append(dict(layer=layer.name, op=op, shape=layer.describe(spec["batch"]), path=path, ms=ms,
-                                 timing=timing, torch_ms=torch_ms, torch_timing=torch_timing))
+                                 timing=timing, issue_ms=issue_ms, torch_ms=torch_ms, torch_timing=torch_timing))
     return rows
 
 
@@ -90,6 +93,31 @@ def _run_side(tree: Path, spec: dict) -> list[dict]:
     if Path(result["gpucnn"]).resolve().parent.parent != tree.resolve():
         raise RuntimeError(f"the process meant for {tree} imported gpucnn from {result['gpucnn']}")
     return result["rows"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The table of ``main``'s rows, with the host's columns where some row has both sides' issue times."""
+    def times(values):
+        return " / ".join(f"{value:.4f}" for value in values) if values else "n/a"
+
+    def ratio(value):
+        return "n/a" if value is None else f"{value:.2f}"
+
+    host = (["before host ms", "after host ms", "host after / before"]
+            if any(row["issue_after_over_before"] for row in rows) else [])
+    lines = ["| " + " | ".join(["layer", "op", "shape", "path", "timing", "before ms", "after ms", "after / before"]
+                               + host + ["torch ms"]) + " |",
+             "|---|---|---|---|---|" + "---:|" * (4 + len(host))]
+    for row in rows:
+        timing = row["timing"]
+        if row["torch_timing"] != timing:
+            timing += f", torch's {row['torch_timing']}"
+        host_cells = (f"{times(row['before_issue_ms'])} | {times(row['after_issue_ms'])} | "
+                      f"{ratio(row['issue_after_over_before'])} | ") if host else ""
+        lines.append(f"| {row['layer']} | {row['op']} | {row['shape']} | {row['path']} | {timing} | "
+                     f"{times(row['before_ms'])} | {times(row['after_ms'])} | {ratio(row['after_over_before'])} | "
+                     f"{host_cells}{times(row['torch_ms'])} |")
+    return "\n".join(lines)
 
 
 def main(args, out_dir) -> dict:
@@ -132,35 +160,31 @@ def main(args, out_dir) -> dict:
         entry = dict(layer=row["layer"], op=row["op"], shape=row["shape"], path=row["path"], timing=row["timing"],
                      torch_timing=row["torch_timing"], before_ms=[r["ms"] for r in befores],
                      after_ms=[r["ms"] for r in afters],
+                     before_issue_ms=[r["issue_ms"] for r in befores if r["issue_ms"] is not None],
+                     after_issue_ms=[r["issue_ms"] for r in afters if r["issue_ms"] is not None],
                      torch_ms=[r["torch_ms"] for r in befores + afters])
         entry["after_over_before"] = min(entry["after_ms"]) / min(entry["before_ms"]) if befores else None
+        entry["issue_after_over_before"] = (min(entry["after_issue_ms"]) / min(entry["before_issue_ms"])
+                                            if entry["before_issue_ms"] and entry["after_issue_ms"] else None)
         rows.append(entry)
     ratios = [row["after_over_before"] for row in rows if row["after_over_before"]]
+    issue_ratios = [row["issue_after_over_before"] for row in rows if row["issue_after_over_before"]]
     when = datetime.datetime.now()
 
-    def times(values):
-        return " / ".join(f"{value:.4f}" for value in values) if values else "n/a"
-
-    lines = ["| layer | op | shape | path | timing | before ms | after ms | after / before | torch ms |",
-             "|---|---|---|---|---|---:|---:|---:|---:|"]
-    for row in rows:
-        ratio = "n/a" if row["after_over_before"] is None else f"{row['after_over_before']:.2f}"
-        timing = row["timing"]
-        if row["torch_timing"] != timing:
-            timing += f", torch's {row['torch_timing']}"
-        lines.append(f"| {row['layer']} | {row['op']} | {row['shape']} | {row['path']} | {timing} | "
-                     f"{times(row['before_ms'])} | {times(row['after_ms'])} | {ratio} | {times(row['torch_ms'])} |")
     markdown = (f"gpucnn at {before} (before) against this checkout (after) on {env.device}, suite {suite}, "
                 f"float32, {when:%Y-%m-%d %H:%M}\n\n"
                 f"Machine: {env.machine()}; " + "; ".join(f"{k}: {v}" for k, v in env.describe().items()) +
                 f"; median of {repeats} after {warmup} warm-up, {args.rounds} processes a side, alternating; "
-                "timing: the device's own (device) or per call (call); torch: cuDNN with TF32 off on a GPU, "
-                "in every process\n\n" + "\n".join(lines) +
-                f"\n\nGeometric mean of after / before: {geometric_mean(ratios):.2f}\n")
+                "timing: the device's own (device) or per call (call); host: the time to issue a call, until it "
+                "returns (on a GPU); torch: cuDNN with TF32 off on a GPU, in every process\n\n" + markdown_table(rows) +
+                f"\n\nGeometric mean of after / before: {geometric_mean(ratios):.2f}\n"
+                + (f"Geometric mean of the host's after / before: {geometric_mean(issue_ratios):.2f}\n"
+                   if issue_ratios else ""))
     record = dict(bench="compare", before=str(before), suite=suite, date=when.isoformat(timespec="seconds"),
                   machine=env.machine(), **env.describe(), repeats=repeats, warmup=warmup, rounds=args.rounds,
                   quick=args.quick, paths=spec["paths"], ops=spec["ops"], rows=rows,
-                  after_over_before=geometric_mean(ratios))
+                  after_over_before=geometric_mean(ratios),
+                  issue_after_over_before=geometric_mean(issue_ratios) if issue_ratios else None)
     batch = f"-b{args.batch}" if args.batch else ""
     only = "-" + "+".join(ops) if ops else ""  # runs of one suite on other ops write files of their own
     name = f"compare-{suite}{batch}{only}-{env.kind}" + ("-quick" if args.quick else "")

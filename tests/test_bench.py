@@ -263,11 +263,33 @@ def test_compare_benchmark_quick_run_times_both_versions(tmp_path):
     for row in record["rows"]:
         assert len(row["before_ms"]) == len(row["after_ms"]) == 1 and len(row["torch_ms"]) == 2
         assert row["after_over_before"] > 0 and row["timing"] == row["torch_timing"] == "call"
+        assert row["before_issue_ms"] == row["after_issue_ms"] == [] and row["issue_after_over_before"] is None
+    (header,) = [line for line in result.stdout.splitlines() if line.startswith("| layer |")]
+    assert record["issue_after_over_before"] is None and "host" not in header  # no GPU: no issue times
     # a run on some of the suite's ops writes files of its own beside the whole suite's
     _run_bench(out, "compare", str(before), "--device", "cudasim", "--ops", "relu_forward", "--rounds", "1")
     (record_path,) = out.glob("compare-tiny-relu_forward-cudasim-quick_*.json")
     assert [row["op"] for row in json.loads(record_path.read_text())["rows"]] == ["relu_forward"]
     assert len(list(out.glob("compare-tiny-cudasim-quick_*.json"))) == 1
+
+
+def test_compare_table_gives_the_hosts_times_where_both_sides_have_them():
+    """On a GPU ``bench compare`` also gives each side's time to issue a call, and their ratio."""
+    from bench.compare import markdown_table
+
+    def row(layer, before_issue, after_issue):
+        ratio = min(after_issue) / min(before_issue) if before_issue and after_issue else None
+        return dict(layer=layer, op="relu_forward", shape="2x3", path="chosen", timing="device",
+                    torch_timing="device", before_ms=[0.02], after_ms=[0.01], after_over_before=0.5,
+                    before_issue_ms=before_issue, after_issue_ms=after_issue, issue_after_over_before=ratio,
+                    torch_ms=[0.01, 0.01])
+
+    lines = markdown_table([row("a", [0.04, 0.05], [0.03]), row("b", [], [])]).splitlines()
+    assert "| after / before | before host ms | after host ms | host after / before | torch ms |" in lines[0]
+    assert {line.count("|") for line in lines} == {lines[0].count("|")}
+    assert lines[2].endswith("| 0.0200 | 0.0100 | 0.50 | 0.0400 / 0.0500 | 0.0300 | 0.75 | 0.0100 / 0.0100 |")
+    assert "| n/a | n/a | n/a |" in lines[3]
+    assert "host" not in markdown_table([row("b", [], [])])
 
 
 def test_blas_info_reads_openblas_through_gpucnn_or_without_it(monkeypatch):

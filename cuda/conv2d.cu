@@ -504,12 +504,24 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
  * (85 registers) hold the 64 tile's 16 accumulators with its addressing, except in backward-data,
  * whose stride phases take a few more (at 80, ptxas spilled 4 bytes on sm_86 to sm_90): 2 blocks
  * there (101-115 registers). The 128 tile's 64 accumulators, operands, prefetched loads and
- * addressing take 145-170 registers (at 128 ptxas spilled): one block per SM. Before sm_70 the 128
- * tile is not built: sm_53 and sm_62 allow 32K registers per block, 128 per thread of 256, and the
- * launcher takes the 64 tile below compute capability 7.0. */
+ * addressing fit 128 registers in backward-filter and the taps kernels, whose addressing is worked
+ * out once per step or before the steps: 2 blocks per SM from sm_75 (nvcc 13.0 and CUDA 12.9's NVRTC,
+ * sm_75 to sm_90: no spills, 1-10 more instructions a step than at the 156-182 registers of one
+ * block, whose 8 warps left an H100 issuing on half its cycles in ncu). On sm_70 and sm_72 CUDA 12's
+ * ptxas spilled 96-172 bytes there at 128, and the forward and backward-data kernels without taps,
+ * which decode every reduction index they load, spilled at 128 on later archs too (backward-data on
+ * every arch, 72-80 bytes; the forward 60 bytes on sm_90): one block per SM. Before sm_70 the 128 tile
+ * is not built: sm_53 and sm_62 allow 32K registers per block, 128 per thread of 256, and the launcher
+ * takes the 64 tile below compute capability 7.0. conv2d.py's WIDE_FILTER_BLOCKS and
+ * WIDE_FILTER_CAPABILITY mirror CONV_BLOCKS_128 (backward-filter's waves). */
 #define CONV_BLOCKS_64 3
 #define CONV_BLOCKS_DATA_64 2
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 750
 #define CONV_BLOCKS_128 1
+#else
+#define CONV_BLOCKS_128 2
+#endif
+#define CONV_BLOCKS_128_DECODING 1
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2d_forward_64(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
@@ -559,7 +571,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2
 }
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 700
-extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_forward_128(
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128_DECODING) conv2d_forward_128(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
@@ -575,7 +587,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
                                      stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
-extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_data_128(
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128_DECODING) conv2d_backward_data_128(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,

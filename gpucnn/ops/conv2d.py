@@ -516,13 +516,15 @@ class Conv2d(Function):
     # The GEMM kernels come in two tile sizes (TILE x TILE results per block of THREADS threads). The
     # 128 tile does twice the arithmetic per shared-memory read, but wastes more rows on small channel
     # counts and makes a quarter as many blocks: it is taken when the result has more than 64 rows and
-    # still makes WIDE_TILE_BLOCKS blocks (two waves on an H100's 132 multiprocessors, which hold one
-    # such block each), by shapes alone, on GPUs of compute capability 7.0 and up (conv2d.cu builds it
-    # there only). Backward-filter's blocks count with the splits of its reduction, which
-    # SPLIT_MIN_CHUNK can leave few: where the 128 tile made 20-160 blocks (ResNet-18's stride-2 layers
-    # at batch 32, the batch-1 Jetson layers), `python -m bench kernels` timed the 64 tile per call at
-    # 0.56-0.94 of its time in 20 of 21 rows (1.08 in one; two H100 runs and an H200 run of ResNet-18,
-    # three H100 runs of the Jetson layers); rows where both paths run the same kernels gave 0.83-1.02.
+    # still makes WIDE_TILE_BLOCKS blocks (two waves on an H100's 132 multiprocessors, which held one
+    # such block each when this was measured), by shapes alone, on GPUs of compute capability 7.0 and
+    # up (conv2d.cu builds it there only). Backward-filter's blocks count with the splits of its
+    # reduction, which SPLIT_MIN_CHUNK can leave few: where the 128 tile made 20-160 blocks (ResNet-18's
+    # stride-2 layers at batch 32, the batch-1 Jetson layers), `python -m bench kernels` timed the 64
+    # tile per call at 0.56-0.94 of its time in 20 of 21 rows (1.08 in one; two H100 runs and an H200
+    # run of ResNet-18, three H100 runs of the Jetson layers); rows where both paths run the same
+    # kernels gave 0.83-1.02. Since then backward-filter and the taps kernels fit two 128-tile blocks a
+    # multiprocessor (conv2d.cu's CONV_BLOCKS_128); the threshold is not yet measured again.
     TILES = (64, 128)
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
@@ -580,16 +582,22 @@ class Conv2d(Function):
     # with 8 warps each to hide its latency. Not yet timed on a GPU.
     SPLIT_TARGET_BLOCKS = 512
     SPLIT_MIN_CHUNK = 256
-    # One 128-tile block fits a multiprocessor (160-182 registers a thread), so its blocks run in
-    # waves of one a multiprocessor, and a last wave of a few blocks takes as long as a full one: on an
-    # H100 (132 multiprocessors) ResNet-18's three stride-1 layers of 128-512 channels at batch 32 each
-    # made 288 backward-filter blocks of 256 reduction indices, three waves, and each took 0.121 ms
-    # on the device. With FILL_WAVES, backward-filter on the 128 tile takes fewer splits (longer
-    # chunks) where that makes fewer waves times chunk (``_fill_waves``): 261 blocks of 288 indices
-    # and 252 of 304 there, two waves each. The split count then depends on the GPU's multiprocessor
-    # count, and so does the rounding of backward-filter's result, which before depended on its tile
-    # alone. Not yet timed on a GPU (the kernel path "waves_off" times the splits without it).
+    # The 128 tile's backward-filter blocks run in waves of WIDE_FILTER_BLOCKS a multiprocessor from
+    # compute capability WIDE_FILTER_CAPABILITY, one below (its launch bounds in conv2d.cu,
+    # CONV_BLOCKS_128), and a last wave of a few blocks takes as long as a full one. At one block a
+    # multiprocessor (160-182 registers a thread, before it fitted 128) on an H100 (132
+    # multiprocessors), ResNet-18's three stride-1 layers of 128-512 channels at batch 32 each made
+    # 288 backward-filter blocks of 256 reduction indices, three waves, and each took 0.121 ms on
+    # the device. With FILL_WAVES, backward-filter on the 128 tile takes fewer splits (longer
+    # chunks) where that makes fewer waves times chunk (``_fill_waves``): at two blocks a
+    # multiprocessor, 261 blocks of 288 indices and 252 of 304 there, one wave each, and the
+    # 512-channel layer one split of 512 (144 blocks, no sum of splits) where two of 256 would take
+    # the same wave. The split count then depends on the GPU's multiprocessor count, and so does the
+    # rounding of backward-filter's result, which before depended on its tile alone. Not yet timed
+    # on a GPU (the kernel path "waves_off" times the splits without it).
     FILL_WAVES = True
+    WIDE_FILTER_BLOCKS = 2
+    WIDE_FILTER_CAPABILITY = 75
 
     def _kernel_geometry(self, x_shape: tuple, weight_shape: tuple, P: int, Q: int) -> tuple:
         """int32 (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
@@ -613,7 +621,7 @@ class Conv2d(Function):
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
                self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION, self.MAX_GRID_YZ,
                self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK, self.FILL_WAVES,
-               self.device.multiprocessors)
+               self._wide_filter_blocks(), self.device.multiprocessors)
         plan = _PLANS.get(key)
         if plan is None:
             if len(_PLANS) >= self.MAX_PLANS:
@@ -666,7 +674,8 @@ class Conv2d(Function):
         tiles = _tiles(K // groups, columns, groups, tile)
         splits, chunk = self._splits(tiles, positions, groups)
         if tile == self.TILES[1] and self.FILL_WAVES and self.device.multiprocessors:
-            splits, chunk = _fill_waves(tiles, positions, splits, chunk, self.device.multiprocessors)
+            splits, chunk = _fill_waves(tiles, positions, splits, chunk,
+                                        self.device.multiprocessors * self._wide_filter_blocks())
         return _Product(f"conv2d_backward_filter_{tile}", (-(-columns // tile), -(-(K // groups) // tile),
                                                            groups * splits), splits,
                         self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
@@ -708,6 +717,12 @@ class Conv2d(Function):
         # gather)
         return ("tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(gather_items, cap=256), geometry,
                 geometry + (numpy.int32(splits),))
+
+    def _wide_filter_blocks(self) -> int:
+        """The 128 tile's backward-filter blocks a multiprocessor of this device holds (conv2d.cu's
+        CONV_BLOCKS_128; cudasim counts as a current GPU)."""
+        capability = getattr(self.device, "compute_capability", self.WIDE_FILTER_CAPABILITY)
+        return self.WIDE_FILTER_BLOCKS if capability >= self.WIDE_FILTER_CAPABILITY else 1
 
     def _launch(self, name: str, grid: tuple, args: tuple, fixed: tuple = ()) -> None:
         """Launches kernel ``name`` with the arguments ``args + fixed``: ``fixed``, a plan's sizes, is packed
@@ -1071,16 +1086,16 @@ def _tiles(rows: int, columns: int, layers: int, tile: int) -> int:
     return -(-rows // tile) * -(-columns // tile) * layers
 
 
-def _fill_waves(tiles: int, reduction: int, splits: int, chunk: int, multiprocessors: int) -> tuple[int, int]:
+def _fill_waves(tiles: int, reduction: int, splits: int, chunk: int, wave: int) -> tuple[int, int]:
     """(splits, chunk) of at most ``splits`` splits (chunks of whole reduction steps of 16) over which
-    ``tiles`` blocks a split, run a wave of one block a multiprocessor at a time, take the fewest waves
-    times chunk; of equals, the fewest splits."""
-    best = (-(-tiles * splits // multiprocessors) * chunk, splits, chunk)
+    ``tiles`` blocks a split, run ``wave`` blocks at a time (the GPU's multiprocessors times the blocks
+    each holds), take the fewest waves times chunk; of equals, the fewest splits."""
+    best = (-(-tiles * splits // wave) * chunk, splits, chunk)
     for fewer in range(splits - 1, 0, -1):
         longer = -(-reduction // fewer)
         longer = -(-longer // 16) * 16
         count = -(-reduction // longer)
-        cost = -(-tiles * count // multiprocessors) * longer
+        cost = -(-tiles * count // wave) * longer
         if cost <= best[0]:
             best = (cost, count, longer)
     return best[1:]

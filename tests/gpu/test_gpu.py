@@ -339,8 +339,9 @@ def test_backward_filter_splits_that_fill_the_gpus_waves_match_cpu(monkeypatch):
             plans[path] = conv._plan("filter", *shapes)
     unfilled = plans["waves_off"]
     assert unfilled.name == plans["chosen"].name == "conv2d_backward_filter_128"
+    wave = device.multiprocessors * Conv2d.WIDE_FILTER_BLOCKS
     assert (plans["chosen"].grid[2], int(plans["chosen"].arguments[-1])) == _fill_waves(
-        9, 32 * 16 * 16, unfilled.grid[2], int(unfilled.arguments[-1]), device.multiprocessors)
+        9, 32 * 16 * 16, unfilled.grid[2], int(unfilled.arguments[-1]), wave)
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shapes[0]).astype(np.float32)
     w = (rng.standard_normal(shapes[1]) / np.sqrt(128 * 9)).astype(np.float32)

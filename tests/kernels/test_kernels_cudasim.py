@@ -299,11 +299,12 @@ def test_conv2d_many_filter_splits(monkeypatch, order):
 
 
 @pytest.mark.parametrize("order", ORDERS[:3], ids=order_ids[:3])
-@pytest.mark.parametrize("multiprocessors, splits", [(None, 8), (30, 4)])
+@pytest.mark.parametrize("multiprocessors, splits", [(None, 8), (15, 4)])
 def test_conv2d_filter_splits_that_fill_waves(monkeypatch, multiprocessors, splits, order):
     """The 128 tile's backward-filter on 4 tiles over 126 positions, in 8 chunks of 16 (32 blocks): on a
-    GPU of 30 multiprocessors two waves, the second of 2 blocks, so Conv2d.FILL_WAVES takes 4 chunks of
-    32 (16 blocks, one wave); the splits kernel sums those."""
+    GPU of 15 multiprocessors, which hold Conv2d.WIDE_FILTER_BLOCKS = 2 such blocks each, two waves,
+    the second of 2 blocks, so Conv2d.FILL_WAVES takes 4 chunks of 32 (16 blocks, one wave); the splits
+    kernel sums those."""
     monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
     monkeypatch.setattr(conv2d_module.Conv2d, "WIDE_TILE_BLOCKS", 1)
     monkeypatch.setattr(gpucnn.device("cudasim"), "multiprocessors", multiprocessors)

@@ -465,6 +465,13 @@ def test_host_constants_match_the_kernels_defines():
 
     assert conv2d_module._GATHER_CHANNELS == define("GATHER_CHANNELS")
     assert conv2d_module._PIXELS_CHANNELS == define("PIXELS_CHANNELS")
+    # backward-filter's waves: as many 128-tile blocks a multiprocessor as its launch bounds promise, one
+    # below WIDE_FILTER_CAPABILITY
+    blocks = re.search(r"^#if defined\(__CUDA_ARCH__\) && __CUDA_ARCH__ < (\d+)\n#define CONV_BLOCKS_128 1\n#else\n"
+                       r"#define CONV_BLOCKS_128 (\d+)\n#endif$", source, re.MULTILINE)
+    assert (conv2d_module.Conv2d.WIDE_FILTER_CAPABILITY * 10, conv2d_module.Conv2d.WIDE_FILTER_BLOCKS) == tuple(
+        int(value) for value in blocks.groups())
+    assert re.search(r"__launch_bounds__\(CONV_THREADS, CONV_BLOCKS_128\) conv2d_backward_filter_128\(", source)
     assert conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION <= define("PIXELS_MAX_REDUCTION")
 
 
@@ -557,18 +564,20 @@ def test_gpu_split_paths_split_further():
         assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (36, 128)
 
 
-@pytest.mark.parametrize("tiles, reduction, splits, chunk, multiprocessors, expected", [
-    (9, 8192, 32, 256, 132, (29, 288)),  # ResNet-18's 128 channels at 16x16, batch 32, on an H100: 261 blocks
-    (36, 2048, 8, 256, 132, (7, 304)),  # 256 channels at 8x8: 252 blocks, two waves
-    (144, 512, 2, 256, 132, (2, 256)),  # 512 channels at 4x4: one split would take two waves of 512
-    (144, 512, 2, 256, 16, (1, 512)),  # on 16 multiprocessors 9 waves of 512 or 18 of 256: the fewer splits
+@pytest.mark.parametrize("tiles, reduction, splits, chunk, wave, expected", [
+    # ResNet-18's layers at batch 32 on an H100's 132 multiprocessors, two 128-tile blocks each
+    (9, 8192, 32, 256, 264, (29, 288)),  # 128 channels at 16x16: 261 blocks, one wave
+    (36, 2048, 8, 256, 264, (7, 304)),  # 256 channels at 8x8: 252 blocks, one wave
+    (144, 512, 2, 256, 264, (1, 512)),  # 512 channels at 4x4: one wave either way, so the fewer splits
+    (144, 512, 2, 256, 132, (2, 256)),  # at one block a multiprocessor one split would take two waves of 512
+    (144, 512, 2, 256, 16, (1, 512)),  # 9 waves of 512 or 18 of 256: the fewer splits
     (9, 8192, 32, 256, 108, (12, 688)),  # one wave of 108 blocks
-    (4, 100, 1, 112, 132, (1, 112)),  # unsplit stays so
+    (4, 100, 1, 112, 264, (1, 112)),  # unsplit stays so
 ])
-def test_backward_filter_splits_that_fill_waves(tiles, reduction, splits, chunk, multiprocessors, expected):
-    """_fill_waves: the splits, at most as many as given, that take the fewest waves (a block a
-    multiprocessor) times chunk, in chunks of whole steps of 16; of equals the fewest."""
-    fewer, longer = _fill_waves(tiles, reduction, splits, chunk, multiprocessors)
+def test_backward_filter_splits_that_fill_waves(tiles, reduction, splits, chunk, wave, expected):
+    """_fill_waves: the splits, at most as many as given, that take the fewest waves (of ``wave`` blocks)
+    times chunk, in chunks of whole steps of 16; of equals the fewest."""
+    fewer, longer = _fill_waves(tiles, reduction, splits, chunk, wave)
     assert (fewer, longer) == expected
     assert longer % 16 == 0 and (fewer - 1) * longer < reduction <= fewer * longer and fewer <= splits
 
@@ -576,7 +585,9 @@ def test_backward_filter_splits_that_fill_waves(tiles, reduction, splits, chunk,
 def test_backward_filter_fills_waves_on_a_gpu_that_counts_its_multiprocessors(monkeypatch):
     """The plan of ResNet-18's 128-channel 16x16 layer at batch 32: the 128 tile in 32 splits of 256
     positions where the device has no multiprocessor count (cudasim) or under the kernel path
-    "waves_off", 29 of 288 on 132 multiprocessors."""
+    "waves_off", 29 of 288 on 132 multiprocessors (two such blocks each: one wave of 261); at one block
+    a multiprocessor too (two waves). On 72 multiprocessors, 16 of 512 at two blocks each, 8 of 1024 on
+    an older GPU that holds one."""
     device = gpucnn.device("cudasim")
     conv = Conv2d((1, 1), (1, 1, 1, 1), (1, 1), 1)
     conv.device = device
@@ -590,6 +601,14 @@ def test_backward_filter_fills_waves_on_a_gpu_that_counts_its_multiprocessors(mo
     assert plan() == ("conv2d_backward_filter_128", 29, 288)
     with kernel_path("waves_off"):
         assert plan() == ("conv2d_backward_filter_128", 32, 256)
+    monkeypatch.setattr(Conv2d, "WIDE_FILTER_BLOCKS", 1)
+    assert plan() == ("conv2d_backward_filter_128", 29, 288)
+    monkeypatch.setattr(device, "multiprocessors", 72)  # 144 a wave at two blocks each: one wave of 144
+    monkeypatch.setattr(Conv2d, "WIDE_FILTER_BLOCKS", 2)
+    assert plan() == ("conv2d_backward_filter_128", 16, 512)
+    # below compute capability 7.5 (a V100's 7.0) the kernel allows one block: a wave of 72, one of 72 blocks
+    monkeypatch.setattr(device, "compute_capability", 70, raising=False)
+    assert plan() == ("conv2d_backward_filter_128", 8, 1024)
 
 
 def test_a_forced_wide_tile_on_an_older_gpu_says_so():

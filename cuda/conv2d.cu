@@ -507,7 +507,7 @@ static __device__ __forceinline__ void conv2d_backward_filter_tiles(
  * addressing fit 128 registers in backward-filter and the taps kernels, whose addressing is worked
  * out once per step or before the steps: 2 blocks per SM from sm_75 (nvcc 13.0 and CUDA 12.9's NVRTC,
  * sm_75 to sm_90: no spills, 1-10 more instructions a step than at the 156-182 registers of one
- * block, whose 8 warps left an H100 issuing on half its cycles in ncu). On sm_70 and sm_72 CUDA 12's
+ * block, whose 8 warps left an H200 issuing on half its cycles in ncu). On sm_70 and sm_72 CUDA 12's
  * ptxas spilled 96-172 bytes there at 128, and the forward and backward-data kernels without taps,
  * which decode every reduction index they load, spilled at 128 on later archs too (backward-data on
  * every arch, 72-80 bytes; the forward 60 bytes on sm_90): one block per SM. Before sm_70 the 128 tile

@@ -269,6 +269,7 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
                 row["ratio_tf32"] = medians["torch_tf32"] / medians["gpucnn"]
             if env.is_gpu:
                 row.update({f"{name}_issue_ms": ms for name, ms in issue.items()})
+                row["ratio_issue"] = issue["torch"] / issue["gpucnn"]
                 row.update({f"{name}_device_ms": ms for name, ms in device.items()})
                 measured = device["gpucnn"] is not None and device["torch"] is not None
                 row["ratio_device"] = device["torch"] / device["gpucnn"] if measured else None
@@ -287,16 +288,18 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
 def summary(rows: list[dict]) -> dict:
     """Geometric means of torch / gpucnn per op, and per conv layer over its three ops together
     (forward + backward-data + backward-filter: torch's summed time over gpucnn's); on a GPU the same
-    again for the device times, named "<op>, device time"."""
+    again for the host's issue times and the device times, named "<op>, host time" and "<op>, device
+    time"."""
     result = _geometric_means(rows, "")
-    if any(row.get("ratio_device") is not None for row in rows):
-        result.update({f"{op}, device time": value for op, value in _geometric_means(rows, "_device").items()})
+    for kind, name in (("_issue", "host time"), ("_device", "device time")):
+        if any(row.get(f"ratio{kind}") is not None for row in rows):
+            result.update({f"{op}, {name}": value for op, value in _geometric_means(rows, kind).items()})
     return result
 
 
 def _geometric_means(rows: list[dict], kind: str) -> dict:
-    """``summary``'s means over the per-call times (``kind`` "") or the device times ("_device"), of the
-    rows where both libraries' times were measured."""
+    """``summary``'s means over the per-call times (``kind`` ""), the issue times ("_issue") or the
+    device times ("_device"), of the rows where both libraries' times were measured."""
     rows = [row for row in rows if row.get(f"ratio{kind}") is not None]
     by_op = {}
     for row in rows:

@@ -480,6 +480,8 @@ def test_ops_on_a_gpu_time_the_host_issuing_each_call():
     for row in rows:
         for name in ("gpucnn", "torch"):
             assert 0 < row[f"{name}_issue_ms"] <= row[f"{name}_ms"]
+        assert row["ratio_issue"] == pytest.approx(row["torch_issue_ms"] / row["gpucnn_issue_ms"])
+    assert {"relu_forward, host time", "relu_backward, host time"} <= set(ops.summary(rows))
 
 
 @pytest.mark.gpu
@@ -545,15 +547,16 @@ def test_device_time_prepares_every_try():
 
 
 def test_ops_gpu_table_and_means_carry_the_device_times():
-    """bench.ops on a GPU: the device times' columns and geometric means, from rows as ``ops.run`` makes
-    them; a row whose device time could not be measured reads n/a and is left out of those means."""
+    """bench.ops on a GPU: the host's and the device's columns and geometric means, from rows as
+    ``ops.run`` makes them; a row whose device time could not be measured reads n/a and is left out of
+    those means."""
     from bench import ops
 
     def row(layer, op, ms, torch_ms, device_ms, torch_device_ms):
         measured = device_ms is not None
         return dict(layer=layer, op=op, shape="2x3x8x8", gpucnn_ms=ms, torch_ms=torch_ms, ratio=torch_ms / ms,
                     torch_tf32_ms=torch_ms, ratio_tf32=torch_ms / ms, gpucnn_issue_ms=ms / 8,
-                    torch_issue_ms=torch_ms / 4, gpucnn_device_ms=device_ms,
+                    torch_issue_ms=torch_ms / 4, ratio_issue=2 * torch_ms / ms, gpucnn_device_ms=device_ms,
                     torch_device_ms=torch_device_ms, ratio_device=torch_device_ms / device_ms if measured else None,
                     roofline_fraction_device=0.25 if measured else None, gpucnn_rate=1.0, rate_unit="GB/s",
                     roofline_fraction=0.125, other_load=None)
@@ -565,6 +568,9 @@ def test_ops_gpu_table_and_means_carry_the_device_times():
     assert means["conv2d_forward, device time"] == pytest.approx(1.0)  # layer b has no device time
     assert means["conv2d_forward_backward, device time"] == pytest.approx(2.5)  # layer a: (1 + 4) / (1 + 1)
     assert means["relu_forward, device time"] == pytest.approx(2.0)
+    assert means["conv2d_forward, host time"] == pytest.approx(8**0.5)  # layer a 1, layer b 8
+    # layer a: (0.25 + 0.5) / (0.25 + 0.25), layer b: 1 / 0.125
+    assert means["conv2d_forward_backward, host time"] == pytest.approx(12**0.5)
     lines = ops.markdown_table(rows, gpu=True).splitlines()
     assert ("gpucnn host ms | torch host ms | gpucnn device ms | torch device ms | device ratio | device roofline"
             in lines[0])
@@ -572,8 +578,9 @@ def test_ops_gpu_table_and_means_carry_the_device_times():
     assert "| 0.250 | 0.500 | 1.000 | 4.000 | 4.00 | 25% |" in lines[3]
     assert "| 0.125 | 1.000 | n/a | n/a | n/a | n/a |" in lines[4]
     cpu_table = ops.markdown_table(rows, gpu=False)
-    assert "device" not in cpu_table and "host" not in cpu_table and "device time" not in str(ops.summary(
-        [dict(r, ratio_device=None) for r in rows]))
+    assert "device" not in cpu_table and "host" not in cpu_table
+    cpu_means = str(ops.summary([dict(r, ratio_device=None, ratio_issue=None) for r in rows]))
+    assert "device time" not in cpu_means and "host time" not in cpu_means
 
 
 def test_kernel_smoke_launches_every_kernel(monkeypatch, capsys):

@@ -212,6 +212,12 @@ def time_ms(step) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+def comma_list(text: str) -> list[str]:
+    """The names of a comma-separated option value, in order, spaces around each dropped, empty ones too:
+    "chosen, tile64," -> ["chosen", "tile64"]."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def geometric_mean(values) -> float:
     values = list(values)
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")

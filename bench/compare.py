@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy
 
-from . import geometric_mean, write_results
+from . import comma_list, geometric_mean, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def main(args, out_dir) -> dict:
     if args.repeats < 1 or args.warmup < 0 or args.rounds < 1 or (args.batch is not None and args.batch < 1):
         raise SystemExit("--repeats, --rounds and --batch must be at least 1, --warmup at least 0")
     suite = "tiny" if args.quick else args.suite
-    paths, ops = args.paths.split(","), args.ops.split(",") if args.ops else None
+    paths, ops = comma_list(args.paths), comma_list(args.ops) if args.ops else None
     unknown = sorted(set(paths) - set(KERNEL_PATHS))
     if unknown:
         raise SystemExit(f"--paths: unknown kernel paths {', '.join(unknown)}; choose from {', '.join(KERNEL_PATHS)}")

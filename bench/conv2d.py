@@ -60,8 +60,8 @@ import sys
 
 import numpy
 
-from . import (RESULTS_DIR, blas_environment, blas_info, cpu_model, geometric_mean, least_median, peak_rss_bytes,
-               quietest, reset_peak_rss, run_worker, settle, time_ms, warm_up, write_results)
+from . import (RESULTS_DIR, blas_environment, blas_info, comma_list, cpu_model, geometric_mean, least_median,
+               peak_rss_bytes, quietest, reset_peak_rss, run_worker, settle, time_ms, warm_up, write_results)
 from .suites import SUITES, Conv
 
 DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
@@ -88,7 +88,7 @@ def conv_layers(suite_names) -> list[tuple[str, Conv]]:
 
 def _suite_list(text: str) -> list[str]:
     """``--suite``'s type: a comma-separated list of suite names, each one of SUITE_CHOICES."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    names = comma_list(text)
     unknown = [name for name in names if name not in SUITE_CHOICES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown suite {', '.join(map(repr, unknown)) or repr(text)}; "

@@ -33,7 +33,7 @@ import numpy
 
 from gpucnn.ops.conv2d import kernel_path, kernel_paths
 
-from . import geometric_mean, write_results
+from . import comma_list, geometric_mean, write_results
 from .environment import Environment
 from .ops import _contenders, _time_block, add_layer_arguments
 from .suites import SUITES, Conv
@@ -122,7 +122,7 @@ def main(args, out_dir) -> dict:
     repeats, warmup = (1, 0) if args.quick else (args.repeats, args.warmup)
     paths = kernel_paths(env.device)
     if args.paths:
-        asked = args.paths.split(",")
+        asked = comma_list(args.paths)
         unknown = [path for path in asked if path not in paths]
         if unknown:
             raise SystemExit(f"--paths: {', '.join(unknown)} not among the kernel paths of {env.device}: "

@@ -38,7 +38,7 @@ import time
 
 import numpy
 
-from . import foreign_cpu_share, peak_rss_bytes, reset_peak_rss, run_worker, write_results
+from . import comma_list, foreign_cpu_share, peak_rss_bytes, reset_peak_rss, run_worker, write_results
 
 MODELS = ("lenet", "convnetjs", "resnet")
 BATCH = 64  # images per step unless --batch says otherwise
@@ -221,7 +221,7 @@ def main(args, out_dir) -> dict:
 
     if args.device == "cudasim":
         raise SystemExit("bench train: cudasim would take hours per step; use cpu or cuda")
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    names = comma_list(args.models)
     unknown = [n for n in names if n not in MODELS]
     if unknown or not names:
         raise SystemExit(f"bench train: unknown model(s) {unknown}; expected some of {', '.join(MODELS)}")

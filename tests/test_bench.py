@@ -307,6 +307,12 @@ def test_blas_info_reads_openblas_through_gpucnn_or_without_it(monkeypatch):
     assert info["threads"] >= 1 and info["threads_source"] != "openblas"
 
 
+def test_comma_lists_drop_spaces_and_empty_names():
+    from bench import comma_list
+
+    assert comma_list("chosen, tile64,") == ["chosen", "tile64"] and comma_list(" , ") == []
+
+
 def test_compare_benchmark_refuses_what_it_cannot_compare(tmp_path):
     """No other version, this checkout itself, a kernel path or an op that does not exist: an error naming it."""
     before = tmp_path / "before"

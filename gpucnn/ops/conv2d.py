@@ -133,6 +133,11 @@ class Conv2d(Function):
     #: columns) took 303-312 ms in one go and 322-341 ms in chunks of 64 MiB. Smaller chunks were not
     #: reliably faster: on 32x64x32x32 chunks of 8 MiB took 65-72 ms where one go took 74-81 ms, but
     #: 120-146 ms in about one process in five, from one process to the next, for reasons not found.
+    #: Winograd's transformed input likewise (``_forward_winograd_chunks``): past SPLIT_BYTES it goes
+    #: in chunks of about CHUNK_BYTES, and backward transforms each chunk's input again. VGG-16's
+    #: 64-channel 224x224 layer at batch 32 (in two parts of 16 images, 462 MB each) had taken im2col
+    #: image by image: forward + backward (the median of 3) took 3.76-3.79 s, in Winograd's chunks
+    #: 3.40-3.44 s; its 128-channel 112x112 layer at batch 64 4.59-4.83 s, in chunks 3.79-3.80 s.
     SPLIT_BYTES = 256 << 20
     CHUNK_BYTES = 64 << 20
 
@@ -176,7 +181,7 @@ class Conv2d(Function):
         self.workspace_bytes = self.chunk * image_bytes
         if transformed is not None and _all_finite(x):
             self.x = x  # backward's im2col, for a non-finite upstream gradient, rebuilds its columns from it
-            self.winograd = winograd.forward(x, transformed, bias, self.pads, R, out=y)[1]
+            self._forward_winograd_chunks(x, transformed, bias, y)
             return
         self.blocked = self._blocked_shape(weight.shape, P, Q, batch) and _all_finite(x)
         if self.blocked:  # room for its columns (and backward's), (C (R+1) (S+1), P2 Q2 n), too
@@ -298,18 +303,15 @@ class Conv2d(Function):
 
     def _winograd_shape(self, x, weight_shape: tuple, P: int, Q: int, batch: int) -> bool:
         """Whether the images x, of a batch of ``batch``, take Winograd's products (where they and the
-        weight are finite): the batch's tiles count, and the transformed input of these images must
-        fit in SPLIT_BYTES."""
-        (N, C), (K, _, R, S) = x.shape[:2], weight_shape
+        weight are finite): the batch's tiles count."""
+        C, (K, _, R, S) = x.shape[1], weight_shape
         if R != S or R not in self.WINOGRAD_CPU_MIN_CHANNELS:
             return False
-        tiles = math.prod(winograd.tiles(P, Q, R))
         return (self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1 and x.dtype.itemsize >= 4  # float16 would lose digits to the transforms
                 and (min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R]
                      or R == 3 and self.WINOGRAD_CPU_NARROW_CHANNELS <= K <= C)
-                and batch * tiles >= self.WINOGRAD_CPU_MIN_TILES
-                and winograd.PATCH**2 * C * N * tiles * x.dtype.itemsize <= self.SPLIT_BYTES)
+                and batch * math.prod(winograd.tiles(P, Q, R)) >= self.WINOGRAD_CPU_MIN_TILES)
 
     def _winograd_filter(self, x, weight, P: int, Q: int, batch: int):
         """The weight's Winograd transform (``winograd.transform_filter``) where the images x, of a
@@ -317,6 +319,39 @@ class Conv2d(Function):
         finite); else None."""
         takes = self._winograd_shape(x, weight.shape, P, Q, batch) and _all_finite(weight)
         return winograd.transform_filter(weight) if takes else None
+
+    def _forward_winograd_chunks(self, x, transformed, bias, y) -> None:
+        """y = Winograd's convolution of the finite images x by the weight whose transform is
+        ``transformed``, in chunks of images (see SPLIT_BYTES); saves each chunk's images and its
+        transformed input in ``winograd`` (a list of (start, stop, V)), V None where backward rebuilds it."""
+        N, C = x.shape[:2]
+        R = self.weight.shape[2]
+        image_bytes = winograd.PATCH**2 * C * math.prod(winograd.tiles(*y.shape[2:], R)) * x.dtype.itemsize
+        keep = N * image_bytes <= self.SPLIT_BYTES
+        chunk = N if keep else max(1, self.CHUNK_BYTES // image_bytes)
+        self.winograd = []
+        for start in range(0, N, chunk):
+            stop = min(start + chunk, N)
+            V = winograd.forward(x[start:stop], transformed, bias, self.pads, R, out=y[start:stop])[1]
+            self.winograd.append((start, stop, V if keep else None))
+
+    def _backward_winograd_chunks(self, grad, grad_input, need_weight: bool, flipped) -> tuple:
+        """(grad_input, dweight or None) of the images forward ran by Winograd, chunk by chunk as
+        ``_forward_winograd_chunks`` did, from the finite upstream gradient grad (see ``_backward_images``)."""
+        C, R = self.x_shape[1], self.weight.shape[2]
+        if grad_input is not None and flipped is None and len(self.winograd) > 1:
+            flipped = winograd.transform_filter(self.weight, flipped=True)  # once for all the chunks
+        grad_weight = None
+        for start, stop, V in self.winograd:
+            if grad_input is not None:
+                winograd.grad_input(grad[start:stop], self.weight, self.pads, out=grad_input[start:stop],
+                                    flipped=flipped)
+            if need_weight:
+                if V is None:
+                    V = winograd.transform_input(self.x[start:stop], self.pads, R)
+                share = winograd.grad_weight(grad[start:stop], V, C, R)
+                grad_weight = share if grad_weight is None else numpy.add(grad_weight, share, out=grad_weight)
+        return grad_input, grad_weight
 
     #: A batch splits into parts of consecutive images, one a core, each convolved on its own thread
     #: with BLAS on one thread (``_parallel.single_threaded_blas``). The layer's paths (Winograd, 2x2
@@ -410,11 +445,8 @@ class Conv2d(Function):
         C = self.x_shape[1]
         if self.winograd is not None:
             if _all_finite(grad):
-                if need_input:
-                    winograd.grad_input(grad, self.weight, self.pads, out=grad_input, flipped=flipped)
-                return (grad_input,
-                        winograd.grad_weight(grad, self.winograd, C, self.weight.shape[2]) if need_weight else None,
-                        grad.sum(axis=(0, 2, 3)) if need_bias else None)
+                return self._backward_winograd_chunks(grad, grad_input, need_weight, flipped) + (
+                    grad.sum(axis=(0, 2, 3)) if need_bias else None,)
             self.winograd = None  # im2col, rebuilding the columns from the saved input
         _, group_channels, R, S = self.weight.shape
         groups, group_rows = self.groups, group_channels * R * S
@@ -501,8 +533,9 @@ class Conv2d(Function):
 
     def release(self) -> None:
         """Drops what forward saved for backward: the im2col buffer, or the input to rebuild it from, and
-        Winograd's transformed operands (``winograd``: on the cpu its transformed input, on the kernel
-        devices its tile size and the 1x1 convolution of its products), or the parts that hold them."""
+        Winograd's transformed operands (``winograd``: on the cpu its chunks of images, each with its
+        transformed input where forward kept it; on the kernel devices its tile size and the 1x1
+        convolution of its products), or the parts that hold them."""
         self.x = self.workspace = self.winograd = self.parts = None
 
     def _require_saved(self) -> None:

@@ -113,20 +113,15 @@ def _tile_order(N: int, th: int, tw: int) -> tuple[bool, tuple, tuple]:
     return False, (N, th, tw), (1, 0, 2, 4, 3, 5)
 
 
-def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int, out=None):
-    """x (N, C, H, W), U (36, K, C) from ``transform_filter`` of a kernel x kernel weight (or a view of
-    one with its last two axes swapped: each U[xi] is read as BLAS's transposed operand), bias (K,) or
-    None, pads (top, bottom, left, right), each >= 0 -> (y (N, K, P, Q), V (36, C, T), the transformed
-    input, its tiles in ``_tile_order``). y is ``out`` where given (C-contiguous), else a new array."""
+def transform_input(x, pads: tuple[int, int, int, int], kernel: int):
+    """V (36, C, T): the transform B^T d B of each 6x6 patch d of x (N, C, H, W) padded by pads (top,
+    bottom, left, right), its T tiles in ``_tile_order``; for a kernel x kernel weight, stride 1."""
     N, C, H, W = x.shape
-    K = U.shape[1]
     m, points = tile_size(kernel), PATCH * PATCH
     top, bottom, left, right = pads
-    P, Q = H + top + bottom - kernel + 1, W + left + right - kernel + 1
-    th, tw = tiles(P, Q, kernel)
+    th, tw = tiles(H + top + bottom - kernel + 1, W + left + right - kernel + 1, kernel)
     T = N * th * tw
-    BK, _, AK = _matrices(kernel, x.dtype)
-    images_last, order, to_output = _tile_order(N, th, tw)
+    images_last, order, _ = _tile_order(N, th, tw)
     # The padded input, the images last or first as the tiles; the last tiles' patches end at row
     # m*th + kernel - 2.
     rows, columns = m * th + kernel - 1, m * tw + kernel - 1
@@ -148,15 +143,31 @@ def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int, out=None):
     numpy.copyto(gathered.reshape((PATCH, PATCH, C) + order), patches)
     del padded, patches
     V = _memory.empty((points, C, T), x.dtype)
-    _parallel.matmul(BK, gathered, out=V.reshape(points, C * T))
-    del gathered
+    _parallel.matmul(_matrices(kernel, x.dtype)[0], gathered, out=V.reshape(points, C * T))
+    return V
+
+
+def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int, out=None):
+    """x (N, C, H, W), U (36, K, C) from ``transform_filter`` of a kernel x kernel weight (or a view of
+    one with its last two axes swapped: each U[xi] is read as BLAS's transposed operand), bias (K,) or
+    None, pads (top, bottom, left, right), each >= 0 -> (y (N, K, P, Q), V (36, C, T), the transformed
+    input, its tiles in ``_tile_order``). y is ``out`` where given (C-contiguous), else a new array."""
+    N, C, H, W = x.shape
+    K = U.shape[1]
+    m, points = tile_size(kernel), PATCH * PATCH
+    top, bottom, left, right = pads
+    P, Q = H + top + bottom - kernel + 1, W + left + right - kernel + 1
+    th, tw = tiles(P, Q, kernel)
+    T = N * th * tw
+    _, order, to_output = _tile_order(N, th, tw)
+    V = transform_input(x, pads, kernel)
     M = _memory.empty((points, K, T), x.dtype)
     _parallel.matmul(U, V, out=M)
     if bias is not None:
         numpy.add(M[_BIAS_POINT], bias.reshape(K, 1), out=M[_BIAS_POINT])
     # Y^T (K*T, m*m), laid out (K, *order, m, m): the tiles' rows stay contiguous in the scatter.
     tiles_t = _memory.empty((K * T, m * m), x.dtype)
-    _parallel.matmul(M.reshape(points, K * T).T, AK.T, out=tiles_t)
+    _parallel.matmul(M.reshape(points, K * T).T, _matrices(kernel, x.dtype)[2].T, out=tiles_t)
     del M
     y = _memory.empty((N, K, P, Q), x.dtype) if out is None else out
     whole = (P, Q) == (m * th, m * tw)  # the tiles cover the output exactly: they go straight into it

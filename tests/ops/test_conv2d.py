@@ -1,5 +1,7 @@
 """conv2d against PyTorch, the lecture's worked examples, central-difference gradients and argument checks."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gpucnn
-from gpucnn.ops import _shapes
+from gpucnn.ops import _shapes, winograd
 from gpucnn.ops import conv2d as conv2d_module
 from gpucnn.ops._parallel import blas_threads
 from gpucnn.ops.conv2d import Conv2d, _fill_waves, conv2d, kernel_path
@@ -952,14 +954,56 @@ def test_all_finite_in_pieces_finds_every_inf_and_nan_and_overflow(monkeypatch, 
     assert not _all_finite(np.full(40, 5e18, np.float32))  # each piece sums to 2e38, all five to 1e39
 
 
-def test_winograd_leaves_large_batches_to_im2col_chunks(winograd_on_every_layer, monkeypatch, rng):
-    """Winograd keeps its transformed input (2.25 times the input) for backward: past SPLIT_BYTES the
-    batch goes to im2col's chunks instead."""
-    monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
-    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
+@pytest.mark.parametrize("in_parts", [False, True])
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False)])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_winograd_goes_in_chunks_past_split_bytes(winograd_on_every_layer, monkeypatch, rng, in_parts, needs, kernel):
+    """Winograd keeps its transformed input (2.25 or 9 times the input) for backward up to SPLIT_BYTES;
+    past it the images go in chunks of about CHUNK_BYTES of it, and backward transforms each chunk's
+    input again: here chunks of two images and a last one of one."""
+    x, b = rng.standard_normal((5, 2, 6, 5)), rng.standard_normal(3)
+    w = rng.standard_normal((3, 2, kernel, kernel))
+    image_bytes = 36 * 2 * math.prod(winograd.tiles(6, 5, kernel)) * 8  # pad kernel // 2: a 6x5 output
+    monkeypatch.setattr(Conv2d, "SPLIT_BYTES", image_bytes)  # one image's: two go in chunks
+    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 2 * image_bytes)
+    if in_parts:  # parts of 2 and 3 images: the second in chunks of 2 and 1
+        parts_everywhere(monkeypatch, cores=2)
+    tensors = [gpucnn.tensor(a, requires_grad=need) for a, need in zip((x, w, b), needs)]
+    transformed, transform_input = [], winograd.transform_input
+    monkeypatch.setattr(winograd, "transform_input", lambda *args: transformed.append(1) or transform_input(*args))
+    y = conv2d(*tensors, padding=kernel // 2)
+    functions = [part for *_, part in y._creator.parts] if in_parts else [y._creator]
+    chunks = [[(start, stop, V) for start, stop, V in function.winograd] for function in functions]
+    assert [[(start, stop) for start, stop, _ in chunk] for chunk in chunks] == (
+        [[(0, 2)], [(0, 2), (2, 3)]] if in_parts else [[(0, 2), (2, 4), (4, 5)]])
+    assert all(V is None for chunk in chunks for _, _, V in chunk)
+    forward_calls = len(transformed)
+    _backward_matches_torch(y, tensors, (x, w, b), needs, rng.standard_normal(y.shape), padding=kernel // 2)
+    # backward transformed each chunk's input again for the weight gradient (and each chunk's
+    # upstream gradient for the input gradient)
+    assert len(transformed) - forward_calls == forward_calls * (needs[0] + needs[1])
+
+
+def test_winograd_keeps_its_transformed_input_within_split_bytes(winograd_on_every_layer, monkeypatch, rng):
+    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)  # unused: the whole batch fits in SPLIT_BYTES
     x = gpucnn.tensor(rng.standard_normal((3, 2, 6, 5)), requires_grad=True)
     y = conv2d(x, rng.standard_normal((2, 2, 3, 3)), padding=1)
-    assert y._creator.winograd is None and y._creator.chunk == 1
+    [(start, stop, V)] = y._creator.winograd
+    assert (start, stop) == (0, 3) and V.shape == (36, 2, 3 * 2 * 2)
+
+
+def test_winograd_chunks_leave_a_non_finite_upstream_gradient_to_im2col(winograd_on_every_layer, monkeypatch, rng):
+    """An inf in the upstream gradient of a layer that went in Winograd chunks: backward rebuilds
+    im2col's columns from the saved input, in im2col's own chunks."""
+    monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
+    x, w = rng.standard_normal((3, 2, 6, 5)), rng.standard_normal((2, 2, 3, 3))
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
+    y = conv2d(*tensors, padding=1)
+    assert len(y._creator.winograd) == 3 and y._creator.chunk == 1
+    upstream = rng.standard_normal(y.shape)
+    upstream[1, 0, 2, 3] = np.inf
+    _backward_matches_torch(y, tensors, (x, w), (True, True), upstream, padding=1)
 
 
 # ---------------------------------------------------------------------------- a batch in parts, cpu

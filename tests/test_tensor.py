@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpucnn
+from gpucnn.ops import _memory
 from helpers import assert_close, check_op
 
 
@@ -194,7 +195,7 @@ class _Returns(gpucnn.autograd.Function):
         return a + b
 
     def backward(self, grad):
-        self.returned = self.make(grad)
+        self.received, self.returned = grad, self.make(grad)
         return self.returned
 
 
@@ -227,6 +228,58 @@ def test_leaf_gradients_share_no_memory(device):
     x.backward(given)
     x.grad.data[...] = 0
     assert given.numpy().tolist() == [3.0, 4.0]
+
+
+def _block(values):
+    """``values`` in a block of gpucnn.ops._memory (an array of at least its MIN_BYTES: a view of the block's)."""
+    array = _memory.empty(values.shape, values.dtype)
+    array[...] = values
+    return array
+
+
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_leaf_gradients_in_recycled_blocks_share_no_memory(device):
+    """The cpu ops return their large arrays as views of recycled blocks (ops._memory): one that spans
+    its block, which no other gradient returned and not the incoming gradient shares, becomes the
+    leaf's .grad itself; the others are copied."""
+    size = _memory.MIN_BYTES // 4
+
+    def halves(grad):
+        both = _block(np.concatenate([grad, 2 * grad]))
+        return both[:size], both[size:]
+
+    makers = {
+        "a block each": lambda grad: (_block(grad * 1), _block(grad * 2)),
+        "one block to both": lambda grad: (_block(grad * 2),) * 2,
+        "two views of one block": lambda grad: (lambda block: (block, block.reshape(-1)))(_block(grad * 2)),
+        "halves of one block": halves,
+        "a view of the incoming gradient's block": lambda grad: (grad.reshape(-1), grad * 2),
+        "a view of an array held elsewhere": lambda grad: (held.reshape(-1), grad * 2),
+    }
+    held = np.ones(size, np.float32)
+    for case, make in makers.items():
+        a, b = (gpucnn.tensor(np.zeros(size, np.float32), device=device, requires_grad=True) for _ in range(2))
+        upstream = _block(np.arange(size, dtype=np.float32))
+        function = _Returns(make)
+        function.apply(a, b).backward(upstream)
+        assert function.received is upstream  # the backward was given the block itself
+        taken = case == "a block each"
+        assert (a.grad.data is function.returned[0] and b.grad.data is function.returned[1]) == taken, case
+        others = [upstream, held, b.grad.data] + [array for array in function.returned if array is not a.grad.data]
+        before = [array.copy() for array in others]
+        a.grad.data[...] = -7
+        for array, values in zip(others, before):
+            assert np.array_equal(array, values), case
+
+
+def test_a_conv2d_input_gradient_is_taken_without_a_copy():
+    """conv2d's input gradient (an array of a recycled block) becomes the input's .grad as it is."""
+    x = gpucnn.tensor(np.ones((4, 8, 48, 48), np.float32), requires_grad=True)
+    w = gpucnn.tensor(np.ones((8, 8, 3, 3), np.float32))
+    y = gpucnn.nn.functional.conv2d(x, w, padding=1)
+    y.backward(np.ones(y.shape, np.float32))
+    assert _memory.whole_block(x.grad.data)
+    assert x.grad.numpy()[0, 0, 1:-1, 1:-1].tolist() == [[72.0] * 46] * 46  # 8 channels of 9 taps
 
 
 def test_no_grad():

@@ -96,6 +96,13 @@ class HostMemory:
         """The callback of an array's weak reference: its block goes back (see ``_returned``)."""
         self._returned.append(self._owners.pop(id(reference))[1])
 
+    def whole_block(self, array) -> bool:
+        """Whether ``array`` is all of a block that ``empty`` handed out: a C-contiguous view, of all
+        its bytes, of the array over the block (as ``empty`` returns them)."""
+        owner = array.base
+        return (isinstance(owner, numpy.ndarray) and owner.nbytes == array.nbytes and array.flags.c_contiguous
+                and any(id(reference) in self._owners for reference in weakref.getweakrefs(owner)))
+
     def zeros(self, shape, dtype):
         """A C-contiguous array of zeros, as ``numpy.zeros``."""
         array = self.empty(shape, dtype)
@@ -152,6 +159,7 @@ def fill_zeros(array) -> None:
 _host = HostMemory()
 empty = _host.empty
 zeros = _host.zeros
+whole_block = _host.whole_block
 
 
 def _after_fork_in_child() -> None:

@@ -25,10 +25,11 @@ high. PyTorch runs with as many threads as NumPy's BLAS uses; both counts are re
 
 GEMM bound: a third block per layer times only the three BLAS products of gpucnn's plain im2col step,
 with their shapes and operand layouts, on ready data (``make_gemm_step``). ``torch / GEMMs`` is the
-ratio the plain columns would reach if their memory passes took no time. Layers that take Winograd
-(``gpucnn/ops/winograd.py``) or the 2x2-block products (``Conv2d.BLOCKED_CPU_RULE``) run other
-products and can pass it; stride-2 layers whose backward-data goes by phases (``Conv2d.PHASES_*``)
-run it on rows up to an eighth wider.
+ratio the plain columns would reach if their memory passes took no time (skipped, n/a, where its
+arrays would pass GEMM_MAX_BYTES: VGG-16's 64-channel 224x224 layer at batch 64 would take 17 GB).
+Layers that take Winograd (``gpucnn/ops/winograd.py``) or the 2x2-block products
+(``Conv2d.BLOCKED_CPU_RULE``) run other products and can pass it; stride-2 layers whose
+backward-data goes by phases (``Conv2d.PHASES_*``) run it on rows up to an eighth wider.
 
 Peak memory (skipped with ``--no-memory``): for each layer and library, a fresh Python process
 (``--memory-probe``) that imports only that library runs one step of a small conv (each library's
@@ -133,6 +134,26 @@ def make_step(library: str, layer: Conv, batch: int, seed: int = 0):
     return step
 
 
+#: The most bytes the GEMM bound's arrays may take (``gemm_step_bytes``); past it the layer has none.
+GEMM_MAX_BYTES = 4 << 30
+
+
+def gemm_step_bytes(layer: Conv, batch: int) -> int:
+    """The bytes of ``make_gemm_step``'s arrays for ``layer`` at ``batch``: the weight, the columns,
+    the forward's output and the gradient, backward-data's gradient and its columns."""
+    K, C, R = layer.out_channels, layer.in_channels, layer.kernel
+    columns, data_columns = _gemm_columns(layer, batch)
+    return 4 * (K * C * R * R + (C * R * R + 2 * K) * columns + (K + C * R * R) * data_columns)
+
+
+def _gemm_columns(layer: Conv, batch: int) -> tuple[int, int]:
+    """(the columns of the forward's product, those of backward-data's): with stride 1 backward-data's
+    gradient has the padded width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
+    P = layer.output_size()
+    columns = batch * P * P
+    return columns, batch * P * (layer.size + 2 * layer.padding) if layer.stride == 1 else columns
+
+
 def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
     """The three BLAS products of gpucnn's plain im2col conv2d step on ``layer``, alone: the same shapes
     and operand layouts as ``Conv2d.forward_cpu``/``backward_cpu`` take in one go (no chunks), on
@@ -145,9 +166,8 @@ def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
     from gpucnn.ops.conv2d import Conv2d
 
     rng = numpy.random.default_rng(seed)
-    K, C, R, P = layer.out_channels, layer.in_channels, layer.kernel, layer.output_size()
-    columns = batch * P * P
-    data_columns = batch * P * (layer.size + 2 * layer.padding) if layer.stride == 1 else columns
+    K, C, R = layer.out_channels, layer.in_channels, layer.kernel
+    columns, data_columns = _gemm_columns(layer, batch)
     weight = rng.standard_normal((K, C * R * R), dtype=numpy.float32)
     cols = rng.standard_normal((C * R * R, columns), dtype=numpy.float32)
     grad = rng.standard_normal((K, columns), dtype=numpy.float32)
@@ -217,18 +237,20 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
     rows = []
     for suite, layer in layers:
         n = batch or layer.batch
-        steps = dict(gpucnn=make_step("gpucnn", layer, n), torch=make_step("torch", layer, n),
-                     gemms=make_gemm_step(layer, n))
+        steps = dict(gpucnn=make_step("gpucnn", layer, n), torch=make_step("torch", layer, n))
+        if gemm_step_bytes(layer, n) <= GEMM_MAX_BYTES:
+            steps["gemms"] = make_gemm_step(layer, n)
         # Each library runs its warm-up and repeats as one block (see the module docstring).
         times, other_load = quietest(
             lambda: [{name: _timed_block(step, warmup, repeats) for name, step in steps.items()}
                      for _ in range(rounds)],
             attempts)
+        steps.clear()  # before the next layer's data: VGG-16's take gigabytes
         medians = least_median(times)
-        gpucnn_ms, torch_ms = medians["gpucnn"], medians["torch"]
+        gpucnn_ms, torch_ms, gemms_ms = medians["gpucnn"], medians["torch"], medians.get("gemms")
         row = dict(suite=suite, layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
-                   torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms, gemms_ms=medians["gemms"],
-                   gemm_bound=torch_ms / medians["gemms"],
+                   torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms, gemms_ms=gemms_ms,
+                   gemm_bound=None if gemms_ms is None else torch_ms / gemms_ms,
                    other_load=None if other_load is None else round(other_load, 3),
                    gpucnn_peak_bytes=None, torch_peak_bytes=None, memory_ratio=None, peak_lowered=None,
                    least_bytes=least_step_bytes(layer, n))
@@ -247,14 +269,16 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
 
 def summarize(rows: list[dict]) -> dict:
     """Per suite (in the rows' order) and over all rows (``"all"``): the layer count and the geometric
-    means of the time ratio and of the memory ratio (None where no layer has one)."""
+    means of the time ratio, of the GEMM bound and of the memory ratio (each of the last two over the
+    layers that have one; None where none has)."""
     groups = {suite: [r for r in rows if r["suite"] == suite] for suite in dict.fromkeys(r["suite"] for r in rows)}
     groups["all"] = rows
     summary = {}
     for name, group in groups.items():
         memory_ratios = [r["memory_ratio"] for r in group if r["memory_ratio"] is not None]
+        gemm_bounds = [r["gemm_bound"] for r in group if r["gemm_bound"] is not None]
         summary[name] = dict(layers=len(group), geometric_mean_ratio=geometric_mean(r["ratio"] for r in group),
-                             geometric_mean_gemm_bound=geometric_mean(r["gemm_bound"] for r in group),
+                             geometric_mean_gemm_bound=geometric_mean(gemm_bounds) if gemm_bounds else None,
                              geometric_mean_memory_ratio=geometric_mean(memory_ratios) if memory_ratios else None)
     return summary
 
@@ -263,7 +287,7 @@ def _mib(value) -> str:
     return "n/a" if value is None else f"{value / 2**20:.1f}"
 
 
-def _ratio(value) -> str:
+def _two_places(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
@@ -277,17 +301,17 @@ def markdown_tables(rows: list[dict], summary: dict) -> str:
     for r in rows:
         load = "n/a" if r["other_load"] is None else f"{r['other_load']:.0%}"
         lines.append(f"| {r['suite']} | {r['layer']} | {r['shape']} | {r['gpucnn_ms']:.2f} | {r['torch_ms']:.2f} "
-                     f"| {r['ratio']:.2f} | {r['gemms_ms']:.2f} | {r['gemm_bound']:.2f} "
+                     f"| {r['ratio']:.2f} | {_two_places(r['gemms_ms'])} | {_two_places(r['gemm_bound'])} "
                      f"| {_mib(r['gpucnn_peak_bytes'])} | {_mib(r['torch_peak_bytes'])} "
-                     f"| {_ratio(r['memory_ratio'])} | {_mib(r['least_bytes'])} | {load} |")
+                     f"| {_two_places(r['memory_ratio'])} | {_mib(r['least_bytes'])} | {load} |")
     lines += ["", "| suite | layers | geometric mean torch / gpucnn | geometric mean torch / GEMMs "
               "| geometric mean gpucnn / torch MiB |", "|---|---:|---:|---:|---:|"]
     for name, s in summary.items():
         ratio = f"{s['geometric_mean_ratio']:.2f}"
         if name == "all":
             name, ratio = "**all**", f"**{ratio}**"
-        lines.append(f"| {name} | {s['layers']} | {ratio} | {s['geometric_mean_gemm_bound']:.2f} "
-                     f"| {_ratio(s['geometric_mean_memory_ratio'])} |")
+        lines.append(f"| {name} | {s['layers']} | {ratio} | {_two_places(s['geometric_mean_gemm_bound'])} "
+                     f"| {_two_places(s['geometric_mean_memory_ratio'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -125,6 +125,38 @@ def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, strid
     assert len(ours) == 3 and sorted(products) == ours
 
 
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1)])
+def test_conv2d_gemm_bound_counts_its_arrays(stride, padding):
+    """gemm_step_bytes is what make_gemm_step's arrays take."""
+    import numpy
+
+    from bench.conv2d import gemm_step_bytes, make_gemm_step
+    from bench.suites import Conv
+
+    layer = Conv("case", 3, 4, 6, 9, 3, stride, padding)
+    arrays = [cell.cell_contents for cell in make_gemm_step(layer, 3).__closure__]
+    assert gemm_step_bytes(layer, 3) == sum(a.nbytes for a in arrays if isinstance(a, numpy.ndarray))
+
+
+def test_conv2d_skips_the_gemm_bound_past_its_memory(monkeypatch):
+    """Where the GEMM bound's arrays would pass GEMM_MAX_BYTES, the layer has none: n/a in its row and
+    the means over the layers that have one."""
+    from bench import conv2d
+    from bench.suites import Conv
+
+    small, large = Conv("small", 1, 2, 3, 5, 3, 1, 1), Conv("large", 1, 2, 3, 9, 3, 1, 1)
+    monkeypatch.setattr(conv2d, "GEMM_MAX_BYTES", conv2d.gemm_step_bytes(small, 1))
+    rows = conv2d.run([("quick", small), ("quick", large)], repeats=1, warmup=0, attempts=1, memory=False)
+    assert rows[0]["gemms_ms"] > 0 and rows[1]["gemms_ms"] is None and rows[1]["gemm_bound"] is None
+    summary = conv2d.summarize(rows)
+    assert summary["all"]["geometric_mean_gemm_bound"] == pytest.approx(rows[0]["gemm_bound"])
+    table = conv2d.markdown_tables(rows, summary)
+    lines = table.splitlines()
+    header, large_row = ([cell.strip() for cell in line.split("|")[1:-1]] for line in (lines[0], lines[3]))
+    cells = dict(zip(header, large_row))
+    assert cells["layer"] == "large" and cells["GEMMs ms"] == cells["torch / GEMMs"] == "n/a"
+
+
 def test_benchmarks_time_in_rounds():
     from bench import conv2d, ops
     from bench.environment import Environment

@@ -113,10 +113,13 @@ def test_free_blocks_stay_under_the_cap_pushing_out_the_longest_free():
     assert memory.free_bytes() == 3 << 20
 
 
-def test_the_default_cap_is_at_most_an_eighth_of_the_memory():
+def test_the_default_cap_is_an_eighth_of_the_memory_up_to_4_gib(monkeypatch):
     cap = _memory.default_max_free_bytes()
-    assert 0 < cap <= 1 << 30
+    assert 0 < cap <= 4 << 30
     assert HostMemory().max_free_bytes == cap
+    for pages, expected in ((1 << 20, 1 << 29), (16 << 20, 4 << 30), (-1, 1 << 30)):  # 4 KiB pages: 4 and 64 GiB
+        monkeypatch.setattr(_memory.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else pages)
+        assert _memory.default_max_free_bytes() == expected
 
 
 def test_threads_never_share_a_block():

@@ -198,7 +198,7 @@ def _owned(input_grad, grad_output, input_grads: tuple, xp) -> bool:
     block = input_grad.base
     if block is None:
         return sum(other is input_grad for other in input_grads) == 1
-    return (block is not grad_output and block is not grad_output.base and _memory.whole_block(input_grad)
+    return (block is not grad_output.base and _memory.whole_block(input_grad)
             and sum(other is input_grad or getattr(other, "base", None) is block for other in input_grads) == 1)
 
 

@@ -330,8 +330,7 @@ class Conv2d(Function):
         keep = N * image_bytes <= self.SPLIT_BYTES
         chunk = N if keep else max(1, self.CHUNK_BYTES // image_bytes)
         self.winograd = []
-        for start in range(0, N, chunk):
-            stop = min(start + chunk, N)
+        for start, stop in self._chunks(N, chunk):
             V = winograd.forward(x[start:stop], transformed, bias, self.pads, R, out=y[start:stop])[1]
             self.winograd.append((start, stop, V if keep else None))
 
@@ -389,9 +388,10 @@ class Conv2d(Function):
             parts = min(parts, N * math.prod(winograd.tiles(P, Q, weight.shape[2])) // self.PARTS_MIN_TILES)
         return max(1, parts)
 
-    def _chunks(self, N: int):
-        """(start, stop) of each chunk of images."""
-        return [(start, min(start + self.chunk, N)) for start in range(0, N, self.chunk)]
+    def _chunks(self, N: int, chunk: int | None = None):
+        """(start, stop) of each chunk of ``chunk`` images (default: im2col's, ``self.chunk``) of N."""
+        chunk = chunk or self.chunk
+        return [(start, min(start + chunk, N)) for start in range(0, N, chunk)]
 
     #: The weight gradient of the plain columns is the product dW^T = cols @ dy^T, which BLAS runs up
     #: to twice as fast as dy @ cols^T for few output channels (ConvNetJS conv2: 1.0 against 1.7 ms),

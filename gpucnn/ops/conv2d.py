@@ -232,9 +232,9 @@ class Conv2d(Function):
     #: there would spoil outputs that do not read it: non-finite input takes the plain columns;
     #: backward-data likewise takes the wide path for a non-finite upstream gradient (and the plain
     #: one for a non-finite weight).
-    #: BLOCKED_CPU_RULE: (most extra multiply-adds, most output channels, fewest images) triples, one
-    #: of which a layer must meet. Measured on the 2-core VM, batch 32 unless said, forward + backward
-    #: against the plain columns:
+    #: BLOCKED_CPU_RULE: (most extra multiply-adds, most output channels, fewest images, fewest input
+    #: channels) rules, one of which a layer must meet. Measured on the 2-core VM, batch 32 unless
+    #: said, forward + backward against the plain columns:
     #: - 5x5: 0.62 of its time on ConvNetJS's conv2, 0.65 on conv3, 0.95 on conv1 and 0.77 on the
     #:   lecture's layer (3 input channels, where the products gain least); 0.68-0.78 with 24-32 output
     #:   channels, 0.89 with 48, 1.00 with 64; 0.86-0.88 at batches 4 and 8 (conv2's shape), but
@@ -244,12 +244,16 @@ class Conv2d(Function):
     #:   WINOGRAD_CPU_NARROW_CHANNELS): 0.82-1.01 on 16 input channels at batch 32 and 64, 1.02 on 56x56,
     #:   but 1.16-1.22 on 3 input channels and 1.06-1.58 at batches 1 to 16; a small ResNet training
     #:   step (its 3x3 stem and two 16-channel layers, batch 64) took 107-114 ms so, 115-117 without;
+    #:   measured again later (median of 31, three process-alternating runs, batch 64 unless said):
+    #:   1.08-1.16 on the small ResNet's 3->16 stem, 1.03-1.18 at batch 32 and 1.14-1.18 at 128,
+    #:   1.08-1.18 on 8->16, 1.01-1.07 on 12->16, 1.00-1.08 on 3->8, 0.89-1.01 on 8->8, the forward
+    #:   alone 1.17-2.01 on all of these; but 0.80-0.87 on 16->8: so at least 16 input channels;
     #: - 3x3 with 24 and 32 output channels 1.01-1.10; (before the images-last columns) 4x4 with 32
     #:   output channels 1.36, 2x2 with 8 and 16 1.31-1.46.
     #: Its extra NumPy calls cost about 70 us: layers of under BLOCKED_CPU_MIN_MACS multiply-adds keep
     #: the plain columns (the lecture's 7x7 input with a 3x3 filter, 7,200 of them, took 0.21 ms
     #: blocked against 0.14 ms; ConvNetJS conv3, the smallest layer measured faster, has 20 million).
-    BLOCKED_CPU_RULE = ((1.5, 48, 4), (1.8, 16, 32))
+    BLOCKED_CPU_RULE = ((1.5, 48, 4, 1), (1.8, 16, 32, 16))
     BLOCKED_CPU_MIN_MACS = 1 << 22
 
     def _blocked_shape(self, weight_shape: tuple, P: int, Q: int, batch: int) -> bool:
@@ -258,8 +262,8 @@ class Conv2d(Function):
         K, C, R, S = weight_shape
         extra = (R + 1) * (S + 1) / (R * S)
         return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
-                and any(extra <= most_extra and K <= most_kernels and batch >= fewest_images
-                        for most_extra, most_kernels, fewest_images in self.BLOCKED_CPU_RULE)
+                and any(extra <= most_extra and K <= most_kernels and batch >= fewest_images and C >= fewest_channels
+                        for most_extra, most_kernels, fewest_images, fewest_channels in self.BLOCKED_CPU_RULE)
                 and batch * P * Q * K * C * R * S >= self.BLOCKED_CPU_MIN_MACS)
 
     def _forward_blocked(self, x, weight, bias, workspace, y):

@@ -69,7 +69,7 @@ def conv_configs(draw):
 def blocks_everywhere(patch):
     """The cpu takes the 2x2-block products (Conv2d.BLOCKED_CPU_RULE) wherever the layer allows them
     (stride 1, dilation 1, one group, finite input), whatever its kernel, channels and size."""
-    patch.setattr(Conv2d, "BLOCKED_CPU_RULE", ((4.0, 1 << 30, 1),))
+    patch.setattr(Conv2d, "BLOCKED_CPU_RULE", ((4.0, 1 << 30, 1, 1),))
     patch.setattr(Conv2d, "BLOCKED_CPU_MIN_MACS", 0)
 
 
@@ -867,7 +867,11 @@ def test_blocked_gradients_match_central_differences(monkeypatch, rng, x_shape, 
     ((32, 16, 16, 16), (64, 16, 5, 5), dict(padding=2), False),
     ((32, 16, 16, 16), (32, 16, 7, 7), dict(padding=3), True),
     ((32, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), True),
+    ((32, 16, 32, 32), (8, 16, 3, 3), dict(padding=1), True),
     ((16, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), False),  # 3x3 from 32 images
+    ((64, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), False),  # 3x3 from 16 input channels
+    ((64, 8, 32, 32), (8, 8, 3, 3), dict(padding=1), False),
+    ((64, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), True),  # 5x5 from any
     ((4, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), True),  # 5x5 from 4 images
     ((3, 16, 28, 28), (20, 16, 5, 5), dict(padding=2), False),
     ((32, 16, 32, 32), (24, 16, 3, 3), dict(padding=1), False),  # 3x3 pays 1.78 times the multiply-adds
@@ -1048,7 +1052,7 @@ def test_parts_take_the_paths_of_the_whole_batch(monkeypatch, rng):
     tiles keep Winograd where the rule asks for 8 tiles."""
     parts_everywhere(monkeypatch, cores=2)
     monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 8)
-    for x_shape, w_shape, path in [((32, 8, 12, 12), (16, 8, 3, 3), "blocked"),  # 5.3 million multiply-adds
+    for x_shape, w_shape, path in [((32, 16, 12, 12), (8, 16, 3, 3), "blocked"),  # 5.3 million multiply-adds
                                    ((2, 32, 8, 8), (32, 32, 3, 3), "winograd")]:
         x = gpucnn.tensor(rng.standard_normal(x_shape).astype(np.float32), requires_grad=True)
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)

@@ -51,7 +51,7 @@ def measure(spec: dict) -> list[dict]:
 
     from .environment import Environment
     from .ops import _contenders, _time_block
-    from .suites import SUITES
+    from .suites import SUITES, at_batch
 
     env = Environment(spec["device"])
     rng = numpy.random.default_rng(0)
@@ -63,8 +63,8 @@ def measure(spec: dict) -> list[dict]:
         return ((statistics.median(times["device"]), "device") if times["device"] else (
             statistics.median(times["call"]), "call")) + (issue,)
 
-    for layer in SUITES[spec["suite"]]:
-        for op, (_, _, contenders) in _contenders(layer, env, spec["batch"], rng).items():
+    for layer in at_batch(SUITES[spec["suite"]], spec["batch"]):
+        for op, (_, _, contenders) in _contenders(layer, env, rng).items():
             if spec["ops"] and op not in spec["ops"]:
                 continue
             torch_ms, torch_timing, _ = median_ms(contenders["torch"])
@@ -73,7 +73,7 @@ def measure(spec: dict) -> list[dict]:
                     continue  # a path this version does not have
                 with kernel_path(path):
                     ms, timing, issue_ms = median_ms(contenders["gpucnn"])
-                rows.append(dict(layer=layer.name, op=op, shape=layer.describe(spec["batch"]), path=path, ms=ms,
+                rows.append(dict(layer=layer.name, op=op, shape=layer.describe(), path=path, ms=ms,
                                  timing=timing, issue_ms=issue_ms, torch_ms=torch_ms, torch_timing=torch_timing))
     return rows
 

@@ -63,7 +63,7 @@ import numpy
 
 from . import (RESULTS_DIR, blas_environment, blas_info, comma_list, cpu_model, geometric_mean, least_median,
                peak_rss_bytes, quietest, reset_peak_rss, run_worker, settle, time_ms, warm_up, write_results)
-from .suites import SUITES, Conv
+from .suites import SUITES, Conv, at_batch
 
 DEFAULT_SUITES = ("lecture", "convnetjs", "resnet18", "jetson")  # sized for a CPU
 SUITE_CHOICES = DEFAULT_SUITES + ("smallresnet", "vgg16")
@@ -76,15 +76,13 @@ MEMORY_FLOOR_BYTES = 1 << 20
 # some 9 MiB, then counted for the layer).
 WARM_UP_LAYER = Conv("warm-up", 8, 16, 16, 16, 3, 1, 1)
 
-QUICK_LAYERS = [
-    ("quick", Conv("quick 3x3", 2, 3, 4, 8, 3, 1, 1)),
-    ("quick", Conv("quick 1x1 s2", 2, 4, 6, 7, 1, 2, 0)),
-]
+QUICK_LAYERS = [Conv("quick 3x3", 2, 3, 4, 8, 3, 1, 1), Conv("quick 1x1 s2", 2, 4, 6, 7, 1, 2, 0)]
 
 
-def conv_layers(suite_names) -> list[tuple[str, Conv]]:
-    """(suite name, layer) for every Conv case of the named suites, suite by suite in the order given."""
-    return [(name, case) for name in suite_names for case in SUITES[name] if isinstance(case, Conv)]
+def conv_layers(suite_names, batch: int | None = None) -> list[tuple[str, Conv]]:
+    """(suite name, layer) for every Conv case of the named suites, suite by suite in the order given, at
+    ``batch`` images where given (``suites.at_batch``)."""
+    return [(name, case) for name in suite_names for case in at_batch(SUITES[name], batch) if isinstance(case, Conv)]
 
 
 def _suite_list(text: str) -> list[str]:
@@ -97,22 +95,22 @@ def _suite_list(text: str) -> list[str]:
     return names
 
 
-def _layer_data(layer: Conv, batch: int, seed: int = 0):
+def _layer_data(layer: Conv, seed: int = 0):
     """The layer's input, weight, bias and upstream gradient, as float32 NumPy arrays."""
     rng = numpy.random.default_rng(seed)
-    x = rng.standard_normal(layer.input_shape(batch), dtype=numpy.float32)
+    x = rng.standard_normal(layer.input_shape(), dtype=numpy.float32)
     weight = rng.standard_normal((layer.out_channels, layer.in_channels, layer.kernel, layer.kernel),
                                  dtype=numpy.float32) * (layer.in_channels * layer.kernel**2) ** -0.5
     bias = rng.standard_normal(layer.out_channels, dtype=numpy.float32)
     out_size = layer.output_size()
-    upstream = rng.standard_normal((batch, layer.out_channels, out_size, out_size), dtype=numpy.float32)
+    upstream = rng.standard_normal((layer.batch, layer.out_channels, out_size, out_size), dtype=numpy.float32)
     return x, weight, bias, upstream
 
 
-def make_step(library: str, layer: Conv, batch: int, seed: int = 0):
+def make_step(library: str, layer: Conv, seed: int = 0):
     """One forward + backward step of ``layer`` in ``library`` ("gpucnn" or "torch"), on data that is the
     same for both; imports only that library."""
-    x, weight, bias, upstream = _layer_data(layer, batch, seed)
+    x, weight, bias, upstream = _layer_data(layer, seed)
     if library == "gpucnn":
         import gpucnn
         from gpucnn.nn.functional import conv2d
@@ -138,23 +136,23 @@ def make_step(library: str, layer: Conv, batch: int, seed: int = 0):
 GEMM_MAX_BYTES = 4 << 30
 
 
-def gemm_step_bytes(layer: Conv, batch: int) -> int:
-    """The bytes of ``make_gemm_step``'s arrays for ``layer`` at ``batch``: the weight, the columns,
+def gemm_step_bytes(layer: Conv) -> int:
+    """The bytes of ``make_gemm_step``'s arrays for ``layer``: the weight, the columns,
     the forward's output and the gradient, backward-data's gradient and its columns."""
     K, C, R = layer.out_channels, layer.in_channels, layer.kernel
-    columns, data_columns = _gemm_columns(layer, batch)
+    columns, data_columns = _gemm_columns(layer)
     return 4 * (K * C * R * R + (C * R * R + 2 * K) * columns + (K + C * R * R) * data_columns)
 
 
-def _gemm_columns(layer: Conv, batch: int) -> tuple[int, int]:
+def _gemm_columns(layer: Conv) -> tuple[int, int]:
     """(the columns of the forward's product, those of backward-data's): with stride 1 backward-data's
     gradient has the padded width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
     P = layer.output_size()
-    columns = batch * P * P
-    return columns, batch * P * (layer.size + 2 * layer.padding) if layer.stride == 1 else columns
+    columns = layer.batch * P * P
+    return columns, layer.batch * P * (layer.size + 2 * layer.padding) if layer.stride == 1 else columns
 
 
-def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
+def make_gemm_step(layer: Conv, seed: int = 0):
     """The three BLAS products of gpucnn's plain im2col conv2d step on ``layer``, alone: the same shapes
     and operand layouts as ``Conv2d.forward_cpu``/``backward_cpu`` take in one go (no chunks), on
     random data, without im2col, col2im or any other memory pass. Its time bounds what the plain
@@ -167,7 +165,7 @@ def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
 
     rng = numpy.random.default_rng(seed)
     K, C, R = layer.out_channels, layer.in_channels, layer.kernel
-    columns, data_columns = _gemm_columns(layer, batch)
+    columns, data_columns = _gemm_columns(layer)
     weight = rng.standard_normal((K, C * R * R), dtype=numpy.float32)
     cols = rng.standard_normal((C * R * R, columns), dtype=numpy.float32)
     grad = rng.standard_normal((K, columns), dtype=numpy.float32)
@@ -185,14 +183,14 @@ def make_gemm_step(layer: Conv, batch: int, seed: int = 0):
     return step
 
 
-def least_step_bytes(layer: Conv, batch: int) -> int:
+def least_step_bytes(layer: Conv) -> int:
     """The bytes of the arrays one step creates: its output and the input, weight and bias gradients."""
     out_size = layer.output_size()
-    return 4 * (batch * layer.out_channels * out_size**2 + numpy.prod(layer.input_shape(batch))
+    return 4 * (layer.batch * layer.out_channels * out_size**2 + numpy.prod(layer.input_shape())
                 + layer.out_channels * layer.in_channels * layer.kernel**2 + layer.out_channels).item()
 
 
-def memory_probe(library: str, layer: list, batch: int, torch_threads: int) -> dict:
+def memory_probe(library: str, layer: list, torch_threads: int) -> dict:
     """Run in a fresh interpreter (``--memory-probe``): the rise of the peak resident set over two steps of
     ``library`` on ``layer`` (its Conv fields), measured from just before the first step, after a step of
     WARM_UP_LAYER."""
@@ -200,8 +198,8 @@ def memory_probe(library: str, layer: list, batch: int, torch_threads: int) -> d
         import torch
 
         torch.set_num_threads(torch_threads)
-    make_step(library, WARM_UP_LAYER, WARM_UP_LAYER.batch)()
-    step = make_step(library, Conv(*layer), batch)
+    make_step(library, WARM_UP_LAYER)()
+    step = make_step(library, Conv(*layer))
     lowered = reset_peak_rss()
     before = peak_rss_bytes()
     step()
@@ -210,9 +208,9 @@ def memory_probe(library: str, layer: list, batch: int, torch_threads: int) -> d
                 libraries_loaded=sorted(set(LIBRARIES) & set(sys.modules)))
 
 
-def measure_memory(library: str, layer: Conv, batch: int, torch_threads: int) -> dict:
+def measure_memory(library: str, layer: Conv, torch_threads: int) -> dict:
     """``memory_probe`` run in a fresh Python process (see the module docstring)."""
-    probe = dict(library=library, layer=list(layer), batch=batch, torch_threads=torch_threads)
+    probe = dict(library=library, layer=list(layer), torch_threads=torch_threads)
     result = run_worker("bench.conv2d", "--memory-probe", json.dumps(probe))
     if result["libraries_loaded"] != [library]:
         raise RuntimeError(f"the {library} memory probe loaded {result['libraries_loaded']}")
@@ -225,8 +223,8 @@ def _timed_block(step, warmup: int, repeats: int) -> list[float]:
     return [time_ms(step) for _ in range(repeats)]
 
 
-def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempts: int = 3,
-        memory: bool = True, torch_threads: int = 1, rounds: int = 1) -> list[dict]:
+def run(layers, repeats: int, warmup: int = 2, attempts: int = 3, memory: bool = True, torch_threads: int = 1,
+        rounds: int = 1) -> list[dict]:
     """Times each (suite, layer) and, with ``memory``, measures its peak memory; one row per layer with both
     times (ms, the least of ``rounds`` medians), the ratio torch / gpucnn and both peak memory rises (bytes).
 
@@ -236,10 +234,9 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
     """
     rows = []
     for suite, layer in layers:
-        n = batch or layer.batch
-        steps = dict(gpucnn=make_step("gpucnn", layer, n), torch=make_step("torch", layer, n))
-        if gemm_step_bytes(layer, n) <= GEMM_MAX_BYTES:
-            steps["gemms"] = make_gemm_step(layer, n)
+        steps = dict(gpucnn=make_step("gpucnn", layer), torch=make_step("torch", layer))
+        if gemm_step_bytes(layer) <= GEMM_MAX_BYTES:
+            steps["gemms"] = make_gemm_step(layer)
         # Each library runs its warm-up and repeats as one block (see the module docstring).
         times, other_load = quietest(
             lambda: [{name: _timed_block(step, warmup, repeats) for name, step in steps.items()}
@@ -248,14 +245,14 @@ def run(layers, repeats: int, batch: int | None = None, warmup: int = 2, attempt
         steps.clear()  # before the next layer's data: VGG-16's take gigabytes
         medians = least_median(times)
         gpucnn_ms, torch_ms, gemms_ms = medians["gpucnn"], medians["torch"], medians.get("gemms")
-        row = dict(suite=suite, layer=layer.name, shape=layer.describe(n), batch=n, gpucnn_ms=gpucnn_ms,
+        row = dict(suite=suite, layer=layer.name, shape=layer.describe(), batch=layer.batch, gpucnn_ms=gpucnn_ms,
                    torch_ms=torch_ms, ratio=torch_ms / gpucnn_ms, gemms_ms=gemms_ms,
                    gemm_bound=None if gemms_ms is None else torch_ms / gemms_ms,
                    other_load=None if other_load is None else round(other_load, 3),
                    gpucnn_peak_bytes=None, torch_peak_bytes=None, memory_ratio=None, peak_lowered=None,
-                   least_bytes=least_step_bytes(layer, n))
+                   least_bytes=least_step_bytes(layer))
         if memory:
-            probes = {library: measure_memory(library, layer, n, torch_threads) for library in LIBRARIES}
+            probes = {library: measure_memory(library, layer, torch_threads) for library in LIBRARIES}
             row.update(gpucnn_peak_bytes=probes["gpucnn"]["peak_rise_bytes"],
                        torch_peak_bytes=probes["torch"]["peak_rise_bytes"],
                        peak_lowered=all(probe["peak_lowered"] for probe in probes.values()))
@@ -340,10 +337,13 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 def results_name(args: argparse.Namespace) -> str:
     """The results files' name before the machine and date: "conv2d" for the default suites,
-    "conv2d-quick" for --quick, else the suites run ("conv2d-smallresnet"): their runs keep files of their own."""
+    "conv2d-quick" for --quick, else the suites run ("conv2d-smallresnet"), and the batch where
+    ``--batch`` sets one ("conv2d-vgg16-b32"): their runs keep files of their own."""
     if args.quick:
-        return "conv2d-quick"
-    return "conv2d" if tuple(args.suites) == DEFAULT_SUITES else "-".join(("conv2d",) + tuple(args.suites))
+        name = "conv2d-quick"
+    else:
+        name = "conv2d" if tuple(args.suites) == DEFAULT_SUITES else "-".join(("conv2d",) + tuple(args.suites))
+    return name + (f"-b{args.batch}" if args.batch else "")
 
 
 def main(argv=None) -> dict:
@@ -354,9 +354,12 @@ def main(argv=None) -> dict:
     blas = blas_info()
     torch.set_num_threads(blas["threads"])
     load_before = [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    layers, repeats = (QUICK_LAYERS, 1) if args.quick else (conv_layers(args.suites), args.repeats)
+    if args.quick:
+        layers, repeats = [("quick", layer) for layer in at_batch(QUICK_LAYERS, args.batch)], 1
+    else:
+        layers, repeats = conv_layers(args.suites, args.batch), args.repeats
     rounds = 1 if args.quick else args.rounds
-    rows = run(layers, repeats, args.batch, warmup=0 if args.quick else 2, attempts=1 if args.quick else 3,
+    rows = run(layers, repeats, warmup=0 if args.quick else 2, attempts=1 if args.quick else 3,
                memory=not args.no_memory, torch_threads=torch.get_num_threads(), rounds=rounds)
     summary = summarize(rows)
 

@@ -36,7 +36,7 @@ from gpucnn.ops.conv2d import kernel_path, kernel_paths
 from . import comma_list, geometric_mean, write_results
 from .environment import Environment
 from .ops import _contenders, _time_block, add_layer_arguments
-from .suites import SUITES, Conv
+from .suites import SUITES, Conv, at_batch
 
 
 def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: int = 0, log=print,
@@ -52,12 +52,12 @@ def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: i
         times = _time_block(env, contender, warmup, repeats, device_times=device_times)
         return statistics.median(times["call"]), statistics.median(times["device"]) if times["device"] else None
 
-    for layer in layers:
-        shape = layer.describe(batch)
+    for layer in at_batch(layers, batch):
+        shape = layer.describe()
         if not isinstance(layer, Conv) or shape in seen:
             continue
         seen.add(shape)
-        for op, (work, _, contenders) in _contenders(layer, env, batch, rng).items():
+        for op, (work, _, contenders) in _contenders(layer, env, rng).items():
             times, device = {}, {}
             for path in paths:
                 with kernel_path(path):

@@ -42,7 +42,7 @@ from gpucnn.nn import functional as F
 
 from . import WARMUP_SECONDS, geometric_mean, least_median, quietest, settle, warm_up, write_results
 from .environment import Environment
-from .suites import SUITES, Conv, Norm, Pool, Relu
+from .suites import SUITES, Conv, Norm, Pool, Relu, at_batch
 
 
 class Contender:
@@ -62,11 +62,11 @@ def _gpucnn_backward(make_output, grad):
     return prepare, lambda: state["function"].backward(grad)
 
 
-def _contenders(layer, env: Environment, batch, rng) -> dict:
+def _contenders(layer, env: Environment, rng) -> dict:
     """{op: (work, unit, {name: Contender})} for the ops of ``layer``; work in FLOP or bytes."""
     torch, device, torch_device = env.torch, env.device, env.torch_device
     aten = torch.ops.aten
-    shape = layer.input_shape(batch)
+    shape = layer.input_shape()
     # On a GPU the data is drawn there: drawing VGG-16's gigabytes on the host took longer than timing them.
     draw = (device.xp.random.RandomState(int(rng.integers(2**31))) if env.is_gpu else rng).standard_normal
     x_data = draw(shape, dtype=numpy.float32)
@@ -245,8 +245,8 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
     against gpucnn, roofline share."""
     rng = numpy.random.default_rng(seed)
     rows = []
-    for layer in layers:
-        for op, (work, unit, contenders) in _contenders(layer, env, batch, rng).items():
+    for layer in at_batch(layers, batch):
+        for op, (work, unit, contenders) in _contenders(layer, env, rng).items():
             blocks, other_load = quietest(
                 lambda: [{name: _time_block(env, c, warmup, repeats) for name, c in contenders.items()}
                          for _ in range(rounds)],
@@ -258,7 +258,7 @@ def run(env: Environment, layers, repeats: int, warmup: int = 2, attempts: int =
             scale = 1e6  # work / ms / 1e6: GFLOP/s or GB/s
             rate = work / medians["gpucnn"] / scale
             peak = None if roofline is None else roofline["gemm_gflops" if unit == "FLOP" else "copy_gbps"]
-            row = dict(layer=layer.name, op=op, shape=layer.describe(batch), work=work,
+            row = dict(layer=layer.name, op=op, shape=layer.describe(), work=work,
                        rate_unit="GFLOP/s" if unit == "FLOP" else "GB/s",
                        **{f"{name}_ms": ms for name, ms in medians.items()},
                        gpucnn_rate=rate, torch_rate=work / medians["torch"] / scale,

@@ -19,6 +19,7 @@ Suites:
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from .train import BATCH as TRAIN_BATCH
@@ -36,14 +37,14 @@ class Conv(NamedTuple):
 
     ops = ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter")
 
-    def input_shape(self, batch=None) -> tuple:
-        return (batch or self.batch, self.in_channels, self.size, self.size)
+    def input_shape(self) -> tuple:
+        return (self.batch, self.in_channels, self.size, self.size)
 
     def output_size(self) -> int:
         return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
 
-    def describe(self, batch=None) -> str:
-        return (f"{batch or self.batch}x{self.in_channels}x{self.size}x{self.size} -> {self.out_channels}, "
+    def describe(self) -> str:
+        return (f"{self.batch}x{self.in_channels}x{self.size}x{self.size} -> {self.out_channels}, "
                 f"{self.kernel}x{self.kernel} s{self.stride} p{self.padding}")
 
 
@@ -61,14 +62,14 @@ class Pool(NamedTuple):
     def ops(self):
         return (f"{self.kind}pool2d_forward", f"{self.kind}pool2d_backward")  # the kernels' names
 
-    def input_shape(self, batch=None) -> tuple:
-        return (batch or self.batch, self.channels, self.size, self.size)
+    def input_shape(self) -> tuple:
+        return (self.batch, self.channels, self.size, self.size)
 
     def output_size(self) -> int:
         return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
 
-    def describe(self, batch=None) -> str:
-        return (f"{batch or self.batch}x{self.channels}x{self.size}x{self.size}, "
+    def describe(self) -> str:
+        return (f"{self.batch}x{self.channels}x{self.size}x{self.size}, "
                 f"{self.kernel}x{self.kernel} s{self.stride} p{self.padding}")
 
 
@@ -80,11 +81,11 @@ class _Planes(NamedTuple):
     channels: int
     size: int
 
-    def input_shape(self, batch=None) -> tuple:
-        return (batch or self.batch, self.channels, self.size, self.size)
+    def input_shape(self) -> tuple:
+        return (self.batch, self.channels, self.size, self.size)
 
-    def describe(self, batch=None) -> str:
-        return f"{batch or self.batch}x{self.channels}x{self.size}x{self.size}"
+    def describe(self) -> str:
+        return f"{self.batch}x{self.channels}x{self.size}x{self.size}"
 
 
 class Relu(_Planes):
@@ -189,6 +190,23 @@ TINY = [
     Pool("tiny max 3/2 p1", "max", 2, 3, 9, 3, 2, 1),
     Pool("tiny avg 2/2", "avg", 2, 3, 8, 2, 2),
 ]
+
+
+
+def at_batch(layers, batch: int | None) -> list:
+    """The layers as they are where ``batch`` is None; else each at ``batch`` images, named without a
+    batch of its own (VGG-16's " b64"), and once: a suite's layers that differ by their batch alone
+    become one."""
+    if batch is None:
+        return list(layers)
+    result, seen = [], set()
+    for layer in layers:
+        layer = layer._replace(name=re.sub(r" b\d+$", "", layer.name), batch=batch)
+        if (type(layer), layer) not in seen:
+            seen.add((type(layer), layer))
+            result.append(layer)
+    return result
+
 
 SUITES = {"mix": MIX, "lecture": LECTURE, "convnetjs": CONVNETJS, "resnet18": RESNET18, "smallresnet": SMALL_RESNET,
           "vgg16": VGG16, "jetson": JETSON, "tiny": TINY}

@@ -36,6 +36,23 @@ def test_conv2d_benchmark_quick_run_writes_its_tables(tmp_path):
         assert row["memory_ratio"] is None or row["memory_ratio"] > 0
 
 
+def test_a_batch_for_every_layer_runs_each_distinct_layer_once():
+    """With a batch for every layer, the layers that differ by their batch alone (VGG-16's at 32, 64
+    and 128) run once, named without their own batch; the others keep their names."""
+    from bench.conv2d import conv_layers
+    from bench.suites import VGG16, at_batch
+
+    assert at_batch(VGG16, None) == VGG16
+    layers = at_batch(VGG16, 8)
+    assert len(VGG16) == 3 * len(layers) and {layer.batch for layer in layers} == {8}
+    assert layers[0].name == "vgg16 relu 64ch 224px" and layers[-1].name == "vgg16 512->512 14px"
+    assert [layer._replace(name="", batch=0) for layer in layers] == [
+        layer._replace(name="", batch=0) for layer in VGG16 if layer.batch == 32]
+    pairs = conv_layers(["lecture", "vgg16"], 2)
+    assert [suite for suite, _ in pairs] == ["lecture"] * 3 + ["vgg16"] * 9
+    assert pairs[0][1].name == "lecture 32x32x3, ten 5x5 p2" and {layer.batch for _, layer in pairs} == {2}
+
+
 def test_conv2d_benchmark_suites_pick_their_conv_layers():
     from bench.conv2d import DEFAULT_SUITES, conv_layers
     from bench.suites import JETSON, SUITES, Conv
@@ -63,9 +80,10 @@ def test_conv2d_benchmark_suite_option(capsys):
     assert "--quick runs its own tiny layers" in errors
     # runs of other suites than the default keep files of their own
     runs = ([], ["--suite", ",".join(DEFAULT_SUITES)], ["--quick"], ["--suite", "smallresnet"],
-            ["--suite", "jetson,vgg16"])
+            ["--suite", "jetson,vgg16"], ["--suite", "vgg16", "--batch", "32"], ["--quick", "--batch", "3"])
     assert [results_name(parse_arguments(argv)) for argv in runs] == [
-        "conv2d", "conv2d", "conv2d-quick", "conv2d-smallresnet", "conv2d-jetson-vgg16"]
+        "conv2d", "conv2d", "conv2d-quick", "conv2d-smallresnet", "conv2d-jetson-vgg16", "conv2d-vgg16-b32",
+        "conv2d-quick-b3"]
 
 
 def test_least_median_keeps_each_contenders_fastest_round():
@@ -118,10 +136,10 @@ def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, strid
         return matmul(a, b, *args, **kwargs)
 
     monkeypatch.setattr(numpy, "matmul", recording_matmul)
-    make_step("gpucnn", layer, 3)()
+    make_step("gpucnn", layer)()
     ours = sorted(products)
     products.clear()
-    make_gemm_step(layer, 3)()
+    make_gemm_step(layer)()
     assert len(ours) == 3 and sorted(products) == ours
 
 
@@ -134,8 +152,8 @@ def test_conv2d_gemm_bound_counts_its_arrays(stride, padding):
     from bench.suites import Conv
 
     layer = Conv("case", 3, 4, 6, 9, 3, stride, padding)
-    arrays = [cell.cell_contents for cell in make_gemm_step(layer, 3).__closure__]
-    assert gemm_step_bytes(layer, 3) == sum(a.nbytes for a in arrays if isinstance(a, numpy.ndarray))
+    arrays = [cell.cell_contents for cell in make_gemm_step(layer).__closure__]
+    assert gemm_step_bytes(layer) == sum(a.nbytes for a in arrays if isinstance(a, numpy.ndarray))
 
 
 def test_conv2d_skips_the_gemm_bound_past_its_memory(monkeypatch):
@@ -145,7 +163,7 @@ def test_conv2d_skips_the_gemm_bound_past_its_memory(monkeypatch):
     from bench.suites import Conv
 
     small, large = Conv("small", 1, 2, 3, 5, 3, 1, 1), Conv("large", 1, 2, 3, 9, 3, 1, 1)
-    monkeypatch.setattr(conv2d, "GEMM_MAX_BYTES", conv2d.gemm_step_bytes(small, 1))
+    monkeypatch.setattr(conv2d, "GEMM_MAX_BYTES", conv2d.gemm_step_bytes(small))
     rows = conv2d.run([("quick", small), ("quick", large)], repeats=1, warmup=0, attempts=1, memory=False)
     assert rows[0]["gemms_ms"] > 0 and rows[1]["gemms_ms"] is None and rows[1]["gemm_bound"] is None
     summary = conv2d.summarize(rows)
@@ -162,7 +180,7 @@ def test_benchmarks_time_in_rounds():
     from bench.environment import Environment
     from bench.suites import TINY
 
-    rows = conv2d.run(conv2d.QUICK_LAYERS[:1], repeats=2, warmup=0, attempts=1, memory=False, rounds=2)
+    rows = conv2d.run([("quick", conv2d.QUICK_LAYERS[0])], repeats=2, warmup=0, attempts=1, memory=False, rounds=2)
     assert rows[0]["gpucnn_ms"] > 0 and rows[0]["torch_ms"] > 0
     rows = ops.run(Environment("cpu"), TINY[2:3], repeats=2, warmup=0, attempts=1, rounds=2, log=lambda line: None)
     assert [row["op"] for row in rows] == ["relu_forward", "relu_backward"]

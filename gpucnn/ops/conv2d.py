@@ -35,12 +35,12 @@ NaN would make those columns NaN (inf * 0), so it takes the plain path. With str
 gradient is kept as its four stride-2 phases, where the taps of one kernel row and column parity are
 again contiguous shifts of widened rows (``_col2im_phases``, ``PHASES_MIN_VALUES``).
 
-Stride-1 layers with few output channels, in batches of enough images ("blocked",
-``BLOCKED_CPU_RULE``), take the cpu's products on 2x2 blocks of output pixels instead: a block's
-column is its (R+1) x (S+1) input window, and a (4 K, C (R+1) (S+1)) weight, the kernel at its 4
-offsets with zeros around, gives its 4 K outputs. More multiply-adds, but a quarter as many, shorter
-columns and 4 times the rows of a skinny weight. Those columns hold the images last, so that they
-copy from the input's stride-2 phases in long contiguous runs (``_gather_blocks``).
+Stride-1 layers with few output channels (3x3 ones with enough input channels), in batches of enough
+images ("blocked", ``BLOCKED_CPU_RULE``), take the cpu's products on 2x2 blocks of output pixels
+instead: a block's column is its (R+1) x (S+1) input window, and a (4 K, C (R+1) (S+1)) weight, the
+kernel at its 4 offsets with zeros around, gives its 4 K outputs. More multiply-adds, but a quarter
+as many, shorter columns and 4 times the rows of a skinny weight. Those columns hold the images last,
+so that they copy from the input's stride-2 phases in long contiguous runs (``_gather_blocks``).
 
 A batch of large enough layers splits into parts of consecutive images, one a core, each convolved
 by the steps above on its own thread with BLAS on one thread (``Conv2d._cpu_parts``,

@@ -9,7 +9,7 @@
 
 Layers: the conv cases of the suites in bench/suites.py named by ``--suite`` (repeatable or
 comma-separated; default: lecture, convnetjs and resnet18 at batch 32, jetson at batch 1), each at its
-suite's batch unless ``--batch`` sets one for all.
+suite's batch unless ``--batch`` sets one for all (then each distinct layer once: ``suites.at_batch``).
 
 Time: one step is conv2d forward then backward with a fixed upstream gradient, computing the input,
 weight and bias gradients (``.grad`` cleared before each step). Per layer, gpucnn and then torch each
@@ -322,7 +322,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=11, help="timed repeats per layer and round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of both libraries' blocks; each library's fastest round's median counts")
-    parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size for every layer, each distinct layer once (default: per layer)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak memory probes")
     parser.add_argument("--quick", action="store_true", help="tiny shapes, one repeat: checks the script runs")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the .md and .json results")

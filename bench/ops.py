@@ -348,7 +348,8 @@ def add_layer_arguments(parser, suite: str, device: str, devices: str) -> None:
     parser.add_argument("--device", default=device, help=devices)
     parser.add_argument("--repeats", type=int, default=11, help="timed repeats (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before the repeats")
-    parser.add_argument("--batch", type=int, default=None, help="batch size for every layer (default: per layer)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size for every layer, each distinct layer once (default: per layer)")
     parser.add_argument("--quick", action="store_true", help="the tiny suite, one repeat: checks the code runs")
 
 

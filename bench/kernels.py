@@ -41,22 +41,21 @@ from .suites import SUITES, Conv, at_batch
 
 def run(env: Environment, layers, repeats: int, warmup: int, batch=None, seed: int = 0, log=print,
         device_times: bool = False, paths: list[str] | None = None) -> list[dict]:
-    """One row per (distinct conv layer, op): the median ms of each of ``paths`` (default: every path the
+    """One row per (conv layer, op): the median ms of each of ``paths`` (default: every path the
     device has; "chosen" always) and of torch, the fastest path; with ``device_times``, on a GPU, each
     one's median device time too (None where it had none)."""
     rng = numpy.random.default_rng(seed)
     paths = paths or kernel_paths(env.device)
-    rows, seen = [], set()
+    rows = []
 
     def median_ms(contender):
         times = _time_block(env, contender, warmup, repeats, device_times=device_times)
         return statistics.median(times["call"]), statistics.median(times["device"]) if times["device"] else None
 
-    for layer in at_batch(layers, batch):
-        shape = layer.describe()
-        if not isinstance(layer, Conv) or shape in seen:
+    for layer in at_batch(layers, batch):  # with a batch for every layer, each distinct layer once
+        if not isinstance(layer, Conv):
             continue
-        seen.add(shape)
+        shape = layer.describe()
         for op, (work, _, contenders) in _contenders(layer, env, rng).items():
             times, device = {}, {}
             for path in paths:

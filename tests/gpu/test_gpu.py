@@ -11,7 +11,8 @@ import pytest
 import gpucnn
 from gpucnn import nn
 from gpucnn.nn import functional as F
-from gpucnn.ops.conv2d import KERNEL_PATHS, Conv2d, _fill_waves, kernel_path, kernel_paths
+from gpucnn.ops._conv2d_gpu import _fill_waves
+from gpucnn.ops.conv2d import KERNEL_PATHS, Conv2d, kernel_path, kernel_paths
 from helpers import assert_close, packed_and_direct_step_outputs
 
 pytestmark = pytest.mark.gpu

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 import gpucnn
 from gpucnn.ops import _shapes, winograd
-from gpucnn.ops import conv2d as conv2d_module
+from gpucnn.ops import _conv2d_cpu, _conv2d_gpu
 from gpucnn.ops._parallel import blas_threads
-from gpucnn.ops.conv2d import Conv2d, _fill_waves, conv2d, kernel_path
+from gpucnn.ops._conv2d_gpu import _fill_waves
+from gpucnn.ops.conv2d import Conv2d, conv2d, kernel_path
 
 # A conv output sums C/groups*R*S products (its gradients up to N*P*Q): float32 rounding in two
 # different summation orders differs by more than helpers' default atol of 1e-5.
@@ -82,7 +83,7 @@ def parts_everywhere(patch, cores: int = 3):
     patch.setattr(Conv2d, "PARTS_MIN_MACS", 1)
     patch.setattr(Conv2d, "PARTS_MIN_TILES", 1)
     patch.setattr(Conv2d, "PARTS_MIN_BLOCK_VALUES", 1)
-    patch.setattr(conv2d_module, "usable_cores", lambda: cores)
+    patch.setattr(_conv2d_cpu, "usable_cores", lambda: cores)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own zero-padded copy
@@ -465,29 +466,28 @@ def test_host_constants_match_the_kernels_defines():
     def define(name):
         return int(re.search(rf"^#define {name} (\d+)$", source, re.MULTILINE).group(1))
 
-    assert conv2d_module._GATHER_CHANNELS == define("GATHER_CHANNELS")
-    assert conv2d_module._PIXELS_CHANNELS == define("PIXELS_CHANNELS")
+    assert _conv2d_gpu._GATHER_CHANNELS == define("GATHER_CHANNELS")
+    assert _conv2d_gpu._PIXELS_CHANNELS == define("PIXELS_CHANNELS")
     # backward-filter's waves: as many 128-tile blocks a multiprocessor as its launch bounds promise, one
     # below WIDE_FILTER_CAPABILITY
     blocks = re.search(r"^#if defined\(__CUDA_ARCH__\) && __CUDA_ARCH__ < (\d+)\n#define CONV_BLOCKS_128 1\n#else\n"
                        r"#define CONV_BLOCKS_128 (\d+)\n#endif$", source, re.MULTILINE)
-    assert (conv2d_module.Conv2d.WIDE_FILTER_CAPABILITY * 10, conv2d_module.Conv2d.WIDE_FILTER_BLOCKS) == tuple(
+    assert (Conv2d.WIDE_FILTER_CAPABILITY * 10, Conv2d.WIDE_FILTER_BLOCKS) == tuple(
         int(value) for value in blocks.groups())
     assert re.search(r"__launch_bounds__\(CONV_THREADS, CONV_BLOCKS_128\) conv2d_backward_filter_128\(", source)
-    assert conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION <= define("PIXELS_MAX_REDUCTION")
+    assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION <= define("PIXELS_MAX_REDUCTION")
 
 
 def test_launch_plans_are_made_once_per_problem_and_settings(monkeypatch):
     """On a kernel device a product's launch plan is worked out once per problem and settings: the same
     layer again reuses it, a setting changed by hand (not through kernel_path) gets a plan of its own,
     with the same result, and past Conv2d.MAX_PLANS the plans are forgotten."""
-    from gpucnn.ops import conv2d as conv_module
     from gpucnn.ops.conv2d import Conv2d
 
     made = []
     forward_plan = Conv2d._forward_plan
     monkeypatch.setattr(Conv2d, "_forward_plan", lambda self, *shapes: made.append(shapes) or forward_plan(self, *shapes))
-    monkeypatch.setattr(conv_module, "_PLANS", {})
+    monkeypatch.setattr(_conv2d_gpu, "_PLANS", {})
     rng = np.random.default_rng(11)
     x = gpucnn.tensor(rng.standard_normal((2, 16, 6, 6)).astype(np.float32), device="cudasim")
     w = gpucnn.tensor(rng.standard_normal((8, 16, 3, 3)).astype(np.float32), device="cudasim")
@@ -500,7 +500,7 @@ def test_launch_plans_are_made_once_per_problem_and_settings(monkeypatch):
     monkeypatch.setattr(Conv2d, "MAX_PLANS", 2)
     for size in (5, 4, 3):
         conv2d(x[:, :, :size, :size], w, padding=1)
-        assert len(conv_module._PLANS) <= 2
+        assert len(_conv2d_gpu._PLANS) <= 2
     assert len(made) == 5
 
 
@@ -926,7 +926,7 @@ def test_fast_paths_leave_non_finite_values_to_exact_ones(monkeypatch, rng, path
 @pytest.mark.parametrize("contiguous", [True, False])
 def test_all_finite_finds_every_inf_and_nan(rng, dtype, contiguous):
     """The test that sends non-finite data to the exact paths: one inf, -inf or NaN anywhere says no."""
-    from gpucnn.ops.conv2d import _all_finite
+    from gpucnn.ops._conv2d_cpu import _all_finite
 
     def view(data):
         return data if contiguous else data[:, :, ::2].transpose(0, 2, 1, 3)
@@ -945,9 +945,9 @@ def test_all_finite_in_pieces_finds_every_inf_and_nan_and_overflow(monkeypatch, 
     """While work splits among the threads the sums of squares go in pieces: a value in any piece, and
     pieces whose sum overflows together, say no."""
     from gpucnn.ops import _parallel
-    from gpucnn.ops.conv2d import _all_finite
+    from gpucnn.ops._conv2d_cpu import _all_finite
 
-    monkeypatch.setattr(conv2d_module, "FINITE_GRAIN", 8)
+    monkeypatch.setattr(_conv2d_cpu, "FINITE_GRAIN", 8)
     monkeypatch.setattr(_parallel, "splitting", lambda: True)
     data = rng.standard_normal(40).astype(np.float32)
     assert _all_finite(data)
@@ -1108,9 +1108,9 @@ def test_parts_rule(monkeypatch, x_shape, w_shape, kwargs, parts):
     P = _shapes.output_size(x_shape[2], w_shape[2], stride[0], pads[0], pads[1], 1)
     Q = _shapes.output_size(x_shape[3], w_shape[3], stride[1], pads[2], pads[3], 1)
     x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
-    monkeypatch.setattr(conv2d_module, "usable_cores", lambda: 2)
+    monkeypatch.setattr(_conv2d_cpu, "usable_cores", lambda: 2)
     assert function._cpu_parts(x, w, P, Q) == parts
-    monkeypatch.setattr(conv2d_module, "usable_cores", lambda: 1)
+    monkeypatch.setattr(_conv2d_cpu, "usable_cores", lambda: 1)
     assert function._cpu_parts(x, w, P, Q) == 1
 
 

@@ -1,0 +1,494 @@
+"""conv2d's half on the kernel devices (cuda, cudasim): ``Conv2dGpu``, the class ``conv2d.Conv2d``
+takes ``forward_gpu`` and ``backward_gpu`` from, and how it plans their launches. Shapes and names as
+in ``conv2d``.
+
+These devices run ``cuda/conv2d.cu`` on float32: the same three products as the cpu's, as implicit
+GEMMs that gather the im2col entries while loading tiles (no buffer), backward-data by stride phases
+(each input pixel's phase is read through its own taps only: a quarter of the multiply-adds for 3x3
+at stride 2), and a per-channel reduction for the bias gradient. A product with too few tiles to fill
+the GPU splits its reduction (backward-filter's over N*P*Q) into partial sums that a second kernel
+adds in a fixed order (``SPLIT_TARGET_BLOCKS``). No float atomics: results are reproducible. Where 16
+divides the channels that forward (or backward-data) reduces over, it runs tap by tap over a
+transposed copy of the weight (``TAP_STEP_CHANNELS``), which moves the im2col index arithmetic out of
+the per-element loads. Large 3x3 stride-1 layers run Winograd's F(4x4, 3x3) instead
+(``WINOGRAD_GPU_TILE``, ``cuda/winograd.cu``): its transforms, and its 36 products as a 1x1
+convolution of 36 groups on the same GEMM kernels; backward-data is the same forward on the upstream
+gradient with the flipped weight. The kernel paths "winograd2" and "winograd4" take F(2x2, 3x3) or
+F(4x4, 3x3) on every such layer.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy
+
+from . import _kernels
+
+
+class _Product(NamedTuple):
+    """One launch of a GEMM kernel of cuda/conv2d.cu: its name and grid, the number of splits of its
+    reduction, its int arguments after its arrays (the geometry, then the chunk of each split), and
+    whether it reads the weight transposed (the taps kernels' layout)."""
+
+    name: str
+    grid: tuple
+    splits: int
+    arguments: tuple
+    transposed: bool
+
+
+_PLANS = {}  # Conv2dGpu._plan's
+_GATHER_CHANNELS = 4  # channels of a gather item in cuda/conv2d.cu (GATHER_CHANNELS)
+_PIXELS_CHANNELS = 16  # output channels of a conv2d_forward_pixels thread (conv2d.cu's PIXELS_CHANNELS)
+
+
+class Conv2dGpu:
+    """conv2d on the kernel devices: ``conv2d.Conv2d``'s ``forward_gpu`` and ``backward_gpu``, with
+    the kernel paths they plan and the settings that plan them."""
+
+    # ----------------------------------------------------------------- kernel devices (cuda/conv2d.cu)
+    # The GEMM kernels come in two tile sizes (TILE x TILE results per block of THREADS threads). The
+    # 128 tile does twice the arithmetic per shared-memory read, but wastes more rows on small channel
+    # counts and makes a quarter as many blocks: it is taken when the result has more than 64 rows and
+    # still makes WIDE_TILE_BLOCKS blocks (two waves on an H100's 132 multiprocessors, which held one
+    # such block each when this was measured), by shapes alone, on GPUs of compute capability 7.0 and
+    # up (conv2d.cu builds it there only). Backward-filter's blocks count with the splits of its
+    # reduction, which SPLIT_MIN_CHUNK can leave few: where the 128 tile made 20-160 blocks (ResNet-18's
+    # stride-2 layers at batch 32, the batch-1 Jetson layers), `python -m bench kernels` timed the 64
+    # tile per call at 0.56-0.94 of its time in 20 of 21 rows (1.08 in one; two H100 runs and an H200
+    # run of ResNet-18, three H100 runs of the Jetson layers); rows where both paths run the same
+    # kernels gave 0.83-1.02. Since then backward-filter and the taps kernels fit two 128-tile blocks a
+    # multiprocessor (conv2d.cu's CONV_BLOCKS_128); the threshold is not yet measured again.
+    TILES = (64, 128)
+    WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
+    WIDE_TILE_BLOCKS = 264
+    FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
+    # With WINOGRAD_GPU_TILE = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group) on finite data
+    # take Winograd's F(m x m, 3x3) (cuda/winograd.cu): 2.25 (m = 2) or 4 (m = 4) times fewer
+    # multiply-adds, through transforms that move 4 (2.25) times the input and output, where both
+    # channel counts reach WINOGRAD_GPU_MIN_CHANNELS and the direct convolution would take at least
+    # WINOGRAD_GPU_MIN_MACS multiply-adds: below that, its extra launches and the host's finiteness
+    # test outweigh what it saves. On an H200 (python -m bench kernels), per product, F(4x4, 3x3) took
+    # of the fastest direct path's time: 0.72-0.74 on VGG-16's 512-channel 14x14 layer at batch 8
+    # (3.7e9 multiply-adds), 0.29-0.74 on its larger layers at batch 32; 0.57-0.96 on CIFAR
+    # ResNet-18's 3x3 stride-1 layers at batch 128 (4.8e9) and 0.68-1.19 at batch 32 (1.2e9). The
+    # kernel paths "winograd2" and "winograd4" take it wherever it applies, at any size (see kernel_path).
+    WINOGRAD_GPU_TILE = 4
+    WINOGRAD_GPU_MIN_CHANNELS = 16
+    WINOGRAD_GPU_MIN_MACS = 2**31
+    # Backward-data of at most this many input channels per group runs as the exact gather (see conv2d.cu).
+    GATHER_MAX_CHANNELS = 8
+    # Where this divides the channels the forward (or backward-data) reduces over per group, its
+    # kernels take the "taps" variant (conv2d.cu's TAPS_OUTER): the reduction runs tap by tap, channels
+    # innermost, on a copy of the weight with its taps before its channels, and every reduction step
+    # of either tile (16 or 8 indices) lies within one tap. Both tiles sum in the same order. 0: never
+    # (the kernel path "taps_off", to time the two against each other).
+    TAP_STEP_CHANNELS = 16
+    # Whether the forward takes them too (the kernel path "taps_forward"). It does not: on an H100
+    # (python -m bench kernels, per call) the forward without them was faster on 20 of 22 rows, the
+    # Jetson suite's batch-1 layers (two runs) and ResNet-18's at batch 32 and 64, by 0.007-0.066 ms,
+    # while backward-data with them was faster on ResNet-18's stride-2 3x3 layers at batch 64.
+    # Winograd's products keep them (see _winograd).
+    TAPS_FORWARD = False
+    # A forward whose reduction per group (C/G * R * S) is at most this many indices, two steps of the
+    # 64 tile, takes conv2d_forward_pixels: a thread an output pixel and 16 output channels, the
+    # block's weights in shared memory, where the GEMM tiles run one or two reduction steps between
+    # their staging and an epilogue that decodes each result's pixel (an RGB stem's 3x3 kernel: 27;
+    # on an H100 VGG-16's 3->64 layer took 0.60 ms on the tiles against cuDNN's 0.34 at batch 32,
+    # CIFAR ResNet-18's stem 0.021 against 0.014); so do Winograd's products of up to 32 input channels
+    # (1x1 convolutions of the transformed input). The same sums, term by term. At most conv2d.cu's
+    # PIXELS_MAX_REDUCTION (64, its shared buffer); 0: never (the kernel path "pixels_off"). Not yet
+    # timed on a GPU against the tiles.
+    PIXELS_FORWARD_MAX_REDUCTION = 32
+    MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
+    MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
+    #                        (checked as the forward's plan is made, before any launch)
+    # A product with few result tiles leaves most of a GPU idle: a batch-1 layer of 512 channels at
+    # 7x7 makes 8 tiles of 64 x 64 for 132 multiprocessors. So each product's reduction (forward: over
+    # C*R*S, backward-data: K*R*S, backward-filter: N*P*Q) is split into chunks (multiples of 16, at
+    # least SPLIT_MIN_CHUNK indices) until about SPLIT_TARGET_BLOCKS blocks run, and a second kernel
+    # adds the chunks' sums in order (conv2d.cu). Forward and backward-data count their tiles of 64,
+    # whichever tile runs, and so do not depend on the GPU: their summation order (and result) is the
+    # same on every card and for both tiles. (Backward-filter counts the tiles it runs.) The kernel
+    # paths "split768" and "chunk128" time more splits. On an H100, ResNet-18's stride-1 forwards at
+    # batch 32 run 512 blocks of the 64 tile, which at 3 a multiprocessor make a full wave and one of
+    # 116 blocks; the batch-1 Jetson layers' products run 72-147 blocks, one or none a multiprocessor,
+    # with 8 warps each to hide its latency. Not yet timed on a GPU.
+    SPLIT_TARGET_BLOCKS = 512
+    SPLIT_MIN_CHUNK = 256
+    # The 128 tile's backward-filter blocks run in waves of WIDE_FILTER_BLOCKS a multiprocessor from
+    # compute capability WIDE_FILTER_CAPABILITY, one below (its launch bounds in conv2d.cu,
+    # CONV_BLOCKS_128), and a last wave of a few blocks takes as long as a full one. At one block a
+    # multiprocessor (160-182 registers a thread, before it fitted 128) on an H100 (132
+    # multiprocessors), ResNet-18's three stride-1 layers of 128-512 channels at batch 32 each made
+    # 288 backward-filter blocks of 256 reduction indices, three waves, and each took 0.121 ms on
+    # the device. With FILL_WAVES, backward-filter on the 128 tile takes fewer splits (longer
+    # chunks) where that makes fewer waves times chunk (``_fill_waves``): at two blocks a
+    # multiprocessor, 261 blocks of 288 indices and 252 of 304 there, one wave each, and the
+    # 512-channel layer one split of 512 (144 blocks, no sum of splits) where two of 256 would take
+    # the same wave. The split count then depends on the GPU's multiprocessor count, and so does the
+    # rounding of backward-filter's result, which before depended on its tile alone. Not yet timed
+    # on a GPU (the kernel path "waves_off" times the splits without it).
+    FILL_WAVES = True
+    WIDE_FILTER_BLOCKS = 2
+    WIDE_FILTER_CAPABILITY = 75
+
+    def _kernel_geometry(self, x_shape: tuple, weight_shape: tuple, P: int, Q: int) -> tuple:
+        """int32 (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
+        dilation_w, groups), the arguments every conv2d kernel takes after its arrays."""
+        (K, _, R, S), (top, _, left, _) = weight_shape, self.pads
+        return _kernels.int32_args(x_shape + (K, R, S, P, Q) + self.stride + (top, left) + self.dilation
+                                   + (self.groups,))
+
+    # A plan says how a product launches: its kernels, grids and splits. It depends on the problem, the
+    # settings above (kernel_path changes them) and whether the device has the 128 tile, and is worked
+    # out once for each. A small layer's time on a GPU is mostly the host's work (an H100 took 0.12 ms
+    # a call for a Jetson-suite forward whose kernels ran 0.03 ms); on cudasim with the launches
+    # skipped, that layer's host work per call went from 13.7 to 10.9 us forward, 11.2 to 8.0 us
+    # backward-data and 7.4 to 5.4 us backward-filter with the plans kept.
+    MAX_PLANS = 4096  # past this many the plans are forgotten and worked out again
+
+    def _plan(self, product: str, x_shape: tuple, weight_shape: tuple):
+        """``_<product>_plan(x_shape, weight_shape)``: "forward", "filter" or "data"."""
+        key = (product, x_shape, weight_shape, self.stride, self.pads, self.dilation, self.groups,
+               has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
+               self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
+               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION, self.MAX_GRID_YZ,
+               self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK, self.FILL_WAVES,
+               self._wide_filter_blocks(), self.device.multiprocessors)
+        plan = _PLANS.get(key)
+        if plan is None:
+            if len(_PLANS) >= self.MAX_PLANS:
+                _PLANS.clear()
+            plan = _PLANS[key] = getattr(self, f"_{product}_plan")(x_shape, weight_shape)
+        return plan
+
+    def _forward_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
+        """(P, Q, whether Winograd takes the layer where its data is finite, the _Product of its direct
+        (not Winograd) kernel: None for an empty output)."""
+        (N, K), (group_channels, R, S) = (x_shape[0], weight_shape[0]), weight_shape[1:]
+        P, Q = self._output_hw(x_shape, weight_shape)
+        if max(x_shape[2] * x_shape[3], P * Q) > self.MAX_PLANE:
+            raise ValueError(
+                f"conv2d: the kernels of device '{self.device}' take planes of at most {self.MAX_PLANE} values, "
+                f"got input planes of {x_shape[2]}x{x_shape[3]} and output planes of {P}x{Q} (input shape "
+                f"{x_shape}, weight {weight_shape}); the cpu takes any size"
+            )
+        if not N * K * P * Q:
+            return P, Q, False, None
+        groups, winograd = self.groups, self._takes_winograd(N * P * Q, weight_shape)
+        geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
+        pixels_grid = (-(-N * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups)
+        if (group_channels * R * S <= self.PIXELS_FORWARD_MAX_REDUCTION and pixels_grid[0] < 2**31
+                and max(pixels_grid[1:]) <= self.MAX_GRID_YZ):
+            return P, Q, winograd, _Product("conv2d_forward_pixels", pixels_grid, 1, geometry, False)
+        tile = self._tile(K // groups, N * P * Q, groups)
+        splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
+                                     groups)
+        taps = self.TAPS_FORWARD and self._taps(group_channels)  # weight (K, R, S, C/G): a 1x1's as it is
+        product = _Product(f"conv2d_forward_taps_{tile}" if taps else f"conv2d_forward_{tile}",
+                           (-(-N * P * Q // tile), -(-(K // groups) // tile), groups * splits), splits,
+                           geometry + (numpy.int32(chunk),), taps and R * S > 1)
+        return P, Q, winograd, product
+
+    def _filter_plan(self, x_shape: tuple, weight_shape: tuple):
+        """The weight gradient's _Product; None where it is all zeros (no outputs, or an empty weight)."""
+        (N, _, _, _), (K, group_channels, R, S) = x_shape, weight_shape
+        P, Q = self._output_hw(x_shape, weight_shape)
+        groups, positions, columns = self.groups, N * P * Q, group_channels * R * S
+        if not (positions and K * columns):
+            return None
+        tile = self._tile(K // groups, columns, groups, reduction=positions)
+        tiles = _tiles(K // groups, columns, groups, tile)
+        splits, chunk = self._splits(tiles, positions, groups)
+        if tile == self.TILES[1] and self.FILL_WAVES and self.device.multiprocessors:
+            splits, chunk = _fill_waves(tiles, positions, splits, chunk,
+                                        self.device.multiprocessors * self._wide_filter_blocks())
+        return _Product(f"conv2d_backward_filter_{tile}", (-(-columns // tile), -(-(K // groups) // tile),
+                                                           groups * splits), splits,
+                        self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
+
+    def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
+        """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product, blocks
+        of the kernel that sums its splits (or gathers), blocks of the exact gather after it unsplit, the
+        gather's sizes (geometry), the sum's sizes (geometry and the splits)).
+
+        The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag picks it
+        for finite weights and the exact gather otherwise, with no host round trip. Few channels per
+        group take the gather alone, as do the strides its phases do not cover (a stride and a dilation
+        above 1 along one axis)."""
+        (N, C, H, W), (K, group_channels, R, S) = x_shape, weight_shape
+        size, groups = N * C * H * W, self.groups
+        if not size:
+            return ("empty",)
+        P, Q = self._output_hw(x_shape, weight_shape)
+        geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
+        (stride_h, stride_w), (dilation_h, dilation_w) = self.stride, self.dilation
+        phases = stride_h * stride_w
+        phased = (stride_h == 1 or dilation_h == 1) and (stride_w == 1 or dilation_w == 1)
+        # the gather's items: up to _GATHER_CHANNELS channels of a group at an input pixel, a row's columns
+        # in stride_w phases of ceil(W / stride_w) slots each (conv2d.cu's gather_items)
+        gather_items = N * groups * -(-group_channels // _GATHER_CHANNELS) * H * stride_w * -(-W // stride_w)
+        if group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
+            return "exact", _kernels.blocks_for(gather_items), geometry
+        tile = self._tile(group_channels, N * H * W, groups)
+        phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
+        taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
+        splits, chunk = self._splits(_tiles(group_channels, phase_pixels, groups * phases, self.TILES[0]),
+                                     K // groups * taps, groups * phases)
+        transposed = self._taps(K // groups)  # weight (G, C/G, R, S, K/G)
+        product = _Product(f"conv2d_backward_data_taps_{tile}" if transposed else f"conv2d_backward_data_{tile}",
+                           (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits), splits,
+                           geometry + (numpy.int32(chunk),), transposed)
+        # after an unsplit product, few blocks for the exact gather: they exit at once in the usual case,
+        # and stride over the input otherwise; the sizes of the kernel after the product (the sum or the
+        # gather)
+        return ("tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(gather_items, cap=256), geometry,
+                geometry + (numpy.int32(splits),))
+
+    def _wide_filter_blocks(self) -> int:
+        """The 128 tile's backward-filter blocks a multiprocessor of this device holds (conv2d.cu's
+        CONV_BLOCKS_128; cudasim counts as a current GPU)."""
+        capability = getattr(self.device, "compute_capability", self.WIDE_FILTER_CAPABILITY)
+        return self.WIDE_FILTER_BLOCKS if capability >= self.WIDE_FILTER_CAPABILITY else 1
+
+    def _launch(self, name: str, grid: tuple, args: tuple, fixed: tuple = ()) -> None:
+        """Launches kernel ``name`` with the arguments ``args + fixed``: ``fixed``, a plan's sizes, is packed
+        once per device (Device.launcher), and only ``args`` on each launch."""
+        self.device.launcher("conv2d", name, fixed)(grid, (_kernels.THREADS,), args)
+
+    def _tile(self, rows: int, columns: int, layers: int, reduction: int | None = None) -> int:
+        """The GEMM tile for a result of ``layers`` (rows x columns) matrices; ``reduction``: the launch
+        splits that many reduction indices until the GPU is full (backward-filter), and its blocks count
+        with the splits."""
+        small, wide = self.TILES
+        if self.FORCE_TILE:
+            if self.FORCE_TILE == wide and not has_wide_tile(self.device):
+                raise RuntimeError(f"conv2d: the {wide} tile is not built for {self.device} (compute capability "
+                                   f"{self.device.compute_capability}, under {self.WIDE_TILE_CAPABILITY})")
+            return self.FORCE_TILE
+        if not has_wide_tile(self.device):
+            return small
+        blocks = _tiles(rows, columns, layers, wide)
+        if reduction is not None:
+            if columns <= small:
+                return small
+            blocks *= self._splits(blocks, reduction, layers)[0]
+        return wide if rows > small and blocks >= self.WIDE_TILE_BLOCKS else small
+
+    def _splits(self, tiles: int, reduction: int, layers: int) -> tuple[int, int]:
+        """(splits, chunk) for a product of ``tiles`` blocks unsplit in ``layers`` grid z-layers that
+        reduces over ``reduction`` indices (see SPLIT_TARGET_BLOCKS)."""
+        splits = max(1, min(-(-self.SPLIT_TARGET_BLOCKS // tiles), -(-reduction // self.SPLIT_MIN_CHUNK),
+                            self.MAX_GRID_YZ // layers))
+        chunk = -(-reduction // splits)
+        chunk = -(-chunk // 16) * 16  # whole reduction steps of either tile
+        return -(-reduction // chunk), chunk
+
+    def _sum_splits(self, partial, out, splits: int, bias=None, K: int = 1, PQ: int = 1) -> None:
+        """out = the sum of partial's ``splits`` leading slices, in order (+ ``bias`` per channel of
+        ``K``, for an (N, K, P, Q) output), where the reduction ran in splits."""
+        if splits > 1:
+            has_bias = bias is not None
+            bias = bias if has_bias else partial
+            self._launch("conv2d_sum_splits", (_kernels.blocks_for(out.size),),
+                         (partial, bias, out, numpy.int32(has_bias), numpy.int64(out.size), numpy.int32(splits),
+                          numpy.int32(K), numpy.int64(PQ)))
+
+    def _transposed_weight(self, batches: int, rows: int, columns: int, nonfinite=None):
+        """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout.
+        ``nonfinite``: a zeroed int32 flag that the same launch sets to 1 where a value is inf or NaN."""
+        out = self.xp.empty((batches, columns, rows), dtype=self.xp.float32)
+        check = nonfinite is not None
+        flag = nonfinite if check else _kernels.placeholder(self.device, numpy.int32)
+        _kernels.launch_elementwise(self.device, "conv2d", "conv2d_transpose_weight", out.size,
+                                    (self.weight, out, flag, numpy.int64(out.size)) + _kernels.int32_args(
+                                        (rows, columns, out.size < 2**31, check)))
+        return out
+
+    def _taps(self, channels: int) -> bool:
+        """Whether a product that reduces over ``channels`` per group takes the taps kernels."""
+        return bool(self.TAP_STEP_CHANNELS) and channels % self.TAP_STEP_CHANNELS == 0
+
+    def forward_gpu(self, x, weight, bias=None):
+        """x: (N, C, H, W), weight: (K, C/G, R, S), bias: (K,) or None, all float32 -> y: (N, K, P, Q)."""
+        xp = self.xp
+        self.x, self.weight = _kernels.kernel_array(xp, x), _kernels.kernel_array(xp, weight)
+        self.x_shape, self.has_bias = x.shape, bias is not None
+        N, (K, group_channels, R, S) = x.shape[0], weight.shape
+        P, Q, winograd, product = self._plan("forward", x.shape, weight.shape)
+        y = xp.empty((N, K, P, Q), dtype=xp.float32)
+        if product is None:
+            return y
+        bias = _kernels.placeholder(self.device) if bias is None else _kernels.kernel_array(xp, bias)
+        if winograd and not self._any_nonfinite(self.x, self.weight):
+            m = self.WINOGRAD_GPU_TILE
+            self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, self.pads[0], self.pads[2],
+                                               y))
+            return y
+        weight = self._transposed_weight(K, group_channels, R * S) if product.transposed else self.weight
+        out = y if product.splits == 1 else xp.empty((product.splits,) + y.shape, dtype=xp.float32)
+        has_bias = numpy.int32(self.has_bias and product.splits == 1)  # a split product's bias comes with its sum
+        self._launch(product.name, product.grid, (self.x, weight, bias, out, has_bias), product.arguments)
+        self._sum_splits(out, y, product.splits, bias if self.has_bias else None, K, P * Q)
+        return y
+
+    def backward_gpu(self, grad):
+        """grad: (N, K, P, Q) -> (dx, dweight, dbias) as backward_cpu, from the kernels."""
+        self._require_saved()
+        need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
+        grad = _kernels.kernel_array(self.xp, grad)
+        if self.winograd is not None and not self._any_nonfinite(grad):
+            grads = self._backward_winograd(grad, need_input, need_weight)
+        else:
+            grads = self._backward_kernels(grad, need_input, need_weight)
+        grads += (self._grad_bias(grad) if need_bias else None,)
+        self.release()  # the queued kernels still run on it: CuPy reuses freed memory in stream order
+        return grads[: 3 if self.has_bias else 2]
+
+    def _grad_bias(self, grad):
+        N, K, P, Q = grad.shape
+        if not grad.size:
+            return self.xp.zeros(K, dtype=self.xp.float32)
+        grad_bias = self.xp.empty(K, dtype=self.xp.float32)  # the kernel writes every channel
+        self._launch("conv2d_backward_bias", (K,), (grad, grad_bias, numpy.int32(N), numpy.int32(K),
+                                                    numpy.int64(P * Q)))
+        return grad_bias
+
+    def _backward_kernels(self, grad, need_input: bool, need_weight: bool) -> tuple:
+        """(dx, dweight), each None where not needed, from the GEMM kernels (or the gather)."""
+        xp, x_shape, weight_shape = self.xp, self.x_shape, self.weight.shape
+        grad_input = grad_weight = None
+        if need_weight:
+            product = self._plan("filter", x_shape, weight_shape)
+            if product is None:
+                grad_weight = xp.zeros(weight_shape, dtype=xp.float32)
+            else:  # the tiles cover the weight: every value is written
+                grad_weight = xp.empty(weight_shape, dtype=xp.float32)
+                splits = product.splits
+                partial = grad_weight if splits == 1 else xp.empty((splits,) + weight_shape, dtype=xp.float32)
+                self._launch(product.name, product.grid, (self.x, grad, partial), product.arguments)
+                self._sum_splits(partial, grad_weight, splits)
+        if need_input:
+            grad_input = xp.empty(x_shape, dtype=xp.float32)
+            plan = self._plan("data", x_shape, weight_shape)
+            if plan[0] == "exact":
+                _, blocks, geometry = plan
+                self._launch("conv2d_backward_data_exact", (blocks,),
+                             (grad, self.weight, grad_input, _kernels.set_flag(self.device)), geometry)
+            elif plan[0] == "tiled":
+                _, product, sum_blocks, exact_blocks, geometry, sum_sizes = plan
+                K, group_channels, R, S = weight_shape
+                groups = self.groups
+                if product.transposed:  # its transposing launch sets the gather flag too
+                    gather = xp.zeros(1, dtype=xp.int32)
+                    weight = self._transposed_weight(groups, K // groups, group_channels * R * S, gather)
+                else:
+                    gather, weight = self._nonfinite_flag(self.weight), self.weight
+                splits = product.splits
+                partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
+                self._launch(product.name, product.grid, (grad, weight, partial, gather), product.arguments)
+                if splits > 1:  # the sum of the splits, or the exact gather where the flag is set
+                    self._launch("conv2d_backward_data_sum_or_gather", (sum_blocks,),
+                                 (partial, grad, self.weight, grad_input, gather), sum_sizes)
+                else:
+                    self._launch("conv2d_backward_data_exact", (exact_blocks,),
+                                 (grad, self.weight, grad_input, gather), geometry)
+        return grad_input, grad_weight
+
+    # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)
+    def _takes_winograd(self, positions: int, weight_shape: tuple) -> bool:
+        """Whether this layer, of ``positions`` = N * P * Q outputs, takes Winograd (its data permitting)."""
+        K, C = weight_shape[:2]
+        return (self.WINOGRAD_GPU_TILE in (2, 4) and weight_shape[2:] == (3, 3) and self.stride == (1, 1)
+                and self.dilation == (1, 1) and self.groups == 1 and min(C, K) >= self.WINOGRAD_GPU_MIN_CHANNELS
+                and 9 * C * K * positions >= self.WINOGRAD_GPU_MIN_MACS)
+
+    def _nonfinite_flag(self, *arrays):
+        """A device int32 flag, set to 1 by conv2d_nonfinite where some value of ``arrays`` is inf or NaN."""
+        flag = self.xp.zeros(1, dtype=self.xp.int32)
+        for array in arrays:
+            _kernels.launch_elementwise(self.device, "conv2d", "conv2d_nonfinite", array.size,
+                                        (array, numpy.int64(array.size), flag))
+        return flag
+
+    def _any_nonfinite(self, *arrays) -> bool:
+        """Whether some value of ``arrays`` is inf or NaN: the flag, read back (a sync)."""
+        return bool(int(self._nonfinite_flag(*arrays)[0]))
+
+    def _winograd_launch(self, kernel: str, m: int, count: int, arrays: tuple, *sizes) -> None:
+        _kernels.launch_elementwise(self.device, "winograd", f"winograd_{kernel}_{m}", count,
+                                    arrays + _kernels.int32_args(sizes))
+
+    def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y):
+        """y = conv2d(x, weight) (+ bias where ``has_bias``) at stride 1, padded by ``top`` and ``left``
+        (and as y's size implies on the other sides), by F(m x m, 3x3): V = B^T d B, U = G g G^T,
+        M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
+        convolution of (m + 2)^2 groups on this file's GEMM kernels. Returns that convolution, which
+        keeps V for the weight's gradient."""
+        xp, points = self.xp, (m + 2) ** 2
+        (N, C, H, W), (K, P, Q) = x.shape, y.shape[1:]
+        tiles_h, tiles_w = -(-P // m), -(-Q // m)
+        T = N * tiles_h * tiles_w
+        V = xp.empty((1, points * C, T, 1), dtype=xp.float32)
+        self._winograd_launch("input_transform", m, C * T, (x, V), N, C, H, W, top, left, tiles_h, tiles_w)
+        U = xp.empty((points * K, C, 1, 1), dtype=xp.float32)
+        self._winograd_launch("filter_transform", m, K * C, (weight, U), K, C)
+        gemm = type(self)((1, 1), (0, 0, 0, 0), (1, 1), points)
+        gemm.device, gemm.xp = self.device, xp
+        gemm.TAPS_FORWARD = True  # as VGG-16's layers were timed; TAPS_FORWARD's evidence is from direct layers
+        M = gemm.forward_gpu(V, U)
+        self._winograd_launch("output_transform", m, K * T, (M, bias, y), has_bias, N, K, P, Q, tiles_h, tiles_w)
+        return gemm
+
+    def _backward_winograd(self, grad, need_input: bool, need_weight: bool) -> tuple:
+        """(dx, dweight). dweight by the adjoints of the forward's steps: dM = A dY A^T, the 1x1
+        convolution's own backward for dU, and dweight = G^T dU G. dx is itself a 3x3 convolution at
+        stride 1, of the upstream gradient padded by 2 - pad (a negative pad skips rows or columns that
+        reached only padding) with the weight flipped and its channels swapped: the same Winograd
+        forward."""
+        xp, (m, gemm) = self.xp, self.winograd
+        N, K, P, Q = grad.shape
+        top, _, left, _ = self.pads
+        grad_input = grad_weight = None
+        if need_input:
+            flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            grad_input = xp.empty(self.x_shape, dtype=xp.float32)
+            self._winograd(m, grad, flipped, _kernels.placeholder(self.device), False, 2 - top, 2 - left, grad_input)
+        if need_weight:
+            tiles_h, tiles_w = -(-P // m), -(-Q // m)
+            grad_M = xp.empty((1, (m + 2) ** 2 * K, N * tiles_h * tiles_w, 1), dtype=xp.float32)
+            self._winograd_launch("grad_transform", m, K * N * tiles_h * tiles_w, (grad, grad_M), N, K, P, Q,
+                                  tiles_h, tiles_w)
+            grad_U = gemm._backward_kernels(grad_M, False, True)[1]
+            grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
+            self._winograd_launch("filter_adjoint", m, K * self.x_shape[1], (grad_U, grad_weight), K, self.x_shape[1])
+        return grad_input, grad_weight
+
+
+def _tiles(rows: int, columns: int, layers: int, tile: int) -> int:
+    """Blocks of ``tile`` x ``tile`` results over ``layers`` (rows x columns) matrices."""
+    return -(-rows // tile) * -(-columns // tile) * layers
+
+
+def _fill_waves(tiles: int, reduction: int, splits: int, chunk: int, wave: int) -> tuple[int, int]:
+    """(splits, chunk) of at most ``splits`` splits (chunks of whole reduction steps of 16) over which
+    ``tiles`` blocks a split, run ``wave`` blocks at a time (the GPU's multiprocessors times the blocks
+    each holds), take the fewest waves times chunk; of equals, the fewest splits."""
+    best = (-(-tiles * splits // wave) * chunk, splits, chunk)
+    for fewer in range(splits - 1, 0, -1):
+        longer = -(-reduction // fewer)
+        longer = -(-longer // 16) * 16
+        count = -(-reduction // longer)
+        cost = -(-tiles * count // wave) * longer
+        if cost <= best[0]:
+            best = (cost, count, longer)
+    return best[1:]
+
+
+
+def has_wide_tile(device) -> bool:
+    """Whether ``device`` has conv2d's 128-tile kernels: a GPU of compute capability 7.0 and up, or cudasim."""
+    return getattr(device, "compute_capability", Conv2dGpu.WIDE_TILE_CAPABILITY) >= Conv2dGpu.WIDE_TILE_CAPABILITY
+

@@ -249,6 +249,14 @@ class Conv2dCpu:
     #: on 32x24x32x32 -> 24 (plain columns), 0.74-0.80 at batch 4 and 0.95-0.97 at batch 16 (columns);
     #: about the same at 56x56 (0.96-1.02) and batch 8 (1.01-1.12); but 1.13-1.18 on 64x16x32x32 -> 32
     #: and 1.02-1.07 -> 24.
+    #: F(2x2, 3x3) with its transforms as BLAS products too (4x4 patches: 16 products and a weight
+    #: transform 2.25 times smaller, for 1.78 times the multiply-adds) was measured against these
+    #: paths on the 2-core Intel VM (forward + backward, median of 11-15, two process-alternating
+    #: runs) and not built: it gained only where the weight's transforms outweigh the products, on
+    #: 32x512x4x4 -> 512 (0.78-0.92 of F(4x4, 3x3)'s time in one part, 0.86-0.96 in two) and
+    #: 16x512x4x4 (0.90-0.99 of im2col's); 0.98 at 64x512x4x4 and 32x256x4x4, but 1.14-1.15 at
+    #: 128x512x4x4 and 32x512x7x7, 1.24-1.53 at 32x256x8x8 and 32x128x16x16; against im2col 1.16-1.26
+    #: at 8x512x4x4 and 4x512x7x7, 2.0 at 1x512x7x7.
     WINOGRAD_CPU_MIN_CHANNELS = {3: 32, 5: 64}
     WINOGRAD_CPU_NARROW_CHANNELS = 16
     WINOGRAD_CPU_MIN_TILES = 32

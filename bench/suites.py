@@ -192,7 +192,6 @@ TINY = [
 ]
 
 
-
 def at_batch(layers, batch: int | None) -> list:
     """The layers as they are where ``batch`` is None; else each at ``batch`` images, named without a
     batch of its own (VGG-16's " b64"), and once: a suite's layers that differ by their batch alone

@@ -36,8 +36,9 @@ CASES = {
     "conv2d_taps": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(numpy.ones((16, 16, 3, 3), numpy.float32) / 144, device=x.device), stride=2, padding=1),
-    # split reductions (Conv2d.SPLIT_MIN_CHUNK): the 3x3's forward over 576 = 3 chunks, its backward-data
-    # over 128 channels x 4 taps = 2 chunks, empty for the stride phase of one tap; a bias on the sum
+    # split reductions (Conv2d.SPLIT_MIN_CHUNK): the 3x3's forward over 576 = 5 chunks (the last partial),
+    # its backward-data over 128 channels x 4 taps = 4 chunks, some empty for the stride phases of fewer
+    # taps; a bias on the sum
     "conv2d_split": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((64, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(numpy.ones((128, 64, 3, 3), numpy.float32) / 576, device=x.device),

@@ -138,7 +138,7 @@ def main(args, out_dir) -> dict:
               f"; median of {repeats} after {warmup} warm-up; torch: cuDNN with TF32 off on a GPU\n\n"
               "Paths (gpucnn.ops.conv2d.KERNEL_PATHS): chosen = the launcher's choice; unsplit = the same with "
               "no reduction split into chunks; split768 = the same with reductions split until about 768 blocks "
-              "run (512 for chosen); chunk128 = the same with chunks down to 128 indices (256); taps_off = the "
+              "run (512 for chosen); chunk64 = the same with chunks down to 64 indices (128); taps_off = the "
               "direct kernels as the launcher picks them, without the taps kernels; taps_forward = the same "
               "with the taps kernels in the forward too; pixels_off = the launcher's choice with the tiles for "
               "short forward reductions too; waves_off = the launcher's choice with backward-filter's splits "

@@ -59,7 +59,11 @@ class Conv2dGpu:
     # tile per call at 0.56-0.94 of its time in 20 of 21 rows (1.08 in one; two H100 runs and an H200
     # run of ResNet-18, three H100 runs of the Jetson layers); rows where both paths run the same
     # kernels gave 0.83-1.02. Since then backward-filter and the taps kernels fit two 128-tile blocks a
-    # multiprocessor (conv2d.cu's CONV_BLOCKS_128); the threshold is not yet measured again.
+    # multiprocessor (conv2d.cu's CONV_BLOCKS_128). On an H200 (device time, ResNet-18 at batch 32),
+    # the 128 tile with the taps kernels then took 0.89-0.93 of the chosen path's time on the 3x3
+    # stride-1 forwards of 128 and 256 channels and on four of the five backward-data of 128-512 input
+    # channels, but 1.00-1.52 on the other forwards of 128-512 output channels (1.52 on the 1x1 one)
+    # and 1.14 on the 128->256 stride-2 backward-data; the threshold is unchanged.
     TILES = (64, 128)
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
@@ -91,16 +95,18 @@ class Conv2dGpu:
     # while backward-data with them was faster on ResNet-18's stride-2 3x3 layers at batch 64.
     # Winograd's products keep them (see _winograd).
     TAPS_FORWARD = False
-    # A forward whose reduction per group (C/G * R * S) is at most this many indices, two steps of the
-    # 64 tile, takes conv2d_forward_pixels: a thread an output pixel and 16 output channels, the
+    # A forward whose reduction per group (C/G * R * S) is at most this many indices (an RGB stem's 3x3
+    # kernel: 27) takes conv2d_forward_pixels: a thread an output pixel and 16 output channels, the
     # block's weights in shared memory, where the GEMM tiles run one or two reduction steps between
-    # their staging and an epilogue that decodes each result's pixel (an RGB stem's 3x3 kernel: 27;
-    # on an H100 VGG-16's 3->64 layer took 0.60 ms on the tiles against cuDNN's 0.34 at batch 32,
-    # CIFAR ResNet-18's stem 0.021 against 0.014); so do Winograd's products of up to 32 input channels
-    # (1x1 convolutions of the transformed input). The same sums, term by term. At most conv2d.cu's
-    # PIXELS_MAX_REDUCTION (64, its shared buffer); 0: never (the kernel path "pixels_off"). Not yet
-    # timed on a GPU against the tiles.
-    PIXELS_FORWARD_MAX_REDUCTION = 32
+    # their staging and an epilogue that decodes each result's pixel; so do Winograd's products of up to
+    # 27 input channels (1x1 convolutions of the transformed input). The same sums, term by term. On an
+    # H200 (device time, against the tiles in the same run: `python -m bench compare`, and the kernel
+    # path "pixels_off"): CIFAR ResNet-18's stem 0.014 ms against 0.020 at batch 32 (cuDNN 0.014), the
+    # small ResNet's stem 0.014 against 0.048 and its 1x1 16->32 layer (16 indices) 0.011 against 0.014
+    # at batch 128; but its 1x1 32->64 layer (32 indices, 64 output channels) 0.016 against 0.009, so
+    # 32 indices take the tiles. At most conv2d.cu's PIXELS_MAX_REDUCTION (64, its shared buffer); 0:
+    # never (the kernel path "pixels_off").
+    PIXELS_FORWARD_MAX_REDUCTION = 27
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
     #                        (checked as the forward's plan is made, before any launch)
@@ -110,13 +116,16 @@ class Conv2dGpu:
     # least SPLIT_MIN_CHUNK indices) until about SPLIT_TARGET_BLOCKS blocks run, and a second kernel
     # adds the chunks' sums in order (conv2d.cu). Forward and backward-data count their tiles of 64,
     # whichever tile runs, and so do not depend on the GPU: their summation order (and result) is the
-    # same on every card and for both tiles. (Backward-filter counts the tiles it runs.) The kernel
-    # paths "split768" and "chunk128" time more splits. On an H100, ResNet-18's stride-1 forwards at
-    # batch 32 run 512 blocks of the 64 tile, which at 3 a multiprocessor make a full wave and one of
-    # 116 blocks; the batch-1 Jetson layers' products run 72-147 blocks, one or none a multiprocessor,
-    # with 8 warps each to hide its latency. Not yet timed on a GPU.
+    # same on every card and for both tiles. (Backward-filter counts the tiles it runs, and its tile
+    # rule counts its splits.) On an H200 (`python -m bench kernels`, device time, geometric means over
+    # a suite's layers), chunks down to 128 indices rather than 256 took 0.87 of the time on
+    # backward-filter, both on ResNet-18's 9 layers at batch 32 (0.73-0.82 on its stride-2 and 1x1
+    # layers and its 512-channel one) and on the batch-1 Jetson layers (0.73-1.00); 0.91 on the Jetson
+    # forwards (0.82-0.87, but 1.12 on the 7x7 stem) and 0.99 on their backward-data (0.86-1.04);
+    # 1.00 on ResNet-18's forwards and backward-data. About 768 blocks rather than 512 gained nowhere
+    # (1.00-1.11). The kernel paths "split768" and "chunk64" time more splits.
     SPLIT_TARGET_BLOCKS = 512
-    SPLIT_MIN_CHUNK = 256
+    SPLIT_MIN_CHUNK = 128
     # The 128 tile's backward-filter blocks run in waves of WIDE_FILTER_BLOCKS a multiprocessor from
     # compute capability WIDE_FILTER_CAPABILITY, one below (its launch bounds in conv2d.cu,
     # CONV_BLOCKS_128), and a last wave of a few blocks takes as long as a full one. At one block a
@@ -125,11 +134,12 @@ class Conv2dGpu:
     # 288 backward-filter blocks of 256 reduction indices, three waves, and each took 0.121 ms on
     # the device. With FILL_WAVES, backward-filter on the 128 tile takes fewer splits (longer
     # chunks) where that makes fewer waves times chunk (``_fill_waves``): at two blocks a
-    # multiprocessor, 261 blocks of 288 indices and 252 of 304 there, one wave each, and the
-    # 512-channel layer one split of 512 (144 blocks, no sum of splits) where two of 256 would take
-    # the same wave. The split count then depends on the GPU's multiprocessor count, and so does the
-    # rounding of backward-filter's result, which before depended on its tile alone. Not yet timed
-    # on a GPU (the kernel path "waves_off" times the splits without it).
+    # multiprocessor, 261 blocks of 288 indices and 252 of 304 there, one wave each. On an H200
+    # (device time) that took 0.74 and 0.77 of the time without it (the kernel path "waves_off") on
+    # the 128- and 256-channel layers, but 1.12 on the 512-channel one, which took one split of 512
+    # (144 blocks); since chunks go down to 128 indices it takes three of 176 (432 blocks, two waves),
+    # which took 0.80 of that one's time. The split count depends on the GPU's multiprocessor count,
+    # and so does the rounding of backward-filter's result, which before depended on its tile alone.
     FILL_WAVES = True
     WIDE_FILTER_BLOCKS = 2
     WIDE_FILTER_CAPABILITY = 75

@@ -64,7 +64,7 @@ class Conv2d(Conv2dCpu, Conv2dGpu, Function):
 # The kernel paths of conv2d's GPU half, for the tests and benchmarks that compare them:
 # - the launcher's own choice ("chosen");
 # - the same with no reduction split (SPLIT_TARGET_BLOCKS), with splits until about 768 blocks run, or
-#   with chunks down to 128 indices (SPLIT_MIN_CHUNK): see SPLIT_TARGET_BLOCKS;
+#   with chunks down to 64 indices (SPLIT_MIN_CHUNK): see SPLIT_TARGET_BLOCKS;
 # - the direct kernels only, as the launcher picks them but without the taps kernels, or with them in
 #   the forward too (TAPS_FORWARD);
 # - the launcher's choice with the tiles for short forward reductions too (no conv2d_forward_pixels),
@@ -78,7 +78,7 @@ KERNEL_PATHS = {
     "chosen": {},
     "unsplit": dict(SPLIT_TARGET_BLOCKS=0),
     "split768": dict(SPLIT_TARGET_BLOCKS=768),
-    "chunk128": dict(SPLIT_MIN_CHUNK=128),
+    "chunk64": dict(SPLIT_MIN_CHUNK=64),
     "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
     "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
     "pixels_off": dict(PIXELS_FORWARD_MAX_REDUCTION=0),

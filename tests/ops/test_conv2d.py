@@ -396,7 +396,7 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, split768, "
-                                         "chunk128, taps_off, taps_forward, pixels_off, waves_off, tile64, tile128, "
+                                         "chunk64, taps_off, taps_forward, pixels_off, waves_off, tile64, tile128, "
                                          "winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
@@ -415,7 +415,7 @@ def test_kernel_path_names_are_checked_and_settings_restored():
         assert Conv2d.TAPS_FORWARD and Conv2d.TAP_STEP_CHANNELS == 16 and Conv2d.WINOGRAD_GPU_TILE == 0
     with kernel_path("pixels_off"):
         assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 0
-    assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 32
+    assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 27
     assert {name: getattr(Conv2d, name) for name in names} == defaults
 
 
@@ -454,6 +454,21 @@ def test_which_products_take_the_taps_kernels():
         assert "conv2d_forward_taps_64" in one_by_one
         assert one_by_one.count("conv2d_transpose_weight") == 1  # backward-data's
 
+
+
+@pytest.mark.parametrize("channels, kernel, name", [
+    (3, 3, "conv2d_forward_pixels"),  # an RGB stem's 3x3: 27 reduction indices
+    (16, 1, "conv2d_forward_pixels"),
+    (27, 1, "conv2d_forward_pixels"),
+    (28, 1, "conv2d_forward_64"),
+    (32, 1, "conv2d_forward_64"),  # the small ResNet's 1x1 32 -> 64 layer, slower on the pixels kernel
+])
+def test_the_pixels_forward_takes_reductions_up_to_an_rgb_stems(channels, kernel, name):
+    """Forwards of at most Conv2d.PIXELS_FORWARD_MAX_REDUCTION (27) reduction indices a group take
+    conv2d_forward_pixels, longer ones the tiles."""
+    conv = Conv2d((2, 2), (kernel // 2,) * 4, (1, 1), 1)
+    conv.device = gpucnn.device("cudasim")
+    assert conv._plan("forward", (8, channels, 16, 16), (64, channels, kernel, kernel))[3].name == name
 
 def test_host_constants_match_the_kernels_defines():
     """The launcher sizes grids and picks kernels by constants that cuda/conv2d.cu defines for itself."""
@@ -532,12 +547,13 @@ def test_gpu_winograd_rule(w_shape, x_shape, kwargs, takes):
 
 
 @pytest.mark.parametrize("tiles, reduction, layers, expected", [
-    (8, 512 * 9, 1, (18, 256)),  # batch-1 512 channels at 7x7, forward: 8 tiles of 64 become 144 blocks
-    (49, 64 * 9, 1, (3, 192)),  # batch-1 64 channels at 56x56
+    (8, 512 * 9, 1, (36, 128)),  # batch-1 512 channels at 7x7, forward: 8 tiles of 64 become 288 blocks
+    (49, 64 * 9, 1, (5, 128)),  # batch-1 64 channels at 56x56
+    (100, 512 * 9, 1, (6, 768)),  # about 512 blocks before the chunks reach their floor
     (512, 64 * 9, 1, (1, 576)),  # enough tiles already: CIFAR ResNet-18's 64 channels at 32x32, batch 32
     (2, 100, 1, (1, 112)),  # too short a reduction to split
     (1, 10**6, 65535 // 4, (4, 250000)),  # the grid's z limit (65535) over 16383 layers
-    (1, 1000, 1, (4, 256)),  # chunks of whole steps (16), the last one partial
+    (1, 1000, 1, (8, 128)),  # chunks of whole steps (16), the last one partial
 ])
 def test_gpu_split_rule(tiles, reduction, layers, expected):
     """Reductions split into chunks of at least Conv2d.SPLIT_MIN_CHUNK indices, a multiple of 16, until
@@ -553,17 +569,17 @@ def test_gpu_split_rule(tiles, reduction, layers, expected):
 
 
 def test_gpu_split_paths_split_further():
-    """The kernel paths "split768" (about 768 blocks) and "chunk128" (chunks down to 128 indices) on the
+    """The kernel paths "split768" (about 768 blocks) and "chunk64" (chunks down to 64 indices) on the
     forwards of ResNet-18's 64-channel 32x32 layer at batch 32 (512 tiles of 64, 576 reduction indices)
     and of a batch-1 512-channel 7x7 layer (8 tiles, 4608 indices)."""
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
-    assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (18, 256)
+    assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (36, 128)
     with kernel_path("split768"):
-        assert conv._splits(512, 576, 1) == (2, 288) and conv._splits(8, 4608, 1) == (18, 256)
-    with kernel_path("chunk128"):
-        assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (36, 128)
+        assert conv._splits(512, 576, 1) == (2, 288) and conv._splits(8, 4608, 1) == (36, 128)
+    with kernel_path("chunk64"):
+        assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (58, 80)
 
 
 @pytest.mark.parametrize("tiles, reduction, splits, chunk, wave, expected", [
@@ -585,7 +601,7 @@ def test_backward_filter_splits_that_fill_waves(tiles, reduction, splits, chunk,
 
 
 def test_backward_filter_fills_waves_on_a_gpu_that_counts_its_multiprocessors(monkeypatch):
-    """The plan of ResNet-18's 128-channel 16x16 layer at batch 32: the 128 tile in 32 splits of 256
+    """The plan of ResNet-18's 128-channel 16x16 layer at batch 32: the 128 tile in 57 splits of 144
     positions where the device has no multiprocessor count (cudasim) or under the kernel path
     "waves_off", 29 of 288 on 132 multiprocessors (two such blocks each: one wave of 261); at one block
     a multiprocessor too (two waves). On 72 multiprocessors, 16 of 512 at two blocks each, 8 of 1024 on
@@ -598,11 +614,11 @@ def test_backward_filter_fills_waves_on_a_gpu_that_counts_its_multiprocessors(mo
         product = conv._plan("filter", (32, 128, 16, 16), (128, 128, 3, 3))
         return product.name, product.grid[2], int(product.arguments[-1])
 
-    assert plan() == ("conv2d_backward_filter_128", 32, 256)
+    assert plan() == ("conv2d_backward_filter_128", 57, 144)
     monkeypatch.setattr(device, "multiprocessors", 132)
     assert plan() == ("conv2d_backward_filter_128", 29, 288)
     with kernel_path("waves_off"):
-        assert plan() == ("conv2d_backward_filter_128", 32, 256)
+        assert plan() == ("conv2d_backward_filter_128", 57, 144)
     monkeypatch.setattr(Conv2d, "WIDE_FILTER_BLOCKS", 1)
     assert plan() == ("conv2d_backward_filter_128", 29, 288)
     monkeypatch.setattr(device, "multiprocessors", 72)  # 144 a wave at two blocks each: one wave of 144
@@ -626,7 +642,7 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
-    assert kernel_paths(conv.device) == ["chosen", "unsplit", "split768", "chunk128", "taps_off", "taps_forward",
+    assert kernel_paths(conv.device) == ["chosen", "unsplit", "split768", "chunk64", "taps_off", "taps_forward",
                                           "pixels_off", "waves_off", "tile64", "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
@@ -635,11 +651,11 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     assert has_wide_tile(gpucnn.device("cudasim")) and "tile128" in kernel_paths(gpucnn.device("cpu"))
 
 
-@pytest.mark.parametrize("batch, size, tile", [(1, 56, 64), (32, 32, 64), (128, 32, 128)])
+@pytest.mark.parametrize("batch, size, tile", [(1, 56, 64), (8, 32, 64), (32, 32, 128), (128, 32, 128)])
 def test_backward_filter_takes_the_wide_tile_where_its_splits_make_enough_blocks(batch, size, tile):
     """Backward-filter of a 64 -> 128 3x3 stride-2 layer: the 128 tile makes 5 tiles, split into chunks
-    of at least SPLIT_MIN_CHUNK positions: 20 blocks at batch 1 and 160 at 32 (under WIDE_TILE_BLOCKS:
-    the 64 tile), 515 at 128 (the 128 tile)."""
+    of at least SPLIT_MIN_CHUNK positions: 35 blocks at batch 1 and 80 at 8 (under WIDE_TILE_BLOCKS:
+    the 64 tile), 320 at 32 and 515 at 128 (the 128 tile)."""
     conv = Conv2d((2, 2), (1, 1, 1, 1), (1, 1), 1)
     conv.device = gpucnn.device("cudasim")
     product = conv._plan("filter", (batch, 64, size, size), (128, 64, 3, 3))

@@ -166,6 +166,25 @@ def test_packed_arguments_refuse_python_scalars_and_a_wrong_count():
     assert pointers == [slots.ctypes.data + 8 * index for index in range(4)]
 
 
+
+def test_packed_arguments_take_each_value_by_its_own_type():
+    """Once an array's type is seen, fill passes such values by address at once: a slot that held an
+    array then takes a scalar's bits, and the other way round, and a type without an address still
+    says so."""
+    from gpucnn.devices.packed import PackedArguments
+
+    packed = PackedArguments(2, (), lambda array: array.ctypes.data)
+    x, y = np.zeros(2, np.float32), np.zeros(3, np.float32)
+    slots = np.ctypeslib.as_array(packed._slots)
+    packed.fill((x, np.int32(-1)))
+    assert slots.tolist() == [x.ctypes.data, 2**32 - 1]
+    packed.fill((np.int32(7), y))
+    assert slots.tolist() == [7, y.ctypes.data]
+    packed.fill((y, np.float32(0.5)))
+    assert slots.tolist() == [y.ctypes.data, int(np.float32(0.5).view(np.uint32))]
+    with pytest.raises(TypeError, match="argument 1 is a list: pass an array of the device or a NumPy scalar"):
+        packed.fill((x, [1]))
+
 def test_cuda_launches_hand_the_driver_the_packed_arguments():
     """Without a GPU, the driver's cuLaunchKernel is a recording stand-in: the cuda device's launcher
     passes it this GPU's function, the grid and block as (x, y, z), the current stream and the pointer

@@ -40,6 +40,7 @@ class PackedArguments:
         self._pointers = (ctypes.c_void_p * max(count, 1))(*range(first, first + 8 * count, 8))
         self.params = ctypes.addressof(self._pointers)
         self.lock = threading.Lock()
+        self._array_types = set()  # the types whose values _bits passed by address: fill does so at once
         for index, value in enumerate(fixed, leading):
             self._slots[index] = self._bits(index, value)
 
@@ -54,18 +55,20 @@ class PackedArguments:
             raise TypeError(f"kernel argument {index} is a Python {type(value).__name__} ({value!r}): pass a NumPy "
                             "scalar of the parameter's type, such as numpy.int32(value)")
         try:
-            return self._address(value)
+            bits = self._address(value)
         except AttributeError:  # not an array: no address to pass
             raise TypeError(f"kernel argument {index} is a {type(value).__name__}: pass an array of the device or a "
                             "NumPy scalar") from None
+        self._array_types.add(type(value))
+        return bits
 
     def fill(self, leading: tuple) -> int:
         """Writes the leading arguments into their slots; returns the address of the pointer array."""
         if len(leading) != self.leading:
             raise TypeError(f"this launch takes {self.leading} leading kernel arguments, got {len(leading)}")
-        slots, bits = self._slots, self._bits
-        for index, value in enumerate(leading):
-            slots[index] = bits(index, value)
+        slots, bits, address, arrays = self._slots, self._bits, self._address, self._array_types
+        for index, value in enumerate(leading):  # arrays, most of them, by their address at once
+            slots[index] = address(value) if type(value) in arrays else bits(index, value)
         return self.params
 
 

@@ -719,11 +719,16 @@ extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, lo
  * Items run (n, group, channel chunk, h, column phase, column): a row's columns w = phase + j*stride_w
  * go by phase (w mod stride_w), so the threads of a warp share one phase and take the same taps (by
  * column order, at stride 2, neighbouring threads took different taps), and neighbouring threads read
- * neighbouring dy columns. A phase has `columns` = ceil(W / stride_w) slots; a slot past W is no item. */
+ * neighbouring dy columns. A phase has `columns` = ceil(W / stride_w) slots; a slot past W is no item.
+ * conv2d_backward_data_exact takes GATHER_CHANNELS channels an item, conv2d_backward_data_sum_or_gather
+ * one: there the gather is the rare path, and its registers bound the occupancy of the splits' sum
+ * (with 4 channels that kernel took 96 registers on sm_90, 2 blocks of 256 threads a multiprocessor,
+ * which an H200 ran at 21-25 % achieved occupancy; with one, 56). Each channel's sum is the same. */
 #define GATHER_CHANNELS 4
 
+template <int CHANNELS>
 static __device__ __forceinline__ long long gather_items(int N, int C, int H, int W, int stride_w, int groups) {
-    const int Cg = C / groups, chunks = (Cg + GATHER_CHANNELS - 1) / GATHER_CHANNELS;
+    const int Cg = C / groups, chunks = (Cg + CHANNELS - 1) / CHANNELS;
     return (long long)N * groups * chunks * H * (stride_w * ((W + stride_w - 1) / stride_w));
 }
 
@@ -746,31 +751,45 @@ static __device__ __forceinline__ void sum_tap(const float* __restrict__ grad_k,
     }
 }
 
+/* taps[j] for the count <= CHANNELS channels of an item: sum_tap of the count itself, unrolled. */
+template <int CHANNELS>
+static __device__ __forceinline__ void sum_taps(int count, const float* __restrict__ grad_k,
+                                                const float* __restrict__ weight_k, int Kg, long long grad_step,
+                                                long long weight_step, int RS, float* taps) {
+    if constexpr (CHANNELS > 1) {
+        if (count < CHANNELS) {  /* the same for a warp's threads but where it spans two chunks */
+            sum_taps<CHANNELS - 1>(count, grad_k, weight_k, Kg, grad_step, weight_step, RS, taps);
+            return;
+        }
+    }
+    sum_tap<CHANNELS>(grad_k, weight_k, Kg, grad_step, weight_step, RS, taps);
+}
+
 /* Index: int where every item's index fits (one division a step is then a short sequence, not a 64-bit
  * routine), else long long. (common.cuh's split_index makes the same choice at run time; decoding the
  * item with two of its calls took more registers: 128 against 72 on sm_80, 96 against 66 on sm_75.) */
-template <class Index>
+template <int CHANNELS, class Index>
 static __device__ __forceinline__ void gather_item(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x, Index item,
     int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     const int Cg = C / groups, Kg = K / groups, RS = R * S;
-    const int chunks = (Cg + GATHER_CHANNELS - 1) / GATHER_CHANNELS, columns = (W + stride_w - 1) / stride_w;
+    const int chunks = (Cg + CHANNELS - 1) / CHANNELS, columns = (W + stride_w - 1) / stride_w;
     const int slot = (int)(item % (stride_w * columns));
     const int w = slot / columns + slot % columns * stride_w;
     if (w >= W) return;
     Index rest = item / (stride_w * columns);
     const int h = (int)(rest % H);
     rest /= H;
-    const int c0 = (int)(rest % chunks) * GATHER_CHANNELS, count = min(Cg - c0, GATHER_CHANNELS);
+    const int c0 = (int)(rest % chunks) * CHANNELS, count = min(Cg - c0, CHANNELS);
     rest /= chunks;
     const int group = (int)(rest % groups);
     const long long n = rest / groups, PQ = (long long)P * Q, k_step = (long long)Cg * RS;
     const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
     const float* weight_group = weight + ((long long)group * Kg * Cg + c0) * RS;
-    float sums[GATHER_CHANNELS];
+    float sums[CHANNELS];
 #pragma unroll
-    for (int j = 0; j < GATHER_CHANNELS; ++j) sums[j] = 0.0f;
+    for (int j = 0; j < CHANNELS; ++j) sums[j] = 0.0f;
     for (int r = 0; r < R; ++r) {
         const int p_times_stride = h + pad_top - r * dilation_h;
         if (p_times_stride < 0 || p_times_stride % stride_h != 0 || p_times_stride / stride_h >= P) continue;
@@ -780,39 +799,35 @@ static __device__ __forceinline__ void gather_item(
             /* dy[n, group*Kg + k, p, q] and weight[group*Kg + k, c0 + j, r, s], k = 0, 1, ... */
             const float* grad_k = grad_group + (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
             const float* weight_k = weight_group + r * S + s;
-            float taps[GATHER_CHANNELS];
+            float taps[CHANNELS];
 #pragma unroll
-            for (int j = 0; j < GATHER_CHANNELS; ++j) taps[j] = 0.0f;
-            switch (count) {  /* the same for a warp's threads but where it spans two chunks */
-                case 1: sum_tap<1>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
-                case 2: sum_tap<2>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
-                case 3: sum_tap<3>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
-                default: sum_tap<GATHER_CHANNELS>(grad_k, weight_k, Kg, PQ, k_step, RS, taps); break;
-            }
+            for (int j = 0; j < CHANNELS; ++j) taps[j] = 0.0f;
+            sum_taps<CHANNELS>(count, grad_k, weight_k, Kg, PQ, k_step, RS, taps);
 #pragma unroll
-            for (int j = 0; j < GATHER_CHANNELS; ++j) sums[j] += taps[j];
+            for (int j = 0; j < CHANNELS; ++j) sums[j] += taps[j];
         }
     }
     float* out = grad_x + ((n * C + (long long)group * Cg + c0) * H + h) * W + w;
 #pragma unroll
-    for (int j = 0; j < GATHER_CHANNELS; ++j) {
+    for (int j = 0; j < CHANNELS; ++j) {
         if (j < count) out[(long long)j * H * W] = sums[j];
     }
 }
 
-/* Every item of the gather (grid-stride). */
+/* Every item of the gather, of CHANNELS channels each (grid-stride). */
+template <int CHANNELS>
 static __device__ __forceinline__ void gather(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    const long long items = gather_items(N, C, H, W, stride_w, groups);
+    const long long items = gather_items<CHANNELS>(N, C, H, W, stride_w, groups);
     for (long long i = first_index(); i < items; i += grid_threads()) {
         if (items <= 0x7fffffff) {
-            gather_item<int>(grad_y, weight, grad_x, (int)i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
-                             pad_left, dilation_h, dilation_w, groups);
+            gather_item<CHANNELS, int>(grad_y, weight, grad_x, (int)i, C, H, W, K, R, S, P, Q, stride_h, stride_w,
+                                       pad_top, pad_left, dilation_h, dilation_w, groups);
         } else {
-            gather_item<long long>(grad_y, weight, grad_x, i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
-                                   pad_left, dilation_h, dilation_w, groups);
+            gather_item<CHANNELS, long long>(grad_y, weight, grad_x, i, C, H, W, K, R, S, P, Q, stride_h, stride_w,
+                                             pad_top, pad_left, dilation_h, dilation_w, groups);
         }
     }
 }
@@ -825,8 +840,8 @@ extern "C" __global__ void conv2d_backward_data_exact(
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     if (!*gather_flag) return;
-    gather(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
-           dilation_w, groups);
+    gather<GATHER_CHANNELS>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left,
+                            dilation_h, dilation_w, groups);
 }
 
 /* out[i] = partial[0][i] + partial[1][i] + ... in split order, plus bias[(i / PQ) % K] where has_bias:
@@ -857,8 +872,8 @@ extern "C" __global__ void conv2d_backward_data_sum_or_gather(
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int splits) {
     if (*gather_flag) {
-        gather(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
-               dilation_w, groups);
+        gather<1>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
+                  dilation_w, groups);
         return;
     }
     sum_splits(partial, partial, grad_x, 0, (long long)N * C * H * W, splits, 1, 1);

@@ -11,7 +11,8 @@
 # then VGG-16's max pooling, then the Jetson layers' backward-data, whose RGB stem takes the exact gather);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers and the resnet18 ones at batch 32, also
 # on the device alone, then the resnet18 ones at batch 64 and the VGG-16 ones),
-# python -m bench ops --device cuda (the default mix, then the resnet18, jetson and vgg16 suites),
+# python -m bench ops --device cuda (the resnet18 and jetson suites, the default mix, the convnetjs and lecture
+# suites, then vgg16),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
 # work on cudasim, single op calls and a launch's host time; ncu over conv2d's kernels where ncu is installed),
 # then the whole suite and the CPU conv2d benchmark.
@@ -127,12 +128,16 @@ step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite re
 step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
 step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
-# LeNet's step (0.64 of torch's images/s on an H200, 1.02 on an H100): how much of it is the host's
+# LeNet's step (0.64 of torch's images/s on an H200 on 2026-11-26, 1.09 on the next day): how much of it is
+# the host's
 step profile-step-lenet 60 "$python" -m bench.profile step --device cuda --model lenet --batch 128
 # the batch-1 Jetson layers, where few tiles make the reductions split, and the default mix of ops
 step bench-kernels-cuda-jetson 150 "$python" -m bench kernels --device cuda --suite jetson --device-times \
   --out "$out"
 step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
+# the small layers of the conv suites the mix samples one of, which the host's work per call bounds
+step bench-ops-cuda-convnetjs 60 "$python" -m bench ops --device cuda --suite convnetjs --out "$out"
+step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lecture --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
 step profile-host 120 "$python" -m bench.profile host --model resnet

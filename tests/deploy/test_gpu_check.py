@@ -73,7 +73,7 @@ def test_every_step_runs_in_order_and_writes_its_log(tmp_path):
     assert steps[:8] == ["gpu-info", "pytest-gpu", "sanitizer-memcheck", "sanitizer-racecheck",
                          "bench-kernels-cuda", "bench-ops-cuda-resnet18", "bench-ops-cuda-jetson", "bench-train-cuda"]
     assert {"profile-host", "profile-calls", "ncu-conv2d", "ncu-train-step", "pytest-all", "bench-conv2d-cpu",
-            "profile-step-lenet"} <= set(steps)
+            "profile-step-lenet", "bench-ops-cuda-convnetjs", "bench-ops-cuda-lecture"} <= set(steps)
     assert len(steps) == len(set(steps))
     for step in steps:
         assert (out / f"{step}.log").is_file(), step

@@ -455,7 +455,6 @@ def test_which_products_take_the_taps_kernels():
         assert one_by_one.count("conv2d_transpose_weight") == 1  # backward-data's
 
 
-
 @pytest.mark.parametrize("channels, kernel, name", [
     (3, 3, "conv2d_forward_pixels"),  # an RGB stem's 3x3: 27 reduction indices
     (16, 1, "conv2d_forward_pixels"),

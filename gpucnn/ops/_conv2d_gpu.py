@@ -123,7 +123,13 @@ class Conv2dGpu:
     # layers and its 512-channel one) and on the batch-1 Jetson layers (0.73-1.00); 0.91 on the Jetson
     # forwards (0.82-0.87, but 1.12 on the 7x7 stem) and 0.99 on their backward-data (0.86-1.04);
     # 1.00 on ResNet-18's forwards and backward-data. About 768 blocks rather than 512 gained nowhere
-    # (1.00-1.11). The kernel paths "split768" and "chunk64" time more splits.
+    # (1.00-1.11). A product of at least half SPLIT_TARGET_BLOCKS tiles is not split: two splits of it
+    # add the sum's pass, and its blocks already about fill the GPU (132 multiprocessors at two or three
+    # blocks each); ResNet-18's four such products at batch 32 (256 tiles of 64: the 128-channel 16x16
+    # layer's forward and backward-data, the 64->128 stride-2 forward, the 128->256 one's
+    # backward-data) ran unsplit in 0.85-0.95 of their two splits' time on an H200's device, and its
+    # four such products at batch 64 in 0.94-1.04 per call. The kernel paths "split768" and "chunk64"
+    # time more splits.
     SPLIT_TARGET_BLOCKS = 512
     SPLIT_MIN_CHUNK = 128
     # The 128 tile's backward-filter blocks run in waves of WIDE_FILTER_BLOCKS a multiprocessor from
@@ -290,8 +296,9 @@ class Conv2dGpu:
     def _splits(self, tiles: int, reduction: int, layers: int) -> tuple[int, int]:
         """(splits, chunk) for a product of ``tiles`` blocks unsplit in ``layers`` grid z-layers that
         reduces over ``reduction`` indices (see SPLIT_TARGET_BLOCKS)."""
-        splits = max(1, min(-(-self.SPLIT_TARGET_BLOCKS // tiles), -(-reduction // self.SPLIT_MIN_CHUNK),
-                            self.MAX_GRID_YZ // layers))
+        target = self.SPLIT_TARGET_BLOCKS
+        wanted = -(-target // tiles) if 2 * tiles < target else 1
+        splits = max(1, min(wanted, -(-reduction // self.SPLIT_MIN_CHUNK), self.MAX_GRID_YZ // layers))
         chunk = -(-reduction // splits)
         chunk = -(-chunk // 16) * 16  # whole reduction steps of either tile
         return -(-reduction // chunk), chunk

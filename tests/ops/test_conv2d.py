@@ -549,6 +549,8 @@ def test_gpu_winograd_rule(w_shape, x_shape, kwargs, takes):
     (8, 512 * 9, 1, (36, 128)),  # batch-1 512 channels at 7x7, forward: 8 tiles of 64 become 288 blocks
     (49, 64 * 9, 1, (5, 128)),  # batch-1 64 channels at 56x56
     (100, 512 * 9, 1, (6, 768)),  # about 512 blocks before the chunks reach their floor
+    (255, 128 * 9, 1, (3, 384)),
+    (256, 128 * 9, 1, (1, 1152)),  # half the target's tiles: ResNet-18's 128 channels at 16x16, batch 32
     (512, 64 * 9, 1, (1, 576)),  # enough tiles already: CIFAR ResNet-18's 64 channels at 32x32, batch 32
     (2, 100, 1, (1, 112)),  # too short a reduction to split
     (1, 10**6, 65535 // 4, (4, 250000)),  # the grid's z limit (65535) over 16383 layers
@@ -556,7 +558,8 @@ def test_gpu_winograd_rule(w_shape, x_shape, kwargs, takes):
 ])
 def test_gpu_split_rule(tiles, reduction, layers, expected):
     """Reductions split into chunks of at least Conv2d.SPLIT_MIN_CHUNK indices, a multiple of 16, until
-    about Conv2d.SPLIT_TARGET_BLOCKS blocks run, and none under the kernel path "unsplit"."""
+    about Conv2d.SPLIT_TARGET_BLOCKS blocks run, where the product makes fewer than half as many tiles;
+    none under the kernel path "unsplit"."""
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
@@ -569,16 +572,16 @@ def test_gpu_split_rule(tiles, reduction, layers, expected):
 
 def test_gpu_split_paths_split_further():
     """The kernel paths "split768" (about 768 blocks) and "chunk64" (chunks down to 64 indices) on the
-    forwards of ResNet-18's 64-channel 32x32 layer at batch 32 (512 tiles of 64, 576 reduction indices)
-    and of a batch-1 512-channel 7x7 layer (8 tiles, 4608 indices)."""
+    forwards of ResNet-18's 128-channel 16x16 layer at batch 32 (256 tiles of 64, 1152 reduction
+    indices) and of a batch-1 512-channel 7x7 layer (8 tiles, 4608 indices)."""
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)
-    assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (36, 128)
+    assert conv._splits(256, 1152, 1) == (1, 1152) and conv._splits(8, 4608, 1) == (36, 128)
     with kernel_path("split768"):
-        assert conv._splits(512, 576, 1) == (2, 288) and conv._splits(8, 4608, 1) == (36, 128)
+        assert conv._splits(256, 1152, 1) == (3, 384) and conv._splits(8, 4608, 1) == (36, 128)
     with kernel_path("chunk64"):
-        assert conv._splits(512, 576, 1) == (1, 576) and conv._splits(8, 4608, 1) == (58, 80)
+        assert conv._splits(256, 1152, 1) == (1, 1152) and conv._splits(8, 4608, 1) == (58, 80)
 
 
 @pytest.mark.parametrize("tiles, reduction, splits, chunk, wave, expected", [

@@ -112,13 +112,14 @@ class Conv2dGpu:
     #                        (checked as the forward's plan is made, before any launch)
     # A product with few result tiles leaves most of a GPU idle: a batch-1 layer of 512 channels at
     # 7x7 makes 8 tiles of 64 x 64 for 132 multiprocessors. So each product's reduction (forward: over
-    # C*R*S, backward-data: K*R*S, backward-filter: N*P*Q) is split into chunks (multiples of 16, at
-    # least SPLIT_MIN_CHUNK indices) until about SPLIT_TARGET_BLOCKS blocks run, and a second kernel
-    # adds the chunks' sums in order (conv2d.cu). Forward and backward-data count their tiles of 64,
-    # whichever tile runs, and so do not depend on the GPU: their summation order (and result) is the
-    # same on every card and for both tiles. (Backward-filter counts the tiles it runs, and its tile
-    # rule counts its splits.) On an H200 (`python -m bench kernels`, device time, geometric means over
-    # a suite's layers), chunks down to 128 indices rather than 256 took 0.87 of the time on
+    # C*R*S, backward-data: K*R*S, backward-filter: N*P*Q) is split into chunks (multiples of 16, no
+    # more of them than SPLIT_MIN_CHUNK goes into the reduction, rounded up: 147 indices make two of
+    # 80) until about SPLIT_TARGET_BLOCKS blocks run, and a second kernel adds the chunks' sums in
+    # order (conv2d.cu). Forward and backward-data count their tiles of 64, whichever tile runs, and
+    # so do not depend on the GPU: their summation order (and result) is the same on every card and
+    # for both tiles. (Backward-filter counts the tiles it runs, and its tile rule counts its
+    # splits.) On an H200 (`python -m bench kernels`, device time, geometric means over a suite's
+    # layers), chunks down to 128 indices rather than 256 took 0.87 of the time on
     # backward-filter, both on ResNet-18's 9 layers at batch 32 (0.73-0.82 on its stride-2 and 1x1
     # layers and its 512-channel one) and on the batch-1 Jetson layers (0.73-1.00); 0.91 on the Jetson
     # forwards (0.82-0.87, but 1.12 on the 7x7 stem) and 0.99 on their backward-data (0.86-1.04);

@@ -557,9 +557,9 @@ def test_gpu_winograd_rule(w_shape, x_shape, kwargs, takes):
     (1, 1000, 1, (8, 128)),  # chunks of whole steps (16), the last one partial
 ])
 def test_gpu_split_rule(tiles, reduction, layers, expected):
-    """Reductions split into chunks of at least Conv2d.SPLIT_MIN_CHUNK indices, a multiple of 16, until
-    about Conv2d.SPLIT_TARGET_BLOCKS blocks run, where the product makes fewer than half as many tiles;
-    none under the kernel path "unsplit"."""
+    """Reductions split into chunks, a multiple of 16, no more than Conv2d.SPLIT_MIN_CHUNK goes into
+    the reduction (rounded up), until about Conv2d.SPLIT_TARGET_BLOCKS blocks run, where the product
+    makes fewer than half as many tiles; none under the kernel path "unsplit"."""
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     conv = Conv2d((1, 1), (0, 0, 0, 0), (1, 1), 1)

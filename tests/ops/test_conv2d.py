@@ -656,8 +656,8 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
 @pytest.mark.parametrize("batch, size, tile", [(1, 56, 64), (8, 32, 64), (32, 32, 128), (128, 32, 128)])
 def test_backward_filter_takes_the_wide_tile_where_its_splits_make_enough_blocks(batch, size, tile):
     """Backward-filter of a 64 -> 128 3x3 stride-2 layer: the 128 tile makes 5 tiles, split into chunks
-    of at least SPLIT_MIN_CHUNK positions: 35 blocks at batch 1 and 80 at 8 (under WIDE_TILE_BLOCKS:
-    the 64 tile), 320 at 32 and 515 at 128 (the 128 tile)."""
+    of about SPLIT_MIN_CHUNK positions: 35 blocks at batch 1 and 80 at 8 (under WIDE_TILE_BLOCKS: the
+    64 tile), 320 at 32 and 515 at 128 (the 128 tile)."""
     conv = Conv2d((2, 2), (1, 1, 1, 1), (1, 1), 1)
     conv.device = gpucnn.device("cudasim")
     product = conv._plan("filter", (batch, 64, size, size), (128, 64, 3, 3))

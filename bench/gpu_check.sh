@@ -135,7 +135,8 @@ step profile-step-lenet 60 "$python" -m bench.profile step --device cuda --model
 step bench-kernels-cuda-jetson 150 "$python" -m bench kernels --device cuda --suite jetson --device-times \
   --out "$out"
 step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
-# the small layers of the conv suites the mix samples one of, which the host's work per call bounds
+# the ConvNetJS and lecture suites' small layers (the default mix holds one ConvNetJS layer), which the
+# host's work per call bounds
 step bench-ops-cuda-convnetjs 60 "$python" -m bench ops --device cuda --suite convnetjs --out "$out"
 step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lecture --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines

@@ -14,6 +14,9 @@ Suites:
 - ``vgg16``: VGG-16's 3x3 layers at 224x224, batch 32, 64 and 128 (sized for GPUs: minutes on a CPU).
 - ``jetson``: batch 1 inference layers of an ImageNet ResNet-18 (224x224), for Jetson boards.
 - ``mix`` (the default): a few layers of the suites above, quick on a 2-core CPU.
+- ``poolrelu``: the ReLU and pooling layers of the lecture, ConvNetJS, ResNet-18, small-ResNet and
+  Jetson suites (VGG-16's large arrays take minutes on a CPU), for the CPU's target on them (within
+  2x of PyTorch).
 - ``tiny``: what ``--quick`` runs (the tests): small shapes that also run on ``cudasim``.
 """
 
@@ -182,6 +185,9 @@ MIX = [
     Pool("lecture avg 2/2", "avg", 32, 10, 32, 2, 2),
 ]
 
+POOL_RELU = [layer for layer in LECTURE + CONVNETJS + RESNET18 + SMALL_RESNET + JETSON
+             if isinstance(layer, (Relu, Pool))]
+
 TINY = [
     Conv("tiny 3x3 p1", 2, 3, 4, 8, 3, 1, 1),
     Conv("tiny 1x1 s2", 2, 4, 6, 7, 1, 2, 0),
@@ -208,4 +214,4 @@ def at_batch(layers, batch: int | None) -> list:
 
 
 SUITES = {"mix": MIX, "lecture": LECTURE, "convnetjs": CONVNETJS, "resnet18": RESNET18, "smallresnet": SMALL_RESNET,
-          "vgg16": VGG16, "jetson": JETSON, "tiny": TINY}
+          "vgg16": VGG16, "jetson": JETSON, "poolrelu": POOL_RELU, "tiny": TINY}

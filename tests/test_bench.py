@@ -440,6 +440,18 @@ def test_suites_name_every_op_and_valid_shapes():
                 assert layer.output_size() >= 1, (name, layer)
 
 
+def test_poolrelu_suite_holds_each_relu_and_pooling_case_of_the_suites_once():
+    from bench.suites import SUITES, Pool, Relu
+
+    def case(layer):
+        return type(layer), layer._replace(name="")
+
+    wanted = {case(layer) for name in ("lecture", "convnetjs", "resnet18", "smallresnet", "jetson")
+              for layer in SUITES[name] if isinstance(layer, (Relu, Pool))}
+    cases = [case(layer) for layer in SUITES["poolrelu"]]
+    assert len(cases) == len(set(cases)) and set(cases) == wanted  # each case once
+
+
 def test_small_resnet_suite_holds_the_training_benchmarks_layers():
     import numpy
 

@@ -82,12 +82,12 @@ def kernel_array(xp, array):
     return xp.ascontiguousarray(array, dtype=xp.float32).reshape(array.shape)
 
 
-def require_float32(op: str, tensor, weight_shape: tuple | None = None) -> None:
-    """TypeError when ``tensor`` is on a kernel device (cuda, cudasim: float32 kernels) and is not float32;
-    the message gives its shape, and ``weight_shape`` where given."""
-    if tensor.dtype != numpy.float32 and tensor.device.runs_kernels:
-        shapes = f"input shape {tensor.shape}" + ("" if weight_shape is None else f", weight shape {weight_shape}")
+def require_float32(op: str, dtype, device, input_shape: tuple, weight_shape: tuple | None = None) -> None:
+    """TypeError when an input of ``dtype`` is on a kernel device (cuda, cudasim: float32 kernels) and is not
+    float32; the message gives its shape, and ``weight_shape`` where given."""
+    if dtype != numpy.float32 and device.runs_kernels:
+        shapes = f"input shape {input_shape}" + ("" if weight_shape is None else f", weight shape {weight_shape}")
         raise TypeError(
-            f"{op}: the kernels of device '{tensor.device}' take float32 only, got dtype {tensor.dtype} "
-            f"({shapes}); convert with .float()"
+            f"{op}: the kernels of device '{device}' take float32 only, got dtype {dtype} ({shapes}); convert "
+            "with .float()"
         )

@@ -178,7 +178,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """
     op = "avg_pool2d"
     x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
-    require_float32(op, x)
+    require_float32(op, x.dtype, x.device, x.shape)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode)
     if not isinstance(count_include_pad, (bool, numpy.bool_)):
         raise TypeError(f"{op}: count_include_pad must be a bool, got {count_include_pad!r}")

@@ -425,7 +425,7 @@ def counted_batch_norm(input, running_mean, running_var, weight=None, bias=None,
         raise TypeError(f"batch_norm: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *spatial), got shape {x.shape}")
-    require_float32("batch_norm", x)
+    require_float32("batch_norm", x.dtype, x.device, x.shape)
     device, dtype, channels = x.device, x.dtype, x.shape[1]
     named = {}
     for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),

@@ -522,7 +522,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
     if not isinstance(return_indices, (bool, numpy.bool_)):
         raise TypeError(f"{op}: return_indices must be a bool, got {return_indices!r}")
-    require_float32(op, x)
+    require_float32(op, x.dtype, x.device, x.shape)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_no_empty_window(op, geometry, x.shape)
     function = MaxPool2d(geometry, return_indices)

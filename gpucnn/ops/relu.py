@@ -200,7 +200,7 @@ def _float_input(input, op: str) -> Tensor:
     x = as_tensor(input, f"{op}: input")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
-    require_float32(op, x)
+    require_float32(op, x.dtype, x.device, x.shape)
     return x
 
 

@@ -364,6 +364,28 @@ def test_bad_arguments_fail_before_computing(x, weight, bias, kwargs, error, mes
         F.conv2d(as_torch(x), as_torch(weight), None if bias is None else as_torch(bias), **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(stride=(1.0, 1.0)), "stride must be an int or a pair of ints"),
+    (dict(stride=True), "stride must be an int or a pair of ints"),
+    (dict(padding=(True, True)), "padding must be an int or a pair of ints"),
+    (dict(dilation=(1, 1.0)), "dilation must be an int or a pair of ints"),
+    (dict(groups=True), "groups must be an int"),
+])
+def test_arguments_equal_to_a_checked_calls_are_checked_themselves(kwargs, message):
+    """conv2d keeps its checks' result for a layer's int, str and int-pair arguments; arguments that compare
+    equal to those (1.0 == True == 1) are checked anew, and fail as always."""
+    plain = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    plain.update({key: 1 for key in kwargs if key in ("stride", "groups")})
+    for _ in range(2):
+        assert conv2d(X, WEIGHT, **plain).shape == (2, 6, 6, 6)
+        with pytest.raises(TypeError, match=message):
+            conv2d(X, WEIGHT, **{**plain, **kwargs})
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal(X.shape, F32), rng.standard_normal(WEIGHT.shape, F32)
+    expected = conv2d(x, weight, stride=1, padding=1).numpy()  # NumPy integers and lists pass, checked anew
+    assert np.array_equal(conv2d(x, weight, stride=[1, 1], padding=np.int64(1), groups=np.int32(1)).numpy(), expected)
+
+
 @pytest.mark.parametrize("limit, size, kwargs, message, cpu_shape", [
     ("MAX_PLANE", 5, dict(padding=2), r"input planes of 5x5 and output planes of 7x7 \(input shape \(1, 4, 5, 5\)",
      (1, 4, 7, 7)),

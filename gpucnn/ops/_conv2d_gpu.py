@@ -19,6 +19,7 @@ F(4x4, 3x3) on every such layer.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy
@@ -309,10 +310,9 @@ class Conv2dGpu:
         ``K``, for an (N, K, P, Q) output), where the reduction ran in splits."""
         if splits > 1:
             has_bias = bias is not None
-            bias = bias if has_bias else partial
             self._launch("conv2d_sum_splits", (_kernels.blocks_for(out.size),),
-                         (partial, bias, out, numpy.int32(has_bias), numpy.int64(out.size), numpy.int32(splits),
-                          numpy.int32(K), numpy.int64(PQ)))
+                         (partial, bias if has_bias else partial, out) + _kernels.int32_args((has_bias,)),
+                         _sum_sizes(out.size, splits, K, PQ))
 
     def _transposed_weight(self, batches: int, rows: int, columns: int, nonfinite=None):
         """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout.
@@ -320,9 +320,9 @@ class Conv2dGpu:
         out = self.xp.empty((batches, columns, rows), dtype=self.xp.float32)
         check = nonfinite is not None
         flag = nonfinite if check else _kernels.placeholder(self.device, numpy.int32)
-        _kernels.launch_elementwise(self.device, "conv2d", "conv2d_transpose_weight", out.size,
-                                    (self.weight, out, flag, numpy.int64(out.size)) + _kernels.int32_args(
-                                        (rows, columns, out.size < 2**31, check)))
+        sizes = _kernels.int32_args((rows, columns, out.size < 2**31, check))
+        _kernels.launch_elementwise(self.device, "conv2d", "conv2d_transpose_weight", out.size, (self.weight, out, flag),
+                                    _kernels.sized("conv2d_transpose_weight", out.size, sizes))
         return out
 
     def _taps(self, channels: int) -> bool:
@@ -370,8 +370,7 @@ class Conv2dGpu:
         if not grad.size:
             return self.xp.zeros(K, dtype=self.xp.float32)
         grad_bias = self.xp.empty(K, dtype=self.xp.float32)  # the kernel writes every channel
-        self._launch("conv2d_backward_bias", (K,), (grad, grad_bias, numpy.int32(N), numpy.int32(K),
-                                                    numpy.int64(P * Q)))
+        self._launch("conv2d_backward_bias", (K,), (grad, grad_bias), _bias_sizes(N, K, P * Q))
         return grad_bias
 
     def _backward_kernels(self, grad, need_input: bool, need_weight: bool) -> tuple:
@@ -483,6 +482,18 @@ class Conv2dGpu:
             grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
             self._winograd_launch("filter_adjoint", m, K * self.x_shape[1], (grad_U, grad_weight), K, self.x_shape[1])
         return grad_input, grad_weight
+
+
+# The arguments after the arrays (and flag) of conv2d_sum_splits and conv2d_backward_bias, as their
+# parameters' types: a layer's sizes, the same tuple for the same values, packed once (Device.launcher).
+@functools.lru_cache(maxsize=4096)
+def _sum_sizes(count: int, splits: int, K: int, PQ: int) -> tuple:
+    return numpy.int64(count), numpy.int32(splits), numpy.int32(K), numpy.int64(PQ)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bias_sizes(N: int, K: int, PQ: int) -> tuple:
+    return numpy.int32(N), numpy.int32(K), numpy.int64(PQ)
 
 
 def _tiles(rows: int, columns: int, layers: int, tile: int) -> int:

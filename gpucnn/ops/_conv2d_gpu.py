@@ -320,9 +320,9 @@ class Conv2dGpu:
         out = self.xp.empty((batches, columns, rows), dtype=self.xp.float32)
         check = nonfinite is not None
         flag = nonfinite if check else _kernels.placeholder(self.device, numpy.int32)
-        sizes = _kernels.int32_args((rows, columns, out.size < 2**31, check))
-        _kernels.launch_elementwise(self.device, "conv2d", "conv2d_transpose_weight", out.size, (self.weight, out, flag),
-                                    _kernels.sized("conv2d_transpose_weight", out.size, sizes))
+        name, sizes = "conv2d_transpose_weight", _kernels.int32_args((rows, columns, out.size < 2**31, check))
+        _kernels.launch_elementwise(self.device, "conv2d", name, out.size, (self.weight, out, flag),
+                                    _kernels.sized(name, out.size, sizes))
         return out
 
     def _taps(self, channels: int) -> bool:

@@ -145,7 +145,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
         stride_hw, pads, dilation_hw, groups = _checked_arguments(*arguments)
     else:  # other types of arguments (lists, NumPy integers, floats, which raise) are checked afresh
         stride_hw, pads, dilation_hw, groups = _checked_arguments.__wrapped__(*arguments)
-    if groups > Conv2d.MAX_GRID_YZ and device.runs_kernels:
+    if groups > Conv2d.MAX_GRID_YZ and device.runs_kernels:  # a setting, not an argument: outside the kept result
         raise ValueError(
             f"conv2d: the kernels of device '{device}' run at most {Conv2d.MAX_GRID_YZ} groups, got {groups}"
         )
@@ -158,7 +158,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
 
 def _plain(value) -> bool:
     """Whether ``value`` is an int, a str or a tuple of two ints: the arguments that ``_checked_arguments``
-    keeps the result for (a tuple of two floats would compare equal to one of ints, and not pass)."""
+    keeps the result for. Floats and bools, which the checks refuse, compare equal to ints ((1.0, True) ==
+    (1, 1)), and would find a kept result."""
     kind = type(value)
     return kind is int or kind is str or (kind is tuple and len(value) == 2 and type(value[0]) is int
                                           and type(value[1]) is int)

@@ -11,10 +11,11 @@ report per kernel: registers per thread, static shared memory, stack frame and s
 needed. Writes ``ptxas_nvcc-<version>_<date>.md`` and ``.json``.
 
 Where ``cuobjdump`` is on the PATH (the ``nvidia-cuda-cuobjdump`` wheel carries one), it also reads
-the SASS of the nvcc cubins and reports each kernel's longest loop (the instructions from a backward
-branch's target to the branch): how many instructions one trip runs and how many of them are FFMA.
-For the conv2d GEMM kernels a trip is one reduction step, so the FFMA share says how much of the
-issue bandwidth the multiply-adds get; a static count, not a timing.
+the SASS of the nvcc cubins and reports each kernel's loop of the most FFMA (a loop: the instructions
+from a backward branch's target to the branch; the longer of two with as many FFMA): how many
+instructions one trip runs and how many of them are FFMA. For the conv2d GEMM kernels that is the
+product's loop, a trip one reduction step (not a longer loop on a rare path), so the FFMA share says
+how much of the issue bandwidth the multiply-adds get; a static count, not a timing.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ _INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
 _BRANCH_TARGET = re.compile(r"\bBRA\b.*?0x([0-9a-f]+)")
 
 
-def longest_loops(sass: str) -> dict:
-    """{kernel: (instructions, ffma)} of each kernel's longest loop in ``cuobjdump -sass`` output: the
-    instructions from a backward branch's target up to the branch, and how many of them are FFMA."""
+def ffma_loops(sass: str) -> dict:
+    """{kernel: (instructions, ffma)} of each kernel's loop of the most FFMA (the longer of equals) in
+    ``cuobjdump -sass`` output: the instructions from a backward branch's target up to the branch, and
+    how many of them are FFMA."""
     loops = {}
     parts = _FUNCTION.split(sass)
     for kernel, body in zip(parts[1::2], parts[2::2]):
@@ -111,9 +113,9 @@ def longest_loops(sass: str) -> dict:
             start = int(target.group(1), 16)
             trip = [text for at, text in code if start <= at <= address]
             opcodes = [text.split()[1] if text.startswith("@") else text.split()[0] for text in trip]
-            best = max(best, (len(trip), sum(opcode == "FFMA" for opcode in opcodes)))
-        if best[0]:
-            loops[kernel] = best
+            best = max(best, (sum(opcode == "FFMA" for opcode in opcodes), len(trip)))
+        if best[1]:
+            loops[kernel] = best[::-1]
     return loops
 
 
@@ -124,21 +126,21 @@ def loop_rows(cuobjdump: str, sources: list[Path], out: str) -> list[dict]:
         for arch in NVCC_ARCHS:
             cubin = os.path.join(out, f"{source.stem}_{arch}.cubin")
             sass = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True, check=True).stdout
-            for kernel, (instructions, ffma) in sorted(longest_loops(sass).items()):
+            for kernel, (instructions, ffma) in sorted(ffma_loops(sass).items()):
                 rows.append({"kernel": kernel, "file": source.name, "arch": arch,
                              "loop_instructions": instructions, "loop_ffma": ffma})
     return rows
 
 
 def loop_table(rows: list[dict]) -> str:
-    """Instructions per trip of each kernel's longest loop (FFMA share), kernel x arch, the kernels
-    that run FFMA in it."""
+    """Instructions per trip of each kernel's loop of the most FFMA (FFMA share), kernel x arch, the
+    kernels that run FFMA in it."""
     archs = sorted({row["arch"] for row in rows}, key=lambda arch: int(arch[3:]))
     by_key = {(row["kernel"], row["arch"]): row for row in rows}
     kernels = sorted({row["kernel"] for row in rows if row["loop_ffma"]})
-    lines = ["## Longest loop per kernel (SASS, cuobjdump)", "",
-             "Instructions in one trip of the kernel's longest loop, and the FFMA share of them; kernels "
-             "whose longest loop has no FFMA are left out.", "",
+    lines = ["## Loop of the most FFMA per kernel (SASS, cuobjdump)", "",
+             "Instructions in one trip of the kernel's loop of the most FFMA (the longer of equals), and "
+             "the FFMA share of them; kernels whose loops have no FFMA are left out.", "",
              "| kernel | " + " | ".join(archs) + " |", "|---|" + "---:|" * len(archs)]
     for kernel in kernels:
         cells = []

@@ -488,10 +488,11 @@ def test_small_resnet_suite_holds_the_training_benchmarks_layers():
     assert {(case.channels, case.size) for case in pools} == seen["pool"]
 
 
-def test_ptxas_report_counts_the_longest_loop_of_each_kernel():
-    """bench.ptxas_report.longest_loops on cuobjdump -sass text: a backward branch closes a loop (its
-    trip runs from the target to the branch), a forward branch does not, and the longest loop wins."""
-    from bench.ptxas_report import longest_loops
+def test_ptxas_report_counts_the_loop_of_the_most_ffma_of_each_kernel():
+    """bench.ptxas_report.ffma_loops on cuobjdump -sass text: a backward branch closes a loop (its trip
+    runs from the target to the branch), a forward branch does not, and the loop of the most FFMA wins
+    over a longer one of fewer, and over a shorter one of as many."""
+    from bench.ptxas_report import ffma_loops
 
     def line(address, text):
         return f"        /*{address:04x}*/                   {text} ;   /* 0x000fe200078e00ff */\n"
@@ -500,17 +501,24 @@ def test_ptxas_report_counts_the_longest_loop_of_each_kernel():
             + line(0x00, "MOV R1, c[0x0][0x28]")
             + line(0x10, "FFMA R2, R3, R4, R2")      # a short loop: 0x10-0x20
             + line(0x20, "@P0 BRA 0x10")
-            + line(0x30, "LDS.128 R8, [R5]")         # the long loop: 0x30-0x80, 3 FFMA of 6
+            + line(0x30, "LDS.128 R8, [R5]")         # the product's loop: 0x30-0x80, 3 FFMA of 6
             + line(0x40, "FFMA R2, R8, R9, R2")
             + line(0x50, "@!P1 BRA 0x90")            # forward: no loop
             + line(0x60, "FFMA R3, R8, R10, R3")
             + line(0x70, "FFMA R4, R8, R11, R4")
             + line(0x80, "@!P2 BRA 0x30")
-            + line(0x90, "EXIT")
+            + line(0x90, "FFMA R2, R3, R4, R2")      # a longer loop of one FFMA: 0x90-0x100
+            + "".join(line(0xa0 + 0x10 * i, "IMAD R5, R6, R7, R5") for i in range(6))
+            + line(0x100, "@P3 BRA 0x90")
+            + line(0x110, "FFMA R3, R8, R10, R3")    # a loop of 3 FFMA of 4: 0x110-0x140
+            + line(0x120, "FFMA R3, R8, R10, R3")
+            + line(0x130, "FFMA R3, R8, R10, R3")
+            + line(0x140, "@P4 BRA 0x110")
+            + line(0x150, "EXIT")
             + "\t\tFunction : straight\n"
             + line(0x00, "FFMA R2, R3, R4, R2")
             + line(0x10, "EXIT"))
-    assert longest_loops(sass) == {"gemm": (6, 3)}
+    assert ffma_loops(sass) == {"gemm": (6, 3)}
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed (the CUDA toolkit's compiler)")

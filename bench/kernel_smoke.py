@@ -43,8 +43,8 @@ CASES = {
         F.conv2d(x, gpucnn.tensor(numpy.ones((64, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(numpy.ones((128, 64, 3, 3), numpy.float32) / 576, device=x.device),
         gpucnn.tensor(numpy.ones(128, numpy.float32), device=x.device), stride=2, padding=1),
-    # an inf in the weight: backward-data's device-side flag sends every input pixel to the exact gather,
-    # after an unsplit product (16 channels) and after one in splits (conv2d_split's 128)
+    # an inf in the weight: the tiled backward-data sums its NaN results again, exactly, in an unsplit
+    # product (16 channels) and in one in splits (conv2d_split's 128)
     "conv2d_nonfinite": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(_with_inf(numpy.ones((16, 16, 3, 3), numpy.float32) / 144), device=x.device,

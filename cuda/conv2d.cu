@@ -56,34 +56,28 @@
  *                                 partial[split] (K, Cg*R*S)
  *   conv2d_forward_pixels         grid (ceil(N*P*Q / 256), ceil(Kg / 16), G): a thread an output pixel and
  *                                 16 output channels, for reductions of at most 64 indices (see below)
- *   conv2d_sum_splits, conv2d_backward_data_sum_or_gather
- *                                 grid (min(ceil(count / 256), 65535),): the result = the splits' sum
- *                                 (+ bias for the forward; backward-data's exact gather instead where
- *                                 the gather flag is set); launched only when splits > 1
+ *   conv2d_sum_splits             grid (min(ceil(count / 256), 65535),): the result = the splits' sum
+ *                                 (+ bias for the forward); launched only when splits > 1
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
  *   conv2d_transpose_weight       grid (min(ceil(count / 256), 65535),), thread per element of the taps
- *                                 kernels' weight (grid-stride); with check, also conv2d_nonfinite's flag
- *                                 over the weight (backward-data's gather flag, one launch fewer)
+ *                                 kernels' weight (grid-stride)
  *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
- *                                 values is inf or NaN (the flag array starts at 0): the gather flag
- *                                 over the weight here, and the Winograd paths' test (conv2d.py)
- *   conv2d_backward_data_exact    grid (min(ceil(items / 256), cap),), thread per gather item: up to 4
- *                                 channels of a group at one input pixel (gather_items; grid-stride);
- *                                 returns at once unless the gather flag is set; after an unsplit tiled
- *                                 product, or alone
+ *                                 values is inf or NaN (the flag array starts at 0): the Winograd paths'
+ *                                 test (conv2d.py)
+ *   conv2d_backward_data_exact    grid (min(ceil(items / 256), 65535),), thread per gather item: up to 4
+ *                                 channels of a group at one input pixel (gather_items; grid-stride)
  * No float atomics anywhere: every result is the same on every run and in every thread order.
  *
  * Non-finite weights: the tiled backward-data multiplies a weight by the 0 that stands for "no
  * output reads this pixel through this tap", and inf * 0 is NaN where the CPU half (and PyTorch)
- * adds nothing. So the tiled kernel is launched after conv2d_nonfinite (or the taps kernels'
- * conv2d_transpose_weight, which sets the same flag as it reads the weight), and the gather flag
- * (read on the device: no host synchronisation) decides between it and the exact gather, which visits
- * only the taps that exist: the tiled GEMM (and the sum of its splits) for finite weights, the exact
- * gather otherwise, in conv2d_backward_data_sum_or_gather after a split product and in
- * conv2d_backward_data_exact after an unsplit one.
- * With few input channels per group (Cg <= 8: an RGB stem) the host sets the flag itself and
- * launches only the gather: the tiled kernel would spend most of its 64 rows on channels that do
- * not exist. It does so too where an axis has both a stride and a dilation above 1, which the
+ * adds nothing. That wrong value is always NaN, so each thread tests its results before it writes them
+ * and, where one is NaN, sums its NaN results again, exactly: the same terms of its chunk in the same
+ * order, skipping the taps that do not exist (a NaN result that is right, from a NaN weight or dy or inf - inf, comes
+ * out NaN again). With finite weights and gradients this costs a test per result, and a product in
+ * splits gets exact partial sums, which conv2d_sum_splits adds. No flag, no extra launch.
+ * With few input channels per group (Cg <= 8: an RGB stem) the host launches the exact gather,
+ * conv2d_backward_data_exact, instead: the tiled kernel would spend most of its 64 rows on channels
+ * that do not exist. It does so too where an axis has both a stride and a dilation above 1, which the
  * phases of the tiled kernel do not cover.
  */
 #include "common.cuh"
@@ -245,6 +239,82 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
     }
 }
 
+/* A backward-data block's split, group and stride phase (from blockIdx.z; see below): the phase's first
+ * input row and column, its columns and pixels a plane, its taps along the columns and in all (each count a
+ * ceiling of a quotient above -1: 0 where the phase has none), the output row and column that its first
+ * pixel reads through tap (0, 0), that tap's r*S + s, and the split's reduction indices [begin, end). */
+struct DataPhase {
+    int split, group, first_h, first_w, cols, plane, taps_w, taps, p_base, q_base, first_tap, begin, end;
+};
+
+static __device__ __forceinline__ DataPhase data_phase(int C, int H, int W, int K, int R, int S, int stride_h,
+                                                       int stride_w, int pad_top, int pad_left, int groups, int chunk) {
+    DataPhase d;
+    const int phases = stride_h * stride_w, layers = groups * phases;
+    d.split = blockIdx.z / layers;
+    const int layer = blockIdx.z - d.split * layers;
+    d.group = layer / phases;
+    const int phase = layer - d.group * phases, phase_h = phase / stride_w, phase_w = phase - phase_h * stride_w;
+    d.first_h = ((phase_h - pad_top) % stride_h + stride_h) % stride_h;
+    d.first_w = ((phase_w - pad_left) % stride_w + stride_w) % stride_w;
+    const int rows = (H - d.first_h + stride_h - 1) / stride_h;
+    d.cols = (W - d.first_w + stride_w - 1) / stride_w;
+    d.plane = rows * d.cols; /* a plane's values fit an int (as in the kernels' loops) */
+    d.taps_w = (S - phase_w + stride_w - 1) / stride_w;
+    d.taps = (R - phase_h + stride_h - 1) / stride_h * d.taps_w;
+    d.p_base = (d.first_h + pad_top - phase_h) / stride_h;
+    d.q_base = (d.first_w + pad_left - phase_w) / stride_w;
+    d.first_tap = phase_h * S + phase_w;
+    d.begin = d.split * chunk;
+    d.end = min(d.begin + chunk, K / groups * d.taps); /* empty for a phase of fewer taps */
+    return d;
+}
+
+/* The tiled backward-data's results of this thread that came out NaN, summed again, exactly (see
+ * "Non-finite weights" at the top): the same terms of the block's chunk in the same order, skipping the
+ * taps that read no output. Called once a thread has written a NaN. Not inlined, it works the block's
+ * phase out anew from the kernel's arguments: inlined, it changed the tiled kernels' registers, and the
+ * taps kernel's 64 tile took 12-19 more instructions a reduction step on sm_75 to sm_90. grad_x: the
+ * split's partial sums, as the tiled kernel writes them; the thread reads back its own stores. */
+template <int TILE, bool TAPS_OUTER>
+static __device__ __noinline__ void sum_nan_results_again(
+    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x, int N, int C,
+    int H, int W, int K, int R, int S, int P, int Q, int stride_h, int stride_w, int pad_top, int pad_left,
+    int dilation_h, int dilation_w, int groups, int chunk) {
+    const DataPhase phase = data_phase(C, H, W, K, R, S, stride_h, stride_w, pad_top, pad_left, groups, chunk);
+    const int tm = threadIdx.x / 16, tn = threadIdx.x % 16, m0 = blockIdx.y * TILE;
+    const long long col0 = (long long)blockIdx.x * TILE, pixels = (long long)N * phase.plane;
+    const int Cg = C / groups, Kg = K / groups, RS = R * S, PQ = P * Q, group = phase.group;
+    for (int i = 0; i < TILE / 16; ++i) {
+        const int c = m0 + micro_offset(tm, i);
+        if (c >= Cg) continue;
+        for (int j = 0; j < TILE / 16; ++j) {
+            const long long pixel = col0 + micro_offset(tn, j);
+            if (pixel >= pixels) continue;
+            const long long image = pixel / phase.plane;
+            const int at = (int)(pixel - image * phase.plane), row = at / phase.cols, col = at % phase.cols;
+            float* out = grad_x + (image * C + (long long)group * Cg + c) * ((long long)H * W) +
+                         (phase.first_h + row * stride_h) * W + phase.first_w + col * stride_w;
+            if (*out == *out) continue;
+            const float* grad_image = grad_y + (image * K + (long long)group * Kg) * (long long)PQ;
+            float sum = 0.0f;
+            for (int kk = phase.begin; kk < phase.end; ++kk) {
+                int k, t;
+                if (TAPS_OUTER) t = kk / Kg, k = kk - t * Kg;
+                else k = kk / phase.taps, t = kk - k * phase.taps;
+                const int r2 = t / phase.taps_w, s2 = t - r2 * phase.taps_w;
+                const int p = phase.p_base + row - r2 * dilation_h, q = phase.q_base + col - s2 * dilation_w;
+                if (p < 0 || p >= P || q < 0 || q >= Q) continue;
+                const int rs = phase.first_tap + r2 * stride_h * S + s2 * stride_w;
+                const long long w_at = TAPS_OUTER ? (((long long)group * Cg + c) * RS + rs) * Kg + k
+                                                  : (((long long)group * Kg + k) * Cg + c) * RS + rs;
+                sum += weight[w_at] * grad_image[(long long)k * PQ + p * Q + q];
+            }
+            *out = sum;
+        }
+    }
+}
+
 /* Backward-data, by stride phases. The input pixels whose padded row h + pad_top is a modulo stride_h
  * (and column likewise b) are read only through the kernel rows r = a + r2*stride_h (columns
  * s = b + s2*stride_w), by output row p = p_base + i - r2 for the phase's i-th row: each phase is a
@@ -272,20 +342,11 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     __shared__ __align__(16) float weight_tiles[2 * T::BUFFER];
     __shared__ __align__(16) float grad_tiles[2 * T::BUFFER];
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
-    const int phases = stride_h * stride_w, layers = groups * phases;
-    const int split = blockIdx.z / layers, layer = blockIdx.z - split * layers;
-    const int group = layer / phases, phase = layer - group * phases;
-    const int phase_h = phase / stride_w, phase_w = phase - phase_h * stride_w;
-    /* The phase's first input row and column, its rows and columns, and its taps along each axis
-     * (each count a ceiling of a quotient above -1: 0 where the phase has none). */
-    const int first_h = ((phase_h - pad_top) % stride_h + stride_h) % stride_h;
-    const int first_w = ((phase_w - pad_left) % stride_w + stride_w) % stride_w;
-    const int rows = (H - first_h + stride_h - 1) / stride_h, cols = (W - first_w + stride_w - 1) / stride_w;
-    const int taps_h = (R - phase_h + stride_h - 1) / stride_h, taps_w = (S - phase_w + stride_w - 1) / stride_w;
-    const int p_base = (first_h + pad_top - phase_h) / stride_h, q_base = (first_w + pad_left - phase_w) / stride_w;
-    const int Cg = C / groups, Kg = K / groups, taps = taps_h * taps_w, reduction = Kg * taps;
-    const int begin = split * chunk, end = min(begin + chunk, reduction); /* empty for a phase of fewer taps */
-    const int PQ = P * Q, plane = rows * cols; /* a plane's values fit an int (as in the loops below) */
+    const DataPhase phase = data_phase(C, H, W, K, R, S, stride_h, stride_w, pad_top, pad_left, groups, chunk);
+    const int split = phase.split, group = phase.group, first_h = phase.first_h, first_w = phase.first_w;
+    const int cols = phase.cols, taps_w = phase.taps_w, p_base = phase.p_base, q_base = phase.q_base;
+    const int taps = phase.taps, begin = phase.begin, end = phase.end, plane = phase.plane;
+    const int Cg = C / groups, Kg = K / groups, PQ = P * Q, reduction = Kg * taps;
     const long long pixels = (long long)N * plane;
     const int m0 = blockIdx.y * TILE;
     const long long col0 = (long long)blockIdx.x * TILE;
@@ -303,7 +364,7 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const int weight_k = tid % T::STEP, weight_m = tid / T::STEP;
     const int RS = R * S;
     const float* weight_group = weight + (long long)group * Kg * Cg * RS;
-    const int first_tap = phase_h * S + phase_w, tap_row_step = stride_h * S; /* r*S + s of tap (0, 0), per r2 */
+    const int first_tap = phase.first_tap, tap_row_step = stride_h * S; /* r*S + s of tap (0, 0), per r2 */
     const Divisor by_taps = make_divisor(max(taps, 1)), by_taps_w = make_divisor(max(taps_w, 1));
     const Divisor by_Kg = make_divisor(Kg);
 
@@ -362,6 +423,14 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
             multiply_tiles<TILE>(weight_tiles + buffer * T::BUFFER, grad_tiles + buffer * T::BUFFER, acc, tm, tn);
         });
 
+    /* The results; where one is NaN, the thread's NaNs summed again, exactly (see "Non-finite weights"). The
+     * test before the stores, in a loop of its own: within their loop it cost the taps kernel's 64 tile 17-20
+     * instructions a reduction step on sm_75, sm_86 and sm_90 (the registers allotted differently). */
+    bool any_nan = false;
+#pragma unroll
+    for (int i = 0; i < T::MICRO; ++i)
+#pragma unroll
+        for (int j = 0; j < T::MICRO; ++j) any_nan |= acc[i][j] != acc[i][j];
 #pragma unroll
     for (int i = 0; i < T::MICRO; ++i) {
         const int c = m0 + micro_offset(tm, i);
@@ -377,6 +446,9 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
             grad_x[(image * C + channel) * ((long long)H * W) + h * W + w] = acc[i][j];
         }
     }
+    if (any_nan)
+        sum_nan_results_again<TILE, TAPS_OUTER>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w,
+                                                pad_top, pad_left, dilation_h, dilation_w, groups, chunk);
 }
 
 /* Backward-filter, one split of the reduction. Result rows: output channels k of the group;
@@ -541,10 +613,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_64) conv2
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_64(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<64, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -552,10 +622,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) 
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_DATA_64) conv2d_backward_data_taps_64(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<64, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -589,10 +657,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128_DECODING) conv2d_backward_data_128(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<128, false>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -600,10 +666,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128_DECOD
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv2d_backward_data_taps_128(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    const int* __restrict__ gather,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int chunk) {
-    if (*gather) return; /* the whole grid agrees: the exact gather does the work */
     conv2d_backward_data_tiles<128, true>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q,
                                            stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w,
                                            groups, chunk);
@@ -687,17 +751,13 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
 /* The weight as the taps kernels read it: out[b, j, i] = weight[b, i, j] for a (batches, rows, cols)
  * weight; the forward's (K, Cg, R*S) -> (K, R*S, Cg), backward-data's (G, Kg, Cg*R*S) -> (G, Cg*R*S, Kg).
  * Thread per output element (grid-stride): the writes are coalesced, the reads of a small weight hit
- * the cache. One launch where the array module's transposing copy is several host calls. With check,
- * nonfinite[0] = 1 where a value is inf or NaN, as conv2d_nonfinite sets it (the array starts at 0). */
+ * the cache. One launch where the array module's transposing copy is several host calls. */
 extern "C" __global__ void conv2d_transpose_weight(const float* __restrict__ weight, float* __restrict__ out,
-                                                   int* __restrict__ nonfinite, long long count, int rows, int cols,
-                                                   int fits_int, int check) {
+                                                   long long count, int rows, int cols, int fits_int) {
     for (long long i = first_index(); i < count; i += grid_threads()) {
         int j, row;
         const long long batch = split_index(i, cols, rows, fits_int, j, row);
-        const float value = weight[(batch * rows + row) * cols + j];
-        out[i] = value;
-        if (check && !is_finite(value)) *nonfinite = 1;
+        out[i] = weight[(batch * rows + row) * cols + j];
     }
 }
 
@@ -710,8 +770,8 @@ extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, lo
     }
 }
 
-/* Backward-data in gather form, for non-finite weights, few channels per group (an RGB stem) and the
- * strides the tiled kernel's phases do not cover. An item is up to GATHER_CHANNELS channels
+/* Backward-data in gather form, for few channels per group (an RGB stem) and the strides the tiled
+ * kernel's phases do not cover. An item is up to GATHER_CHANNELS channels
  * c0, c0 + 1, ... of one group at one input pixel (n, h, w): for each tap (r, s) that some output reads
  * the pixel through (p*stride_h = h + pad_top - r*dilation_h exactly, 0 <= p < P; q likewise) it sums
  * weight * dy over the group's output channels, for every channel at once (each dy value read once),
@@ -719,11 +779,7 @@ extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, lo
  * Items run (n, group, channel chunk, h, column phase, column): a row's columns w = phase + j*stride_w
  * go by phase (w mod stride_w), so the threads of a warp share one phase and take the same taps (by
  * column order, at stride 2, neighbouring threads took different taps), and neighbouring threads read
- * neighbouring dy columns. A phase has `columns` = ceil(W / stride_w) slots; a slot past W is no item.
- * conv2d_backward_data_exact takes GATHER_CHANNELS channels an item, conv2d_backward_data_sum_or_gather
- * one: there the gather is the rare path, and its registers bound the occupancy of the splits' sum
- * (with 4 channels that kernel took 96 registers on sm_90, 2 blocks of 256 threads a multiprocessor,
- * which an H200 ran at 21-25 % achieved occupancy; with one, 56). Each channel's sum is the same. */
+ * neighbouring dy columns. A phase has `columns` = ceil(W / stride_w) slots; a slot past W is no item. */
 #define GATHER_CHANNELS 4
 
 template <int CHANNELS>
@@ -832,14 +888,11 @@ static __device__ __forceinline__ void gather(
     }
 }
 
-/* The exact gather alone (the host set the flag), or after an unsplit tiled product, where it returns
- * at once unless the gather flag is set. */
+/* Backward-data as the exact gather, every item. */
 extern "C" __global__ void conv2d_backward_data_exact(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    const int* __restrict__ gather_flag,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    if (!*gather_flag) return;
     gather<GATHER_CHANNELS>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left,
                             dilation_h, dilation_w, groups);
 }
@@ -861,22 +914,6 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
                                              float* __restrict__ out, int has_bias, long long count, int splits,
                                              int K, long long PQ) {
     sum_splits(partial, bias, out, has_bias, count, splits, K, PQ);
-}
-
-/* Backward-data's result after a tiled product in splits, in one launch: the splits' sum (thread per
- * element, grid-stride), or where the gather flag is set (the tiled kernel wrote no partial sums) the
- * exact gather. */
-extern "C" __global__ void conv2d_backward_data_sum_or_gather(
-    const float* __restrict__ partial, const float* __restrict__ grad_y, const float* __restrict__ weight,
-    float* __restrict__ grad_x, const int* __restrict__ gather_flag,
-    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups, int splits) {
-    if (*gather_flag) {
-        gather<1>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dilation_h,
-                  dilation_w, groups);
-        return;
-    }
-    sum_splits(partial, partial, grad_x, 0, (long long)N * C * H * W, splits, 1, 1);
 }
 
 /* grad_bias[k] = sum over (n, p, q) of dy[n, k, p, q]: block k; thread t sums positions t, t + 256,

@@ -228,14 +228,11 @@ class Conv2dGpu:
                         self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
 
     def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
-        """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product, blocks
-        of the kernel that sums its splits (or gathers), blocks of the exact gather after it unsplit, the
-        gather's sizes (geometry), the sum's sizes (geometry and the splits)).
+        """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product).
 
-        The tiled kernel would turn inf * (a tap no output uses) into NaN; a device-side flag picks it
-        for finite weights and the exact gather otherwise, with no host round trip. Few channels per
-        group take the gather alone, as do the strides its phases do not cover (a stride and a dilation
-        above 1 along one axis)."""
+        The tiled kernel sums again, exactly, its results that come out NaN (inf * a tap no output uses;
+        see conv2d.cu). Few channels per group take the exact gather instead, as do the strides its phases
+        do not cover (a stride and a dilation above 1 along one axis)."""
         (N, C, H, W), (K, group_channels, R, S) = x_shape, weight_shape
         size, groups = N * C * H * W, self.groups
         if not size:
@@ -245,10 +242,10 @@ class Conv2dGpu:
         (stride_h, stride_w), (dilation_h, dilation_w) = self.stride, self.dilation
         phases = stride_h * stride_w
         phased = (stride_h == 1 or dilation_h == 1) and (stride_w == 1 or dilation_w == 1)
-        # the gather's items: up to _GATHER_CHANNELS channels of a group at an input pixel, a row's columns
-        # in stride_w phases of ceil(W / stride_w) slots each (conv2d.cu's gather_items)
-        gather_items = N * groups * -(-group_channels // _GATHER_CHANNELS) * H * stride_w * -(-W // stride_w)
         if group_channels <= self.GATHER_MAX_CHANNELS or not phased or groups * phases > self.MAX_GRID_YZ:
+            # the gather's items: up to _GATHER_CHANNELS channels of a group at an input pixel, a row's
+            # columns in stride_w phases of ceil(W / stride_w) slots each (conv2d.cu's gather_items)
+            gather_items = N * groups * -(-group_channels // _GATHER_CHANNELS) * H * stride_w * -(-W // stride_w)
             return "exact", _kernels.blocks_for(gather_items), geometry
         tile = self._tile(group_channels, N * H * W, groups)
         phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
@@ -259,11 +256,7 @@ class Conv2dGpu:
         product = _Product(f"conv2d_backward_data_taps_{tile}" if transposed else f"conv2d_backward_data_{tile}",
                            (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits), splits,
                            geometry + (numpy.int32(chunk),), transposed)
-        # after an unsplit product, few blocks for the exact gather: they exit at once in the usual case,
-        # and stride over the input otherwise; the sizes of the kernel after the product (the sum or the
-        # gather)
-        return ("tiled", product, _kernels.blocks_for(size), _kernels.blocks_for(gather_items, cap=256), geometry,
-                geometry + (numpy.int32(splits),))
+        return "tiled", product
 
     def _wide_filter_blocks(self) -> int:
         """The 128 tile's backward-filter blocks a multiprocessor of this device holds (conv2d.cu's
@@ -314,14 +307,11 @@ class Conv2dGpu:
                          (partial, bias if has_bias else partial, out) + _kernels.int32_args((has_bias,)),
                          _sum_sizes(out.size, splits, K, PQ))
 
-    def _transposed_weight(self, batches: int, rows: int, columns: int, nonfinite=None):
-        """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout.
-        ``nonfinite``: a zeroed int32 flag that the same launch sets to 1 where a value is inf or NaN."""
+    def _transposed_weight(self, batches: int, rows: int, columns: int):
+        """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout."""
         out = self.xp.empty((batches, columns, rows), dtype=self.xp.float32)
-        check = nonfinite is not None
-        flag = nonfinite if check else _kernels.placeholder(self.device, numpy.int32)
-        name, sizes = "conv2d_transpose_weight", _kernels.int32_args((rows, columns, out.size < 2**31, check))
-        _kernels.launch_elementwise(self.device, "conv2d", name, out.size, (self.weight, out, flag),
+        name, sizes = "conv2d_transpose_weight", _kernels.int32_args((rows, columns, out.size < 2**31))
+        _kernels.launch_elementwise(self.device, "conv2d", name, out.size, (self.weight, out),
                                     _kernels.sized(name, out.size, sizes))
         return out
 
@@ -392,26 +382,15 @@ class Conv2dGpu:
             plan = self._plan("data", x_shape, weight_shape)
             if plan[0] == "exact":
                 _, blocks, geometry = plan
-                self._launch("conv2d_backward_data_exact", (blocks,),
-                             (grad, self.weight, grad_input, _kernels.set_flag(self.device)), geometry)
+                self._launch("conv2d_backward_data_exact", (blocks,), (grad, self.weight, grad_input), geometry)
             elif plan[0] == "tiled":
-                _, product, sum_blocks, exact_blocks, geometry, sum_sizes = plan
-                K, group_channels, R, S = weight_shape
-                groups = self.groups
-                if product.transposed:  # its transposing launch sets the gather flag too
-                    gather = xp.zeros(1, dtype=xp.int32)
-                    weight = self._transposed_weight(groups, K // groups, group_channels * R * S, gather)
-                else:
-                    gather, weight = self._nonfinite_flag(self.weight), self.weight
-                splits = product.splits
+                product, splits, weight = plan[1], plan[1].splits, self.weight
+                if product.transposed:
+                    K, group_channels, R, S = weight_shape
+                    weight = self._transposed_weight(self.groups, K // self.groups, group_channels * R * S)
                 partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
-                self._launch(product.name, product.grid, (grad, weight, partial, gather), product.arguments)
-                if splits > 1:  # the sum of the splits, or the exact gather where the flag is set
-                    self._launch("conv2d_backward_data_sum_or_gather", (sum_blocks,),
-                                 (partial, grad, self.weight, grad_input, gather), sum_sizes)
-                else:
-                    self._launch("conv2d_backward_data_exact", (exact_blocks,),
-                                 (grad, self.weight, grad_input, gather), geometry)
+                self._launch(product.name, product.grid, (grad, weight, partial), product.arguments)
+                self._sum_splits(partial, grad_input, splits)
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)

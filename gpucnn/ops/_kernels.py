@@ -69,11 +69,6 @@ def placeholder(device, dtype=numpy.float32):
     return _constant(device, dtype, 0)
 
 
-def set_flag(device):
-    """A 1-element int32 array holding 1 on ``device``, which kernels only read: a flag that is set."""
-    return _constant(device, numpy.int32, 1)
-
-
 def kernel_array(xp, array):
     """``array`` as a C-contiguous float32 array of the same shape (0-d stays 0-d), as kernels read it:
     itself when it is one already (most calls; a small op's launch is mostly such Python work)."""

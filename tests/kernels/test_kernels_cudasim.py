@@ -359,27 +359,41 @@ def test_conv2d_split_reductions(monkeypatch, case, path, order):
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
-@pytest.mark.parametrize("channels", [2, 12])
+@pytest.mark.parametrize("channels, tile", [(2, None), (12, 64), (12, 128)], ids=["gather", "tile64", "tile128"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernels", [3, 16])
 @pytest.mark.parametrize("chunk", [16, 4096], ids=["split", "unsplit"])
-def test_conv2d_non_finite_weights(monkeypatch, chunk, kernels, stride, channels, order):
-    """inf and NaN weights: backward-data takes the exact gather, NaNs land where the cpu puts them.
-    2 channels take the gather alone; 12 the tiled kernel first, whose flag makes it leave the result
-    to the gather: in the kernel that sums its splits (chunks of 16), or in the exact kernel after an
-    unsplit product. With 16 kernels the tiled kernel is the taps one, and the launch that transposes
-    its weight sets the flag."""
+def test_conv2d_non_finite_weights(monkeypatch, chunk, kernels, stride, channels, tile, order):
+    """inf and NaN weights: backward-data's NaNs land where the cpu puts them, and its finite values too
+    where a tiled product multiplied an inf by a tap that does not exist. 2 channels take the exact
+    gather; 12 the tiled kernel alone (the taps one with 16 kernels, after the weight's transpose), in
+    chunks of 16 then summed (where the reduction is longer), or unsplit: it sums its NaN results again,
+    exactly, with no other launch."""
     monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", chunk)
+    monkeypatch.setattr(conv2d_module.Conv2d, "FORCE_TILE", tile)
     launches = launched_kernels(monkeypatch)
     rng = np.random.default_rng(2)
     w = rng.standard_normal((kernels, channels, 3, 3)).astype(np.float32)
-    w[0, 1, 0, 2], w[2, 0, 1, 1] = np.inf, np.nan
+    # tap (0, 0) reads no output from the last row (stride 1) or, at stride 2, from the last column
+    w[0, 1, 0, 0], w[2, 0, 1, 1] = np.inf, np.nan
     x = rng.standard_normal((2, channels, 7, 6)).astype(np.float32)
     with np.errstate(invalid="ignore"):
         compare(lambda x, w: F.conv2d(x, w, stride=stride, padding=1), [x, w], order)
-    finishing = [name for name, _ in launches
-                 if name in ("conv2d_backward_data_sum_or_gather", "conv2d_backward_data_exact")]
-    assert len(finishing) == 1 and (chunk == 16 or finishing == ["conv2d_backward_data_exact"]), finishing
+        dx = run("cpu", lambda x, w: F.conv2d(x, w, stride=stride, padding=1), [x, w])[1]
+    assert np.isnan(dx).any() and np.isinf(dx).any() and np.isfinite(dx[:, 1]).any()  # all three kinds
+    device = gpucnn.device("cudasim")
+    x_in = gpucnn.tensor(x, device=device, requires_grad=True)
+    y = F.conv2d(x_in, gpucnn.tensor(w, device=device), stride=stride, padding=1)
+    launches.clear()
+    with np.errstate(invalid="ignore"):
+        y.backward(np.ones(y.shape, np.float32))
+    names = [name for name, _ in launches]
+    if tile is None:
+        assert names == ["conv2d_backward_data_exact"], names
+    else:
+        product = f"conv2d_backward_data{'_taps' if kernels == 16 else ''}_{tile}"
+        summed = ["conv2d_sum_splits"] * (kernels * (-(-3 // stride)) ** 2 > chunk)  # the largest phase's reduction
+        assert names == [product] + summed, names  # (the weight's transpose is no Conv2d._launch)
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
@@ -404,28 +418,6 @@ def test_conv2d_few_channels_take_the_exact_gather(monkeypatch, w_shape, x_shape
     with np.errstate(invalid="ignore"):
         compare(lambda x, w: F.conv2d(x, w, **kwargs), [x, w], order)
     assert [name for name, _ in launches if name.startswith("conv2d_backward_data")] == ["conv2d_backward_data_exact"]
-
-
-def test_conv2d_exact_gather_alone_reads_the_devices_set_flag(monkeypatch):
-    """The stem's backward-data passes the one set flag kept for the device (an int32 1, which the
-    kernel only reads), not a new 1-element array per call."""
-    device = gpucnn.device("cudasim")
-    flags, launch = [], conv2d_module.Conv2d._launch
-
-    def recording(self, name, grid, args, fixed=()):
-        if name == "conv2d_backward_data_exact":
-            flags.append(args[3])
-        launch(self, name, grid, args, fixed)
-
-    monkeypatch.setattr(conv2d_module.Conv2d, "_launch", recording)
-    x = gpucnn.tensor(np.ones((1, 3, 6, 5), np.float32), device=device, requires_grad=True)
-    w = gpucnn.tensor(np.ones((4, 3, 3, 3), np.float32), device=device)
-    for _ in range(2):
-        F.conv2d(x, w, padding=1).backward(np.ones((1, 4, 6, 5), np.float32))
-    assert len(flags) == 2 and flags[0] is flags[1] is kernels_module.set_flag(device)
-    assert flags[0].dtype == np.int32 and flags[0].tolist() == [1]
-    assert x.grad.numpy()[0, 0, 2, 2] == 4 * 9 * 2  # both calls gathered: 4 kernels x 9 taps, twice
-    assert kernels_module.placeholder(device, np.int32).tolist() == [0]  # the placeholders stay apart
 
 
 def test_conv2d_empty_batch_launches_nothing():

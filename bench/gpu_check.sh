@@ -10,7 +10,8 @@
 # first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too,
 # then VGG-16's max pooling, then the Jetson layers' backward-data, whose RGB stem takes the exact gather);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers and the resnet18 ones at batch 32, also
-# on the device alone, then the resnet18 ones at batch 64 and the VGG-16 ones),
+# on the device alone; backward-data's wider gather on the ConvNetJS and small ResNet layers; then the
+# resnet18 ones at batch 64 and the VGG-16 ones),
 # python -m bench ops --device cuda (the resnet18 and jetson suites, the default mix, the convnetjs and lecture
 # suites, then vgg16),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
@@ -139,6 +140,12 @@ step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 # host's work per call bounds
 step bench-ops-cuda-convnetjs 60 "$python" -m bench ops --device cuda --suite convnetjs --out "$out"
 step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lecture --out "$out"
+# backward-data of 9-20 channels a group on the 64 tile, whose rows are then mostly channels that do not
+# exist, against the exact gather: the ConvNetJS layers and the small ResNet's at batch 128
+step bench-kernels-cuda-convnetjs 60 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
+  --paths gather20 --out "$out"
+step bench-kernels-cuda-smallresnet 60 "$python" -m bench kernels --device cuda --suite smallresnet --batch 128 \
+  --device-times --paths gather20 --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
 step profile-host 120 "$python" -m bench.profile host --model resnet

@@ -10,7 +10,8 @@ Every conv layer's forward, backward-data and backward-filter is timed with each
 ``gpucnn.ops.conv2d.KERNEL_PATHS`` (the launcher's choice; the same with no reduction split, with
 more splits, with shorter chunks; the direct kernels without the taps kernels; the launcher's choice
 with the tiles for short forward reductions; the launcher's choice with backward-filter's splits not
-fitted to the GPU's waves; the direct kernels with the 64 tile everywhere, with the 128 tile
+fitted to the GPU's waves; the launcher's choice with backward-data's exact gather for up to 20
+channels a group; the direct kernels with the 64 tile everywhere, with the 128 tile
 everywhere; Winograd's F(2x2, 3x3) and F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch
 (cuDNN, TF32 off), each as a block of repeats after warm-up, the device synchronised around each
 call (as ``python -m bench ops``). With ``--device-times`` each call is timed again on the device
@@ -142,7 +143,9 @@ def main(args, out_dir) -> dict:
               "direct kernels as the launcher picks them, without the taps kernels; taps_forward = the same "
               "with the taps kernels in the forward too; pixels_off = the launcher's choice with the tiles for "
               "short forward reductions too; waves_off = the launcher's choice with backward-filter's splits "
-              "not fitted to the GPU's waves; tileN = the direct kernels with the N tile for every product and "
+              "not fitted to the GPU's waves; gather20 = the launcher's choice with backward-data's exact "
+              "gather for up to 20 channels a group (8); tileN = the direct kernels with the N tile for every "
+              "product and "
               "the taps kernels wherever they apply, no gather; winogradM = F(M x M, 3x3) on every 3x3 stride-1 "
               "layer, the launcher's choice elsewhere. The fastest path per row is in bold.\n\n")
     markdown = header + markdown_table(rows, paths) + (

@@ -69,7 +69,9 @@ class Conv2d(Conv2dCpu, Conv2dGpu, Function):
 # - the direct kernels only, as the launcher picks them but without the taps kernels, or with them in
 #   the forward too (TAPS_FORWARD);
 # - the launcher's choice with the tiles for short forward reductions too (no conv2d_forward_pixels),
-#   or with backward-filter's splits not fitted to the GPU's waves (FILL_WAVES);
+#   with backward-filter's splits not fitted to the GPU's waves (FILL_WAVES), or with backward-data's
+#   exact gather for up to 20 channels a group (GATHER_MAX_CHANNELS: the ConvNetJS layers' 16 and 20,
+#   the small ResNet's 16, on which the 64 tile's rows are mostly channels that do not exist);
 # - one tile for every product and the taps kernels wherever they apply (backward-data's gather for
 #   few channels and the pixels forward turned off); the 128 tile exists on compute capability 7.0
 #   and up;
@@ -84,6 +86,7 @@ KERNEL_PATHS = {
     "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
     "pixels_off": dict(PIXELS_FORWARD_MAX_REDUCTION=0),
     "waves_off": dict(FILL_WAVES=False),
+    "gather20": dict(GATHER_MAX_CHANNELS=20),
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,
                    PIXELS_FORWARD_MAX_REDUCTION=0),
     "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,

@@ -418,8 +418,8 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, split768, "
-                                         "chunk64, taps_off, taps_forward, pixels_off, waves_off, tile64, tile128, "
-                                         "winograd2, winograd4"):
+                                         "chunk64, taps_off, taps_forward, pixels_off, waves_off, gather20, tile64, "
+                                         "tile128, winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
@@ -667,7 +667,7 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
     assert kernel_paths(conv.device) == ["chosen", "unsplit", "split768", "chunk64", "taps_off", "taps_forward",
-                                          "pixels_off", "waves_off", "tile64", "winograd2", "winograd4"]
+                                          "pixels_off", "waves_off", "gather20", "tile64", "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

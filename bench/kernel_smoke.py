@@ -32,6 +32,11 @@ CASES = {
     # outputs (cut edge tiles)
     "conv2d_3x3": lambda x, w: F.conv2d(x, gpucnn.tensor(numpy.ones((5, 4, 3, 3), numpy.float32) / 36,
                                                          device=x.device, requires_grad=True), padding=(0, 1)),
+    # the same with an inf in the weight: the winograd paths sum their NaN outputs and weight gradients again,
+    # directly
+    "conv2d_3x3_nonfinite": lambda x, w: F.conv2d(
+        x, gpucnn.tensor(_with_inf(numpy.ones((5, 4, 3, 3), numpy.float32) / 36), device=x.device,
+                         requires_grad=True), padding=(0, 1)),
     # 16 channels: the "taps" kernels (a 1x1 to 16 channels, then 3x3 at stride 2 with its phases)
     "conv2d_taps": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),

@@ -61,9 +61,6 @@
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
  *   conv2d_transpose_weight       grid (min(ceil(count / 256), 65535),), thread per element of the taps
  *                                 kernels' weight (grid-stride)
- *   conv2d_nonfinite              grid (min(ceil(count / 256), 65535),): flag = 1 when one of count
- *                                 values is inf or NaN (the flag array starts at 0): the Winograd paths'
- *                                 test (conv2d.py)
  *   conv2d_backward_data_exact    grid (min(ceil(items / 256), 65535),), thread per gather item: up to 4
  *                                 channels of a group at one input pixel (gather_items; grid-stride)
  * No float atomics anywhere: every result is the same on every run and in every thread order.
@@ -758,15 +755,6 @@ extern "C" __global__ void conv2d_transpose_weight(const float* __restrict__ wei
         int j, row;
         const long long batch = split_index(i, cols, rows, fits_int, j, row);
         out[i] = weight[(batch * rows + row) * cols + j];
-    }
-}
-
-/* flag[0] = 1 when one of the count values is inf or NaN (grid-stride). Every writer stores the
- * same 1, so the unsynchronised stores cannot disagree. */
-extern "C" __global__ void conv2d_nonfinite(const float* __restrict__ values, long long count,
-                                            int* __restrict__ flag) {
-    for (long long i = first_index(); i < count; i += grid_threads()) {
-        if (!is_finite(values[i])) *flag = 1;
     }
 }
 

@@ -25,9 +25,12 @@
  *
  * Ownership: one thread per (channel, tile) for the transforms and per (k, c) for the filter's
  * adjoint; grid-stride loops, block (256,), any grid size. Each value is
- * computed in a fixed order, so results do not depend on the launch. The transforms assume finite
- * values (inf - inf would give NaN where the direct sum gives inf): conv2d.py takes the direct kernels
- * when the input, weight or upstream gradient is not finite. Each kernel is a template on m, built
+ * computed in a fixed order, so results do not depend on the launch. An inf or NaN in the input, weight
+ * or upstream gradient spreads through the transforms to results whose direct sums do not read it, and
+ * inf - inf turns infinite results into NaN; each such wrong value is NaN, so the output transform and
+ * the filter's adjoint sum their NaN results again directly (direct_nan_outputs, direct_nan_filter):
+ * with finite data that costs a test per result, and no test of the data, which the host would wait
+ * for. Each kernel is a template on m, built
  * as <kernel>_2 and <kernel>_4 by extern "C" wrappers (kernels are found and launched by their C names).
  */
 #include "common.cuh"
@@ -179,12 +182,60 @@ __device__ void filter_transform(const float* __restrict__ weight, float* __rest
     }
 }
 
-/* y = A^T M A (+ bias) for every (k, tile t), cut to P x Q: thread per (k, t) over K * T. */
+/* The direct sum for output (n, k, row, col) of a 3x3 stride-1 convolution of x (N, C, H, W), padded by pad_top
+ * and pad_left, with weight (K, C, 3, 3): weight[k, c, r, s] * x[n, c, row - pad_top + r, col - pad_left + s] summed
+ * over c, r, s in that order. A tap in the padding adds weight * 0 where padding_counts (the forward, whose direct
+ * kernels, like the CPU half, multiply their zero padding) and nothing otherwise (the input's gradient, run as
+ * this convolution of the upstream gradient: its direct kernels visit only the taps that read an output). */
+static __device__ float direct_output(const float* __restrict__ x, const float* __restrict__ weight, long long n,
+                                      long long k, int C, int H, int W, int row, int col, int pad_top, int pad_left,
+                                      int padding_counts) {
+    float sum = 0.0f;
+    for (int c = 0; c < C; ++c) {
+        const float* plane = x + (n * C + c) * H * W;
+        const float* taps = weight + (k * C + c) * 9;
+        for (int r = 0; r < 3; ++r) {
+            const int h = row - pad_top + r;
+            for (int s = 0; s < 3; ++s) {
+                const int w = col - pad_left + s;
+                const bool inside = h >= 0 && h < H && w >= 0 && w < W;
+                if (inside) sum += taps[3 * r + s] * plane[(long long)h * W + w];
+                else if (padding_counts) sum += taps[3 * r + s] * 0.0f;
+            }
+        }
+    }
+    return sum;
+}
+
+/* The outputs of tile (ti, tj) of plane (n, k) that came out NaN, summed again directly (direct_output, + shift;
+ * see the top of this file). The thread reads back its own stores. */
+template <int M>
+static __device__ __noinline__ void direct_nan_outputs(const float* __restrict__ x, const float* __restrict__ weight,
+                                                       float* __restrict__ plane, float shift, long long n, long long k,
+                                                       int C, int H, int W, int P, int Q, int ti, int tj, int pad_top,
+                                                       int pad_left, int padding_counts) {
+    for (int p = 0; p < M && M * ti + p < P; ++p) {
+        for (int q = 0; q < M && M * tj + q < Q; ++q) {
+            float* out = plane + (long long)(M * ti + p) * Q + M * tj + q;
+            if (*out == *out) continue;
+            *out = direct_output(x, weight, n, k, C, H, W, M * ti + p, M * tj + q, pad_top, pad_left, padding_counts) +
+                   shift;
+        }
+    }
+}
+
+/* y = A^T M A (+ bias) for every (k, tile t), cut to P x Q: thread per (k, t) over K * T. A thread that wrote a
+ * NaN goes over its tiles again, after the transform's loop, and sums their NaN outputs again directly from x
+ * (N, C, H, W) and the weight (direct_nan_outputs, not inlined): called within the loop, it took that loop from
+ * 504 to 725 instructions on sm_90 (546 so). */
 template <int M>
 __device__ void output_transform(const float* __restrict__ Mt, const float* __restrict__ bias, float* __restrict__ y,
-                                 int has_bias, int N, int K, int P, int Q, int tiles_h, int tiles_w) {
+                                 int has_bias, int N, int K, int P, int Q, int tiles_h, int tiles_w,
+                                 const float* __restrict__ x, const float* __restrict__ weight, int C, int H, int W,
+                                 int pad_top, int pad_left, int padding_counts) {
     constexpr int A = Winograd<M>::A;
     const long long T = (long long)N * tiles_h * tiles_w, total = (long long)K * T;
+    bool any_nan = false;
     for (long long i = first_index(); i < total; i += grid_threads()) {
         const long long k = i / T, t = i - k * T;
         int ti, tj;
@@ -201,9 +252,20 @@ __device__ void output_transform(const float* __restrict__ Mt, const float* __re
         for (int p = 0; p < M && M * ti + p < P; ++p) {
             float out[M];
             Winograd<M>::at(rows[p], out);
-            for (int q = 0; q < M && M * tj + q < Q; ++q)
-                plane[(long long)(M * ti + p) * Q + M * tj + q] = out[q] + shift;
+            for (int q = 0; q < M && M * tj + q < Q; ++q) {
+                const float value = out[q] + shift;
+                plane[(long long)(M * ti + p) * Q + M * tj + q] = value;
+                any_nan |= value != value;
+            }
         }
+    }
+    if (!any_nan) return;
+    for (long long i = first_index(); i < total; i += grid_threads()) { /* the thread's tiles again, for their NaNs */
+        const long long k = i / T, t = i - k * T;
+        int ti, tj;
+        const long long n = winograd_tile(t, tiles_h, tiles_w, ti, tj);
+        direct_nan_outputs<M>(x, weight, y + (n * K + k) * P * Q, has_bias ? bias[k] : 0.0f, n, k, C, H, W, P, Q, ti,
+                              tj, pad_top, pad_left, padding_counts);
     }
 }
 
@@ -237,11 +299,42 @@ __device__ void grad_transform(const float* __restrict__ grad_y, float* __restri
     }
 }
 
-/* dweight = G^T dU G for every (k, c): thread per (k, c) over K * C. */
+/* The values of dweight[k, c] (9 taps) that came out NaN, summed again directly: dy[n, k, p, q] * x[n, c,
+ * p - pad_top + r, q - pad_left + s] over n, p, q in that order, a tap in the padding multiplying its 0 (as the
+ * direct kernels and the CPU half do). */
+static __device__ __noinline__ void direct_nan_filter(const float* __restrict__ x, const float* __restrict__ grad_y,
+                                                      float* __restrict__ g, long long k, long long c, int N, int C,
+                                                      int H, int W, int K, int P, int Q, int pad_top, int pad_left) {
+    for (int rs = 0; rs < 9; ++rs) {
+        if (g[rs] == g[rs]) continue;
+        const int r = rs / 3, s = rs % 3;
+        float sum = 0.0f;
+        for (long long n = 0; n < N; ++n) {
+            const float* plane = x + (n * C + c) * H * W;
+            const float* grad_plane = grad_y + (n * K + k) * P * Q;
+            for (int p = 0; p < P; ++p) {
+                const int h = p - pad_top + r;
+                for (int q = 0; q < Q; ++q) {
+                    const int w = q - pad_left + s;
+                    const float value = h >= 0 && h < H && w >= 0 && w < W ? plane[(long long)h * W + w] : 0.0f;
+                    sum += grad_plane[(long long)p * Q + q] * value;
+                }
+            }
+        }
+        g[rs] = sum;
+    }
+}
+
+/* dweight = G^T dU G for every (k, c): thread per (k, c) over K * C. A thread that wrote a NaN goes over its
+ * (k, c) again, after the loop, and sums their NaN values again directly from x (N, C, H, W) and dy (N, K, P, Q)
+ * (direct_nan_filter). */
 template <int M>
-__device__ void filter_adjoint(const float* __restrict__ grad_U, float* __restrict__ grad_weight, int K, int C) {
+__device__ void filter_adjoint(const float* __restrict__ grad_U, float* __restrict__ grad_weight, int K, int C,
+                               const float* __restrict__ x, const float* __restrict__ grad_y, int N, int H, int W,
+                               int P, int Q, int pad_top, int pad_left) {
     constexpr int A = Winograd<M>::A;
     const long long total = (long long)K * C;
+    bool any_nan = false;
     for (long long i = first_index(); i < total; i += grid_threads()) {
         float rows[3][A]; /* rows[r][beta] = (G^T dU)[r][beta] */
         for (int beta = 0; beta < A; ++beta) {
@@ -251,8 +344,18 @@ __device__ void filter_adjoint(const float* __restrict__ grad_U, float* __restri
             for (int r = 0; r < 3; ++r) rows[r][beta] = out[r];
         }
         float* g = grad_weight + i * 9;
-        for (int r = 0; r < 3; ++r) Winograd<M>::gt(rows[r], g + 3 * r);
+        for (int r = 0; r < 3; ++r) {
+            float out[3];
+            Winograd<M>::gt(rows[r], out);
+            for (int s = 0; s < 3; ++s) {
+                g[3 * r + s] = out[s];
+                any_nan |= out[s] != out[s];
+            }
+        }
     }
+    if (!any_nan) return;
+    for (long long i = first_index(); i < total; i += grid_threads()) /* the thread's (k, c) again, for their NaNs */
+        direct_nan_filter(x, grad_y, grad_weight + i * 9, i / C, i % C, N, C, H, W, K, P, Q, pad_top, pad_left);
 }
 
 /* The kernels, by their C names: F(2x2, 3x3), then F(4x4, 3x3). */
@@ -266,17 +369,22 @@ extern "C" __global__ void winograd_filter_transform_2(const float* __restrict__
     filter_transform<2>(weight, U, K, C);
 }
 extern "C" __global__ void winograd_output_transform_2(const float* __restrict__ Mt, const float* __restrict__ bias,
-                                                       float* __restrict__ y, int has_bias, int N, int K, int P, int Q,
-                                                       int tiles_h, int tiles_w) {
-    output_transform<2>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w);
+                                                       float* __restrict__ y, const float* __restrict__ x,
+                                                       const float* __restrict__ weight, int has_bias, int N, int K,
+                                                       int P, int Q, int tiles_h, int tiles_w, int C, int H, int W,
+                                                       int pad_top, int pad_left, int padding_counts) {
+    output_transform<2>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w, x, weight, C, H, W, pad_top, pad_left,
+                         padding_counts);
 }
 extern "C" __global__ void winograd_grad_transform_2(const float* __restrict__ grad_y, float* __restrict__ grad_M,
                                                      int N, int K, int P, int Q, int tiles_h, int tiles_w) {
     grad_transform<2>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
 }
 extern "C" __global__ void winograd_filter_adjoint_2(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
-                                                     int K, int C) {
-    filter_adjoint<2>(grad_U, grad_weight, K, C);
+                                                     const float* __restrict__ x, const float* __restrict__ grad_y,
+                                                     int K, int C, int N, int H, int W, int P, int Q, int pad_top,
+                                                     int pad_left) {
+    filter_adjoint<2>(grad_U, grad_weight, K, C, x, grad_y, N, H, W, P, Q, pad_top, pad_left);
 }
 
 extern "C" __global__ void winograd_input_transform_4(const float* __restrict__ x, float* __restrict__ V, int N,
@@ -289,15 +397,20 @@ extern "C" __global__ void winograd_filter_transform_4(const float* __restrict__
     filter_transform<4>(weight, U, K, C);
 }
 extern "C" __global__ void winograd_output_transform_4(const float* __restrict__ Mt, const float* __restrict__ bias,
-                                                       float* __restrict__ y, int has_bias, int N, int K, int P, int Q,
-                                                       int tiles_h, int tiles_w) {
-    output_transform<4>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w);
+                                                       float* __restrict__ y, const float* __restrict__ x,
+                                                       const float* __restrict__ weight, int has_bias, int N, int K,
+                                                       int P, int Q, int tiles_h, int tiles_w, int C, int H, int W,
+                                                       int pad_top, int pad_left, int padding_counts) {
+    output_transform<4>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w, x, weight, C, H, W, pad_top, pad_left,
+                         padding_counts);
 }
 extern "C" __global__ void winograd_grad_transform_4(const float* __restrict__ grad_y, float* __restrict__ grad_M,
                                                      int N, int K, int P, int Q, int tiles_h, int tiles_w) {
     grad_transform<4>(grad_y, grad_M, N, K, P, Q, tiles_h, tiles_w);
 }
 extern "C" __global__ void winograd_filter_adjoint_4(const float* __restrict__ grad_U, float* __restrict__ grad_weight,
-                                                     int K, int C) {
-    filter_adjoint<4>(grad_U, grad_weight, K, C);
+                                                     const float* __restrict__ x, const float* __restrict__ grad_y,
+                                                     int K, int C, int N, int H, int W, int P, int Q, int pad_top,
+                                                     int pad_left) {
+    filter_adjoint<4>(grad_U, grad_weight, K, C, x, grad_y, N, H, W, P, Q, pad_top, pad_left);
 }

@@ -69,16 +69,17 @@ class Conv2dGpu:
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
     FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
-    # With WINOGRAD_GPU_TILE = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group) on finite data
+    # With WINOGRAD_GPU_TILE = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group)
     # take Winograd's F(m x m, 3x3) (cuda/winograd.cu): 2.25 (m = 2) or 4 (m = 4) times fewer
     # multiply-adds, through transforms that move 4 (2.25) times the input and output, where both
     # channel counts reach WINOGRAD_GPU_MIN_CHANNELS and the direct convolution would take at least
-    # WINOGRAD_GPU_MIN_MACS multiply-adds: below that, its extra launches and the host's finiteness
-    # test outweigh what it saves. On an H200 (python -m bench kernels), per product, F(4x4, 3x3) took
-    # of the fastest direct path's time: 0.72-0.74 on VGG-16's 512-channel 14x14 layer at batch 8
-    # (3.7e9 multiply-adds), 0.29-0.74 on its larger layers at batch 32; 0.57-0.96 on CIFAR
-    # ResNet-18's 3x3 stride-1 layers at batch 128 (4.8e9) and 0.68-1.19 at batch 32 (1.2e9). The
-    # kernel paths "winograd2" and "winograd4" take it wherever it applies, at any size (see kernel_path).
+    # WINOGRAD_GPU_MIN_MACS multiply-adds: below that, its extra launches (and, when this was measured,
+    # a test of the data's finiteness that waited on the device) outweigh what it saves. On an H200
+    # (python -m bench kernels), per product, F(4x4, 3x3) took of the fastest direct path's time:
+    # 0.72-0.74 on VGG-16's 512-channel 14x14 layer at batch 8 (3.7e9 multiply-adds), 0.29-0.74 on its
+    # larger layers at batch 32; 0.57-0.96 on CIFAR ResNet-18's 3x3 stride-1 layers at batch 128 (4.8e9)
+    # and 0.68-1.19 at batch 32 (1.2e9). The kernel paths "winograd2" and "winograd4" take it wherever
+    # it applies, at any size (see kernel_path).
     WINOGRAD_GPU_TILE = 4
     WINOGRAD_GPU_MIN_CHANNELS = 16
     WINOGRAD_GPU_MIN_MACS = 2**31
@@ -183,8 +184,8 @@ class Conv2dGpu:
         return plan
 
     def _forward_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
-        """(P, Q, whether Winograd takes the layer where its data is finite, the _Product of its direct
-        (not Winograd) kernel: None for an empty output)."""
+        """(P, Q, whether Winograd takes the layer, the _Product of its direct (not Winograd) kernel: None
+        for an empty output)."""
         (N, K), (group_channels, R, S) = (x_shape[0], weight_shape[0]), weight_shape[1:]
         P, Q = self._output_hw(x_shape, weight_shape)
         if max(x_shape[2] * x_shape[3], P * Q) > self.MAX_PLANE:
@@ -330,10 +331,10 @@ class Conv2dGpu:
         if product is None:
             return y
         bias = _kernels.placeholder(self.device) if bias is None else _kernels.kernel_array(xp, bias)
-        if winograd and not self._any_nonfinite(self.x, self.weight):
+        if winograd:
             m = self.WINOGRAD_GPU_TILE
             self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, self.pads[0], self.pads[2],
-                                               y))
+                                               y, True))
             return y
         weight = self._transposed_weight(K, group_channels, R * S) if product.transposed else self.weight
         out = y if product.splits == 1 else xp.empty((product.splits,) + y.shape, dtype=xp.float32)
@@ -347,7 +348,7 @@ class Conv2dGpu:
         self._require_saved()
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
         grad = _kernels.kernel_array(self.xp, grad)
-        if self.winograd is not None and not self._any_nonfinite(grad):
+        if self.winograd is not None:
             grads = self._backward_winograd(grad, need_input, need_weight)
         else:
             grads = self._backward_kernels(grad, need_input, need_weight)
@@ -401,28 +402,18 @@ class Conv2dGpu:
                 and self.dilation == (1, 1) and self.groups == 1 and min(C, K) >= self.WINOGRAD_GPU_MIN_CHANNELS
                 and 9 * C * K * positions >= self.WINOGRAD_GPU_MIN_MACS)
 
-    def _nonfinite_flag(self, *arrays):
-        """A device int32 flag, set to 1 by conv2d_nonfinite where some value of ``arrays`` is inf or NaN."""
-        flag = self.xp.zeros(1, dtype=self.xp.int32)
-        for array in arrays:
-            _kernels.launch_elementwise(self.device, "conv2d", "conv2d_nonfinite", array.size,
-                                        (array, numpy.int64(array.size), flag))
-        return flag
-
-    def _any_nonfinite(self, *arrays) -> bool:
-        """Whether some value of ``arrays`` is inf or NaN: the flag, read back (a sync)."""
-        return bool(int(self._nonfinite_flag(*arrays)[0]))
-
     def _winograd_launch(self, kernel: str, m: int, count: int, arrays: tuple, *sizes) -> None:
         _kernels.launch_elementwise(self.device, "winograd", f"winograd_{kernel}_{m}", count,
                                     arrays + _kernels.int32_args(sizes))
 
-    def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y):
+    def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y, padding_counts: bool):
         """y = conv2d(x, weight) (+ bias where ``has_bias``) at stride 1, padded by ``top`` and ``left``
         (and as y's size implies on the other sides), by F(m x m, 3x3): V = B^T d B, U = G g G^T,
         M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
         convolution of (m + 2)^2 groups on this file's GEMM kernels. Returns that convolution, which
-        keeps V for the weight's gradient."""
+        keeps V for the weight's gradient. The output transform sums again directly the outputs that come
+        out NaN (an inf or NaN in x or the weight; see winograd.cu), a tap in the padding multiplying its 0
+        where ``padding_counts`` (the forward) and adding nothing otherwise (the input's gradient)."""
         xp, points = self.xp, (m + 2) ** 2
         (N, C, H, W), (K, P, Q) = x.shape, y.shape[1:]
         tiles_h, tiles_w = -(-P // m), -(-Q // m)
@@ -435,7 +426,8 @@ class Conv2dGpu:
         gemm.device, gemm.xp = self.device, xp
         gemm.TAPS_FORWARD = True  # as VGG-16's layers were timed; TAPS_FORWARD's evidence is from direct layers
         M = gemm.forward_gpu(V, U)
-        self._winograd_launch("output_transform", m, K * T, (M, bias, y), has_bias, N, K, P, Q, tiles_h, tiles_w)
+        self._winograd_launch("output_transform", m, K * T, (M, bias, y, x, weight), has_bias, N, K, P, Q, tiles_h,
+                              tiles_w, C, H, W, top, left, padding_counts)
         return gemm
 
     def _backward_winograd(self, grad, need_input: bool, need_weight: bool) -> tuple:
@@ -451,7 +443,8 @@ class Conv2dGpu:
         if need_input:
             flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             grad_input = xp.empty(self.x_shape, dtype=xp.float32)
-            self._winograd(m, grad, flipped, _kernels.placeholder(self.device), False, 2 - top, 2 - left, grad_input)
+            self._winograd(m, grad, flipped, _kernels.placeholder(self.device), False, 2 - top, 2 - left, grad_input,
+                           False)
         if need_weight:
             tiles_h, tiles_w = -(-P // m), -(-Q // m)
             grad_M = xp.empty((1, (m + 2) ** 2 * K, N * tiles_h * tiles_w, 1), dtype=xp.float32)
@@ -459,7 +452,9 @@ class Conv2dGpu:
                                   tiles_h, tiles_w)
             grad_U = gemm._backward_kernels(grad_M, False, True)[1]
             grad_weight = xp.empty(self.weight.shape, dtype=xp.float32)
-            self._winograd_launch("filter_adjoint", m, K * self.x_shape[1], (grad_U, grad_weight), K, self.x_shape[1])
+            C, H, W = self.x_shape[1:]
+            self._winograd_launch("filter_adjoint", m, K * C, (grad_U, grad_weight, self.x, grad), K, C, N, H, W, P, Q,
+                                  top, left)
         return grad_input, grad_weight
 
 

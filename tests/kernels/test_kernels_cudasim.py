@@ -193,25 +193,31 @@ def test_conv2d_winograd_paths_on_random_shapes(path, N, C, K, H, W, pads, bias,
 
 
 @pytest.mark.parametrize("path", WINOGRAD_OF_LARGEST)
+@pytest.mark.parametrize("value", [np.inf, np.nan], ids=["inf", "nan"])
+@pytest.mark.parametrize("at", [(1, 2, 1, 2), (1, 2, 0, 0)], ids=["inside", "corner"])
 @pytest.mark.parametrize("where", ["input", "weight", "upstream"])
-def test_conv2d_winograd_paths_take_the_direct_kernels_for_non_finite_values(where, path):
-    """inf - inf in Winograd's transforms would give NaN where the direct sums give inf: an inf or NaN
-    in the input or weight (forward) or in the upstream gradient (backward) takes the direct kernels."""
+def test_conv2d_winograd_paths_sum_their_nan_results_again_directly(where, at, value, path):
+    """An inf or NaN in the input, the weight or the upstream gradient spreads through Winograd's transforms
+    to results whose direct sums do not read it, and inf - inf turns infinite ones into NaN: the transforms sum
+    their NaN results again directly, so every output and gradient is the cpu's, NaN and inf where it has them.
+    At a corner, the forward and the weight's gradient multiply the padding's zeros (inf * 0: NaN), as the
+    cpu does, and the input's gradient adds nothing for the taps that read no output."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     upstream = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
-    {"input": x, "weight": w, "upstream": upstream}[where][1, 2, 1, 2] = np.inf
+    {"input": x, "weight": w, "upstream": upstream}[where][at] = value
     results = []
     for device in ("cpu", "cudasim"):
         tensors = [gpucnn.tensor(a, device=device, requires_grad=True) for a in (x, w)]
         with conv2d_module.kernel_path(path), np.errstate(invalid="ignore"):
             y = F.conv2d(*tensors, padding=1)
-            assert (y._creator.winograd is None) == (where != "upstream") or device == "cpu"
+            assert y._creator.winograd is not None or device == "cpu"
             y.backward(upstream)
         results.append([y.numpy()] + [t.grad.numpy() for t in tensors])
     for name, ours, reference in zip(("output", "dx", "dw"), *results):
         assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
+    assert not all(np.isfinite(result).all() for result in results[0])
 
 
 @pytest.mark.parametrize("path", ["tile64", "tile128"])

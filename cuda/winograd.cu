@@ -30,7 +30,8 @@
  * inf - inf turns infinite results into NaN; each such wrong value is NaN, so the output transform and
  * the filter's adjoint sum their NaN results again directly (direct_nan_outputs, direct_nan_filter):
  * with finite data that costs a test per result, and no test of the data, which the host would wait
- * for. Each kernel is a template on m, built
+ * for. A direct sum stops at its first NaN, so NaN everywhere (a diverged model's weights) costs a term
+ * or a row per result. Each kernel is a template on m, built
  * as <kernel>_2 and <kernel>_4 by extern "C" wrappers (kernels are found and launched by their C names).
  */
 #include "common.cuh"
@@ -191,7 +192,7 @@ static __device__ float direct_output(const float* __restrict__ x, const float* 
                                       long long k, int C, int H, int W, int row, int col, int pad_top, int pad_left,
                                       int padding_counts) {
     float sum = 0.0f;
-    for (int c = 0; c < C; ++c) {
+    for (int c = 0; c < C && sum == sum; ++c) { /* a NaN sum stays NaN: no more terms once it is */
         const float* plane = x + (n * C + c) * H * W;
         const float* taps = weight + (k * C + c) * 9;
         for (int r = 0; r < 3; ++r) {
@@ -312,7 +313,7 @@ static __device__ __noinline__ void direct_nan_filter(const float* __restrict__ 
         for (long long n = 0; n < N; ++n) {
             const float* plane = x + (n * C + c) * H * W;
             const float* grad_plane = grad_y + (n * K + k) * P * Q;
-            for (int p = 0; p < P; ++p) {
+            for (int p = 0; p < P && sum == sum; ++p) { /* a NaN sum stays NaN: no more terms once it is */
                 const int h = p - pad_top + r;
                 for (int q = 0; q < Q; ++q) {
                     const int w = q - pad_left + s;

@@ -145,9 +145,8 @@ def main(args, out_dir) -> dict:
               "short forward reductions too; waves_off = the launcher's choice with backward-filter's splits "
               "not fitted to the GPU's waves; gather20 = the launcher's choice with backward-data's exact "
               "gather for up to 20 channels a group (8); tileN = the direct kernels with the N tile for every "
-              "product and "
-              "the taps kernels wherever they apply, no gather; winogradM = F(M x M, 3x3) on every 3x3 stride-1 "
-              "layer, the launcher's choice elsewhere. The fastest path per row is in bold.\n\n")
+              "product and the taps kernels wherever they apply, no gather; winogradM = F(M x M, 3x3) on every "
+              "3x3 stride-1 layer, the launcher's choice elsewhere. The fastest path per row is in bold.\n\n")
     markdown = header + markdown_table(rows, paths) + (
         f"\nGeometric mean of chosen / fastest: {slowdown:.2f} (1.00: the launcher always picks the fastest)\n")
     if device_slowdown is not None:

@@ -770,9 +770,8 @@ extern "C" __global__ void conv2d_transpose_weight(const float* __restrict__ wei
  * neighbouring dy columns. A phase has `columns` = ceil(W / stride_w) slots; a slot past W is no item. */
 #define GATHER_CHANNELS 4
 
-template <int CHANNELS>
 static __device__ __forceinline__ long long gather_items(int N, int C, int H, int W, int stride_w, int groups) {
-    const int Cg = C / groups, chunks = (Cg + CHANNELS - 1) / CHANNELS;
+    const int Cg = C / groups, chunks = (Cg + GATHER_CHANNELS - 1) / GATHER_CHANNELS;
     return (long long)N * groups * chunks * H * (stride_w * ((W + stride_w - 1) / stride_w));
 }
 
@@ -812,28 +811,28 @@ static __device__ __forceinline__ void sum_taps(int count, const float* __restri
 /* Index: int where every item's index fits (one division a step is then a short sequence, not a 64-bit
  * routine), else long long. (common.cuh's split_index makes the same choice at run time; decoding the
  * item with two of its calls took more registers: 128 against 72 on sm_80, 96 against 66 on sm_75.) */
-template <int CHANNELS, class Index>
+template <class Index>
 static __device__ __forceinline__ void gather_item(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x, Index item,
     int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
     const int Cg = C / groups, Kg = K / groups, RS = R * S;
-    const int chunks = (Cg + CHANNELS - 1) / CHANNELS, columns = (W + stride_w - 1) / stride_w;
+    const int chunks = (Cg + GATHER_CHANNELS - 1) / GATHER_CHANNELS, columns = (W + stride_w - 1) / stride_w;
     const int slot = (int)(item % (stride_w * columns));
     const int w = slot / columns + slot % columns * stride_w;
     if (w >= W) return;
     Index rest = item / (stride_w * columns);
     const int h = (int)(rest % H);
     rest /= H;
-    const int c0 = (int)(rest % chunks) * CHANNELS, count = min(Cg - c0, CHANNELS);
+    const int c0 = (int)(rest % chunks) * GATHER_CHANNELS, count = min(Cg - c0, GATHER_CHANNELS);
     rest /= chunks;
     const int group = (int)(rest % groups);
     const long long n = rest / groups, PQ = (long long)P * Q, k_step = (long long)Cg * RS;
     const float* grad_group = grad_y + (n * K + (long long)group * Kg) * PQ;
     const float* weight_group = weight + ((long long)group * Kg * Cg + c0) * RS;
-    float sums[CHANNELS];
+    float sums[GATHER_CHANNELS];
 #pragma unroll
-    for (int j = 0; j < CHANNELS; ++j) sums[j] = 0.0f;
+    for (int j = 0; j < GATHER_CHANNELS; ++j) sums[j] = 0.0f;
     for (int r = 0; r < R; ++r) {
         const int p_times_stride = h + pad_top - r * dilation_h;
         if (p_times_stride < 0 || p_times_stride % stride_h != 0 || p_times_stride / stride_h >= P) continue;
@@ -843,46 +842,36 @@ static __device__ __forceinline__ void gather_item(
             /* dy[n, group*Kg + k, p, q] and weight[group*Kg + k, c0 + j, r, s], k = 0, 1, ... */
             const float* grad_k = grad_group + (long long)(p_times_stride / stride_h) * Q + q_times_stride / stride_w;
             const float* weight_k = weight_group + r * S + s;
-            float taps[CHANNELS];
+            float taps[GATHER_CHANNELS];
 #pragma unroll
-            for (int j = 0; j < CHANNELS; ++j) taps[j] = 0.0f;
-            sum_taps<CHANNELS>(count, grad_k, weight_k, Kg, PQ, k_step, RS, taps);
+            for (int j = 0; j < GATHER_CHANNELS; ++j) taps[j] = 0.0f;
+            sum_taps<GATHER_CHANNELS>(count, grad_k, weight_k, Kg, PQ, k_step, RS, taps);
 #pragma unroll
-            for (int j = 0; j < CHANNELS; ++j) sums[j] += taps[j];
+            for (int j = 0; j < GATHER_CHANNELS; ++j) sums[j] += taps[j];
         }
     }
     float* out = grad_x + ((n * C + (long long)group * Cg + c0) * H + h) * W + w;
 #pragma unroll
-    for (int j = 0; j < CHANNELS; ++j) {
+    for (int j = 0; j < GATHER_CHANNELS; ++j) {
         if (j < count) out[(long long)j * H * W] = sums[j];
     }
 }
 
-/* Every item of the gather, of CHANNELS channels each (grid-stride). */
-template <int CHANNELS>
-static __device__ __forceinline__ void gather(
-    const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
-    int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    const long long items = gather_items<CHANNELS>(N, C, H, W, stride_w, groups);
-    for (long long i = first_index(); i < items; i += grid_threads()) {
-        if (items <= 0x7fffffff) {
-            gather_item<CHANNELS, int>(grad_y, weight, grad_x, (int)i, C, H, W, K, R, S, P, Q, stride_h, stride_w,
-                                       pad_top, pad_left, dilation_h, dilation_w, groups);
-        } else {
-            gather_item<CHANNELS, long long>(grad_y, weight, grad_x, i, C, H, W, K, R, S, P, Q, stride_h, stride_w,
-                                             pad_top, pad_left, dilation_h, dilation_w, groups);
-        }
-    }
-}
-
-/* Backward-data as the exact gather, every item. */
+/* Backward-data as the exact gather: every item (gather_item; grid-stride). */
 extern "C" __global__ void conv2d_backward_data_exact(
     const float* __restrict__ grad_y, const float* __restrict__ weight, float* __restrict__ grad_x,
     int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
-    gather<GATHER_CHANNELS>(grad_y, weight, grad_x, N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left,
-                            dilation_h, dilation_w, groups);
+    const long long items = gather_items(N, C, H, W, stride_w, groups);
+    for (long long i = first_index(); i < items; i += grid_threads()) {
+        if (items <= 0x7fffffff) {
+            gather_item<int>(grad_y, weight, grad_x, (int)i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
+                             pad_left, dilation_h, dilation_w, groups);
+        } else {
+            gather_item<long long>(grad_y, weight, grad_x, i, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top,
+                                   pad_left, dilation_h, dilation_w, groups);
+        }
+    }
 }
 
 /* out[i] = partial[0][i] + partial[1][i] + ... in split order, plus bias[(i / PQ) % K] where has_bias:

@@ -141,11 +141,12 @@ step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 step bench-ops-cuda-convnetjs 60 "$python" -m bench ops --device cuda --suite convnetjs --out "$out"
 step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lecture --out "$out"
 # backward-data of 9-20 channels a group on the 64 tile, whose rows are then mostly channels that do not
-# exist, against the exact gather: the ConvNetJS layers and the small ResNet's at batch 128
+# exist, against the exact gather; and products of few tiles unsplit, a launch fewer where the host's work
+# bounds the call: the ConvNetJS layers and the small ResNet's at batch 128
 step bench-kernels-cuda-convnetjs 60 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
-  --paths gather20 --out "$out"
+  --paths gather20,unsplit --out "$out"
 step bench-kernels-cuda-smallresnet 60 "$python" -m bench kernels --device cuda --suite smallresnet --batch 128 \
-  --device-times --paths gather20 --out "$out"
+  --device-times --paths gather20,unsplit --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
 step profile-host 120 "$python" -m bench.profile host --model resnet

@@ -71,6 +71,12 @@ static __device__ __forceinline__ void windows_reading(int at, int pad, int kern
     last = min((at + pad) / stride, count - 1);
 }
 
+/* Whether a pointer may be read or written as float4: CuPy's allocations are 16-byte aligned, a view at an
+ * offset may not be. */
+static __device__ __forceinline__ bool is_aligned_16(const void* pointer) {
+    return ((unsigned long long)pointer & 15ull) == 0;
+}
+
 /* NaN test without math headers: NaN is the only value unequal to itself (no fast-math here). */
 static __device__ __forceinline__ bool is_nan(float value) { return value != value; }
 

@@ -18,10 +18,6 @@
  */
 #include "common.cuh"
 
-static __device__ __forceinline__ bool is_aligned_16(const void* pointer) {
-    return ((unsigned long long)pointer & 15ull) == 0;
-}
-
 /* out[i] = f(x[i]) for i < n, by quads where both arrays are 16-byte aligned (see above). */
 template <typename F>
 static __device__ __forceinline__ void map_unary(const float* __restrict__ x, float* __restrict__ out, long long n,

@@ -33,7 +33,9 @@
  *   tiles give the same bits. The 128 tile does twice the arithmetic per shared-memory read; the
  *   64 tile wastes less on small channel counts and makes more blocks of a small problem.
  *   Loads are coalesced: consecutive threads fetch consecutive pixels (x with stride stride_w,
- *   dy contiguous) or consecutive weights.
+ *   dy contiguous) or consecutive weights. The forward and backward-data write a thread's results in
+ *   runs of four consecutive pixels, located from the block's first pixel without a 64-bit division
+ *   (the forward's as one float4 where four divides the output plane).
  * Taps variants (conv2d_forward_taps_TILE, conv2d_backward_data_taps_TILE, TAPS_OUTER below): the same
  *   products with the reduction ordered tap by tap, channels innermost, on a weight the host has
  *   transposed so; for channel counts that 16 divides, where every step lies within one tap.
@@ -174,6 +176,13 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
     const int weight_k = tid % T::STEP, weight_m = tid / T::STEP;
     const float* weight_group = weight + ((long long)group * Kg + m0) * reduction;
     const Divisor by_RS = make_divisor(RS), by_S = make_divisor(S), by_Cg = make_divisor(Cg);
+    /* The block's first pixel as image and plane offset, for the epilogue: worked out here, where registers
+     * are free (with a division in the epilogue, where the results hold 64 of them, the 128 tile spilled). */
+    __shared__ int block_image, block_pq;
+    if (tid == 0) {
+        const long long image = col0 / PQ;
+        block_image = (int)image, block_pq = (int)(col0 - image * PQ);
+    }
 
     float weight_values[4], input_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
@@ -219,19 +228,40 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
             multiply_tiles<TILE>(weight_tiles + buffer * T::BUFFER, input_tiles + buffer * T::BUFFER, acc, tm, tn);
         });
 
-    /* Epilogue: y[n, group*Kg + m, p, q] = acc + bias; consecutive tn write consecutive pixels. */
+    /* Epilogue: y[n, group*Kg + m, p, q] = acc + bias; consecutive tn write consecutive pixels. A thread's
+     * columns are MICRO/4 runs of four consecutive pixels (micro_offset). A run's first pixel follows from
+     * the block's with at most a 32-bit division (none where the block's pixels lie in one image), and the
+     * next three by increments (a run crosses into the next image where 4 does not divide PQ). Where 4
+     * divides PQ, a run lies in one image, 16-byte aligned, and is written as one float4 a row. (Divided
+     * in 64 bits for each result, the 128 tile's epilogue took 64 divisions a thread.) */
+    __syncthreads(); /* block_image and block_pq written (a split of no steps passes no barrier before) */
+    const bool whole_runs = PQ % 4 == 0 && is_aligned_16(y);
 #pragma unroll
-    for (int i = 0; i < T::MICRO; ++i) {
-        const int m = m0 + micro_offset(tm, i);
-        if (m >= Kg) continue;
-        const long long k = (long long)group * Kg + m;
-        const float add = has_bias ? bias[k] : 0.0f;
+    for (int j0 = 0; j0 < T::MICRO; j0 += 4) {
+        const long long first = col0 + micro_offset(tn, j0);
+        unsigned int first_pq = (unsigned int)block_pq + micro_offset(tn, j0); /* below PQ + TILE */
+        long long first_image = block_image;
+        if (first_pq >= PQ) first_image += first_pq / (unsigned int)PQ, first_pq %= (unsigned int)PQ;
 #pragma unroll
-        for (int j = 0; j < T::MICRO; ++j) {
-            const long long pixel = col0 + micro_offset(tn, j);
-            if (pixel >= pixels) continue;
-            const long long image = pixel / PQ;
-            y[(image * K + k) * PQ + (pixel - image * PQ)] = acc[i][j] + add;
+        for (int i = 0; i < T::MICRO; ++i) {
+            const int m = m0 + micro_offset(tm, i);
+            if (m >= Kg) continue;
+            const long long k = (long long)group * Kg + m;
+            const float add = has_bias ? bias[k] : 0.0f;
+            if (whole_runs) {
+                /* indexed by float4: a float4 stored at a float's address came out as four scalar stores */
+                if (first < pixels)
+                    reinterpret_cast<float4*>(y + (first_image * K + k) * PQ)[first_pq >> 2] = make_float4(
+                        acc[i][j0] + add, acc[i][j0 + 1] + add, acc[i][j0 + 2] + add, acc[i][j0 + 3] + add);
+                continue;
+            }
+            long long image = first_image;
+            unsigned int pq = first_pq;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                if (first + j < pixels) y[(image * K + k) * PQ + pq] = acc[i][j0 + j] + add;
+                if (++pq == PQ) pq = 0, ++image;
+            }
         }
     }
 }
@@ -348,6 +378,12 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const int m0 = blockIdx.y * TILE;
     const long long col0 = (long long)blockIdx.x * TILE;
     if (col0 >= pixels) return; /* the grid covers the largest phase: the whole block leaves at once */
+    /* The block's first pixel as image and offset in the phase's plane, for the epilogue (see the forward's). */
+    __shared__ int block_image, block_at;
+    if (tid == 0) {
+        const long long image = col0 / plane;
+        block_image = (int)image, block_at = (int)(col0 - image * plane);
+    }
     grad_x += split * (long long)N * C * H * W; /* the split's partial sums: grad_x itself when not split */
 
     /* This thread's pixel (n, i, j) of the phase, as the output row and column of its first tap. */
@@ -428,19 +464,34 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     for (int i = 0; i < T::MICRO; ++i)
 #pragma unroll
         for (int j = 0; j < T::MICRO; ++j) any_nan |= acc[i][j] != acc[i][j];
+    /* As the forward's epilogue: a run of four consecutive pixels of the phase (micro_offset) follows from the
+     * block's first pixel, its next three pixels by increments. (Stored as float4s at stride 1, the taps
+     * kernel's 128 tile spilled.) */
+    __syncthreads(); /* block_image and block_at written (a split of no steps passes no barrier before) */
+    const long long HW = (long long)H * W;
 #pragma unroll
-    for (int i = 0; i < T::MICRO; ++i) {
-        const int c = m0 + micro_offset(tm, i);
-        if (c >= Cg) continue;
-        const long long channel = (long long)group * Cg + c;
+    for (int j0 = 0; j0 < T::MICRO; j0 += 4) {
+        const long long first = col0 + micro_offset(tn, j0);
+        unsigned int first_at = (unsigned int)block_at + micro_offset(tn, j0); /* below plane + TILE */
+        int image = block_image;
+        if (first_at >= (unsigned int)plane) image += first_at / (unsigned int)plane, first_at %= (unsigned int)plane;
+        /* the run's pixels: image, and offset in an input plane */
+        int images[4], offsets[4];
+        int at = (int)first_at, row = at / cols, col = at - row * cols;
 #pragma unroll
-        for (int j = 0; j < T::MICRO; ++j) {
-            const long long pixel = col0 + micro_offset(tn, j);
-            if (pixel >= pixels) continue;
-            const long long image = pixel / plane;
-            const int at = (int)(pixel - image * plane);
-            const int h = first_h + at / cols * stride_h, w = first_w + at % cols * stride_w;
-            grad_x[(image * C + channel) * ((long long)H * W) + h * W + w] = acc[i][j];
+        for (int j = 0; j < 4; ++j) {
+            images[j] = image, offsets[j] = (first_h + row * stride_h) * W + first_w + col * stride_w;
+            if (++col == cols) col = 0, ++row;
+            if (++at == plane) at = 0, row = 0, ++image;
+        }
+#pragma unroll
+        for (int i = 0; i < T::MICRO; ++i) {
+            const int c = m0 + micro_offset(tm, i);
+            if (c >= Cg) continue;
+            float* grad_c = grad_x + ((long long)group * Cg + c) * HW;
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                if (first + j < pixels) grad_c[(long long)images[j] * C * HW + offsets[j]] = acc[i][j0 + j];
         }
     }
     if (any_nan)

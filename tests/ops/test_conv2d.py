@@ -540,6 +540,24 @@ def test_launch_plans_are_made_once_per_problem_and_settings(monkeypatch):
     assert len(made) == 5
 
 
+@pytest.mark.parametrize("path", ["tile64", "tile128"])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((5, 16, 3, 3), (20, 16, 3, 3), dict(padding=1)),  # planes of 9 pixels: runs of four cross images
+    ((70, 16, 1, 1), (16, 16, 1, 1), {}),  # one pixel a plane: a run of four spans four images
+    ((9, 16, 3, 2), (16, 16, 2, 2), dict(padding=(1, 0))),  # outputs of 4x1, planes of 6
+    ((7, 16, 5, 3), (18, 16, 3, 3), dict(stride=2, padding=1)),  # stride phases of 3x2, 3x1, 2x2 and 2x1
+    ((3, 16, 4, 8), (16, 16, 3, 3), dict(padding=1)),  # planes of 32: float4 runs in the forward
+])
+def test_gpu_results_whose_runs_of_pixels_cross_images(rng, path, x_shape, w_shape, kwargs):
+    """The tiled kernels' epilogues write a thread's results in runs of four consecutive pixels, worked out
+    from the block's first pixel by increments: where a plane (the output's, or a backward-data stride
+    phase's) is not a multiple of four, a run goes on into the next image, or several."""
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    with kernel_path(path):
+        check_against_torch(lambda a, b: conv2d(a, b, **kwargs), lambda a, b: F.conv2d(a, b, **kwargs), x, w,
+                            atol=ATOL, device="cudasim")
+
+
 @pytest.mark.parametrize("w_shape, x_shape, kwargs, takes", [
     ((64, 64, 3, 3), (64, 64, 32, 32), dict(padding=1), True),  # 2.4e9 multiply-adds
     ((64, 64, 3, 3), (32, 64, 32, 32), dict(padding=1), False),  # 1.2e9: too few

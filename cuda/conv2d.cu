@@ -230,8 +230,8 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
 
     /* Epilogue: y[n, group*Kg + m, p, q] = acc + bias; consecutive tn write consecutive pixels. A thread's
      * columns are MICRO/4 runs of four consecutive pixels (micro_offset). A run's first pixel follows from
-     * the block's with at most a 32-bit division (none where the block's pixels lie in one image), and the
-     * next three by increments (a run crosses into the next image where 4 does not divide PQ). Where 4
+     * the block's with at most a 32-bit division (none where both lie in one image), and the next three
+     * by increments (a run crosses into the next image where 4 does not divide PQ). Where 4
      * divides PQ, a run lies in one image, 16-byte aligned, and is written as one float4 a row. (Divided
      * in 64 bits for each result, the 128 tile's epilogue took 64 divisions a thread.) */
     __syncthreads(); /* block_image and block_pq written (a split of no steps passes no barrier before) */

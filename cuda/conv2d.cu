@@ -175,14 +175,18 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
     const float* x_group = x + (n * C + (long long)group * Cg) * HW;
     const int weight_k = tid % T::STEP, weight_m = tid / T::STEP;
     const float* weight_group = weight + ((long long)group * Kg + m0) * reduction;
-    const Divisor by_RS = make_divisor(RS), by_S = make_divisor(S), by_Cg = make_divisor(Cg);
-    /* The block's first pixel as image and plane offset, for the epilogue: worked out here, where registers
-     * are free (with a division in the epilogue, where the results hold 64 of them, the 128 tile spilled). */
+    /* Worked out once a block, by its first thread: the reduction's divisors (each a 64-bit division) and,
+     * for the epilogue, the block's first pixel as image and plane offset (with a division in the
+     * epilogue, where the results hold 64 registers, the 128 tile spilled). */
+    __shared__ Divisor block_divisors[3];
     __shared__ int block_image, block_pq;
     if (tid == 0) {
+        block_divisors[0] = make_divisor(RS), block_divisors[1] = make_divisor(S), block_divisors[2] = make_divisor(Cg);
         const long long image = col0 / PQ;
         block_image = (int)image, block_pq = (int)(col0 - image * PQ);
     }
+    __syncthreads();
+    const Divisor by_RS = block_divisors[0], by_S = block_divisors[1], by_Cg = block_divisors[2];
 
     float weight_values[4], input_values[4];
     float acc[T::MICRO][T::MICRO] = {{0.0f}};
@@ -234,7 +238,6 @@ static __device__ __forceinline__ void conv2d_forward_tiles(
      * by increments (a run crosses into the next image where 4 does not divide PQ). Where 4
      * divides PQ, a run lies in one image, 16-byte aligned, and is written as one float4 a row. (Divided
      * in 64 bits for each result, the 128 tile's epilogue took 64 divisions a thread.) */
-    __syncthreads(); /* block_image and block_pq written (a split of no steps passes no barrier before) */
     const bool whole_runs = PQ % 4 == 0 && is_aligned_16(y);
 #pragma unroll
     for (int j0 = 0; j0 < T::MICRO; j0 += 4) {
@@ -378,9 +381,11 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     const int m0 = blockIdx.y * TILE;
     const long long col0 = (long long)blockIdx.x * TILE;
     if (col0 >= pixels) return; /* the grid covers the largest phase: the whole block leaves at once */
-    /* The block's first pixel as image and offset in the phase's plane, for the epilogue (see the forward's). */
+    /* The 64 tile's epilogue takes the block's first pixel as image and offset in the phase's plane (see
+     * the forward's). */
+    const bool RUNS = TILE == 64;
     __shared__ int block_image, block_at;
-    if (tid == 0) {
+    if (RUNS && tid == 0) {
         const long long image = col0 / plane;
         block_image = (int)image, block_at = (int)(col0 - image * plane);
     }
@@ -464,34 +469,54 @@ static __device__ __forceinline__ void conv2d_backward_data_tiles(
     for (int i = 0; i < T::MICRO; ++i)
 #pragma unroll
         for (int j = 0; j < T::MICRO; ++j) any_nan |= acc[i][j] != acc[i][j];
-    /* As the forward's epilogue: a run of four consecutive pixels of the phase (micro_offset) follows from the
-     * block's first pixel, its next three pixels by increments. (Stored as float4s at stride 1, the taps
-     * kernel's 128 tile spilled.) */
-    __syncthreads(); /* block_image and block_at written (a split of no steps passes no barrier before) */
+    /* RUNS (the 64 tile), as the forward's epilogue: a run of four consecutive pixels of the phase
+     * (micro_offset) follows from the block's first pixel, its next three pixels by increments. The 128
+     * tile divides each result's pixel in 64 bits: with runs (and with 32-bit divisions from the block's
+     * first pixel), its taps kernel spilled on sm_86 to sm_90, and took 16-30 more instructions a step. */
     const long long HW = (long long)H * W;
+    if (RUNS) {
+        __syncthreads(); /* block_image and block_at written (a split of no steps passes no barrier before) */
 #pragma unroll
-    for (int j0 = 0; j0 < T::MICRO; j0 += 4) {
-        const long long first = col0 + micro_offset(tn, j0);
-        unsigned int first_at = (unsigned int)block_at + micro_offset(tn, j0); /* below plane + TILE */
-        int image = block_image;
-        if (first_at >= (unsigned int)plane) image += first_at / (unsigned int)plane, first_at %= (unsigned int)plane;
-        /* the run's pixels: image, and offset in an input plane */
-        int images[4], offsets[4];
-        int at = (int)first_at, row = at / cols, col = at - row * cols;
+        for (int j0 = 0; j0 < T::MICRO; j0 += 4) {
+            const long long first = col0 + micro_offset(tn, j0);
+            unsigned int first_at = (unsigned int)block_at + micro_offset(tn, j0); /* below plane + TILE */
+            int image = block_image;
+            if (first_at >= (unsigned int)plane)
+                image += first_at / (unsigned int)plane, first_at %= (unsigned int)plane;
+            /* the run's pixels: image, and offset in an input plane */
+            int images[4], offsets[4];
+            int at = (int)first_at, row = at / cols, col = at - row * cols;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            images[j] = image, offsets[j] = (first_h + row * stride_h) * W + first_w + col * stride_w;
-            if (++col == cols) col = 0, ++row;
-            if (++at == plane) at = 0, row = 0, ++image;
+            for (int j = 0; j < 4; ++j) {
+                images[j] = image, offsets[j] = (first_h + row * stride_h) * W + first_w + col * stride_w;
+                if (++col == cols) col = 0, ++row;
+                if (++at == plane) at = 0, row = 0, ++image;
+            }
+#pragma unroll
+            for (int i = 0; i < T::MICRO; ++i) {
+                const int c = m0 + micro_offset(tm, i);
+                if (c >= Cg) continue;
+                float* grad_c = grad_x + ((long long)group * Cg + c) * HW;
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+                    if (first + j < pixels) grad_c[(long long)images[j] * C * HW + offsets[j]] = acc[i][j0 + j];
+            }
         }
+    } else {
 #pragma unroll
         for (int i = 0; i < T::MICRO; ++i) {
             const int c = m0 + micro_offset(tm, i);
             if (c >= Cg) continue;
-            float* grad_c = grad_x + ((long long)group * Cg + c) * HW;
+            const long long channel = (long long)group * Cg + c;
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
-                if (first + j < pixels) grad_c[(long long)images[j] * C * HW + offsets[j]] = acc[i][j0 + j];
+            for (int j = 0; j < T::MICRO; ++j) {
+                const long long pixel = col0 + micro_offset(tn, j);
+                if (pixel >= pixels) continue;
+                const long long image = pixel / plane;
+                const int at = (int)(pixel - image * plane);
+                const int h = first_h + at / cols * stride_h, w = first_w + at % cols * stride_w;
+                grad_x[(image * C + channel) * HW + h * W + w] = acc[i][j];
+            }
         }
     }
     if (any_nan)

@@ -41,29 +41,53 @@ NVCC_ARCHS = ["sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90"]
 NVRTC_ARCHS = ["sm_53", "sm_60", "sm_62", "sm_70", "sm_72"]
 
 _ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
+_PROPERTIES = re.compile(r"Function properties for (\w+)")
 _SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 _USED = re.compile(r"Used (\d+) registers(?:, used \d+ barriers)?(?:, (\d+) bytes smem)?")
+
+
+def function_spills(text: str) -> dict:
+    """{(function, arch): (stack bytes, spill store bytes, spill load bytes)} of every function in a
+    ``ptxas -v`` report, kernels and the device functions they call (a ``__noinline__`` one has
+    properties of its own, listed after its caller's: read as the caller's, they had hidden a
+    kernel's spills)."""
+    found, arch, function = {}, None, None
+    for line in text.splitlines():
+        entry = _ENTRY.search(line)
+        if entry:
+            arch = entry.group(2)
+            continue
+        properties = _PROPERTIES.search(line)
+        if properties:
+            function = properties.group(1)
+            continue
+        spills = _SPILLS.search(line)
+        if spills and function is not None and arch is not None:
+            found[function, arch] = tuple(map(int, spills.groups()))
+            function = None
+    return found
 
 
 def parse_ptxas(text: str, source: str, compiler: str) -> list[dict]:
     """One row per kernel in a ``ptxas -v`` report: kernel, file, arch, compiler, registers,
     shared_bytes (static), stack_bytes, spill_store_bytes, spill_load_bytes."""
     rows, row = [], None
+    spills = function_spills(text)
     for line in text.splitlines():
         entry = _ENTRY.search(line)
         if entry:
             row = {"kernel": entry.group(1), "file": source, "arch": entry.group(2), "compiler": compiler}
+            if (entry.group(1), entry.group(2)) in spills:
+                row["stack_bytes"], row["spill_store_bytes"], row["spill_load_bytes"] = spills[entry.groups()]
             rows.append(row)
             continue
         if row is None:
             continue
-        spills = _SPILLS.search(line)
-        if spills:
-            row["stack_bytes"], row["spill_store_bytes"], row["spill_load_bytes"] = map(int, spills.groups())
         used = _USED.search(line)
-        if used:
+        if used:  # the entry's own line, which comes before those of the functions it calls
             row["registers"] = int(used.group(1))
             row["shared_bytes"] = int(used.group(2) or 0)
+            row = None
     return rows
 
 

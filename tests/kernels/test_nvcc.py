@@ -2,14 +2,14 @@
 
 ``nvcc -cubin -arch=sm_XX -std=c++17 -I cuda -Xptxas -v`` for Turing (sm_75), A100 (sm_80), Ampere
 consumer cards (sm_86), Jetson Orin (sm_87), Ada (sm_89) and Hopper (sm_90); the ptxas report of
-every kernel must show "0 bytes spill stores" and "0 bytes spill loads", and no compile may warn.
+every kernel, and of every device function a kernel calls, must show "0 bytes spill stores" and "0 bytes
+spill loads", and no compile may warn.
 The compiles run in parallel. Skipped where nvcc is not installed (it only compiles: no GPU needed).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -18,28 +18,14 @@ from pathlib import Path
 import pytest
 from helpers import CUDA_SOURCES, declared_kernels
 
+from bench.ptxas_report import function_spills
+
 CUDA_DIR = Path(__file__).resolve().parents[2] / "cuda"
 SOURCES = CUDA_SOURCES
 ARCHS = ["sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90"]
 NVCC = shutil.which("nvcc")
-ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
-SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not installed (the CUDA toolkit's compiler)")
-
-
-def ptxas_spills(text: str) -> dict:
-    """{(kernel, arch): (stack bytes, spill store bytes, spill load bytes)} from nvcc -Xptxas -v output."""
-    found, current = {}, None
-    for line in text.splitlines():
-        entry = ENTRY.search(line)
-        if entry:
-            current = entry.groups()
-            continue
-        spills = SPILLS.search(line)
-        if spills and current is not None:
-            found[current] = tuple(int(value) for value in spills.groups())
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +40,7 @@ def compiled(tmp_path_factory):
         command = [NVCC, "-cubin", f"-arch={arch}", "-std=c++17", "-I", str(CUDA_DIR), "-Xptxas", "-v",
                    "-o", str(out / f"{source.stem}_{arch}.cubin"), str(source)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        if any(spills[1:] != (0, 0) for spills in ptxas_spills(result.stdout + result.stderr).values()):
+        if any(spills[1:] != (0, 0) for spills in function_spills(result.stdout + result.stderr).values()):
             result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         return job, result
 
@@ -84,9 +70,9 @@ def test_compiles_for_every_arch_without_spills(compiled, source):
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"nvcc failed on {source.name} for {arch}:\n{output}"
         assert "warning" not in output.lower(), f"nvcc warned on {source.name} for {arch}:\n{output}"
-        report = ptxas_spills(output)
+        report = function_spills(output)
         for kernel in kernels:
             assert (kernel, arch) in report, f"no ptxas report for {kernel} on {arch}:\n{output}"
-            _, stores, loads = report[(kernel, arch)]
+        for (function, _), (_, stores, loads) in report.items():  # kernels and the functions they call
             assert stores == 0 and loads == 0, (
-                f"{kernel} spills registers on {arch}: {stores} bytes spill stores, {loads} bytes spill loads")
+                f"{function} spills registers on {arch}: {stores} bytes spill stores, {loads} bytes spill loads")

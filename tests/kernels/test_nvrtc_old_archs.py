@@ -17,12 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from helpers import CUDA_SOURCES, declared_kernels
 
+from bench.ptxas_report import function_spills
+
 from gpucnn.devices import nvrtc
 from gpucnn.ops.conv2d import Conv2d
 
 SOURCES = CUDA_SOURCES
 ARCHS = ["53", "60", "62", "70", "72"]  # Nano, P100, TX2, V100, Xavier
-ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
 SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 
 NVRTC, VERSION = nvrtc.load()
@@ -77,12 +78,8 @@ def test_compiles_to_ptx_and_cubin(compiled, source, arch):
     ok, log, cubin = compiled[(source.name, f"sm_{arch}")]
     assert ok, f"NVRTC (CUDA 12) failed on {source.name} for sm_{arch}:\n{log}"
     assert cubin[:4] == b"\x7fELF", f"the sm_{arch} cubin of {source.name} is not an ELF image"
-    spills, kernel = {}, None
-    for line in log.splitlines():
-        entry, counts = ENTRY.search(line), SPILLS.search(line)
-        if entry:
-            kernel = entry.group(1)
-        elif counts and kernel is not None:
-            spills[kernel] = tuple(int(value) for value in counts.groups())
+    spills = function_spills(log)
     for kernel in kernels:
-        assert spills.get(kernel) == (0, 0), f"{kernel} on sm_{arch}: spill (stores, loads) {spills.get(kernel)}\n{log}"
+        assert (kernel, f"sm_{arch}") in spills, f"no ptxas report for {kernel} on sm_{arch}:\n{log}"
+    for (function, _), (_, stores, loads) in spills.items():  # kernels and the functions they call
+        assert stores == 0 and loads == 0, f"{function} on sm_{arch}: spill (stores, loads) {(stores, loads)}\n{log}"

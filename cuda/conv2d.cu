@@ -33,9 +33,9 @@
  *   tiles give the same bits. The 128 tile does twice the arithmetic per shared-memory read; the
  *   64 tile wastes less on small channel counts and makes more blocks of a small problem.
  *   Loads are coalesced: consecutive threads fetch consecutive pixels (x with stride stride_w,
- *   dy contiguous) or consecutive weights. The forward and backward-data write a thread's results in
- *   runs of four consecutive pixels, located from the block's first pixel without a 64-bit division
- *   (the forward's as one float4 where four divides the output plane).
+ *   dy contiguous) or consecutive weights. The forward and the 64 tile's backward-data write a thread's
+ *   results in runs of four consecutive pixels, located from the block's first pixel without a 64-bit
+ *   division (the forward's as one float4 where four divides the output plane).
  * Taps variants (conv2d_forward_taps_TILE, conv2d_backward_data_taps_TILE, TAPS_OUTER below): the same
  *   products with the reduction ordered tap by tap, channels innermost, on a weight the host has
  *   transposed so; for channel counts that 16 divides, where every step lies within one tap.

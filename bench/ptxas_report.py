@@ -43,7 +43,8 @@ NVRTC_ARCHS = ["sm_53", "sm_60", "sm_62", "sm_70", "sm_72"]
 _ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
 _PROPERTIES = re.compile(r"Function properties for (\w+)")
 _SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_USED = re.compile(r"Used (\d+) registers(?:, used \d+ barriers)?(?:, (\d+) bytes smem)?")
+_USED = re.compile(r"Used (\d+) registers(?:, used \d+ barriers)?(?:, \d+ bytes cumulative stack size)?"
+                   r"(?:, (\d+) bytes smem)?")
 
 
 def function_spills(text: str) -> dict:

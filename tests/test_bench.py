@@ -524,6 +524,34 @@ def test_ptxas_report_counts_the_loop_of_the_most_ffma_of_each_kernel():
     assert ffma_loops(sass) == {"gemm": (6, 3)}
 
 
+def test_ptxas_report_reads_each_functions_own_spills():
+    """ptxas lists a kernel's properties, then those of each noinline function it calls: the kernel's
+    spills are its own line's (the callee's, read after it, had hidden them), and the callee's are
+    reported under its own name."""
+    from bench.ptxas_report import function_spills, parse_ptxas
+
+    report = """ptxas info    : Compiling entry function 'k_tiles' for 'sm_86'
+ptxas info    : Function properties for k_tiles
+    64 bytes stack frame, 64 bytes spill stores, 108 bytes spill loads
+ptxas info    : Used 128 registers, used 1 barriers, 64 bytes cumulative stack size, 16904 bytes smem
+ptxas info    : Compile time = 258.852 ms
+ptxas info    : Function properties for _Z9fix_upPKf
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Compiling entry function 'k_sum' for 'sm_86'
+ptxas info    : Function properties for k_sum
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 32 registers
+ptxas info    : Function properties for _Z8spilledv
+    8 bytes stack frame, 4 bytes spill stores, 4 bytes spill loads
+"""
+    assert function_spills(report) == {("k_tiles", "sm_86"): (64, 64, 108), ("_Z9fix_upPKf", "sm_86"): (0, 0, 0),
+                                       ("k_sum", "sm_86"): (0, 0, 0), ("_Z8spilledv", "sm_86"): (8, 4, 4)}
+    rows = {row["kernel"]: row for row in parse_ptxas(report, "k.cu", "nvcc")}
+    assert (rows["k_tiles"]["spill_store_bytes"], rows["k_tiles"]["spill_load_bytes"]) == (64, 108)
+    assert (rows["k_tiles"]["registers"], rows["k_tiles"]["shared_bytes"]) == (128, 16904)
+    assert (rows["k_sum"]["spill_store_bytes"], rows["k_sum"]["registers"]) == (0, 32)
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed (the CUDA toolkit's compiler)")
 def test_busy_wait_kernel_compiles(tmp_path):
     """The kernel that Environment.device_ms queues the timed work behind compiles for the oldest GPU

@@ -30,6 +30,16 @@ def pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
     return int(items[0]), int(items[1])
 
 
+def plain(value) -> bool:
+    """Whether ``value`` is an int, a str or a tuple of two ints: the arguments for which the ops keep the
+    result of their checks (conv2d's, the pooling ops' geometry), since a layer repeats them on every call.
+    Floats and bools, which the checks refuse, compare equal to ints ((1.0, True) == (1, 1)), and would
+    find a kept result."""
+    kind = type(value)
+    return kind is int or kind is str or (kind is tuple and len(value) == 2 and type(value[0]) is int
+                                          and type(value[1]) is int)
+
+
 def output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int,
                 ceil_mode: bool = False) -> int:
     """Output length along one axis: floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1.

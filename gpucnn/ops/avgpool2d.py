@@ -10,6 +10,7 @@ every device (its windows differ per output, and a global pool is a plain mean).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -125,27 +126,32 @@ class AvgPool2d(Function):
                 padded[..., j::stride_w] = phase
         return (padded if padded.shape == self.input_shape else g.crop(padded),)
 
-    def _kernel_args(self) -> tuple:
-        """Geometry and divisor rule as the avgpool2d kernels take them (no dilation: always 1)."""
-        divisor = 0 if self.divisor_override is None else self.divisor_override  # 0: no override
-        return self.geometry.kernel_args()[:10] + (numpy.int32(self.count_include_pad), numpy.float32(divisor))
-
     def forward_gpu(self, x):
         xp, g = self.xp, self.geometry
         x = kernel_array(xp, x)
         self.input_shape = x.shape
         y = xp.empty(x.shape[:2] + g.output_hw, dtype=xp.float32)
-        launch_elementwise(self.device, "avgpool2d", "avgpool2d_forward", y.size, (x, y),
-                           sized("avgpool2d_forward", y.size, self._kernel_args()))
+        fixed = _kernel_args("avgpool2d_forward", g, y.size, self.count_include_pad, self.divisor_override)
+        launch_elementwise(self.device, "avgpool2d", "avgpool2d_forward", y.size, (x, y), fixed)
         return y
 
     def backward_gpu(self, grad):
         xp = self.xp
         grad = kernel_array(xp, grad)
         grad_input = xp.empty(self.input_shape, dtype=xp.float32)
-        launch_elementwise(self.device, "avgpool2d", "avgpool2d_backward", grad_input.size, (grad, grad_input),
-                           sized("avgpool2d_backward", grad_input.size, self._kernel_args()))
+        fixed = _kernel_args("avgpool2d_backward", self.geometry, grad_input.size, self.count_include_pad,
+                             self.divisor_override)
+        launch_elementwise(self.device, "avgpool2d", "avgpool2d_backward", grad_input.size, (grad, grad_input), fixed)
         return (grad_input,)
+
+
+@functools.lru_cache(maxsize=1024)
+def _kernel_args(name: str, g: PoolGeometry, count: int, count_include_pad: bool, divisor_override) -> tuple:
+    """The last arguments of kernel ``name`` over ``count`` elements, as launch_elementwise's ``fixed``:
+    the geometry and divisor rule as the avgpool2d kernels take them (no dilation: always 1). Made once
+    for a layer's calls (a small layer's call on a GPU is mostly the host's work)."""
+    divisor = 0 if divisor_override is None else divisor_override  # 0: no override
+    return sized(name, count, g.kernel_args()[:10] + (numpy.int32(count_include_pad), numpy.float32(divisor)))
 
 
 def checked_divisor(op: str, divisor_override):

@@ -144,7 +144,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     inputs = [x, weight] if bias is None else [x, weight, as_tensor(bias, "bias", device)]
     bias_key = None if bias is None else (inputs[2].shape, inputs[2].dtype)
     arguments = (x.shape, x.dtype, weight.shape, weight.dtype, bias_key, stride, padding, dilation, groups, device)
-    if _plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int:
+    if _shapes.plain(stride) and _shapes.plain(padding) and _shapes.plain(dilation) and type(groups) is int:
         stride_hw, pads, dilation_hw, groups = _checked_arguments(*arguments)
     else:  # other types of arguments (lists, NumPy integers, floats, which raise) are checked afresh
         stride_hw, pads, dilation_hw, groups = _checked_arguments.__wrapped__(*arguments)
@@ -159,21 +159,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     return _shapes.unbatched_output(y, unbatched)
 
 
-def _plain(value) -> bool:
-    """Whether ``value`` is an int, a str or a tuple of two ints: the arguments that ``_checked_arguments``
-    keeps the result for. Floats and bools, which the checks refuse, compare equal to ints ((1.0, True) ==
-    (1, 1)), and would find a kept result."""
-    kind = type(value)
-    return kind is int or kind is str or (kind is tuple and len(value) == 2 and type(value[0]) is int
-                                          and type(value[1]) is int)
-
-
 @functools.lru_cache(maxsize=1024)
 def _checked_arguments(x_shape: tuple, dtype, weight_shape: tuple, weight_dtype, bias, stride, padding, dilation,
                        groups, device) -> tuple:
     """conv2d's checks of its arguments and of the input, weight and bias (``bias``: its (shape, dtype), or
     None) shapes and dtypes on ``device``; (stride, (top, bottom, left, right) pads, dilation, groups), as
-    ints. The same on every call of a layer, so kept for its plain arguments (``_plain``): they took 3.5 of
+    ints. The same on every call of a layer, so kept for its plain arguments (``_shapes.plain``): they took 3.5 of
     the 10.5 us of Python a call of a 64-channel 56x56 layer took on cudasim with its launches skipped,
     and on a GPU a small layer's call is mostly the host's work. A check that fails raises, and nothing is
     kept."""

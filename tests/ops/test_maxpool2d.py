@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gpucnn
+from gpucnn.ops.avgpool2d import avg_pool2d
 from gpucnn.ops.maxpool2d import MaxPool2d, max_pool2d
 
 
@@ -286,6 +287,28 @@ X = np.zeros((1, 2, 6, 6), dtype=np.float32)
 def test_bad_arguments(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         max_pool2d(*args, **kwargs)
+
+
+@pytest.mark.parametrize("op", [max_pool2d, avg_pool2d], ids=["max", "avg"])
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(kernel_size=2.0), TypeError, "kernel_size must be an int or a pair of ints, got 2.0"),
+    (dict(kernel_size=(True, 2)), TypeError, "kernel_size must be an int or a pair of ints"),
+    (dict(stride=(2, 2.0)), TypeError, "stride must be an int or a pair of ints"),
+    (dict(padding=False), TypeError, "padding must be an int or a pair of ints"),
+    (dict(ceil_mode=0), TypeError, "ceil_mode must be a bool, got 0"),
+])
+def test_arguments_equal_to_a_checked_calls_are_checked_themselves(op, kwargs, error, match):
+    """The pooling ops keep their geometry's checks for a layer's int and int-pair arguments; arguments that
+    compare equal to those (2.0 == 2, False == 0) are checked anew, and fail as always; NumPy integers and
+    lists pass, checked anew."""
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    plain = dict(kernel_size=2, stride=(2, 2), padding=0, ceil_mode=False)
+    for _ in range(2):
+        expected = op(x, **plain).numpy()
+        with pytest.raises(error, match=match):
+            op(x, **{**plain, **kwargs})
+    spelled = dict(kernel_size=[2, 2], stride=np.int64(2), padding=(np.int32(0), 0), ceil_mode=np.bool_(False))
+    np.testing.assert_array_equal(op(x, **spelled).numpy(), expected)
 
 
 def test_stride_none_or_empty_means_kernel_size():

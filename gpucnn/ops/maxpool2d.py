@@ -551,7 +551,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     require_float32(op, x.dtype, x.device, x.shape)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_no_empty_window(op, geometry, x.shape)
-    function = MaxPool2d(geometry, return_indices)
+    function = MaxPool2d(geometry, bool(return_indices))
     output = unbatched_output(function.apply(x), unbatched)
     if not return_indices:
         return output

@@ -211,6 +211,19 @@ def test_unbatched_input_and_indices():
     np.testing.assert_array_equal(indices.numpy(), expected.numpy())
 
 
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_numpy_bools_as_flags(device):
+    """return_indices and ceil_mode take NumPy bools as PyTorch does, on every device."""
+    x = np.random.default_rng(2).standard_normal((2, 3, 5, 7)).astype(np.float32)
+    out, indices = max_pool2d(gpucnn.tensor(x, device=device), 2, ceil_mode=np.bool_(True),
+                              return_indices=np.bool_(True))
+    expected, expected_indices = F.max_pool2d(torch.from_numpy(x), 2, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    alone = max_pool2d(gpucnn.tensor(x, device=device), 2, return_indices=np.bool_(False))
+    np.testing.assert_array_equal(alone.numpy(), F.max_pool2d(torch.from_numpy(x), 2).numpy())
+
+
 def test_empty_batch():
     x = gpucnn.tensor(np.zeros((0, 3, 5, 5), dtype=np.float32), requires_grad=True)
     out = max_pool2d(x, 2)

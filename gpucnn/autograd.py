@@ -12,12 +12,20 @@ import threading
 
 from .ops import _memory
 
-_state = threading.local()
+class _State(threading.local):
+    """Each thread's autograd state. The class attribute is a thread's default until ``no_grad`` sets its
+    own (a default by ``getattr`` raises and catches an AttributeError inside: 0.38 us every op call,
+    where this takes 0.05)."""
+
+    grad_enabled = True
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
     """False inside ``no_grad()``."""
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 @contextlib.contextmanager

@@ -291,6 +291,28 @@ def test_no_grad():
     assert not y.requires_grad and y.is_leaf
 
 
+def test_no_grad_is_per_thread():
+    """no_grad in one thread leaves another's graphs alone, as in PyTorch; a new thread records graphs."""
+    import threading
+
+    x = gpucnn.tensor([1.0], requires_grad=True)
+    seen = []
+
+    def other():
+        seen.append((x * 2).requires_grad)
+        with gpucnn.no_grad():
+            seen.append((x * 2).requires_grad)
+        seen.append(gpucnn.is_grad_enabled())
+
+    with gpucnn.no_grad():
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert not (x * 2).requires_grad
+    assert seen == [True, False, True]
+    assert (x * 2).requires_grad
+
+
 def test_deep_graph_does_not_recurse():
     x = gpucnn.tensor([1.0], requires_grad=True)
     y = x

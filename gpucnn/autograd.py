@@ -12,6 +12,7 @@ import threading
 
 from .ops import _memory
 
+
 class _State(threading.local):
     """Each thread's autograd state. The class attribute is a thread's default until ``no_grad`` sets its
     own (a default by ``getattr`` raises and catches an AttributeError inside: 0.38 us every op call,

@@ -441,7 +441,7 @@ class MaxPool2d(Function):
         return (grad_input,)
 
 
-_FLAGS = (numpy.int32(0), numpy.int32(1))
+_FLAGS = (numpy.int32(0), numpy.int32(1))  # a kernel's int flag, by the bool it stands for
 
 
 def _float2_windows(g: PoolGeometry) -> bool:

@@ -19,7 +19,7 @@ import numpy
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _memory
-from ._kernels import kernel_array, launch_elementwise, require_float32
+from ._kernels import kernel_array, launch_elementwise, require_float32, sized
 from ._parallel import run_chunked
 
 # Integer types by size in bytes: ReLU's backward multiplies the gradient's bits by its 0/1 mask.
@@ -151,7 +151,8 @@ class ReLU(Function):
         xp = self.xp
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "relu_forward", _quads(y.size), (self.x, y, numpy.int64(y.size)))
+        launch_elementwise(self.device, "relu", "relu_forward", _quads(y.size), (self.x, y),
+                           sized("relu_forward", y.size, ()))
         return y
 
     def backward_gpu(self, grad_output):
@@ -159,7 +160,7 @@ class ReLU(Function):
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
         launch_elementwise(self.device, "relu", "relu_backward", _quads(grad_input.size),
-                           (self.x, grad_output, grad_input, numpy.int64(grad_input.size)))
+                           (self.x, grad_output, grad_input), sized("relu_backward", grad_input.size, ()))
         return (grad_input,)
 
 
@@ -183,7 +184,7 @@ class LeakyReLU(Function):
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
         launch_elementwise(self.device, "relu", "leaky_relu_forward", _quads(y.size),
-                           (self.x, y, numpy.float32(self.negative_slope), numpy.int64(y.size)))
+                           (self.x, y, numpy.float32(self.negative_slope)), sized("leaky_relu_forward", y.size, ()))
         return y
 
     def backward_gpu(self, grad_output):
@@ -191,8 +192,8 @@ class LeakyReLU(Function):
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
         launch_elementwise(self.device, "relu", "leaky_relu_backward", _quads(grad_input.size),
-                           (self.x, grad_output, grad_input, numpy.float32(self.negative_slope),
-                            numpy.int64(grad_input.size)))
+                           (self.x, grad_output, grad_input, numpy.float32(self.negative_slope)),
+                           sized("leaky_relu_backward", grad_input.size, ()))
         return (grad_input,)
 
 

@@ -71,9 +71,12 @@ def _forward_formulation(dtype):
     return _relu_where
 
 
-def _quads(count: int) -> int:
-    """The threads cuda/relu.cu's kernels take for ``count`` elements: one per float4 quad."""
-    return -(-count // 4)
+def _threads(count: int) -> int:
+    """The threads cuda/relu.cu's kernels take for ``count`` elements: one per 16 (four float4 quads,
+    which a thread loads before it stores them), as PyTorch's elementwise kernels take 16 float32s a
+    thread. With one quad a thread, ReLU's forward on 32x64x32x32 ran 6.2 us on an H200 against
+    PyTorch's 5.4 (its backward, two loads a thread, 6.3 against 6.3 with half as much again to move)."""
+    return -(-count // 16)
 
 
 def _c_contiguous(array):
@@ -151,7 +154,7 @@ class ReLU(Function):
         xp = self.xp
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "relu_forward", _quads(y.size), (self.x, y),
+        launch_elementwise(self.device, "relu", "relu_forward", _threads(y.size), (self.x, y),
                            sized("relu_forward", y.size, ()))
         return y
 
@@ -159,7 +162,7 @@ class ReLU(Function):
         xp = self.xp
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "relu_backward", _quads(grad_input.size),
+        launch_elementwise(self.device, "relu", "relu_backward", _threads(grad_input.size),
                            (self.x, grad_output, grad_input), sized("relu_backward", grad_input.size, ()))
         return (grad_input,)
 
@@ -183,7 +186,7 @@ class LeakyReLU(Function):
         xp = self.xp
         self.x = kernel_array(xp, x)
         y = xp.empty(x.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "leaky_relu_forward", _quads(y.size),
+        launch_elementwise(self.device, "relu", "leaky_relu_forward", _threads(y.size),
                            (self.x, y, numpy.float32(self.negative_slope)), sized("leaky_relu_forward", y.size, ()))
         return y
 
@@ -191,7 +194,7 @@ class LeakyReLU(Function):
         xp = self.xp
         grad_output = kernel_array(xp, grad_output)
         grad_input = xp.empty(grad_output.shape, dtype=xp.float32)
-        launch_elementwise(self.device, "relu", "leaky_relu_backward", _quads(grad_input.size),
+        launch_elementwise(self.device, "relu", "leaky_relu_backward", _threads(grad_input.size),
                            (self.x, grad_output, grad_input, numpy.float32(self.negative_slope)),
                            sized("leaky_relu_backward", grad_input.size, ()))
         return (grad_input,)

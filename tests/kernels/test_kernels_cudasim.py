@@ -600,7 +600,8 @@ RELUS = {
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
-@pytest.mark.parametrize("shape", [(3, 5, 7, 11), (1,), (6,), ()], ids=str)
+# (5, 4001): 5 blocks, each thread four quads (the unrolled loop) or three, and a tail of one element
+@pytest.mark.parametrize("shape", [(3, 5, 7, 11), (5, 4001), (1,), (6,), ()], ids=str)
 @pytest.mark.parametrize("fn", RELUS.values(), ids=RELUS.keys())
 def test_relu(fn, shape, order):
     x = relu_values(shape, 10)

@@ -237,12 +237,14 @@ def profile_launches(device: str, blocks: int, count: int, log=print) -> dict:
     block, fixed = (_kernels.THREADS,), product.arguments
     kernel, launcher = target.kernel("conv2d", product.name), target.launcher("conv2d", product.name, fixed)
     values = target.xp.zeros(4, dtype=numpy.float32)
-    relu_args = (values, values, numpy.int64(4))
-    relu_kernel, relu_launcher = target.kernel("relu", "relu_forward"), target.launcher("relu", "relu_forward")
+    relu_fixed = _kernels.sized("relu_forward", 4, ())  # as ReLU launches: the count packed once
+    relu_args = (values, values) + relu_fixed
+    relu_kernel, relu_launcher = target.kernel("relu", "relu_forward"), target.launcher("relu", "relu_forward",
+                                                                                        relu_fixed)
     ways = {f"{product.name}: kernel(grid, block, args)": lambda: kernel(product.grid, block, leading + fixed),
             f"{product.name}: launcher(grid, block, leading)": lambda: launcher(product.grid, block, leading),
             "relu_forward: kernel(grid, block, args)": lambda: relu_kernel((1,), block, relu_args),
-            "relu_forward: launcher(grid, block, args)": lambda: relu_launcher((1,), block, relu_args),
+            "relu_forward: launcher(grid, block, leading)": lambda: relu_launcher((1,), block, relu_args[:2]),
             "xp.empty((1, 64, 56, 56), float32)": lambda: target.xp.empty((1, 64, 56, 56), dtype=numpy.float32)}
     results = {}
     with target.context():

@@ -227,7 +227,7 @@ def test_profile_step_calls_and_conv_run():
                                 (["launches", "--device", "cudasim", "--blocks", "2", "--count", "2"],
                                  "conv2d_forward_64: launcher(grid, block, leading) on cudasim: "),
                                 (["launches", "--device", "cudasim", "--blocks", "2", "--count", "2"],
-                                 "relu_forward: launcher(grid, block, args) on cudasim: ")):
+                                 "relu_forward: launcher(grid, block, leading) on cudasim: ")):
         result = subprocess.run([sys.executable, "-m", "bench.profile", *arguments], cwd=ROOT, capture_output=True,
                                 text=True, timeout=600)
         assert result.returncode == 0, result.stderr

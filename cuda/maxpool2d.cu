@@ -152,7 +152,8 @@ extern "C" __global__ void maxpool2d_backward(
         for (int p = p_first; p <= p_last; ++p) {
             for (int q = q_first; q <= q_last; ++q) {
                 const long long out = (long long)p * Q + q;
-                if (plane_indices[out] == self) sum += plane_grad[out];
+                const float grad = plane_grad[out];  /* read with the index, not after it: one wait, not two */
+                if (plane_indices[out] == self) sum += grad;
             }
         }
         grad_x[in] = sum;

@@ -14,8 +14,8 @@ cudaProfilerStop, so that a profiler started with its collection off (``ncu --pr
 sees exactly one step's kernels. ``host`` measures that host work without a GPU: the step on ``cudasim`` with
 every kernel launch skipped, which leaves the Python and NumPy work a GPU step issues (on a GPU the
 array calls are CuPy's, several times as long each, so it also counts them, by call site, and the
-launches). ``calls`` times single op calls of the Jetson suite's size as ``bench ops`` does and
-profiles each (on a GPU, CuPy's own calls show among gpucnn's). ``launches`` times a kernel launch's
+launches). ``calls`` times single op calls of the Jetson suite's size as ``bench ops`` does, and
+again issued back to back, and profiles each (on a GPU, CuPy's own calls show among gpucnn's). ``launches`` times a kernel launch's
 host work, CuPy's way and from packed arguments (``Device.launcher``). ``conv`` runs one forward and
 backward of a few conv layers, so a profiler such
 as ncu sees each of conv2d's kernels once per layer: VGG-16's 256-channel 56x56 layer at batch 32
@@ -70,6 +70,22 @@ def _median_ms(target, make, count: int) -> tuple[float, float]:
         target.synchronize()
         finished.append(time.perf_counter() - start)
     return statistics.median(issued) * 1e3, statistics.median(finished) * 1e3
+
+
+def _back_to_back_ms(target, make, count: int, blocks: int = 5) -> float:
+    """The host's time a call, in ms, issuing ``count`` calls of what ``make()`` returns (made beforehand)
+    one after the other, the device synchronised before each block only; the median of ``blocks``
+    blocks. A training step issues its calls so: the host's code and data stay in its caches."""
+    times = []
+    for _ in range(blocks):
+        prepared = [make() for _ in range(count)]
+        target.synchronize()
+        start = time.perf_counter()
+        for call in prepared:
+            call()
+        times.append((time.perf_counter() - start) / count)
+        target.synchronize()
+    return statistics.median(times) * 1e3
 
 
 def profile_step(model_name: str, device: str, batch: int, steps: int, top: int, log=print) -> dict:
@@ -165,8 +181,10 @@ def profile_calls(device: str, calls: int, top: int, log=print) -> dict:
     """Single op calls, as ``bench ops`` times them per call (the device synchronised before and
     after): a 3x3 conv2d's forward, backward-data and backward-filter, then ReLU's, max pooling's and
     average pooling's forward, on a CALL_SHAPES input. For each, the median time of ``calls`` calls,
-    to return and to finish, then a cProfile of as many more (``top`` rows by own time): where a
-    small op's host time goes, CuPy's calls among it."""
+    to return and to finish; the host's time a call where the same calls are issued back to back, as
+    a loop of them issues them (``_back_to_back_ms``: a call right after a synchronisation finds the
+    host's caches colder); then a cProfile of as many more (``top`` rows by own time): where a small
+    op's host time goes, CuPy's calls among it."""
     import gpucnn
     from gpucnn.nn import functional as F
 
@@ -197,9 +215,12 @@ def profile_calls(device: str, calls: int, top: int, log=print) -> dict:
         for _ in range(3):
             make()()
         issued_ms, call_ms = _median_ms(target, make, calls)
-        results[name] = dict(call_ms=call_ms, issued_ms=issued_ms)
+        # at most 50 back to back, so that the queued kernels stay far from filling the GPU's launch queue
+        back_to_back_ms = _back_to_back_ms(target, make, min(calls, 50))
+        results[name] = dict(call_ms=call_ms, issued_ms=issued_ms, back_to_back_ms=back_to_back_ms)
         log(f"{name}, input {shape} on {target}: {results[name]['call_ms']:.3f} ms a call, "
-            f"{results[name]['issued_ms']:.3f} ms of it to return (median of {calls})")
+            f"{results[name]['issued_ms']:.3f} ms of it to return (median of {calls}); "
+            f"{results[name]['back_to_back_ms']:.3f} ms a call to issue back to back")
         if top:
             prepared = [make() for _ in range(calls)]
             profile = cProfile.Profile()

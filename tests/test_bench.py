@@ -223,6 +223,8 @@ def test_profile_step_calls_and_conv_run():
                                   "--top", "3"], "lenet on cpu, batch 2: a step takes"),
                                 (["calls", "--device", "cudasim", "--calls", "2", "--top", "2"],
                                  "avg_pool2d forward, input (1, 16, 8, 8) on cudasim: "),
+                                (["calls", "--device", "cudasim", "--calls", "2", "--top", "0"],
+                                 "ms a call to issue back to back"),
                                 (["conv", "--device", "cudasim"], "small 5x5: 2x3x7x7 -> 4, 5x5, path chosen"),
                                 (["launches", "--device", "cudasim", "--blocks", "2", "--count", "2"],
                                  "conv2d_forward_64: launcher(grid, block, leading) on cudasim: "),

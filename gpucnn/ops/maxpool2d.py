@@ -172,21 +172,22 @@ def pool_window(op: str, kernel_size, stride, padding, dilation, ceil_mode) -> t
 def pool_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
     """Checks a pooling call's window arguments (:func:`pool_window`) against an (N, C, H, W) input
     shape: C, H and W are non-zero and the output is at least 1x1. The same on every call of a layer,
-    so kept for its arguments where they are plain (``plain``; other types, such as lists, NumPy
-    integers or floats, which compare equal to ints, go through ``pool_window`` first): 0.3 us a call
-    on cudasim, where checking took 4 us, and a small layer's call on a GPU is mostly the host's work.
-    A check that fails raises, and nothing is kept."""
-    if not (plain(kernel_size) and (stride is None or plain(stride)) and plain(padding) and plain(dilation)
+    so kept for plain arguments, as conv2d keeps its checks (``plain``; a stride of None too): 0.3 us a
+    call on cudasim, where checking took 4 us, and a small layer's call on a GPU is mostly the host's
+    work. A check that fails raises, and nothing is kept."""
+    arguments = (op, tuple(input_shape), kernel_size, stride, padding, dilation, ceil_mode)
+    if (plain(kernel_size) and (stride is None or plain(stride)) and plain(padding) and plain(dilation)
             and type(ceil_mode) is bool):
-        kernel_size, stride, padding, dilation = pool_window(op, kernel_size, stride, padding, dilation, ceil_mode)
-        ceil_mode = bool(ceil_mode)
-    return _checked_geometry(op, tuple(input_shape), kernel_size, stride, padding, dilation, ceil_mode)
+        return _checked_geometry(*arguments)
+    # other types of arguments (lists, NumPy integers, floats, which raise) are checked afresh
+    return _checked_geometry.__wrapped__(*arguments)
 
 
 @functools.lru_cache(maxsize=1024)
 def _checked_geometry(op: str, input_shape: tuple, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
     """pool_geometry's checks and result (a PoolGeometry is never changed)."""
     kernel, stride, pads, dilation = pool_window(op, kernel_size, stride, padding, dilation, ceil_mode)
+    ceil_mode = bool(ceil_mode)
     if any(size == 0 for size in input_shape[1:]):
         raise ValueError(f"{op}: input must have non-zero channels, height and width, got shape {input_shape}")
     input_hw = tuple(input_shape[2:])

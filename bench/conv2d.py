@@ -158,9 +158,10 @@ def make_gemm_step(layer: Conv, seed: int = 0):
     random data, without im2col, col2im or any other memory pass. Its time bounds what the plain
     columns can reach on this machine.
 
-    forward W (K, CRS) @ cols (CRS, NPQ); backward-filter cols @ dy^T with dy (K, NPQ), or dy @ cols^T
-    past ``Conv2d.TRANSPOSED_FILTER_MAX``; backward-data W^T @ dy, where with stride 1 dy has the
-    padded width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
+    forward W (K, CRS) @ cols (CRS, NPQ); backward-filter cols @ dy^T with dy (K, NPQ), an image at a
+    time (dy (N, K, PQ)) up to ``Conv2d.BY_IMAGE_FILTER_MAX`` values (``BY_IMAGE_MIN_PIXELS``), or dy @ cols^T past
+    ``Conv2d.TRANSPOSED_FILTER_MAX``; backward-data W^T @ dy, where with stride 1 dy has the padded
+    width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
     from gpucnn.ops.conv2d import Conv2d
 
     rng = numpy.random.default_rng(seed)
@@ -174,10 +175,17 @@ def make_gemm_step(layer: Conv, seed: int = 0):
     grad_cols = numpy.empty((C * R * R, data_columns), numpy.float32)
 
     transposed = K * C * R * R <= Conv2d.TRANSPOSED_FILTER_MAX
+    N, pixels = layer.batch, layer.output_size() ** 2
+    by_image = (transposed and K * C * R * R <= Conv2d.BY_IMAGE_FILTER_MAX and N > 1
+                and pixels >= Conv2d.BY_IMAGE_MIN_PIXELS)
 
     def step():
         numpy.matmul(weight, cols, out=y)
-        numpy.matmul(cols, grad.T) if transposed else numpy.matmul(grad, cols.T)
+        if by_image:
+            numpy.matmul(cols.reshape(C * R * R, N, pixels).transpose(1, 0, 2),
+                         grad.reshape(N, K, pixels).swapaxes(1, 2))
+        else:
+            numpy.matmul(cols, grad.T) if transposed else numpy.matmul(grad, cols.T)
         numpy.matmul(weight.T, grad_data, out=grad_cols)
 
     return step

@@ -118,11 +118,12 @@ def test_warm_up_runs_its_calls_and_then_for_its_seconds(monkeypatch):
     assert none == []  # no warm-up asked for (--quick): none at all
 
 
-@pytest.mark.parametrize("transposed_filter_max", [1 << 18, 0])
+@pytest.mark.parametrize("transposed_filter_max, by_image_filter_max", [(1 << 18, 1 << 11), (1 << 18, 0), (0, 1 << 11)])
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
-def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, stride, padding, transposed_filter_max):
+def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, stride, padding, transposed_filter_max,
+                                                              by_image_filter_max):
     """The GEMM-bound block runs the BLAS products a gpucnn cpu step on the plain columns runs: same
-    shapes, same operand layouts (the weight gradient's product either way round)."""
+    shapes, same operand layouts (the weight gradient's product either way round, or an image at a time)."""
     import numpy
 
     from bench.conv2d import make_gemm_step, make_step
@@ -130,6 +131,8 @@ def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, strid
     from gpucnn.ops.conv2d import Conv2d
 
     monkeypatch.setattr(Conv2d, "TRANSPOSED_FILTER_MAX", transposed_filter_max)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX", by_image_filter_max)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_MIN_PIXELS", 1)
 
     layer = Conv("case", 3, 4, 6, 9, 3, stride, padding)
     products, matmul = [], numpy.matmul

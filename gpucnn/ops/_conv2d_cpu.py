@@ -13,7 +13,8 @@ Each is one BLAS call per group over the whole batch (over each chunk of images 
 columns are large, see ``Conv2d.SPLIT_BYTES``), which reads the transposed operands (dy^T,
 weight^T) in place: the backward-filter contraction over N and P*Q needs no copy of cols (and as
 cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small; a large weight's gradient is
-dy @ cols^T, already in the weight's layout, see ``TRANSPOSED_FILTER_MAX``). The price is the
+dy @ cols^T, already in the weight's layout, see ``TRANSPOSED_FILTER_MAX``; a small weight's gradient
+is a stack of products, an image each, see ``BY_IMAGE_FILTER_MAX``). The price is the
 (K, N, P*Q) <-> (N, K, P*Q) transposes of the output and its gradient, each the size of the output
 (cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter (in
 chunks, backward rebuilds each chunk's columns from the saved input), then overwritten by dcols.
@@ -360,6 +361,22 @@ class Conv2dCpu:
     #: product on 49 positions), so it is dy @ cols^T, already in that layout.
     TRANSPOSED_FILTER_MAX = 1 << 18
 
+    #: A weight gradient of at most BY_IMAGE_FILTER_MAX values (K * C/G * R * S) is that product taken
+    #: an image at a time, reading the gradient in place, and summed over the images
+    #: (``_add_image_products``): one long product of so few rows and columns ran at a third of BLAS's
+    #: rate or less on the 2-core VM, and from two threads at once (conv2d's parts) each took twice as
+    #: long as alone, where a stack of short products did not slow. Backward-filter alone (median of 25,
+    #: against the one product, in one process, alternating): the small ResNet's stem (64x3x32x32, 3x3,
+    #: 16 out) 0.99 against 1.78 ms, its 1x1 stride-2 layers 0.33 against 0.78 (16->32) and 0.40 against
+    #: 0.53 (32->64), CIFAR ResNet-18's stem 2.34 against 2.98, LeNet's first layer (32x1x28x28, 5x5, 6
+    #: out) 0.21 against 0.49; with the input gradient too 0.75-1.02 of the time. Past it the products are long
+    #: enough: 4,608 values (16->32 3x3 stride 2) 0.95 alone and 1.06 with the input gradient, 18,432
+    #: to 73,728 values 1.11-1.36. An image's product must be at least BY_IMAGE_MIN_PIXELS long: the
+    #: lecture's 7x7 layers (5x5 and 3x3 outputs) took 0.016 against 0.012 ms an image at a time (`python
+    #: -m bench compare`), where 8x8 outputs (the small ResNet's 1x1 32->64) took 0.85 of the time.
+    BY_IMAGE_FILTER_MAX = 1 << 11
+    BY_IMAGE_MIN_PIXELS = 64
+
     #: Stride-2 backward-data (dilation 1, a finite weight) sums its taps by the padded gradient's
     #: stride-2 phases (``_col2im_stride2``) where a chunk's dcols hold at least PHASES_MIN_VALUES
     #: values, the kernel has more than one tap and the widened rows add at most 1 / PHASES_WIDENING
@@ -415,10 +432,13 @@ class Conv2dCpu:
         chunks = self._chunks(N)
         # One chunk's product is the weight gradient itself; several add theirs up (none: zeros).
         only, new_sum = (True, _memory.empty) if len(chunks) == 1 else (False, _memory.zeros)
+        by_image = False  # the weight gradient's product an image at a time (BY_IMAGE_FILTER_MAX)
         if need_weight and self.blocked:  # (C (R+1) (S+1), 4 K)
             grad_weight_blocks = new_sum((group_channels * (R + 1) * (S + 1), 4 * K), grad.dtype)
         elif need_weight:  # in the weight's own layout, or transposed (see TRANSPOSED_FILTER_MAX)
             transposed = K * group_rows <= self.TRANSPOSED_FILTER_MAX
+            by_image = (transposed and K * group_rows <= self.BY_IMAGE_FILTER_MAX and self.chunk > 1
+                        and P * Q >= self.BY_IMAGE_MIN_PIXELS)
             grad_weight_g = new_sum((groups, group_rows, K // groups) if transposed else
                                     (groups, K // groups, group_rows), grad.dtype)
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
@@ -426,7 +446,7 @@ class Conv2dCpu:
         data_path = self._data_path(grad, P, Q) if need_input else None
         # The blocked products take the gradient in blocks; the others in the layout of the forward's
         # GEMM output, (G, K/G, n*P*Q) (one image's gradient has it).
-        by_columns = (need_weight and not self.blocked) or data_path not in (None, "blocked")
+        by_columns = (need_weight and not self.blocked and not by_image) or data_path not in (None, "blocked")
         if by_columns and self.chunk > 1:
             grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8)
         for start, stop in chunks:
@@ -450,7 +470,9 @@ class Conv2dCpu:
                     cols = self._im2col(self.x[start:stop], P, Q, workspace).reshape(groups, group_rows, columns)
                 else:
                     cols = _view(workspace, (groups, group_rows, columns), grad.dtype)
-                if transposed:
+                if by_image:
+                    _add_image_products(cols, grad[start:stop], grad_weight_g, only)
+                elif transposed:
                     _add_product(cols, grad_kn.swapaxes(1, 2), grad_weight_g, only)
                 else:
                     _add_product(grad_kn, cols.swapaxes(1, 2), grad_weight_g, only)
@@ -760,6 +782,22 @@ def _add_product(a, b, total, only: bool) -> None:
         _parallel.matmul(a, b, out=total)
     else:
         total += _parallel.matmul(a, b, out=_memory.empty(total.shape, total.dtype))
+
+
+def _add_image_products(cols, grad, total, only: bool) -> None:
+    """total += dW^T (G, C/G*R*S, K/G) of n images, or with ``only`` total = it: the columns cols
+    (G, C/G*R*S, n*P*Q) times the gradient grad (n, K, P, Q) read in place, a product an image and
+    group (one stacked matmul), summed over the images in order."""
+    groups, rows, columns = cols.shape
+    n, K = grad.shape[:2]
+    pixels = columns // n
+    products = numpy.matmul(cols.reshape(groups, rows, n, pixels).transpose(2, 0, 1, 3),
+                            grad.reshape(n, groups, K // groups, pixels).swapaxes(2, 3),
+                            out=_memory.empty((n, groups, rows, K // groups), total.dtype))
+    if only:
+        numpy.sum(products, axis=0, out=total)
+    else:
+        total += products.sum(axis=0)
 
 
 def _sum_in_place(arrays):

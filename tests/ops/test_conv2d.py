@@ -838,23 +838,33 @@ def test_winograd_rule(x_shape, w_shape, kwargs, takes):
     assert function._winograd_filter(x.astype(np.float16), w.astype(np.float16), P, Q, x_shape[0]) is None
 
 
-@pytest.mark.parametrize("transposed_max", [0, 1 << 40])
-@pytest.mark.parametrize("groups, chunks_of_one_image", [(1, False), (2, True)])
-def test_weight_gradient_both_products(monkeypatch, rng, transposed_max, groups, chunks_of_one_image):
-    """dW as dy @ cols^T, in the weight's layout, and as cols @ dy^T copied into it: both C-contiguous
-    (an optimizer's elementwise update on a transposed view runs 25 times slower)."""
+@pytest.mark.parametrize("transposed_max, by_image_max", [(0, 1 << 40), (1 << 40, 0), (1 << 40, 1 << 40)])
+@pytest.mark.parametrize("groups, chunk_images", [(1, None), (2, 1), (1, 2)])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_weight_gradient_every_product(monkeypatch, rng, transposed_max, by_image_max, groups, chunk_images,
+                                       input_grad):
+    """dW as dy @ cols^T, in the weight's layout, as cols @ dy^T copied into it, and as cols @ dy^T an
+    image at a time (BY_IMAGE_FILTER_MAX, here for any output size): all C-contiguous (an optimizer's elementwise update on a
+    transposed view runs 25 times slower), with the batch in one chunk or in chunks of 1 or 2 of its 3
+    images, the input's gradient asked for or not."""
     monkeypatch.setattr(Conv2d, "TRANSPOSED_FILTER_MAX", transposed_max)
-    if chunks_of_one_image:
-        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
-        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX", by_image_max)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_MIN_PIXELS", 1)
     x, w = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 4 // groups, 3, 2))
-    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w)]
-    conv2d(*tensors, stride=2, padding=1, groups=groups).sum().backward()
-    references = [torch.tensor(a, requires_grad=True) for a in (x, w)]
-    F.conv2d(*references, stride=2, padding=1, groups=groups).sum().backward()
+    if chunk_images is not None:  # the columns of chunk_images images each (stride 2, rows of Q + (S-1)//2)
+        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", chunk_images * 4 * 3 * 2 * 4 * 4 * x.itemsize)
+    tensors = [gpucnn.tensor(x, requires_grad=input_grad), gpucnn.tensor(w, requires_grad=True)]
+    y = conv2d(*tensors, stride=2, padding=1, groups=groups)
+    assert y._creator.chunk == (chunk_images or 3)
+    upstream = rng.standard_normal(y.shape)
+    y.backward(gpucnn.tensor(upstream))
+    references = [torch.tensor(x, requires_grad=input_grad), torch.tensor(w, requires_grad=True)]
+    F.conv2d(*references, stride=2, padding=1, groups=groups).backward(torch.tensor(upstream))
     assert tensors[1].grad.numpy().flags.c_contiguous
     for tensor, reference in zip(tensors, references):
-        assert_close(tensor.grad, reference.grad, atol=1e-10)
+        if input_grad or tensor is tensors[1]:
+            assert_close(tensor.grad, reference.grad, atol=1e-10)
 
 
 @pytest.mark.parametrize("chunks_of_one_image", [False, True])

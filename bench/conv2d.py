@@ -159,7 +159,7 @@ def make_gemm_step(layer: Conv, seed: int = 0):
     columns can reach on this machine.
 
     forward W (K, CRS) @ cols (CRS, NPQ); backward-filter cols @ dy^T with dy (K, NPQ), an image at a
-    time (dy (N, K, PQ)) up to ``Conv2d.BY_IMAGE_FILTER_MAX`` values (``BY_IMAGE_MIN_PIXELS``), or dy @ cols^T past
+    time (dy (N, K, PQ)) up to ``Conv2d.BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS`` values, or dy @ cols^T past
     ``Conv2d.TRANSPOSED_FILTER_MAX``; backward-data W^T @ dy, where with stride 1 dy has the padded
     width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
     from gpucnn.ops.conv2d import Conv2d
@@ -176,7 +176,7 @@ def make_gemm_step(layer: Conv, seed: int = 0):
 
     transposed = K * C * R * R <= Conv2d.TRANSPOSED_FILTER_MAX
     N, pixels = layer.batch, layer.output_size() ** 2
-    by_image = (transposed and K * C * R * R <= Conv2d.BY_IMAGE_FILTER_MAX and N > 1
+    by_image = (transposed and K * C * R * R <= Conv2d.BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS and N > 1
                 and pixels >= Conv2d.BY_IMAGE_MIN_PIXELS)
 
     def step():

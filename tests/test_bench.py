@@ -131,7 +131,7 @@ def test_conv2d_gemm_bound_times_the_products_of_the_cpu_step(monkeypatch, strid
     from gpucnn.ops.conv2d import Conv2d
 
     monkeypatch.setattr(Conv2d, "TRANSPOSED_FILTER_MAX", transposed_filter_max)
-    monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX", by_image_filter_max)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS", by_image_filter_max)
     monkeypatch.setattr(Conv2d, "BY_IMAGE_MIN_PIXELS", 1)
 
     layer = Conv("case", 3, 4, 6, 9, 3, stride, padding)

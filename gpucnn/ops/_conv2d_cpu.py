@@ -362,19 +362,21 @@ class Conv2dCpu:
     TRANSPOSED_FILTER_MAX = 1 << 18
 
     #: A weight gradient of at most BY_IMAGE_FILTER_MAX values (K * C/G * R * S) is that product taken
-    #: an image at a time, reading the gradient in place, and summed over the images
+    #: an image at a time, reading the upstream gradient in place, and summed over the images
     #: (``_add_image_products``): one long product of so few rows and columns ran at a third of BLAS's
     #: rate or less on the 2-core VM, and from two threads at once (conv2d's parts) each took twice as
     #: long as alone, where a stack of short products did not slow. Backward-filter alone (median of 25,
-    #: against the one product, in one process, alternating): the small ResNet's stem (64x3x32x32, 3x3,
-    #: 16 out) 0.99 against 1.78 ms, its 1x1 stride-2 layers 0.33 against 0.78 (16->32) and 0.40 against
-    #: 0.53 (32->64), CIFAR ResNet-18's stem 2.34 against 2.98, LeNet's first layer (32x1x28x28, 5x5, 6
-    #: out) 0.21 against 0.49; with the input gradient too 0.75-1.02 of the time. Past it the products are long
-    #: enough: 4,608 values (16->32 3x3 stride 2) 0.95 alone and 1.06 with the input gradient, 18,432
-    #: to 73,728 values 1.11-1.36. An image's product must be at least BY_IMAGE_MIN_PIXELS long: the
-    #: lecture's 7x7 layers (5x5 and 3x3 outputs) took 0.016 against 0.012 ms an image at a time (`python
-    #: -m bench compare`), where 8x8 outputs (the small ResNet's 1x1 32->64) took 0.85 of the time.
+    #: against the one product and the gradient's copy it reads, in one process, alternating): the
+    #: small ResNet's stem (64x3x32x32, 3x3, 16 out) 0.66 against 1.87 ms, its 1x1 stride-2 layers 0.32
+    #: against 0.85 (16->32) and 0.38 against 0.43 (32->64), CIFAR ResNet-18's stem 1.27 against 1.61,
+    #: LeNet's first layer (32x1x28x28, 5x5, 6 out) 0.18 against 0.42; past it 1.01-1.15 of the time
+    #: (4,608 to 73,728 values, but 8,192 and 9,408: 0.87 and 0.92). Where backward-data reads the
+    #: gradient by columns too, its copy is made anyway, and the products alone gain less: with the
+    #: input gradient, 0.71-0.83 of the time up to BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS values, 0.97-1.17
+    #: at 1,728-2,048. An image's product must be at least BY_IMAGE_MIN_PIXELS long: the lecture's 7x7
+    #: layers (5x5 and 3x3 outputs) took 1.22 of the time an image at a time.
     BY_IMAGE_FILTER_MAX = 1 << 11
+    BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS = 1 << 9
     BY_IMAGE_MIN_PIXELS = 64
 
     #: Stride-2 backward-data (dilation 1, a finite weight) sums its taps by the padded gradient's
@@ -432,21 +434,23 @@ class Conv2dCpu:
         chunks = self._chunks(N)
         # One chunk's product is the weight gradient itself; several add theirs up (none: zeros).
         only, new_sum = (True, _memory.empty) if len(chunks) == 1 else (False, _memory.zeros)
-        by_image = False  # the weight gradient's product an image at a time (BY_IMAGE_FILTER_MAX)
+        data_path = self._data_path(grad, P, Q) if need_input else None
+        # The blocked products take the gradient in blocks; the others, but the weight gradient's product
+        # an image at a time (BY_IMAGE_FILTER_MAX), in the layout of the forward's GEMM output,
+        # (G, K/G, n*P*Q) (one image's gradient has it).
+        data_by_columns = data_path not in (None, "blocked")
+        by_image = False
         if need_weight and self.blocked:  # (C (R+1) (S+1), 4 K)
             grad_weight_blocks = new_sum((group_channels * (R + 1) * (S + 1), 4 * K), grad.dtype)
         elif need_weight:  # in the weight's own layout, or transposed (see TRANSPOSED_FILTER_MAX)
             transposed = K * group_rows <= self.TRANSPOSED_FILTER_MAX
-            by_image = (transposed and K * group_rows <= self.BY_IMAGE_FILTER_MAX and self.chunk > 1
-                        and P * Q >= self.BY_IMAGE_MIN_PIXELS)
+            most = self.BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS if data_by_columns else self.BY_IMAGE_FILTER_MAX
+            by_image = transposed and K * group_rows <= most and self.chunk > 1 and P * Q >= self.BY_IMAGE_MIN_PIXELS
             grad_weight_g = new_sum((groups, group_rows, K // groups) if transposed else
                                     (groups, K // groups, group_rows), grad.dtype)
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None
         weight_t = self.weight.reshape(groups, K // groups, group_rows).swapaxes(1, 2)
-        data_path = self._data_path(grad, P, Q) if need_input else None
-        # The blocked products take the gradient in blocks; the others in the layout of the forward's
-        # GEMM output, (G, K/G, n*P*Q) (one image's gradient has it).
-        by_columns = (need_weight and not self.blocked and not by_image) or data_path not in (None, "blocked")
+        by_columns = (need_weight and not self.blocked and not by_image) or data_by_columns
         if by_columns and self.chunk > 1:
             grad_knpq = _memory.empty(K * self.chunk * P * Q * grad.dtype.itemsize, numpy.uint8)
         for start, stop in chunks:

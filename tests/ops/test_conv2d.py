@@ -839,7 +839,7 @@ def test_winograd_rule(x_shape, w_shape, kwargs, takes):
 
 
 @pytest.mark.parametrize("transposed_max, by_image_max", [(0, 1 << 40), (1 << 40, 0), (1 << 40, 1 << 40)])
-@pytest.mark.parametrize("groups, chunk_images", [(1, None), (2, 1), (1, 2)])
+@pytest.mark.parametrize("groups, chunk_images", [(1, None), (2, None), (2, 1), (1, 2)])
 @pytest.mark.parametrize("input_grad", [True, False])
 def test_weight_gradient_every_product(monkeypatch, rng, transposed_max, by_image_max, groups, chunk_images,
                                        input_grad):
@@ -849,6 +849,7 @@ def test_weight_gradient_every_product(monkeypatch, rng, transposed_max, by_imag
     images, the input's gradient asked for or not."""
     monkeypatch.setattr(Conv2d, "TRANSPOSED_FILTER_MAX", transposed_max)
     monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX", by_image_max)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS", by_image_max)
     monkeypatch.setattr(Conv2d, "BY_IMAGE_MIN_PIXELS", 1)
     x, w = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 4 // groups, 3, 2))
     if chunk_images is not None:  # the columns of chunk_images images each (stride 2, rows of Q + (S-1)//2)

@@ -371,8 +371,8 @@ class Conv2dCpu:
     #: against 0.85 (16->32) and 0.38 against 0.43 (32->64), CIFAR ResNet-18's stem 1.27 against 1.61,
     #: LeNet's first layer (32x1x28x28, 5x5, 6 out) 0.18 against 0.42; past it 1.01-1.15 of the time
     #: (4,608 to 73,728 values, but 8,192 and 9,408: 0.87 and 0.92). Where backward-data reads the
-    #: gradient by columns too, its copy is made anyway, and the products alone gain less: with the
-    #: input gradient, 0.71-0.83 of the time up to BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS values, 0.97-1.17
+    #: gradient by columns too, its copy is made anyway, and the whole backward gains less: with the
+    #: input gradient, 0.71-0.83 of its time up to BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS values, 0.97-1.17
     #: at 1,728-2,048. An image's product must be at least BY_IMAGE_MIN_PIXELS long: the lecture's 7x7
     #: layers (5x5 and 3x3 outputs) took 1.22 of the time an image at a time.
     BY_IMAGE_FILTER_MAX = 1 << 11

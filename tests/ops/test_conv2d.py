@@ -844,9 +844,9 @@ def test_winograd_rule(x_shape, w_shape, kwargs, takes):
 def test_weight_gradient_every_product(monkeypatch, rng, transposed_max, by_image_max, groups, chunk_images,
                                        input_grad):
     """dW as dy @ cols^T, in the weight's layout, as cols @ dy^T copied into it, and as cols @ dy^T an
-    image at a time (BY_IMAGE_FILTER_MAX, here for any output size): all C-contiguous (an optimizer's elementwise update on a
-    transposed view runs 25 times slower), with the batch in one chunk or in chunks of 1 or 2 of its 3
-    images, the input's gradient asked for or not."""
+    image at a time (BY_IMAGE_FILTER_MAX, here for any output size): all C-contiguous (an optimizer's
+    elementwise update on a transposed view runs 25 times slower), with the batch in one chunk or in
+    chunks of 1 or 2 of its 3 images, the input's gradient asked for or not."""
     monkeypatch.setattr(Conv2d, "TRANSPOSED_FILTER_MAX", transposed_max)
     monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX", by_image_max)
     monkeypatch.setattr(Conv2d, "BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS", by_image_max)

@@ -15,9 +15,9 @@ sees exactly one step's kernels. ``host`` measures that host work without a GPU:
 every kernel launch skipped, which leaves the Python and NumPy work a GPU step issues (on a GPU the
 array calls are CuPy's, several times as long each, so it also counts them, by call site, and the
 launches). ``calls`` times single op calls of the Jetson suite's size as ``bench ops`` does, and
-again issued back to back, and profiles each (on a GPU, CuPy's own calls show among gpucnn's). ``launches`` times a kernel launch's
-host work, CuPy's way and from packed arguments (``Device.launcher``). ``conv`` runs one forward and
-backward of a few conv layers, so a profiler such
+again issued back to back, and profiles each (on a GPU, CuPy's own calls show among gpucnn's).
+``launches`` times a kernel launch's host work, CuPy's way and from packed arguments
+(``Device.launcher``). ``conv`` runs one forward and backward of a few conv layers, so a profiler such
 as ncu sees each of conv2d's kernels once per layer: VGG-16's 256-channel 56x56 layer at batch 32
 (Winograd's products), CIFAR ResNet-18's 128-channel 16x16 layer at batch 32 (the direct "taps"
 kernels) and ConvNetJS's 5x5 conv2 (the direct kernels); on a device other than cuda, small stand-ins.

@@ -26,12 +26,16 @@ class PoolGeometry:
     """Checked window geometry of one 2-D pooling call on an input of shape (N, C, H, W).
 
     Attributes (each a pair (height, width)): ``kernel``, ``stride``, ``padding`` (applied on both
-    sides), ``dilation``, ``input_hw``, ``output_hw`` (P, Q).
+    sides), ``dilation``, ``input_hw``, ``output_hw`` (P, Q). Never changed, and equal by these values:
+    the ops key their launches by it (``_forward_launch``), for calls whose arguments were checked
+    afresh too.
     """
 
     def __init__(self, kernel, stride, padding, dilation, input_hw, output_hw):
         self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
         self.input_hw, self.output_hw = input_hw, output_hw
+        self._key = (kernel, stride, padding, dilation, input_hw, output_hw)
+        self._hash = hash(self._key)
         # The padded block: padding before the input, and after it as much as the last window reaches
         # (with ceil_mode a window may run past the symmetric padding).
         self.padded_hw = tuple(
@@ -40,6 +44,12 @@ class PoolGeometry:
         )
         # Rows and columns of each plane of phases(): the padded block divided by the stride, rounded up.
         self.phase_hw = tuple(-(-extent // s) for extent, s in zip(self.padded_hw, stride))
+
+    def __eq__(self, other):
+        return isinstance(other, PoolGeometry) and self._key == other._key
+
+    def __hash__(self):
+        return self._hash
 
     def window_starts(self, axis: int):
         """Input coordinate of each window's first tap along ``axis`` (0: rows, 1: columns), shape (P,) or (Q,)."""

@@ -324,6 +324,25 @@ def test_arguments_equal_to_a_checked_calls_are_checked_themselves(op, kwargs, e
     np.testing.assert_array_equal(op(x, **spelled).numpy(), expected)
 
 
+def test_geometries_of_the_same_windows_are_equal():
+    """A geometry checked afresh (lists, NumPy integers) equals the kept one of the same windows, so the
+    launches kept by geometry serve both, and repeated calls keep no more of them."""
+    from gpucnn.ops import maxpool2d as module
+
+    shape = (2, 3, 6, 6)
+    kept = module.pool_geometry("max_pool2d", shape, 2, (2, 2), 0, 1, False)
+    afresh = module.pool_geometry("max_pool2d", shape, [2, 2], np.int64(2), (np.int32(0), 0), 1, np.bool_(False))
+    assert afresh is not kept and afresh == kept and hash(afresh) == hash(kept)
+    assert module.pool_geometry("max_pool2d", shape, 3, 3, 0, 1, False) != kept
+    assert module.pool_geometry("max_pool2d", (2, 3, 6, 8), 2, 2, 0, 1, False) != kept
+    x = gpucnn.tensor(np.random.default_rng(5).standard_normal(shape).astype(np.float32), device="cudasim")
+    max_pool2d(x, [2, 2], np.int64(2))
+    kept_launches = module._forward_launch.cache_info().currsize
+    for _ in range(3):
+        max_pool2d(x, [2, 2], np.int64(2))
+    assert module._forward_launch.cache_info().currsize == kept_launches
+
+
 def test_stride_none_or_empty_means_kernel_size():
     x = np.random.default_rng(7).standard_normal((1, 2, 6, 6)).astype(np.float32)
     expected = F.max_pool2d(torch.from_numpy(x), 3)

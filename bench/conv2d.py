@@ -138,10 +138,21 @@ GEMM_MAX_BYTES = 4 << 30
 
 def gemm_step_bytes(layer: Conv) -> int:
     """The bytes of ``make_gemm_step``'s arrays for ``layer``: the weight, the columns,
-    the forward's output and the gradient, backward-data's gradient and its columns."""
+    the forward's output and the gradient, backward-data's gradient and its columns; for the forward's
+    products an image at a time, the weight with the bias and the columns' row of ones."""
     K, C, R = layer.out_channels, layer.in_channels, layer.kernel
     columns, data_columns = _gemm_columns(layer)
-    return 4 * (K * C * R * R + (C * R * R + 2 * K) * columns + (K + C * R * R) * data_columns)
+    with_bias = K * (C * R * R + 1) + columns if _forward_by_image(layer) else 0
+    return 4 * (K * C * R * R + (C * R * R + 2 * K) * columns + (K + C * R * R) * data_columns + with_bias)
+
+
+def _forward_by_image(layer: Conv) -> bool:
+    """Whether gpucnn's forward on the plain columns of ``layer`` takes a product an image (in one go),
+    ``Conv2d.BY_IMAGE_ROWS_MAX``."""
+    from gpucnn.ops.conv2d import Conv2d
+
+    return (layer.in_channels * layer.kernel**2 <= Conv2d.BY_IMAGE_ROWS_MAX and layer.batch > 1
+            and layer.output_size() ** 2 >= Conv2d.BY_IMAGE_MIN_PIXELS)
 
 
 def _gemm_columns(layer: Conv) -> tuple[int, int]:
@@ -158,17 +169,22 @@ def make_gemm_step(layer: Conv, seed: int = 0):
     random data, without im2col, col2im or any other memory pass. Its time bounds what the plain
     columns can reach on this machine.
 
-    forward W (K, CRS) @ cols (CRS, NPQ); backward-filter cols @ dy^T with dy (K, NPQ), an image at a
-    time (dy (N, K, PQ)) up to ``Conv2d.BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS`` values, or dy @ cols^T past
+    forward W (K, CRS) @ cols (CRS, NPQ), or up to ``Conv2d.BY_IMAGE_ROWS_MAX`` rows an image at a time
+    with the bias, [W | b] (K, CRS + 1) @ each image's (CRS + 1, PQ) columns and a row of ones;
+    backward-filter cols @ dy^T with dy (K, NPQ), an image at a time (dy (N, K, PQ)) up to
+    ``Conv2d.BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS`` values, or dy @ cols^T past
     ``Conv2d.TRANSPOSED_FILTER_MAX``; backward-data W^T @ dy, where with stride 1 dy has the padded
     width's columns (N*P*Wp, ``Conv2d._col2im_wide``)."""
     from gpucnn.ops.conv2d import Conv2d
 
     rng = numpy.random.default_rng(seed)
     K, C, R = layer.out_channels, layer.in_channels, layer.kernel
-    columns, data_columns = _gemm_columns(layer)
-    weight = rng.standard_normal((K, C * R * R), dtype=numpy.float32)
-    cols = rng.standard_normal((C * R * R, columns), dtype=numpy.float32)
+    rows, (columns, data_columns) = C * R * R, _gemm_columns(layer)
+    forward_by_image = _forward_by_image(layer)
+    weight = rng.standard_normal((K, rows), dtype=numpy.float32)
+    weight_bias = rng.standard_normal((K, rows + 1), dtype=numpy.float32) if forward_by_image else None
+    cols_ones = rng.standard_normal((rows + forward_by_image, columns), dtype=numpy.float32)
+    cols = cols_ones[:rows]
     grad = rng.standard_normal((K, columns), dtype=numpy.float32)
     grad_data = rng.standard_normal((K, data_columns), dtype=numpy.float32)
     y = numpy.empty((K, columns), numpy.float32)
@@ -180,9 +196,13 @@ def make_gemm_step(layer: Conv, seed: int = 0):
                 and pixels >= Conv2d.BY_IMAGE_MIN_PIXELS)
 
     def step():
-        numpy.matmul(weight, cols, out=y)
+        if forward_by_image:
+            numpy.matmul(weight_bias, cols_ones.reshape(rows + 1, N, pixels).transpose(1, 0, 2),
+                         out=y.reshape(N, K, pixels))
+        else:
+            numpy.matmul(weight, cols, out=y)
         if by_image:
-            numpy.matmul(cols.reshape(C * R * R, N, pixels).transpose(1, 0, 2),
+            numpy.matmul(cols.reshape(rows, N, pixels).transpose(1, 0, 2),
                          grad.reshape(N, K, pixels).swapaxes(1, 2))
         else:
             numpy.matmul(cols, grad.T) if transposed else numpy.matmul(grad, cols.T)

@@ -16,8 +16,10 @@ cols @ dy^T it runs up to twice as fast as dy @ cols^T when K is small; a large 
 dy @ cols^T, already in the weight's layout, see ``TRANSPOSED_FILTER_MAX``; a small weight's gradient
 is a stack of products, an image each, see ``BY_IMAGE_FILTER_MAX``). The price is the
 (K, N, P*Q) <-> (N, K, P*Q) transposes of the output and its gradient, each the size of the output
-(cols is C*R*S/K times larger). The im2col buffer is kept from forward for backward-filter (in
-chunks, backward rebuilds each chunk's columns from the saved input), then overwritten by dcols.
+(cols is C*R*S/K times larger); a forward whose weight has few columns is a stack of products, an
+image each, written into the output in place (``BY_IMAGE_ROWS_MAX``). The im2col buffer is kept
+from forward for backward-filter (in chunks, backward rebuilds each chunk's columns from the saved
+input), then overwritten by dcols.
 It, the outputs and the large temporaries come from ``_memory``, which reuses freed blocks: fresh
 pages would cost a page fault each, 20-30 % of a step of the ConvNetJS layers.
 
@@ -122,10 +124,11 @@ class Conv2dCpu:
         _, _, left, right = self.pads
         P, Q = y.shape[2:]
         self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
-        # Per image: room for cols (C*R*S, P*Q) and for backward's dcols, whose rows are widened to Wp
-        # with stride 1 and by (S-1)//2 with stride 2.
+        # Per image: room for cols (C*R*S, P*Q) and a row of ones after them (the bias of the products
+        # an image, BY_IMAGE_ROWS_MAX), and for backward's dcols, whose rows are widened to Wp with
+        # stride 1 and by (S-1)//2 with stride 2.
         row = {(1, 1): W + left + right, (2, 2): Q + (S - 1) // 2}.get(self.stride, Q)
-        image_bytes = C * R * S * P * row * x.dtype.itemsize
+        image_bytes = (C * R * S + 1) * P * row * x.dtype.itemsize
         self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
         self.workspace_bytes = self.chunk * image_bytes
         if transformed is not None and _all_finite(x):
@@ -150,14 +153,21 @@ class Conv2dCpu:
             self.x = x
 
     def _forward_columns(self, x, weight, bias, workspace, y):
-        """y = weight @ cols, one product per group over each chunk of images."""
+        """y = weight @ cols, one product per group over each chunk of images, or a product per image
+        and group written into y itself (``BY_IMAGE_ROWS_MAX``)."""
         N, K, P, Q = y.shape
         groups, group_rows = self.groups, math.prod(weight.shape[1:])
         weight_g = weight.reshape(groups, K // groups, group_rows)
-        y_knpq = _memory.empty(K * self.chunk * P * Q * x.dtype.itemsize, numpy.uint8) if self.chunk > 1 else None
+        by_image = self.chunk > 1 and group_rows <= self.BY_IMAGE_ROWS_MAX and P * Q >= self.BY_IMAGE_MIN_PIXELS
+        y_knpq = None
+        if self.chunk > 1 and not by_image:
+            y_knpq = _memory.empty(K * self.chunk * P * Q * x.dtype.itemsize, numpy.uint8)
         for start, stop in self._chunks(N):
             cols = self._im2col(x[start:stop], P, Q, workspace)
             columns = (stop - start) * P * Q
+            if by_image:
+                self._forward_images_products(weight_g, cols, bias, workspace, y[start:stop])
+                continue
             # One image's (K, 1, P*Q) is its (1, K, P*Q): the product writes into y itself.
             y_chunk = y[start:stop] if stop - start == 1 else _view(y_knpq, (K, stop - start, P, Q), x.dtype)
             _parallel.matmul(weight_g, cols.reshape(groups, group_rows, columns),
@@ -167,6 +177,25 @@ class Conv2dCpu:
                 numpy.add(rows, bias.reshape(K, 1), out=rows)  # contiguous rows: faster than adding it to y
             if stop - start > 1:
                 numpy.copyto(y[start:stop], y_chunk.transpose(1, 0, 2, 3))
+
+    def _forward_images_products(self, weight_g, cols, bias, workspace, y):
+        """y (n, K, P, Q) = weight_g (G, K/G, C/G*R*S) @ cols, a product an image and group written into
+        y in place, each reading its image's columns in place (see BY_IMAGE_ROWS_MAX). With one group
+        the bias comes with the products: the weight gains a column, the bias, and cols a row of ones
+        after them in ``workspace`` (an add over y's planes took a third of the products' time again)."""
+        n, K = y.shape[:2]
+        groups, group_rows = weight_g.shape[0], weight_g.shape[2]
+        pixels = y[0, 0].size
+        if bias is not None and groups == 1:
+            weight_g = numpy.concatenate((weight_g[0], bias.reshape(K, 1)), axis=1)[numpy.newaxis]
+            cols = _view(workspace, (group_rows + 1, n * pixels), y.dtype)
+            cols[group_rows] = 1
+            group_rows += 1
+        y_images = y.reshape(n, groups, K // groups, pixels)
+        _parallel.matmul(weight_g, cols.reshape(groups, group_rows, n, pixels).transpose(2, 0, 1, 3), out=y_images)
+        if bias is not None and groups > 1:
+            planes = y.reshape(n, K, pixels)
+            numpy.add(planes, bias.reshape(K, 1), out=planes)
 
     #: Stride-1 layers (dilation 1, one group) with few output channels take their products on 2x2
     #: blocks of output pixels ("blocked") where the input is finite. A block's column holds its
@@ -378,6 +407,19 @@ class Conv2dCpu:
     BY_IMAGE_FILTER_MAX = 1 << 11
     BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS = 1 << 9
     BY_IMAGE_MIN_PIXELS = 64
+
+    #: On the plain columns, a forward whose weight has at most BY_IMAGE_ROWS_MAX columns (C/G*R*S)
+    #: is a product an image (and group), each reading its image's columns in place and writing its
+    #: (K, P*Q) output into y itself (``_forward_images_products``), instead of one product over all
+    #: the images into (K, n*P*Q) and a transposing copy into y: with so short a weight the copy costs
+    #: as much as the product. As with the weight gradient, images of at least BY_IMAGE_MIN_PIXELS
+    #: output pixels, more than one a chunk. Measured on the 2-core VM, the forward alone against the
+    #: one product (the least of three medians of 25, alternating in one process): 16 columns (the
+    #: small ResNet's 1x1 stride-2 16->32 layer, batch 64) 0.55-0.60 of the time, 25 (LeNet's first
+    #: layer on the plain columns, batch 32) 0.61-0.62, 27 (3x3 stems of 16 and 64 channels, batch 32
+    #: and 64) 0.71-0.84, 32-36 0.67-0.76, 48-128 0.81-0.96; past it mixed: 144-150 0.80-1.05, 256-576
+    #: 0.99-1.04.
+    BY_IMAGE_ROWS_MAX = 1 << 7
 
     #: Stride-2 backward-data (dilation 1, a finite weight) sums its taps by the padded gradient's
     #: stride-2 phases (``_col2im_stride2``) where a chunk's dcols hold at least PHASES_MIN_VALUES

@@ -258,15 +258,15 @@ def matmul(a, b, out):
     if macs < 2 * MATMUL_MIN_MACS or in_piece() or not splitting():
         return numpy.matmul(a, b, out=out)
     cores = usable_cores()
-    stacked = out.ndim == 3 and out.shape[0] >= cores
+    stacked = out.ndim >= 3 and out.shape[0] >= cores
     size = out.shape[0] if stacked else max(out.shape[-2:])  # the axis the pieces cut
     pieces = min(cores, size, macs // MATMUL_MIN_MACS)
     if pieces < 2:  # also a long dot product into one value: nothing to cut
         return numpy.matmul(a, b, out=out)
     if stacked:
-        def work(start, stop):  # a 2-D operand, or a stack of one, is broadcast over the stack
-            numpy.matmul(a if a.ndim < 3 or len(a) == 1 else a[start:stop],
-                         b if b.ndim < 3 or len(b) == 1 else b[start:stop], out=out[start:stop])
+        def work(start, stop):  # an operand of fewer axes, or a stack of one, is broadcast over the stack
+            numpy.matmul(a if a.ndim < out.ndim or len(a) == 1 else a[start:stop],
+                         b if b.ndim < out.ndim or len(b) == 1 else b[start:stop], out=out[start:stop])
     elif out.shape[-1] >= out.shape[-2]:
         def work(start, stop):
             numpy.matmul(a, b[..., start:stop], out=out[..., start:stop])

@@ -127,7 +127,8 @@ def test_large_batches_go_in_chunks(monkeypatch, rng, stride, padding, needs):
     P, Q = (6 + 2 * padding - 3) // stride + 1, (7 + 2 * padding - 2) // stride + 1
     row = 7 + 2 * padding if stride == 1 else Q  # with stride 1 backward's wide columns are the larger
     monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
-    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 2 * 3 * 3 * 2 * P * row * 8)  # two images' float64 columns
+    # two images' float64 columns, and a row of ones after them
+    monkeypatch.setattr(Conv2d, "CHUNK_BYTES", 2 * (3 * 3 * 2 + 1) * P * row * 8)
     tensors = [gpucnn.tensor(a, requires_grad=need) for a, need in zip((x, w, b), needs)]
     y = conv2d(*tensors, stride=stride, padding=padding)
     assert y._creator.chunk == 2
@@ -838,6 +839,28 @@ def test_winograd_rule(x_shape, w_shape, kwargs, takes):
     assert function._winograd_filter(x.astype(np.float16), w.astype(np.float16), P, Q, x_shape[0]) is None
 
 
+@pytest.mark.parametrize("by_image_rows_max", [0, 1 << 40])
+@pytest.mark.parametrize("groups, chunk_images", [(1, None), (2, None), (1, 2), (2, 2)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_every_product(monkeypatch, rng, by_image_rows_max, groups, chunk_images, bias):
+    """y as one product over the images' columns, and as a product an image (BY_IMAGE_ROWS_MAX, here for
+    any output size) with the bias as the weight's last column against a row of ones (one group) or
+    added after (two), with the batch in one chunk or in chunks of 2 and 1 of its 3 images; and the
+    gradients after it, which read the columns it kept."""
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_ROWS_MAX", by_image_rows_max)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_MIN_PIXELS", 1)
+    x, w, b = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 4 // groups, 3, 2)), rng.standard_normal(6)
+    if chunk_images is not None:  # the columns of chunk_images images each (stride 2, rows of Q + (S-1)//2)
+        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)  # and a row of ones after them
+        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", chunk_images * (4 * 3 * 2 + 1) * 4 * 4 * x.itemsize)
+    arrays = (x, w, b) if bias else (x, w)
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
+    y = conv2d(*tensors, stride=2, padding=1, groups=groups)
+    assert y._creator.chunk == (chunk_images or 3)
+    _backward_matches_torch(y, tensors, arrays, (True,) * len(arrays), rng.standard_normal(y.shape), stride=2,
+                            padding=1, groups=groups)
+
+
 @pytest.mark.parametrize("transposed_max, by_image_max", [(0, 1 << 40), (1 << 40, 0), (1 << 40, 1 << 40)])
 @pytest.mark.parametrize("groups, chunk_images", [(1, None), (2, None), (2, 1), (1, 2)])
 @pytest.mark.parametrize("input_grad", [True, False])
@@ -853,8 +876,8 @@ def test_weight_gradient_every_product(monkeypatch, rng, transposed_max, by_imag
     monkeypatch.setattr(Conv2d, "BY_IMAGE_MIN_PIXELS", 1)
     x, w = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 4 // groups, 3, 2))
     if chunk_images is not None:  # the columns of chunk_images images each (stride 2, rows of Q + (S-1)//2)
-        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)
-        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", chunk_images * 4 * 3 * 2 * 4 * 4 * x.itemsize)
+        monkeypatch.setattr(Conv2d, "SPLIT_BYTES", 0)  # and a row of ones after them
+        monkeypatch.setattr(Conv2d, "CHUNK_BYTES", chunk_images * (4 * 3 * 2 + 1) * 4 * 4 * x.itemsize)
     tensors = [gpucnn.tensor(x, requires_grad=input_grad), gpucnn.tensor(w, requires_grad=True)]
     y = conv2d(*tensors, stride=2, padding=1, groups=groups)
     assert y._creator.chunk == (chunk_images or 3)

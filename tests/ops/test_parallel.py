@@ -194,6 +194,7 @@ def test_the_cpu_device_keeps_blas_on_one_thread_while_work_splits(monkeypatch, 
     ((3, 40, 50), (3, 50, 60), "stack"),
     ((40, 50), (3, 50, 60), "stack"),  # a 2-D a over b's stack
     ((1, 40, 50), (3, 50, 60), "stack"),  # a stack of one, broadcast
+    ((2, 40, 50), (3, 2, 50, 60), "stack"),  # a's stack of 2 (groups) over b's 3 x 2 (images, groups)
     ((2, 40, 50), (2, 50, 60), "columns"),  # fewer matrices than cores
     ((40, 50), (50, 70), "columns"),
     ((70, 50), (50, 40), "rows"),

@@ -418,7 +418,8 @@ class Conv2dCpu:
     #: small ResNet's 1x1 stride-2 16->32 layer, batch 64) 0.55-0.60 of the time, 25 (LeNet's first
     #: layer on the plain columns, batch 32) 0.61-0.62, 27 (3x3 stems of 16 and 64 channels, batch 32
     #: and 64) 0.71-0.84, 32-36 0.67-0.76, 48-128 0.81-0.96; past it mixed: 144-150 0.80-1.05, 256-576
-    #: 0.99-1.04.
+    #: 0.99-1.04. On outputs of fewer pixels, 0.88-1.05 (the lecture's 7x7 layers, 25 and 9 pixels,
+    #: 1.04-1.05).
     BY_IMAGE_ROWS_MAX = 1 << 7
 
     #: Stride-2 backward-data (dilation 1, a finite weight) sums its taps by the padded gradient's

@@ -49,6 +49,24 @@ def test_binary_op_dtypes_as_pytorch(op, first, second):
                      name=f"{first} {op} {second}")
 
 
+@pytest.mark.parametrize("op", list(_OPS))
+@pytest.mark.parametrize("first, second", [("float32", "float32"), ("float64", "float32"), ("int64", "int32"),
+                                           ("int32", "float32"), ("bool", "int64")])
+def test_large_binary_results_as_pytorch_in_recycled_memory(op, first, second):
+    """On the cpu a result beside an operand of 256 KiB / 8 values or more comes from ops._memory, whose
+    recycled blocks cost no page faults: values and dtype as torch's, broadcast included."""
+    if op == "sub" and "bool" in (first, second):
+        pytest.skip("torch refuses to subtract bools")
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(1, 5, (300, 256)).astype(first), rng.integers(1, 5, (300, 1)).astype(second)
+    for pair in ((a, b), (b, a)):
+        expected = _OPS[op](*(torch.tensor(x) for x in pair))
+        actual = _OPS[op](*(gpucnn.tensor(x) for x in pair))
+        assert str(actual.dtype) == str(expected.dtype).removeprefix("torch.")
+        assert_close(actual.numpy().astype(np.float64), expected.numpy().astype(np.float64), name=f"{first} {op} {second}")
+        assert _memory.whole_block(actual.data)
+
+
 def test_tensor_copies_its_data():
     array = np.ones(3, dtype=np.float32)
     t = gpucnn.tensor(array)
@@ -122,6 +140,20 @@ def test_gradients_accumulate_and_reused_inputs():
     y2 = (x * 3).sum()
     y2.backward()
     assert_close(x.grad, 2 * x.numpy() + 1 + 3)
+
+
+def test_gradients_summed_at_a_branch_go_to_recycled_memory(monkeypatch):
+    """On the cpu the gradients that reach a node by two paths are summed into a recycled block of
+    ops._memory (fresh megabytes cost a page fault a page), with the values of the sum."""
+    from gpucnn import autograd
+
+    sums, original = [], autograd._sum
+    monkeypatch.setattr(autograd, "_sum", lambda a, b: sums.append(original(a, b)) or sums[-1])
+    x = gpucnn.tensor(np.full((300, 256), 2.0, np.float32), requires_grad=True)
+    h = x * 1.5
+    (h * 2 + h * h).sum().backward()  # three gradients reach h: two sums
+    assert len(sums) == 2 and all(_memory.whole_block(total) for total in sums)
+    assert_close(x.grad, np.full((300, 256), 1.5 * (2 + 2 * 3.0)), atol=0)
 
 
 @pytest.mark.parametrize("name, fn", [

@@ -160,6 +160,22 @@ def test_one_window_per_plane_matches_torch(shape, config, count_include_pad, di
     check_op(lambda t: avg_pool2d(t, **config), lambda t: F.avg_pool2d(t, **config), x)
 
 
+@pytest.mark.parametrize("config", [dict(kernel_size=8), dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)])
+def test_cpu_input_gradients_from_recycled_memory(config):
+    """The cpu backward's input-sized arrays come from ops._memory, whose recycled blocks cost no page
+    faults: its whole gradient where it writes one (one window a plane, or windows that do not overlap),
+    as torch's."""
+    from gpucnn.ops import _memory
+
+    x = np.random.default_rng(9).standard_normal((64, 64, 8, 8)).astype(np.float32)  # 1 MiB
+    upstream = torch.nn.functional.avg_pool2d(torch.tensor(x), **config).numpy() * 0 + 1.5
+    tensor, reference = gpucnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    avg_pool2d(tensor, **config).backward(gpucnn.tensor(upstream))
+    F.avg_pool2d(reference, **config).backward(torch.tensor(upstream))
+    assert_close(tensor.grad, reference.grad, atol=1e-6)
+    assert _memory.whole_block(tensor.grad.data) == ("padding" not in config)
+
+
 def test_one_window_per_plane_with_nan_inf_non_contiguous_and_float64():
     rng = np.random.default_rng(8)
     base = rng.standard_normal((4, 5, 3, 6)).astype(np.float32)

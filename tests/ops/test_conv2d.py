@@ -72,6 +72,7 @@ def blocks_everywhere(patch):
     (stride 1, dilation 1, one group, finite input), whatever its kernel, channels and size."""
     patch.setattr(Conv2d, "BLOCKED_CPU_RULE", ((4.0, 1 << 30, 1, 1),))
     patch.setattr(Conv2d, "BLOCKED_CPU_MIN_MACS", 0)
+    patch.setattr(Conv2d, "BY_IMAGE_ROWS_MAX", 0)
 
 
 def parts_everywhere(patch, cores: int = 3):
@@ -954,7 +955,7 @@ def test_blocked_gradients_match_central_differences(monkeypatch, rng, x_shape, 
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, takes", [
     ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), True),  # ConvNetJS conv2
-    ((32, 3, 32, 32), (10, 3, 5, 5), dict(padding=2), True),  # the lecture's layer
+    ((32, 3, 32, 32), (10, 3, 5, 5), dict(padding=2), False),  # the lecture's layer: 75 columns, a product an image
     ((32, 16, 16, 16), (48, 16, 5, 5), dict(padding=2), True),
     ((32, 16, 16, 16), (64, 16, 5, 5), dict(padding=2), False),
     ((32, 16, 16, 16), (32, 16, 7, 7), dict(padding=3), True),
@@ -963,7 +964,10 @@ def test_blocked_gradients_match_central_differences(monkeypatch, rng, x_shape, 
     ((16, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), False),  # 3x3 from 32 images
     ((64, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), False),  # 3x3 from 16 input channels
     ((64, 8, 32, 32), (8, 8, 3, 3), dict(padding=1), False),
-    ((64, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), True),  # 5x5 from any
+    ((64, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), False),  # ConvNetJS conv1
+    ((32, 5, 32, 32), (16, 5, 5, 5), dict(padding=2), False),  # 125 columns
+    ((32, 6, 32, 32), (16, 6, 5, 5), dict(padding=2), True),  # 150
+    ((32, 3, 32, 32), (16, 3, 7, 7), dict(padding=3), True),  # 147
     ((4, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), True),  # 5x5 from 4 images
     ((3, 16, 28, 28), (20, 16, 5, 5), dict(padding=2), False),
     ((32, 16, 32, 32), (24, 16, 3, 3), dict(padding=1), False),  # 3x3 pays 1.78 times the multiply-adds
@@ -1186,9 +1190,9 @@ def test_a_non_finite_image_sends_only_its_own_part_to_the_exact_path(monkeypatc
     ((64, 16, 32, 32), (32, 16, 1, 1), dict(stride=2), 1),  # 4 million
     ((64, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), 2),  # blocked: adds of 131,072 values a part
     ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), 1),  # ConvNetJS conv2, blocked: 16,384
-    ((32, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), 1),  # ConvNetJS conv1, blocked: 12,288
-    ((64, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), 2),  # the same at batch 64: 24,576
-    ((64, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), 2),  # the small ResNet's stem, blocked: 24,576
+    ((32, 3, 32, 32), (16, 3, 5, 5), dict(padding=2), 2),  # ConvNetJS conv1, plain columns: 20 million a part
+    ((16, 6, 32, 32), (16, 6, 5, 5), dict(padding=2), 1),  # blocked: adds of 24,576 values
+    ((64, 3, 32, 32), (16, 3, 3, 3), dict(padding=1), 2),  # the small ResNet's stem, plain columns
     ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 1),  # one image
 ])
 def test_parts_rule(monkeypatch, x_shape, w_shape, kwargs, parts):

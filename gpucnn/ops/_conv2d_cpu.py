@@ -233,11 +233,14 @@ class Conv2dCpu:
     #: blocked against 0.14 ms; ConvNetJS conv3, the smallest layer measured faster, has 20 million).
     #: A weight of at most BY_IMAGE_ROWS_MAX columns (C*R*S) keeps the plain columns too, whose forward
     #: is then a product an image. Forward + backward without the input's gradient (a first layer), in
-    #: one process alternating, against the blocked products: ConvNetJS's conv1 0.66 of the time at
-    #: batch 32 and 0.74-0.78 at 64, LeNet's first layer (64x1x28x28 -> 6) 0.60, the lecture's 5x5
-    #: layer 0.68, 5x5 on 4 and 5 input channels 0.73 and 0.85 (0.90 and 1.04 with the input's gradient),
-    #: 7x7 on 2 channels 0.69, 7x7 and 6x6 inputs 0.73 and 0.90, batch 4 and 8 0.76 and 0.87; with 6
-    #: and 8 input channels (150 and 200 columns) 0.95 and 1.05.
+    #: one process alternating, against the blocked products: ConvNetJS's conv1 0.61-0.66 of the time
+    #: at batch 32 and 0.74-0.78 at 64, LeNet's first layer (64x1x28x28 -> 6) 0.60, the lecture's 5x5
+    #: layer 0.66-0.68, 5x5 on 4 and 5 input channels 0.73 and 0.85, 7x7 on 2 channels 0.69, 7x7 and
+    #: 6x6 inputs 0.73 and 0.90, batch 4 and 8 0.76 and 0.87; with 6 and 8 input channels (150 and 200
+    #: columns) 0.95 and 1.05. The forward alone 0.62-0.66. With the input's gradient, whose wide
+    #: backward-data the blocked one outruns here, 0.90-1.09 (ConvNetJS's conv1 0.90, the lecture's
+    #: layer 1.09, LeNet's 1.03, 4 and 5 input channels 0.90 and 1.04). The plain columns kept for
+    #: backward are larger: 75 rows a pixel for a 5x5 kernel on 3 channels against 108 a 2x2 block.
     BLOCKED_CPU_RULE = ((1.5, 48, 4, 1), (1.8, 16, 32, 16))
     BLOCKED_CPU_MIN_MACS = 1 << 22
 

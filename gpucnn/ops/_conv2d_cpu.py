@@ -183,9 +183,9 @@ class Conv2dCpu:
         y in place, each reading its image's columns in place (see BY_IMAGE_ROWS_MAX). With one group
         the bias comes with the products: the weight gains a column, the bias, and cols a row of ones
         after them in ``workspace`` (an add over y's planes took a third of the products' time again)."""
-        n, K = y.shape[:2]
+        n, K, P, Q = y.shape
         groups, group_rows = weight_g.shape[0], weight_g.shape[2]
-        pixels = y[0, 0].size
+        pixels = P * Q
         if bias is not None and groups == 1:
             weight_g = numpy.concatenate((weight_g[0], bias.reshape(K, 1)), axis=1)[numpy.newaxis]
             cols = _view(workspace, (group_rows + 1, n * pixels), y.dtype)
@@ -565,7 +565,7 @@ class Conv2dCpu:
             return "plain"
         if self.stride == (1, 1):
             return "blocked" if self.blocked and _all_finite(grad) else "wide"
-        dcols = self.weight[0].size * self.groups * self.chunk * P * Q  # C*R*S*n*P*Q
+        dcols = math.prod(self.weight.shape[1:]) * self.groups * self.chunk * P * Q  # C*R*S*n*P*Q
         if (self.dilation == (1, 1) and R * S > 1 and self.PHASES_WIDENING * ((S - 1) // 2) <= Q
                 and dcols >= self.PHASES_MIN_VALUES):
             return "phases"

@@ -862,6 +862,22 @@ def test_forward_every_product(monkeypatch, rng, by_image_rows_max, groups, chun
                             padding=1, groups=groups)
 
 
+@pytest.mark.parametrize("by_image_rows_max", [0, 1 << 40])
+@pytest.mark.parametrize("bias", [True, False])
+def test_no_output_channels(monkeypatch, by_image_rows_max, bias):
+    """A weight of no output channels (PyTorch refuses one) gives an empty output and zero gradients,
+    on either forward product."""
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_ROWS_MAX", by_image_rows_max)
+    monkeypatch.setattr(Conv2d, "BY_IMAGE_MIN_PIXELS", 1)
+    arrays = [np.ones((3, 4, 7, 6)), np.ones((0, 4, 3, 2))] + ([np.ones(0)] if bias else [])
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
+    y = conv2d(*tensors, stride=2, padding=1)
+    assert y.shape == (3, 0, 4, 4)
+    y.sum().backward()
+    assert [t.grad.shape for t in tensors] == [a.shape for a in arrays]
+    assert not tensors[0].grad.numpy().any()
+
+
 @pytest.mark.parametrize("transposed_max, by_image_max", [(0, 1 << 40), (1 << 40, 0), (1 << 40, 1 << 40)])
 @pytest.mark.parametrize("groups, chunk_images", [(1, None), (2, None), (2, 1), (1, 2)])
 @pytest.mark.parametrize("input_grad", [True, False])

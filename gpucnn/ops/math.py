@@ -72,11 +72,12 @@ class _Binary(Function):
 
 
 def _host_ufunc(ufunc, a, b):
-    """ufunc(a, b) of two host arrays; where an operand holds at least ``_memory.MIN_BYTES // 8`` values,
-    the result goes into recycled memory (``_memory``). A fresh array of megabytes may cost a page fault
-    a page, as the residual adds of a small ResNet at batch 64 did (about 1,000 a step where the process
-    had freed other models' arrays)."""
-    if max(a.size, b.size) < _memory.MIN_BYTES // 8:
+    """ufunc(a, b) of two host arrays; where they have one dtype and one of them at least
+    ``_memory.MIN_BYTES // 8`` values, the result goes into recycled memory (``_memory``). A fresh array
+    of megabytes may cost a page fault a page, as the residual adds of a small ResNet at batch 64 did
+    (about 1,000 a step where the process had freed other models' arrays). Of two dtypes, NumPy's own
+    result (before NumPy 2, a 0-d operand's dtype could give way to the other's)."""
+    if a.dtype != b.dtype or max(a.size, b.size) < _memory.MIN_BYTES // 8:
         return ufunc(a, b)
     out_dtype = ufunc.resolve_dtypes((a.dtype, b.dtype, None))[2]
     return ufunc(a, b, out=_memory.empty(numpy.broadcast_shapes(a.shape, b.shape), out_dtype))

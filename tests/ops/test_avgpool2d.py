@@ -167,8 +167,9 @@ def test_cpu_input_gradients_from_recycled_memory(config):
     as torch's."""
     from gpucnn.ops import _memory
 
-    x = np.random.default_rng(9).standard_normal((64, 64, 8, 8)).astype(np.float32)  # 1 MiB
-    upstream = torch.nn.functional.avg_pool2d(torch.tensor(x), **config).numpy() * 0 + 1.5
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((64, 64, 8, 8)).astype(np.float32)  # 1 MiB
+    upstream = rng.standard_normal(F.avg_pool2d(torch.tensor(x), **config).shape).astype(np.float32)
     tensor, reference = gpucnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     avg_pool2d(tensor, **config).backward(gpucnn.tensor(upstream))
     F.avg_pool2d(reference, **config).backward(torch.tensor(upstream))

@@ -66,7 +66,8 @@ def test_large_binary_results_as_pytorch_in_recycled_memory(op, first, second, r
         expected = _OPS[op](*(torch.tensor(x) for x in pair))
         actual = _OPS[op](*(gpucnn.tensor(x) for x in pair))
         assert str(actual.dtype) == str(expected.dtype).removeprefix("torch.")
-        assert_close(actual.numpy().astype(np.float64), expected.numpy().astype(np.float64), name=f"{first} {op} {second}")
+        assert_close(actual.numpy().astype(np.float64), expected.numpy().astype(np.float64),
+                     name=f"{first} {op} {second}")
         # division turns integer and bool operands into float32 first
         assert _memory.whole_block(actual.data) == (recycled or op == "div" and "float" not in first + second)
 

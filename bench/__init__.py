@@ -181,8 +181,22 @@ def settle() -> None:
     PyTorch's OpenMP threads for a while too before they sleep; a block started at once shares the
     cores with them and runs slower by as much as the other library's threads take. In real use one
     library runs alone, so each block starts after SETTLE_SECONDS of quiet.
+
+    It also ends gpucnn's window of split work (``gpucnn.ops._parallel.end_split``), so that an op is
+    timed as a call on its own runs whatever the op timed before it did. For a second after an op splits
+    its work among threads, the cpu runs BLAS on one thread: ConvNetJS's conv2 at batch 32, whose 2x2-block
+    products split no work of their own, took 1.56 ms a forward outside that window and 2.26 inside it,
+    where the suite timed it right after conv1, which splits its batch into parts.
     """
     time.sleep(SETTLE_SECONDS)
+    try:
+        from gpucnn.ops import _parallel
+    except ImportError:  # a version without threads of its own (``bench compare``'s BEFORE may be one)
+        return
+    if hasattr(_parallel, "end_split"):
+        _parallel.end_split()
+    else:  # a version from before end_split, which keeps the window's end there
+        _parallel._split_until = 0.0
 
 
 #: After ``settle``, the warm-up runs for this long at least (where it runs at all).

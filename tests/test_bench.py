@@ -97,6 +97,19 @@ def test_least_median_keeps_each_contenders_fastest_round():
     assert least_median([dict(gpucnn=[]), dict(gpucnn=[])]) == dict(gpucnn=None)
 
 
+def test_settle_ends_the_window_of_split_work(monkeypatch):
+    """A block of timings starts as a call on its own does: outside gpucnn's window of split work (where
+    the cpu runs BLAS on one thread), whatever the op timed before split."""
+    import bench
+    from gpucnn.ops import _parallel
+
+    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0)
+    _parallel.note_split()
+    assert _parallel.splitting()
+    bench.settle()
+    assert not _parallel.splitting()
+
+
 def test_warm_up_runs_its_calls_and_then_for_its_seconds(monkeypatch):
     import time
 

@@ -50,6 +50,13 @@ def note_split() -> None:
     _split_until = time.monotonic() + SPLIT_WINDOW
 
 
+def end_split() -> None:
+    """Ends the window ``note_split`` opened, as if no work had split: what runs next runs as a call on
+    its own does (the benchmarks start each op's block of timings so)."""
+    global _split_until
+    _split_until = 0.0
+
+
 def splitting() -> bool:
     """Whether ``run_chunked`` split work among the threads within the last SPLIT_WINDOW seconds."""
     return time.monotonic() < _split_until

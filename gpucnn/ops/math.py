@@ -71,21 +71,9 @@ class _Binary(Function):
         )
 
 
-def _host_ufunc(ufunc, a, b):
-    """ufunc(a, b) of two host arrays; where they have one dtype and one of them at least
-    ``_memory.MIN_BYTES // 8`` values, the result goes into recycled memory (``_memory``). A fresh array
-    of megabytes may cost a page fault a page, as the residual adds of a small ResNet at batch 64 did
-    (about 1,000 a step where the process had freed other models' arrays). Of two dtypes, NumPy's own
-    result (before NumPy 2, a 0-d operand's dtype could give way to the other's)."""
-    if a.dtype != b.dtype or max(a.size, b.size) < _memory.MIN_BYTES // 8:
-        return ufunc(a, b)
-    out_dtype = ufunc.resolve_dtypes((a.dtype, b.dtype, None))[2]
-    return ufunc(a, b, out=_memory.empty(numpy.broadcast_shapes(a.shape, b.shape), out_dtype))
-
-
 class Add(_Binary):
     def compute(self, a, b):
-        return _host_ufunc(numpy.add, a, b) if self.xp is numpy else a + b
+        return _memory.ufunc(numpy.add, a, b) if self.xp is numpy else a + b
 
     def backward(self, grad):
         return self.reduce(grad, grad)
@@ -93,7 +81,7 @@ class Add(_Binary):
 
 class Sub(_Binary):
     def compute(self, a, b):
-        return _host_ufunc(numpy.subtract, a, b) if self.xp is numpy else a - b
+        return _memory.ufunc(numpy.subtract, a, b) if self.xp is numpy else a - b
 
     def backward(self, grad):
         return self.reduce(grad, -grad)
@@ -102,7 +90,7 @@ class Sub(_Binary):
 class Mul(_Binary):
     def compute(self, a, b):
         self.a, self.b = a, b
-        return _host_ufunc(numpy.multiply, a, b) if self.xp is numpy else a * b
+        return _memory.ufunc(numpy.multiply, a, b) if self.xp is numpy else a * b
 
     def backward(self, grad):
         need_a, need_b = self.needs_input_grad
@@ -112,7 +100,7 @@ class Mul(_Binary):
 class Div(_Binary):
     def compute(self, a, b):
         self.a, self.b = a, b
-        return _host_ufunc(numpy.true_divide, a, b) if self.xp is numpy else a / b
+        return _memory.ufunc(numpy.true_divide, a, b) if self.xp is numpy else a / b
 
     def backward(self, grad):
         need_a, need_b = self.needs_input_grad

@@ -15,11 +15,11 @@ channels becomes 36 matrix products, one per transform point xi:
     M[xi] (K, T) = U[xi] (K, C) @ V[xi] (C, T),    U = G g G^T,  V = B^T d B,  T = N * ceil(P/m) * ceil(Q/m)
 
 36 K C T multiply-adds where im2col's GEMM does m^2 r^2 K C T: 4 times fewer for 3x3 (144), 2.8 times
-for 5x5 (100). Every other step is one BLAS product or one copy, never a chain of NumPy passes: the
-2-D transforms are products with Kronecker matrices (V = (B^T x B^T) D over the gathered patches D,
-Y = (A^T x A^T) M, U = (G x G) g), which BLAS streams on all cores, and the patches are gathered
-(36 / m^2 times the input: 2.25 for 3x3, 9 for 5x5, where im2col copies 9 and 25) and the tiles
-scattered (the output) by one strided copy each.
+for 5x5 (100). Every other step is BLAS products or one copy, never a chain of NumPy passes: the
+patches are gathered (36 / m^2 times the input: 2.25 for 3x3, 9 for 5x5, where im2col copies 9 and 25)
+and the tiles scattered (the output) by one strided copy each, and the 2-D transforms of the data
+(V = B^T d B, Y = A^T M A) are two products each, one per axis of the patch, over pieces of the columns
+(``_transform_patches``, ``_transform_tiles``); the weight's (U = G g G^T) is one product with G x G.
 
 Backward:
 
@@ -63,8 +63,8 @@ def tile_size(kernel: int) -> int:
 
 @functools.cache
 def _matrices(kernel: int, dtype) -> tuple:
-    """(B^T x B^T (36, 36), G x G (36, kernel^2), A^T x A^T (m^2, 36)) in ``dtype``: row a*6 + b of a
-    2-D transform is point (a, b), column i*6 + j (i*kernel + j for G) patch position (i, j).
+    """(B^T (6, 6), A^T (m, 6), G x G (36, kernel^2)) in ``dtype``: row a of B^T and column a of A^T
+    are point a; G x G's row a*6 + b is point (a, b), its column i*kernel + j filter tap (i, j).
 
     G's row for a finite point p is (1, p, p^2, ...) / prod over the other points q of (p - q), A^T's
     column for it is (1, p, p^2, ...); the point at infinity takes the last filter tap and the last
@@ -73,8 +73,8 @@ def _matrices(kernel: int, dtype) -> tuple:
     G = [[p**k / math.prod(p - q for q in _POINTS if q != p) for k in range(kernel)] for p in _POINTS]
     G.append([0] * (kernel - 1) + [1])
     AT = [[p**i for p in _POINTS] + [int(i == m - 1)] for i in range(m)]
-    return tuple(numpy.kron(a, a).astype(dtype) for a in (numpy.array(_BT, float), numpy.array(G, float),
-                                                           numpy.array(AT, float)))
+    G = numpy.array(G, float)
+    return numpy.array(_BT, dtype), numpy.array(AT, dtype), numpy.kron(G, G).astype(dtype)
 
 
 def tiles(P: int, Q: int, kernel: int) -> tuple[int, int]:
@@ -88,10 +88,61 @@ def transform_filter(weight, flipped: bool = False):
     flipped in both axes, which reverses its r*r taps, so G x G's columns are taken in reverse."""
     K, C, kernel = weight.shape[:3]
     U = _memory.empty((PATCH * PATCH, K, C), weight.dtype)
-    GK = _matrices(kernel, weight.dtype)[1]
+    GK = _matrices(kernel, weight.dtype)[2]
     taps = numpy.ascontiguousarray(weight).reshape(K * C, kernel * kernel).T
     _parallel.matmul(GK[:, ::-1] if flipped else GK, taps, out=U.reshape(PATCH * PATCH, K * C))
     return U
+
+
+#: The data's 2-D transforms are two products with the 1-D matrix, one per axis of the patch (12 or
+#: 10 multiply-adds a value where B^T x B^T takes 36), over pieces of TRANSFORM_COLUMNS columns
+#: (patches or tiles), so that what the first product writes is still in the cache for the second.
+#: As one product with the 36 x 36 Kronecker matrix, BLAS ran the input's transform at 35-50
+#: GFLOP/s on the 2-core VM: 2.1-2.7 ms for 32768 patches on one thread, 0.48-0.57 ms so (pieces of
+#: 2048 to 16384 columns timed alike). Forward + backward against the Kronecker products, in one
+#: process alternating (median of 11, 8 rounds): 0.79 of the time on the small ResNet's 64x16x32x32
+#: layer, 0.85 on CIFAR ResNet-18's 64-channel 32x32 layer at batch 32, 0.85 and 0.94 on the batch-1
+#: 64-channel 56x56 and 128-channel 28x28 layers, 0.79-0.80 on 5x5 layers of 64 and 128 channels;
+#: 0.98-1.02 on 256 and 512 channels at 4x4 to 14x14, where the products outweigh the transforms.
+TRANSFORM_COLUMNS = 4096
+
+
+def _pieces(columns: int):
+    """(start, stop) of each piece of TRANSFORM_COLUMNS of ``columns``."""
+    return [(start, min(start + TRANSFORM_COLUMNS, columns)) for start in range(0, columns, TRANSFORM_COLUMNS)]
+
+
+def _transform_patches(BT, patches, out) -> None:
+    """out (6, 6, n): B^T d B for each of the n patches d of ``patches`` (6, 6, n); by pieces, first
+    B^T d (over the patch's rows), then that times B (over its columns)."""
+    columns = patches.shape[2]
+    half = _memory.empty((PATCH, PATCH, min(columns, TRANSFORM_COLUMNS)), patches.dtype)
+    for start, stop in _pieces(columns):
+        piece = half[:, :, : stop - start]
+        numpy.matmul(BT, patches[:, :, start:stop].transpose(1, 0, 2), out=piece.transpose(1, 0, 2))
+        numpy.matmul(BT, piece, out=out[:, :, start:stop])
+
+
+def _transform_tiles(AT, M, out) -> None:
+    """out (m, n, m): A^T M A for each of the n 6x6 matrices M[:, :, t] of M (6, 6, n), out[i, t, j] its
+    entry (i, j); by pieces, first M A (over the columns), then A^T times that (over the rows)."""
+    columns, m = M.shape[2], AT.shape[0]
+    half = _memory.empty((PATCH, min(columns, TRANSFORM_COLUMNS), m), M.dtype)
+    for start, stop in _pieces(columns):
+        piece = half[:, : stop - start]
+        numpy.matmul(M[:, :, start:stop].transpose(0, 2, 1), AT.T, out=piece)
+        numpy.matmul(AT, piece.reshape(PATCH, -1), out=out[:, start:stop].reshape(m, -1))
+
+
+def _transform_tile_gradients(AT, grad_tiles, out) -> None:
+    """out (6, 6, n): A g A^T for each of the n m x m matrices g of ``grad_tiles`` (m, n, m), laid out
+    as ``_transform_tiles`` writes them: that transform's adjoint."""
+    columns, m = out.shape[2], AT.shape[0]
+    half = _memory.empty((PATCH, min(columns, TRANSFORM_COLUMNS), m), out.dtype)
+    for start, stop in _pieces(columns):
+        piece = half[:, : stop - start]
+        numpy.matmul(AT.T, grad_tiles[:, start:stop].reshape(m, -1), out=piece.reshape(PATCH, -1))
+        numpy.matmul(AT.T, piece.transpose(0, 2, 1), out=out[:, :, start:stop])
 
 
 #: The T tiles are ordered (th, tw, N), the images last, where a batch holds at least IMAGES_LAST_MIN
@@ -107,10 +158,11 @@ IMAGES_LAST_MIN = 2
 
 def _tile_order(N: int, th: int, tw: int) -> tuple[bool, tuple, tuple]:
     """(whether the images come last, see IMAGES_LAST_MIN; the sizes of the T tiles' axes in their
-    order; the permutation that takes Y^T's (K, *those axes, m, m) to the output's (N, K, th, m, tw, m))."""
+    order; the permutation that takes the tiles' (m, K, *those axes, m), as ``_transform_tiles`` writes
+    them, to the output's (N, K, th, m, tw, m))."""
     if N >= IMAGES_LAST_MIN * tw:
-        return True, (th, tw, N), (3, 0, 1, 4, 2, 5)
-    return False, (N, th, tw), (1, 0, 2, 4, 3, 5)
+        return True, (th, tw, N), (4, 1, 2, 0, 3, 5)
+    return False, (N, th, tw), (2, 1, 3, 0, 4, 5)
 
 
 def transform_input(x, pads: tuple[int, int, int, int], kernel: int):
@@ -143,7 +195,8 @@ def transform_input(x, pads: tuple[int, int, int, int], kernel: int):
     numpy.copyto(gathered.reshape((PATCH, PATCH, C) + order), patches)
     del padded, patches
     V = _memory.empty((points, C, T), x.dtype)
-    _parallel.matmul(_matrices(kernel, x.dtype)[0], gathered, out=V.reshape(points, C * T))
+    _transform_patches(_matrices(kernel, x.dtype)[0], gathered.reshape(PATCH, PATCH, C * T),
+                       V.reshape(PATCH, PATCH, C * T))
     return V
 
 
@@ -165,14 +218,14 @@ def forward(x, U, bias, pads: tuple[int, int, int, int], kernel: int, out=None):
     _parallel.matmul(U, V, out=M)
     if bias is not None:
         numpy.add(M[_BIAS_POINT], bias.reshape(K, 1), out=M[_BIAS_POINT])
-    # Y^T (K*T, m*m), laid out (K, *order, m, m): the tiles' rows stay contiguous in the scatter.
-    tiles_t = _memory.empty((K * T, m * m), x.dtype)
-    _parallel.matmul(M.reshape(points, K * T).T, _matrices(kernel, x.dtype)[2].T, out=tiles_t)
+    # Y laid out (m, K, *order, m): the tiles' rows stay contiguous in the scatter.
+    tiles_y = _memory.empty((m, K * T, m), x.dtype)
+    _transform_tiles(_matrices(kernel, x.dtype)[1], M.reshape(PATCH, PATCH, K * T), tiles_y)
     del M
     y = _memory.empty((N, K, P, Q), x.dtype) if out is None else out
     whole = (P, Q) == (m * th, m * tw)  # the tiles cover the output exactly: they go straight into it
     full = y if whole else _memory.empty((N, K, m * th, m * tw), x.dtype)
-    numpy.copyto(full.reshape(N, K, th, m, tw, m), tiles_t.reshape((K,) + order + (m, m)).transpose(to_output))
+    numpy.copyto(full.reshape(N, K, th, m, tw, m), tiles_y.reshape((m, K) + order + (m,)).transpose(to_output))
     if not whole:
         numpy.copyto(y, full[:, :, :P, :Q])
     return y, V
@@ -183,19 +236,19 @@ def grad_weight(grad, V, C: int, kernel: int):
     N, K, P, Q = grad.shape
     m, points = tile_size(kernel), PATCH * PATCH
     th, tw = tiles(P, Q, kernel)
-    _, GK, AK = _matrices(kernel, grad.dtype)
+    _, AT, GK = _matrices(kernel, grad.dtype)
     if (P, Q) == (m * th, m * tw):
         grad_tiles = grad.reshape(N, K, th, m, tw, m)
     else:  # the outputs past P x Q count as 0
         grad_tiles = _memory.zeros((N, K, th, m, tw, m), grad.dtype)
         grad_tiles.reshape(N, K, m * th, m * tw)[:, :, :P, :Q] = grad
     _, order, to_output = _tile_order(N, th, tw)
-    by_tile = _memory.empty((K,) + order + (m, m), grad.dtype)  # V's order of the tiles
+    by_tile = _memory.empty((m, K) + order + (m,), grad.dtype)  # the forward's tiles' layout
     numpy.copyto(by_tile, grad_tiles.transpose(numpy.argsort(to_output)))
     del grad_tiles
     T = N * th * tw
     grad_M = _memory.empty((points, K, T), grad.dtype)
-    _parallel.matmul(AK.T, by_tile.reshape(K * T, m * m).T, out=grad_M.reshape(points, K * T))
+    _transform_tile_gradients(AT, by_tile.reshape(m, K * T, m), grad_M.reshape(PATCH, PATCH, K * T))
     del by_tile
     grad_U = _memory.empty((points, K, C), grad.dtype)
     _parallel.matmul(grad_M, V.swapaxes(1, 2), out=grad_U)

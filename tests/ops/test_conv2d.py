@@ -769,6 +769,20 @@ def test_winograd_matches_torch_in_float64(winograd_on_every_layer, rng, x_shape
     _matches_torch_with_pads(_conv_on_path(pads, "winograd"), arrays, pads, rng)
 
 
+@pytest.mark.parametrize("columns", [1, 7])
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("x_shape, channels, pads", [WINOGRAD_SHAPES[i] for i in (0, 6, 7)])
+def test_winograd_transforms_in_pieces_of_columns(winograd_on_every_layer, monkeypatch, rng, x_shape, channels, pads,
+                                                   kernel, columns):
+    """The data's transforms run over pieces of TRANSFORM_COLUMNS patches or tiles: here many pieces, the
+    last one short (the images last in the tiles' order on the last shape)."""
+    monkeypatch.setattr(winograd, "TRANSFORM_COLUMNS", columns)
+    pads = tuple(pad + (kernel - 3) // 2 for pad in pads)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(channels + (kernel, kernel)),
+              rng.standard_normal(channels[0])]
+    _matches_torch_with_pads(_conv_on_path(pads, "winograd"), arrays, pads, rng)
+
+
 @pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("x_shape, channels, pads", WINOGRAD_SHAPES[2:5])
 def test_winograd_gradients_match_central_differences(winograd_on_every_layer, rng, x_shape, channels, pads, kernel):

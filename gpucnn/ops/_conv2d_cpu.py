@@ -283,13 +283,21 @@ class Conv2dCpu:
     #: - 5x5: 0.69 at 128 channels, 0.84 at 64, 0.95-0.98 at 32, 1.1-1.5 at ConvNetJS's 16-20, 2.6-3.7
     #:   with 3 input channels.
     #: 3x3 layers with fewer channels take it too where they have at least WINOGRAD_CPU_NARROW_CHANNELS
-    #: and no more output than input channels. Measured later, with conv2d's parts and the 2x2-block
-    #: path, forward + backward against the path the layer took (median of 31, three process-alternating
+    #: input and output channels and at most twice as many output as input channels (no more, before
+    #: the change below). Measured with conv2d's parts and the 2x2-block path, forward +
+    #: backward against the path the layer took (median of 31, three process-alternating
     #: runs): 0.82-0.87 on the small ResNet's 64x16x32x32 -> 16 (2x2 blocks), 0.86-0.89 at batch 32,
     #: 0.75-0.77 at 64x16x8x8, 0.74-0.75 on 32x20x16x16 -> 16, 0.82-0.84 on 64x32x32x32 -> 16, 0.81-0.82
     #: on 32x24x32x32 -> 24 (plain columns), 0.74-0.80 at batch 4 and 0.95-0.97 at batch 16 (columns);
     #: about the same at 56x56 (0.96-1.02) and batch 8 (1.01-1.12); but 1.13-1.18 on 64x16x32x32 -> 32
     #: and 1.02-1.07 -> 24.
+    #: Since the data's transforms run as two products a patch axis (``winograd.TRANSFORM_COLUMNS``),
+    #: measured again against the path the layer took otherwise (in one process alternating, median
+    #: of 11, 8 rounds): 5x5 layers took 0.88-0.96 of the time at 32 channels (the 2x2 blocks; batch 4
+    #: to 64, 8x8 to 32x32), 0.87-1.00 at 48, 0.97 at 24 and 1.60 on ConvNetJS's conv2 (16 -> 20), so
+    #: 5x5 takes it from 32 channels; 3x3 from 16 input channels to twice as many output channels
+    #: 0.78-0.98 (16 -> 32 at 16x16 to 56x56, batch 1 to 64; 16 -> 24 0.81, 24 -> 48 1.02), to three
+    #: times as many 1.16.
     #: F(2x2, 3x3) with its transforms as BLAS products too (4x4 patches: 16 products and a weight
     #: transform 2.25 times smaller, for 1.78 times the multiply-adds) was measured against these
     #: paths on the 2-core Intel VM (forward + backward, median of 11-15, two process-alternating
@@ -298,7 +306,7 @@ class Conv2dCpu:
     #: 16x512x4x4 (0.90-0.99 of im2col's); 0.98 at 64x512x4x4 and 32x256x4x4, but 1.14-1.15 at
     #: 128x512x4x4 and 32x512x7x7, 1.24-1.53 at 32x256x8x8 and 32x128x16x16; against im2col 1.16-1.26
     #: at 8x512x4x4 and 4x512x7x7, 2.0 at 1x512x7x7.
-    WINOGRAD_CPU_MIN_CHANNELS = {3: 32, 5: 64}
+    WINOGRAD_CPU_MIN_CHANNELS = {3: 32, 5: 32}
     WINOGRAD_CPU_NARROW_CHANNELS = 16
     WINOGRAD_CPU_MIN_TILES = 32
 
@@ -311,7 +319,7 @@ class Conv2dCpu:
         return (self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1 and x.dtype.itemsize >= 4  # float16 would lose digits to the transforms
                 and (min(C, K) >= self.WINOGRAD_CPU_MIN_CHANNELS[R]
-                     or R == 3 and self.WINOGRAD_CPU_NARROW_CHANNELS <= K <= C)
+                     or R == 3 and min(C, K) >= self.WINOGRAD_CPU_NARROW_CHANNELS and K <= 2 * C)
                 and batch * math.prod(winograd.tiles(P, Q, R)) >= self.WINOGRAD_CPU_MIN_TILES)
 
     def _winograd_filter(self, x, weight, P: int, Q: int, batch: int):

@@ -825,17 +825,22 @@ def test_fast_paths_in_float32_on_layers_that_take_them_by_default(rng, path, x_
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1), True),  # CIFAR ResNet-18
     ((1, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), True),  # 49 tiles
     ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), False),  # 4 tiles: the weight's transforms dominate
-    ((32, 16, 16, 16), (32, 16, 3, 3), dict(padding=1), False),  # 16 input channels, 32 output
+    ((32, 16, 16, 16), (32, 16, 3, 3), dict(padding=1), True),  # 16 input channels, twice as many output
+    ((32, 16, 16, 16), (33, 16, 3, 3), dict(padding=1), False),  # more than twice as many
     ((64, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), True),  # 16 in and out: the small ResNet
     ((64, 32, 32, 32), (16, 32, 3, 3), dict(padding=1), True),  # 16 output channels of 32
-    ((64, 16, 32, 32), (24, 16, 3, 3), dict(padding=1), False),  # more output than input channels
+    ((64, 16, 32, 32), (24, 16, 3, 3), dict(padding=1), True),  # more output than input channels
     ((64, 12, 32, 32), (12, 12, 3, 3), dict(padding=1), False),  # under 16 channels
-    ((32, 16, 16, 16), (16, 16, 5, 5), dict(padding=2), False),  # 5x5 needs 64
+    ((64, 16, 32, 32), (8, 16, 3, 3), dict(padding=1), False),  # under 16 output channels
+    ((64, 15, 32, 32), (30, 15, 3, 3), dict(padding=1), False),
+    ((32, 16, 16, 16), (16, 16, 5, 5), dict(padding=2), False),  # 5x5 needs 32
+    ((32, 32, 16, 16), (32, 32, 5, 5), dict(padding=2), True),
+    ((32, 31, 16, 16), (64, 31, 5, 5), dict(padding=2), False),
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1, stride=2), False),
     ((32, 64, 32, 32), (64, 32, 3, 3), dict(padding=1, groups=2), False),
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=2, dilation=2), False),
-    ((32, 64, 16, 16), (64, 64, 5, 5), dict(padding=2), True),  # F(2x2, 5x5) from 64 channels
-    ((32, 32, 16, 16), (32, 32, 5, 5), dict(padding=2), False),
+    ((32, 64, 16, 16), (64, 64, 5, 5), dict(padding=2), True),  # F(2x2, 5x5)
+    ((32, 64, 16, 16), (31, 64, 5, 5), dict(padding=2), False),
     ((32, 16, 16, 16), (20, 16, 5, 5), dict(padding=2), False),  # ConvNetJS conv2
     ((32, 64, 32, 32), (64, 64, 7, 7), dict(padding=3), False),
     ((32, 64, 32, 32), (64, 64, 3, 5), dict(padding=(1, 2)), False),

@@ -98,7 +98,7 @@ def transform_filter(weight, flipped: bool = False):
 #: 10 multiply-adds a value where B^T x B^T takes 36), over pieces of TRANSFORM_COLUMNS columns
 #: (patches or tiles), so that what the first product writes is still in the cache for the second.
 #: As one product with the 36 x 36 Kronecker matrix, BLAS ran the input's transform at 35-50
-#: GFLOP/s on the 2-core VM: 2.1-2.7 ms for 32768 patches on one thread, 0.48-0.57 ms so (pieces of
+#: GFLOP/s on a 2-core AMD EPYC VM: 2.1-2.7 ms for 32768 patches on one thread, 0.48-0.57 ms so (pieces of
 #: 2048 to 16384 columns timed alike). Forward + backward against the Kronecker products, in one
 #: process alternating (median of 11, 8 rounds): 0.79 of the time on the small ResNet's 64x16x32x32
 #: layer, 0.85 on CIFAR ResNet-18's 64-channel 32x32 layer at batch 32, 0.85 and 0.94 on the batch-1

@@ -294,9 +294,9 @@ class Conv2dCpu:
     #: Since the data's transforms run as two products a patch axis (``winograd.TRANSFORM_COLUMNS``),
     #: measured again against the path the layer took otherwise (a 2-core AMD EPYC VM, in one process
     #: alternating, median of 11, 8 rounds): 5x5 layers took 0.88-0.96 of the time at 32 channels (the
-    #: 2x2 blocks; batch 4 to 64, 8x8 to 32x32), 0.87-1.00 at 48, 0.97 at 24 and 1.60 on ConvNetJS's
+    #: 2x2 blocks; batch 4 to 64, 8x8 to 32x32), 0.77-1.00 at 40 and 48, 0.97 at 24 and 1.60 on ConvNetJS's
     #: conv2 (16 -> 20), so 5x5 takes it from 32 channels; 3x3 from 16 input channels to twice as many
-    #: output channels 0.78-0.98 (16 -> 32 at 16x16 to 56x56, batch 1 to 64; 16 -> 24 0.81, 24 -> 48
+    #: output channels 0.78-0.98 (16 -> 32 at 16x16 to 56x56, batch 1 to 64; 16 -> 24 0.81-0.85, 24 -> 48
     #: 1.02), to three times as many 1.16.
     #: F(2x2, 3x3) with its transforms as BLAS products too (4x4 patches: 16 products and a weight
     #: transform 2.25 times smaller, for 1.78 times the multiply-adds) was measured against these

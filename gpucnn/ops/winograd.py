@@ -97,13 +97,13 @@ def transform_filter(weight, flipped: bool = False):
 #: The data's 2-D transforms are two products with the 1-D matrix, one per axis of the patch (the
 #: input's: 12 multiply-adds a value where B^T x B^T takes 36), over pieces of TRANSFORM_COLUMNS columns
 #: (patches or tiles), so that what the first product writes is still in the cache for the second. As
-#: one product with the 36 x 36 Kronecker matrix, BLAS ran the input's transform at 35-50 GFLOP/s on a
-#: 2-core AMD EPYC VM: 2.1-2.7 ms for 32768 patches on one thread, 0.48-0.57 ms so (pieces of 2048 to
+#: one product with the 36 x 36 Kronecker matrix, BLAS ran the input's transform at 31-51 GFLOP/s on a
+#: 2-core AMD EPYC VM: 1.7-2.7 ms for 32768 patches on one thread, 0.48-0.57 ms so (pieces of 2048 to
 #: 16384 columns timed alike). Forward + backward against the Kronecker products, in one process
 #: alternating (median of 11, 8 rounds): 0.79 of the time on the small ResNet's 64x16x32x32 layer, 0.85
 #: on CIFAR ResNet-18's 64-channel 32x32 layer at batch 32, 0.85 and 0.94 on the batch-1 64-channel
 #: 56x56 and 128-channel 28x28 layers, 0.79-0.80 on 5x5 layers of 64 and 128 channels; 0.98-1.02 on
-#: 256 and 512 channels at 4x4 to 14x14, where the products outweigh the transforms.
+#: 256 and 512 channels at 8x8 and 4x4 (batch 32), where the products outweigh the transforms.
 TRANSFORM_COLUMNS = 4096
 
 

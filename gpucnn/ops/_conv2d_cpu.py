@@ -158,7 +158,7 @@ class Conv2dCpu:
         N, K, P, Q = y.shape
         groups, group_rows = self.groups, math.prod(weight.shape[1:])
         weight_g = weight.reshape(groups, K // groups, group_rows)
-        by_image = self.chunk > 1 and group_rows <= self.BY_IMAGE_ROWS_MAX and P * Q >= self.BY_IMAGE_MIN_PIXELS
+        by_image = group_rows <= self.BY_IMAGE_ROWS_MAX and self._images_apart(P, Q)
         y_knpq = None
         if self.chunk > 1 and not by_image:
             y_knpq = _memory.empty(K * self.chunk * P * Q * x.dtype.itemsize, numpy.uint8)
@@ -441,6 +441,11 @@ class Conv2dCpu:
     #: 1.04-1.05).
     BY_IMAGE_ROWS_MAX = 1 << 7
 
+    def _images_apart(self, P: int, Q: int) -> bool:
+        """Whether a product may go an image at a time (BY_IMAGE_FILTER_MAX, BY_IMAGE_ROWS_MAX): more than
+        one image a chunk, each of at least BY_IMAGE_MIN_PIXELS output pixels."""
+        return self.chunk > 1 and P * Q >= self.BY_IMAGE_MIN_PIXELS
+
     #: Stride-2 backward-data (dilation 1, a finite weight) sums its taps by the padded gradient's
     #: stride-2 phases (``_col2im_stride2``) where a chunk's dcols hold at least PHASES_MIN_VALUES
     #: values, the kernel has more than one tap and the widened rows add at most 1 / PHASES_WIDENING
@@ -507,7 +512,7 @@ class Conv2dCpu:
         elif need_weight:  # in the weight's own layout, or transposed (see TRANSPOSED_FILTER_MAX)
             transposed = K * group_rows <= self.TRANSPOSED_FILTER_MAX
             most = self.BY_IMAGE_FILTER_MAX_BESIDE_COLUMNS if data_by_columns else self.BY_IMAGE_FILTER_MAX
-            by_image = transposed and K * group_rows <= most and self.chunk > 1 and P * Q >= self.BY_IMAGE_MIN_PIXELS
+            by_image = transposed and K * group_rows <= most and self._images_apart(P, Q)
             grad_weight_g = new_sum((groups, group_rows, K // groups) if transposed else
                                     (groups, K // groups, group_rows), grad.dtype)
         grad_bias = numpy.zeros(K, grad.dtype) if need_bias else None

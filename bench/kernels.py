@@ -151,7 +151,7 @@ def main(args, out_dir) -> dict:
         f"\nGeometric mean of chosen / fastest: {slowdown:.2f} (1.00: the launcher always picks the fastest)\n")
     if device_slowdown is not None:
         markdown += ("\nOn the device alone (CUDA events around each call's queued work, ``Environment.device_ms``; "
-                     "n/a where the call waits on the GPU itself, as the Winograd paths' finiteness check does; "
+                     "n/a where the call waits on the GPU itself; "
                      "the fastest of the paths timed so in bold):\n\n" + markdown_table(rows, paths, "_device") +
                      f"\nGeometric mean of chosen / fastest on the device: {device_slowdown:.2f} (rows where chosen "
                      "has a device time)\n")

@@ -69,20 +69,22 @@ class Conv2dGpu:
     WIDE_TILE_CAPABILITY = 70  # conv2d.cu builds the 128 tile for compute capability 7.0 and up
     WIDE_TILE_BLOCKS = 264
     FORCE_TILE = None  # 64 or 128: every product takes that tile (see kernel_path)
-    # With WINOGRAD_GPU_TILE = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group)
-    # take Winograd's F(m x m, 3x3) (cuda/winograd.cu): 2.25 (m = 2) or 4 (m = 4) times fewer
-    # multiply-adds, through transforms that move 4 (2.25) times the input and output, where both
-    # channel counts reach WINOGRAD_GPU_MIN_CHANNELS and the direct convolution would take at least
-    # WINOGRAD_GPU_MIN_MACS multiply-adds: below that, its extra launches (and, when this was measured,
-    # a test of the data's finiteness that waited on the device) outweigh what it saves. On an H200
-    # (python -m bench kernels), per product, F(4x4, 3x3) took of the fastest direct path's time:
-    # 0.72-0.74 on VGG-16's 512-channel 14x14 layer at batch 8 (3.7e9 multiply-adds), 0.29-0.74 on its
-    # larger layers at batch 32; 0.57-0.96 on CIFAR ResNet-18's 3x3 stride-1 layers at batch 128 (4.8e9)
-    # and 0.68-1.19 at batch 32 (1.2e9). The kernel paths "winograd2" and "winograd4" take it wherever
-    # it applies, at any size (see kernel_path).
+    # With WINOGRAD_GPU_TILE = m (2 or 4), 3x3 convolutions at stride 1 (dilation 1, one group) take
+    # Winograd's F(m x m, 3x3) (cuda/winograd.cu): 2.25 (m = 2) or 4 (m = 4) times fewer multiply-adds,
+    # through transforms that move 4 (2.25) times the input and output, where both channel counts reach
+    # WINOGRAD_GPU_MIN_CHANNELS and the direct convolution would take at least WINOGRAD_GPU_MIN_MACS
+    # multiply-adds: below that, its extra launches outweigh what it saves. On an H100 (python -m bench
+    # kernels, 2026-11-27), F(4x4, 3x3) took of the direct kernels' time, on the device: 0.44-0.65 on CIFAR
+    # ResNet-18's 3x3 stride-1 layers of 64-256 channels at batch 32 (1.2e9 multiply-adds each), 0.63-0.84 on
+    # its 512-channel one; per call, forward and both backwards together, 0.77-0.92. On the batch-1 Jetson
+    # layers (1.2e8) it took 1.00-3.1 of their time on the device (F(2x2, 3x3) 0.85-1.9) and 1.5-2.1 per call.
+    # The threshold had been 2^31 when the layer first tested its data for infinities and NaNs and waited on
+    # the result; an H200 then measured 0.29-0.74 of the time on VGG-16's layers at batch 32, 0.57-0.96 on
+    # ResNet-18's at batch 128 and 0.68-1.19 at batch 32. The kernel paths "winograd2" and "winograd4" take it
+    # wherever it applies, at any size (see kernel_path).
     WINOGRAD_GPU_TILE = 4
     WINOGRAD_GPU_MIN_CHANNELS = 16
-    WINOGRAD_GPU_MIN_MACS = 2**31
+    WINOGRAD_GPU_MIN_MACS = 2**30
     # Backward-data of at most this many input channels per group runs as the exact gather (see conv2d.cu).
     GATHER_MAX_CHANNELS = 8
     # Where this divides the channels the forward (or backward-data) reduces over per group, its

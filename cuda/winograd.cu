@@ -21,7 +21,8 @@
  * pixels), U[(xi * K + k) * C + c] (its weight, a*a*K filters of C taps), M[(xi * K + k) * T + t].
  * The weight's gradient runs the adjoints: dM = A dY A^T (winograd_grad_transform), dU from the GEMM's
  * own backward kernel and dweight = G^T dU G (winograd_filter_adjoint). The input's gradient is a 3x3
- * convolution of the upstream gradient with the flipped weight, which conv2d.py runs as the forward.
+ * convolution of the upstream gradient with the flipped weight, which conv2d.py runs as the forward: its filter
+ * and output transforms read the layer's weight flipped and with its channels swapped (`flipped`), in place.
  *
  * Ownership: one thread per (channel, tile) for the transforms and per (k, c) for the filter's
  * adjoint; grid-stride loops, block (256,), any grid size. Each value is
@@ -165,13 +166,24 @@ __device__ void input_transform(const float* __restrict__ x, float* __restrict__
     }
 }
 
-/* U = G g G^T for every (k, c) of weight (K, C, 3, 3): thread per (k, c). */
+/* Filter (k, c) of a convolution of K filters of C channels, whose tap t = 3 r + s is taps[tap_step(flipped) * t]:
+ * weight[k, c, r, s] of weight (K, C, 3, 3), or where `flipped` (the input's gradient) weight[c, k, 2 - r, 2 - s]
+ * of the layer's weight (C, K, 3, 3), its filters rotated by 180 degrees and their channels swapped. */
+static __device__ __forceinline__ const float* filter_taps(const float* __restrict__ weight, long long k, long long c,
+                                                           int K, int C, int flipped) {
+    return flipped ? weight + (c * K + k) * 9 + 8 : weight + (k * C + c) * 9;
+}
+static __device__ __forceinline__ int tap_step(int flipped) { return flipped ? -1 : 1; }
+
+/* U = G g G^T for every filter g = (k, c) (filter_taps): thread per (k, c). */
 template <int M>
-__device__ void filter_transform(const float* __restrict__ weight, float* __restrict__ U, int K, int C) {
+__device__ void filter_transform(const float* __restrict__ weight, float* __restrict__ U, int K, int C, int flipped) {
     constexpr int A = Winograd<M>::A;
     const long long total = (long long)K * C;
     for (long long i = first_index(); i < total; i += grid_threads()) {
-        const float* g = weight + i * 9;
+        const float* taps = filter_taps(weight, i / C, i % C, K, C, flipped);
+        float g[9];
+        for (int t = 0; t < 9; ++t) g[t] = taps[tap_step(flipped) * t];
         float rows[3][A]; /* rows[r] = G along the filter's row r */
         for (int r = 0; r < 3; ++r) Winograd<M>::g(g + 3 * r, rows[r]);
         for (int beta = 0; beta < A; ++beta) {
@@ -184,24 +196,25 @@ __device__ void filter_transform(const float* __restrict__ weight, float* __rest
 }
 
 /* The direct sum for output (n, k, row, col) of a 3x3 stride-1 convolution of x (N, C, H, W), padded by pad_top
- * and pad_left, with weight (K, C, 3, 3): weight[k, c, r, s] * x[n, c, row - pad_top + r, col - pad_left + s] summed
+ * and pad_left, with K filters g (filter_taps): g[k, c, r, s] * x[n, c, row - pad_top + r, col - pad_left + s] summed
  * over c, r, s in that order. A tap in the padding adds weight * 0 where padding_counts (the forward, whose direct
  * kernels, like the CPU half, multiply their zero padding) and nothing otherwise (the input's gradient, run as
  * this convolution of the upstream gradient: its direct kernels visit only the taps that read an output). */
 static __device__ float direct_output(const float* __restrict__ x, const float* __restrict__ weight, long long n,
-                                      long long k, int C, int H, int W, int row, int col, int pad_top, int pad_left,
-                                      int padding_counts) {
+                                      long long k, int K, int C, int H, int W, int row, int col, int pad_top,
+                                      int pad_left, int padding_counts, int flipped) {
     float sum = 0.0f;
     for (int c = 0; c < C && sum == sum; ++c) { /* a NaN sum stays NaN: no more terms once it is */
         const float* plane = x + (n * C + c) * H * W;
-        const float* taps = weight + (k * C + c) * 9;
+        const float* taps = filter_taps(weight, k, c, K, C, flipped);
+        const int step = tap_step(flipped);
         for (int r = 0; r < 3; ++r) {
             const int h = row - pad_top + r;
             for (int s = 0; s < 3; ++s) {
                 const int w = col - pad_left + s;
                 const bool inside = h >= 0 && h < H && w >= 0 && w < W;
-                if (inside) sum += taps[3 * r + s] * plane[(long long)h * W + w];
-                else if (padding_counts) sum += taps[3 * r + s] * 0.0f;
+                if (inside) sum += taps[step * (3 * r + s)] * plane[(long long)h * W + w];
+                else if (padding_counts) sum += taps[step * (3 * r + s)] * 0.0f;
             }
         }
     }
@@ -213,27 +226,27 @@ static __device__ float direct_output(const float* __restrict__ x, const float* 
 template <int M>
 static __device__ __noinline__ void direct_nan_outputs(const float* __restrict__ x, const float* __restrict__ weight,
                                                        float* __restrict__ plane, float shift, long long n, long long k,
-                                                       int C, int H, int W, int P, int Q, int ti, int tj, int pad_top,
-                                                       int pad_left, int padding_counts) {
+                                                       int K, int C, int H, int W, int P, int Q, int ti, int tj,
+                                                       int pad_top, int pad_left, int padding_counts, int flipped) {
     for (int p = 0; p < M && M * ti + p < P; ++p) {
         for (int q = 0; q < M && M * tj + q < Q; ++q) {
             float* out = plane + (long long)(M * ti + p) * Q + M * tj + q;
             if (*out == *out) continue;
-            *out = direct_output(x, weight, n, k, C, H, W, M * ti + p, M * tj + q, pad_top, pad_left, padding_counts) +
-                   shift;
+            *out = direct_output(x, weight, n, k, K, C, H, W, M * ti + p, M * tj + q, pad_top, pad_left,
+                                 padding_counts, flipped) + shift;
         }
     }
 }
 
 /* y = A^T M A (+ bias) for every (k, tile t), cut to P x Q: thread per (k, t) over K * T. A thread that wrote a
  * NaN goes over its tiles again, after the transform's loop, and sums their NaN outputs again directly from x
- * (N, C, H, W) and the weight (direct_nan_outputs, not inlined): called within the loop, it took that loop from
- * 504 to 725 instructions on sm_90 (546 so). */
+ * (N, C, H, W) and the filters (filter_taps; direct_nan_outputs, not inlined): called within the loop, it took
+ * that loop from 504 to 725 instructions on sm_90 (546 so). */
 template <int M>
 __device__ void output_transform(const float* __restrict__ Mt, const float* __restrict__ bias, float* __restrict__ y,
                                  int has_bias, int N, int K, int P, int Q, int tiles_h, int tiles_w,
                                  const float* __restrict__ x, const float* __restrict__ weight, int C, int H, int W,
-                                 int pad_top, int pad_left, int padding_counts) {
+                                 int pad_top, int pad_left, int padding_counts, int flipped) {
     constexpr int A = Winograd<M>::A;
     const long long T = (long long)N * tiles_h * tiles_w, total = (long long)K * T;
     bool any_nan = false;
@@ -265,8 +278,8 @@ __device__ void output_transform(const float* __restrict__ Mt, const float* __re
         const long long k = i / T, t = i - k * T;
         int ti, tj;
         const long long n = winograd_tile(t, tiles_h, tiles_w, ti, tj);
-        direct_nan_outputs<M>(x, weight, y + (n * K + k) * P * Q, has_bias ? bias[k] : 0.0f, n, k, C, H, W, P, Q, ti,
-                              tj, pad_top, pad_left, padding_counts);
+        direct_nan_outputs<M>(x, weight, y + (n * K + k) * P * Q, has_bias ? bias[k] : 0.0f, n, k, K, C, H, W, P, Q,
+                              ti, tj, pad_top, pad_left, padding_counts, flipped);
     }
 }
 
@@ -366,16 +379,16 @@ extern "C" __global__ void winograd_input_transform_2(const float* __restrict__ 
     input_transform<2>(x, V, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
 }
 extern "C" __global__ void winograd_filter_transform_2(const float* __restrict__ weight, float* __restrict__ U, int K,
-                                                       int C) {
-    filter_transform<2>(weight, U, K, C);
+                                                       int C, int flipped) {
+    filter_transform<2>(weight, U, K, C, flipped);
 }
 extern "C" __global__ void winograd_output_transform_2(const float* __restrict__ Mt, const float* __restrict__ bias,
                                                        float* __restrict__ y, const float* __restrict__ x,
                                                        const float* __restrict__ weight, int has_bias, int N, int K,
                                                        int P, int Q, int tiles_h, int tiles_w, int C, int H, int W,
-                                                       int pad_top, int pad_left, int padding_counts) {
+                                                       int pad_top, int pad_left, int padding_counts, int flipped) {
     output_transform<2>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w, x, weight, C, H, W, pad_top, pad_left,
-                         padding_counts);
+                         padding_counts, flipped);
 }
 extern "C" __global__ void winograd_grad_transform_2(const float* __restrict__ grad_y, float* __restrict__ grad_M,
                                                      int N, int K, int P, int Q, int tiles_h, int tiles_w) {
@@ -394,16 +407,16 @@ extern "C" __global__ void winograd_input_transform_4(const float* __restrict__ 
     input_transform<4>(x, V, N, C, H, W, pad_top, pad_left, tiles_h, tiles_w);
 }
 extern "C" __global__ void winograd_filter_transform_4(const float* __restrict__ weight, float* __restrict__ U, int K,
-                                                       int C) {
-    filter_transform<4>(weight, U, K, C);
+                                                       int C, int flipped) {
+    filter_transform<4>(weight, U, K, C, flipped);
 }
 extern "C" __global__ void winograd_output_transform_4(const float* __restrict__ Mt, const float* __restrict__ bias,
                                                        float* __restrict__ y, const float* __restrict__ x,
                                                        const float* __restrict__ weight, int has_bias, int N, int K,
                                                        int P, int Q, int tiles_h, int tiles_w, int C, int H, int W,
-                                                       int pad_top, int pad_left, int padding_counts) {
+                                                       int pad_top, int pad_left, int padding_counts, int flipped) {
     output_transform<4>(Mt, bias, y, has_bias, N, K, P, Q, tiles_h, tiles_w, x, weight, C, H, W, pad_top, pad_left,
-                         padding_counts);
+                         padding_counts, flipped);
 }
 extern "C" __global__ void winograd_grad_transform_4(const float* __restrict__ grad_y, float* __restrict__ grad_M,
                                                      int N, int K, int P, int Q, int tiles_h, int tiles_w) {

@@ -336,7 +336,7 @@ class Conv2dGpu:
         if winograd:
             m = self.WINOGRAD_GPU_TILE
             self.winograd = (m, self._winograd(m, self.x, self.weight, bias, self.has_bias, self.pads[0], self.pads[2],
-                                               y, True))
+                                               y, padding_counts=True, flipped=False))
             return y
         weight = self._transposed_weight(K, group_channels, R * S) if product.transposed else self.weight
         out = y if product.splits == 1 else xp.empty((product.splits,) + y.shape, dtype=xp.float32)
@@ -408,9 +408,11 @@ class Conv2dGpu:
         _kernels.launch_elementwise(self.device, "winograd", f"winograd_{kernel}_{m}", count,
                                     arrays + _kernels.int32_args(sizes))
 
-    def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y, padding_counts: bool):
+    def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y, padding_counts: bool,
+                  flipped: bool):
         """y = conv2d(x, weight) (+ bias where ``has_bias``) at stride 1, padded by ``top`` and ``left``
-        (and as y's size implies on the other sides), by F(m x m, 3x3): V = B^T d B, U = G g G^T,
+        (and as y's size implies on the other sides), by F(m x m, 3x3), where ``flipped`` with ``weight``
+        rotated by 180 degrees and its channels swapped, read so in place: V = B^T d B, U = G g G^T,
         M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
         convolution of (m + 2)^2 groups on this file's GEMM kernels. Returns that convolution, which
         keeps V for the weight's gradient. The output transform sums again directly the outputs that come
@@ -423,13 +425,13 @@ class Conv2dGpu:
         V = xp.empty((1, points * C, T, 1), dtype=xp.float32)
         self._winograd_launch("input_transform", m, C * T, (x, V), N, C, H, W, top, left, tiles_h, tiles_w)
         U = xp.empty((points * K, C, 1, 1), dtype=xp.float32)
-        self._winograd_launch("filter_transform", m, K * C, (weight, U), K, C)
+        self._winograd_launch("filter_transform", m, K * C, (weight, U), K, C, flipped)
         gemm = type(self)((1, 1), (0, 0, 0, 0), (1, 1), points)
         gemm.device, gemm.xp = self.device, xp
         gemm.TAPS_FORWARD = True  # as VGG-16's layers were timed; TAPS_FORWARD's evidence is from direct layers
         M = gemm.forward_gpu(V, U)
         self._winograd_launch("output_transform", m, K * T, (M, bias, y, x, weight), has_bias, N, K, P, Q, tiles_h,
-                              tiles_w, C, H, W, top, left, padding_counts)
+                              tiles_w, C, H, W, top, left, padding_counts, flipped)
         return gemm
 
     def _backward_winograd(self, grad, need_input: bool, need_weight: bool) -> tuple:
@@ -437,16 +439,15 @@ class Conv2dGpu:
         convolution's own backward for dU, and dweight = G^T dU G. dx is itself a 3x3 convolution at
         stride 1, of the upstream gradient padded by 2 - pad (a negative pad skips rows or columns that
         reached only padding) with the weight flipped and its channels swapped: the same Winograd
-        forward."""
+        forward, whose transforms read the weight so in place."""
         xp, (m, gemm) = self.xp, self.winograd
         N, K, P, Q = grad.shape
         top, _, left, _ = self.pads
         grad_input = grad_weight = None
         if need_input:
-            flipped = xp.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             grad_input = xp.empty(self.x_shape, dtype=xp.float32)
-            self._winograd(m, grad, flipped, _kernels.placeholder(self.device), False, 2 - top, 2 - left, grad_input,
-                           False)
+            self._winograd(m, grad, self.weight, _kernels.placeholder(self.device), False, 2 - top, 2 - left,
+                           grad_input, padding_counts=False, flipped=True)
         if need_weight:
             tiles_h, tiles_w = -(-P // m), -(-Q // m)
             grad_M = xp.empty((1, (m + 2) ** 2 * K, N * tiles_h * tiles_w, 1), dtype=xp.float32)

@@ -411,10 +411,10 @@ class Conv2dGpu:
     def _winograd(self, m: int, x, weight, bias, has_bias: bool, top: int, left: int, y, padding_counts: bool,
                   flipped: bool):
         """y = conv2d(x, weight) (+ bias where ``has_bias``) at stride 1, padded by ``top`` and ``left``
-        (and as y's size implies on the other sides), by F(m x m, 3x3), where ``flipped`` with ``weight``
-        rotated by 180 degrees and its channels swapped, read so in place: V = B^T d B, U = G g G^T,
-        M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one 1x1
-        convolution of (m + 2)^2 groups on this file's GEMM kernels. Returns that convolution, which
+        (and as y's size implies on the other sides), by F(m x m, 3x3); where ``flipped``, with ``weight``
+        rotated by 180 degrees and its channels swapped, as the transforms read it (no copy). V = B^T d B,
+        U = G g G^T, M = U @ V and y = A^T M A, the (m + 2)^2 products M[xi] = U[xi] @ V[xi] run as one
+        1x1 convolution of (m + 2)^2 groups on this file's GEMM kernels. Returns that convolution, which
         keeps V for the weight's gradient. The output transform sums again directly the outputs that come
         out NaN (an inf or NaN in x or the weight; see winograd.cu), a tap in the padding multiplying its 0
         where ``padding_counts`` (the forward) and adding nothing otherwise (the input's gradient)."""

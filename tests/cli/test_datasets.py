@@ -4,6 +4,9 @@ from a local HTTP server with checksums, offline errors, augmentation and the ba
 import functools
 import hashlib
 import http.server
+import importlib.machinery
+import importlib.util
+import os
 import pickle
 import tarfile
 import threading
@@ -28,6 +31,26 @@ def test_digits_split_is_stratified_disjoint_and_seeded():
     assert np.allclose(counts, 0.2, atol=0.01)
     train, test = digits.stratified_split(np.repeat(np.arange(3), 10), 0.2, seed=4)
     assert len(set(train) & set(test)) == 0 and sorted(np.concatenate([train, test])) == list(range(30))
+
+
+def test_digits_are_scikit_learns_read_from_its_file_or_through_load_digits(monkeypatch):
+    """The file read directly gives what load_digits gives, as does load_digits itself where scikit-learn
+    keeps the file elsewhere; without scikit-learn the error says what to install."""
+    from sklearn.datasets import load_digits
+
+    reference = load_digits()
+    folder = importlib.util.find_spec("sklearn").submodule_search_locations[0]
+    assert os.path.isfile(os.path.join(folder, "datasets", "data", "digits.csv.gz"))  # the file read directly
+    images, labels = digits._read_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    elsewhere = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
+    elsewhere.submodule_search_locations = []  # a scikit-learn whose package folder holds no such file
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: elsewhere)
+    images, labels = digits._read_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None)
+    with pytest.raises(DatasetError, match=r"scikit-learn, which is not installed: pip install 'gpucnn\[cli\]'"):
+        load_dataset("digits")
 
 
 # --------------------------------------------------------------------------------------------- MNIST

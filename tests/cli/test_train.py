@@ -1,5 +1,6 @@
 """gpucnn train: outputs, determinism, exact resume, bad input, and the default run's accuracy."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -156,10 +157,13 @@ def test_debug_shows_the_exception(gpucnn_cli):
         gpucnn_cli("train", "--model", "resnet", "--debug")
 
 
-def test_missing_extra_is_named(gpucnn_cli, monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes "import tqdm" fail
+@pytest.mark.parametrize("module, package", [("tqdm", "tqdm"), ("sklearn", "scikit-learn")])
+def test_missing_extra_is_named(gpucnn_cli, monkeypatch, tmp_path, module, package):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == module
+                        else find_spec(name, *rest))
     line = one_line_error(gpucnn_cli("train", "--out", tmp_path / "run", *SMALL))
-    assert "needs the 'cli' extra: pip install 'gpucnn[cli]'" in line and "tqdm" in line
+    assert "needs the 'cli' extra: pip install 'gpucnn[cli]'" in line and f"({package} is not installed)" in line
     assert not (tmp_path / "run").exists()
 
 

@@ -10,8 +10,8 @@
 # first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too,
 # then VGG-16's max pooling, then the Jetson layers' backward-data, whose RGB stem takes the exact gather);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers and the resnet18 ones at batch 32, also
-# on the device alone; backward-data's wider gather on the ConvNetJS and small ResNet layers; then the
-# resnet18 ones at batch 64 and the VGG-16 ones),
+# on the device alone; every path on the ConvNetJS and lecture layers, backward-data's wider gather on the
+# small ResNet's; then the resnet18 ones at batch 64 and the VGG-16 ones),
 # python -m bench ops --device cuda (the resnet18 and jetson suites, the default mix, the convnetjs and lecture
 # suites, then vgg16),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
@@ -140,11 +140,15 @@ step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 # host's work per call bounds
 step bench-ops-cuda-convnetjs 60 "$python" -m bench ops --device cuda --suite convnetjs --out "$out"
 step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lecture --out "$out"
-# backward-data of 9-20 channels a group on the 64 tile, whose rows are then mostly channels that do not
-# exist, against the exact gather; and products of few tiles unsplit, a launch fewer where the host's work
-# bounds the call: the ConvNetJS layers and the small ResNet's at batch 128
-step bench-kernels-cuda-convnetjs 60 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
-  --paths gather20,unsplit --out "$out"
+# every kernel path on the ConvNetJS and lecture layers, also on the device alone, where gpucnn's device time
+# is furthest from cuDNN's (0.65-0.74 of its speed over forward and both backwards, weight gradients 0.41-0.86
+# on an H100): among them backward-data of 9-20 channels a group on the 64 tile, whose rows are then mostly
+# channels that do not exist, against the exact gather, and products of few tiles unsplit, a launch fewer;
+# then the small ResNet's layers at batch 128 on those two paths
+step bench-kernels-cuda-convnetjs 90 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
+  --out "$out"
+step bench-kernels-cuda-lecture 60 "$python" -m bench kernels --device cuda --suite lecture --device-times \
+  --out "$out"
 step bench-kernels-cuda-smallresnet 60 "$python" -m bench kernels --device cuda --suite smallresnet --batch 128 \
   --device-times --paths gather20,unsplit --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines

@@ -74,7 +74,7 @@ def test_every_step_runs_in_order_and_writes_its_log(tmp_path):
                          "bench-kernels-cuda", "bench-ops-cuda-resnet18", "bench-ops-cuda-jetson", "bench-train-cuda"]
     assert {"profile-host", "profile-calls", "ncu-conv2d", "ncu-train-step", "pytest-all", "bench-conv2d-cpu",
             "profile-step-lenet", "bench-ops-cuda-convnetjs", "bench-ops-cuda-lecture", "bench-kernels-cuda-convnetjs",
-            "bench-kernels-cuda-smallresnet"} <= set(steps)
+            "bench-kernels-cuda-lecture", "bench-kernels-cuda-smallresnet"} <= set(steps)
     assert len(steps) == len(set(steps))
     for step in steps:
         assert (out / f"{step}.log").is_file(), step
@@ -115,11 +115,12 @@ def test_steps_picks_the_steps_that_run(tmp_path):
     assert status == 0
     ran = [step for step, result in summary if result != "not selected"]
     assert ran == ["gpu-info", "bench-kernels-cuda", "bench-kernels-cuda-jetson", "bench-kernels-cuda-convnetjs",
-                   "bench-kernels-cuda-smallresnet", "bench-kernels-cuda-b64", "bench-kernels-cuda-vgg16"]
+                   "bench-kernels-cuda-lecture", "bench-kernels-cuda-smallresnet", "bench-kernels-cuda-b64",
+                   "bench-kernels-cuda-vgg16"]
     assert all(result == "exit 0" for step, result in summary if step in ran)
     assert ("pytest-gpu", "not selected") in summary and ("bench-train-cuda", "not selected") in summary
     assert calls[0] == "nvidia-smi " and all(call.startswith("python -m bench kernels") for call in calls[1:])
-    assert len(calls) == 7
+    assert len(calls) == 8
 
 
 def test_a_before_that_is_no_folder_is_refused(tmp_path):

@@ -101,34 +101,28 @@ class ReLU(Function):
       product with the bool mask takes 49 us / 1.0 ms (and needs that check), ``where`` 8 ms at 2M.
       The bool-to-integer conversion is most of the cost: NumPy's compare only writes bools.
 
-    From ``BACKWARD_THREADED`` elements on the backward runs in contiguous pieces of
-    ``BACKWARD_THREADED // 2`` on all cores (:func:`gpucnn.ops._parallel.run_chunked`), and from
-    ``FORWARD_THREADED`` on the forward in pieces of ``FORWARD_PIECE`` (of a C-contiguous input).
-    Waking a helper thread and waiting for it costs about 40 us on one machine and 100-200 us on
-    another, more than it saves below that. Below, the backward runs in pieces of ``CACHED`` elements
-    one after the other, so that a piece's mask and product are still in the cache for its next pass;
-    on a 2-core Intel Xeon VM (2 MiB of L2 a core), float32, against one piece: 512K elements 0.26 ms
-    against 0.35, 1M - 1 0.50-0.52 against 0.69-0.70, 256K 0.128 against 0.143-0.145, 128K (one piece
-    either way) 0.048-0.052. (Such pieces inside the threaded ones took 2M from 0.78-0.82 ms to 1.0.)
-    On a later 2-core Xeon VM, called back to back at 2M, the threaded backward took 0.80-0.86 ms
-    against 0.97-1.04 on one core, the threaded forward 0.40-0.44 ms against 0.53-0.58 (pieces of
-    256K; 0.43 in pieces of 128K), and 0.49-0.55 ms against 0.56-0.58 when every call came right after
-    a PyTorch op, whose OpenMP threads then spin on the second core. On a 2-core AMD EPYC VM (three
-    processes a side, median of 31 calls), the forward on one core against in pieces on both: 1M
-    elements 0.122 ms against 0.168-0.227, 1.5M 0.193-0.204 against 0.199-0.291, 2M 0.278-0.297
-    against 0.272-0.365; the backward 1M 0.353-0.623 against 0.276-0.377, 2M 1.69-1.93 against
-    0.97-1.08. So the forward splits from 2M elements, the backward from 1M.
+    From ``THREADED`` elements on, both run in contiguous pieces on all cores
+    (:func:`gpucnn.ops._parallel.run_chunked`): the backward in pieces of ``THREADED // 2``, the
+    forward in pieces of ``FORWARD_PIECE`` (of a C-contiguous input). Waking a helper thread and
+    waiting for it costs about 40 us here, more than it saves below that. Below, the backward runs in
+    pieces of ``CACHED`` elements one after the other, so that a piece's mask and product are still in
+    the cache for its next pass; on a 2-core Intel Xeon VM (2 MiB of L2 a core), float32, against one
+    piece: 512K elements 0.26 ms against 0.35, 1M - 1 0.50-0.52 against 0.69-0.70, 256K 0.128 against
+    0.143-0.145, 128K (one piece either way) 0.048-0.052. (Such pieces inside the threaded ones took 2M
+    from 0.78-0.82 ms to 1.0.) On a later 2-core Xeon VM, called back to back at 2M, the threaded
+    backward took 0.80-0.86 ms against 0.97-1.04 on one core, the threaded forward 0.40-0.44 ms
+    against 0.53-0.58 (pieces of 256K; 0.43 in pieces of 128K), and 0.49-0.55 ms against 0.56-0.58
+    when every call came right after a PyTorch op, whose OpenMP threads then spin on the second core.
     """
 
-    FORWARD_THREADED = 1 << 21
-    BACKWARD_THREADED = 1 << 20
+    THREADED = 1 << 20
     FORWARD_PIECE = 1 << 18
     CACHED = 1 << 16
 
     def forward_cpu(self, x):
         formulation = _forward_formulation(x.dtype)
         self.y = _memory.empty(x.shape, x.dtype)
-        if x.size >= self.FORWARD_THREADED and x.flags.c_contiguous:
+        if x.size >= self.THREADED and x.flags.c_contiguous:
             x_flat, y_flat = x.reshape(-1), self.y.reshape(-1)
             run_chunked(lambda start, stop: formulation(x_flat[start:stop], y_flat[start:stop]), x.size,
                         self.FORWARD_PIECE)
@@ -149,8 +143,8 @@ class ReLU(Function):
             numpy.copyto(passes, nonzero)  # 1 where x > 0 or x is NaN
             numpy.multiply(grad_bits[start:stop], passes, out=passes)
 
-        if y.size >= self.BACKWARD_THREADED:
-            run_chunked(work, y.size, self.BACKWARD_THREADED // 2)
+        if y.size >= self.THREADED:
+            run_chunked(work, y.size, self.THREADED // 2)
         else:  # in pieces whose mask and product stay in the cache from one pass to the next
             for start in range(0, y.size, self.CACHED):
                 work(start, min(start + self.CACHED, y.size))

@@ -246,13 +246,12 @@ def test_inf_and_nan_upstream_gradient_is_stopped_where_x_is_not_positive(device
 @pytest.mark.parametrize("size", [2 * 16 + 5, 10 * 16 + 3])
 @pytest.mark.parametrize("threaded", [True, False])
 def test_forward_and_backward_in_pieces_match_torch(monkeypatch, size, threaded):
-    """From ReLU.FORWARD_THREADED and ReLU.BACKWARD_THREADED elements on, forward and backward split
-    the flat arrays into pieces on all cores (the forward into pieces of ReLU.FORWARD_PIECE), below it
-    the backward into pieces of ReLU.CACHED one after the other; odd sizes leave uneven pieces."""
+    """From ReLU.THREADED elements on both split the flat arrays into pieces on all cores (the forward
+    into pieces of ReLU.FORWARD_PIECE), below it the backward into pieces of ReLU.CACHED one after the
+    other; odd sizes leave uneven pieces."""
     from gpucnn.ops.relu import ReLU
 
-    monkeypatch.setattr(ReLU, "FORWARD_THREADED", 32 if threaded else 10**9)
-    monkeypatch.setattr(ReLU, "BACKWARD_THREADED", 32 if threaded else 10**9)
+    monkeypatch.setattr(ReLU, "THREADED", 32 if threaded else 10**9)
     monkeypatch.setattr(ReLU, "FORWARD_PIECE", 8)
     monkeypatch.setattr(ReLU, "CACHED", 16)
     rng = np.random.default_rng(size)
@@ -264,55 +263,22 @@ def test_forward_and_backward_in_pieces_match_torch(monkeypatch, size, threaded)
 
 
 def test_forward_and_backward_in_pieces_at_full_size():
-    """The real thresholds (one and two million elements), float32 and float64."""
+    """The real threshold (about a million elements), float32 and float64."""
     from gpucnn.ops.relu import ReLU
 
     for dtype in (np.float32, np.float64):
         rng = np.random.default_rng(12)
-        x = special_values(rng, (2, ReLU.FORWARD_THREADED // 2 + 7), dtype)
+        x = special_values(rng, (2, ReLU.THREADED // 2 + 7), dtype)
         upstream = rng.standard_normal(x.shape).astype(dtype)
         (y, grad), (expected_y, expected_grad) = relu_against_torch(x, upstream)
         assert_same_bits(y, expected_y)
         np.testing.assert_array_equal(grad, expected_grad)
 
 
-@pytest.mark.parametrize("size, forward_split, backward_split", [(47, False, False), (48, False, True),
-                                                                 (95, False, True), (96, True, True)])
-def test_each_direction_splits_from_its_own_threshold(monkeypatch, size, forward_split, backward_split):
-    """The forward splits from ReLU.FORWARD_THREADED elements, the backward from ReLU.BACKWARD_THREADED:
-    on a 2-core AMD EPYC VM the split forward was slower than one core's up to 2M elements, the split
-    backward faster from 1M."""
-    from gpucnn.ops import relu as relu_module
-
-    monkeypatch.setattr(relu_module.ReLU, "FORWARD_THREADED", 96)
-    monkeypatch.setattr(relu_module.ReLU, "BACKWARD_THREADED", 48)
-    monkeypatch.setattr(relu_module.ReLU, "FORWARD_PIECE", 8)
-    splits, run_chunked = [], relu_module.run_chunked
-
-    def recording(work, count, grain):  # run_chunked, noting the elements it splits
-        splits.append(count)
-        run_chunked(work, count, grain)
-
-    monkeypatch.setattr(relu_module, "run_chunked", recording)
-    rng = np.random.default_rng(size)
-    x = special_values(rng, (size,))
-    t = gpucnn.tensor(x, requires_grad=True)
-    y = relu(t)
-    assert splits == ([size] if forward_split else [])
-    splits.clear()
-    upstream = special_values(rng, (size,))
-    y.backward(upstream)
-    assert splits == ([size] if backward_split else [])
-    (expected_y, expected_grad) = relu_against_torch(x, upstream)[1]
-    assert_same_bits(y.numpy(), expected_y)
-    np.testing.assert_array_equal(t.grad.numpy(), expected_grad)
-
-
 def test_non_contiguous_input_and_gradient_in_pieces(monkeypatch):
     from gpucnn.ops.relu import ReLU
 
-    monkeypatch.setattr(ReLU, "FORWARD_THREADED", 32)
-    monkeypatch.setattr(ReLU, "BACKWARD_THREADED", 32)
+    monkeypatch.setattr(ReLU, "THREADED", 32)
     rng = np.random.default_rng(13)
     x = special_values(rng, (9, 8, 7)).transpose(2, 0, 1)[:, ::2]
     upstream = special_values(rng, (8, 10, 7)).transpose(2, 1, 0)[:, ::2]

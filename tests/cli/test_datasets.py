@@ -2,6 +2,7 @@
 from a local HTTP server with checksums, offline errors, augmentation and the batch loader."""
 
 import functools
+import gzip
 import hashlib
 import http.server
 import importlib.machinery
@@ -33,9 +34,9 @@ def test_digits_split_is_stratified_disjoint_and_seeded():
     assert len(set(train) & set(test)) == 0 and sorted(np.concatenate([train, test])) == list(range(30))
 
 
-def test_digits_are_scikit_learns_read_from_its_file_or_through_load_digits(monkeypatch):
+def test_digits_are_scikit_learns_read_from_its_file_or_through_load_digits(monkeypatch, tmp_path):
     """The file read directly gives what load_digits gives, as does load_digits itself where scikit-learn
-    keeps the file elsewhere; without scikit-learn the error says what to install."""
+    keeps the file elsewhere or in another layout; without scikit-learn the error says what to install."""
     from sklearn.datasets import load_digits
 
     reference = load_digits()
@@ -43,11 +44,18 @@ def test_digits_are_scikit_learns_read_from_its_file_or_through_load_digits(monk
     assert os.path.isfile(os.path.join(folder, "datasets", "data", "digits.csv.gz"))  # the file read directly
     images, labels = digits._read_digits()
     assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
-    elsewhere = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
-    elsewhere.submodule_search_locations = []  # a scikit-learn whose package folder holds no such file
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: elsewhere)
-    images, labels = digits._read_digits()
-    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    (tmp_path / "header" / "datasets" / "data").mkdir(parents=True)
+    (tmp_path / "columns" / "datasets" / "data").mkdir(parents=True)
+    with gzip.open(tmp_path / "header" / "datasets" / "data" / "digits.csv.gz", "wt") as file:
+        file.write("pixels and label\n" + "0," * 64 + "0\n")
+    with gzip.open(tmp_path / "columns" / "datasets" / "data" / "digits.csv.gz", "wt") as file:
+        file.write("0," * 63 + "0\n")
+    for folders in ([], [str(tmp_path / "header")], [str(tmp_path / "columns")]):  # no file; other layouts
+        elsewhere = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
+        elsewhere.submodule_search_locations = folders
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: elsewhere)
+        images, labels = digits._read_digits()
+        assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None)
     with pytest.raises(DatasetError, match=r"scikit-learn, which is not installed: pip install 'gpucnn\[cli\]'"):
         load_dataset("digits")

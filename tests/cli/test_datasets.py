@@ -36,7 +36,7 @@ def test_digits_split_is_stratified_disjoint_and_seeded():
 
 def test_digits_are_scikit_learns_read_from_its_file_or_through_load_digits(monkeypatch, tmp_path):
     """The file read directly gives what load_digits gives, as does load_digits itself where scikit-learn
-    keeps the file elsewhere or in another layout; without scikit-learn the error says what to install."""
+    keeps the file elsewhere or in another form; without scikit-learn the error says what to install."""
     from sklearn.datasets import load_digits
 
     reference = load_digits()
@@ -50,7 +50,10 @@ def test_digits_are_scikit_learns_read_from_its_file_or_through_load_digits(monk
         file.write("pixels and label\n" + "0," * 64 + "0\n")
     with gzip.open(tmp_path / "columns" / "datasets" / "data" / "digits.csv.gz", "wt") as file:
         file.write("0," * 63 + "0\n")
-    for folders in ([], [str(tmp_path / "header")], [str(tmp_path / "columns")]):  # no file; other layouts
+    (tmp_path / "plain" / "datasets" / "data").mkdir(parents=True)
+    (tmp_path / "plain" / "datasets" / "data" / "digits.csv.gz").write_text("0," * 64 + "0\n")  # not gzip
+    for folders in ([], [str(tmp_path / name) for name in ("missing", "header")], [str(tmp_path / "columns")],
+                    [str(tmp_path / "plain")]):  # no folder, no file, other layouts
         elsewhere = importlib.machinery.ModuleSpec("sklearn", None, is_package=True)
         elsewhere.submodule_search_locations = folders
         monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: elsewhere)

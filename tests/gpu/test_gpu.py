@@ -329,6 +329,14 @@ def test_backward_filter_splits_that_fill_the_gpus_waves_match_cpu(monkeypatch):
     """ResNet-18's 128-channel 16x16 layer at batch 32: backward-filter on the 128 tile, its splits chosen
     for this GPU's multiprocessor count (Conv2d.FILL_WAVES), against the cpu and the splits without."""
     monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", {})  # the reference: the cpu's im2col
+    monkeypatch.setattr(Conv2d, "WINOGRAD_GPU_TILE", 0)  # not Winograd, which this size takes (WINOGRAD_GPU_MIN_MACS)
+    launched, launch = [], Conv2d._launch
+
+    def recording(self, name, grid, args, fixed=()):
+        launched.append(name)
+        launch(self, name, grid, args, fixed)
+
+    monkeypatch.setattr(Conv2d, "_launch", recording)
     device = gpucnn.device("cuda")
     assert isinstance(device.multiprocessors, int) and device.multiprocessors > 0
     conv = Conv2d((1, 1), (1, 1, 1, 1), (1, 1), 1)
@@ -353,4 +361,5 @@ def test_backward_filter_splits_that_fill_the_gpus_waves_match_cpu(monkeypatch):
         F.conv2d(gpucnn.tensor(x, device=device_name), weight, padding=1).backward(
             gpucnn.tensor(upstream, device=device_name))
         grads.append(weight.grad.numpy())
+    assert "conv2d_backward_filter_128" in launched, launched
     assert_close(grads[1], grads[0], atol=1e-3, rtol=1e-4, name="dw")

@@ -9,7 +9,8 @@
 Every conv layer's forward, backward-data and backward-filter is timed with each kernel path of
 ``gpucnn.ops.conv2d.KERNEL_PATHS`` (the launcher's choice; the same with no reduction split, with
 more splits, with shorter chunks; the direct kernels without the taps kernels; the launcher's choice
-with the tiles for short forward reductions; the launcher's choice with backward-filter's splits not
+with the tiles for short forward reductions and narrow layers, with the pixels forward for reductions of
+up to 160 indices whatever the output channels; the launcher's choice with backward-filter's splits not
 fitted to the GPU's waves; the launcher's choice with backward-data's exact gather for up to 20
 channels a group; the direct kernels with the 64 tile everywhere, with the 128 tile
 everywhere; Winograd's F(2x2, 3x3) and F(4x4, 3x3) on every 3x3 stride-1 layer) and with PyTorch
@@ -142,7 +143,9 @@ def main(args, out_dir) -> dict:
               "run (512 for chosen); chunk64 = the same with chunks down to 64 indices (128); taps_off = the "
               "direct kernels as the launcher picks them, without the taps kernels; taps_forward = the same "
               "with the taps kernels in the forward too; pixels_off = the launcher's choice with the tiles for "
-              "short forward reductions too; waves_off = the launcher's choice with backward-filter's splits "
+              "short forward reductions and narrow layers too; pixels_wide = the launcher's choice with the "
+              "pixels forward for reductions of up to 160 indices whatever the output channels (27, or 160 for "
+              "up to 32 a group); waves_off = the launcher's choice with backward-filter's splits "
               "not fitted to the GPU's waves; gather20 = the launcher's choice with backward-data's exact "
               "gather for up to 20 channels a group (8); tileN = the direct kernels with the N tile for every "
               "product and the taps kernels wherever they apply, no gather; winogradM = F(M x M, 3x3) on every "

@@ -767,7 +767,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
  * so the same sums. Grid (ceil(N*P*Q / 256), ceil(Kg / PIXELS_CHANNELS), G); consecutive threads
  * take consecutive pixels, so their input reads and output writes are coalesced. */
 #define PIXELS_CHANNELS 16
-#define PIXELS_MAX_REDUCTION 64
+#define PIXELS_MAX_REDUCTION 160
 
 extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,

@@ -42,6 +42,7 @@ class _Product(NamedTuple):
 _PLANS = {}  # Conv2dGpu._plan's
 _GATHER_CHANNELS = 4  # channels of a gather item in cuda/conv2d.cu (GATHER_CHANNELS)
 _PIXELS_CHANNELS = 16  # output channels of a conv2d_forward_pixels thread (conv2d.cu's PIXELS_CHANNELS)
+PIXELS_MAX_REDUCTION = 160  # the longest reduction it takes (conv2d.cu's PIXELS_MAX_REDUCTION, its shared buffer)
 
 
 class Conv2dGpu:
@@ -108,9 +109,21 @@ class Conv2dGpu:
     # path "pixels_off"): CIFAR ResNet-18's stem 0.014 ms against 0.020 at batch 32 (cuDNN 0.014), the
     # small ResNet's stem 0.014 against 0.048 and its 1x1 16->32 layer (16 indices) 0.011 against 0.014
     # at batch 128; but its 1x1 32->64 layer (32 indices, 64 output channels) 0.016 against 0.009, so
-    # 32 indices take the tiles. At most conv2d.cu's PIXELS_MAX_REDUCTION (64, its shared buffer); 0:
-    # never (the kernel path "pixels_off").
+    # 32 indices take the tiles. At most PIXELS_MAX_REDUCTION; 0: never (the kernel path "pixels_off"; the
+    # kernel path "pixels_wide" takes it up to PIXELS_MAX_REDUCTION).
     PIXELS_FORWARD_MAX_REDUCTION = 27
+    # A forward of at most this many output channels a group takes it for reductions of up to
+    # PIXELS_MAX_REDUCTION indices too: the 64 tile's rows are then mostly channels that do not exist. On an
+    # H100 (device time, `python -m bench kernels`, the kernel path "pixels_wide" against the launcher's
+    # choice of tiles): the ConvNetJS 5x5 RGB stem (3 -> 16, 75 indices) and the lecture's (3 -> 10) at
+    # batch 32, 0.013 ms against 0.023 (cuDNN 0.013); the small ResNet's 16-channel 3x3 layer (144
+    # indices) at batch 128, 0.048 against 0.117 (cuDNN 0.053), its 16 -> 32 stride-2 one 0.029 against
+    # 0.036. With more channels the tiles were faster: the batch-1 Jetson 7x7 RGB stem (3 -> 64, 147
+    # indices) 0.025 against 0.022, ResNet-18's 1x1 64 -> 128 layer 0.028 against 0.011, the small
+    # ResNet's 1x1 32 -> 64 one 0.015 against 0.007, and Winograd's products of 64 and 128 channels on
+    # ResNet-18 at batch 32 0.107-0.110 against 0.056-0.064. Winograd's products of at most this many
+    # output channels take it too (not timed). 0: never (the kernel path "pixels_off").
+    PIXELS_FORWARD_NARROW_CHANNELS = 32
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
     #                        (checked as the forward's plan is made, before any launch)
@@ -175,7 +188,8 @@ class Conv2dGpu:
         key = (product, x_shape, weight_shape, self.stride, self.pads, self.dilation, self.groups,
                has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
-               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION, self.MAX_GRID_YZ,
+               self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION,
+               self.PIXELS_FORWARD_NARROW_CHANNELS, self.MAX_GRID_YZ,
                self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK, self.FILL_WAVES,
                self._wide_filter_blocks(), self.device.multiprocessors)
         plan = _PLANS.get(key)
@@ -201,8 +215,10 @@ class Conv2dGpu:
         groups, winograd = self.groups, self._takes_winograd(N * P * Q, weight_shape)
         geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
         pixels_grid = (-(-N * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups)
-        if (group_channels * R * S <= self.PIXELS_FORWARD_MAX_REDUCTION and pixels_grid[0] < 2**31
-                and max(pixels_grid[1:]) <= self.MAX_GRID_YZ):
+        reduction = group_channels * R * S
+        short = reduction <= self.PIXELS_FORWARD_MAX_REDUCTION or (
+            reduction <= PIXELS_MAX_REDUCTION and K // groups <= self.PIXELS_FORWARD_NARROW_CHANNELS)
+        if short and pixels_grid[0] < 2**31 and max(pixels_grid[1:]) <= self.MAX_GRID_YZ:
             return P, Q, winograd, _Product("conv2d_forward_pixels", pixels_grid, 1, geometry, False)
         tile = self._tile(K // groups, N * P * Q, groups)
         splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,

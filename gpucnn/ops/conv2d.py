@@ -21,7 +21,7 @@ from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _kernels, _shapes
 from ._conv2d_cpu import Conv2dCpu
-from ._conv2d_gpu import Conv2dGpu, has_wide_tile
+from ._conv2d_gpu import PIXELS_MAX_REDUCTION, Conv2dGpu, has_wide_tile
 
 __all__ = ["Conv2d", "KERNEL_PATHS", "conv2d", "has_wide_tile", "kernel_path", "kernel_paths"]
 
@@ -68,7 +68,9 @@ class Conv2d(Conv2dCpu, Conv2dGpu, Function):
 #   with chunks down to 64 indices (SPLIT_MIN_CHUNK): see SPLIT_TARGET_BLOCKS;
 # - the direct kernels only, as the launcher picks them but without the taps kernels, or with them in
 #   the forward too (TAPS_FORWARD);
-# - the launcher's choice with the tiles for short forward reductions too (no conv2d_forward_pixels),
+# - the launcher's choice with the tiles for short forward reductions and narrow layers too (no
+#   conv2d_forward_pixels), with it for reductions of up to PIXELS_MAX_REDUCTION indices whatever the
+#   output channels (a 7x7 RGB stem's 147),
 #   with backward-filter's splits not fitted to the GPU's waves (FILL_WAVES), or with backward-data's
 #   exact gather for up to 20 channels a group (GATHER_MAX_CHANNELS: the ConvNetJS layers' 16 and 20,
 #   the small ResNet's 16, on which the 64 tile's rows are mostly channels that do not exist);
@@ -77,6 +79,7 @@ class Conv2d(Conv2dCpu, Conv2dGpu, Function):
 #   and up;
 # - Winograd's F(2x2, 3x3) or F(4x4, 3x3) wherever it applies, at any size.
 _ANY_SIZE = dict(WINOGRAD_GPU_MIN_CHANNELS=0, WINOGRAD_GPU_MIN_MACS=0)
+_NO_PIXELS = dict(PIXELS_FORWARD_MAX_REDUCTION=0, PIXELS_FORWARD_NARROW_CHANNELS=0)
 KERNEL_PATHS = {
     "chosen": {},
     "unsplit": dict(SPLIT_TARGET_BLOCKS=0),
@@ -84,13 +87,12 @@ KERNEL_PATHS = {
     "chunk64": dict(SPLIT_MIN_CHUNK=64),
     "taps_off": dict(TAP_STEP_CHANNELS=0, WINOGRAD_GPU_TILE=0),
     "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
-    "pixels_off": dict(PIXELS_FORWARD_MAX_REDUCTION=0),
+    "pixels_off": _NO_PIXELS,
+    "pixels_wide": dict(PIXELS_FORWARD_MAX_REDUCTION=PIXELS_MAX_REDUCTION),
     "waves_off": dict(FILL_WAVES=False),
     "gather20": dict(GATHER_MAX_CHANNELS=20),
-    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,
-                   PIXELS_FORWARD_MAX_REDUCTION=0),
-    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True,
-                    PIXELS_FORWARD_MAX_REDUCTION=0),
+    "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True, **_NO_PIXELS),
+    "tile128": dict(FORCE_TILE=128, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True, **_NO_PIXELS),
     "winograd2": dict(WINOGRAD_GPU_TILE=2, **_ANY_SIZE),
     "winograd4": dict(WINOGRAD_GPU_TILE=4, **_ANY_SIZE),
 }

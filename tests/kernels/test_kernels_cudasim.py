@@ -295,6 +295,25 @@ def test_conv2d_pixels_forward_with_non_finite_values(order):
     assert launches[0][0] == "conv2d_forward_pixels"
 
 
+@pytest.mark.parametrize("order", ORDERS[:3], ids=order_ids[:3])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((2, 3, 9, 8), (20, 3, 5, 5), dict(padding=2)),  # a 5x5 RGB stem: 75 reduction indices
+    ((1, 3, 11, 10), (16, 3, 7, 7), dict(stride=2, padding=3)),  # a 7x7 one: 147
+    ((2, 20, 6, 5), (6, 10, 4, 4), dict(padding=(1, 2), groups=2)),  # 160 a group, the kernel's longest
+])
+def test_conv2d_pixels_forward_up_to_its_longest_reduction(monkeypatch, x_shape, w_shape, kwargs, order):
+    """The kernel path pixels_wide runs conv2d_forward_pixels on reductions of up to
+    _conv2d_gpu.PIXELS_MAX_REDUCTION indices a group, all staged in its shared buffer: the cpu's results."""
+    launches = launched_kernels(monkeypatch)
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(x_shape).astype(np.float32),
+              (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32),
+              rng.standard_normal(w_shape[0]).astype(np.float32)]
+    with conv2d_module.kernel_path("pixels_wide"):
+        compare(lambda *t: F.conv2d(*t, **kwargs), arrays, order)
+    assert launches[0][0] == "conv2d_forward_pixels", launches
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 def test_conv2d_many_filter_splits(monkeypatch, order):
     # Chunks of 16 positions: 5 splits over N*P*Q = 70, the last one partial.
@@ -345,7 +364,8 @@ def test_conv2d_split_reductions(monkeypatch, case, path, order):
     are empty; the taps kernels' chunks within one tap; the bias added once, after the sum."""
     x_shape, (K, Cg, R, S), kwargs, with_bias = case
     monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
-    monkeypatch.setattr(conv2d_module.Conv2d, "PIXELS_FORWARD_MAX_REDUCTION", 0)  # short forwards tiled too
+    for name, value in conv2d_module.KERNEL_PATHS["pixels_off"].items():  # short and narrow forwards tiled too
+        monkeypatch.setattr(conv2d_module.Conv2d, name, value)
     launches = launched_kernels(monkeypatch)
     rng = np.random.default_rng(6)
     arrays = [rng.standard_normal(x_shape).astype(np.float32),

@@ -420,8 +420,8 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, split768, "
-                                         "chunk64, taps_off, taps_forward, pixels_off, waves_off, gather20, tile64, "
-                                         "tile128, winograd2, winograd4"):
+                                         "chunk64, taps_off, taps_forward, pixels_off, pixels_wide, waves_off, "
+                                         "gather20, tile64, tile128, winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
@@ -438,8 +438,10 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     with kernel_path("taps_forward"):
         assert Conv2d.TAPS_FORWARD and Conv2d.TAP_STEP_CHANNELS == 16 and Conv2d.WINOGRAD_GPU_TILE == 0
     with kernel_path("pixels_off"):
-        assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 0
-    assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 27
+        assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == Conv2d.PIXELS_FORWARD_NARROW_CHANNELS == 0
+    with kernel_path("pixels_wide"):
+        assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 160
+    assert (Conv2d.PIXELS_FORWARD_MAX_REDUCTION, Conv2d.PIXELS_FORWARD_NARROW_CHANNELS) == (27, 32)
     assert {name: getattr(Conv2d, name) for name in names} == defaults
 
 
@@ -467,31 +469,39 @@ def test_which_products_take_the_taps_kernels():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(device, "kernel", recording)
-        direct = launches((16, 16, 3, 3))
+        # 48 output channels a group: too many for the pixels kernel (Conv2d.PIXELS_FORWARD_NARROW_CHANNELS)
+        direct = launches((48, 16, 3, 3))
         assert "conv2d_forward_64" in direct and "conv2d_backward_data_taps_64" in direct
         assert not any(name.startswith("conv2d_forward_taps") for name in direct)
         # Winograd's products reduce over the input channels: 16 would be short enough for the pixels kernel
-        assert any(name.startswith("conv2d_forward_taps") for name in launches((16, 48, 3, 3), "winograd4"))
+        assert any(name.startswith("conv2d_forward_taps") for name in launches((48, 48, 3, 3), "winograd4"))
         assert "conv2d_forward_pixels" in launches((16, 16, 3, 3), "winograd4")
-        assert "conv2d_forward_taps_64" in launches((16, 16, 3, 3), "taps_forward")
-        one_by_one = launches((16, 48, 1, 1), "taps_forward")  # 16 channels: a reduction short enough for pixels
+        assert "conv2d_forward_taps_64" in launches((48, 16, 3, 3), "taps_forward")
+        one_by_one = launches((48, 48, 1, 1), "taps_forward")
         assert "conv2d_forward_taps_64" in one_by_one
         assert one_by_one.count("conv2d_transpose_weight") == 1  # backward-data's
 
 
-@pytest.mark.parametrize("channels, kernel, name", [
-    (3, 3, "conv2d_forward_pixels"),  # an RGB stem's 3x3: 27 reduction indices
-    (16, 1, "conv2d_forward_pixels"),
-    (27, 1, "conv2d_forward_pixels"),
-    (28, 1, "conv2d_forward_64"),
-    (32, 1, "conv2d_forward_64"),  # the small ResNet's 1x1 32 -> 64 layer, slower on the pixels kernel
+@pytest.mark.parametrize("channels, kernel, outputs, name", [
+    (3, 3, 64, "conv2d_forward_pixels"),  # an RGB stem's 3x3: 27 reduction indices
+    (16, 1, 64, "conv2d_forward_pixels"),
+    (27, 1, 64, "conv2d_forward_pixels"),
+    (28, 1, 64, "conv2d_forward_64"),
+    (32, 1, 64, "conv2d_forward_64"),  # the small ResNet's 1x1 32 -> 64 layer, slower on the pixels kernel
+    (3, 7, 64, "conv2d_forward_64"),  # the Jetson 7x7 RGB stem: 147 indices, slower on the pixels kernel
+    (3, 5, 16, "conv2d_forward_pixels"),  # the ConvNetJS 5x5 RGB stem: 75 indices, 16 output channels
+    (16, 3, 32, "conv2d_forward_pixels"),  # the small ResNet's 16 -> 32 layer: 144 indices
+    (16, 3, 33, "conv2d_forward_64"),
+    (160, 1, 32, "conv2d_forward_pixels"),
+    (161, 1, 32, "conv2d_forward_64"),
 ])
-def test_the_pixels_forward_takes_reductions_up_to_an_rgb_stems(channels, kernel, name):
+def test_the_pixels_forward_takes_short_reductions_and_narrow_layers(channels, kernel, outputs, name):
     """Forwards of at most Conv2d.PIXELS_FORWARD_MAX_REDUCTION (27) reduction indices a group take
-    conv2d_forward_pixels, longer ones the tiles."""
+    conv2d_forward_pixels, and so do those of at most PIXELS_FORWARD_NARROW_CHANNELS (32) output channels
+    a group up to the kernel's PIXELS_MAX_REDUCTION (160); others the tiles."""
     conv = Conv2d((2, 2), (kernel // 2,) * 4, (1, 1), 1)
     conv.device = gpucnn.device("cudasim")
-    assert conv._plan("forward", (8, channels, 16, 16), (64, channels, kernel, kernel))[3].name == name
+    assert conv._plan("forward", (8, channels, 16, 16), (outputs, channels, kernel, kernel))[3].name == name
 
 def test_host_constants_match_the_kernels_defines():
     """The launcher sizes grids and picks kernels by constants that cuda/conv2d.cu defines for itself."""
@@ -513,7 +523,8 @@ def test_host_constants_match_the_kernels_defines():
     assert (Conv2d.WIDE_FILTER_CAPABILITY * 10, Conv2d.WIDE_FILTER_BLOCKS) == tuple(
         int(value) for value in blocks.groups())
     assert re.search(r"__launch_bounds__\(CONV_THREADS, CONV_BLOCKS_128\) conv2d_backward_filter_128\(", source)
-    assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION <= define("PIXELS_MAX_REDUCTION")
+    assert _conv2d_gpu.PIXELS_MAX_REDUCTION == define("PIXELS_MAX_REDUCTION")
+    assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION <= _conv2d_gpu.PIXELS_MAX_REDUCTION
 
 
 def test_launch_plans_are_made_once_per_problem_and_settings(monkeypatch):
@@ -687,7 +698,8 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
     assert kernel_paths(conv.device) == ["chosen", "unsplit", "split768", "chunk64", "taps_off", "taps_forward",
-                                          "pixels_off", "waves_off", "gather20", "tile64", "winograd2", "winograd4"]
+                                          "pixels_off", "pixels_wide", "waves_off", "gather20", "tile64", "winograd2",
+                                          "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

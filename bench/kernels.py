@@ -22,8 +22,8 @@ per op, so the launcher's thresholds (``Conv2d.SPLIT_TARGET_BLOCKS``, ``Conv2d.W
 ``Conv2d.GATHER_MAX_CHANNELS``, ``Conv2d.TAP_STEP_CHANNELS``,
 ``Conv2d.PIXELS_FORWARD_MAX_REDUCTION``, ``Conv2d.FILL_WAVES``, ``Conv2d.SPLIT_MIN_CHUNK``,
 ``Conv2d.WINOGRAD_GPU_MIN_MACS``) can be set from measurements. ``--paths`` times the launcher's
-choice and the paths named only. With ``--batch`` the results' name carries it
-(``kernels-vgg16-b32-cuda_...``).
+choice and the paths named only. The results' name carries ``--batch`` and ``--paths``
+(``kernels-vgg16-b32-cuda_...``, ``kernels-convnetjs-pixels_off+pixels_wide-cuda_...``).
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ def main(args, out_dir) -> dict:
                   **env.describe(), repeats=repeats, warmup=warmup, quick=args.quick, paths=paths, rows=rows,
                   chosen_over_fastest=slowdown, chosen_over_fastest_device=device_slowdown)
     batch = f"-b{args.batch}" if args.batch else ""  # a batch for every layer: named, so runs keep apart
-    name = f"kernels-{suite}{batch}-{env.kind}" + ("-quick" if args.quick else "")
+    only = "-" + "+".join(paths[1:]) if args.paths else ""  # and so do runs of some paths
+    name = f"kernels-{suite}{batch}{only}-{env.kind}" + ("-quick" if args.quick else "")
     markdown_path, json_path = write_results(out_dir, name, markdown, record, machine=env.machine())
     print(markdown)
     print(f"wrote {markdown_path} and {json_path}")

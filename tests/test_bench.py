@@ -305,7 +305,7 @@ def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
 
 def test_kernels_benchmark_times_the_paths_asked_for_beside_chosen(tmp_path):
     _run_bench(tmp_path, "kernels", "--device", "cudasim", "--paths", "tile64,split768")
-    (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
+    (record_path,) = tmp_path.glob("kernels-tiny-split768+tile64-cudasim-quick_*.json")
     record = json.loads(record_path.read_text())
     assert record["paths"] == ["chosen", "split768", "tile64"]  # in KERNEL_PATHS's order
     assert all(set(row) >= {"chosen_ms", "split768_ms", "tile64_ms"} and "unsplit_ms" not in row

@@ -10,8 +10,8 @@
 # first (the small ResNet's layers at batch 128, then ResNet-18's with the 64 and 128 tiles forced too,
 # then VGG-16's max pooling, then the Jetson layers' backward-data, whose RGB stem takes the exact gather);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers and the resnet18 ones at batch 32, also
-# on the device alone; every path on the ConvNetJS and lecture layers, backward-data's wider gather on the
-# small ResNet's; then the resnet18 ones at batch 64 and the VGG-16 ones),
+# on the device alone; every path on the ConvNetJS and lecture layers, backward-data's wider gather and the
+# tiled narrow forwards on the small ResNet's; then the resnet18 ones at batch 64 and the VGG-16 ones),
 # python -m bench ops --device cuda (the resnet18 and jetson suites, the default mix, the convnetjs and lecture
 # suites, then vgg16),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
@@ -141,16 +141,15 @@ step bench-ops-cuda 180 "$python" -m bench ops --device cuda --out "$out"
 step bench-ops-cuda-convnetjs 60 "$python" -m bench ops --device cuda --suite convnetjs --out "$out"
 step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lecture --out "$out"
 # every kernel path on the ConvNetJS and lecture layers, also on the device alone, where gpucnn's device time
-# is furthest from cuDNN's (0.65-0.74 of its speed over forward and both backwards, weight gradients 0.41-0.86
-# on an H100): among them backward-data of 9-20 channels a group on the 64 tile, whose rows are then mostly
-# channels that do not exist, against the exact gather, and products of few tiles unsplit, a launch fewer;
-# then the small ResNet's layers at batch 128 on those two paths
+# is furthest from cuDNN's (0.65-0.74 of its speed over forward and both backwards on an H100, 2026-11-28,
+# before their narrow forwards took the pixels kernel); then the small ResNet's layers at batch 128 with
+# backward-data's exact gather for its 16 channels and with its narrow forwards on the tiles
 step bench-kernels-cuda-convnetjs 90 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
   --out "$out"
 step bench-kernels-cuda-lecture 60 "$python" -m bench kernels --device cuda --suite lecture --device-times \
   --out "$out"
 step bench-kernels-cuda-smallresnet 60 "$python" -m bench kernels --device cuda --suite smallresnet --batch 128 \
-  --device-times --paths gather20,unsplit --out "$out"
+  --device-times --paths gather20,pixels_off --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
 step profile-host 120 "$python" -m bench.profile host --model resnet

@@ -282,6 +282,38 @@ def test_conv2d_short_forward_reductions_take_the_pixels_kernel(N, groups, C, K,
     assert_close(outputs[0], expected.numpy(), atol=1e-5, rtol=1e-4, name="output")
 
 
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.integers(2, 10), K=st.sampled_from([1, 7, 16, 20, 32]),
+       H=st.integers(1, 10), W=st.integers(1, 10), kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+       stride=st.tuples(st.integers(1, 2), st.integers(1, 2)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_conv2d_narrow_forwards_take_the_pixels_kernel_up_to_its_longest_reduction(N, groups, C, K, H, W, kernel,
+                                                                                   stride, dilation, pads, bias, seed):
+    """A forward of 28 to _conv2d_gpu.PIXELS_MAX_REDUCTION (160) reduction indices and at most
+    Conv2d.PIXELS_FORWARD_NARROW_CHANNELS output channels a group runs conv2d_forward_pixels: the cpu's
+    results, and bit for bit the tiles' where they sum the reduction in one chunk (Conv2d.SPLIT_MIN_CHUNK)."""
+    (R, S), (top, bottom, left, right) = kernel, pads
+    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
+    assume(conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION < C * R * S <= conv2d_module.PIXELS_MAX_REDUCTION)
+    assert K <= conv2d_module.Conv2d.PIXELS_FORWARD_NARROW_CHANNELS
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
+              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
+    if bias:
+        arrays.append(rng.standard_normal(groups * K).astype(np.float32))
+    outputs = []
+    for path in ("chosen", "pixels_off"):
+        with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
+            launches = launched_kernels(patch)
+            outputs.append(conv2d_module.Conv2d(stride, pads, dilation, groups).apply(
+                *[gpucnn.tensor(a, device="cudasim") for a in arrays]).numpy())
+        assert (launches[0][0] == "conv2d_forward_pixels") == (path == "chosen"), launches
+    if C * R * S <= conv2d_module.Conv2d.SPLIT_MIN_CHUNK:
+        np.testing.assert_array_equal(outputs[0], outputs[1])
+    expected = conv2d_module.Conv2d(stride, pads, dilation, groups).apply(*[gpucnn.tensor(a) for a in arrays])
+    assert_close(outputs[0], expected.numpy(), atol=1e-5, rtol=1e-4, name="output")
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 def test_conv2d_pixels_forward_with_non_finite_values(order):
     """inf and NaN in the input and the weight: NaN where an inf weight meets padding, as on the cpu."""

@@ -756,9 +756,11 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
 }
 #endif
 
-/* Forward of a layer with a short reduction (Cg*R*S <= PIXELS_MAX_REDUCTION: an RGB stem's 3x3
- * kernel, 27), where the GEMM tiles spend their time on what surrounds one or two reduction steps:
- * staging, barriers and an epilogue that decodes every result's pixel. A thread takes one output
+/* Forward of a layer with a short reduction (an RGB stem's 3x3 kernel, 27 indices), where the GEMM
+ * tiles spend their time on what surrounds one or two reduction steps: staging, barriers and an
+ * epilogue that decodes every result's pixel; or of few output channels (Kg of 32 or fewer: a 5x5 RGB
+ * stem's 16), whose 64-row tiles hold mostly channels that do not exist. Cg*R*S is at most
+ * PIXELS_MAX_REDUCTION, the weights' shared buffer (Conv2d's plan picks the layers). A thread takes one output
  * pixel (n, p, q) and PIXELS_CHANNELS output channels k0 + j of its group; the block stages those
  * channels' weights in shared memory, reduction index major ([i][j], padded with zeros past Kg), so
  * that one float4 read feeds four channels. For each reduction index i = (c, r, s) in order the thread

@@ -113,9 +113,9 @@ class Conv2dGpu:
     # kernel path "pixels_wide" takes it up to PIXELS_MAX_REDUCTION).
     PIXELS_FORWARD_MAX_REDUCTION = 27
     # A forward of at most this many output channels a group takes it for reductions of up to
-    # PIXELS_MAX_REDUCTION indices too: the 64 tile's rows are then mostly channels that do not exist. On an
-    # H100 (device time, `python -m bench kernels`, the kernel path "pixels_wide" against the launcher's
-    # choice of tiles): the ConvNetJS 5x5 RGB stem (3 -> 16, 75 indices) and the lecture's (3 -> 10) at
+    # PIXELS_MAX_REDUCTION indices too: the 64 tile's rows are then mostly channels that do not exist. On
+    # an H100 (2026-11-28, device time, `python -m bench kernels`, the kernel path "pixels_wide" against
+    # the launcher's choice of tiles): the ConvNetJS 5x5 RGB stem (3 -> 16, 75 indices) and the lecture's (3 -> 10) at
     # batch 32, 0.013 ms against 0.023 (cuDNN 0.013); the small ResNet's 16-channel 3x3 layer (144
     # indices) at batch 128, 0.048 against 0.117 (cuDNN 0.053), its 16 -> 32 stride-2 one 0.029 against
     # 0.036. With more channels the tiles were faster: the batch-1 Jetson 7x7 RGB stem (3 -> 64, 147

@@ -262,24 +262,8 @@ def test_conv2d_short_forward_reductions_take_the_pixels_kernel(N, groups, C, K,
     """A forward of at most Conv2d.PIXELS_FORWARD_MAX_REDUCTION reduction indices a group runs
     conv2d_forward_pixels (a thread a pixel and 16 output channels: here 1 to 3 such chunks, the last
     partial): the cpu's results, and bit for bit the tiles' (the same terms in the same order)."""
-    (R, S), (top, bottom, left, right) = kernel, pads
-    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
-    assert C * R * S <= conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION
-    rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
-              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
-    if bias:
-        arrays.append(rng.standard_normal(groups * K).astype(np.float32))
-    outputs = []
-    for path in ("chosen", "pixels_off"):
-        with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
-            launches = launched_kernels(patch)
-            outputs.append(conv2d_module.Conv2d(stride, pads, dilation, groups).apply(
-                *[gpucnn.tensor(a, device="cudasim") for a in arrays]).numpy())
-        assert (launches[0][0] == "conv2d_forward_pixels") == (path == "chosen"), launches
-    np.testing.assert_array_equal(outputs[0], outputs[1])
-    expected = conv2d_module.Conv2d(stride, pads, dilation, groups).apply(*[gpucnn.tensor(a) for a in arrays])
-    assert_close(outputs[0], expected.numpy(), atol=1e-5, rtol=1e-4, name="output")
+    assert C * kernel[0] * kernel[1] <= conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION
+    check_pixels_forward((N, groups * C, H, W), (groups * K, C) + kernel, stride, pads, dilation, groups, bias, seed)
 
 
 @settings(max_examples=40, deadline=None)
@@ -292,15 +276,23 @@ def test_conv2d_narrow_forwards_take_the_pixels_kernel_up_to_its_longest_reducti
     """A forward of 28 to _conv2d_gpu.PIXELS_MAX_REDUCTION (160) reduction indices and at most
     Conv2d.PIXELS_FORWARD_NARROW_CHANNELS output channels a group runs conv2d_forward_pixels: the cpu's
     results, and bit for bit the tiles' where they sum the reduction in one chunk (Conv2d.SPLIT_MIN_CHUNK)."""
-    (R, S), (top, bottom, left, right) = kernel, pads
-    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
-    assume(conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION < C * R * S <= conv2d_module.PIXELS_MAX_REDUCTION)
+    reduction = C * kernel[0] * kernel[1]
+    assume(conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION < reduction <= conv2d_module.PIXELS_MAX_REDUCTION)
     assert K <= conv2d_module.Conv2d.PIXELS_FORWARD_NARROW_CHANNELS
+    check_pixels_forward((N, groups * C, H, W), (groups * K, C) + kernel, stride, pads, dilation, groups, bias, seed)
+
+
+def check_pixels_forward(x_shape, w_shape, stride, pads, dilation, groups, bias, seed) -> None:
+    """conv2d's forward of random data of these shapes on cudasim (hypothesis assumes its kernel fits the
+    padded input): on the launcher's choice, conv2d_forward_pixels, as the cpu's results, and bit for bit
+    the tiles' (kernel path pixels_off) where they sum the reduction in one chunk, in the same order."""
+    (R, S), (top, bottom, left, right) = w_shape[2:], pads
+    assume(dilation[0] * (R - 1) < x_shape[2] + top + bottom and dilation[1] * (S - 1) < x_shape[3] + left + right)
     rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
-              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
+    arrays = [rng.standard_normal(x_shape).astype(np.float32),
+              (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)]
     if bias:
-        arrays.append(rng.standard_normal(groups * K).astype(np.float32))
+        arrays.append(rng.standard_normal(w_shape[0]).astype(np.float32))
     outputs = []
     for path in ("chosen", "pixels_off"):
         with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
@@ -308,7 +300,7 @@ def test_conv2d_narrow_forwards_take_the_pixels_kernel_up_to_its_longest_reducti
             outputs.append(conv2d_module.Conv2d(stride, pads, dilation, groups).apply(
                 *[gpucnn.tensor(a, device="cudasim") for a in arrays]).numpy())
         assert (launches[0][0] == "conv2d_forward_pixels") == (path == "chosen"), launches
-    if C * R * S <= conv2d_module.Conv2d.SPLIT_MIN_CHUNK:
+    if np.prod(w_shape[1:]) <= conv2d_module.Conv2d.SPLIT_MIN_CHUNK:
         np.testing.assert_array_equal(outputs[0], outputs[1])
     expected = conv2d_module.Conv2d(stride, pads, dilation, groups).apply(*[gpucnn.tensor(a) for a in arrays])
     assert_close(outputs[0], expected.numpy(), atol=1e-5, rtol=1e-4, name="output")

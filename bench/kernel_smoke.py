@@ -55,6 +55,11 @@ CASES = {
         gpucnn.tensor(_with_inf(numpy.ones((16, 16, 3, 3), numpy.float32) / 144), device=x.device,
                       requires_grad=True), stride=2, padding=1) + _nonfinite_split(x),
     "conv2d_stride3": lambda x, w: F.conv2d(x, w, None, stride=3, padding=(2, 0), groups=2),
+    # a narrow stride-1 layer (16 input channels, 12 * 9 reduction indices): backward-data on the pixels
+    # kernel, a forward of the upstream gradient with the weight flipped, its columns padded by 2 - 3
+    "conv2d_narrow": lambda x, w: F.conv2d(
+        F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
+        gpucnn.tensor(numpy.ones((12, 16, 3, 3), numpy.float32) / 144, device=x.device), padding=(1, 3)),
     "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=1, ceil_mode=True),
     "max_pool2d_dilated": lambda x, w: F.max_pool2d(x, 2, 1, dilation=2),
     "max_pool2d_dilated_ceil": lambda x, w: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),

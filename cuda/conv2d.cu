@@ -57,7 +57,8 @@
  *                                 sums N*P*Q positions [split*chunk, (split+1)*chunk) and writes
  *                                 partial[split] (K, Cg*R*S)
  *   conv2d_forward_pixels         grid (ceil(N*P*Q / 256), ceil(Kg / 16), G): a thread an output pixel and
- *                                 16 output channels, for reductions of at most 64 indices (see below)
+ *                                 16 output channels, for reductions of at most 160 indices (see below);
+ *                                 also backward-data at stride 1, as a forward of the upstream gradient
  *   conv2d_sum_splits             grid (min(ceil(count / 256), 65535),): the result = the splits' sum
  *                                 (+ bias for the forward); launched only when splits > 1
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
@@ -760,7 +761,17 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
  * tiles spend their time on what surrounds one or two reduction steps: staging, barriers and an
  * epilogue that decodes every result's pixel; or of few output channels (Kg of 32 or fewer: a 5x5 RGB
  * stem's 16), whose 64-row tiles hold mostly channels that do not exist. Cg*R*S is at most
- * PIXELS_MAX_REDUCTION, the weights' shared buffer (Conv2d's plan picks the layers). A thread takes one output
+ * PIXELS_MAX_REDUCTION, the weights' shared buffer (Conv2d's plan picks the layers).
+ *
+ * Backward-data of a stride-1 layer with few input channels a group is such a forward too: of the
+ * upstream gradient (x: (N, K, P, Q) of the layer), whose filters are the layer's (weight: (K, C/G, R,
+ * S)) rotated by 180 degrees and with their channels swapped, read so where `flipped`; its output (y)
+ * is the input's gradient (N, C, H, W), padded by dilation * (R - 1) - pad_top (and so for the
+ * columns). A tap in the padding adds weight * 0 where `padding_counts` (the forward, whose padding the
+ * tiles and the cpu multiply too) and nothing otherwise (backward-data: as the exact gather, it visits
+ * only the taps that read an output, so an inf weight meets no zero).
+ *
+ * A thread takes one output
  * pixel (n, p, q) and PIXELS_CHANNELS output channels k0 + j of its group; the block stages those
  * channels' weights in shared memory, reduction index major ([i][j], padded with zeros past Kg), so
  * that one float4 read feeds four channels. For each reduction index i = (c, r, s) in order the thread
@@ -774,14 +785,22 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
 extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups) {
+    int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups,
+    int flipped, int padding_counts) {
     __shared__ __align__(16) float weights[PIXELS_MAX_REDUCTION * PIXELS_CHANNELS];
     const int tid = threadIdx.x, group = blockIdx.z, k0 = blockIdx.y * PIXELS_CHANNELS;
     const int Cg = C / groups, Kg = K / groups, RS = R * S, reduction = Cg * RS;
     const float* weight_block = weight + ((long long)group * Kg + k0) * reduction;
     for (int e = tid; e < reduction * PIXELS_CHANNELS; e += CONV_THREADS) {
         const int j = e / reduction, i = e - j * reduction; /* consecutive threads read consecutive weights */
-        weights[i * PIXELS_CHANNELS + j] = k0 + j < Kg ? weight_block[e] : 0.0f;
+        float value = 0.0f;
+        if (k0 + j < Kg && !flipped) {
+            value = weight_block[e];
+        } else if (k0 + j < Kg) { /* weight[group * Cg + c, k0 + j, R - 1 - r, S - 1 - s] for i = (c, r, s) */
+            const int c = i / RS, tap = i - c * RS;
+            value = weight[(((long long)group * Cg + c) * Kg + k0 + j) * RS + RS - 1 - tap];
+        }
+        weights[i * PIXELS_CHANNELS + j] = value;
     }
     __syncthreads();
     const int PQ = P * Q; /* conv2d.py keeps a plane below 2^31 values */
@@ -803,7 +822,9 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
             const long long row = c * HW + (long long)h * W;
             for (int s = 0; s < S; ++s, weight_i += PIXELS_CHANNELS / 4) {
                 const int w = col_origin + s * dilation_w;
-                const float value = row_inside && w >= 0 && w < W ? x_image[row + w] : 0.0f;
+                const bool inside = row_inside && w >= 0 && w < W;
+                if (!inside && !padding_counts) continue;
+                const float value = inside ? x_image[row + w] : 0.0f;
 #pragma unroll
                 for (int j4 = 0; j4 < PIXELS_CHANNELS / 4; ++j4) {
                     const float4 w4 = weight_i[j4];

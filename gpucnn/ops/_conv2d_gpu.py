@@ -122,8 +122,13 @@ class Conv2dGpu:
     # indices) 0.025 against 0.022, ResNet-18's 1x1 64 -> 128 layer 0.028 against 0.011, the small
     # ResNet's 1x1 32 -> 64 one 0.015 against 0.007, and Winograd's products of 64 and 128 channels on
     # ResNet-18 at batch 32 0.107-0.110 against 0.056-0.064. Winograd's products of at most this many
-    # output channels take it too (not timed). 0: never (the kernel path "pixels_off").
-    PIXELS_FORWARD_NARROW_CHANNELS = 32
+    # output channels take it too (not timed). Backward-data of a stride-1 layer of more than
+    # GATHER_MAX_CHANNELS and at most this many input channels a group, whose reduction per group
+    # (K/G * R * S) is at most PIXELS_MAX_REDUCTION, runs on it as a forward of the upstream gradient with
+    # the weight flipped (conv2d.cu): the same product shape as the forward of a layer of as many input as
+    # output channels (the small ResNet's 16-channel layers), not yet timed as backward-data on a GPU.
+    # 0: never (the kernel path "pixels_off").
+    PIXELS_NARROW_CHANNELS = 32
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
     #                        (checked as the forward's plan is made, before any launch)
@@ -189,7 +194,7 @@ class Conv2dGpu:
                has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
                self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION,
-               self.PIXELS_FORWARD_NARROW_CHANNELS, self.MAX_GRID_YZ,
+               self.PIXELS_NARROW_CHANNELS, self.MAX_GRID_YZ,
                self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK, self.FILL_WAVES,
                self._wide_filter_blocks(), self.device.multiprocessors)
         plan = _PLANS.get(key)
@@ -217,9 +222,10 @@ class Conv2dGpu:
         pixels_grid = (-(-N * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups)
         reduction = group_channels * R * S
         short = reduction <= self.PIXELS_FORWARD_MAX_REDUCTION or (
-            reduction <= PIXELS_MAX_REDUCTION and K // groups <= self.PIXELS_FORWARD_NARROW_CHANNELS)
+            reduction <= PIXELS_MAX_REDUCTION and K // groups <= self.PIXELS_NARROW_CHANNELS)
         if short and pixels_grid[0] < 2**31 and max(pixels_grid[1:]) <= self.MAX_GRID_YZ:
-            return P, Q, winograd, _Product("conv2d_forward_pixels", pixels_grid, 1, geometry, False)
+            return P, Q, winograd, _Product("conv2d_forward_pixels", pixels_grid, 1,
+                                            geometry + _kernels.int32_args((False, True)), False)
         tile = self._tile(K // groups, N * P * Q, groups)
         splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
                                      groups)
@@ -247,11 +253,13 @@ class Conv2dGpu:
                         self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
 
     def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
-        """How backward-data launches: ("empty",), ("exact", blocks, geometry) or ("tiled", _Product).
+        """How backward-data launches: ("empty",), ("exact", blocks, geometry), ("pixels", _Product) or
+        ("tiled", _Product).
 
         The tiled kernel sums again, exactly, its results that come out NaN (inf * a tap no output uses;
         see conv2d.cu). Few channels per group take the exact gather instead, as do the strides its phases
-        do not cover (a stride and a dilation above 1 along one axis)."""
+        do not cover (a stride and a dilation above 1 along one axis); narrow stride-1 layers the pixels
+        kernel (PIXELS_NARROW_CHANNELS), which visits only the taps that read an output."""
         (N, C, H, W), (K, group_channels, R, S) = x_shape, weight_shape
         size, groups = N * C * H * W, self.groups
         if not size:
@@ -266,6 +274,13 @@ class Conv2dGpu:
             # columns in stride_w phases of ceil(W / stride_w) slots each (conv2d.cu's gather_items)
             gather_items = N * groups * -(-group_channels // _GATHER_CHANNELS) * H * stride_w * -(-W // stride_w)
             return "exact", _kernels.blocks_for(gather_items), geometry
+        pixels_grid = (-(-N * H * W // _kernels.THREADS), -(-group_channels // _PIXELS_CHANNELS), groups)
+        narrow = group_channels <= self.PIXELS_NARROW_CHANNELS and K // groups * R * S <= PIXELS_MAX_REDUCTION
+        if phases == 1 and narrow and pixels_grid[0] < 2**31:  # a forward of grad (N, K, P, Q), the weight flipped
+            (top, _, left, _), sizes = self.pads, (N, K, P, Q, C, R, S, H, W, 1, 1)
+            pads = (dilation_h * (R - 1) - top, dilation_w * (S - 1) - left)
+            return "pixels", _Product("conv2d_forward_pixels", pixels_grid, 1, _kernels.int32_args(
+                sizes + pads + self.dilation + (groups, True, False)), False)
         tile = self._tile(group_channels, N * H * W, groups)
         phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
         taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
@@ -402,6 +417,10 @@ class Conv2dGpu:
             if plan[0] == "exact":
                 _, blocks, geometry = plan
                 self._launch("conv2d_backward_data_exact", (blocks,), (grad, self.weight, grad_input), geometry)
+            elif plan[0] == "pixels":
+                product, no_bias = plan[1], _kernels.placeholder(self.device)
+                self._launch(product.name, product.grid, (grad, self.weight, no_bias, grad_input, numpy.int32(False)),
+                             product.arguments)
             elif plan[0] == "tiled":
                 product, splits, weight = plan[1], plan[1].splits, self.weight
                 if product.transposed:

@@ -79,7 +79,7 @@ class Conv2d(Conv2dCpu, Conv2dGpu, Function):
 #   and up;
 # - Winograd's F(2x2, 3x3) or F(4x4, 3x3) wherever it applies, at any size.
 _ANY_SIZE = dict(WINOGRAD_GPU_MIN_CHANNELS=0, WINOGRAD_GPU_MIN_MACS=0)
-_NO_PIXELS = dict(PIXELS_FORWARD_MAX_REDUCTION=0, PIXELS_FORWARD_NARROW_CHANNELS=0)
+_NO_PIXELS = dict(PIXELS_FORWARD_MAX_REDUCTION=0, PIXELS_NARROW_CHANNELS=0)
 KERNEL_PATHS = {
     "chosen": {},
     "unsplit": dict(SPLIT_TARGET_BLOCKS=0),

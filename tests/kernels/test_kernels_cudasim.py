@@ -274,11 +274,11 @@ def test_conv2d_short_forward_reductions_take_the_pixels_kernel(N, groups, C, K,
 def test_conv2d_narrow_forwards_take_the_pixels_kernel_up_to_its_longest_reduction(N, groups, C, K, H, W, kernel,
                                                                                    stride, dilation, pads, bias, seed):
     """A forward of 28 to _conv2d_gpu.PIXELS_MAX_REDUCTION (160) reduction indices and at most
-    Conv2d.PIXELS_FORWARD_NARROW_CHANNELS output channels a group runs conv2d_forward_pixels: the cpu's
+    Conv2d.PIXELS_NARROW_CHANNELS output channels a group runs conv2d_forward_pixels: the cpu's
     results, and bit for bit the tiles' where they sum the reduction in one chunk (Conv2d.SPLIT_MIN_CHUNK)."""
     reduction = C * kernel[0] * kernel[1]
     assume(conv2d_module.Conv2d.PIXELS_FORWARD_MAX_REDUCTION < reduction <= conv2d_module.PIXELS_MAX_REDUCTION)
-    assert K <= conv2d_module.Conv2d.PIXELS_FORWARD_NARROW_CHANNELS
+    assert K <= conv2d_module.Conv2d.PIXELS_NARROW_CHANNELS
     check_pixels_forward((N, groups * C, H, W), (groups * K, C) + kernel, stride, pads, dilation, groups, bias, seed)
 
 
@@ -304,6 +304,36 @@ def check_pixels_forward(x_shape, w_shape, stride, pads, dilation, groups, bias,
         np.testing.assert_array_equal(outputs[0], outputs[1])
     expected = conv2d_module.Conv2d(stride, pads, dilation, groups).apply(*[gpucnn.tensor(a) for a in arrays])
     assert_close(outputs[0], expected.numpy(), atol=1e-5, rtol=1e-4, name="output")
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.sampled_from([9, 12, 16, 20, 32]),
+       K=st.sampled_from([1, 3, 5, 16, 17]), H=st.integers(1, 10), W=st.integers(1, 10),
+       kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(*[st.integers(0, 4)] * 4), seed=st.integers(0, 2**16))
+def test_conv2d_narrow_backward_data_takes_the_pixels_kernel(N, groups, C, K, H, W, kernel, dilation, pads, seed):
+    """Backward-data of a stride-1 layer of GATHER_MAX_CHANNELS to Conv2d.PIXELS_NARROW_CHANNELS input
+    channels a group and at most _conv2d_gpu.PIXELS_MAX_REDUCTION reduction indices (K/G * R * S) runs
+    conv2d_forward_pixels on the upstream gradient with the weight flipped, padded by dilation * (R - 1)
+    minus the layer's padding (below 0 where that padding is wider): the cpu's gradients, and the tiles'."""
+    (R, S), (top, bottom, left, right) = kernel, pads
+    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
+    assume(K * R * S <= conv2d_module.PIXELS_MAX_REDUCTION)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
+              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
+    def conv(x, w):
+        return conv2d_module.Conv2d((1, 1), pads, dilation, groups).apply(x, w)
+
+    input_grads = []
+    for path in ("chosen", "pixels_off"):
+        with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
+            launches = launched_kernels(patch)
+            input_grads.append(run("cudasim", conv, arrays)[1])
+        assert ("conv2d_forward_pixels" in [name for name, _ in launches[1:]]) == (path == "chosen"), launches
+    expected = run("cpu", conv, arrays)[1]
+    for name, grad in zip(("pixels", "tiles"), input_grads):
+        assert_close(grad, expected, atol=1e-5, rtol=1e-4, name=f"dx on the {name}")
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
@@ -409,18 +439,22 @@ def test_conv2d_split_reductions(monkeypatch, case, path, order):
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
-@pytest.mark.parametrize("channels, tile", [(2, None), (12, 64), (12, 128)], ids=["gather", "tile64", "tile128"])
+@pytest.mark.parametrize("channels, tile", [(2, None), (12, None), (12, 64), (12, 128)],
+                         ids=["gather", "pixels", "tile64", "tile128"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernels", [3, 16])
 @pytest.mark.parametrize("chunk", [16, 4096], ids=["split", "unsplit"])
 def test_conv2d_non_finite_weights(monkeypatch, chunk, kernels, stride, channels, tile, order):
     """inf and NaN weights: backward-data's NaNs land where the cpu puts them, and its finite values too
     where a tiled product multiplied an inf by a tap that does not exist. 2 channels take the exact
-    gather; 12 the tiled kernel alone (the taps one with 16 kernels, after the weight's transpose), in
-    chunks of 16 then summed (where the reduction is longer), or unsplit: it sums its NaN results again,
-    exactly, with no other launch."""
+    gather; 12 at stride 1 the pixels kernel, a forward of the upstream gradient that visits only the
+    taps that read an output; 12 at stride 2, or with a tile forced, the tiled kernel alone (the taps one
+    with 16 kernels, after the weight's transpose), in chunks of 16 then summed (where the reduction is
+    longer), or unsplit: it sums its NaN results again, exactly, with no other launch."""
     monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", chunk)
     monkeypatch.setattr(conv2d_module.Conv2d, "FORCE_TILE", tile)
+    if tile:  # narrow stride-1 layers on the tiles too
+        monkeypatch.setattr(conv2d_module.Conv2d, "PIXELS_NARROW_CHANNELS", 0)
     launches = launched_kernels(monkeypatch)
     rng = np.random.default_rng(2)
     w = rng.standard_normal((kernels, channels, 3, 3)).astype(np.float32)
@@ -438,10 +472,12 @@ def test_conv2d_non_finite_weights(monkeypatch, chunk, kernels, stride, channels
     with np.errstate(invalid="ignore"):
         y.backward(np.ones(y.shape, np.float32))
     names = [name for name, _ in launches]
-    if tile is None:
+    if channels == 2:
         assert names == ["conv2d_backward_data_exact"], names
+    elif tile is None and stride == 1:
+        assert names == ["conv2d_forward_pixels"], names
     else:
-        product = f"conv2d_backward_data{'_taps' if kernels == 16 else ''}_{tile}"
+        product = f"conv2d_backward_data{'_taps' if kernels == 16 else ''}_{tile or 64}"
         summed = ["conv2d_sum_splits"] * (kernels * (-(-3 // stride)) ** 2 > chunk)  # the largest phase's reduction
         assert names == [product] + summed, names  # (the weight's transpose is no Conv2d._launch)
 

@@ -438,10 +438,10 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     with kernel_path("taps_forward"):
         assert Conv2d.TAPS_FORWARD and Conv2d.TAP_STEP_CHANNELS == 16 and Conv2d.WINOGRAD_GPU_TILE == 0
     with kernel_path("pixels_off"):
-        assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == Conv2d.PIXELS_FORWARD_NARROW_CHANNELS == 0
+        assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == Conv2d.PIXELS_NARROW_CHANNELS == 0
     with kernel_path("pixels_wide"):
         assert Conv2d.PIXELS_FORWARD_MAX_REDUCTION == 160
-    assert (Conv2d.PIXELS_FORWARD_MAX_REDUCTION, Conv2d.PIXELS_FORWARD_NARROW_CHANNELS) == (27, 32)
+    assert (Conv2d.PIXELS_FORWARD_MAX_REDUCTION, Conv2d.PIXELS_NARROW_CHANNELS) == (27, 32)
     assert {name: getattr(Conv2d, name) for name in names} == defaults
 
 
@@ -469,7 +469,7 @@ def test_which_products_take_the_taps_kernels():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(device, "kernel", recording)
-        # 48 output channels a group: too many for the pixels kernel (Conv2d.PIXELS_FORWARD_NARROW_CHANNELS)
+        # 48 output channels a group: too many for the pixels kernel (Conv2d.PIXELS_NARROW_CHANNELS)
         direct = launches((48, 16, 3, 3))
         assert "conv2d_forward_64" in direct and "conv2d_backward_data_taps_64" in direct
         assert not any(name.startswith("conv2d_forward_taps") for name in direct)
@@ -497,11 +497,34 @@ def test_which_products_take_the_taps_kernels():
 ])
 def test_the_pixels_forward_takes_short_reductions_and_narrow_layers(channels, kernel, outputs, name):
     """Forwards of at most Conv2d.PIXELS_FORWARD_MAX_REDUCTION (27) reduction indices a group take
-    conv2d_forward_pixels, and so do those of at most PIXELS_FORWARD_NARROW_CHANNELS (32) output channels
+    conv2d_forward_pixels, and so do those of at most PIXELS_NARROW_CHANNELS (32) output channels
     a group up to the kernel's PIXELS_MAX_REDUCTION (160); others the tiles."""
     conv = Conv2d((2, 2), (kernel // 2,) * 4, (1, 1), 1)
     conv.device = gpucnn.device("cudasim")
     assert conv._plan("forward", (8, channels, 16, 16), (outputs, channels, kernel, kernel))[3].name == name
+
+@pytest.mark.parametrize("channels, outputs, kernel, stride, groups, name", [
+    (8, 16, 3, 1, 1, "exact"),  # Conv2d.GATHER_MAX_CHANNELS
+    (9, 16, 3, 1, 1, "pixels"),
+    (16, 16, 3, 1, 1, "pixels"),  # the small ResNet's 16-channel layers: 144 reduction indices
+    (32, 17, 3, 1, 1, "pixels"),  # 153
+    (32, 18, 3, 1, 1, "tiled"),  # 162, past the kernel's PIXELS_MAX_REDUCTION
+    (33, 16, 3, 1, 1, "tiled"),  # past Conv2d.PIXELS_NARROW_CHANNELS
+    (16, 16, 3, 2, 1, "tiled"),  # stride 2
+    (32, 12, 3, 1, 2, "pixels"),  # 16 channels a group, 6 * 9 indices
+])
+def test_backward_data_of_narrow_stride_1_layers_takes_the_pixels_kernel(channels, outputs, kernel, stride, groups,
+                                                                          name):
+    """Backward-data of a stride-1 layer of more than GATHER_MAX_CHANNELS and at most
+    PIXELS_NARROW_CHANNELS input channels a group, K/G * R * S at most PIXELS_MAX_REDUCTION, runs on
+    conv2d_forward_pixels as a forward of the upstream gradient with the weight flipped."""
+    conv = Conv2d((stride, stride), (1, 1, 1, 1), (1, 1), groups)
+    conv.device = gpucnn.device("cudasim")
+    plan = conv._plan("data", (4, channels, 12, 12), (outputs, channels // groups, kernel, kernel))
+    assert plan[0] == name
+    if name == "pixels":
+        assert plan[1].name == "conv2d_forward_pixels" and plan[1].arguments[-2:] == (1, 0)  # flipped, no padding
+
 
 def test_host_constants_match_the_kernels_defines():
     """The launcher sizes grids and picks kernels by constants that cuda/conv2d.cu defines for itself."""

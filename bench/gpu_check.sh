@@ -11,7 +11,7 @@
 # then VGG-16's max pooling, then the Jetson layers' backward-data, whose RGB stem takes the exact gather);
 # python -m bench kernels (conv2d's kernel paths on the Jetson layers and the resnet18 ones at batch 32, also
 # on the device alone; every path on the ConvNetJS and lecture layers, backward-data's wider gather and the
-# tiled narrow forwards on the small ResNet's; then the resnet18 ones at batch 64 and the VGG-16 ones),
+# narrow layers on the tiles on the small ResNet's; then the resnet18 ones at batch 64 and the VGG-16 ones),
 # python -m bench ops --device cuda (the resnet18 and jetson suites, the default mix, the convnetjs and lecture
 # suites, then vgg16),
 # python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
@@ -143,7 +143,8 @@ step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lect
 # every kernel path on the ConvNetJS and lecture layers, also on the device alone, where gpucnn's device time
 # is furthest from cuDNN's (0.65-0.74 of its speed over forward and both backwards on an H100, 2026-11-28,
 # before their narrow forwards took the pixels kernel); then the small ResNet's layers at batch 128 with
-# backward-data's exact gather for its 16 channels and with its narrow forwards on the tiles
+# backward-data's exact gather for its 16 channels and with its narrow layers on the tiles (forward and
+# backward-data, which take the pixels kernel)
 step bench-kernels-cuda-convnetjs 90 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
   --out "$out"
 step bench-kernels-cuda-lecture 60 "$python" -m bench kernels --device cuda --suite lecture --device-times \

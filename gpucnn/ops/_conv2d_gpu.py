@@ -115,8 +115,8 @@ class Conv2dGpu:
     # A forward of at most this many output channels a group takes it for reductions of up to
     # PIXELS_MAX_REDUCTION indices too: the 64 tile's rows are then mostly channels that do not exist. On
     # an H100 (2026-11-28, device time, `python -m bench kernels`, the kernel path "pixels_wide" against
-    # the launcher's choice of tiles): the ConvNetJS 5x5 RGB stem (3 -> 16, 75 indices) and the lecture's (3 -> 10) at
-    # batch 32, 0.013 ms against 0.023 (cuDNN 0.013); the small ResNet's 16-channel 3x3 layer (144
+    # the launcher's choice of tiles): the ConvNetJS 5x5 RGB stem (3 -> 16, 75 indices) and the lecture's
+    # (3 -> 10) at batch 32, 0.013 ms against 0.023 (cuDNN 0.013); the small ResNet's 16-channel 3x3 layer (144
     # indices) at batch 128, 0.048 against 0.117 (cuDNN 0.053), its 16 -> 32 stride-2 one 0.029 against
     # 0.036. With more channels the tiles were faster: the batch-1 Jetson 7x7 RGB stem (3 -> 64, 147
     # indices) 0.025 against 0.022, ResNet-18's 1x1 64 -> 128 layer 0.028 against 0.011, the small
@@ -219,13 +219,12 @@ class Conv2dGpu:
             return P, Q, False, None
         groups, winograd = self.groups, self._takes_winograd(N * P * Q, weight_shape)
         geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
-        pixels_grid = (-(-N * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups)
         reduction = group_channels * R * S
         short = reduction <= self.PIXELS_FORWARD_MAX_REDUCTION or (
             reduction <= PIXELS_MAX_REDUCTION and K // groups <= self.PIXELS_NARROW_CHANNELS)
-        if short and pixels_grid[0] < 2**31 and max(pixels_grid[1:]) <= self.MAX_GRID_YZ:
-            return P, Q, winograd, _Product("conv2d_forward_pixels", pixels_grid, 1,
-                                            geometry + _kernels.int32_args((False, True)), False)
+        pixels = short and self._pixels_product(x_shape, K, R, S, P, Q, self.stride, self.pads[::2], flipped=False)
+        if pixels:
+            return P, Q, winograd, pixels
         tile = self._tile(K // groups, N * P * Q, groups)
         splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
                                      groups)
@@ -274,13 +273,13 @@ class Conv2dGpu:
             # columns in stride_w phases of ceil(W / stride_w) slots each (conv2d.cu's gather_items)
             gather_items = N * groups * -(-group_channels // _GATHER_CHANNELS) * H * stride_w * -(-W // stride_w)
             return "exact", _kernels.blocks_for(gather_items), geometry
-        pixels_grid = (-(-N * H * W // _kernels.THREADS), -(-group_channels // _PIXELS_CHANNELS), groups)
         narrow = group_channels <= self.PIXELS_NARROW_CHANNELS and K // groups * R * S <= PIXELS_MAX_REDUCTION
-        if phases == 1 and narrow and pixels_grid[0] < 2**31:  # a forward of grad (N, K, P, Q), the weight flipped
-            (top, _, left, _), sizes = self.pads, (N, K, P, Q, C, R, S, H, W, 1, 1)
+        if phases == 1 and narrow:  # a forward of grad (N, K, P, Q) with the weight flipped
+            top, left = self.pads[::2]
             pads = (dilation_h * (R - 1) - top, dilation_w * (S - 1) - left)
-            return "pixels", _Product("conv2d_forward_pixels", pixels_grid, 1, _kernels.int32_args(
-                sizes + pads + self.dilation + (groups, True, False)), False)
+            pixels = self._pixels_product((N, K, P, Q), C, R, S, H, W, (1, 1), pads, flipped=True)
+            if pixels:
+                return "pixels", pixels
         tile = self._tile(group_channels, N * H * W, groups)
         phase_pixels = N * -(-H // stride_h) * -(-W // stride_w)  # the largest phase's
         taps = -(-R // stride_h) * -(-S // stride_w)  # the largest phase's
@@ -291,6 +290,19 @@ class Conv2dGpu:
                            (-(-phase_pixels // tile), -(-group_channels // tile), groups * phases * splits), splits,
                            geometry + (numpy.int32(chunk),), transposed)
         return "tiled", product
+
+    def _pixels_product(self, x_shape: tuple, K: int, R: int, S: int, P: int, Q: int, stride: tuple, pads: tuple,
+                        flipped: bool):
+        """conv2d_forward_pixels from x_shape (N, C, H, W) to (N, K, P, Q) with R x S filters, this layer's
+        dilation and groups, ``stride`` and the (top, left) ``pads``: the forward, or where ``flipped``
+        backward-data (the layer's weight read rotated and its channels swapped, no padding terms; see
+        conv2d.cu). None where its grid is too large for the kernel."""
+        groups = self.groups
+        grid = (-(-x_shape[0] * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups)
+        if grid[0] >= 2**31 or max(grid[1:]) > self.MAX_GRID_YZ:
+            return None
+        sizes = x_shape + (K, R, S, P, Q) + tuple(stride) + tuple(pads) + self.dilation + (groups, flipped, not flipped)
+        return _Product("conv2d_forward_pixels", grid, 1, _kernels.int32_args(sizes), False)
 
     def _wide_filter_blocks(self) -> int:
         """The 128 tile's backward-filter blocks a multiprocessor of this device holds (conv2d.cu's

@@ -56,7 +56,7 @@ CASES = {
                       requires_grad=True), stride=2, padding=1) + _nonfinite_split(x),
     "conv2d_stride3": lambda x, w: F.conv2d(x, w, None, stride=3, padding=(2, 0), groups=2),
     # a narrow stride-1 layer (16 input channels, 12 * 9 reduction indices): backward-data on the pixels
-    # kernel, a forward of the upstream gradient with the weight flipped, its columns padded by 2 - 3
+    # kernel, a forward of the upstream gradient with the weight flipped, its columns padded by 2 - 3 = -1
     "conv2d_narrow": lambda x, w: F.conv2d(
         F.conv2d(x, gpucnn.tensor(numpy.ones((16, 4, 1, 1), numpy.float32) / 4, device=x.device)),
         gpucnn.tensor(numpy.ones((12, 16, 3, 3), numpy.float32) / 144, device=x.device), padding=(1, 3)),

@@ -59,7 +59,9 @@
  *   conv2d_forward_pixels         grid (ceil(N*P*Q / 256), ceil(Kg / 16), G): a thread an output pixel and
  *                                 16 output channels, for reductions of at most 160 indices (see below);
  *                                 also backward-data at stride 1, as a forward of the upstream gradient
- *   conv2d_sum_splits             grid (min(ceil(count / 256), 65535),): the result = the splits' sum
+ *   conv2d_backward_filter_pixels grid (ceil(Cg*R*S / span), ceil(Kg / 16), G * splits): a thread a column
+ *                                 (c, r, s) and 16 output channels, for Kg of 32 or fewer (see below)
+ *   conv2d_sum_splits             grid (min(ceil(count * lanes / 256), 65535),): the result = the splits' sum
  *                                 (+ bias for the forward); launched only when splits > 1
  *   conv2d_backward_bias          grid (K,): one block per channel, a fixed-shape tree reduction
  *   conv2d_transpose_weight       grid (min(ceil(count / 256), 65535),), thread per element of the taps
@@ -844,6 +846,106 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
     }
 }
 
+/* Backward-filter of a layer of few output channels a group (Kg of 32 or fewer, as the pixels forward
+ * takes), whose 64-row tiles would hold mostly channels that do not exist: ConvNetJS's 16 and 20, the
+ * lecture's 10 and 1. A thread takes one column (c, r, s) of the weight's gradient and PIXELS_CHANNELS
+ * output channels k0 + j of its group, over the positions (n, p, q) of its split's chunk:
+ *   dw[k0 + j][(c, r, s)] += dy[n, k0 + j, p, q] * x[n, c, p*stride_h - pad_top + r*dilation_h, ...]
+ * (0 in the padding, which multiplies dy as the tiles' and the cpu's zeros do). The block stages
+ * FILTER_STAGE positions at a time: their dy values for its channels ([t][j], zeros past Kg, so that one
+ * float4 read feeds four channels) and where each position's window starts; every thread then reads
+ * its own input value at each position once. A block takes `span` columns (the host spreads the columns
+ * evenly over blocks of at most CONV_THREADS); where fewer than half the threads hold a column, the
+ * block's CONV_THREADS / span lanes share the positions (lane l: staged positions l, l + lanes, ...)
+ * and lane 0 adds the lanes' sums in lane order: a fixed order. Grid (ceil(Cg*R*S / span), ceil(Kg /
+ * PIXELS_CHANNELS), G * splits); split z / G sums positions [split*chunk, (split+1)*chunk) and writes
+ * partial[split] (K, Cg*R*S), as the tiles do. */
+#define FILTER_STAGE 64
+/* Resident blocks a multiprocessor that ptxas must allow: at 3 (80 registers) the position loop, unrolled
+ * to keep four loads of x in flight, fits sm_53 to sm_90 without spills; with no minimum, nvcc 13 gave
+ * it 64 registers on sm_90 and spilled 8 bytes. */
+#define FILTER_PIXELS_BLOCKS 3
+
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, FILTER_PIXELS_BLOCKS) conv2d_backward_filter_pixels(
+    const float* __restrict__ x, const float* __restrict__ grad_y, float* __restrict__ partial,
+    int N, int C, int H, int W, int K, int R, int S, int P, int Q, int stride_h, int stride_w, int pad_top,
+    int pad_left, int dilation_h, int dilation_w, int groups, long long chunk, int span) {
+    __shared__ __align__(16) float grads[FILTER_STAGE * PIXELS_CHANNELS];
+    __shared__ long long image_at[FILTER_STAGE];
+    __shared__ int row_at[FILTER_STAGE], col_at[FILTER_STAGE];
+    __shared__ __align__(16) float lane_sums[CONV_THREADS * PIXELS_CHANNELS];
+    const int tid = threadIdx.x, group = blockIdx.z % groups, split = blockIdx.z / groups;
+    const int k0 = blockIdx.y * PIXELS_CHANNELS, Cg = C / groups, Kg = K / groups, RS = R * S, columns = Cg * RS;
+    const int PQ = P * Q; /* conv2d.py keeps a plane below 2^31 values */
+    const long long HW = (long long)H * W, begin = split * chunk, end = min(begin + chunk, (long long)N * PQ);
+    const int lanes = CONV_THREADS / span, lane = tid / span, column = blockIdx.x * span + tid - lane * span;
+    const bool computes = lane < lanes && column < columns;
+    int tap_h = 0, tap_w = 0;
+    long long channel_at = 0;
+    if (computes) {
+        const int c = column / RS, rs = column - c * RS, r = rs / S;
+        tap_h = r * dilation_h;
+        tap_w = (rs - r * S) * dilation_w;
+        channel_at = ((long long)group * Cg + c) * HW;
+    }
+    /* Every pass, this thread loads the dy values of staged position t = tid % FILTER_STAGE (CONV_THREADS
+     * is a multiple of FILTER_STAGE): its (n, pq) is divided once and carried from pass to pass. */
+    const int t_load = tid % FILTER_STAGE;
+    long long n = (begin + t_load) / PQ;
+    int pq = (int)(begin + t_load - n * PQ);
+    float acc[PIXELS_CHANNELS];
+#pragma unroll
+    for (int j = 0; j < PIXELS_CHANNELS; ++j) acc[j] = 0.0f;
+    for (long long first = begin; first < end; first += FILTER_STAGE) {
+        const int staged = (int)min((long long)FILTER_STAGE, end - first);
+        __syncthreads(); /* the last pass's reads of the staged values are done */
+        if (t_load < staged) {
+            if (tid < FILTER_STAGE) {
+                const int p = pq / Q;
+                image_at[t_load] = n * C * HW;
+                row_at[t_load] = p * stride_h - pad_top;
+                col_at[t_load] = (pq - p * Q) * stride_w - pad_left;
+            }
+            const float* grad_pixel = grad_y + (n * K + (long long)group * Kg + k0) * PQ + pq;
+            for (int j = tid / FILTER_STAGE; j < PIXELS_CHANNELS; j += CONV_THREADS / FILTER_STAGE)
+                grads[t_load * PIXELS_CHANNELS + j] = k0 + j < Kg ? grad_pixel[(long long)j * PQ] : 0.0f;
+        }
+        for (pq += FILTER_STAGE; pq >= PQ; pq -= PQ) ++n; /* the next pass's position */
+        __syncthreads();
+        if (!computes) continue;
+#pragma unroll 4
+        for (int t = lane; t < staged; t += lanes) { /* four loads of x in flight */
+            const int h = row_at[t] + tap_h, w = col_at[t] + tap_w;
+            const float value = h >= 0 && h < H && w >= 0 && w < W ? x[image_at[t] + channel_at + (long long)h * W + w]
+                                                                   : 0.0f;
+            const float4* grad4 = reinterpret_cast<const float4*>(grads + t * PIXELS_CHANNELS);
+#pragma unroll
+            for (int j4 = 0; j4 < PIXELS_CHANNELS / 4; ++j4) {
+                const float4 g4 = grad4[j4];
+                acc[4 * j4] += g4.x * value;
+                acc[4 * j4 + 1] += g4.y * value;
+                acc[4 * j4 + 2] += g4.z * value;
+                acc[4 * j4 + 3] += g4.w * value;
+            }
+        }
+    }
+    if (lanes > 1) { /* the same for every thread of the block */
+        if (computes)
+#pragma unroll
+            for (int j = 0; j < PIXELS_CHANNELS; ++j) lane_sums[j * CONV_THREADS + tid] = acc[j];
+        __syncthreads();
+        if (computes && lane == 0)
+            for (int other = 1; other < lanes; ++other)
+#pragma unroll
+                for (int j = 0; j < PIXELS_CHANNELS; ++j) acc[j] += lane_sums[j * CONV_THREADS + other * span + tid];
+    }
+    if (!computes || lane > 0) return;
+    float* out = partial + ((long long)split * K + (long long)group * Kg + k0) * columns + column;
+#pragma unroll
+    for (int j = 0; j < PIXELS_CHANNELS; ++j)
+        if (k0 + j < Kg) out[(long long)j * columns] = acc[j];
+}
+
 /* The weight as the taps kernels read it: out[b, j, i] = weight[b, i, j] for a (batches, rows, cols)
  * weight; the forward's (K, Cg, R*S) -> (K, R*S, Cg), backward-data's (G, Kg, Cg*R*S) -> (G, Cg*R*S, Kg).
  * Thread per output element (grid-stride): the writes are coalesced, the reads of a small weight hit
@@ -973,23 +1075,41 @@ extern "C" __global__ void conv2d_backward_data_exact(
     }
 }
 
-/* out[i] = partial[0][i] + partial[1][i] + ... in split order, plus bias[(i / PQ) % K] where has_bias:
- * the result of a product whose reduction ran in splits (thread per element i, grid-stride). */
-static __device__ __forceinline__ void sum_splits(const float* __restrict__ partial, const float* __restrict__ bias,
-                                                  float* __restrict__ out, int has_bias, long long count, int splits,
-                                                  int K, long long PQ) {
-    for (long long i = first_index(); i < count; i += grid_threads()) {
-        float sum = partial[i];
-        for (int split = 1; split < splits; ++split) sum += partial[split * count + i];
-        out[i] = has_bias ? sum + bias[i / PQ % K] : sum;
+/* out[i] = partial[0][i] + partial[1][i] + ... , plus bias[(i / PQ) % K] where has_bias: the result of a
+ * product whose reduction ran in splits. With lanes == 1, a thread an element i (grid-stride) adds the
+ * splits in split order. A result of few values in many splits (backward-filter of a narrow layer: 1,200
+ * values in 256 splits) would leave such threads waiting on one load after another, so there a block
+ * takes CONV_THREADS / lanes elements, `lanes` threads each (a power of two up to 32 that divides
+ * CONV_THREADS): lane l adds splits l, l + lanes, ... in order, and lane 0 adds the lanes' sums in lane
+ * order. A fixed order either way; the host picks lanes from the sizes alone. */
+extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_sum_splits(
+    const float* __restrict__ partial, const float* __restrict__ bias, float* __restrict__ out, int has_bias,
+    long long count, int splits, int K, long long PQ, int lanes) {
+    if (lanes == 1) {
+        for (long long i = first_index(); i < count; i += grid_threads()) {
+            float sum = partial[i];
+            for (int split = 1; split < splits; ++split) sum += partial[split * count + i];
+            out[i] = has_bias ? sum + bias[i / PQ % K] : sum;
+        }
+        return;
     }
-}
-
-/* Forward (y, with the bias) and backward-filter (grad_weight: has_bias 0). */
-extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, const float* __restrict__ bias,
-                                             float* __restrict__ out, int has_bias, long long count, int splits,
-                                             int K, long long PQ) {
-    sum_splits(partial, bias, out, has_bias, count, splits, K, PQ);
+    __shared__ float lane_sums[CONV_THREADS];
+    const int width = CONV_THREADS / lanes, lane = threadIdx.x / width, slot = threadIdx.x - lane * width;
+    for (long long first = (long long)blockIdx.x * width; first < count; first += (long long)gridDim.x * width) {
+        const long long i = first + slot; /* consecutive threads of a lane: consecutive elements */
+        float sum = 0.0f;
+        if (i < count && lane < splits) {
+            sum = partial[lane * count + i];
+            for (int split = lane + lanes; split < splits; split += lanes) sum += partial[split * count + i];
+        }
+        lane_sums[threadIdx.x] = sum;
+        __syncthreads();
+        if (lane == 0 && i < count) {
+            for (int other = 1; other < lanes && other < splits; ++other) sum += lane_sums[other * width + slot];
+            out[i] = has_bias ? sum + bias[i / PQ % K] : sum;
+        }
+        __syncthreads(); /* lane_sums is written again in the next round */
+    }
 }
 
 /* grad_bias[k] = sum over (n, p, q) of dy[n, k, p, q]: block k; thread t sums positions t, t + 256,

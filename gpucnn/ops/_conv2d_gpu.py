@@ -127,6 +127,11 @@ class Conv2dGpu:
     # (K/G * R * S) is at most PIXELS_MAX_REDUCTION, runs on it as a forward of the upstream gradient with
     # the weight flipped (conv2d.cu): the same product shape as the forward of a layer of as many input as
     # output channels (the small ResNet's 16-channel layers), not yet timed as backward-data on a GPU.
+    # Backward-filter of at most this many output channels a group runs conv2d_backward_filter_pixels: a
+    # thread a column (c, r, s) of the weight and 16 output channels, over its split's positions, where the
+    # tiles' 64 rows held 16 or 20 channels on the ConvNetJS layers and 10 or 1 on the lecture's (device
+    # time on an H100, 2026-11-28: 0.036-0.042 ms against cuDNN's 0.021-0.027 on ConvNetJS's conv1 and
+    # conv2, 0.041 against 0.027 on the lecture's 5x5 layer); not yet timed on a GPU.
     # 0: never (the kernel path "pixels_off").
     PIXELS_NARROW_CHANNELS = 32
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
@@ -155,6 +160,12 @@ class Conv2dGpu:
     # time more splits.
     SPLIT_TARGET_BLOCKS = 512
     SPLIT_MIN_CHUNK = 128
+    # The splits' sum (conv2d_sum_splits) takes a thread an element; where the result has few elements and
+    # many splits, several threads an element, each adding a share of the splits, until the launch has
+    # about this many threads (``_sum_sizes``). Backward-filter of ConvNetJS's RGB stem (1,200 weights)
+    # at batch 32 sums 256 splits: 1,200 threads would each wait on 256 loads in turn; 32 threads an
+    # element, on eight each. Not yet timed on a GPU.
+    SUM_LANES_THREADS = 1 << 17
     # The 128 tile's backward-filter blocks run in waves of WIDE_FILTER_BLOCKS a multiprocessor from
     # compute capability WIDE_FILTER_CAPABILITY, one below (its launch bounds in conv2d.cu,
     # CONV_BLOCKS_128), and a last wave of a few blocks takes as long as a full one. At one block a
@@ -241,6 +252,12 @@ class Conv2dGpu:
         groups, positions, columns = self.groups, N * P * Q, group_channels * R * S
         if not (positions and K * columns):
             return None
+        geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
+        if K // groups <= self.PIXELS_NARROW_CHANNELS:  # columns spread evenly over blocks of at most THREADS
+            column_blocks, channel_blocks = -(-columns // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS)
+            splits, chunk = self._splits(column_blocks * channel_blocks * groups, positions, groups)
+            return _Product("conv2d_backward_filter_pixels", (column_blocks, channel_blocks, groups * splits), splits,
+                            geometry + (numpy.int64(chunk), numpy.int32(-(-columns // column_blocks))), False)
         tile = self._tile(K // groups, columns, groups, reduction=positions)
         tiles = _tiles(K // groups, columns, groups, tile)
         splits, chunk = self._splits(tiles, positions, groups)
@@ -249,7 +266,7 @@ class Conv2dGpu:
                                         self.device.multiprocessors * self._wide_filter_blocks())
         return _Product(f"conv2d_backward_filter_{tile}", (-(-columns // tile), -(-(K // groups) // tile),
                                                            groups * splits), splits,
-                        self._kernel_geometry(x_shape, weight_shape, P, Q) + (numpy.int64(chunk),), False)
+                        geometry + (numpy.int64(chunk),), False)
 
     def _data_plan(self, x_shape: tuple, weight_shape: tuple) -> tuple:
         """How backward-data launches: ("empty",), ("exact", blocks, geometry), ("pixels", _Product) or
@@ -345,13 +362,13 @@ class Conv2dGpu:
         return -(-reduction // chunk), chunk
 
     def _sum_splits(self, partial, out, splits: int, bias=None, K: int = 1, PQ: int = 1) -> None:
-        """out = the sum of partial's ``splits`` leading slices, in order (+ ``bias`` per channel of
-        ``K``, for an (N, K, P, Q) output), where the reduction ran in splits."""
+        """out = the sum of partial's ``splits`` leading slices, in a fixed order (+ ``bias`` per channel of
+        ``K``, for an (N, K, P, Q) output), where the reduction ran in splits (see SUM_LANES_THREADS)."""
         if splits > 1:
             has_bias = bias is not None
-            self._launch("conv2d_sum_splits", (_kernels.blocks_for(out.size),),
-                         (partial, bias if has_bias else partial, out) + _kernels.int32_args((has_bias,)),
-                         _sum_sizes(out.size, splits, K, PQ))
+            sizes = _sum_sizes(out.size, splits, K, PQ, self.SUM_LANES_THREADS)
+            self._launch("conv2d_sum_splits", (_kernels.blocks_for(out.size * int(sizes[-1])),),
+                         (partial, bias if has_bias else partial, out) + _kernels.int32_args((has_bias,)), sizes)
 
     def _transposed_weight(self, batches: int, rows: int, columns: int):
         """The weight seen as (batches, rows, columns), each matrix transposed: the taps kernels' layout."""
@@ -511,8 +528,13 @@ class Conv2dGpu:
 # The arguments after the arrays (and flag) of conv2d_sum_splits and conv2d_backward_bias, as their
 # parameters' types: a layer's sizes, the same tuple for the same values, packed once (Device.launcher).
 @functools.lru_cache(maxsize=4096)
-def _sum_sizes(count: int, splits: int, K: int, PQ: int) -> tuple:
-    return numpy.int64(count), numpy.int32(splits), numpy.int32(K), numpy.int64(PQ)
+def _sum_sizes(count: int, splits: int, K: int, PQ: int, lanes_threads: int) -> tuple:
+    """conv2d_sum_splits's sizes, the last its ``lanes``: threads an element, a power of two up to 32, doubled
+    while each lane still adds four splits or more and the launch has at most ``lanes_threads`` threads."""
+    lanes = 1
+    while lanes < 32 and 8 * lanes <= splits and 2 * lanes * count <= lanes_threads:
+        lanes *= 2
+    return numpy.int64(count), numpy.int32(splits), numpy.int32(K), numpy.int64(PQ), numpy.int32(lanes)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -41,6 +41,9 @@ def _on_both(fn, *arrays):
     dict(x=(2, 130, 9, 9), w=(70, 130, 3, 3), kw=dict(padding="valid")),
     dict(x=(3, 40, 21, 23), w=(200, 40, 3, 3), kw=dict(padding=1)),  # two 128-row tiles, one partial
     dict(x=(2, 3, 20, 18), w=(20, 3, 7, 7), kw=dict(stride=2, padding=3)),  # a 7x7 RGB stem: 147 indices
+    # narrow layers: backward-filter on its pixels kernel (every case of at most 32 output channels a group);
+    # ConvNetJS's RGB stem at batch 32 sums its 256 splits in 32 lanes
+    dict(x=(32, 3, 32, 32), w=(16, 3, 5, 5), kw=dict(padding=2)),
     # narrow stride-1 layers: backward-data on the pixels kernel, the weight flipped, with groups and a dilation
     dict(x=(3, 16, 15, 13), w=(16, 16, 3, 3), kw=dict(padding=1)),
     dict(x=(2, 24, 11, 10), w=(10, 12, 3, 3), kw=dict(padding=(3, 1), dilation=(2, 1), groups=2)),

@@ -336,6 +336,91 @@ def test_conv2d_narrow_backward_data_takes_the_pixels_kernel(N, groups, C, K, H,
         assert_close(grad, expected, atol=1e-5, rtol=1e-4, name=f"dx on the {name}")
 
 
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), groups=st.integers(1, 2), C=st.integers(1, 40), K=st.sampled_from([1, 5, 16, 17, 32]),
+       H=st.integers(1, 12), W=st.integers(1, 12), kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(*[st.integers(0, 3)] * 4), chunk=st.sampled_from([16, 80, 4096]), seed=st.integers(0, 2**16))
+def test_conv2d_narrow_backward_filter_takes_the_pixels_kernel(N, groups, C, K, H, W, kernel, stride, dilation, pads,
+                                                               chunk, seed):
+    """Backward-filter of at most Conv2d.PIXELS_NARROW_CHANNELS output channels a group runs
+    conv2d_backward_filter_pixels: up to 1,000 columns (C/G * R * S) spread over blocks of at most 256, in
+    lanes where a block holds 128 or fewer; 16 output channels a thread (two such chunks for 17 and 32);
+    positions staged 64 at a time, in splits of 16 or 80 positions (conv2d_sum_splits adds them) or one:
+    the cpu's weight gradient, and the tiles' (kernel path pixels_off)."""
+    (R, S), (top, bottom, left, right) = kernel, pads
+    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
+              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
+
+    def conv(x, w):
+        return conv2d_module.Conv2d(stride, pads, dilation, groups).apply(x, w)
+
+    weight_grads = []
+    for path in ("chosen", "pixels_off"):
+        with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
+            patch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", chunk)
+            launches = launched_kernels(patch)
+            weight_grads.append(run("cudasim", conv, arrays)[2])
+        names = [name for name, _ in launches]
+        assert ("conv2d_backward_filter_pixels" in names) == (path == "chosen"), launches
+    expected = run("cpu", conv, arrays)[2]
+    for name, grad in zip(("pixels", "tiles"), weight_grads):
+        assert_close(grad, expected, atol=1e-5, rtol=1e-4, name=f"dw on the {name}")
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=order_ids)
+def test_conv2d_narrow_backward_filter_with_non_finite_values(order):
+    """inf and NaN in the input and the upstream gradient: conv2d_backward_filter_pixels multiplies dy by the
+    padding's zeros as the cpu does (NaN where an inf dy meets one): 75 columns in 3 lanes, 216 positions in 14
+    splits, which conv2d_sum_splits adds in 2 lanes."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((10, 3, 5, 5)).astype(np.float32)
+    x[0, 1, 2, 3], x[2, 0, 8, 7] = np.inf, np.nan
+    dy = rng.standard_normal((3, 10, 9, 8)).astype(np.float32)
+    dy[1, 4, 0, 0], dy[2, 9, 4, 4] = -np.inf, np.nan
+    results = {}
+    for device in ("cpu", "cudasim"):
+        with pytest.MonkeyPatch.context() as patch, np.errstate(invalid="ignore"), cudasim.thread_order(*order):
+            patch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
+            launches = launched_kernels(patch)
+            weight = gpucnn.tensor(w, device=device, requires_grad=True)
+            F.conv2d(gpucnn.tensor(x, device=device), weight, padding=2).backward(dy)
+            results[device] = weight.grad.numpy()
+    assert launches[1:] == [("conv2d_backward_filter_pixels", (1, 1, 14)), ("conv2d_sum_splits", (6,))], launches
+    assert np.isnan(results["cpu"]).any() and np.isinf(results["cpu"]).any() and np.isfinite(results["cpu"]).any()
+    assert_close(results["cudasim"], results["cpu"], atol=1e-5, rtol=1e-4, name="dw")
+
+
+@pytest.mark.parametrize("order", ORDERS[:3], ids=order_ids[:3])
+@pytest.mark.parametrize("max_blocks", [None, 1], ids=["blocks", "grid_stride"])
+@pytest.mark.parametrize("x_shape, w_shape, product, grid", [
+    # backward-filter of 108 weights over 4,096 positions in 256 splits: 32 lanes, 8 elements a block
+    ((4, 3, 32, 32), (4, 3, 3, 3), "conv2d_backward_filter_pixels", (14,)),
+    # a forward of 32 outputs over 576 reduction indices in 36 splits (the bias with the sum): 8 lanes
+    ((1, 64, 4, 4), (2, 64, 3, 3), "conv2d_forward_64", (1,)),
+    # backward-filter in 9 splits of 16 positions: 2 lanes, the last one adding 4 splits
+    ((1, 2, 12, 12), (3, 2, 1, 1), "conv2d_backward_filter_pixels", (1,)),
+], ids=["filter32", "forward4", "filter2"])
+def test_conv2d_splits_summed_in_lanes(monkeypatch, x_shape, w_shape, product, grid, max_blocks, order):
+    """conv2d_sum_splits takes several threads an element where the result is small and its splits many
+    (Conv2d.SUM_LANES_THREADS): each lane adds its share of the splits, lane 0 the lanes' sums; with one
+    block, it strides over the elements. The cpu's results."""
+    monkeypatch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
+    if max_blocks:
+        monkeypatch.setattr(kernels_module, "MAX_BLOCKS", max_blocks)
+    launches = launched_kernels(monkeypatch)
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(x_shape).astype(np.float32),
+              (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32),
+              rng.standard_normal(w_shape[0]).astype(np.float32)]
+    compare(lambda *t: F.conv2d(*t, padding=1 if w_shape[2] == 3 else 0), arrays, order)
+    at = [name for name, _ in launches].index(product)
+    assert launches[at + 1] == ("conv2d_sum_splits", grid if max_blocks is None else (1,)), launches
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 def test_conv2d_pixels_forward_with_non_finite_values(order):
     """inf and NaN in the input and the weight: NaN where an inf weight meets padding, as on the cpu."""

@@ -526,6 +526,49 @@ def test_backward_data_of_narrow_stride_1_layers_takes_the_pixels_kernel(channel
         assert plan[1].name == "conv2d_forward_pixels" and plan[1].arguments[-2:] == (1, 0)  # flipped, no padding
 
 
+@pytest.mark.parametrize("x_shape, w_shape, groups, grid, span", [
+    # the ConvNetJS layers at batch 32: 75 columns in one block (three lanes), 32,768 positions in 256 splits
+    ((32, 3, 32, 32), (16, 3, 5, 5), 1, (1, 1, 256), 75),
+    # 400 columns in two blocks of 200, 20 output channels in two chunks of 16: 4 blocks a split, 64 splits
+    ((32, 16, 16, 16), (20, 16, 5, 5), 1, (2, 2, 64), 200),
+    ((2, 256, 8, 8), (32, 256, 1, 1), 1, (1, 2, 1), 256),  # 256 columns, 128 positions: one block, unsplit
+    ((2, 257, 8, 8), (32, 257, 1, 1), 1, (2, 2, 1), 129),
+    ((4, 64, 8, 8), (64, 32, 3, 3), 2, (2, 2, 4), 144),  # 32 output channels a group: z = groups * splits
+    ((4, 64, 8, 8), (33, 64, 3, 3), 1, None, None),  # past Conv2d.PIXELS_NARROW_CHANNELS: the tiles
+])
+def test_backward_filter_of_narrow_layers_takes_the_pixels_kernel(x_shape, w_shape, groups, grid, span):
+    """Backward-filter of at most PIXELS_NARROW_CHANNELS output channels a group runs
+    conv2d_backward_filter_pixels: the columns (C/G * R * S) spread evenly over blocks of at most 256,
+    16 output channels a block, its positions split as the tiles' are (SPLIT_TARGET_BLOCKS); with the
+    kernel path pixels_off, and past 32 channels, on the tiles."""
+    conv = Conv2d((1, 1), (w_shape[2] // 2,) * 4, (1, 1), groups)
+    conv.device = gpucnn.device("cudasim")
+    product = conv._plan("filter", x_shape, w_shape)
+    if grid is None:
+        assert product.name == "conv2d_backward_filter_64"
+        return
+    assert (product.name, product.grid, product.splits) == ("conv2d_backward_filter_pixels", grid, grid[2] // groups)
+    positions = x_shape[0] * x_shape[2] * x_shape[3]  # stride 1, 'same' padding
+    chunk = product.arguments[-2]
+    assert product.arguments[-1] == span and (product.splits - 1) * chunk < positions <= product.splits * chunk
+    with kernel_path("pixels_off"):
+        assert conv._plan("filter", x_shape, w_shape).name.startswith("conv2d_backward_filter_")
+        assert conv._plan("filter", x_shape, w_shape).name != "conv2d_backward_filter_pixels"
+
+
+@pytest.mark.parametrize("count, splits, lanes", [
+    (1200, 256, 32),  # the ConvNetJS stem's weight gradient: 32 lanes of 8 splits
+    (8000, 64, 16),  # 16 lanes of 4 splits (128,000 threads)
+    (8000, 7, 1),  # fewer than 8 splits: a thread an element
+    (100_000, 256, 1),  # 100,000 elements and more would be 2 lanes past 2^17 threads
+    (65_536, 256, 2),
+])
+def test_split_sums_take_lanes_where_the_result_is_small(count, splits, lanes):
+    """conv2d_sum_splits takes a power of two of threads an element, up to 32, while each adds four or
+    more splits and the launch keeps to Conv2d.SUM_LANES_THREADS (2^17) threads."""
+    assert _conv2d_gpu._sum_sizes(count, splits, 1, 1, Conv2d.SUM_LANES_THREADS)[-1] == lanes
+
+
 def test_host_constants_match_the_kernels_defines():
     """The launcher sizes grids and picks kernels by constants that cuda/conv2d.cu defines for itself."""
     import re

@@ -143,8 +143,8 @@ step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lect
 # every kernel path on the ConvNetJS and lecture layers, also on the device alone, where gpucnn's device time
 # is furthest from cuDNN's (0.65-0.74 of its speed over forward and both backwards on an H100, 2026-11-28,
 # before their narrow forwards took the pixels kernel); then the small ResNet's layers at batch 128 with
-# backward-data's exact gather for its 16 channels and with its narrow layers on the tiles (forward and
-# backward-data, which take the pixels kernel)
+# backward-data's exact gather for its 16 channels and with its narrow layers on the tiles (forward,
+# backward-data and backward-filter, which take the pixels kernels)
 step bench-kernels-cuda-convnetjs 90 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
   --out "$out"
 step bench-kernels-cuda-lecture 60 "$python" -m bench kernels --device cuda --suite lecture --device-times \

@@ -69,8 +69,8 @@ class Conv2d(Conv2dCpu, Conv2dGpu, Function):
 # - the direct kernels only, as the launcher picks them but without the taps kernels, or with them in
 #   the forward too (TAPS_FORWARD);
 # - the launcher's choice with the tiles for short forward reductions and narrow layers too (neither
-#   conv2d_forward_pixels nor conv2d_backward_filter_pixels), with the former for reductions of up to PIXELS_MAX_REDUCTION indices whatever the
-#   output channels (a 7x7 RGB stem's 147),
+#   conv2d_forward_pixels nor conv2d_backward_filter_pixels), with the former for reductions of up to
+#   PIXELS_MAX_REDUCTION indices whatever the output channels (a 7x7 RGB stem's 147),
 #   with backward-filter's splits not fitted to the GPU's waves (FILL_WAVES), or with backward-data's
 #   exact gather for up to 20 channels a group (GATHER_MAX_CHANNELS: the ConvNetJS layers' 16 and 20,
 #   the small ResNet's 16, on which the 64 tile's rows are mostly channels that do not exist);

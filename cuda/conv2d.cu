@@ -855,8 +855,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
  * FILTER_STAGE positions at a time: their dy values for its channels ([t][j], zeros past Kg, so that one
  * float4 read feeds four channels) and where each position's window starts; every thread then reads
  * its own input value at each position once. A block takes `span` columns (the host spreads the columns
- * evenly over blocks of at most CONV_THREADS); where fewer than half the threads hold a column, the
- * block's CONV_THREADS / span lanes share the positions (lane l: staged positions l, l + lanes, ...)
+ * evenly over enough blocks that three quarters of their threads or more hold one); where span is at most
+ * half of CONV_THREADS, the block's CONV_THREADS / span lanes share the positions (lane l: staged positions l, l + lanes, ...)
  * and lane 0 adds the lanes' sums in lane order: a fixed order. Grid (ceil(Cg*R*S / span), ceil(Kg /
  * PIXELS_CHANNELS), G * splits); split z / G sums positions [split*chunk, (split+1)*chunk) and writes
  * partial[split] (K, Cg*R*S), as the tiles do. */

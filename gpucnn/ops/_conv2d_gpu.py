@@ -253,11 +253,12 @@ class Conv2dGpu:
         if not (positions and K * columns):
             return None
         geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
-        if K // groups <= self.PIXELS_NARROW_CHANNELS:  # columns spread evenly over blocks of at most THREADS
-            column_blocks, channel_blocks = -(-columns // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS)
+        if K // groups <= self.PIXELS_NARROW_CHANNELS:
+            span = _filter_span(columns)
+            column_blocks, channel_blocks = -(-columns // span), -(-(K // groups) // _PIXELS_CHANNELS)
             splits, chunk = self._splits(column_blocks * channel_blocks * groups, positions, groups)
             return _Product("conv2d_backward_filter_pixels", (column_blocks, channel_blocks, groups * splits), splits,
-                            geometry + (numpy.int64(chunk), numpy.int32(-(-columns // column_blocks))), False)
+                            geometry + (numpy.int64(chunk), numpy.int32(span)), False)
         tile = self._tile(K // groups, columns, groups, reduction=positions)
         tiles = _tiles(K // groups, columns, groups, tile)
         splits, chunk = self._splits(tiles, positions, groups)
@@ -545,6 +546,18 @@ def _bias_sizes(N: int, K: int, PQ: int) -> tuple:
 def _tiles(rows: int, columns: int, layers: int, tile: int) -> int:
     """Blocks of ``tile`` x ``tile`` results over ``layers`` (rows x columns) matrices."""
     return -(-rows // tile) * -(-columns // tile) * layers
+
+
+def _filter_span(columns: int) -> int:
+    """The columns a block of conv2d_backward_filter_pixels takes: ``columns`` spread evenly over the fewest
+    blocks whose threads, in lanes of span threads each, hold a column in three quarters of them or more
+    (144 columns: two blocks of 72 in three lanes, 216 of 256 threads, rather than one of 144, 144)."""
+    blocks = -(-columns // _kernels.THREADS)
+    while True:  # ends by a span of 64 or fewer, whose lanes hold at least 193 of 256 threads
+        span = -(-columns // blocks)
+        if 4 * span * (_kernels.THREADS // span) >= 3 * _kernels.THREADS:
+            return span
+        blocks += 1
 
 
 def _fill_waves(tiles: int, reduction: int, splits: int, chunk: int, wave: int) -> tuple[int, int]:

@@ -532,14 +532,16 @@ def test_backward_data_of_narrow_stride_1_layers_takes_the_pixels_kernel(channel
     # 400 columns in two blocks of 200, 20 output channels in two chunks of 16: 4 blocks a split, 64 splits
     ((32, 16, 16, 16), (20, 16, 5, 5), 1, (2, 2, 64), 200),
     ((2, 256, 8, 8), (32, 256, 1, 1), 1, (1, 2, 1), 256),  # 256 columns, 128 positions: one block, unsplit
-    ((2, 257, 8, 8), (32, 257, 1, 1), 1, (2, 2, 1), 129),
-    ((4, 64, 8, 8), (64, 32, 3, 3), 2, (2, 2, 4), 144),  # 32 output channels a group: z = groups * splits
+    # 257 columns: blocks of 129 (one lane) or 86 (two) would leave a third or more of the threads idle
+    ((2, 257, 8, 8), (32, 257, 1, 1), 1, (4, 2, 1), 65),
+    # 288 columns a group in three blocks of 96, two lanes each; 32 output channels a group: z = groups * splits
+    ((4, 64, 8, 8), (64, 32, 3, 3), 2, (3, 2, 4), 96),
     ((4, 64, 8, 8), (33, 64, 3, 3), 1, None, None),  # past Conv2d.PIXELS_NARROW_CHANNELS: the tiles
 ])
 def test_backward_filter_of_narrow_layers_takes_the_pixels_kernel(x_shape, w_shape, groups, grid, span):
     """Backward-filter of at most PIXELS_NARROW_CHANNELS output channels a group runs
-    conv2d_backward_filter_pixels: the columns (C/G * R * S) spread evenly over blocks of at most 256,
-    16 output channels a block, its positions split as the tiles' are (SPLIT_TARGET_BLOCKS); with the
+    conv2d_backward_filter_pixels: the columns (C/G * R * S) spread evenly over blocks of at most 256, as
+    many as hold a column in three quarters of their threads (in lanes), 16 output channels a block, its positions split as the tiles' are (SPLIT_TARGET_BLOCKS); with the
     kernel path pixels_off, and past 32 channels, on the tiles."""
     conv = Conv2d((1, 1), (w_shape[2] // 2,) * 4, (1, 1), groups)
     conv.device = gpucnn.device("cudasim")
@@ -554,6 +556,16 @@ def test_backward_filter_of_narrow_layers_takes_the_pixels_kernel(x_shape, w_sha
     with kernel_path("pixels_off"):
         assert conv._plan("filter", x_shape, w_shape).name.startswith("conv2d_backward_filter_")
         assert conv._plan("filter", x_shape, w_shape).name != "conv2d_backward_filter_pixels"
+
+
+@pytest.mark.parametrize("columns, span", [(1, 1), (9, 9), (75, 75), (144, 72), (200, 200), (256, 256), (257, 65),
+                                           (288, 96), (400, 200), (1000, 250), (4096, 256)])
+def test_filter_span_keeps_three_quarters_of_the_threads_on_columns(columns, span):
+    """The narrow backward-filter's columns go evenly (no block more than a column short of another) to
+    the fewest blocks of at most 256 whose lanes hold a column in 192 or more of their 256 threads."""
+    assert _conv2d_gpu._filter_span(columns) == span
+    blocks = -(-columns // span)
+    assert span <= 256 and blocks * span - columns < blocks and 4 * span * (256 // span) >= 3 * 256
 
 
 @pytest.mark.parametrize("count, splits, lanes", [

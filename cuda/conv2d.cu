@@ -784,6 +784,19 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
 #define PIXELS_CHANNELS 16
 #define PIXELS_MAX_REDUCTION 160
 
+/* acc[j] += factors[j] * value for the PIXELS_CHANNELS factors of four float4s (in shared memory): the
+ * pixels kernels' step, a weight's channels times an input value or a position's dy times one. */
+static __device__ __forceinline__ void add_scaled(float (&acc)[PIXELS_CHANNELS], const float4* factors, float value) {
+#pragma unroll
+    for (int j4 = 0; j4 < PIXELS_CHANNELS / 4; ++j4) {
+        const float4 f4 = factors[j4];
+        acc[4 * j4] += f4.x * value;
+        acc[4 * j4 + 1] += f4.y * value;
+        acc[4 * j4 + 2] += f4.z * value;
+        acc[4 * j4 + 3] += f4.w * value;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
@@ -826,15 +839,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
                 const int w = col_origin + s * dilation_w;
                 const bool inside = row_inside && w >= 0 && w < W;
                 if (!inside && !padding_counts) continue;
-                const float value = inside ? x_image[row + w] : 0.0f;
-#pragma unroll
-                for (int j4 = 0; j4 < PIXELS_CHANNELS / 4; ++j4) {
-                    const float4 w4 = weight_i[j4];
-                    acc[4 * j4] += w4.x * value;
-                    acc[4 * j4 + 1] += w4.y * value;
-                    acc[4 * j4 + 2] += w4.z * value;
-                    acc[4 * j4 + 3] += w4.w * value;
-                }
+                add_scaled(acc, weight_i, inside ? x_image[row + w] : 0.0f);
             }
         }
     }
@@ -855,11 +860,11 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
  * FILTER_STAGE positions at a time: their dy values for its channels ([t][j], zeros past Kg, so that one
  * float4 read feeds four channels) and where each position's window starts; every thread then reads
  * its own input value at each position once. A block takes `span` columns (the host spreads the columns
- * evenly over enough blocks that three quarters of their threads or more hold one); where span is at most
- * half of CONV_THREADS, the block's CONV_THREADS / span lanes share the positions (lane l: staged positions l, l + lanes, ...)
- * and lane 0 adds the lanes' sums in lane order: a fixed order. Grid (ceil(Cg*R*S / span), ceil(Kg /
- * PIXELS_CHANNELS), G * splits); split z / G sums positions [split*chunk, (split+1)*chunk) and writes
- * partial[split] (K, Cg*R*S), as the tiles do. */
+ * evenly over enough blocks that three quarters of their threads or more hold one); where span is at
+ * most half of CONV_THREADS, the block's CONV_THREADS / span lanes share the positions (lane l: staged
+ * positions l, l + lanes, ...) and lane 0 adds the lanes' sums in lane order: a fixed order.
+ * Grid (ceil(Cg*R*S / span), ceil(Kg / PIXELS_CHANNELS), G * splits); split z / G sums positions
+ * [split*chunk, (split+1)*chunk) and writes partial[split] (K, Cg*R*S), as the tiles do. */
 #define FILTER_STAGE 64
 /* Resident blocks a multiprocessor that ptxas must allow: at 3 (80 registers) the position loop, unrolled
  * to keep four loads of x in flight, fits sm_53 to sm_90 without spills; with no minimum, nvcc 13 gave
@@ -916,17 +921,9 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, FILTER_PIXELS_BLOCKS)
 #pragma unroll 4
         for (int t = lane; t < staged; t += lanes) { /* four loads of x in flight */
             const int h = row_at[t] + tap_h, w = col_at[t] + tap_w;
-            const float value = h >= 0 && h < H && w >= 0 && w < W ? x[image_at[t] + channel_at + (long long)h * W + w]
-                                                                   : 0.0f;
-            const float4* grad4 = reinterpret_cast<const float4*>(grads + t * PIXELS_CHANNELS);
-#pragma unroll
-            for (int j4 = 0; j4 < PIXELS_CHANNELS / 4; ++j4) {
-                const float4 g4 = grad4[j4];
-                acc[4 * j4] += g4.x * value;
-                acc[4 * j4 + 1] += g4.y * value;
-                acc[4 * j4 + 2] += g4.z * value;
-                acc[4 * j4 + 3] += g4.w * value;
-            }
+            const bool inside = h >= 0 && h < H && w >= 0 && w < W;
+            add_scaled(acc, reinterpret_cast<const float4*>(grads + t * PIXELS_CHANNELS),
+                       inside ? x[image_at[t] + channel_at + (long long)h * W + w] : 0.0f);
         }
     }
     if (lanes > 1) { /* the same for every thread of the block */

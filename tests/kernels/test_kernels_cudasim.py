@@ -220,6 +220,22 @@ def test_conv2d_winograd_paths_sum_their_nan_results_again_directly(where, at, v
     assert not all(np.isfinite(result).all() for result in results[0])
 
 
+def random_layer(N, groups, C, K, H, W, kernel, stride, dilation, pads, seed) -> tuple:
+    """(conv, [x, weight]): conv2d of these sizes (C and K a group) as a function of its input and weight,
+    and random ones, the weight at a trained layer's scale; hypothesis assumes the kernel fits the padded
+    input."""
+    (R, S), (top, bottom, left, right) = kernel, pads
+    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
+              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
+
+    def conv(x, w):
+        return conv2d_module.Conv2d(stride, pads, dilation, groups).apply(x, w)
+
+    return conv, arrays
+
+
 @pytest.mark.parametrize("path", ["tile64", "tile128"])
 @settings(max_examples=100, deadline=None)
 @given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.sampled_from([1, 2, 3, 16]),
@@ -236,15 +252,7 @@ def test_conv2d_tiled_kernels_on_random_geometry(path, N, groups, C, K, H, W, ke
     reduction in chunks of 16 (Conv2d.SPLIT_MIN_CHUNK), which the 128 tile's backward-filter starts
     at positions within an image and steps through 8 at a time, past image ends, in the splits that
     fill the waves of a GPU of ``multiprocessors`` (Conv2d.FILL_WAVES)."""
-    (R, S), (top, bottom, left, right) = kernel, pads
-    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
-    rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
-              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
-
-    def conv(x, w):
-        return conv2d_module.Conv2d(stride, pads, dilation, groups).apply(x, w)
-
+    conv, arrays = random_layer(N, groups, C, K, H, W, kernel, stride, dilation, pads, seed)
     with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
         if split:
             patch.setattr(conv2d_module.Conv2d, "SPLIT_MIN_CHUNK", 16)
@@ -316,15 +324,8 @@ def test_conv2d_narrow_backward_data_takes_the_pixels_kernel(N, groups, C, K, H,
     channels a group and at most _conv2d_gpu.PIXELS_MAX_REDUCTION reduction indices (K/G * R * S) runs
     conv2d_forward_pixels on the upstream gradient with the weight flipped, padded by dilation * (R - 1)
     minus the layer's padding (below 0 where that padding is wider): the cpu's gradients, and the tiles'."""
-    (R, S), (top, bottom, left, right) = kernel, pads
-    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
-    assume(K * R * S <= conv2d_module.PIXELS_MAX_REDUCTION)
-    rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
-              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
-    def conv(x, w):
-        return conv2d_module.Conv2d((1, 1), pads, dilation, groups).apply(x, w)
-
+    assume(K * kernel[0] * kernel[1] <= conv2d_module.PIXELS_MAX_REDUCTION)
+    conv, arrays = random_layer(N, groups, C, K, H, W, kernel, (1, 1), dilation, pads, seed)
     input_grads = []
     for path in ("chosen", "pixels_off"):
         with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):
@@ -348,15 +349,7 @@ def test_conv2d_narrow_backward_filter_takes_the_pixels_kernel(N, groups, C, K, 
     lanes where a block holds 128 or fewer; 16 output channels a thread (two such chunks for 17 and 32);
     positions staged 64 at a time, in splits of 16 or 80 positions (conv2d_sum_splits adds them) or one:
     the cpu's weight gradient, and the tiles' (kernel path pixels_off)."""
-    (R, S), (top, bottom, left, right) = kernel, pads
-    assume(dilation[0] * (R - 1) < H + top + bottom and dilation[1] * (S - 1) < W + left + right)
-    rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal((N, groups * C, H, W)).astype(np.float32),
-              (rng.standard_normal((groups * K, C, R, S)) / np.sqrt(C * R * S)).astype(np.float32)]
-
-    def conv(x, w):
-        return conv2d_module.Conv2d(stride, pads, dilation, groups).apply(x, w)
-
+    conv, arrays = random_layer(N, groups, C, K, H, W, kernel, stride, dilation, pads, seed)
     weight_grads = []
     for path in ("chosen", "pixels_off"):
         with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path(path):

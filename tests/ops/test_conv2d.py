@@ -541,8 +541,9 @@ def test_backward_data_of_narrow_stride_1_layers_takes_the_pixels_kernel(channel
 def test_backward_filter_of_narrow_layers_takes_the_pixels_kernel(x_shape, w_shape, groups, grid, span):
     """Backward-filter of at most PIXELS_NARROW_CHANNELS output channels a group runs
     conv2d_backward_filter_pixels: the columns (C/G * R * S) spread evenly over blocks of at most 256, as
-    many as hold a column in three quarters of their threads (in lanes), 16 output channels a block, its positions split as the tiles' are (SPLIT_TARGET_BLOCKS); with the
-    kernel path pixels_off, and past 32 channels, on the tiles."""
+    many as hold a column in three quarters of their threads (in lanes), 16 output channels a block, its
+    positions split as the tiles' are (SPLIT_TARGET_BLOCKS); with the kernel path pixels_off, and past 32
+    channels, on the tiles."""
     conv = Conv2d((1, 1), (w_shape[2] // 2,) * 4, (1, 1), groups)
     conv.device = gpucnn.device("cudasim")
     product = conv._plan("filter", x_shape, w_shape)
@@ -572,7 +573,7 @@ def test_filter_span_keeps_three_quarters_of_the_threads_on_columns(columns, spa
     (1200, 256, 32),  # the ConvNetJS stem's weight gradient: 32 lanes of 8 splits
     (8000, 64, 16),  # 16 lanes of 4 splits (128,000 threads)
     (8000, 7, 1),  # fewer than 8 splits: a thread an element
-    (100_000, 256, 1),  # 100,000 elements and more would be 2 lanes past 2^17 threads
+    (100_000, 256, 1),  # two lanes of 100,000 elements would pass 2^17 threads
     (65_536, 256, 2),
 ])
 def test_split_sums_take_lanes_where_the_result_is_small(count, splits, lanes):

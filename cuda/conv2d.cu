@@ -56,9 +56,10 @@
  *   conv2d_backward_filter_TILE   grid (ceil(Cg*R*S / TILE), ceil(Kg / TILE), G * splits); split z / G
  *                                 sums N*P*Q positions [split*chunk, (split+1)*chunk) and writes
  *                                 partial[split] (K, Cg*R*S)
- *   conv2d_forward_pixels         grid (ceil(N*P*Q / 256), ceil(Kg / 16), G): a thread an output pixel and
- *                                 16 output channels, for reductions of at most 160 indices (see below);
- *                                 also backward-data at stride 1, as a forward of the upstream gradient
+ *   conv2d_forward_pixels         grid (ceil(N*P*Q / 256), ceil(Kg / 16), G * splits): a thread an output
+ *                                 pixel and 16 output channels, for reductions (a split's) of at most 160
+ *                                 indices (see below); also backward-data at stride 1, as a forward of
+ *                                 the upstream gradient
  *   conv2d_backward_filter_pixels grid (ceil(Cg*R*S / span), ceil(Kg / 16), G * splits): a thread a column
  *                                 (c, r, s) and 16 output channels, for Kg of 32 or fewer (see below)
  *   conv2d_sum_splits             grid (min(ceil(count * lanes / 256), 65535),): the result = the splits' sum
@@ -762,8 +763,11 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
 /* Forward of a layer with a short reduction (an RGB stem's 3x3 kernel, 27 indices), where the GEMM
  * tiles spend their time on what surrounds one or two reduction steps: staging, barriers and an
  * epilogue that decodes every result's pixel; or of few output channels (Kg of 32 or fewer: a 5x5 RGB
- * stem's 16), whose 64-row tiles hold mostly channels that do not exist. Cg*R*S is at most
- * PIXELS_MAX_REDUCTION, the weights' shared buffer (Conv2d's plan picks the layers).
+ * stem's 16), whose 64-row tiles hold mostly channels that do not exist. A block's reduction is at most
+ * PIXELS_MAX_REDUCTION, the weights' shared buffer (Conv2d's plan picks the layers): Cg*R*S, or where the
+ * host splits it, split_channels*R*S, block z taking group z % G and input channels [split *
+ * split_channels, ...) for split = z / G, and writing y[split] (the (N, K, P, Q) slice of a partial result
+ * that conv2d_sum_splits adds; has_bias 0 there). split_channels >= Cg: one split.
  *
  * Backward-data of a stride-1 layer with few input channels a group is such a forward too: of the
  * upstream gradient (x: (N, K, P, Q) of the layer), whose filters are the layer's (weight: (K, C/G, R,
@@ -779,8 +783,8 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
  * that one float4 read feeds four channels. For each reduction index i = (c, r, s) in order the thread
  * reads its input value once (0 in the padding) and adds weight * value to each channel's sum: the
  * same terms in the same order as the GEMM kernels (whose steps pad the reduction with zero terms),
- * so the same sums. Grid (ceil(N*P*Q / 256), ceil(Kg / PIXELS_CHANNELS), G); consecutive threads
- * take consecutive pixels, so their input reads and output writes are coalesced. */
+ * so the same sums. Grid (ceil(N*P*Q / 256), ceil(Kg / PIXELS_CHANNELS), G * splits); consecutive
+ * threads take consecutive pixels, so their input reads and output writes are coalesced. */
 #define PIXELS_CHANNELS 16
 #define PIXELS_MAX_REDUCTION 160
 
@@ -801,18 +805,20 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, int has_bias, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
     int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h, int dilation_w, int groups,
-    int flipped, int padding_counts) {
+    int flipped, int padding_counts, int split_channels) {
     __shared__ __align__(16) float weights[PIXELS_MAX_REDUCTION * PIXELS_CHANNELS];
-    const int tid = threadIdx.x, group = blockIdx.z, k0 = blockIdx.y * PIXELS_CHANNELS;
-    const int Cg = C / groups, Kg = K / groups, RS = R * S, reduction = Cg * RS;
-    const float* weight_block = weight + ((long long)group * Kg + k0) * reduction;
+    const int tid = threadIdx.x, group = blockIdx.z % groups, split = blockIdx.z / groups;
+    const int k0 = blockIdx.y * PIXELS_CHANNELS, Cg = C / groups, Kg = K / groups, RS = R * S;
+    const int c_begin = split * split_channels, c_end = min(c_begin + split_channels, Cg);
+    const int reduction = (c_end - c_begin) * RS; /* this split's: channels [c_begin, c_end) */
+    const float* weight_block = weight + ((long long)group * Kg + k0) * Cg * RS + c_begin * RS;
     for (int e = tid; e < reduction * PIXELS_CHANNELS; e += CONV_THREADS) {
         const int j = e / reduction, i = e - j * reduction; /* consecutive threads read consecutive weights */
         float value = 0.0f;
         if (k0 + j < Kg && !flipped) {
-            value = weight_block[e];
+            value = weight_block[(long long)j * Cg * RS + i];
         } else if (k0 + j < Kg) { /* weight[group * Cg + c, k0 + j, R - 1 - r, S - 1 - s] for i = (c, r, s) */
-            const int c = i / RS, tap = i - c * RS;
+            const int c = c_begin + i / RS, tap = i % RS;
             value = weight[(((long long)group * Cg + c) * Kg + k0 + j) * RS + RS - 1 - tap];
         }
         weights[i * PIXELS_CHANNELS + j] = value;
@@ -830,7 +836,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
 #pragma unroll
     for (int j = 0; j < PIXELS_CHANNELS; ++j) acc[j] = 0.0f;
     const float4* weight_i = reinterpret_cast<const float4*>(weights);
-    for (int c = 0; c < Cg; ++c) {
+    for (int c = c_begin; c < c_end; ++c) {
         for (int r = 0; r < R; ++r) {
             const int h = row_origin + r * dilation_h;
             const bool row_inside = h >= 0 && h < H;
@@ -843,7 +849,7 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS) conv2d_forward_pixels
             }
         }
     }
-    float* y_pixel = y + (n * K + (long long)group * Kg + k0) * PQ + pq;
+    float* y_pixel = y + (((long long)split * N + n) * K + (long long)group * Kg + k0) * PQ + pq;
 #pragma unroll
     for (int j = 0; j < PIXELS_CHANNELS; ++j) {
         const int k = group * Kg + k0 + j;

@@ -287,14 +287,15 @@ def test_kernels_benchmark_quick_run_times_every_path(tmp_path):
     (record_path,) = tmp_path.glob("kernels-tiny-cudasim-quick_*.json")
     table = markdown.read_text()
     assert ("| layer | op | shape | chosen ms | unsplit ms | split768 ms | chunk64 ms | taps_off ms "
-            "| taps_forward ms | pixels_off ms | pixels_wide ms | waves_off ms | gather20 ms | tile64 ms | tile128 ms "
-            "| winograd2 ms | winograd4 ms | torch ms |") in table
+            "| taps_forward ms | pixels_off ms | pixels_wide ms | pixels_split ms | waves_off ms | gather20 ms "
+            "| tile64 ms | tile128 ms | winograd2 ms | winograd4 ms | torch ms |") in table
     assert "Geometric mean of chosen / fastest" in result.stdout
     record = json.loads(record_path.read_text())
     assert record["bench"] == "kernels" and record["chosen_over_fastest_device"] is None  # per-call times only
     assert "On the device alone" not in table
     assert record["paths"] == ["chosen", "unsplit", "split768", "chunk64", "taps_off", "taps_forward", "pixels_off",
-                               "pixels_wide", "waves_off", "gather20", "tile64", "tile128", "winograd2", "winograd4"]
+                               "pixels_wide", "pixels_split", "waves_off", "gather20", "tile64", "tile128", "winograd2",
+                               "winograd4"]
     assert [(row["layer"], row["op"]) for row in record["rows"]] == [
         (layer, op) for layer in ("tiny 3x3 p1", "tiny 1x1 s2")
         for op in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter")]

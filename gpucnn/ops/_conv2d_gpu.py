@@ -134,6 +134,12 @@ class Conv2dGpu:
     # conv2, 0.041 against 0.027 on the lecture's 5x5 layer); not yet timed on a GPU.
     # 0: never (the kernel path "pixels_off").
     PIXELS_NARROW_CHANNELS = 32
+    # With PIXELS_SPLIT (the kernel path "pixels_split"), narrow forwards and stride-1 backward-data of
+    # longer reductions take the pixels kernel too, in splits of whole input channels of at most
+    # PIXELS_MAX_REDUCTION indices (R * S at most that), which conv2d_sum_splits adds: ConvNetJS's conv2
+    # (16 -> 20 channels, 400 reduction indices forward, 500 backward-data) and conv3, whose tiles took
+    # 0.029 and 0.038 ms against cuDNN's 0.022 on conv2 (H100, device time). Not yet timed on a GPU.
+    PIXELS_SPLIT = False
     MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z
     MAX_PLANE = 2**31 - 1  # values in one input or output plane: conv2d.cu indexes within a plane by int
     #                        (checked as the forward's plan is made, before any launch)
@@ -205,7 +211,7 @@ class Conv2dGpu:
                has_wide_tile(self.device), self.TILES, self.FORCE_TILE, self.WIDE_TILE_BLOCKS, self.WINOGRAD_GPU_TILE,
                self.WINOGRAD_GPU_MIN_CHANNELS, self.WINOGRAD_GPU_MIN_MACS, self.GATHER_MAX_CHANNELS,
                self.TAP_STEP_CHANNELS, self.TAPS_FORWARD, self.PIXELS_FORWARD_MAX_REDUCTION,
-               self.PIXELS_NARROW_CHANNELS, self.MAX_GRID_YZ,
+               self.PIXELS_NARROW_CHANNELS, self.PIXELS_SPLIT, self.MAX_GRID_YZ,
                self.MAX_PLANE, self.SPLIT_TARGET_BLOCKS, self.SPLIT_MIN_CHUNK, self.FILL_WAVES,
                self._wide_filter_blocks(), self.device.multiprocessors)
         plan = _PLANS.get(key)
@@ -230,9 +236,8 @@ class Conv2dGpu:
             return P, Q, False, None
         groups, winograd = self.groups, self._takes_winograd(N * P * Q, weight_shape)
         geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
-        reduction = group_channels * R * S
-        short = reduction <= self.PIXELS_FORWARD_MAX_REDUCTION or (
-            reduction <= PIXELS_MAX_REDUCTION and K // groups <= self.PIXELS_NARROW_CHANNELS)
+        reduction, narrow = group_channels * R * S, K // groups <= self.PIXELS_NARROW_CHANNELS
+        short = reduction <= self.PIXELS_FORWARD_MAX_REDUCTION or (narrow and self._pixels_reduces(reduction, R * S))
         pixels = short and self._pixels_product(x_shape, K, R, S, P, Q, self.stride, self.pads[::2], flipped=False)
         if pixels:
             return P, Q, winograd, pixels
@@ -291,7 +296,7 @@ class Conv2dGpu:
             # columns in stride_w phases of ceil(W / stride_w) slots each (conv2d.cu's gather_items)
             gather_items = N * groups * -(-group_channels // _GATHER_CHANNELS) * H * stride_w * -(-W // stride_w)
             return "exact", _kernels.blocks_for(gather_items), geometry
-        narrow = group_channels <= self.PIXELS_NARROW_CHANNELS and K // groups * R * S <= PIXELS_MAX_REDUCTION
+        narrow = group_channels <= self.PIXELS_NARROW_CHANNELS and self._pixels_reduces(K // groups * R * S, R * S)
         if phases == 1 and narrow:  # a forward of grad (N, K, P, Q) with the weight flipped
             top, left = self.pads[::2]
             pads = (dilation_h * (R - 1) - top, dilation_w * (S - 1) - left)
@@ -309,18 +314,27 @@ class Conv2dGpu:
                            geometry + (numpy.int32(chunk),), transposed)
         return "tiled", product
 
+    def _pixels_reduces(self, reduction: int, taps: int) -> bool:
+        """Whether conv2d_forward_pixels takes a narrow product of ``reduction`` indices a group over filters
+        of ``taps`` taps: at most PIXELS_MAX_REDUCTION, or in splits of whole channels (PIXELS_SPLIT)."""
+        return reduction <= PIXELS_MAX_REDUCTION or (self.PIXELS_SPLIT and taps <= PIXELS_MAX_REDUCTION)
+
     def _pixels_product(self, x_shape: tuple, K: int, R: int, S: int, P: int, Q: int, stride: tuple, pads: tuple,
                         flipped: bool):
         """conv2d_forward_pixels from x_shape (N, C, H, W) to (N, K, P, Q) with R x S filters, this layer's
         dilation and groups, ``stride`` and the (top, left) ``pads``: the forward, or where ``flipped``
         backward-data (the layer's weight read rotated and its channels swapped, no padding terms; see
-        conv2d.cu). None where its grid is too large for the kernel."""
-        groups = self.groups
-        grid = (-(-x_shape[0] * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups)
+        conv2d.cu). A reduction (C/G * R * S) past PIXELS_MAX_REDUCTION runs in splits of as many whole
+        channels as fit. None where its grid is too large for the kernel."""
+        groups, channels = self.groups, x_shape[1] // self.groups
+        split_channels = channels if channels * R * S <= PIXELS_MAX_REDUCTION else PIXELS_MAX_REDUCTION // (R * S)
+        splits = -(-channels // split_channels)
+        grid = (-(-x_shape[0] * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups * splits)
         if grid[0] >= 2**31 or max(grid[1:]) > self.MAX_GRID_YZ:
             return None
-        sizes = x_shape + (K, R, S, P, Q) + tuple(stride) + tuple(pads) + self.dilation + (groups, flipped, not flipped)
-        return _Product("conv2d_forward_pixels", grid, 1, _kernels.int32_args(sizes), False)
+        sizes = (x_shape + (K, R, S, P, Q) + tuple(stride) + tuple(pads) + self.dilation
+                 + (groups, flipped, not flipped, split_channels))
+        return _Product("conv2d_forward_pixels", grid, splits, _kernels.int32_args(sizes), False)
 
     def _wide_filter_blocks(self) -> int:
         """The 128 tile's backward-filter blocks a multiprocessor of this device holds (conv2d.cu's
@@ -448,9 +462,11 @@ class Conv2dGpu:
                 _, blocks, geometry = plan
                 self._launch("conv2d_backward_data_exact", (blocks,), (grad, self.weight, grad_input), geometry)
             elif plan[0] == "pixels":
-                product, no_bias = plan[1], _kernels.placeholder(self.device)
-                self._launch(product.name, product.grid, (grad, self.weight, no_bias, grad_input, numpy.int32(False)),
+                product, no_bias, splits = plan[1], _kernels.placeholder(self.device), plan[1].splits
+                partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
+                self._launch(product.name, product.grid, (grad, self.weight, no_bias, partial, numpy.int32(False)),
                              product.arguments)
+                self._sum_splits(partial, grad_input, splits)
             elif plan[0] == "tiled":
                 product, splits, weight = plan[1], plan[1].splits, self.weight
                 if product.transposed:

@@ -70,7 +70,8 @@ class Conv2d(Conv2dCpu, Conv2dGpu, Function):
 #   the forward too (TAPS_FORWARD);
 # - the launcher's choice with the tiles for short forward reductions and narrow layers too (neither
 #   conv2d_forward_pixels nor conv2d_backward_filter_pixels), with the former for reductions of up to
-#   PIXELS_MAX_REDUCTION indices whatever the output channels (a 7x7 RGB stem's 147),
+#   PIXELS_MAX_REDUCTION indices whatever the output channels (a 7x7 RGB stem's 147), with it for narrow
+#   products of longer reductions too, in splits (PIXELS_SPLIT),
 #   with backward-filter's splits not fitted to the GPU's waves (FILL_WAVES), or with backward-data's
 #   exact gather for up to 20 channels a group (GATHER_MAX_CHANNELS: the ConvNetJS layers' 16 and 20,
 #   the small ResNet's 16, on which the 64 tile's rows are mostly channels that do not exist);
@@ -89,6 +90,7 @@ KERNEL_PATHS = {
     "taps_forward": dict(TAPS_FORWARD=True, WINOGRAD_GPU_TILE=0),
     "pixels_off": _NO_PIXELS,
     "pixels_wide": dict(PIXELS_FORWARD_MAX_REDUCTION=PIXELS_MAX_REDUCTION),
+    "pixels_split": dict(PIXELS_SPLIT=True),
     "waves_off": dict(FILL_WAVES=False),
     "gather20": dict(GATHER_MAX_CHANNELS=20),
     "tile64": dict(FORCE_TILE=64, GATHER_MAX_CHANNELS=0, WINOGRAD_GPU_TILE=0, TAPS_FORWARD=True, **_NO_PIXELS),

@@ -44,6 +44,8 @@ def _on_both(fn, *arrays):
     # narrow layers: backward-filter on its pixels kernel (every case of at most 32 output channels a group);
     # ConvNetJS's RGB stem at batch 32 sums its 256 splits in 32 lanes
     dict(x=(32, 3, 32, 32), w=(16, 3, 5, 5), kw=dict(padding=2)),
+    # ConvNetJS's conv2: on the kernel path pixels_split, forward and backward-data in splits of whole channels
+    dict(x=(4, 16, 16, 16), w=(20, 16, 5, 5), kw=dict(padding=2)),
     # narrow stride-1 layers: backward-data on the pixels kernel, the weight flipped, with groups and a dilation
     dict(x=(3, 16, 15, 13), w=(16, 16, 3, 3), kw=dict(padding=1)),
     dict(x=(2, 24, 11, 10), w=(10, 12, 3, 3), kw=dict(padding=(3, 1), dilation=(2, 1), groups=2)),

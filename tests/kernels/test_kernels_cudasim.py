@@ -414,6 +414,32 @@ def test_conv2d_splits_summed_in_lanes(monkeypatch, x_shape, w_shape, product, g
     assert launches[at + 1] == ("conv2d_sum_splits", grid if max_blocks is None else (1,)), launches
 
 
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), groups=st.integers(1, 2), C=st.integers(12, 40), K=st.sampled_from([1, 5, 16, 17, 32]),
+       H=st.integers(1, 9), W=st.integers(1, 9), kernel=st.tuples(st.integers(2, 5), st.integers(3, 5)),
+       stride=st.sampled_from([(1, 1), (1, 1), (2, 1)]), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(*[st.integers(0, 3)] * 4), seed=st.integers(0, 2**16))
+def test_conv2d_pixels_split_path_on_long_narrow_reductions(N, groups, C, K, H, W, kernel, stride, dilation, pads,
+                                                           seed):
+    """The kernel path pixels_split: narrow forwards of more than PIXELS_MAX_REDUCTION indices a group run
+    conv2d_forward_pixels in splits of whole input channels, added by conv2d_sum_splits, and so does
+    backward-data at stride 1 over the output channels (where the input has 9 to 32 a group): the cpu's
+    output and input gradient."""
+    taps = kernel[0] * kernel[1]
+    assume(C * taps > conv2d_module.PIXELS_MAX_REDUCTION)
+    conv, arrays = random_layer(N, groups, C, K, H, W, kernel, stride, dilation, pads, seed)
+    with pytest.MonkeyPatch.context() as patch, conv2d_module.kernel_path("pixels_split"):
+        launches = launched_kernels(patch)
+        results = run("cudasim", conv, arrays)
+    splits = -(-C // (conv2d_module.PIXELS_MAX_REDUCTION // taps))
+    assert launches[:2] == [("conv2d_forward_pixels", launches[0][1][:2] + (groups * splits,)),
+                            ("conv2d_sum_splits", launches[1][1])], launches
+    data_on_pixels = stride == (1, 1) and C <= 32  # and more than Conv2d.GATHER_MAX_CHANNELS (8)
+    assert ("conv2d_forward_pixels" in [name for name, _ in launches[2:]]) == data_on_pixels, launches
+    for name, ours, reference in zip(("output", "dx", "dw"), results, run("cpu", conv, arrays)):
+        assert_close(ours, reference, atol=1e-5, rtol=1e-4, name=name)
+
+
 @pytest.mark.parametrize("order", ORDERS, ids=order_ids)
 def test_conv2d_pixels_forward_with_non_finite_values(order):
     """inf and NaN in the input and the weight: NaN where an inf weight meets padding, as on the cpu."""

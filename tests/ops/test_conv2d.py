@@ -420,8 +420,8 @@ def test_kernel_path_names_are_checked_and_settings_restored():
     from gpucnn.ops.conv2d import Conv2d, kernel_path
 
     with pytest.raises(ValueError, match="unknown conv2d kernel path 'tile32'; choose from chosen, unsplit, split768, "
-                                         "chunk64, taps_off, taps_forward, pixels_off, pixels_wide, waves_off, "
-                                         "gather20, tile64, tile128, winograd2, winograd4"):
+                                         "chunk64, taps_off, taps_forward, pixels_off, pixels_wide, pixels_split, "
+                                         "waves_off, gather20, tile64, tile128, winograd2, winograd4"):
         with kernel_path("tile32"):
             pass
     with kernel_path("tile128"):
@@ -523,7 +523,7 @@ def test_backward_data_of_narrow_stride_1_layers_takes_the_pixels_kernel(channel
     plan = conv._plan("data", (4, channels, 12, 12), (outputs, channels // groups, kernel, kernel))
     assert plan[0] == name
     if name == "pixels":
-        assert plan[1].name == "conv2d_forward_pixels" and plan[1].arguments[-2:] == (1, 0)  # flipped, no padding
+        assert plan[1].name == "conv2d_forward_pixels" and plan[1].arguments[-3:-1] == (1, 0)  # flipped, no padding
 
 
 @pytest.mark.parametrize("x_shape, w_shape, groups, grid, span", [
@@ -580,6 +580,37 @@ def test_split_sums_take_lanes_where_the_result_is_small(count, splits, lanes):
     """conv2d_sum_splits takes a power of two of threads an element, up to 32, while each adds four or
     more splits and the launch keeps to Conv2d.SUM_LANES_THREADS (2^17) threads."""
     assert _conv2d_gpu._sum_sizes(count, splits, 1, 1, Conv2d.SUM_LANES_THREADS)[-1] == lanes
+
+
+@pytest.mark.parametrize("x_shape, w_shape, groups, forward, data", [
+    # ConvNetJS's conv2 (16 -> 20, 5x5): 400 indices forward in splits of 6, 6 and 4 channels; 500 backward-data
+    # in 6, 6, 6 and 2 of its 20
+    ((32, 16, 16, 16), (20, 16, 5, 5), 1, (3, 6), (4, 6)),
+    ((32, 20, 8, 8), (20, 20, 5, 5), 1, (4, 6), (4, 6)),  # conv3
+    ((2, 64, 8, 8), (64, 32, 3, 3), 2, (2, 17), (2, 17)),  # 288 indices a group each way: 17 and 15 channels
+    ((2, 3, 30, 30), (16, 3, 13, 13), 1, None, None),  # 169 taps: past what one channel may take
+    ((2, 64, 8, 8), (33, 64, 3, 3), 1, None, None),  # past Conv2d.PIXELS_NARROW_CHANNELS
+])
+def test_the_pixels_split_path_takes_narrow_long_reductions_in_splits_of_whole_channels(x_shape, w_shape, groups,
+                                                                                         forward, data):
+    """With PIXELS_SPLIT (the kernel path pixels_split), narrow forwards and stride-1 backward-data past
+    PIXELS_MAX_REDUCTION (160) indices a group take conv2d_forward_pixels in splits of the most whole
+    channels that fit: (splits, channels a split), the grid's z the groups times the splits. Without it,
+    the tiles."""
+    conv = Conv2d((1, 1), (w_shape[2] // 2,) * 4, (1, 1), groups)
+    conv.device = gpucnn.device("cudasim")
+    for path, expected in (("chosen", None), ("pixels_split", forward)):
+        with kernel_path(path):
+            product = conv._plan("forward", x_shape, w_shape)[3]
+        assert (product.name == "conv2d_forward_pixels") == (expected is not None), (path, product)
+        if expected:
+            assert (product.splits, product.arguments[-1], product.grid[2]) == expected + (groups * expected[0],)
+    for path, expected in (("chosen", None), ("pixels_split", data)):
+        with kernel_path(path):
+            plan = conv._plan("data", x_shape, w_shape)
+        assert (plan[0] == "pixels") == (expected is not None), (path, plan)
+        if expected:
+            assert (plan[1].splits, plan[1].arguments[-1], plan[1].grid[2]) == expected + (groups * expected[0],)
 
 
 def test_host_constants_match_the_kernels_defines():
@@ -777,8 +808,8 @@ def test_a_forced_wide_tile_on_an_older_gpu_says_so():
     conv.device = OlderGpu()
     assert not has_wide_tile(conv.device)
     assert kernel_paths(conv.device) == ["chosen", "unsplit", "split768", "chunk64", "taps_off", "taps_forward",
-                                          "pixels_off", "pixels_wide", "waves_off", "gather20", "tile64", "winograd2",
-                                          "winograd4"]
+                                          "pixels_off", "pixels_wide", "pixels_split", "waves_off", "gather20", "tile64",
+                                          "winograd2", "winograd4"]
     assert conv._tile(256, 10**6, 1) == 64  # the launcher's own choice stays on the 64 tile
     with kernel_path("tile128"), pytest.raises(RuntimeError, match=r"128 tile is not built for cuda:0 \(compute "
                                                                       r"capability 62, under 70\)"):

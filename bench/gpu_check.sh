@@ -143,14 +143,15 @@ step bench-ops-cuda-lecture 60 "$python" -m bench ops --device cuda --suite lect
 # every kernel path on the ConvNetJS and lecture layers, also on the device alone, where gpucnn's device time
 # is furthest from cuDNN's (0.65-0.74 of its speed over forward and both backwards on an H100, 2026-11-28,
 # before their narrow forwards took the pixels kernel); then the small ResNet's layers at batch 128 with
-# backward-data's exact gather for its 16 channels and with its narrow layers on the tiles (forward,
-# backward-data and backward-filter, which take the pixels kernels)
+# backward-data's exact gather for its 16 channels, with its narrow layers on the tiles (forward,
+# backward-data and backward-filter, which take the pixels kernels), and with the forwards and
+# backward-data of its 32-channel layers on the pixels kernel in splits
 step bench-kernels-cuda-convnetjs 90 "$python" -m bench kernels --device cuda --suite convnetjs --device-times \
   --out "$out"
 step bench-kernels-cuda-lecture 60 "$python" -m bench kernels --device cuda --suite lecture --device-times \
   --out "$out"
 step bench-kernels-cuda-smallresnet 60 "$python" -m bench kernels --device cuda --suite smallresnet --batch 128 \
-  --device-times --paths gather20,pixels_off --out "$out"
+  --device-times --paths gather20,pixels_off,pixels_split --out "$out"
 # the same step's host work without a GPU (cudasim, launches skipped): the number the CPU-only machines
 # measure, so this host's Python speed is known against theirs (it builds its kernels with g++ first)
 step profile-host 120 "$python" -m bench.profile host --model resnet

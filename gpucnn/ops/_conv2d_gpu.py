@@ -237,10 +237,10 @@ class Conv2dGpu:
         groups, winograd = self.groups, self._takes_winograd(N * P * Q, weight_shape)
         geometry = self._kernel_geometry(x_shape, weight_shape, P, Q)
         reduction, narrow = group_channels * R * S, K // groups <= self.PIXELS_NARROW_CHANNELS
-        short = reduction <= self.PIXELS_FORWARD_MAX_REDUCTION or (narrow and self._pixels_reduces(reduction, R * S))
-        pixels = short and self._pixels_product(x_shape, K, R, S, P, Q, self.stride, self.pads[::2], flipped=False)
-        if pixels:
-            return P, Q, winograd, pixels
+        if reduction <= self.PIXELS_FORWARD_MAX_REDUCTION or (narrow and self._pixels_reduces(reduction, R * S)):
+            pixels = self._pixels_product(x_shape, K, R, S, P, Q, self.stride, self.pads[::2], flipped=False)
+            if pixels:
+                return P, Q, winograd, pixels
         tile = self._tile(K // groups, N * P * Q, groups)
         splits, chunk = self._splits(_tiles(K // groups, N * P * Q, groups, self.TILES[0]), group_channels * R * S,
                                      groups)
@@ -376,9 +376,15 @@ class Conv2dGpu:
         chunk = -(-chunk // 16) * 16  # whole reduction steps of either tile
         return -(-reduction // chunk), chunk
 
-    def _sum_splits(self, partial, out, splits: int, bias=None, K: int = 1, PQ: int = 1) -> None:
-        """out = the sum of partial's ``splits`` leading slices, in a fixed order (+ ``bias`` per channel of
-        ``K``, for an (N, K, P, Q) output), where the reduction ran in splits (see SUM_LANES_THREADS)."""
+    def _run_product(self, product: _Product, inputs: tuple, out, flags: tuple = (), bias=None, K: int = 1,
+                     PQ: int = 1) -> None:
+        """Launches ``product`` with the arrays ``inputs``, its result, then ``flags``. Its result is ``out``;
+        where its reduction runs in splits, a partial result of a slice a split, which conv2d_sum_splits then
+        adds into out in a fixed order (+ ``bias`` per channel of ``K``, for an (N, K, P, Q) output; see
+        SUM_LANES_THREADS)."""
+        xp, splits = self.xp, product.splits
+        partial = out if splits == 1 else xp.empty((splits,) + out.shape, dtype=xp.float32)
+        self._launch(product.name, product.grid, inputs + (partial,) + flags, product.arguments)
         if splits > 1:
             has_bias = bias is not None
             sizes = _sum_sizes(out.size, splits, K, PQ, self.SUM_LANES_THREADS)
@@ -414,10 +420,8 @@ class Conv2dGpu:
                                                y, padding_counts=True, flipped=False))
             return y
         weight = self._transposed_weight(K, group_channels, R * S) if product.transposed else self.weight
-        out = y if product.splits == 1 else xp.empty((product.splits,) + y.shape, dtype=xp.float32)
         has_bias = numpy.int32(self.has_bias and product.splits == 1)  # a split product's bias comes with its sum
-        self._launch(product.name, product.grid, (self.x, weight, bias, out, has_bias), product.arguments)
-        self._sum_splits(out, y, product.splits, bias if self.has_bias else None, K, P * Q)
+        self._run_product(product, (self.x, weight, bias), y, (has_bias,), bias if self.has_bias else None, K, P * Q)
         return y
 
     def backward_gpu(self, grad):
@@ -449,12 +453,9 @@ class Conv2dGpu:
             product = self._plan("filter", x_shape, weight_shape)
             if product is None:
                 grad_weight = xp.zeros(weight_shape, dtype=xp.float32)
-            else:  # the tiles cover the weight: every value is written
+            else:  # the kernel covers the weight: every value is written
                 grad_weight = xp.empty(weight_shape, dtype=xp.float32)
-                splits = product.splits
-                partial = grad_weight if splits == 1 else xp.empty((splits,) + weight_shape, dtype=xp.float32)
-                self._launch(product.name, product.grid, (self.x, grad, partial), product.arguments)
-                self._sum_splits(partial, grad_weight, splits)
+                self._run_product(product, (self.x, grad), grad_weight)
         if need_input:
             grad_input = xp.empty(x_shape, dtype=xp.float32)
             plan = self._plan("data", x_shape, weight_shape)
@@ -462,19 +463,14 @@ class Conv2dGpu:
                 _, blocks, geometry = plan
                 self._launch("conv2d_backward_data_exact", (blocks,), (grad, self.weight, grad_input), geometry)
             elif plan[0] == "pixels":
-                product, no_bias, splits = plan[1], _kernels.placeholder(self.device), plan[1].splits
-                partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
-                self._launch(product.name, product.grid, (grad, self.weight, no_bias, partial, numpy.int32(False)),
-                             product.arguments)
-                self._sum_splits(partial, grad_input, splits)
+                self._run_product(plan[1], (grad, self.weight, _kernels.placeholder(self.device)), grad_input,
+                                  (numpy.int32(False),))
             elif plan[0] == "tiled":
-                product, splits, weight = plan[1], plan[1].splits, self.weight
+                product, weight = plan[1], self.weight
                 if product.transposed:
                     K, group_channels, R, S = weight_shape
                     weight = self._transposed_weight(self.groups, K // self.groups, group_channels * R * S)
-                partial = grad_input if splits == 1 else xp.empty((splits,) + x_shape, dtype=xp.float32)
-                self._launch(product.name, product.grid, (grad, weight, partial), product.arguments)
-                self._sum_splits(partial, grad_input, splits)
+                self._run_product(product, (grad, weight), grad_input)
         return grad_input, grad_weight
 
     # ----------------------------------------------------------------- Winograd F(m x m, 3x3) (cuda/winograd.cu)

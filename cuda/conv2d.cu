@@ -777,13 +777,12 @@ extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_BLOCKS_128) conv
  * tiles and the cpu multiply too) and nothing otherwise (backward-data: as the exact gather, it visits
  * only the taps that read an output, so an inf weight meets no zero).
  *
- * A thread takes one output
- * pixel (n, p, q) and PIXELS_CHANNELS output channels k0 + j of its group; the block stages those
- * channels' weights in shared memory, reduction index major ([i][j], padded with zeros past Kg), so
- * that one float4 read feeds four channels. For each reduction index i = (c, r, s) in order the thread
- * reads its input value once (0 in the padding) and adds weight * value to each channel's sum: the
- * same terms in the same order as the GEMM kernels (whose steps pad the reduction with zero terms),
- * so the same sums. Grid (ceil(N*P*Q / 256), ceil(Kg / PIXELS_CHANNELS), G * splits); consecutive
+ * A thread takes one output pixel (n, p, q) and PIXELS_CHANNELS output channels k0 + j of its group; the
+ * block stages those channels' weights in shared memory, reduction index major ([i][j], padded with zeros
+ * past Kg), so that one float4 read feeds four channels. For each reduction index i = (c, r, s) in order
+ * the thread reads its input value once (0 in the padding) and adds weight * value to each channel's sum:
+ * unsplit, the same terms in the same order as the GEMM kernels unsplit (whose steps pad the reduction
+ * with zero terms), so the same sums. Grid (ceil(N*P*Q / 256), ceil(Kg / PIXELS_CHANNELS), G * splits); consecutive
  * threads take consecutive pixels, so their input reads and output writes are coalesced. */
 #define PIXELS_CHANNELS 16
 #define PIXELS_MAX_REDUCTION 160

@@ -325,8 +325,11 @@ class Conv2dGpu:
         dilation and groups, ``stride`` and the (top, left) ``pads``: the forward, or where ``flipped``
         backward-data (the layer's weight read rotated and its channels swapped, no padding terms; see
         conv2d.cu). A reduction (C/G * R * S) past PIXELS_MAX_REDUCTION runs in splits of as many whole
-        channels as fit. None where its grid is too large for the kernel."""
+        channels as fit. None where one channel's taps would not fit the kernel's buffer (whatever the
+        settings that led here), or its grid is too large for the kernel."""
         groups, channels = self.groups, x_shape[1] // self.groups
+        if R * S > PIXELS_MAX_REDUCTION:
+            return None
         split_channels = channels if channels * R * S <= PIXELS_MAX_REDUCTION else PIXELS_MAX_REDUCTION // (R * S)
         splits = -(-channels // split_channels)
         grid = (-(-x_shape[0] * P * Q // _kernels.THREADS), -(-(K // groups) // _PIXELS_CHANNELS), groups * splits)

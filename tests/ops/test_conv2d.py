@@ -582,6 +582,16 @@ def test_split_sums_take_lanes_where_the_result_is_small(count, splits, lanes):
     assert _conv2d_gpu._sum_sizes(count, splits, 1, 1, Conv2d.SUM_LANES_THREADS)[-1] == lanes
 
 
+def test_the_pixels_kernel_never_takes_more_taps_than_its_buffer_holds(monkeypatch):
+    """However its thresholds are set, a forward whose kernel has more taps than the pixels kernel's shared
+    buffer holds (PIXELS_MAX_REDUCTION) takes the tiles."""
+    monkeypatch.setattr(Conv2d, "PIXELS_FORWARD_MAX_REDUCTION", 10**6)
+    conv = Conv2d((1, 1), (6,) * 4, (1, 1), 1)
+    conv.device = gpucnn.device("cudasim")
+    assert conv._plan("forward", (1, 1, 20, 20), (4, 1, 13, 13))[3].name == "conv2d_forward_64"  # 169 taps
+    assert conv._plan("forward", (1, 1, 20, 20), (4, 1, 12, 13))[3].name == "conv2d_forward_pixels"  # 156
+
+
 @pytest.mark.parametrize("x_shape, w_shape, groups, forward, data", [
     # ConvNetJS's conv2 (16 -> 20, 5x5): 400 indices forward in splits of 6, 6 and 4 channels; 500 backward-data
     # in 6, 6, 6 and 2 of its 20

@@ -246,7 +246,31 @@ class Tensor:
     def __ge__(self, other):
         return _math().compare(self, other, "greater_equal")
 
-    __hash__ = object.__hash__
+    def __eq__(self, other):
+        if other is None:  # Python then compares identities: a tensor is not None, as in PyTorch
+            return NotImplemented
+        return _math().compare(self, other, "equal")
+
+    def __ne__(self, other):
+        if other is None:
+            return NotImplemented
+        return _math().compare(self, other, "not_equal")
+
+    __hash__ = object.__hash__  # by identity, as PyTorch's: == compares elements
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor's value (``if loss < 1:``); more elements are an error, as in
+        PyTorch, never a silent True."""
+        if self.data.size != 1:
+            raise ValueError(f"bool() of a tensor of shape {self.shape} is ambiguous: it takes one element "
+                             "(for several, .numpy().all() or .numpy().any())")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     # ----------------------------------------------------------------- methods
     def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):

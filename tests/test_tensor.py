@@ -499,3 +499,48 @@ def test_argmax_matches_torch():
     a = np.random.default_rng(5).standard_normal((3, 5)).astype(np.float32)
     assert gpucnn.tensor(a).argmax(dim=1).tolist() == torch.tensor(a).argmax(dim=1).tolist()
     assert gpucnn.tensor(a).argmax().item() == torch.tensor(a).argmax().item()
+
+
+_COMPARISONS = {"eq": lambda x, y: x == y, "ne": lambda x, y: x != y, "lt": lambda x, y: x < y,
+                "le": lambda x, y: x <= y, "gt": lambda x, y: x > y, "ge": lambda x, y: x >= y}
+
+
+@pytest.mark.parametrize("device", gpucnn.devices())
+@pytest.mark.parametrize("op", list(_COMPARISONS))
+def test_comparisons_elementwise_as_pytorch(device, op):
+    """Every comparison is elementwise, a bool tensor as torch's: between tensors of one dtype or of two
+    (float32 and int64), broadcast, with NaN (unequal to itself), against Python numbers on either side
+    and against a NumPy array on the left."""
+    compare = _COMPARISONS[op]
+    a = np.array([[1.0, np.nan, -0.0, 2.5, 3.0]], dtype=np.float32)
+    b = np.array([[1.0], [np.nan], [0.0], [3.0]], dtype=np.float32)
+    c = np.array([1, 0, 0, 2, 3], dtype=np.int64)
+    ours = {name: gpucnn.tensor(array, device=device) for name, array in (("a", a), ("b", b), ("c", c))}
+    theirs = {name: torch.tensor(array) for name, array in (("a", a), ("b", b), ("c", c))}
+    for left, right in (("a", "b"), ("b", "a"), ("a", "c"), ("c", "a"), ("c", "c"), ("a", 3), (3, "a"), ("c", 2.5)):
+        actual = compare(ours.get(left, left), ours.get(right, right))
+        expected = compare(theirs.get(left, left), theirs.get(right, right))
+        assert actual.dtype == np.bool_ and actual.device == ours["a"].device, (left, right, actual)
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy(), err_msg=f"{left} {op} {right}")
+    actual = compare(np.float32(2.5) * np.ones(5, np.float32), ours["a"])
+    assert isinstance(actual, gpucnn.Tensor), actual
+    np.testing.assert_array_equal(actual.numpy(), compare(torch.full((5,), 2.5), theirs["a"]).numpy())
+
+
+def test_accuracy_idiom_and_one_element_conversions():
+    """(logits.argmax(1) == labels).float().mean() gives the accuracy; bool(), float() and int() take a
+    one-element tensor's value, and bool() of more elements is an error that names the shape, never
+    True. Tensors stay hashable by identity."""
+    logits = gpucnn.tensor([[0.1, 2.0], [3.0, -1.0], [0.0, 0.5]])
+    labels = gpucnn.tensor([1, 1, 1])
+    assert (logits.argmax(1) == labels).float().mean().item() == pytest.approx(2 / 3)
+    assert (logits.argmax(1) != labels).sum().item() == 1
+    loss = gpucnn.tensor(0.25)
+    assert bool(loss < 1) and not bool(loss > 1) and not gpucnn.tensor([0.0])
+    assert float(loss) == 0.25 and int(gpucnn.tensor([[7]])) == 7 and float(gpucnn.tensor(3)) == 3.0
+    with pytest.raises(ValueError, match=r"^bool\(\) of a tensor of shape \(3,\) is ambiguous"):
+        bool(labels == 1)
+    with pytest.raises(ValueError, match=r"one element, got shape \(0,\)"):
+        float(gpucnn.tensor(np.zeros(0, np.float32)))
+    assert {labels: "labels"}[labels] == "labels" and labels in {labels}
+    assert (labels == None) is False and (labels != None) is True  # noqa: E711  as torch's

@@ -61,6 +61,14 @@ class Function:
 
     #: Set by a Function whose output lives on another device than its inputs (``Tensor.to``).
     output_device = None
+    #: Whether backward reads the values of its inputs (uses_inputs) or of its output (uses_output), which
+    #: therefore must not change in place between forward and backward (``Tensor.__iadd__`` and the like
+    #: count such changes in ``Tensor._version``); backward checks.
+    uses_inputs = True
+    uses_output = False
+    #: Set by a Function whose output may be a view of its first input's array (reshape, indexing): the
+    #: two then count their in-place changes together, as they see each other's.
+    view_of_input = False
     #: Set by ``apply`` before forward; True for a forward called on its own, which then saves everything.
     records_graph = True
 
@@ -86,9 +94,15 @@ class Function:
         if not isinstance(output, xp.ndarray):  # NumPy turns 0-d results into scalars
             output = xp.asarray(output)
         result = _new_tensor(output, self.output_device or device, requires_grad)
+        if self.view_of_input and xp.may_share_memory(output, inputs[0].data):
+            result._version = inputs[0]._version
         if requires_grad:
             self.inputs = inputs
             result._creator = self
+            if self.uses_inputs:
+                self.input_versions = [tensor._version[0] for tensor in inputs]
+            if self.uses_output:
+                self.output_version = result._version, result._version[0]
         return result
 
     @property
@@ -166,6 +180,7 @@ def backward(root, grad_output) -> None:
         grad = pending.pop(id(function), None)
         if grad is None:
             continue
+        _check_versions(function)
         with function.device.context():
             input_grads = function.backward(grad)
         if not isinstance(input_grads, tuple):
@@ -192,6 +207,25 @@ def backward(root, grad_output) -> None:
             else:
                 key = id(tensor._creator)
                 pending[key] = _sum(pending[key], input_grad) if key in pending else input_grad
+
+
+def _check_versions(function) -> None:
+    """RuntimeError where a value that ``function``'s backward reads changed in place after its forward."""
+    name = type(function).__name__
+    if function.uses_inputs:
+        for position, (tensor, version) in enumerate(zip(function.inputs, function.input_versions), start=1):
+            if tensor._version[0] != version:
+                raise RuntimeError(
+                    f"{name}.backward needs its input {position} (shape {tensor.shape}) as its forward saw it, "
+                    "but it was changed in place after the forward: change a copy, or change it after backward"
+                )
+    if function.uses_output:
+        box, version = function.output_version
+        if box[0] != version:
+            raise RuntimeError(
+                f"{name}.backward needs its output as its forward made it, but it was changed in place after the "
+                "forward: change a copy, or change it after backward"
+            )
 
 
 def _sum(a, b):

@@ -196,6 +196,7 @@ class Optimizer:
                         for param, grad in device_pairs:
                             state = self.state[param]
                             row = self._update(device, _at_least_1d(param.data), grad, state, group)
+                            param._version[0] += 1  # changed in place: a graph made before it cannot backward
                             if row is not None:
                                 rows.append(row)
                             if not state:  # SGD without momentum keeps none, and torch lists none

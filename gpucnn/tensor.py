@@ -72,6 +72,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self._creator = None
+        self._version = [0]  # in-place changes of the array so far, one count with every view of it
 
     @classmethod
     def _from_array(cls, array, device: Device, requires_grad: bool = False) -> "Tensor":
@@ -137,12 +138,16 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph."""
-        return Tensor._from_array(self.data, self.device, False)
+        detached = Tensor._from_array(self.data, self.device, False)
+        detached._version = self._version
+        return detached
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if not self.is_leaf:
             raise RuntimeError("requires_grad_ can only change leaf tensors; use detach() first")
+        version = self._version
         self._init(self.data, self.device, requires_grad)
+        self._version = version
         return self
 
     def to(self, device=None, dtype=None) -> "Tensor":
@@ -224,6 +229,18 @@ class Tensor:
 
     def __rmatmul__(self, other):
         return _math().matmul(other, self)
+
+    def __iadd__(self, other):
+        return _math().in_place(self, other, "add")
+
+    def __isub__(self, other):
+        return _math().in_place(self, other, "sub")
+
+    def __imul__(self, other):
+        return _math().in_place(self, other, "mul")
+
+    def __itruediv__(self, other):
+        return _math().in_place(self, other, "div")
 
     def __neg__(self):
         return _math().neg(self)

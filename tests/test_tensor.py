@@ -1,5 +1,7 @@
 """Tensor creation, dtype rules, autograd of arithmetic and shape ops, and bad input."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -544,3 +546,137 @@ def test_accuracy_idiom_and_one_element_conversions():
         float(gpucnn.tensor(np.zeros(0, np.float32)))
     assert {labels: "labels"}[labels] == "labels" and labels in {labels}
     assert (labels == None) is False and (labels != None) is True  # noqa: E711  as torch's
+
+
+_IN_PLACE = {"+=": lambda x, y: x.__iadd__(y), "-=": lambda x, y: x.__isub__(y), "*=": lambda x, y: x.__imul__(y),
+             "/=": lambda x, y: x.__itruediv__(y)}
+
+
+@pytest.mark.parametrize("device", gpucnn.devices())
+@pytest.mark.parametrize("op", list(_IN_PLACE))
+def test_in_place_arithmetic_as_pytorch(device, op):
+    """x op= y changes x's own array, as torch's: values (a broadcast tensor, an integer tensor, a Python
+    number), the same object, seen by every alias and view of x but not by its copy on another device
+    (cpu and cudasim both hold NumPy arrays), and x's dtype kept; a result x's dtype cannot hold and an
+    operand that does not broadcast to x's shape are errors naming them."""
+    rng = np.random.default_rng(3)
+    x_data = rng.standard_normal((3, 4)).astype(np.float32)
+    for operand in (rng.standard_normal((1, 4)).astype(np.float32) + 2, np.array([1, 2, 3, 4]), 2.5, 3):
+        ours, theirs = gpucnn.tensor(x_data, device=device), torch.tensor(x_data)
+        alias, view, moved = ours, ours.reshape(12), ours.to("cudasim" if device == "cpu" else "cpu")
+        wrap = (lambda array, make: make(array)) if isinstance(operand, np.ndarray) else (lambda value, make: value)
+        result = _IN_PLACE[op](ours, wrap(operand, lambda a: gpucnn.tensor(a, device=device)))
+        _IN_PLACE[op](theirs, wrap(operand, torch.tensor))
+        assert result is ours and result.dtype == np.float32, (operand, result)
+        assert_close(ours.numpy(), theirs.numpy(), atol=1e-6, name=f"{op} {operand!r}")
+        np.testing.assert_array_equal(alias.numpy(), ours.numpy())
+        np.testing.assert_array_equal(view.numpy(), ours.numpy().reshape(12))
+        np.testing.assert_array_equal(moved.numpy(), x_data)  # another device's copy
+    counts = gpucnn.tensor(np.array([1, 2, 3]), device=device)
+    with pytest.raises(TypeError, match=rf"^{re.escape(op)}: int64 . float gives a result that a tensor of dtype "
+                                        "int64 cannot hold in place"):
+        _IN_PLACE[op](counts, 1.5)
+    with pytest.raises(ValueError, match=rf"^{re.escape(op)}: an operand of shape \(2, 3\) does not broadcast to "
+                                         r"the tensor's shape \(3,\)"):
+        _IN_PLACE[op](gpucnn.tensor(np.ones(3, np.float32), device=device), np.ones((2, 3), np.float32))
+
+
+def test_in_place_updates_of_parameters_under_no_grad_as_pytorch():
+    """The hand-written SGD step ``p -= lr * p.grad`` under no_grad changes the model's parameters, as in
+    PyTorch (it had bound the name p to a new tensor and left the model as it was); outside no_grad it
+    is an error on a parameter, not a silent no-op."""
+    rng = np.random.default_rng(4)
+    x, target = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((5, 2)).astype(np.float32)
+    ours, theirs = gpucnn.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.numpy()))
+        theirs.bias.copy_(torch.tensor(ours.bias.numpy()))
+    for _ in range(3):
+        for model, make, no_grad in ((ours, gpucnn.tensor, gpucnn.no_grad), (theirs, torch.tensor, torch.no_grad)):
+            loss = ((model(make(x)) - make(target)) ** 2).mean()
+            for p in model.parameters():
+                p.grad = None
+            loss.backward()
+            with no_grad():
+                for p in model.parameters():
+                    p -= 0.1 * p.grad
+    assert_close(ours.weight.numpy(), theirs.weight.detach().numpy(), atol=1e-6, name="weight")
+    assert_close(ours.bias.numpy(), theirs.bias.detach().numpy(), atol=1e-6, name="bias")
+    with pytest.raises(RuntimeError, match=r"^-= on a leaf tensor that requires grad \(shape \(2, 3\)\) cannot be "
+                                           "recorded: change parameters under gpucnn.no_grad()"):
+        weight = ours.weight
+        weight -= 1
+
+
+def test_in_place_arithmetic_that_autograd_records_makes_a_new_tensor():
+    """``out += identity`` on a tensor in the graph is ``out = out + identity``: recorded, its gradients
+    as torch's, and the tensor that the name held before unchanged (in torch, changed in place)."""
+    rng = np.random.default_rng(5)
+    x_data, w_data = rng.standard_normal((2, 3)), rng.standard_normal((3, 3))
+    grads = []
+    for make in (lambda a: gpucnn.tensor(a, requires_grad=True), lambda a: torch.tensor(a, requires_grad=True)):
+        x, w = make(x_data), make(w_data)
+        out = before = x @ w
+        out += x
+        out *= 2
+        (out * out).sum().backward()
+        grads.append((x.grad.numpy(), w.grad.numpy()))
+    assert out is before and isinstance(out, torch.Tensor)
+    x = gpucnn.tensor(x_data, requires_grad=True)
+    out = before = x @ gpucnn.tensor(w_data)
+    out += x
+    assert out is not before
+    assert_close(before.numpy(), x_data @ w_data, atol=1e-12, name="x @ w")
+    for ours, theirs, name in zip(grads[0], grads[1], ("x.grad", "w.grad")):
+        assert_close(ours, theirs, atol=1e-12, name=name)
+
+
+@pytest.mark.parametrize("device", gpucnn.devices())
+def test_backward_refuses_values_changed_in_place_after_the_forward(device):
+    """A backward that reads a value its forward saw fails where it changed in place since, as torch's,
+    whether through the tensor, a view of it, or an optimizer's step; a change that no backward reads
+    (an addition's operand) and a change after backward are fine."""
+    rng = np.random.default_rng(6)
+
+    def make(shape, requires_grad=False):
+        return gpucnn.tensor(rng.standard_normal(shape).astype(np.float32), device=device, requires_grad=requires_grad)
+
+    layer = gpucnn.nn.Conv2d(2, 3, 3).to(device)
+    x = make((1, 2, 5, 5))
+    loss = layer(x).sum()
+    x += 1
+    with pytest.raises(RuntimeError, match=r"^Conv2d\.backward needs its input 1 \(shape \(1, 2, 5, 5\)\) as its "
+                                           "forward saw it, but it was changed in place after the forward"):
+        loss.backward()
+
+    x = make((1, 2, 5, 5))
+    loss = layer(x).sum()
+    flat = x.reshape(50)
+    flat *= 2
+    with pytest.raises(RuntimeError, match=r"^Conv2d\.backward needs its input 1"):
+        loss.backward()
+
+    optimizer = gpucnn.optim.SGD(layer.parameters(), lr=0.1)
+    loss = layer(make((1, 2, 5, 5))).sum()
+    loss.backward()
+    loss = layer(make((1, 2, 5, 5))).sum()
+    optimizer.step()  # the weights change before this loss's backward
+    with pytest.raises(RuntimeError, match=r"^Conv2d\.backward needs its input 2 \(shape \(3, 2, 3, 3\)\)"):
+        loss.backward()
+
+    for op, name in ((gpucnn.nn.functional.relu, "ReLU"), (lambda t: t.exp(), "Exp"),
+                     (lambda t: gpucnn.nn.functional.softmax(t, dim=1), "Softmax")):
+        y = op(make((2, 3), requires_grad=True))
+        with gpucnn.no_grad():
+            y += 1
+        with pytest.raises(RuntimeError, match=rf"^{name}\.backward needs its output as its forward made it"):
+            (y * y).sum().backward()
+
+    a, b = make((2, 3), requires_grad=True), make((2, 3))
+    total = (a + b).sum()
+    b -= 1
+    total.backward()
+    assert_close(a.grad.numpy(), np.ones((2, 3)), atol=0, name="a.grad")
+    x = make((1, 2, 5, 5))
+    layer(x).sum().backward()
+    x += 1

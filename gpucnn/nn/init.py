@@ -14,6 +14,7 @@ from ..tensor import Tensor
 def _fill(tensor: Tensor, values: numpy.ndarray) -> Tensor:
     with no_grad():
         tensor.data[...] = tensor.device.asarray(values.astype(tensor.dtype))
+    tensor._version[0] += 1
     return tensor
 
 

@@ -21,6 +21,7 @@ class Parameter(Tensor):
     def __init__(self, data, requires_grad: bool = True):
         if isinstance(data, Tensor):
             self._init(data.data, data.device, requires_grad)
+            self._version = data._version
         else:
             super().__init__(data, requires_grad=requires_grad)
 
@@ -231,6 +232,7 @@ class Module:
         for key, array in values.items():
             target = own[key]
             target.data[...] = target.device.asarray(numpy.asarray(array, dtype=target.dtype))
+            target._version[0] += 1
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ printing

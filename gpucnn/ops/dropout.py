@@ -19,6 +19,8 @@ from .relu import check_not_inplace
 class Dropout(Function):
     """y = x * mask, mask = keep / (1 - p) with keep ~ Bernoulli(1 - p); x: any shape."""
 
+    uses_inputs = False
+
     def __init__(self, p: float):
         self.p = p
 

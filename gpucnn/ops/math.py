@@ -7,7 +7,7 @@ import numbers
 
 import numpy
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, as_tensor
 from . import _memory
 
@@ -72,6 +72,8 @@ class _Binary(Function):
 
 
 class Add(_Binary):
+    uses_inputs = False
+
     def compute(self, a, b):
         return _memory.ufunc(numpy.add, a, b) if self.xp is numpy else a + b
 
@@ -80,6 +82,8 @@ class Add(_Binary):
 
 
 class Sub(_Binary):
+    uses_inputs = False
+
     def compute(self, a, b):
         return _memory.ufunc(numpy.subtract, a, b) if self.xp is numpy else a - b
 
@@ -109,6 +113,8 @@ class Div(_Binary):
 
 
 class Neg(Function):
+    uses_inputs = False
+
     def forward(self, x):
         return -x
 
@@ -129,6 +135,8 @@ class Pow(Function):
 
 
 class Exp(Function):
+    uses_inputs, uses_output = False, True
+
     def forward(self, x):
         self.y = self.xp.exp(x)
         return self.y
@@ -170,6 +178,8 @@ class MatMul(Function):
 
 
 class Sum(Function):
+    uses_inputs = False
+
     def __init__(self, axis, keepdims: bool):
         self.axis, self.keepdims = axis, keepdims
 
@@ -184,6 +194,8 @@ class Sum(Function):
 
 
 class Reshape(Function):
+    uses_inputs, view_of_input = False, True
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -196,6 +208,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    uses_inputs, view_of_input = False, True
+
     def __init__(self, dims: tuple):
         self.dims = dims
 
@@ -207,6 +221,8 @@ class Permute(Function):
 
 
 class GetItem(Function):
+    uses_inputs, view_of_input = False, True
+
     def __init__(self, index):
         self.index = index
 
@@ -221,6 +237,8 @@ class GetItem(Function):
 
 
 class Cast(Function):
+    uses_inputs = False
+
     def __init__(self, dtype):
         self.dtype = numpy.dtype(dtype)
 
@@ -233,12 +251,15 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    uses_inputs = False
+
     def __init__(self, device):
         self.output_device = device
 
     def forward(self, x):
         self.input_device = self.device
-        return self.output_device.asarray(x)
+        array = self.output_device.asarray(x)
+        return array.copy() if array is x else array  # cpu and cudasim hold NumPy arrays: a copy, as on a GPU
 
     def backward(self, grad):
         return (self.input_device.asarray(grad),)
@@ -333,6 +354,46 @@ def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         return Tensor._from_array(x.device.xp.asarray(x.data.argmax()), x.device)
     (axis,) = _check_dims((dim,), x.ndim, "argmax")
     return Tensor._from_array(x.data.argmax(axis=axis, keepdims=keepdim), x.device)
+
+
+_IN_PLACE = {"add": (add, "add", "+="), "sub": (sub, "subtract", "-="), "mul": (mul, "multiply", "*="),
+             "div": (div, "true_divide", "/=")}
+
+
+def in_place(x: Tensor, other, name: str) -> Tensor:
+    """``x += other`` and the like (``name``: add, sub, mul or div), as PyTorch's.
+
+    Where autograd records nothing (under no_grad, or neither operand requires grad) the result goes
+    into x's own array, in x's dtype and shape: an integer x takes no float result, and other broadcasts
+    to x's shape. x's version counts the change, so that a backward that needs x's values from before
+    it fails rather than use the new ones. Where autograd records the op, it is ``x + other``, a new
+    tensor that the name then holds (a residual block's ``out += identity``), and on a leaf that requires
+    grad it is an error, as in PyTorch: parameters change in place under no_grad (``p -= lr * p.grad``)."""
+    out_of_place, ufunc_name, symbol = _IN_PLACE[name]
+    if is_grad_enabled() and (x.requires_grad or isinstance(other, Tensor) and other.requires_grad):
+        if x.requires_grad and x.is_leaf:
+            raise RuntimeError(f"{symbol} on a leaf tensor that requires grad (shape {x.shape}) cannot be recorded: "
+                               "change parameters under gpucnn.no_grad(), or write x = x + ... for a new tensor")
+        return out_of_place(x, other)
+    if isinstance(other, Tensor):
+        if other.device != x.device:
+            raise RuntimeError(f"{symbol}: the tensor is on {x.device} and the operand on {other.device}")
+        operand = other.data
+    elif isinstance(other, (bool, int, float)):
+        operand = other
+    else:
+        operand = as_tensor(other, "operand", x.device).data
+    try:
+        getattr(x.device.xp, ufunc_name)(x.data, operand, out=x.data, casting="same_kind")
+    except TypeError:  # NumPy's UFuncTypeError: the result's dtype does not cast to x's
+        operand_dtype = getattr(operand, "dtype", type(operand).__name__)
+        raise TypeError(f"{symbol}: {x.dtype} {symbol[0]} {operand_dtype} gives a result that a tensor of dtype "
+                        f"{x.dtype} cannot hold in place; write x = x {symbol[0]} ... for a new tensor") from None
+    except ValueError:
+        raise ValueError(f"{symbol}: an operand of shape {tuple(numpy.shape(operand))} does not broadcast to the "
+                         f"tensor's shape {x.shape}, which an in-place result keeps") from None
+    x._version[0] += 1
+    return x
 
 
 def compare(a, b, ufunc_name: str) -> Tensor:

@@ -118,6 +118,7 @@ class ReLU(Function):
     THREADED = 1 << 20
     FORWARD_PIECE = 1 << 18
     CACHED = 1 << 16
+    uses_output = True  # the cpu's backward reads y (the kernels' reads x)
 
     def forward_cpu(self, x):
         formulation = _forward_formulation(x.dtype)

@@ -25,6 +25,8 @@ def shifted_logits(xp, x, axis: int):
 class _AlongAxis(Function):
     """Shared shape handling: a 0-d input is treated as shape (1,), and an empty input is its own output."""
 
+    uses_output = True
+
     def __init__(self, axis: int):
         self.axis = axis
 

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy
 
 from . import autograd
@@ -135,6 +137,30 @@ class Tensor:
 
     def tolist(self):
         return self.numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        """``numpy.asarray(tensor)`` and the like: the values as ``numpy()`` gives them, not an array of
+        tensors; ``dtype`` converts, ``copy=True`` copies."""
+        array = self.numpy()
+        if dtype is not None:
+            array = array.astype(dtype, copy=False)
+        return array.copy() if copy and array is self.data else array
+
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its value (``f"{loss:.4f}"``), as in PyTorch."""
+        return format(self.item(), spec) if self.ndim == 0 else super().__format__(spec)
+
+    def __deepcopy__(self, memo):
+        """A copy of a leaf's array, requires_grad and grad (``copy.deepcopy(model)``); as in PyTorch, a tensor
+        an op made must be detached first."""
+        if not self.is_leaf:
+            raise RuntimeError(f"deepcopy of a tensor that an op made (shape {self.shape}) would copy its graph; "
+                               "only leaf tensors can be deep-copied, as in PyTorch: detach() it first")
+        with self.device.context():
+            copied = type(self)._from_array(self.data.copy(), self.device, self.requires_grad)
+        memo[id(self)] = copied
+        copied.grad = copy.deepcopy(self.grad, memo)
+        return copied
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph."""

@@ -680,3 +680,54 @@ def test_backward_refuses_values_changed_in_place_after_the_forward(device):
     x = make((1, 2, 5, 5))
     layer(x).sum().backward()
     x += 1
+
+
+def test_numpy_conversion_and_formatting_as_pytorch():
+    """numpy.asarray(tensor) gives its values (the array itself on the cpu; numpy.array copies), not an
+    array of tensors, so lists of 0-d tensors convert too; a 0-d tensor formats as its value."""
+    t = gpucnn.tensor([[1.0, 2.0], [3.0, 4.0]])
+    as_array = np.asarray(t)
+    assert as_array.dtype == np.float32 and np.shares_memory(as_array, t.data)
+    assert not np.shares_memory(np.array(t), t.data)
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    np.testing.assert_array_equal(np.asarray(gpucnn.tensor([1, 2], device="cudasim")), [1, 2])
+    losses = [gpucnn.tensor(1.5), gpucnn.tensor(0.25)]
+    np.testing.assert_array_equal(np.array(losses), [1.5, 0.25])
+    np.testing.assert_array_equal(gpucnn.tensor(losses).numpy(), [1.5, 0.25])
+    assert f"{losses[1]:.3f}" == f"{torch.tensor(0.25):.3f}" == "0.250"
+    with pytest.raises(TypeError, match="unsupported format string"):
+        f"{t:.3f}"
+
+
+@pytest.mark.parametrize("device", gpucnn.devices())
+def test_deepcopy_and_pickle_of_models_and_tensors(device):
+    """copy.deepcopy(model) (keeping the best model of a run) and pickle copy the parameters' values,
+    requires_grad and gradients into arrays of their own on the same device, a parameter shared by two
+    layers stays one; training the copy leaves the original alone. A tensor an op made is refused, as
+    by torch."""
+    import copy
+    import pickle
+
+    shared = gpucnn.nn.Linear(3, 3)
+    model = gpucnn.nn.Sequential(gpucnn.nn.Linear(2, 3), shared, shared, gpucnn.nn.BatchNorm2d(3)).to(device)
+    model[1].bias.requires_grad_(False)
+    loss = model[2](model[0](gpucnn.tensor(np.ones((4, 2), np.float32), device=device))).sum()
+    loss.backward()
+    original = {name: p.numpy().copy() for name, p in model.state_dict().items()}
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert copied[1] is copied[2] and copied[1] is not model[1]
+        for (name, ours), theirs in zip(model.named_parameters(), copied.parameters()):
+            assert type(theirs) is type(ours) and theirs.device == ours.device, name
+            assert theirs.requires_grad == ours.requires_grad and not np.shares_memory(theirs.numpy(), ours.numpy())
+            np.testing.assert_array_equal(theirs.numpy(), ours.numpy(), err_msg=name)
+            if ours.grad is None:
+                assert theirs.grad is None, name
+            else:
+                np.testing.assert_array_equal(theirs.grad.numpy(), ours.grad.numpy(), err_msg=name)
+        with gpucnn.no_grad():
+            for p in copied.parameters():
+                p -= 1
+    for name, p in model.state_dict().items():
+        np.testing.assert_array_equal(p.numpy(), original[name], err_msg=name)
+    with pytest.raises(RuntimeError, match=r"deepcopy of a tensor that an op made \(shape \(\)\)"):
+        copy.deepcopy(loss)

@@ -104,6 +104,10 @@ class Device:
     def __hash__(self):
         return hash(self.name)
 
+    def __reduce__(self):
+        """Pickled (and deep-copied) by name: the copy is this process's device of that name."""
+        return get_device, (self.name,)
+
     def __repr__(self):
         return f"device(type='{self.type}', name='{self.name}')"
 

@@ -316,3 +316,57 @@ def test_small_cnn_learns_synthetic_shapes():
     assert result.returncode == 0, result.stderr
     accuracy = float(result.stdout.strip().splitlines()[-1].split(":")[1])
     assert accuracy >= 0.9, result.stdout
+
+
+
+class _Blocks(nn.Module):
+    """A model whose layers sit in a ModuleList, indexed and sliced in its forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 4, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv2d(4, 4, 3, padding=1) for _ in range(2)])
+        self.blocks.append(nn.BatchNorm2d(4))
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks[:2]:
+            x = x + block(x)
+        return self.head(self.blocks[-1](x).mean(dim=(2, 3)))
+
+
+def test_module_list_registers_its_modules_as_torch():
+    """ModuleList's modules are the model's: parameter and buffer names, state_dict, train/eval, to() and
+    the gradients of a forward that indexes and slices it, as torch.nn.ModuleList's; it takes only
+    Modules, and has no forward of its own."""
+    ours = _Blocks()
+    reference = torch.nn.Module()
+    reference.stem = torch.nn.Conv2d(2, 4, 3, padding=1)
+    reference.blocks = torch.nn.ModuleList([torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(2)])
+    reference.blocks.append(torch.nn.BatchNorm2d(4))
+    reference.head = torch.nn.Linear(4, 3)
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    reference.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()})
+    assert len(ours.blocks) == 3 and isinstance(ours.blocks[1:], nn.ModuleList) and len(ours.blocks[1:]) == 2
+    assert [type(m).__name__ for m in ours.blocks] == ["Conv2d", "Conv2d", "BatchNorm2d"]
+    x = np.random.default_rng(7).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    loss = ours(gpucnn.tensor(x)).sum()
+    h = reference.stem(torch.from_numpy(x))
+    for block in reference.blocks[:2]:
+        h = h + block(h)
+    expected = reference.head(reference.blocks[-1](h).mean(dim=(2, 3))).sum()
+    assert_close(loss, expected, atol=1e-5)
+    loss.backward()
+    expected.backward()
+    for (name, p), (_, q) in zip(ours.named_parameters(), reference.named_parameters()):
+        assert_close(p.grad, q.grad, atol=1e-5, name=name)
+    ours.eval()
+    assert not ours.blocks[2].training
+    assert all(p.device == "cudasim" for p in ours.to("cudasim").blocks.parameters())
+    with pytest.raises(TypeError, match=r"^ModuleList.append: element 3 is a function, not a Module"):
+        ours.blocks.append(gpucnn.nn.functional.relu)
+    with pytest.raises(TypeError, match=r"^ModuleList.append: element 0 is a list, not a Module"):
+        nn.ModuleList([[nn.ReLU()]])
+    with pytest.raises(NotImplementedError):
+        ours.blocks(gpucnn.tensor(x))

@@ -14,9 +14,10 @@ from .layers import (
     MaxPool2d,
     ReLU,
 )
-from .module import Module, Parameter, Sequential
+from .module import Module, ModuleList, Parameter, Sequential
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten",
-    "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "functional", "init",
+    "LeakyReLU", "Linear", "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "functional",
+    "init",
 ]

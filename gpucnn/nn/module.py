@@ -246,7 +246,51 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """Modules under the names "0", "1", ...: indexing (a slice gives the same kind of container), len,
+    iteration and append."""
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, index):
+        items = list(self._modules.values())
+        if isinstance(index, slice):
+            return self._of(items[index])
+        return items[index]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module: Module):
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.append: element {len(self)} is a {type(module).__name__}, "
+                            "not a Module")
+        setattr(self, str(len(self)), module)
+        return self
+
+
+class ModuleList(_ModuleSequence):
+    """Modules in a list, each registered, so that ``parameters()``, ``state_dict()``, ``to()`` and
+    ``train()`` reach them: ``self.blocks = ModuleList([Conv2d(16, 16, 3, padding=1) for _ in range(3)])``.
+    No forward of its own: the model's forward calls its modules (a plain list would hide them)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    @staticmethod
+    def _of(modules: list) -> "ModuleList":
+        return ModuleList(modules)
+
+    def extend(self, modules) -> "ModuleList":
+        for module in modules:
+            self.append(module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """Runs its modules in order: ``Sequential(Conv2d(3, 8, 3), ReLU(), ...)``."""
 
     def __init__(self, *modules: Module):
@@ -260,21 +304,9 @@ class Sequential(Module):
                 raise TypeError(f"Sequential: element {name} is a {type(module).__name__}, not a Module")
             setattr(self, name, module)
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, index):
-        items = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*items[index])
-        return items[index]
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> "Sequential":
-        setattr(self, str(len(self)), module)
-        return self
+    @staticmethod
+    def _of(modules: list) -> "Sequential":
+        return Sequential(*modules)
 
     def forward(self, input):
         for module in self._modules.values():

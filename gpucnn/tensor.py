@@ -198,6 +198,20 @@ class Tensor:
     def double(self) -> "Tensor":
         return self.to(dtype=numpy.float64)
 
+    def long(self) -> "Tensor":
+        return self.to(dtype=numpy.int64)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "Tensor":
+        """This tensor on the GPU ``device`` (an index or a name; None: ``'cuda'``)."""
+        return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+
+    def clone(self) -> "Tensor":
+        """A copy with an array of its own; differentiable."""
+        return _math().clone(self)
+
     # ----------------------------------------------------------------- autograd
     def backward(self, gradient=None) -> None:
         """Computes gradients of this tensor with respect to the graph's leaves, into their ``.grad``.
@@ -324,6 +338,15 @@ class Tensor:
         """Mean over ``dim`` (an int, a tuple, or None for all); ``axis``/``keepdims`` are NumPy's names."""
         return _math().mean(self, _pick(dim, axis), _pick(keepdim, keepdims))
 
+    def max(self, dim=None, keepdim: bool = False):
+        """The largest value (dim None), or along ``dim`` the pair (values, indices), as ``torch.max``:
+        ``_, predicted = logits.max(1)``. Differentiable in the values."""
+        return _math().extreme(self, "max", dim, keepdim)
+
+    def min(self, dim=None, keepdim: bool = False):
+        """The smallest value (dim None), or along ``dim`` the pair (values, indices), as ``torch.min``."""
+        return _math().extreme(self, "min", dim, keepdim)
+
     def argmax(self, dim=None, keepdim: bool = False):
         """Indices of the maxima along ``dim`` (of the flattened tensor when None); not differentiable."""
         return _math().argmax(self, dim, keepdim)
@@ -335,6 +358,14 @@ class Tensor:
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         return _math().flatten(self, start_dim, end_dim)
+
+    def unsqueeze(self, dim: int):
+        """A new axis of size 1 at ``dim`` (``image.unsqueeze(0)``: a batch of one)."""
+        return _math().unsqueeze(self, dim)
+
+    def squeeze(self, dim=None):
+        """Without the axes of size 1, or axis ``dim`` only (where it has size 1)."""
+        return _math().squeeze(self, dim)
 
     def transpose(self, dim0: int, dim1: int):
         """Swaps two dimensions (as ``torch.Tensor.transpose``)."""

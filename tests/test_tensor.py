@@ -731,3 +731,60 @@ def test_deepcopy_and_pickle_of_models_and_tensors(device):
         np.testing.assert_array_equal(p.numpy(), original[name], err_msg=name)
     with pytest.raises(RuntimeError, match=r"deepcopy of a tensor that an op made \(shape \(\)\)"):
         copy.deepcopy(loss)
+
+
+def test_max_min_squeeze_unsqueeze_and_clone_against_torch():
+    """The Tensor methods of PyTorch's scripts: max/min of all values or along a dim (the values, their
+    int64 indices), unsqueeze, squeeze and clone, their values and gradients as torch's."""
+    a = np.random.default_rng(8).standard_normal((3, 1, 4))
+    for op in (lambda x: x.max() * 2, lambda x: x.min() * 2, lambda x: x.max(2).values * x.min(dim=0).values,
+               lambda x: x.max(dim=-1, keepdim=True)[0] * x, lambda x: x.min(2, True).values.squeeze(2),
+               lambda x: x.unsqueeze(0).unsqueeze(-1) * 2, lambda x: x.squeeze() * 2, lambda x: x.squeeze(1) * 2,
+               lambda x: x.squeeze(0) * 2, lambda x: x.clone() * x):
+        check_op(op, op, a)
+    for device in gpucnn.devices():
+        x = gpucnn.tensor(a, device=device)
+        for dim, keepdim in ((0, False), (2, True), (-1, False)):
+            for kind in ("max", "min"):
+                ours, theirs = getattr(x, kind)(dim, keepdim), getattr(torch.tensor(a), kind)(dim, keepdim)
+                assert ours.indices.dtype == np.int64 and ours.indices.device == x.device
+                np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+                _, indices = ours
+                np.testing.assert_array_equal(indices.numpy(), theirs[1].numpy())
+
+
+def test_max_min_ties_nan_and_errors_as_torch():
+    """Along a dim the first extreme of a row takes the gradient, over every value the equal extremes share
+    it; NaN is the extreme of its row (its first NaN), as in torch. A dim that is not an int, and an
+    empty reduction, are errors."""
+    data = np.array([[1.0, 5.0, 5.0, 2.0], [np.nan, 2.0, np.nan, 0.0], [0.0, 0.0, 3.0, 3.0]], np.float32)
+    for device in gpucnn.devices():
+        grads = []
+        for make in (lambda: gpucnn.tensor(data, device=device, requires_grad=True),
+                     lambda: torch.tensor(data, requires_grad=True)):
+            x = make()
+            total = x.max(1).values * 1 + x.min(1).values * 10
+            total = (total[0] + total[2]) + x[2].max() * 100 + x[0].min() * 1000 + x.max() * 0
+            total.backward()
+            values, indices = x.max(1)
+            grads.append((x.grad.numpy(), indices.numpy(), values.detach().numpy(), x.min().detach().numpy()))
+        for ours, theirs, name in zip(grads[0], grads[1], ("grad", "indices", "values", "min")):
+            np.testing.assert_array_equal(ours, theirs, err_msg=f"{device} {name}")
+        for kind in ("max", "min"):  # over every value: the NaNs share the gradient
+            x = gpucnn.tensor(data, device=device, requires_grad=True)
+            getattr(x, kind)().backward()
+            expected = torch.tensor(data, requires_grad=True)
+            getattr(expected, kind)().backward()
+            np.testing.assert_array_equal(x.grad.numpy(), expected.grad.numpy(), err_msg=f"{device} {kind}()")
+    x = gpucnn.tensor(np.zeros((0, 3), np.float32))
+    assert x.max(1).values.shape == (0,) and x.min(1).indices.shape == (0,)
+    with pytest.raises(ValueError, match=r"^max of an empty tensor \(shape \(0, 3\)\) has no value"):
+        x.max()
+    with pytest.raises(ValueError, match=r"^min along dim 0 of a tensor of shape \(0, 3\): that dimension is empty"):
+        x.min(0)
+    with pytest.raises(TypeError, match=r"^max: dim must be an int"):
+        x.max(x)
+    with pytest.raises(ValueError, match=r"^unsqueeze: dim 3 is out of range for a tensor with 2 dimensions \(from "
+                                         r"-3 to 2\)"):
+        gpucnn.tensor(np.ones((1, 2))).unsqueeze(3)
+    assert gpucnn.tensor(np.ones((1, 2))).unsqueeze(-3).shape == torch.ones((1, 2)).unsqueeze(-3).shape == (1, 1, 2)

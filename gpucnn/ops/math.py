@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy
 
@@ -236,6 +237,47 @@ class GetItem(Function):
         return (grad_x,)
 
 
+class Extreme(Function):
+    """The max or min (``kind``) of x along ``axis``, or of all of x (axis None), as PyTorch's: along an
+    axis the first extreme of each row (NaN counts as the largest and the smallest, so a row with one
+    gives NaN, at its first NaN), whose position takes the gradient; over all of x the gradient is shared
+    evenly among the values equal to the result (or among the NaNs)."""
+
+    def __init__(self, kind: str, axis, keepdims: bool):
+        self.kind, self.axis, self.keepdims = kind, axis, keepdims
+
+    def forward(self, x):
+        xp = self.xp
+        self.shape = x.shape
+        if self.axis is None:
+            value = x.max() if self.kind == "max" else x.min()
+            self.chosen = xp.isnan(x) if xp.isnan(value) else x == value
+            return xp.asarray(value)
+        position = x.argmax(axis=self.axis) if self.kind == "max" else x.argmin(axis=self.axis)
+        self.position = xp.expand_dims(position, self.axis)
+        values = xp.take_along_axis(x, self.position, axis=self.axis)
+        return values if self.keepdims else values.squeeze(self.axis)
+
+    def backward(self, grad):
+        xp = self.xp
+        if self.axis is None:
+            return (xp.where(self.chosen, grad / self.chosen.sum(), 0).astype(grad.dtype),)
+        grad_x = xp.zeros(self.shape, dtype=grad.dtype)
+        xp.put_along_axis(grad_x, self.position, grad if self.keepdims else xp.expand_dims(grad, self.axis),
+                          axis=self.axis)
+        return (grad_x,)
+
+
+class Clone(Function):
+    uses_inputs = False
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad):
+        return (grad,)
+
+
 class Cast(Function):
     uses_inputs = False
 
@@ -354,6 +396,50 @@ def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         return Tensor._from_array(x.device.xp.asarray(x.data.argmax()), x.device)
     (axis,) = _check_dims((dim,), x.ndim, "argmax")
     return Tensor._from_array(x.data.argmax(axis=axis, keepdims=keepdim), x.device)
+
+
+class MaxMin(NamedTuple):
+    """What ``Tensor.max(dim)`` and ``Tensor.min(dim)`` return, as torch's: ``values, indices = x.max(1)``."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def extreme(x: Tensor, kind: str, dim=None, keepdim: bool = False):
+    """``x.max()``/``x.min()`` (``kind``): the extreme of all of x, or along ``dim`` a ``MaxMin`` of the
+    values and their int64 positions."""
+    if dim is not None and not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise TypeError(f"{kind}: dim must be an int (or None for the {kind} of every element), got {dim!r}")
+    if dim is None:
+        if x.numel() == 0:
+            raise ValueError(f"{kind} of an empty tensor (shape {x.shape}) has no value")
+        return Extreme(kind, None, False).apply(x)
+    (axis,) = _check_dims((dim,), x.ndim, kind)
+    if x.ndim and x.shape[axis] == 0:
+        raise ValueError(f"{kind} along dim {dim} of a tensor of shape {x.shape}: that dimension is empty")
+    if x.ndim == 0:
+        return MaxMin(Clone().apply(x), Tensor._from_array(x.device.xp.zeros((), numpy.int64), x.device))
+    values = Extreme(kind, axis, bool(keepdim)).apply(x)
+    arg = x.data.argmax if kind == "max" else x.data.argmin
+    return MaxMin(values, Tensor._from_array(arg(axis=axis, keepdims=bool(keepdim)).astype(numpy.int64), x.device))
+
+
+def clone(x: Tensor) -> Tensor:
+    return Clone().apply(x)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -x.ndim - 1 <= dim <= x.ndim:
+        raise ValueError(f"unsqueeze: dim {dim!r} is out of range for a tensor with {x.ndim} dimensions (from "
+                         f"{-x.ndim - 1} to {x.ndim})")
+    axis = dim % (x.ndim + 1)
+    return Reshape(x.shape[:axis] + (1,) + x.shape[axis:]).apply(x)
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    """x without its axes of size 1 (dim None), or without axis ``dim`` where that has size 1 (else x's shape)."""
+    axes = range(x.ndim) if dim is None else _check_dims((dim,), x.ndim, "squeeze")
+    return Reshape(tuple(size for axis, size in enumerate(x.shape) if size != 1 or axis not in axes)).apply(x)
 
 
 _IN_PLACE = {"add": (add, "add", "+="), "sub": (sub, "subtract", "-="), "mul": (mul, "multiply", "*="),

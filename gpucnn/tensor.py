@@ -291,6 +291,9 @@ class Tensor:
     def __getitem__(self, index):
         return _math().getitem(self, index)
 
+    def __setitem__(self, index, value):
+        _math().setitem(self, index, value)
+
     def __lt__(self, other):
         return _math().compare(self, other, "less")
 

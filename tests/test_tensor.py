@@ -447,7 +447,7 @@ def test_shape_ops_against_torch():
     check_op(lambda x: x[0, [0, 0, 2]], lambda x: x[0, [0, 0, 2]], a)
 
 
-@pytest.mark.parametrize("index", [
+_TORCH_INDICES = [
     (0, slice(None), [1, 3, 1]),  # NumPy: (3, 4, 6), the list's axis first; PyTorch: (4, 3, 6)
     (slice(None), 1, slice(None), [2, 0]),
     (1, slice(1, None), [0, 0], slice(None)),
@@ -457,7 +457,10 @@ def test_shape_ops_against_torch():
     ([True, False, True], 0, slice(None), [1, 2]),  # a mask takes one axis here
     (True, 0, slice(None), [1, 2]),  # True, as None, adds one
     (0, [[0, 1], [2, 2]], slice(None), 3),
-])
+]
+
+
+@pytest.mark.parametrize("index", _TORCH_INDICES)
 def test_indexing_with_integers_and_lists_as_pytorch(index):
     """PyTorch's integers are basic indices; NumPy's integers and lists together are advanced ones,
     whose axes NumPy moves to the front when a slice parts them."""
@@ -788,3 +791,50 @@ def test_max_min_ties_nan_and_errors_as_torch():
                                          r"-3 to 2\)"):
         gpucnn.tensor(np.ones((1, 2))).unsqueeze(3)
     assert gpucnn.tensor(np.ones((1, 2))).unsqueeze(-3).shape == torch.ones((1, 2)).unsqueeze(-3).shape == (1, 1, 2)
+
+
+@pytest.mark.parametrize("device", gpucnn.devices())
+@pytest.mark.parametrize("index", _TORCH_INDICES + [(slice(None), 1), ([0, 2],), (Ellipsis, [3, 0])])
+def test_item_assignment_as_pytorch(device, index):
+    """x[index] = value writes x's own array where torch's would, for each of torch's indexing rules; a
+    value that broadcasts, a Python number, a mask, and a float into an integer tensor (truncated, as
+    torch converts it) too."""
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    ours, theirs = gpucnn.tensor(a, device=device), torch.tensor(a)
+    value = rng.standard_normal(theirs[index].shape).astype(np.float32)
+    ours[index] = gpucnn.tensor(value, device=device)
+    theirs[index] = torch.tensor(value)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    ours[index] = 2.5
+    theirs[index] = 2.5
+    ours[ours > 1] = value.reshape(-1)[:1]
+    theirs[theirs > 1] = torch.tensor(value.reshape(-1)[:1])
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    counts, counts_t = gpucnn.tensor(np.arange(6), device=device), torch.arange(6)
+    counts[1:3] = gpucnn.tensor([2.7, -1.7], device=device)
+    counts_t[1:3] = torch.tensor([2.7, -1.7])
+    assert counts.dtype == np.int64 and counts.numpy().tolist() == counts_t.tolist()
+
+
+def test_item_assignment_and_autograd():
+    """Assignment into a tensor that requires grad, or of a value that does, is an error where autograd
+    records (under no_grad it writes); a backward that needs the values from before fails; a value on
+    another device and one that does not broadcast are errors naming them."""
+    weight = gpucnn.nn.Parameter(gpucnn.tensor(np.ones((2, 3), np.float32)))
+    with pytest.raises(RuntimeError, match=r"^assigning into a tensor \(shape \(2, 3\)\) cannot be recorded"):
+        weight[0] = 0.0
+    with pytest.raises(RuntimeError, match="cannot be recorded"):
+        gpucnn.tensor(np.ones(3))[0] = weight[0, 0]
+    with gpucnn.no_grad():
+        weight[0, 1:] = 0.0
+    np.testing.assert_array_equal(weight.numpy(), [[1, 0, 0], [1, 1, 1]])
+    x = gpucnn.tensor(np.ones((4, 3), np.float32))
+    loss = (x @ weight.T).sum()
+    x[0] = 2.0
+    with pytest.raises(RuntimeError, match=r"^MatMul\.backward needs its input 1 \(shape \(4, 3\)\)"):
+        loss.backward()
+    with pytest.raises(RuntimeError, match="^assigning a tensor on cudasim into a tensor on cpu"):
+        x[0] = gpucnn.tensor(np.ones(3, np.float32), device="cudasim")
+    with pytest.raises(ValueError, match=r"^assigning a value of shape \(2,\) into a tensor of shape \(4, 3\)"):
+        x[1:] = np.ones(2)

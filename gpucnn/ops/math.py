@@ -534,21 +534,52 @@ def _axes_taken(item) -> int:
     return array.ndim if array.dtype == bool else 1  # a mask takes as many axes as it has
 
 
-def getitem(x: Tensor, index) -> Tensor:
-    """x[index] as PyTorch indexes: integers, slices, None, Ellipsis, integer or boolean lists and arrays.
+def _numpy_index(index) -> tuple:
+    """PyTorch's ``index`` as NumPy takes it, in two steps: (first, rest), ``first`` None or a tuple of
+    basic indices (a view) and ``rest`` what indexes the result of ``first``.
 
     PyTorch takes an integer as a basic index, NumPy as an advanced one: with a list or array apart from
     it, NumPy puts the advanced result's axes first (x[0, :, [1, 2]] is (2, C) there and (C, 2) in
     PyTorch). Such an index takes its integers first, on their own."""
     if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
+        return None, index.data
+    if isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         basic = [_is_integer(i) or i is None or i is Ellipsis or isinstance(i, slice) for i in index]
         if not all(basic) and any(_is_integer(i) for i in index):
             integers = []
             for i in index:
                 integers += [i] if _is_integer(i) or i is Ellipsis else [slice(None)] * _axes_taken(i)
-            x = GetItem(tuple(integers)).apply(x)
-            index = tuple(i for i in index if not _is_integer(i))
-    return GetItem(index).apply(x)
+            return tuple(integers), tuple(i for i in index if not _is_integer(i))
+    return None, index
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    """x[index] as PyTorch indexes: integers, slices, None, Ellipsis, integer or boolean lists and arrays."""
+    first, rest = _numpy_index(index)
+    if first is not None:
+        x = GetItem(first).apply(x)
+    return GetItem(rest).apply(x)
+
+
+def setitem(x: Tensor, index, value) -> None:
+    """x[index] = value, indexed as ``getitem`` indexes, into x's own array (value converted to x's dtype, as
+    PyTorch converts it), where autograd records nothing: under no_grad, or neither x nor value requires
+    grad. x's version counts the change (see ``in_place``)."""
+    if is_grad_enabled() and (x.requires_grad or isinstance(value, Tensor) and value.requires_grad):
+        raise RuntimeError(f"assigning into a tensor (shape {x.shape}) cannot be recorded for backward where it or "
+                           "the value requires grad: assign under gpucnn.no_grad(), or build a new tensor")
+    if isinstance(value, Tensor):
+        if value.device != x.device:
+            raise RuntimeError(f"assigning a tensor on {value.device} into a tensor on {x.device}")
+        value = value.data
+    elif not isinstance(value, (bool, int, float)):
+        value = x.device.asarray(value)  # a NumPy array or a list, onto a GPU too
+    first, rest = _numpy_index(index)
+    target = x.data if first is None else x.data[first]
+    try:
+        target[rest] = value
+    except ValueError as error:
+        raise ValueError(f"assigning a value of shape {tuple(numpy.shape(value))} into a tensor of shape {x.shape}: "
+                         f"{error}") from None
+    x._version[0] += 1

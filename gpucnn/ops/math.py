@@ -419,9 +419,10 @@ def extreme(x: Tensor, kind: str, dim=None, keepdim: bool = False):
         raise ValueError(f"{kind} along dim {dim} of a tensor of shape {x.shape}: that dimension is empty")
     if x.ndim == 0:
         return MaxMin(Clone().apply(x), Tensor._from_array(x.device.xp.zeros((), numpy.int64), x.device))
-    values = Extreme(kind, axis, bool(keepdim)).apply(x)
-    arg = x.data.argmax if kind == "max" else x.data.argmin
-    return MaxMin(values, Tensor._from_array(arg(axis=axis, keepdims=bool(keepdim)).astype(numpy.int64), x.device))
+    function = Extreme(kind, axis, bool(keepdim))
+    values = function.apply(x)
+    positions = function.position if keepdim else function.position.squeeze(axis)
+    return MaxMin(values, Tensor._from_array(positions.astype(numpy.int64), x.device))  # a copy: backward keeps its own
 
 
 def clone(x: Tensor) -> Tensor:

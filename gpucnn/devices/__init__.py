@@ -57,6 +57,8 @@ class Device:
 
     def asarray(self, array):
         """``array`` (NumPy or another device's array) on this device."""
+        if hasattr(array, "__cuda_array_interface__"):  # a CuPy array, which NumPy does not take: to the host first
+            array = array.get()
         return self.xp.asarray(array)
 
     def to_numpy(self, array) -> numpy.ndarray:

@@ -32,6 +32,23 @@ def _on_both(fn, *arrays):
     return results
 
 
+def test_tensors_move_between_the_gpu_and_the_host_with_their_gradients():
+    """Tensor.to (and cpu(), cuda()) copies the values between cuda and the host devices both ways, and
+    backward brings each gradient to its tensor's own device."""
+    a = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    for host in ("cpu", "cudasim"):
+        x = gpucnn.tensor(a, device="cuda", requires_grad=True)
+        moved = x.to(host) if host == "cudasim" else x.cpu()
+        assert moved.device == host and isinstance(moved.data, np.ndarray)
+        ((moved * 2).cuda() ** 2).sum().backward()
+        assert x.grad.device == "cuda"
+        assert_close(x.grad.numpy(), 8 * a, atol=1e-5, name=f"cuda -> {host}")
+        y = gpucnn.tensor(a, device=host, requires_grad=True)
+        (y.to("cuda") ** 2).sum().backward()
+        assert y.grad.device == host and isinstance(y.grad.data, np.ndarray)
+        assert_close(y.grad.numpy(), 2 * a, atol=1e-5, name=f"{host} -> cuda")
+
+
 @pytest.mark.parametrize("path", KERNEL_PATHS)
 @pytest.mark.parametrize("case", [
     dict(x=(2, 3, 17, 19), w=(8, 3, 3, 3), kw=dict(stride=1, padding=1)),

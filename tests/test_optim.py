@@ -643,3 +643,91 @@ def test_module_parameters_are_updated_in_place():
     assert model.weight.data is weight_array
     assert_close(model.weight, before - 0.1 * 2.0)  # d(sum)/d(weight) = sum of the 2 input rows of ones
     assert optim.Adam(model.named_parameters()).param_groups[0]["param_names"] == ["weight", "bias"]
+
+
+# ----------------------------------------------------------------------------- learning-rate schedules
+SCHEDULES = {
+    "StepLR": dict(step_size=3, gamma=0.5),
+    "MultiStepLR": dict(milestones=[2, 5, 5, 9], gamma=0.3),
+    "ExponentialLR": dict(gamma=0.9),
+    "CosineAnnealingLR": dict(T_max=4, eta_min=0.01),
+}
+
+
+def _two_group_optimizers():
+    values = [np.ones(2), np.ones(3)]
+    return make_optimizers("SGD", dict(lr=0.1, momentum=0.9), values, groups=[([0], {}), ([1], dict(lr=0.4))])[:2]
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedules_set_the_rates_of_torchs(name):
+    """Each group's rate after every step, as torch's schedule sets it, over three cosine periods: a rate
+    set by hand between steps carries on from there; a schedule resumed from the state it saved (and
+    the optimizer's) goes on as the uninterrupted one."""
+    ours, theirs = _two_group_optimizers()
+    schedules = [getattr(module, name)(optimizer, **SCHEDULES[name])
+                 for module, optimizer in ((optim.lr_scheduler, ours), (torch.optim.lr_scheduler, theirs))]
+    assert schedules[0].get_last_lr() == schedules[1].get_last_lr() == [0.1, 0.4]
+    saved = None
+    for epoch in range(1, 13):
+        for optimizer in (ours, theirs):
+            optimizer.step()  # no gradients: nothing moves, as torch wants a step before the schedule's
+        if epoch == 7:
+            for optimizer in (ours, theirs):
+                optimizer.param_groups[1]["lr"] = 0.2
+        for schedule in schedules:
+            schedule.step()
+        if epoch == 4:
+            saved = schedules[0].state_dict(), ours.state_dict()
+        assert_close(np.array(schedules[0].get_last_lr()), np.array(schedules[1].get_last_lr()), atol=1e-15,
+                     name=f"{name} epoch {epoch}")
+        assert [group["lr"] for group in ours.param_groups] == schedules[0].get_last_lr()
+    resumed_optimizer, _ = _two_group_optimizers()
+    resumed_optimizer.load_state_dict(saved[1])
+    resumed = getattr(optim.lr_scheduler, name)(resumed_optimizer, **SCHEDULES[name])
+    resumed.load_state_dict(saved[0])
+    reference_optimizer, _ = _two_group_optimizers()
+    reference = getattr(optim.lr_scheduler, name)(reference_optimizer, **SCHEDULES[name])
+    for _ in range(4):
+        reference.step()
+    for _ in range(5):
+        resumed.step()
+        reference.step()
+        assert resumed.get_last_lr() == reference.get_last_lr(), name
+
+
+def test_a_schedule_resumed_by_last_epoch_as_torchs():
+    """last_epoch resumes a schedule in groups that hold their initial_lr, from the rates they hold, as
+    torch's; without initial_lr it is an error, as are bad options."""
+    for name, options in (("CosineAnnealingLR", dict(T_max=5)), ("ExponentialLR", dict(gamma=0.5)),
+                          ("StepLR", dict(step_size=3))):
+        rates = []
+        for module, optimizer in ((optim.lr_scheduler, _two_group_optimizers()[0]),
+                                  (torch.optim.lr_scheduler, _two_group_optimizers()[1])):
+            for group in optimizer.param_groups:
+                group["initial_lr"] = group["lr"] * 2
+            schedule = getattr(module, name)(optimizer, last_epoch=3, **options)
+            rates.append([schedule.get_last_lr()])
+            for _ in range(6):
+                optimizer.step()
+                schedule.step()
+                rates[-1].append(schedule.get_last_lr())
+        assert_close(np.array(rates[0]), np.array(rates[1]), atol=1e-15, name=f"resumed {name}")
+    with pytest.raises(KeyError, match="StepLR: last_epoch=3 resumes a schedule, but parameter group 0 has no"):
+        optim.lr_scheduler.StepLR(_two_group_optimizers()[0], step_size=2, last_epoch=3)
+    for make, message in ((lambda o: optim.lr_scheduler.StepLR(o, step_size=0), "StepLR: step_size must be"),
+                          (lambda o: optim.lr_scheduler.ExponentialLR(o, gamma=0), "ExponentialLR: gamma must be"),
+                          (lambda o: optim.lr_scheduler.MultiStepLR(o, [1.5]), "MultiStepLR: milestones must be"),
+                          (lambda o: optim.lr_scheduler.CosineAnnealingLR(o, 0), "CosineAnnealingLR: T_max must")):
+        with pytest.raises(ValueError, match=f"^{message}"):
+            make(_two_group_optimizers()[0])
+    with pytest.raises(TypeError, match="^StepLR needs an Optimizer, got list"):
+        optim.lr_scheduler.StepLR([], step_size=1)
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedules_take_torchs_arguments_in_torchs_order(name):
+    ours = list(inspect.signature(getattr(optim.lr_scheduler, name).__init__).parameters)
+    theirs = [p for p in inspect.signature(getattr(torch.optim.lr_scheduler, name).__init__).parameters
+              if p != "verbose"]
+    assert ours == theirs

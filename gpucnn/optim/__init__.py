@@ -1,4 +1,5 @@
-"""Optimizers: SGD, Adam, AdamW and Adadelta, with PyTorch's API and update rules.
+"""Optimizers: SGD, Adam, AdamW and Adadelta, with PyTorch's API and update rules; their learning-rate
+schedules in :mod:`.lr_scheduler`.
 
     >>> optimizer = gpucnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     >>> optimizer.zero_grad()
@@ -24,10 +25,10 @@ from typing import NamedTuple
 
 import numpy
 
-from .ops._kernels import THREADS, int32_args, kernel_array
-from .tensor import Tensor
+from ..ops._kernels import THREADS, int32_args, kernel_array
+from ..tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "lr_scheduler"]
 
 
 # A row of cuda/optim.cu's table (OPTIM_COLUMNS values: first block, n, five addresses, two float32
@@ -554,3 +555,6 @@ class Adadelta(Optimizer):
         acc_delta *= rho
         acc_delta += (1 - rho) * delta * delta
         param -= lr * delta
+
+
+from . import lr_scheduler  # noqa: E402  (it imports Optimizer from here)

@@ -63,7 +63,8 @@ class Function:
     output_device = None
     #: Whether backward reads the values of its inputs (uses_inputs) or of its output (uses_output), which
     #: therefore must not change in place between forward and backward (``Tensor.__iadd__`` and the like
-    #: count such changes in ``Tensor._version``); backward checks.
+    #: count such changes in ``Tensor._version``); backward checks. Inputs by default, the safe side: an op
+    #: that reads only their shapes says so.
     uses_inputs = True
     uses_output = False
     #: Set by a Function whose output may be a view of its first input's array (reshape, indexing): the

@@ -33,6 +33,8 @@ class AvgPool2d(Function):
     Both sizes factor into a row count times a column count, so the divisor is an outer product.
     """
 
+    uses_inputs = False  # backward reads shapes only
+
     def __init__(self, geometry: PoolGeometry, count_include_pad: bool, divisor_override=None):
         self.geometry = geometry
         self.count_include_pad = count_include_pad
@@ -204,6 +206,8 @@ class AdaptiveAvgPool2d(Function):
     a rectangle, so its mean is the mean over its rows of the means over its columns: rows are
     reduced first (N, C, oH, W), then columns, one loop iteration per output row and per column.
     """
+
+    uses_inputs = False  # backward reads shapes only
 
     def __init__(self, output_hw: tuple):
         self.output_hw = output_hw

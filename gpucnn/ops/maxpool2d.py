@@ -240,6 +240,8 @@ class MaxPool2d(Function):
     The backward is a scatter-add (see backward_cpu).
     """
 
+    uses_inputs = False  # backward reads where the maxima were
+
     indices = None  # kernel devices: (N, C, P, Q) flat index of each maximum in its plane
     input_indices = None  # cpu: (N, C, P, Q) flat index of each maximum in the whole input
 

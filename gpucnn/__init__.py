@@ -15,11 +15,13 @@ from .devices import get_device as device
 from .onnx import export_onnx
 from .random import get_rng_state, manual_seed, set_rng_state
 from .summary import summary
+from .ops.math import cat, stack
 from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "data", "default_device", "device", "devices", "export_onnx", "get_rng_state",
-    "is_grad_enabled", "manual_seed", "models", "nn", "no_grad", "optim", "set_rng_state", "summary", "tensor",
+    "Device", "Tensor", "cat", "data", "default_device", "device", "devices", "export_onnx", "get_rng_state",
+    "is_grad_enabled", "manual_seed", "models", "nn", "no_grad", "optim", "set_rng_state", "stack", "summary",
+    "tensor",
 ]

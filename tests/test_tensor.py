@@ -838,3 +838,32 @@ def test_item_assignment_and_autograd():
         x[0] = gpucnn.tensor(np.ones(3, np.float32), device="cudasim")
     with pytest.raises(ValueError, match=r"^assigning a value of shape \(2,\) into a tensor of shape \(4, 3\)"):
         x[1:] = np.ones(2)
+
+
+def test_cat_and_stack_against_torch():
+    """gpucnn.cat and gpucnn.stack as torch's: values and gradients along every dim (a U-Net's skip joins
+    channels), an integer tensor among float ones taking their dtype; a shape that differs off the dim,
+    a non-tensor and an empty list are errors naming them."""
+    rng = np.random.default_rng(10)
+    a, b, c = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 1, 4)), rng.standard_normal((2, 2, 4))
+    ours = gpucnn.cat([gpucnn.tensor([[1, 2]]), gpucnn.tensor([[0.5, 1.5]])])
+    theirs = torch.cat([torch.tensor([[1, 2]]), torch.tensor([[0.5, 1.5]])])
+    assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    check_op(lambda x, y, z: gpucnn.cat([x, y, z], dim=1) * gpucnn.cat([z, x, y], dim=-2),
+             lambda x, y, z: torch.cat([x, y, z], dim=1) * torch.cat([z, x, y], dim=-2), a, b, c)
+    check_op(lambda x, y: gpucnn.cat((x, x * 2, y), 0), lambda x, y: torch.cat((x, x * 2, y), 0), a, a[:1])
+    for dim in (0, 2, -1, 3):
+        check_op(lambda x, y: gpucnn.stack([x, y, x], dim=dim), lambda x, y: torch.stack([x, y, x], dim=dim), a, a + 1)
+    x = gpucnn.tensor(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"^cat: tensor 1 has shape \(2, 4\), tensor 0 \(2, 3\): they must match "
+                                         "but along dim 0"):
+        gpucnn.cat([x, gpucnn.tensor(np.ones((2, 4), np.float32))])
+    with pytest.raises(TypeError, match="^cat: element 1 is a float, not a Tensor"):
+        gpucnn.cat([x, 1.5], dim=1)
+    with pytest.raises(TypeError, match="^stack takes a non-empty list or tuple of tensors, got an empty list"):
+        gpucnn.stack([])
+    with pytest.raises(ValueError, match=r"^stack: the tensors must have one shape, got \[\(2, 3\), \(3,\)\]"):
+        gpucnn.stack([x, gpucnn.tensor(np.ones(3, np.float32))])
+    with pytest.raises(RuntimeError, match="expected all tensors on one device"):
+        gpucnn.cat([x, gpucnn.tensor(np.ones((2, 3), np.float32), device="cudasim")])

@@ -278,6 +278,22 @@ class Clone(Function):
         return (grad,)
 
 
+class Concatenate(Function):
+    """Its inputs joined along ``axis``; backward hands each its slice of the gradient (a view)."""
+
+    uses_inputs = False
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        self.bounds = numpy.cumsum([array.shape[self.axis] for array in arrays])[:-1].tolist()
+        return self.xp.concatenate(arrays, axis=self.axis)
+
+    def backward(self, grad):
+        return tuple(self.xp.split(grad, self.bounds, axis=self.axis))
+
+
 class Cast(Function):
     uses_inputs = False
 
@@ -423,6 +439,44 @@ def extreme(x: Tensor, kind: str, dim=None, keepdim: bool = False):
     values = function.apply(x)
     positions = function.position if keepdim else function.position.squeeze(axis)
     return MaxMin(values, Tensor._from_array(positions.astype(numpy.int64), x.device))  # a copy: backward keeps its own
+
+
+def _described(value) -> str:
+    """``value``'s type, and that it is empty where it is an empty sequence."""
+    empty = isinstance(value, (list, tuple)) and not value
+    return f"an empty {type(value).__name__}" if empty else f"a {type(value).__name__}"
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """The tensors joined along ``dim``, as ``torch.cat``: the same shape but along dim, on one device; a
+    floating-point one among integer ones gives its dtype to all (the widest float among floats)."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
+        raise TypeError(f"cat takes a non-empty list or tuple of tensors, got {_described(tensors)}")
+    for position, tensor in enumerate(tensors):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"cat: element {position} is a {type(tensor).__name__}, not a Tensor")
+    first = tensors[0]
+    (axis,) = _check_dims((dim,), first.ndim, "cat")
+    if first.ndim == 0:
+        raise ValueError("cat: zero-dimensional tensors cannot be joined; stack them")
+    for position, tensor in enumerate(tensors[1:], start=1):
+        if tensor.ndim != first.ndim or any(a != b for d, (a, b) in enumerate(zip(tensor.shape, first.shape))
+                                            if d != axis):
+            raise ValueError(f"cat: tensor {position} has shape {tensor.shape}, tensor 0 {first.shape}: they must "
+                             f"match but along dim {dim}")
+    floats = [tensor.dtype for tensor in tensors if tensor.dtype.kind == "f"]
+    dtype = numpy.result_type(*floats) if floats else numpy.result_type(*[tensor.dtype for tensor in tensors])
+    return Concatenate(axis).apply(*[tensor.to(dtype=dtype) for tensor in tensors])
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """The tensors, all of one shape, joined along a new axis ``dim``, as ``torch.stack``."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
+        raise TypeError(f"stack takes a non-empty list or tuple of tensors, got {_described(tensors)}")
+    shapes = {tensor.shape for tensor in tensors if isinstance(tensor, Tensor)}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: the tensors must have one shape, got {sorted(shapes)}")
+    return cat([unsqueeze(tensor, dim) if isinstance(tensor, Tensor) else tensor for tensor in tensors], dim)
 
 
 def clone(x: Tensor) -> Tensor:

@@ -86,7 +86,7 @@ class Function:
                     f"{type(self).__name__}: expected all tensors on one device, but input 1 is on "
                     f"{device} and input {position} is on {tensor.device}"
                 )
-            requires_grad = requires_grad or tensor.requires_grad
+            requires_grad = requires_grad or tensor._requires_grad  # the attribute: every op call reads it
         self.device = device
         self.xp = xp = device.xp
         requires_grad = self.records_graph = requires_grad and is_grad_enabled()

@@ -71,7 +71,7 @@ class Tensor:
             raise TypeError(f"only floating-point tensors can require grad, got dtype {array.dtype}")
         self.data = array
         self.device = device
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         self.grad = None
         self._creator = None
         self._version = [0]  # in-place changes of the array so far, one count with every view of it
@@ -84,6 +84,20 @@ class Tensor:
         return tensor
 
     # ----------------------------------------------------------------- properties
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad: bool) -> None:
+        """As PyTorch's: on a leaf only, and True on floating-point tensors only (an integer one's gradient
+        would be cut to integers)."""
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad can only change on leaf tensors; use detach() first")
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got dtype {self.dtype}")
+        self._requires_grad = bool(requires_grad)
+
     @property
     def shape(self) -> tuple:
         return self.data.shape  # a tuple on NumPy and CuPy arrays
@@ -169,11 +183,7 @@ class Tensor:
         return detached
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if not self.is_leaf:
-            raise RuntimeError("requires_grad_ can only change leaf tensors; use detach() first")
-        version = self._version
-        self._init(self.data, self.device, requires_grad)
-        self._version = version
+        self.requires_grad = requires_grad
         return self
 
     def to(self, device=None, dtype=None) -> "Tensor":

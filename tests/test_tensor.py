@@ -867,3 +867,24 @@ def test_cat_and_stack_against_torch():
         gpucnn.stack([x, gpucnn.tensor(np.ones(3, np.float32))])
     with pytest.raises(RuntimeError, match="expected all tensors on one device"):
         gpucnn.cat([x, gpucnn.tensor(np.ones((2, 3), np.float32), device="cudasim")])
+
+
+def test_setting_requires_grad_as_pytorch():
+    """requires_grad set on a tensor is checked as at creation: an integer tensor refuses True (its
+    gradient would be cut to integers, where it had been accepted), a tensor an op made refuses any
+    change; a leaf keeps its gradient through requires_grad_."""
+    counts = gpucnn.tensor([1, 2])
+    with pytest.raises(TypeError, match="^only floating-point tensors can require grad, got dtype int64"):
+        counts.requires_grad = True
+    assert not counts.requires_grad
+    x = gpucnn.tensor([1.0, 2.0])
+    x.requires_grad = True
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.requires_grad_().grad.numpy(), [3, 3])
+    y = x * 2
+    with pytest.raises(RuntimeError, match="^requires_grad can only change on leaf tensors"):
+        y.requires_grad = False
+    with pytest.raises(RuntimeError, match="^requires_grad can only change on leaf tensors"):
+        y.requires_grad_(False)
+    x.requires_grad = False
+    assert not (x * 2).requires_grad

@@ -441,20 +441,20 @@ def extreme(x: Tensor, kind: str, dim=None, keepdim: bool = False):
     return MaxMin(values, Tensor._from_array(positions.astype(numpy.int64), x.device))  # a copy: backward keeps its own
 
 
-def _described(value) -> str:
-    """``value``'s type, and that it is empty where it is an empty sequence."""
-    empty = isinstance(value, (list, tuple)) and not value
-    return f"an empty {type(value).__name__}" if empty else f"a {type(value).__name__}"
+def _tensor_list(tensors, what: str) -> None:
+    """TypeError naming ``what`` unless ``tensors`` is a non-empty list or tuple of Tensors."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
+        empty = "an empty" if isinstance(tensors, (list, tuple)) else "a"
+        raise TypeError(f"{what} takes a non-empty list or tuple of tensors, got {empty} {type(tensors).__name__}")
+    for position, tensor in enumerate(tensors):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{what}: element {position} is a {type(tensor).__name__}, not a Tensor")
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
     """The tensors joined along ``dim``, as ``torch.cat``: the same shape but along dim, on one device; a
     floating-point one among integer ones gives its dtype to all (the widest float among floats)."""
-    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
-        raise TypeError(f"cat takes a non-empty list or tuple of tensors, got {_described(tensors)}")
-    for position, tensor in enumerate(tensors):
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"cat: element {position} is a {type(tensor).__name__}, not a Tensor")
+    _tensor_list(tensors, "cat")
     first = tensors[0]
     (axis,) = _check_dims((dim,), first.ndim, "cat")
     if first.ndim == 0:
@@ -471,12 +471,11 @@ def cat(tensors, dim: int = 0) -> Tensor:
 
 def stack(tensors, dim: int = 0) -> Tensor:
     """The tensors, all of one shape, joined along a new axis ``dim``, as ``torch.stack``."""
-    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
-        raise TypeError(f"stack takes a non-empty list or tuple of tensors, got {_described(tensors)}")
-    shapes = {tensor.shape for tensor in tensors if isinstance(tensor, Tensor)}
+    _tensor_list(tensors, "stack")
+    shapes = {tensor.shape for tensor in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack: the tensors must have one shape, got {sorted(shapes)}")
-    return cat([unsqueeze(tensor, dim) if isinstance(tensor, Tensor) else tensor for tensor in tensors], dim)
+    return cat([unsqueeze(tensor, dim) for tensor in tensors], dim)
 
 
 def clone(x: Tensor) -> Tensor:
@@ -501,6 +500,18 @@ _IN_PLACE = {"add": (add, "add", "+="), "sub": (sub, "subtract", "-="), "mul": (
              "div": (div, "true_divide", "/=")}
 
 
+def _written_operand(x: Tensor, value, what: str):
+    """What an in-place write into x takes from ``value``: a tensor's array (on x's device), a Python number
+    as it is, other numeric data as an array on x's device; ``what`` begins the device error."""
+    if isinstance(value, Tensor):
+        if value.device != x.device:
+            raise RuntimeError(f"{what} a tensor on {value.device} into a tensor on {x.device}")
+        return value.data
+    if isinstance(value, (bool, int, float)):
+        return value
+    return as_tensor(value, "value", x.device).data
+
+
 def in_place(x: Tensor, other, name: str) -> Tensor:
     """``x += other`` and the like (``name``: add, sub, mul or div), as PyTorch's.
 
@@ -514,16 +525,10 @@ def in_place(x: Tensor, other, name: str) -> Tensor:
     if is_grad_enabled() and (x.requires_grad or isinstance(other, Tensor) and other.requires_grad):
         if x.requires_grad and x.is_leaf:
             raise RuntimeError(f"{symbol} on a leaf tensor that requires grad (shape {x.shape}) cannot be recorded: "
-                               "change parameters under gpucnn.no_grad(), or write x = x + ... for a new tensor")
+                               f"change parameters under gpucnn.no_grad(), or write x = x {symbol[0]} ... for a new "
+                               "tensor")
         return out_of_place(x, other)
-    if isinstance(other, Tensor):
-        if other.device != x.device:
-            raise RuntimeError(f"{symbol}: the tensor is on {x.device} and the operand on {other.device}")
-        operand = other.data
-    elif isinstance(other, (bool, int, float)):
-        operand = other
-    else:
-        operand = as_tensor(other, "operand", x.device).data
+    operand = _written_operand(x, other, symbol)
     try:
         getattr(x.device.xp, ufunc_name)(x.data, operand, out=x.data, casting="same_kind")
     except TypeError:  # NumPy's UFuncTypeError: the result's dtype does not cast to x's
@@ -624,12 +629,7 @@ def setitem(x: Tensor, index, value) -> None:
     if is_grad_enabled() and (x.requires_grad or isinstance(value, Tensor) and value.requires_grad):
         raise RuntimeError(f"assigning into a tensor (shape {x.shape}) cannot be recorded for backward where it or "
                            "the value requires grad: assign under gpucnn.no_grad(), or build a new tensor")
-    if isinstance(value, Tensor):
-        if value.device != x.device:
-            raise RuntimeError(f"assigning a tensor on {value.device} into a tensor on {x.device}")
-        value = value.data
-    elif not isinstance(value, (bool, int, float)):
-        value = x.device.asarray(value)  # a NumPy array or a list, onto a GPU too
+    value = _written_operand(x, value, "assigning")
     first, rest = _numpy_index(index)
     target = x.data if first is None else x.data[first]
     try:

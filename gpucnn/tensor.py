@@ -187,7 +187,8 @@ class Tensor:
         return self
 
     def to(self, device=None, dtype=None) -> "Tensor":
-        """This tensor on ``device`` and/or as ``dtype``; ``self`` when nothing changes. Differentiable.
+        """This tensor on ``device`` and/or as ``dtype``; ``self`` when nothing changes. Differentiable to a
+        floating-point dtype.
 
         ``to('cpu')``, ``to(numpy.float64)`` and ``to('cpu', numpy.float64)`` all work.
         """
@@ -199,7 +200,11 @@ class Tensor:
         if device is not None and get_device(device) != self.device:
             result = math.ToDevice(get_device(device)).apply(result)
         if dtype is not None and numpy.dtype(dtype) != self.dtype:
-            result = math.Cast(dtype).apply(result)
+            if numpy.dtype(dtype).kind == "f":
+                result = math.Cast(dtype).apply(result)
+            else:  # integers and bools have no gradient: cut from the graph, as PyTorch's
+                with autograd.no_grad():
+                    result = math.Cast(dtype).apply(result)
         return result
 
     def float(self) -> "Tensor":
@@ -291,6 +296,39 @@ class Tensor:
 
     def __itruediv__(self, other):
         return _math().in_place(self, other, "div")
+
+    def add_(self, other, *, alpha=1) -> "Tensor":
+        """self += alpha * other, in place (see ``__iadd__``); an error where autograd records it."""
+        return _math().in_place(self, _scaled(other, alpha), "add", "add_")
+
+    def sub_(self, other, *, alpha=1) -> "Tensor":
+        """self -= alpha * other, in place; an error where autograd records it."""
+        return _math().in_place(self, _scaled(other, alpha), "sub", "sub_")
+
+    def mul_(self, other) -> "Tensor":
+        return _math().in_place(self, other, "mul", "mul_")
+
+    def div_(self, other) -> "Tensor":
+        return _math().in_place(self, other, "div", "div_")
+
+    def fill_(self, value) -> "Tensor":
+        """Every element set to ``value`` (a number or a one-element tensor), in place."""
+        if isinstance(value, Tensor) and value.ndim:
+            raise ValueError(f"fill_: value must be a number or a 0-d tensor, got a tensor of shape {value.shape}")
+        _math().setitem(self, Ellipsis, value, "fill_")
+        return self
+
+    def zero_(self) -> "Tensor":
+        """Every element set to 0, in place (``p.grad.zero_()``)."""
+        _math().setitem(self, Ellipsis, 0, "zero_")
+        return self
+
+    def copy_(self, src) -> "Tensor":
+        """``src``'s values (broadcast to this shape, converted to this dtype, from any device), in place."""
+        if isinstance(src, Tensor) and src.device != self.device:
+            src = src.to(self.device)
+        _math().setitem(self, Ellipsis, src, "copy_")
+        return self
 
     def __neg__(self):
         return _math().neg(self)
@@ -391,11 +429,35 @@ class Tensor:
     def T(self):
         return self.permute(tuple(reversed(range(self.ndim))))
 
+    def t(self):
+        """The transpose of a matrix (a tensor of at most 2 dimensions, as ``torch.Tensor.t``)."""
+        if self.ndim > 2:
+            raise ValueError(f"t() takes a tensor of at most 2 dimensions, got shape {self.shape}; use transpose()")
+        return self.T
+
+    def contiguous(self):
+        """This tensor where its array is C-contiguous, else a contiguous copy (differentiable)."""
+        return self if self.data.flags.c_contiguous else self.clone()
+
+    def type_as(self, other):
+        """This tensor in ``other``'s dtype."""
+        return self.to(dtype=other.dtype)
+
+    def pow(self, exponent):
+        return self**exponent
+
     def exp(self):
         return _math().exp(self)
 
     def log(self):
         return _math().log(self)
+
+
+def _scaled(other, alpha):
+    """alpha * other for add_/sub_: a Python number stays one, so that an integer tensor takes it."""
+    if alpha == 1:
+        return other
+    return other * alpha if isinstance(other, (int, float, Tensor)) else _math().mul(other, alpha)
 
 
 def _pick(torch_value, numpy_value):

@@ -635,6 +635,75 @@ def test_in_place_arithmetic_that_autograd_records_makes_a_new_tensor():
 
 
 @pytest.mark.parametrize("device", gpucnn.devices())
+def test_in_place_methods_as_pytorch(device):
+    """add_ (with alpha), sub_, mul_, div_, fill_, zero_ and copy_ change the tensor's own array and return it,
+    with torch's values, seen through a view; copy_ takes a tensor from another device and broadcasts."""
+    rng = np.random.default_rng(8)
+    x_data, y_data = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((1, 4)).astype(np.float32)
+    steps = [lambda t, make: t.add_(make(y_data), alpha=0.5), lambda t, make: t.sub_(2.0, alpha=3),
+             lambda t, make: t.sub_(make(y_data)), lambda t, make: t.mul_(make(y_data)), lambda t, make: t.div_(4),
+             lambda t, make: t.add_(1), lambda t, make: t[1].fill_(make(np.float32(7.5))),
+             lambda t, make: t[:, 2].zero_(), lambda t, make: t[2].copy_(make(y_data[0] * 9)),
+             lambda t, make: t[:, :2].copy_(make(np.float32([[1.5], [2.5], [3.5]]))),
+             lambda t, make: t.add_(make([[1.0, 2.0, 3.0, 4.0]]), alpha=-2)]
+    ours, theirs = gpucnn.tensor(x_data, device=device), torch.tensor(x_data)
+    view = ours.reshape(12)
+    for step in steps:
+        assert step(ours, lambda a: gpucnn.tensor(a, device=device)) is not None
+        step(theirs, torch.tensor)
+        assert_close(ours.numpy(), theirs.numpy(), atol=1e-6)
+    assert ours.add_(1) is ours and ours.zero_() is ours
+    np.testing.assert_array_equal(view.numpy(), np.zeros(12))
+    ours.copy_(gpucnn.tensor(y_data, device="cudasim" if device == "cpu" else "cpu"))
+    np.testing.assert_array_equal(ours.numpy(), np.broadcast_to(y_data, (3, 4)))
+    counts = gpucnn.tensor(np.array([1, 2, 3]), device=device)
+    np.testing.assert_array_equal(counts.add_(2, alpha=3).numpy(), [7, 8, 9])
+    np.testing.assert_array_equal(counts.copy_(gpucnn.tensor([1.7, -2.2, 3.9])).numpy(), [1, -2, 3])  # as torch
+
+
+def test_in_place_methods_refuse_what_autograd_records():
+    """Where autograd would record it, a method's change is an error (its result, which the caller may drop, is
+    not where torch leaves it: in the tensor itself), as are fill_ with a non-scalar and copy_ of a wrong shape."""
+    leaf = gpucnn.zeros(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"^add_ on a leaf tensor that requires grad \(shape \(2, 3\)\)"):
+        leaf.add_(1)
+    made = leaf * 2
+    for call, message in ((lambda: made.mul_(2), r"^mul_ on a tensor that autograd records \(shape \(2, 3\)\) is "
+                                                 "not supported: write x = x \\* ... for a new tensor"),
+                          (lambda: made.zero_(), r"^zero_ \(shape \(2, 3\)\) cannot be recorded for backward"),
+                          (lambda: gpucnn.zeros(3).copy_(leaf[0]), r"^copy_ \(shape \(3,\)\) cannot be recorded")):
+        with pytest.raises(RuntimeError, match=message):
+            call()
+    with gpucnn.no_grad():
+        assert made.mul_(2) is made and leaf.sub_(1) is leaf and gpucnn.zeros(3).copy_(leaf[0]).tolist() == [-1] * 3
+    with pytest.raises(ValueError, match=r"^fill_: value must be a number or a 0-d tensor, got a tensor of shape "
+                                         r"\(2,\)"):
+        gpucnn.zeros(2).fill_(gpucnn.ones(2))
+    with pytest.raises(ValueError, match=r"^assigning a value of shape \(4,\) into a tensor of shape \(3,\)"):
+        gpucnn.zeros(3).copy_(gpucnn.ones(4))
+    with pytest.raises(TypeError, match=r"^div_: int64 / int gives a result that a tensor of dtype int64 cannot"):
+        gpucnn.tensor([1, 2]).div_(2)
+
+
+def test_matrix_transpose_contiguous_type_as_and_pow():
+    x = gpucnn.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    np.testing.assert_array_equal(x.t().numpy(), x.numpy().T)
+    assert gpucnn.tensor([1.0, 2.0]).t().shape == (2,)
+    with pytest.raises(ValueError, match=r"t\(\) takes a tensor of at most 2 dimensions, got shape \(1, 2, 3\)"):
+        x.reshape(1, 2, 3).t()
+    assert x.contiguous() is x
+    transposed = x.t().contiguous()
+    assert transposed.data.flags.c_contiguous and transposed is not x
+    (transposed * gpucnn.tensor(np.arange(6.0, dtype=np.float32).reshape(3, 2))).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.arange(6.0).reshape(3, 2).T)
+    counts = x.type_as(gpucnn.tensor([1]))  # an integer result of a tensor that requires grad: cut from the graph
+    assert (counts.dtype, counts.requires_grad, counts.is_leaf) == (np.int64, False, True)
+    assert x.long().tolist() == [[0, 1, 2], [3, 4, 5]] and not x.long().requires_grad
+    assert x.to(gpucnn.float64).requires_grad
+    np.testing.assert_array_equal(x.pow(2).numpy(), x.numpy() ** 2)
+
+
+@pytest.mark.parametrize("device", gpucnn.devices())
 def test_backward_refuses_values_changed_in_place_after_the_forward(device):
     """A backward that reads a value its forward saw fails where it changed in place since, as torch's,
     whether through the tensor, a view of it, or an optimizer's step; a change that no backward reads

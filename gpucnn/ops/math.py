@@ -496,8 +496,8 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     return Reshape(tuple(size for axis, size in enumerate(x.shape) if size != 1 or axis not in axes)).apply(x)
 
 
-_IN_PLACE = {"add": (add, "add", "+="), "sub": (sub, "subtract", "-="), "mul": (mul, "multiply", "*="),
-             "div": (div, "true_divide", "/=")}
+_IN_PLACE = {"add": (add, "add", "+"), "sub": (sub, "subtract", "-"), "mul": (mul, "multiply", "*"),
+             "div": (div, "true_divide", "/")}
 
 
 def _written_operand(x: Tensor, value, what: str):
@@ -512,31 +512,36 @@ def _written_operand(x: Tensor, value, what: str):
     return as_tensor(value, "value", x.device).data
 
 
-def in_place(x: Tensor, other, name: str) -> Tensor:
-    """``x += other`` and the like (``name``: add, sub, mul or div), as PyTorch's.
+def in_place(x: Tensor, other, name: str, method: str | None = None) -> Tensor:
+    """``x += other`` and the like (``name``: add, sub, mul or div), or the method ``method`` (``x.add_(other)``),
+    as PyTorch's.
 
     Where autograd records nothing (under no_grad, or neither operand requires grad) the result goes
     into x's own array, in x's dtype and shape: an integer x takes no float result, and other broadcasts
     to x's shape. x's version counts the change, so that a backward that needs x's values from before
-    it fails rather than use the new ones. Where autograd records the op, it is ``x + other``, a new
-    tensor that the name then holds (a residual block's ``out += identity``), and on a leaf that requires
-    grad it is an error, as in PyTorch: parameters change in place under no_grad (``p -= lr * p.grad``)."""
-    out_of_place, ufunc_name, symbol = _IN_PLACE[name]
+    it fails rather than use the new ones. Where autograd records the op, ``+=`` is ``x + other``, a new
+    tensor that the name then holds (a residual block's ``out += identity``), and a method, whose result
+    the caller may drop, is an error; on a leaf that requires grad both are errors, as in PyTorch:
+    parameters change in place under no_grad (``p -= lr * p.grad``)."""
+    out_of_place, ufunc_name, sign = _IN_PLACE[name]
+    label = method or f"{sign}="
     if is_grad_enabled() and (x.requires_grad or isinstance(other, Tensor) and other.requires_grad):
         if x.requires_grad and x.is_leaf:
-            raise RuntimeError(f"{symbol} on a leaf tensor that requires grad (shape {x.shape}) cannot be recorded: "
-                               f"change parameters under gpucnn.no_grad(), or write x = x {symbol[0]} ... for a new "
-                               "tensor")
+            raise RuntimeError(f"{label} on a leaf tensor that requires grad (shape {x.shape}) cannot be recorded: "
+                               f"change parameters under gpucnn.no_grad(), or write x = x {sign} ... for a new tensor")
+        if method:
+            raise RuntimeError(f"{label} on a tensor that autograd records (shape {x.shape}) is not supported: "
+                               f"write x = x {sign} ... for a new tensor, or change it under gpucnn.no_grad()")
         return out_of_place(x, other)
-    operand = _written_operand(x, other, symbol)
+    operand = _written_operand(x, other, label)
     try:
         getattr(x.device.xp, ufunc_name)(x.data, operand, out=x.data, casting="same_kind")
     except TypeError:  # NumPy's UFuncTypeError: the result's dtype does not cast to x's
         operand_dtype = getattr(operand, "dtype", type(operand).__name__)
-        raise TypeError(f"{symbol}: {x.dtype} {symbol[0]} {operand_dtype} gives a result that a tensor of dtype "
-                        f"{x.dtype} cannot hold in place; write x = x {symbol[0]} ... for a new tensor") from None
+        raise TypeError(f"{label}: {x.dtype} {sign} {operand_dtype} gives a result that a tensor of dtype "
+                        f"{x.dtype} cannot hold in place; write x = x {sign} ... for a new tensor") from None
     except ValueError:
-        raise ValueError(f"{symbol}: an operand of shape {tuple(numpy.shape(operand))} does not broadcast to the "
+        raise ValueError(f"{label}: an operand of shape {tuple(numpy.shape(operand))} does not broadcast to the "
                          f"tensor's shape {x.shape}, which an in-place result keeps") from None
     x._version[0] += 1
     return x
@@ -622,14 +627,16 @@ def getitem(x: Tensor, index) -> Tensor:
     return GetItem(rest).apply(x)
 
 
-def setitem(x: Tensor, index, value) -> None:
+def setitem(x: Tensor, index, value, method: str | None = None) -> None:
     """x[index] = value, indexed as ``getitem`` indexes, into x's own array (value converted to x's dtype, as
     PyTorch converts it), where autograd records nothing: under no_grad, or neither x nor value requires
-    grad. x's version counts the change (see ``in_place``)."""
+    grad. x's version counts the change (see ``in_place``). ``method`` names the Tensor method that assigns
+    so (``fill_``, ``copy_``) in errors."""
     if is_grad_enabled() and (x.requires_grad or isinstance(value, Tensor) and value.requires_grad):
-        raise RuntimeError(f"assigning into a tensor (shape {x.shape}) cannot be recorded for backward where it or "
-                           "the value requires grad: assign under gpucnn.no_grad(), or build a new tensor")
-    value = _written_operand(x, value, "assigning")
+        raise RuntimeError(f"{method or 'assigning into a tensor'} (shape {x.shape}) cannot be recorded for backward "
+                           "where the tensor or the value requires grad: assign under gpucnn.no_grad(), or build a "
+                           "new tensor")
+    value = _written_operand(x, value, f"{method}:" if method else "assigning")
     first, rest = _numpy_index(index)
     target = x.data if first is None else x.data[first]
     try:

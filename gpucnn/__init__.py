@@ -6,22 +6,36 @@
     >>> gpucnn.summary(model, (3, 32, 32))
 """
 
-from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  dtype names, as torch.float32
+from numpy import bool_, float16, float32, float64, int8, int16, int32, int64, uint8  # noqa: F401  as torch.float32
 
 from . import data, models, nn, optim
 from .autograd import is_grad_enabled, no_grad
+from .creation import (
+    arange, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, rand_like, randint,
+    randn, randn_like, randperm, zeros, zeros_like,
+)
 from .devices import Device, default_device, devices
 from .devices import get_device as device
 from .onnx import export_onnx
 from .random import get_rng_state, manual_seed, set_rng_state
 from .summary import summary
+from .functions import (
+    argmax, clone, exp, flatten, is_tensor, log, log_softmax, max, mean, min, numel, permute, relu, reshape, softmax,
+    squeeze, sum, transpose, unsqueeze,
+)
 from .ops.math import cat, stack
 from .tensor import Tensor, tensor
+
+# torch's other names of the dtypes (torch.long, torch.float); they shadow builtins inside this namespace only
+bool, half, float, double, int, long = bool_, float16, float32, float64, int32, int64
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "cat", "data", "default_device", "device", "devices", "export_onnx", "get_rng_state",
-    "is_grad_enabled", "manual_seed", "models", "nn", "no_grad", "optim", "set_rng_state", "stack", "summary",
-    "tensor",
+    "Device", "Tensor", "arange", "argmax", "cat", "clone", "data", "default_device", "device", "devices", "empty",
+    "empty_like", "exp", "export_onnx", "eye", "flatten", "from_numpy", "full", "full_like", "get_rng_state",
+    "is_grad_enabled", "is_tensor", "linspace", "log", "log_softmax", "manual_seed", "max", "mean", "min", "models",
+    "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like", "randint", "randn",
+    "randn_like", "randperm", "relu", "reshape", "set_rng_state", "softmax", "squeeze", "stack", "sum", "summary",
+    "tensor", "transpose", "unsqueeze", "zeros", "zeros_like",
 ]

@@ -1,0 +1,107 @@
+"""Functions of tensors at the package's top level, as torch's (``gpucnn.flatten(x, 1)``, ``gpucnn.max(logits,
+1)``): each is the Tensor method of the same name, or the ``nn.functional`` op, for a Tensor input."""
+
+from __future__ import annotations
+
+from .nn import functional
+from .tensor import Tensor
+
+__all__ = [
+    "argmax", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max", "mean", "min", "numel", "permute",
+    "relu", "reshape", "softmax", "squeeze", "sum", "transpose", "unsqueeze",
+]
+
+
+def _tensor(input, name: str) -> Tensor:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+    return input
+
+
+def is_tensor(obj) -> bool:
+    """Whether ``obj`` is a gpucnn Tensor (a Parameter is one)."""
+    return isinstance(obj, Tensor)
+
+
+def numel(input) -> int:
+    """The number of elements of ``input``."""
+    return _tensor(input, "numel").numel()
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """``input`` with dims start_dim..end_dim merged into one (``flatten(x, 1)``: a row per sample)."""
+    return _tensor(input, "flatten").flatten(start_dim, end_dim)
+
+
+def reshape(input, shape) -> Tensor:
+    return _tensor(input, "reshape").reshape(shape)
+
+
+def transpose(input, dim0: int, dim1: int) -> Tensor:
+    return _tensor(input, "transpose").transpose(dim0, dim1)
+
+
+def permute(input, dims) -> Tensor:
+    return _tensor(input, "permute").permute(dims)
+
+
+def unsqueeze(input, dim: int) -> Tensor:
+    return _tensor(input, "unsqueeze").unsqueeze(dim)
+
+
+def squeeze(input, dim=None) -> Tensor:
+    return _tensor(input, "squeeze").squeeze(dim)
+
+
+def sum(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _tensor(input, "sum").sum(dim, keepdim)
+
+
+def mean(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _tensor(input, "mean").mean(dim, keepdim)
+
+
+def _extreme(input, dim, keepdim: bool, name: str):
+    if isinstance(dim, Tensor):
+        raise TypeError(f"{name}(input, other), the elementwise {name}imum of two tensors, is not supported; "
+                        f"{name}(input) and {name}(input, dim) are")
+    return getattr(_tensor(input, name), name)(dim, keepdim)
+
+
+def max(input, dim=None, keepdim: bool = False):
+    """The largest value of ``input``, or along ``dim`` the pair (values, indices): ``_, predicted =
+    gpucnn.max(logits, 1)``."""
+    return _extreme(input, dim, keepdim, "max")
+
+
+def min(input, dim=None, keepdim: bool = False):
+    """The smallest value of ``input``, or along ``dim`` the pair (values, indices)."""
+    return _extreme(input, dim, keepdim, "min")
+
+
+def argmax(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _tensor(input, "argmax").argmax(dim, keepdim)
+
+
+def exp(input) -> Tensor:
+    return _tensor(input, "exp").exp()
+
+
+def log(input) -> Tensor:
+    return _tensor(input, "log").log()
+
+
+def clone(input) -> Tensor:
+    return _tensor(input, "clone").clone()
+
+
+def relu(input) -> Tensor:
+    return functional.relu(_tensor(input, "relu"))
+
+
+def softmax(input, dim: int, *, dtype=None) -> Tensor:
+    return functional.softmax(_tensor(input, "softmax"), dim, dtype=dtype)
+
+
+def log_softmax(input, dim: int, *, dtype=None) -> Tensor:
+    return functional.log_softmax(_tensor(input, "log_softmax"), dim, dtype=dtype)

@@ -7,8 +7,9 @@ from .nn import functional
 from .tensor import Tensor
 
 __all__ = [
-    "argmax", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max", "mean", "min", "numel", "permute",
-    "relu", "reshape", "softmax", "squeeze", "sum", "transpose", "unsqueeze",
+    "abs", "argmax", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max", "mean", "min",
+    "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "sum", "tanh", "transpose",
+    "unsqueeze",
 ]
 
 
@@ -89,6 +90,26 @@ def exp(input) -> Tensor:
 
 def log(input) -> Tensor:
     return _tensor(input, "log").log()
+
+
+def sqrt(input) -> Tensor:
+    return _tensor(input, "sqrt").sqrt()
+
+
+def abs(input) -> Tensor:
+    return _tensor(input, "abs").abs()
+
+
+def sigmoid(input) -> Tensor:
+    return _tensor(input, "sigmoid").sigmoid()
+
+
+def tanh(input) -> Tensor:
+    return _tensor(input, "tanh").tanh()
+
+
+def clamp(input, min=None, max=None) -> Tensor:
+    return _tensor(input, "clamp").clamp(min, max)
 
 
 def clone(input) -> Tensor:

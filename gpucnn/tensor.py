@@ -452,6 +452,36 @@ class Tensor:
     def log(self):
         return _math().log(self)
 
+    def sqrt(self):
+        return _math().sqrt(self)
+
+    def abs(self):
+        return _math().abs(self)
+
+    __abs__ = abs
+
+    def sigmoid(self):
+        return _math().sigmoid(self)
+
+    def tanh(self):
+        return _math().tanh(self)
+
+    def clamp(self, min=None, max=None):
+        """Values clipped to [min, max] (numbers; either may be None); the gradient passes where min <= x <= max."""
+        return _math().clamp(self, min, max)
+
+    clip = clamp
+
+    def softmax(self, dim: int):
+        from .ops.softmax import softmax
+
+        return softmax(self, dim)
+
+    def log_softmax(self, dim: int):
+        from .ops.softmax import log_softmax
+
+        return log_softmax(self, dim)
+
 
 def _scaled(other, alpha):
     """alpha * other for add_/sub_: a Python number stays one, so that an integer tensor takes it."""

@@ -405,6 +405,58 @@ def test_scalar_and_array_operands():
     assert (t * 2).dtype == np.float32 and (t + 1).dtype == np.float32
 
 
+_ELEMENTWISE = {
+    "sigmoid": (lambda x: x.sigmoid(), lambda x: x.sigmoid()),
+    "tanh": (lambda x: x.tanh(), lambda x: x.tanh()),
+    "sqrt": (lambda x: (x * x + 0.5).sqrt(), lambda x: (x * x + 0.5).sqrt()),
+    "abs": (lambda x: abs(x) * x.abs(), lambda x: abs(x) * x.abs()),
+    "clamp": (lambda x: x.clamp(-0.5, 0.7) + x.clamp(min=0.2) + x.clip(max=-0.1),
+              lambda x: x.clamp(-0.5, 0.7) + x.clamp(min=0.2) + x.clip(max=-0.1)),
+}
+
+
+@pytest.mark.parametrize("name", list(_ELEMENTWISE))
+def test_elementwise_functions_against_torch(name):
+    """Values and gradients against torch and central differences, on inputs away from the kinks."""
+    a = np.random.default_rng(11).standard_normal((3, 5, 7)) * 2
+    a[np.abs(a) < 0.05] = 0.3
+    for bound in (-0.5, 0.7, 0.2, -0.1):
+        a[np.abs(a - bound) < 0.01] = 1.1
+    check_op(*_ELEMENTWISE[name], a)
+
+
+def test_elementwise_functions_at_their_edges_as_torch():
+    """Huge inputs (no overflow into NaN), exact kinks (abs at 0, clamp at its bounds: torch's gradients),
+    NaN, integer input, and min above max."""
+    values = np.array([-1e4, -100.0, -0.5, -0.0, 0.0, 0.5, 0.7, 100.0, 1e4, np.nan], dtype=np.float32)
+    calls = [lambda m, x: m.sigmoid(x), lambda m, x: m.tanh(x), lambda m, x: m.abs(x),
+             lambda m, x: m.clamp(x, -0.5, 0.7), lambda m, x: m.clamp(x, 0.7, -0.5), lambda m, x: m.sqrt(m.abs(x))]
+    for device in gpucnn.devices():
+        for call in calls:
+            x, t = gpucnn.tensor(values, device=device, requires_grad=True), torch.tensor(values, requires_grad=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ours, theirs = call(gpucnn, x), call(torch, t)
+                ours.backward(gpucnn.ones_like(ours))
+            theirs.backward(torch.ones_like(theirs))
+            assert_close(ours, theirs.detach(), atol=1e-7, rtol=1e-6)
+            assert_close(x.grad, t.grad, atol=1e-7, rtol=1e-6)
+    for name in ("sigmoid", "tanh", "sqrt"):
+        ours, theirs = getattr(gpucnn, name)(gpucnn.tensor([1, 4])), getattr(torch, name)(torch.tensor([1, 4]))
+        assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+        assert_close(ours, theirs)
+    with np.errstate(all="raise"):  # sigmoid of a large negative value takes no exp of a large positive one
+        assert gpucnn.sigmoid(gpucnn.tensor([-1e4, 1e4], dtype=gpucnn.float32)).tolist() == [0.0, 1.0]
+    assert abs(gpucnn.tensor([-3, 2])).tolist() == [3, 2]
+    assert gpucnn.tensor([-3, 2, 9]).clamp(0, 5).tolist() == [0, 2, 5]
+    assert_close(gpucnn.nn.functional.sigmoid([0.0, 1.0]), torch.sigmoid(torch.tensor([0.0, 1.0])))
+    with pytest.raises(ValueError, match="clamp: at least one of min and max must be a number"):
+        gpucnn.ones(2).clamp()
+    with pytest.raises(TypeError, match="clamp: max=2.5 is not an integer, and the tensor's dtype is int64"):
+        gpucnn.tensor([1, 2]).clamp(0, 2.5)
+    with pytest.raises(TypeError, match="clamp: min must be a real number or None, got Tensor"):
+        gpucnn.ones(2).clamp(gpucnn.zeros(2))
+
+
 @pytest.mark.parametrize("a_shape, b_shape", [((3, 4), (4, 5)), ((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)),
                                               ((2, 3, 4), (4, 5)), ((2, 1, 3, 4), (5, 4, 2))])
 def test_matmul_against_torch(a_shape, b_shape):

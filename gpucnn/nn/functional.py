@@ -11,6 +11,7 @@ from ..ops.conv2d import conv2d
 from ..ops.cross_entropy import cross_entropy
 from ..ops.dropout import dropout
 from ..ops.linear import linear
+from ..ops.math import sigmoid, tanh
 from ..ops.maxpool2d import max_pool2d
 from ..ops.relu import leaky_relu, relu
 from ..ops.softmax import log_softmax, softmax
@@ -27,5 +28,7 @@ __all__ = [
     "log_softmax",
     "max_pool2d",
     "relu",
+    "sigmoid",
     "softmax",
+    "tanh",
 ]

@@ -155,6 +155,76 @@ class Log(Function):
         return (grad / self.x,)
 
 
+class Sigmoid(Function):
+    """1 / (1 + exp(-x)), from exp(-|x|) so that no exp overflows."""
+
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return self.y
+
+    def backward(self, grad):
+        return (grad * self.y * (1 - self.y),)
+
+
+class Tanh(Function):
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        self.y = self.xp.tanh(x)
+        return self.y
+
+    def backward(self, grad):
+        return (grad * (1 - self.y * self.y),)
+
+
+class Sqrt(Function):
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        self.y = self.xp.sqrt(x)
+        return self.y
+
+    def backward(self, grad):
+        return (grad / (2 * self.y),)
+
+
+class Abs(Function):
+    """|x|; its gradient is sign(x), 0 at 0 and at NaN, as PyTorch's."""
+
+    def forward(self, x):
+        self.x = x
+        return self.xp.abs(x)
+
+    def backward(self, grad):
+        return (grad * ((self.x > 0).astype(grad.dtype) - (self.x < 0)),)
+
+
+class Clamp(Function):
+    """x clipped to [low, high] (either may be None); the gradient passes where low <= x <= high, as PyTorch's
+    (so nowhere when low > high, where every value is high)."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        self.x = x
+        xp = self.xp
+        y = x if self.low is None else xp.maximum(x, xp.asarray(self.low, dtype=x.dtype))
+        return y if self.high is None else xp.minimum(y, xp.asarray(self.high, dtype=x.dtype))
+
+    def backward(self, grad):
+        inside = self.xp.ones(self.x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= self.x >= self.low
+        if self.high is not None:
+            inside &= self.x <= self.high
+        return (grad * inside,)
+
+
 class MatMul(Function):
     """``a @ b`` with NumPy's rules: 1-D operands are promoted to matrices, batch dims broadcast."""
 
@@ -359,6 +429,41 @@ def exp(x: Tensor) -> Tensor:
 
 def log(x: Tensor) -> Tensor:
     return Log().apply(x)
+
+
+def _float(x: Tensor) -> Tensor:
+    """x, or x as float32 where it holds integers or bools (a sigmoid's values are not integers), as PyTorch's."""
+    return x if x.dtype.kind == "f" else x.to(dtype=numpy.float32)
+
+
+def sigmoid(input) -> Tensor:
+    """1 / (1 + exp(-input)), elementwise; integer input gives float32."""
+    return Sigmoid().apply(_float(as_tensor(input, "sigmoid: input")))
+
+
+def tanh(input) -> Tensor:
+    """The hyperbolic tangent, elementwise; integer input gives float32."""
+    return Tanh().apply(_float(as_tensor(input, "tanh: input")))
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt().apply(_float(x))
+
+
+def abs(x: Tensor) -> Tensor:
+    return Abs().apply(x)
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
+    """x clipped to [min, max], either bound a number or None (not both None), in x's dtype."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be a number")
+    for bound, name in ((min, "min"), (max, "max")):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Real)):
+            raise TypeError(f"clamp: {name} must be a real number or None, got {type(bound).__name__} {bound!r}")
+        if bound is not None and x.dtype.kind != "f" and not isinstance(bound, numbers.Integral):
+            raise TypeError(f"clamp: {name}={bound!r} is not an integer, and the tensor's dtype is {x.dtype}")
+    return Clamp(min, max).apply(x)
 
 
 def matmul(a, b) -> Tensor:

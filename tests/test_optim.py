@@ -646,61 +646,98 @@ def test_module_parameters_are_updated_in_place():
 
 
 # ----------------------------------------------------------------------------- learning-rate schedules
-SCHEDULES = {
-    "StepLR": dict(step_size=3, gamma=0.5),
-    "MultiStepLR": dict(milestones=[2, 5, 5, 9], gamma=0.3),
-    "ExponentialLR": dict(gamma=0.9),
-    "CosineAnnealingLR": dict(T_max=4, eta_min=0.01),
-}
+class Halving:
+    """A callable object for LambdaLR, whose attributes its state_dict keeps."""
+
+    def __init__(self, every):
+        self.every = every
+
+    def __call__(self, epoch):
+        return 0.5 ** (epoch // self.every)
 
 
-def _two_group_optimizers():
+# (schedule, its options, the optimizer of _two_group_optimizers)
+SCHEDULES = [
+    pytest.param("StepLR", dict(step_size=3, gamma=0.5), "SGD", id="StepLR"),
+    pytest.param("MultiStepLR", dict(milestones=[2, 5, 5, 9], gamma=0.3), "SGD", id="MultiStepLR"),
+    pytest.param("ExponentialLR", dict(gamma=0.9), "SGD", id="ExponentialLR"),
+    pytest.param("CosineAnnealingLR", dict(T_max=4, eta_min=0.01), "SGD", id="CosineAnnealingLR"),
+    pytest.param("LambdaLR", dict(lr_lambda=lambda epoch: 0.8**epoch + epoch % 3), "SGD", id="LambdaLR-one"),
+    pytest.param("LambdaLR", dict(lr_lambda=[lambda epoch: 1 / (epoch + 1), Halving(4)]), "Adam", id="LambdaLR-list"),
+    pytest.param("LinearLR", {}, "SGD", id="LinearLR"),
+    pytest.param("LinearLR", dict(start_factor=0.5, end_factor=0.1, total_iters=8), "Adam", id="LinearLR-down"),
+    pytest.param("OneCycleLR", dict(max_lr=1.0, total_steps=12), "SGD", id="OneCycleLR-cos-SGD"),
+    pytest.param("OneCycleLR", dict(max_lr=[1.0, 2.0], total_steps=12, anneal_strategy="linear"), "Adam",
+                 id="OneCycleLR-linear-Adam"),
+    pytest.param("OneCycleLR", dict(max_lr=0.5, epochs=4, steps_per_epoch=3, pct_start=0.4, three_phase=True,
+                                    base_momentum=[0.8, 0.7], max_momentum=0.9, div_factor=10.0,
+                                    final_div_factor=100.0), "SGD", id="OneCycleLR-three-phase-SGD"),
+    pytest.param("OneCycleLR", dict(max_lr=1.0, total_steps=12, anneal_strategy="linear", three_phase=True), "AdamW",
+                 id="OneCycleLR-linear-three-phase-AdamW"),
+    pytest.param("OneCycleLR", dict(max_lr=1.0, total_steps=12, cycle_momentum=False), "Adadelta",
+                 id="OneCycleLR-no-momentum-Adadelta"),
+]
+SCHEDULE_NAMES = sorted({case.values[0] for case in SCHEDULES} | {"ReduceLROnPlateau"})
+
+
+def _two_group_optimizers(name="SGD"):
+    options = dict(lr=0.1, momentum=0.9) if name == "SGD" else dict(lr=0.1)
     values = [np.ones(2), np.ones(3)]
-    return make_optimizers("SGD", dict(lr=0.1, momentum=0.9), values, groups=[([0], {}), ([1], dict(lr=0.4))])[:2]
+    return make_optimizers(name, options, values, groups=[([0], {}), ([1], dict(lr=0.4))])[:2]
 
 
-@pytest.mark.parametrize("name", SCHEDULES)
-def test_schedules_set_the_rates_of_torchs(name):
-    """Each group's rate after every step, as torch's schedule sets it, over three cosine periods: a rate
-    set by hand between steps carries on from there; a schedule resumed from the state it saved (and
-    the optimizer's) goes on as the uninterrupted one."""
-    ours, theirs = _two_group_optimizers()
-    schedules = [getattr(module, name)(optimizer, **SCHEDULES[name])
+def _momenta(optimizer):
+    """Each group's momentum (SGD's momentum, Adam's betas[0]), None where it has neither."""
+    return [group["betas"][0] if "betas" in group else group.get("momentum") for group in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("name, options, optimizer_name", SCHEDULES)
+def test_schedules_set_the_rates_of_torchs(name, options, optimizer_name):
+    """Each group's rate (and momentum) after every step, as torch's schedule sets it, over three cosine periods:
+    a rate set by hand between steps carries on from there in a chainable schedule and is overwritten at the
+    next step in the others, as torch's; a schedule resumed from the state it saved (and the optimizer's, loaded
+    after the schedule is made, as torch's documentation asks) goes on as the uninterrupted one."""
+    ours, theirs = _two_group_optimizers(optimizer_name)
+    schedules = [getattr(module, name)(optimizer, **options)
                  for module, optimizer in ((optim.lr_scheduler, ours), (torch.optim.lr_scheduler, theirs))]
-    assert schedules[0].get_last_lr() == schedules[1].get_last_lr() == [0.1, 0.4]
     saved = None
-    for epoch in range(1, 13):
-        for optimizer in (ours, theirs):
-            optimizer.step()  # no gradients: nothing moves, as torch wants a step before the schedule's
-        if epoch == 7:
+    for epoch in range(13):
+        if epoch:
             for optimizer in (ours, theirs):
-                optimizer.param_groups[1]["lr"] = 0.2
-        for schedule in schedules:
-            schedule.step()
+                optimizer.step()  # no gradients: nothing moves, as torch wants a step before the schedule's
+            if epoch == 7:
+                for optimizer in (ours, theirs):
+                    optimizer.param_groups[1]["lr"] = 0.2
+            for schedule in schedules:
+                schedule.step()
         if epoch == 4:
-            saved = schedules[0].state_dict(), ours.state_dict()
+            saved = pickle.loads(pickle.dumps((schedules[0].state_dict(), ours.state_dict())))
         assert_close(np.array(schedules[0].get_last_lr()), np.array(schedules[1].get_last_lr()), atol=1e-15,
                      name=f"{name} epoch {epoch}")
+        assert_close(np.array(_momenta(ours), float), np.array(_momenta(theirs), float), atol=1e-15,
+                     name=f"{name} momentum at epoch {epoch}")
         assert [group["lr"] for group in ours.param_groups] == schedules[0].get_last_lr()
-    resumed_optimizer, _ = _two_group_optimizers()
-    resumed_optimizer.load_state_dict(saved[1])
-    resumed = getattr(optim.lr_scheduler, name)(resumed_optimizer, **SCHEDULES[name])
+    resumed_optimizer, _ = _two_group_optimizers(optimizer_name)
+    resumed = getattr(optim.lr_scheduler, name)(resumed_optimizer, **options)  # before the optimizer's state
+    resumed_optimizer.load_state_dict(saved[1])  # (LinearLR's first step would scale the loaded rates)
     resumed.load_state_dict(saved[0])
-    reference_optimizer, _ = _two_group_optimizers()
-    reference = getattr(optim.lr_scheduler, name)(reference_optimizer, **SCHEDULES[name])
+    reference_optimizer, _ = _two_group_optimizers(optimizer_name)
+    reference = getattr(optim.lr_scheduler, name)(reference_optimizer, **options)
     for _ in range(4):
         reference.step()
     for _ in range(5):
         resumed.step()
         reference.step()
         assert resumed.get_last_lr() == reference.get_last_lr(), name
+        assert _momenta(resumed_optimizer) == _momenta(reference_optimizer), name
 
 
 def test_a_schedule_resumed_by_last_epoch_as_torchs():
     """last_epoch resumes a schedule in groups that hold their initial_lr, from the rates they hold, as
     torch's; without initial_lr it is an error, as are bad options."""
     for name, options in (("CosineAnnealingLR", dict(T_max=5)), ("ExponentialLR", dict(gamma=0.5)),
-                          ("StepLR", dict(step_size=3))):
+                          ("StepLR", dict(step_size=3)), ("LinearLR", dict(start_factor=0.25, total_iters=6)),
+                          ("LambdaLR", dict(lr_lambda=lambda epoch: 1 / (epoch + 1)))):
         rates = []
         for module, optimizer in ((optim.lr_scheduler, _two_group_optimizers()[0]),
                                   (torch.optim.lr_scheduler, _two_group_optimizers()[1])):
@@ -725,9 +762,260 @@ def test_a_schedule_resumed_by_last_epoch_as_torchs():
         optim.lr_scheduler.StepLR([], step_size=1)
 
 
-@pytest.mark.parametrize("name", SCHEDULES)
+@pytest.mark.parametrize("optimizer_name", ["SGD", "Adam"])
+def test_one_cycle_resumed_by_last_epoch_as_torchs(optimizer_name):
+    """A OneCycleLR made with last_epoch=k on groups that hold the bounds a first one set goes on from step
+    k + 1, rates and momenta, as torch's; on groups without them it is a KeyError."""
+    options = dict(max_lr=[0.5, 1.0], total_steps=10, three_phase=True)
+    history = []
+    for module, optimizer in zip((optim.lr_scheduler, torch.optim.lr_scheduler),
+                                 _two_group_optimizers(optimizer_name)):
+        first = module.OneCycleLR(optimizer, **options)
+        for _ in range(3):
+            optimizer.step()
+            first.step()
+        schedule = module.OneCycleLR(optimizer, last_epoch=3, **options)
+        history.append([schedule.get_last_lr() + _momenta(optimizer)])
+        for _ in range(6):
+            optimizer.step()
+            schedule.step()
+            history[-1].append(schedule.get_last_lr() + _momenta(optimizer))
+    assert_close(np.array(history[0]), np.array(history[1]), atol=1e-15, name="resumed OneCycleLR")
+    optimizer = _two_group_optimizers(optimizer_name)[0]
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]
+    with pytest.raises(KeyError, match=r"OneCycleLR: last_epoch=3 resumes a schedule, but parameter group 0 lacks "
+                                       r"\['max_lr', 'min_lr', 'max_momentum', 'base_momentum'\]"):
+        optim.lr_scheduler.OneCycleLR(optimizer, last_epoch=3, **options)
+
+
+def test_one_cycle_stepped_past_total_steps_raises_as_torchs():
+    """total_steps calls of step() are allowed (the last one carries the schedule a step past its end, as
+    torch's); the next raises, in both, and changes nothing in ours; epochs * steps_per_epoch counts as
+    total_steps."""
+    ours, theirs = _two_group_optimizers()
+    schedules = [optim.lr_scheduler.OneCycleLR(ours, max_lr=1.0, epochs=2, steps_per_epoch=3),
+                 torch.optim.lr_scheduler.OneCycleLR(theirs, max_lr=1.0, total_steps=6)]
+    for _ in range(6):
+        for optimizer, schedule in zip((ours, theirs), schedules):
+            optimizer.step()
+            schedule.step()
+    assert_close(np.array(schedules[0].get_last_lr()), np.array(schedules[1].get_last_lr()), atol=1e-15)
+    before = schedules[0].state_dict(), [dict(group) for group in ours.param_groups]
+    with pytest.raises(ValueError, match=r"^OneCycleLR: tried to step 7 times, past total_steps=6$"):
+        schedules[0].step()
+    with pytest.raises(ValueError, match="Tried to step 7 times"):
+        schedules[1].step()
+    assert schedules[0].state_dict() == before[0] and ours.param_groups == before[1]
+    with pytest.raises(ValueError, match=r"^OneCycleLR: tried to step 7 times, past total_steps=6$"):
+        optim.lr_scheduler.OneCycleLR(ours, max_lr=1.0, total_steps=6, last_epoch=6)
+
+
+def test_one_cycle_phase_of_no_steps_ends_at_its_end():
+    """pct_start * total_steps of 1 makes a first phase of no steps, where torch's divides by zero: the
+    schedule starts at max_lr and falls from there as torch's second phase does."""
+    optimizer = _two_group_optimizers()[0]
+    schedule = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=10, pct_start=0.1)
+    rates = [schedule.get_last_lr()[0]]
+    assert rates[0] == 1.0 and _momenta(optimizer)[0] == pytest.approx(0.85)  # the first phase's end
+    for _ in range(9):
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    assert all(a > b for a, b in zip(rates, rates[1:])), rates
+    assert rates[-1] == pytest.approx(1.0 / 25 / 1e4)
+
+
+@pytest.mark.parametrize("device, dtype", [("cpu", np.float64), ("cudasim", np.float32)])
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_one_cycle_momentum_reaches_the_updates(name, device, dtype):
+    """The rates and momenta OneCycleLR writes into the groups take effect at the optimizer's next step (the
+    kernel updates too): parameters track torch's under the same schedule."""
+    rng = np.random.default_rng(3)
+    values = [rng.standard_normal(shape).astype(dtype) for shape in ((3, 4), (5,))]
+    options = dict(lr=0.1, momentum=0.9) if name == "SGD" else dict(lr=0.1)
+    ours_optimizer, theirs_optimizer, ours, theirs = make_optimizers(name, options, values,
+                                                                     [([0], {}), ([1], dict(lr=0.4))], device)
+    schedules = [module.OneCycleLR(optimizer, max_lr=[0.05, 0.1], total_steps=8, base_momentum=0.5)
+                 for module, optimizer in ((optim.lr_scheduler, ours_optimizer),
+                                           (torch.optim.lr_scheduler, theirs_optimizer))]
+    for step in range(8):
+        for mine, reference in zip(ours, theirs):
+            grad = rng.standard_normal(mine.shape).astype(dtype)
+            mine.grad, reference.grad = gpucnn.tensor(grad, device=device), torch.tensor(grad)
+        ours_optimizer.step()
+        theirs_optimizer.step()
+        for schedule in schedules:
+            schedule.step()
+        for index, (mine, reference) in enumerate(zip(ours, theirs)):
+            assert_close(mine, reference, **TOLERANCE[dtype], name=f"{name} parameter {index} step {step}")
+
+
+def test_lambda_lr_state_dict_leaves_functions_out_as_torchs():
+    """lr_lambdas in the state dict: None for a function, the attributes of a callable object; loading them
+    sets those attributes."""
+    ours, theirs = _two_group_optimizers()
+    lambdas = [lambda epoch: 0.5, Halving(3)]
+    saved = optim.lr_scheduler.LambdaLR(ours, lambdas).state_dict()
+    assert saved["lr_lambdas"] == [None, {"every": 3}]
+    assert saved["lr_lambdas"] == torch.optim.lr_scheduler.LambdaLR(theirs, lambdas).state_dict()["lr_lambdas"]
+    saved = pickle.loads(pickle.dumps(saved))
+    saved["lr_lambdas"][1]["every"] = 5
+    fresh = Halving(1)
+    schedule = optim.lr_scheduler.LambdaLR(_two_group_optimizers()[0], [lambda epoch: 1.0, fresh])
+    schedule.load_state_dict(saved)
+    assert fresh.every == 5 and schedule.lr_lambdas[1] is fresh and "lr_lambdas" in saved
+
+
+# Falls, stalls (below the relative threshold of 1e-4 too), falls a little (0.46 betters 0.5 by a relative
+# 0.05 but not by an absolute 0.05), improves, stalls for long.
+METRICS = [1.0, 0.9, 0.9, 0.9, 0.89995, 0.9, 0.8, 0.8, 0.5, 0.5, 0.46, 0.46, 0.5, 0.44, 0.44, 0.44, 0.3] + [0.3] * 14
+PLATEAUS = [
+    {},
+    dict(patience=2),
+    dict(patience=1, threshold=0.05),
+    dict(patience=1, threshold=0.05, threshold_mode="abs"),
+    dict(mode="max", patience=1, factor=0.5),
+    dict(mode="max", patience=0, threshold=0.05, threshold_mode="abs"),
+    dict(patience=0, cooldown=2, factor=0.5),
+    dict(patience=1, cooldown=1, threshold=0.0),
+    dict(patience=0, min_lr=0.01, factor=0.3),
+    dict(patience=0, min_lr=[0.05, 0.001], factor=0.5),
+    dict(patience=0, factor=0.5, eps=0.02),
+]
+
+
+@pytest.mark.parametrize("options", PLATEAUS, ids=[str(options) for options in PLATEAUS])
+def test_reduce_lr_on_plateau_sets_the_rates_of_torchs(options):
+    """Rates, best, bad-epoch and cooldown counts after every step as torch's, for a metric that falls,
+    stalls, falls and stalls (rising in mode 'max'), given as a number or a one-element Tensor; a schedule
+    resumed from the state it saved (and the optimizer's) goes on as the uninterrupted one."""
+    metrics = [2 - value for value in METRICS] if options.get("mode") == "max" else METRICS
+    ours, theirs = _two_group_optimizers()
+    schedules = [module.ReduceLROnPlateau(optimizer, **options)
+                 for module, optimizer in ((optim.lr_scheduler, ours), (torch.optim.lr_scheduler, theirs))]
+    history, saved = [], None
+    for epoch, value in enumerate(metrics):
+        given = (value, gpucnn.tensor(np.array(value)), gpucnn.tensor(np.array([value])))[epoch % 3]
+        schedules[0].step(given)
+        schedules[1].step(value)
+        for key in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch"):
+            assert getattr(schedules[0], key) == getattr(schedules[1], key), f"{key} at epoch {epoch}"
+        assert schedules[0].get_last_lr() == schedules[1].get_last_lr() == [g["lr"] for g in ours.param_groups], \
+            f"epoch {epoch}"
+        history.append(schedules[0].get_last_lr())
+        if epoch == 12:
+            saved = pickle.loads(pickle.dumps((schedules[0].state_dict(), ours.state_dict())))
+    assert history[-1] != history[0], "the rates never changed"
+    assert sorted(saved[0]) == sorted(schedules[1].state_dict())
+    resumed_optimizer, _ = _two_group_optimizers()
+    resumed_optimizer.load_state_dict(saved[1])
+    resumed = optim.lr_scheduler.ReduceLROnPlateau(resumed_optimizer, **options)
+    resumed.load_state_dict(saved[0])
+    for epoch in range(13, len(metrics)):
+        resumed.step(metrics[epoch])
+        assert resumed.get_last_lr() == history[epoch], f"resumed, epoch {epoch}"
+
+
+def test_reduce_lr_on_plateau_takes_an_added_group():
+    """A group added after the schedule was made takes the one min_lr, as torch's; with a min_lr a group, it is
+    an error."""
+    rates = []
+    for module, optimizer in zip((optim.lr_scheduler, torch.optim.lr_scheduler), _two_group_optimizers()):
+        schedule = module.ReduceLROnPlateau(optimizer, patience=0, min_lr=0.02)
+        extra = (gpucnn if module is optim.lr_scheduler else torch).tensor(np.ones(2), requires_grad=True)
+        optimizer.add_param_group({"params": [extra], "lr": 0.15})
+        schedule.step(1.0)
+        schedule.step(1.0)
+        rates.append(schedule.get_last_lr())
+        assert schedule.min_lrs == [0.02] * 3
+    assert rates[0] == rates[1] == pytest.approx([0.02, 0.04, 0.02])
+    ours = _two_group_optimizers()[0]
+    schedule = optim.lr_scheduler.ReduceLROnPlateau(ours, patience=0, min_lr=[0.0, 0.0])
+    ours.add_param_group({"params": [gpucnn.tensor(np.ones(2), requires_grad=True)]})
+    schedule.step(1.0)
+    with pytest.raises(RuntimeError, match="ReduceLROnPlateau: the optimizer has 3 parameter groups, but min_lr"):
+        schedule.step(1.0)
+
+
+def _one_cycle(optimizer, **options):
+    return optim.lr_scheduler.OneCycleLR(optimizer, **dict(dict(max_lr=1.0, total_steps=10), **options))
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda o: optim.lr_scheduler.LambdaLR(o, [lambda epoch: 1.0]), ValueError,
+     r"LambdaLR: lr_lambda must be a function or a list of 2 \(one a parameter group\), got 1"),
+    (lambda o: optim.lr_scheduler.LambdaLR(o, 0.5), ValueError, "LambdaLR: lr_lambda must be callable, got 0.5"),
+    (lambda o: optim.lr_scheduler.LambdaLR(o, lambda epoch: 1.0, last_epoch=-2), ValueError,
+     "LambdaLR: last_epoch must be an int of -1 or more, got -2"),
+    (lambda o: optim.lr_scheduler.LinearLR(o, start_factor=0), ValueError, "LinearLR: start_factor must be a number"),
+    (lambda o: optim.lr_scheduler.LinearLR(o, start_factor=1.5), ValueError, "LinearLR: start_factor must be"),
+    (lambda o: optim.lr_scheduler.LinearLR(o, end_factor=-0.1), ValueError, "LinearLR: end_factor must be"),
+    (lambda o: optim.lr_scheduler.LinearLR(o, end_factor="1"), ValueError, "LinearLR: end_factor must be"),
+    (lambda o: optim.lr_scheduler.LinearLR(o, total_iters=0), ValueError,
+     "LinearLR: total_iters must be an int of 1 or more, got 0"),
+    (lambda o: optim.lr_scheduler.OneCycleLR(o, 1.0), ValueError,
+     "OneCycleLR: total_steps, or epochs and steps_per_epoch, must be given"),
+    (lambda o: optim.lr_scheduler.OneCycleLR(o, 1.0, epochs=3), ValueError, "OneCycleLR: total_steps, or epochs"),
+    (lambda o: _one_cycle(o, total_steps=0), ValueError, "OneCycleLR: total_steps must be an int of 1 or more"),
+    (lambda o: _one_cycle(o, total_steps=None, epochs=2, steps_per_epoch=2.5), ValueError,
+     "OneCycleLR: steps_per_epoch must be an int"),
+    (lambda o: _one_cycle(o, total_steps=None, epochs=0, steps_per_epoch=2), ValueError, "OneCycleLR: epochs must be"),
+    (lambda o: _one_cycle(o, pct_start=1.5), ValueError, "OneCycleLR: pct_start must be a number from 0 to 1"),
+    (lambda o: _one_cycle(o, anneal_strategy="tan"), ValueError,
+     "OneCycleLR: anneal_strategy must be 'cos' or 'linear', got 'tan'"),
+    (lambda o: _one_cycle(o, max_lr=[1.0]), ValueError,
+     r"OneCycleLR: max_lr must be a number or a list of 2 \(one a parameter group\), got 1 values"),
+    (lambda o: _one_cycle(o, max_lr=-1), ValueError, "OneCycleLR: max_lr must be a positive number, got -1"),
+    (lambda o: _one_cycle(o, base_momentum=[0.8, -0.1]), ValueError, "OneCycleLR: base_momentum must be"),
+    (lambda o: _one_cycle(o, max_momentum=None), ValueError, "OneCycleLR: max_momentum must be"),
+    (lambda o: _one_cycle(o, div_factor=0), ValueError, "OneCycleLR: div_factor must be a positive number"),
+    (lambda o: _one_cycle(o, final_div_factor=-1.0), ValueError, "OneCycleLR: final_div_factor must be"),
+    (lambda o: _one_cycle(o, three_phase=1), ValueError, "OneCycleLR: three_phase must be True or False"),
+    (lambda o: _one_cycle(o, cycle_momentum="yes"), ValueError, "OneCycleLR: cycle_momentum must be True or False"),
+    (lambda o: _one_cycle(o, last_epoch=1.0), ValueError, "OneCycleLR: last_epoch must be an int"),
+    (lambda o: _one_cycle(_two_group_optimizers("Adadelta")[0]), ValueError,
+     r"OneCycleLR: cycle_momentum needs an optimizer with momentum or betas, and Adadelta has neither"),
+    (lambda o: _one_cycle([]), TypeError, "OneCycleLR needs an Optimizer, got list"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, mode="avg"), ValueError,
+     "ReduceLROnPlateau: mode must be 'min' or 'max', got 'avg'"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, factor=1.0), ValueError,
+     "ReduceLROnPlateau: factor must be a number from 0 to below 1, got 1.0"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, patience=-1), ValueError,
+     "ReduceLROnPlateau: patience must be an int of 0 or more, got -1"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, threshold=-0.1), ValueError,
+     "ReduceLROnPlateau: threshold must be"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, threshold_mode="pct"), ValueError,
+     "ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got 'pct'"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, cooldown=1.5), ValueError,
+     "ReduceLROnPlateau: cooldown must be an int"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError,
+     "ReduceLROnPlateau: min_lr must be a number or a list of 2"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, min_lr=-1), ValueError, "ReduceLROnPlateau: min_lr must be"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o, eps=-1e-8), ValueError, "ReduceLROnPlateau: eps must be"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o).step(gpucnn.tensor(np.ones(2))), ValueError,
+     r"ReduceLROnPlateau.step: metrics must be a number or a one-element tensor, got Tensor of shape \(2,\)"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o).step(None), ValueError,
+     "ReduceLROnPlateau.step: metrics must be a number or a one-element tensor, got NoneType"),
+    (lambda o: optim.lr_scheduler.ReduceLROnPlateau(None), TypeError, "ReduceLROnPlateau needs an Optimizer"),
+])
+def test_schedule_argument_errors(make, error, message):
+    optimizer = _two_group_optimizers()[0]
+    before = [dict(group) for group in optimizer.param_groups]
+    with pytest.raises(error, match=f"^{message}"):
+        make(optimizer)
+    assert optimizer.param_groups == before, "a refused schedule changed the groups"
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
 def test_schedules_take_torchs_arguments_in_torchs_order(name):
-    ours = list(inspect.signature(getattr(optim.lr_scheduler, name).__init__).parameters)
-    theirs = [p for p in inspect.signature(getattr(torch.optim.lr_scheduler, name).__init__).parameters
-              if p != "verbose"]
-    assert ours == theirs
+    ours = inspect.signature(getattr(optim.lr_scheduler, name).__init__).parameters
+    theirs = {key: p for key, p in inspect.signature(getattr(torch.optim.lr_scheduler, name).__init__).parameters
+              .items() if key != "verbose"}
+    assert list(ours) == list(theirs)
+    for key, parameter in ours.items():
+        assert parameter.default == theirs[key].default, f"{name}({key}=...)"
+
+
+def test_schedules_are_exported():
+    assert set(SCHEDULE_NAMES) <= set(optim.lr_scheduler.__all__)
+    assert all(issubclass(getattr(optim.lr_scheduler, name), optim.lr_scheduler.LRScheduler) for name in SCHEDULE_NAMES)

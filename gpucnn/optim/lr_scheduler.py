@@ -1,4 +1,5 @@
-"""Learning-rate schedules, as torch.optim.lr_scheduler: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR.
+"""Learning-rate schedules, as torch.optim.lr_scheduler: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR,
+LambdaLR, LinearLR, OneCycleLR (which cycles momentum too) and ReduceLROnPlateau.
 
     >>> scheduler = gpucnn.optim.lr_scheduler.StepLR(optimizer, step_size=30, gamma=0.1)
     >>> for epoch in range(90):
@@ -7,7 +8,9 @@
 
 A schedule sets each parameter group's ``lr`` once an epoch (``step()``), from the group's rate before
 the step, as PyTorch's do: a rate set by hand between steps carries on from there. Each group keeps its
-starting rate as ``initial_lr``, the schedule's ``base_lrs``.
+starting rate as ``initial_lr``, the schedule's ``base_lrs``. LambdaLR and OneCycleLR, as PyTorch's, set
+the rate from their bounds instead (a rate set by hand lasts until the next step); ReduceLROnPlateau cuts
+it when the metric given to ``step(metrics)`` stops improving.
 """
 
 from __future__ import annotations
@@ -15,24 +18,73 @@ from __future__ import annotations
 import collections
 import math
 import numbers
+import types
 
 from . import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR"]
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR", "LinearLR",
+           "OneCycleLR", "ReduceLROnPlateau"]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_start(owner: str, optimizer, last_epoch) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{owner} needs an Optimizer, got {type(optimizer).__name__}")
+    if not _is_int(last_epoch) or last_epoch < -1:
+        raise ValueError(f"{owner}: last_epoch must be an int of -1 or more, got {last_epoch!r}")
+
+
+def _check_real(owner: str, name: str, value, ok, what: str) -> float:
+    """``value``, or ValueError unless it is a real number (not a bool) for which ``ok(value)`` holds."""
+    if not _is_real(value) or not ok(value):
+        raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+    return value
+
+
+def _check_count(owner: str, name: str, value, low: int) -> int:
+    if not _is_int(value) or value < low:
+        raise ValueError(f"{owner}: {name} must be an int of {low} or more, got {value!r}")
+    return int(value)
+
+
+def _check_flag(owner: str, name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def _per_group(owner: str, name: str, value, optimizer: Optimizer, ok, what: str) -> list:
+    """One value a parameter group: ``value`` for each, or the list or tuple of one a group it is."""
+    count = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"{owner}: {name} must be a number or a list of {count} (one a parameter group), "
+                             f"got {len(value)} values")
+        values = list(value)
+    else:
+        values = [value] * count
+    for item in values:
+        _check_real(owner, name, item, ok, what)
+    return values
 
 
 class LRScheduler:
     """A schedule over ``optimizer``'s groups, made at epoch ``last_epoch + 1`` with the groups' rates as they
-    are (PyTorch's schedules take a first step that sets them unchanged). ``last_epoch`` -1 (a new schedule)
-    takes each group's ``lr`` as its ``initial_lr``; another value resumes a schedule whose groups hold
-    ``initial_lr`` already (where PyTorch's StepLR and MultiStepLR apply their factor if that first epoch is
-    one of theirs, this changes no rate). Subclasses give ``rates()``, the groups' rates at ``last_epoch``."""
+    are (PyTorch's schedules take a first step that sets them unchanged; LambdaLR, LinearLR and OneCycleLR set
+    theirs there, as PyTorch's). ``last_epoch`` -1 (a new schedule) takes each group's ``lr`` as its
+    ``initial_lr``; another value resumes a schedule whose groups hold ``initial_lr`` already (where PyTorch's
+    StepLR and MultiStepLR apply their factor if that first epoch is one of theirs, this changes no rate).
+    Subclasses give ``rates()``, the groups' rates at ``last_epoch``."""
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
-            raise ValueError(f"{type(self).__name__}: last_epoch must be an int of -1 or more, got {last_epoch!r}")
+        _check_start(type(self).__name__, optimizer, last_epoch)
         self.optimizer = optimizer
         for index, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -42,17 +94,19 @@ class LRScheduler:
                                f"group {index} has no 'initial_lr' (a schedule made with last_epoch=-1 sets it)")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = int(last_epoch) + 1
-        self._last_lr = self._current()
+        self._set(self._first_rates())
 
     def rates(self) -> list:
         raise NotImplementedError
 
+    def _first_rates(self) -> list:
+        """The groups' rates at the schedule's first epoch: as they are, unless the schedule sets them there."""
+        return self._current()
+
     def step(self) -> None:
         """Moves to the next epoch and sets every group's ``lr`` to the schedule's rate there."""
         self.last_epoch += 1
-        for group, rate in zip(self.optimizer.param_groups, self.rates()):
-            group["lr"] = rate
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._set(self.rates())
 
     def get_last_lr(self) -> list:
         """The rates the last ``step()`` set, a group each."""
@@ -64,6 +118,11 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.__dict__.update(state_dict)
+
+    def _set(self, rates: list) -> None:
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            group["lr"] = rate
+        self._last_lr = self._current()
 
     def _current(self) -> list:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -139,3 +198,265 @@ class CosineAnnealingLR(LRScheduler):
                     for rate, base in zip(self._current(), self.base_lrs)]
         ratio = (1 + math.cos(math.pi * epoch / period)) / (1 + math.cos(math.pi * (epoch - 1) / period))
         return [low + ratio * (rate - low) for rate in self._current()]
+
+
+class LambdaLR(LRScheduler):
+    """Each rate its group's base rate times ``lr_lambda(epoch)``: one function for every group, or a list of
+    one a group. As PyTorch's, ``state_dict`` leaves the functions out: ``lr_lambdas`` holds None for a
+    function and a copy of its attributes (``__dict__``) for another callable object."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
+        _check_start("LambdaLR", optimizer, last_epoch)
+        count = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != count:
+                raise ValueError(f"LambdaLR: lr_lambda must be a function or a list of {count} (one a parameter "
+                                 f"group), got {len(lr_lambda)}")
+            lr_lambdas = list(lr_lambda)
+        else:
+            lr_lambdas = [lr_lambda] * count
+        for function in lr_lambdas:
+            if not callable(function):
+                raise ValueError(f"LambdaLR: lr_lambda must be callable, got {function!r}")
+        self.lr_lambdas = lr_lambdas
+        super().__init__(optimizer, last_epoch)
+
+    def rates(self) -> list:
+        return [base * function(self.last_epoch) for function, base in zip(self.lr_lambdas, self.base_lrs)]
+
+    def _first_rates(self) -> list:
+        return self.rates()
+
+    def state_dict(self) -> dict:
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [None if isinstance(function, types.FunctionType) or not hasattr(function, "__dict__")
+                               else dict(function.__dict__) for function in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Loads the state, and the attributes saved of each callable object that is not a function."""
+        self.__dict__.update({key: value for key, value in state_dict.items() if key != "lr_lambdas"})
+        for function, attributes in zip(self.lr_lambdas, state_dict.get("lr_lambdas", ())):
+            if attributes is not None:
+                function.__dict__.update(attributes)
+
+
+class LinearLR(LRScheduler):
+    """Each rate times ``start_factor`` at the first epoch, then step by step along a line to ``end_factor``
+    times its base rate at epoch ``total_iters``, where it stays: base * (start + (end - start) * epoch /
+    total_iters), reached from the current rate, as PyTorch's (so that a rate set by hand carries on)."""
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1):
+        self.start_factor = _check_real("LinearLR", "start_factor", start_factor, lambda x: 0 < x <= 1,
+                                        "a number above 0 and at most 1")
+        self.end_factor = _check_real("LinearLR", "end_factor", end_factor, lambda x: 0 <= x <= 1,
+                                      "a number from 0 to 1")
+        self.total_iters = _check_count("LinearLR", "total_iters", total_iters, 1)
+        super().__init__(optimizer, last_epoch)
+
+    def rates(self) -> list:
+        epoch, start, end = self.last_epoch, self.start_factor, self.end_factor
+        if epoch == 0:
+            return [rate * start for rate in self._current()]
+        if epoch > self.total_iters:
+            return self._current()
+        factor = 1.0 + (end - start) / (self.total_iters * start + (epoch - 1) * (end - start))
+        return [rate * factor for rate in self._current()]
+
+    def _first_rates(self) -> list:
+        return self.rates() if self.last_epoch == 0 else self._current()
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy, stepped once a batch over ``total_steps`` (or ``epochs * steps_per_epoch``) steps:
+    each rate from max_lr / div_factor up to ``max_lr`` at step pct_start * total_steps - 1, then down to
+    max_lr / div_factor / final_div_factor at step total_steps - 1 (``three_phase``: back down to the start
+    rate over as many steps first), along half a cosine or a line. With ``cycle_momentum`` the momentum (SGD's
+    ``momentum``, Adam's ``betas[0]``) goes the other way, between ``max_momentum`` and ``base_momentum``.
+    Each group keeps the bounds as ``initial_lr``, ``max_lr``, ``min_lr``, ``max_momentum`` and
+    ``base_momentum``, and its rate comes from them, not from the current one (PyTorch's is not chainable).
+    As PyTorch's, ``step()`` may be called ``total_steps`` times (the last carries the last phase's curve one
+    step on), and a step past that is a ValueError."""
+
+    def __init__(self, optimizer: Optimizer, max_lr, total_steps: int | None = None, epochs: int | None = None,
+                 steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, three_phase: bool = False, last_epoch: int = -1):
+        name = "OneCycleLR"
+        _check_start(name, optimizer, last_epoch)
+        if total_steps is not None:
+            self.total_steps = _check_count(name, "total_steps", total_steps, 1)
+        elif epochs is not None and steps_per_epoch is not None:
+            self.total_steps = (_check_count(name, "epochs", epochs, 1)
+                                * _check_count(name, "steps_per_epoch", steps_per_epoch, 1))
+        else:
+            raise ValueError(f"{name}: total_steps, or epochs and steps_per_epoch, must be given")
+        _check_real(name, "pct_start", pct_start, lambda x: 0 <= x <= 1, "a number from 0 to 1")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"{name}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        self.cycle_momentum = _check_flag(name, "cycle_momentum", cycle_momentum)
+        _check_flag(name, "three_phase", three_phase)
+        _check_real(name, "div_factor", div_factor, lambda x: x > 0, "a positive number")
+        _check_real(name, "final_div_factor", final_div_factor, lambda x: x > 0, "a positive number")
+        max_lrs = _per_group(name, "max_lr", max_lr, optimizer, lambda x: x > 0, "a positive number")
+        self.use_beta1 = "betas" in optimizer.defaults
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and not self.use_beta1:
+                raise ValueError(f"{name}: cycle_momentum needs an optimizer with momentum or betas, and "
+                                 f"{type(optimizer).__name__} has neither (pass cycle_momentum=False)")
+            max_momenta = _per_group(name, "max_momentum", max_momentum, optimizer, lambda x: x >= 0,
+                                     "a number of 0 or more")
+            base_momenta = _per_group(name, "base_momentum", base_momentum, optimizer, lambda x: x >= 0,
+                                      "a number of 0 or more")
+        # (end step, the group's keys of the rates at start and end, of the momenta at start and end)
+        rise = (float(pct_start * self.total_steps) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum")
+        if three_phase:
+            self._phases = [rise,
+                            (float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
+                             "max_momentum"),
+                            (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+        else:
+            self._phases = [rise, (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        if last_epoch == -1:
+            for group, top in zip(optimizer.param_groups, max_lrs):
+                group["initial_lr"] = top / div_factor
+                group["max_lr"] = top
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+            if cycle_momentum:
+                for group, top, low in zip(optimizer.param_groups, max_momenta, base_momenta):
+                    self._set_momentum(group, top)
+                    group["max_momentum"], group["base_momentum"] = top, low
+        else:
+            keys = ("initial_lr", "max_lr", "min_lr") + (("max_momentum", "base_momentum") if cycle_momentum else ())
+            for index, group in enumerate(optimizer.param_groups):
+                missing = [key for key in keys if key not in group]
+                if missing:
+                    raise KeyError(f"{name}: last_epoch={last_epoch} resumes a schedule, but parameter group "
+                                   f"{index} lacks {missing} (a schedule made with last_epoch=-1 sets them)")
+        super().__init__(optimizer, last_epoch)
+
+    def step(self) -> None:
+        """Moves to the next step and sets every group's ``lr`` (and momentum) there; ValueError past
+        ``total_steps`` steps, changing nothing."""
+        self._check_step(self.last_epoch + 1)
+        super().step()
+
+    def rates(self) -> list:
+        """The groups' rates at ``last_epoch``; with ``cycle_momentum``, sets their momenta there too."""
+        rates = []
+        for group in self.optimizer.param_groups:
+            rate, momentum = self._at(group)
+            rates.append(rate)
+            if self.cycle_momentum:
+                self._set_momentum(group, momentum)
+        return rates
+
+    def _first_rates(self) -> list:
+        self._check_step(self.last_epoch)
+        return self.rates()
+
+    def _check_step(self, step: int) -> None:
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {step} times, past total_steps={self.total_steps}")
+
+    def _at(self, group: dict) -> tuple:
+        """The group's rate and momentum (None without cycle_momentum) at ``last_epoch``."""
+        step, start = self.last_epoch, 0.0
+        for index, (end, rate_from, rate_to, momentum_from, momentum_to) in enumerate(self._phases):
+            if step <= end or index == len(self._phases) - 1:
+                # a phase of no steps (pct_start * total_steps of 1, say) is at its end, where PyTorch divides by 0
+                fraction = (step - start) / (end - start) if end != start else 1.0
+                momentum = (self._anneal(group[momentum_from], group[momentum_to], fraction)
+                            if self.cycle_momentum else None)
+                return self._anneal(group[rate_from], group[rate_to], fraction), momentum
+            start = end
+
+    def _anneal(self, start: float, end: float, fraction: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+        return (end - start) * fraction + start
+
+    def _set_momentum(self, group: dict, momentum: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (momentum, *group["betas"][1:])
+        else:
+            group["momentum"] = momentum
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Each rate times ``factor`` (not below its group's ``min_lr``) once the metric given to ``step(metrics)``
+    has not improved for more than ``patience`` steps in a row; then, for ``cooldown`` steps, none counts as
+    bad. A metric improves on the best so far below best * (1 - threshold) (``mode='min'``) or above
+    best * (1 + threshold) (``mode='max'``), or below best - threshold or above best + threshold
+    (``threshold_mode='abs'``); a cut of ``eps`` or less is skipped. PyTorch's rules, step for step."""
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0,
+                 eps: float = 1e-8):
+        name = "ReduceLROnPlateau"
+        _check_start(name, optimizer, -1)
+        if mode not in ("min", "max"):
+            raise ValueError(f"{name}: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"{name}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.factor = _check_real(name, "factor", factor, lambda x: 0 <= x < 1, "a number from 0 to below 1")
+        self.patience = _check_count(name, "patience", patience, 0)
+        self.threshold = _check_real(name, "threshold", threshold, lambda x: x >= 0, "a number of 0 or more")
+        self.cooldown = _check_count(name, "cooldown", cooldown, 0)
+        self.min_lrs = _per_group(name, "min_lr", min_lr, optimizer, lambda x: x >= 0, "a number of 0 or more")
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr
+        self.eps = _check_real(name, "eps", eps, lambda x: x >= 0, "a number of 0 or more")
+        self.optimizer, self.mode, self.threshold_mode = optimizer, mode, threshold_mode
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.last_epoch = 0
+        self.best, self.num_bad_epochs, self.cooldown_counter = self.mode_worse, 0, 0
+        self._last_lr = self._current()
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def step(self, metrics) -> None:
+        """Takes the epoch's metric (a number, or a one-element Tensor) and cuts the rates if it is time to."""
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError):
+            shape = f" of shape {metrics.shape}" if hasattr(metrics, "shape") else ""
+            raise ValueError(f"ReduceLROnPlateau.step: metrics must be a number or a one-element tensor, got "
+                             f"{type(metrics).__name__}{shape}") from None
+        self.last_epoch += 1
+        if self._is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            self._reduce()
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = self._current()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.__dict__.update(state_dict)
+        self.mode_worse = math.inf if self.mode == "min" else -math.inf
+
+    def _is_better(self, value: float, best: float) -> bool:
+        if self.mode == "min":
+            return value < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return value > (best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def _reduce(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(f"ReduceLROnPlateau: the optimizer has {len(groups)} parameter groups, but "
+                                   f"min_lr was given for {len(self.min_lrs)} (set min_lrs to a list of one a group)")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, low in zip(groups, self.min_lrs):
+            old = float(group["lr"])
+            new = max(old * self.factor, low)
+            if old - new > self.eps:
+                group["lr"] = new

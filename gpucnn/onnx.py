@@ -10,8 +10,9 @@ another framework) with eval-mode semantics: Dropout is left out, BatchNorm2d us
 statistics. Weights are initializers under their ``state_dict`` names.
 
 The model must be an ``nn.Sequential`` (nested ones too) of Conv2d, Linear, MaxPool2d, AvgPool2d,
-AdaptiveAvgPool2d, ReLU, LeakyReLU, Flatten, Dropout and BatchNorm2d. Anything else, and a custom
-Module whose ``forward`` is more than a chain, raises :class:`ExportError` naming the layer.
+AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Dropout, Identity and BatchNorm2d. Anything
+else, and a custom Module whose ``forward`` is more than a chain, raises :class:`ExportError` naming the
+layer.
 
 Pooling with ``ceil_mode`` is written as ``ceil_mode=0`` with the extra trailing padding it implies.
 gpucnn (like PyTorch) drops a last window that would start in the trailing padding; ONNX Runtime
@@ -185,8 +186,16 @@ def _leaky_relu(graph, layer, module, x, input_shape, output_shape):
     return graph.node("LeakyRelu", [x], layer, alpha=module.negative_slope)
 
 
+def _sigmoid(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Sigmoid", [x], layer)
+
+
+def _tanh(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Tanh", [x], layer)
+
+
 def _dropout(graph, layer, module, x, input_shape, output_shape):
-    return x  # identity in eval mode
+    return x  # identity in eval mode (and Identity's own)
 
 
 def _flatten(graph, layer, module, x, input_shape, output_shape):
@@ -221,7 +230,8 @@ def _batch_norm(graph, layer, module, x, input_shape, output_shape):
 EXPORTERS = {
     layers.Conv2d: _conv, layers.Linear: _linear, layers.MaxPool2d: _max_pool, layers.AvgPool2d: _avg_pool,
     layers.AdaptiveAvgPool2d: _adaptive_avg_pool, layers.ReLU: _relu, layers.LeakyReLU: _leaky_relu,
-    layers.Dropout: _dropout, layers.Flatten: _flatten, layers.BatchNorm2d: _batch_norm,
+    layers.Dropout: _dropout, layers.Flatten: _flatten, layers.BatchNorm2d: _batch_norm, layers.Sigmoid: _sigmoid,
+    layers.Tanh: _tanh, layers.Identity: _dropout,
 }
 
 

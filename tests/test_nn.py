@@ -152,6 +152,31 @@ def test_cross_entropy_loss_weight_and_ignore_index():
         nn.CrossEntropyLoss(ignore_index="255")
 
 
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_loss_layers_as_torchs(device):
+    """NLLLoss (its weight a buffer that moves with the layer and is in its state_dict), MSELoss and L1Loss."""
+    rng = np.random.default_rng(9)
+    log_probs = torch.log_softmax(torch.from_numpy(rng.standard_normal((6, 4)).astype(np.float32)), 1).numpy()
+    target, weight = rng.integers(0, 4, 6), rng.uniform(0.5, 2, 4).astype(np.float32)
+    target[2] = 3
+    loss = nn.NLLLoss(weight, ignore_index=3, reduction="sum").to(device)
+    assert loss.weight.device.name == device and list(loss.state_dict()) == ["weight"]
+    assert repr(loss) == "NLLLoss(ignore_index=3, reduction='sum')"
+    expected = torch.nn.NLLLoss(torch.from_numpy(weight), ignore_index=3, reduction="sum")(
+        torch.from_numpy(log_probs), torch.from_numpy(target))
+    assert_close(loss(gpucnn.tensor(log_probs, device=device), gpucnn.tensor(target, device=device)), expected)
+    x, y = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32)
+    for ours, theirs in ((nn.MSELoss(), torch.nn.MSELoss()), (nn.L1Loss(reduction="none"), torch.nn.L1Loss(
+            reduction="none"))):
+        assert_close(ours(gpucnn.tensor(x, device=device), gpucnn.tensor(y, device=device)),
+                     theirs(torch.from_numpy(x), torch.from_numpy(y)))
+    assert repr(nn.L1Loss()) == "L1Loss(reduction='mean')"
+    with pytest.raises(ValueError, match="MSELoss: reduction must be one of"):
+        nn.MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match="NLLLoss: weight must be a 1-D floating-point tensor"):
+        nn.NLLLoss(np.ones((2, 2), np.float32))
+
+
 def test_state_dict_round_trip_and_errors():
     model, other = small_cnn(), small_cnn()
     result = other.load_state_dict(model.state_dict())
@@ -224,6 +249,11 @@ def test_layers_against_torch_modules():
         (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1)),
         (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
         (nn.Flatten(), torch.nn.Flatten()),
+        (nn.Sigmoid(), torch.nn.Sigmoid()),
+        (nn.Tanh(), torch.nn.Tanh()),
+        (nn.Softmax(1), torch.nn.Softmax(1)),
+        (nn.LogSoftmax(dim=-1), torch.nn.LogSoftmax(dim=-1)),
+        (nn.Identity(54, unused=True), torch.nn.Identity(54, unused=True)),
     ]
     for ours, theirs in pairs:
         assert_close(ours(x), theirs(torch.from_numpy(x)), name=type(ours).__name__)
@@ -236,10 +266,10 @@ def test_layers_against_torch_modules():
 
 
 # What gpucnn leaves out of PyTorch's signatures, on purpose (README): device and dtype at construction,
-# BatchNorm2d's separate bias switch, cross-entropy's legacy arguments.
-_CROSS_ENTROPY_LEFT_OUT = {"size_average", "reduce"}
-_LEFT_OUT = {"BatchNorm2d": {"bias"}, "CrossEntropyLoss": _CROSS_ENTROPY_LEFT_OUT,
-             "cross_entropy": _CROSS_ENTROPY_LEFT_OUT}
+# BatchNorm2d's separate bias switch, the losses' legacy arguments.
+_LEGACY = {"size_average", "reduce"}
+_LEFT_OUT = {"BatchNorm2d": {"bias"}, **dict.fromkeys(["CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss",
+                                                        "MSELoss", "mse_loss", "L1Loss", "l1_loss"], _LEGACY)}
 _LEFT_OUT_EVERYWHERE = {"self", "device", "dtype", "_stacklevel"}
 
 
@@ -256,7 +286,8 @@ _LAYERS = [name for name, value in vars(nn).items()
 def test_layers_take_pytorch_arguments_in_pytorch_order(name):
     """Each layer's constructor takes torch.nn's arguments, named and ordered as there, but for _LEFT_OUT."""
     ours, theirs = getattr(nn, name).__init__, getattr(torch.nn, name).__init__
-    assert _parameter_names(ours, name) == _parameter_names(theirs, name)
+    theirs_names = [] if theirs is torch.nn.Module.__init__ else _parameter_names(theirs, name)  # (*args, **kwargs)
+    assert _parameter_names(ours, name) == theirs_names  # refuses any, as torch's
 
 
 # torch.nn.functional functions whose signature Python cannot read (builtins, a *args wrapper), as documented.

@@ -8,9 +8,10 @@ Image ops take (N, C, H, W) input, or unbatched (C, H, W) as PyTorch does.
 from ..ops.avgpool2d import adaptive_avg_pool2d, avg_pool2d
 from ..ops.batchnorm import batch_norm
 from ..ops.conv2d import conv2d
-from ..ops.cross_entropy import cross_entropy
+from ..ops.cross_entropy import cross_entropy, nll_loss
 from ..ops.dropout import dropout
 from ..ops.linear import linear
+from ..ops.losses import l1_loss, mse_loss
 from ..ops.math import sigmoid, tanh
 from ..ops.maxpool2d import max_pool2d
 from ..ops.relu import leaky_relu, relu
@@ -23,10 +24,13 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "l1_loss",
     "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
+    "mse_loss",
+    "nll_loss",
     "relu",
     "sigmoid",
     "softmax",

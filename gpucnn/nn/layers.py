@@ -178,6 +178,48 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}"
 
 
+class Sigmoid(Module):
+    def forward(self, input):
+        return F.sigmoid(input)
+
+
+class Tanh(Module):
+    def forward(self, input):
+        return F.tanh(input)
+
+
+class Softmax(Module):
+    """softmax along ``dim``, which must be given (PyTorch's implicit choice of dim is deprecated)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.softmax(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log_softmax along ``dim``, which must be given."""
+
+    def forward(self, input):
+        return F.log_softmax(input, self.dim)
+
+
+class Identity(Module):
+    """Its input, unchanged (a placeholder where a model has no layer, as torch's); takes and ignores any
+    arguments."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+
 class Flatten(Module):
     """Flattens dims start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
 
@@ -246,6 +288,17 @@ class BatchNorm2d(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
+def _class_weight_buffer(weight, layer: str):
+    """None, or ``weight`` as a 1-D floating-point tensor (one value a class); errors name ``layer``."""
+    if weight is None:
+        return None
+    weight = as_tensor(weight, f"{layer}: weight")
+    if weight.ndim != 1 or weight.dtype.kind != "f":
+        raise ValueError(f"{layer}: weight must be a 1-D floating-point tensor, one value per class, got shape "
+                         f"{weight.shape} and dtype {weight.dtype}")
+    return weight
+
+
 class CrossEntropyLoss(Module):
     """Softmax cross-entropy of logits (N, C, *d) against integer class targets (N, *d), as
     ``F.cross_entropy``; ``weight`` (C,) is a buffer, so it moves with ``to`` and is in the state dict.
@@ -256,12 +309,7 @@ class CrossEntropyLoss(Module):
                  label_smoothing: float = 0.0):
         super().__init__()
         check_options("CrossEntropyLoss", ignore_index, reduction, label_smoothing)
-        if weight is not None:
-            weight = as_tensor(weight, "CrossEntropyLoss: weight")
-            if weight.ndim != 1 or weight.dtype.kind != "f":
-                raise ValueError(f"CrossEntropyLoss: weight must be a 1-D floating-point tensor, one value per "
-                                 f"class, got shape {weight.shape} and dtype {weight.dtype}")
-        self.register_buffer("weight", weight)
+        self.register_buffer("weight", _class_weight_buffer(weight, "CrossEntropyLoss"))
         self.ignore_index, self.reduction, self.label_smoothing = int(ignore_index), reduction, float(label_smoothing)
 
     def forward(self, input, target):
@@ -270,3 +318,43 @@ class CrossEntropyLoss(Module):
 
     def extra_repr(self) -> str:
         return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of integer class targets (N, *d) under log-probabilities (N, C, *d), as
+    ``F.nll_loss``; ``weight`` (C,) is a buffer, as in :class:`CrossEntropyLoss`. The arguments after ``weight``
+    are keyword-only."""
+
+    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__()
+        check_options("NLLLoss", ignore_index, reduction, 0.0)
+        self.register_buffer("weight", _class_weight_buffer(weight, "NLLLoss"))
+        self.ignore_index, self.reduction = int(ignore_index), reduction
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+
+
+class MSELoss(Module):
+    """Mean squared error, as ``F.mse_loss``; ``reduction`` is keyword-only."""
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__()
+        check_options("MSELoss", -100, reduction, 0.0)
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class L1Loss(MSELoss):
+    """Mean absolute error, as ``F.l1_loss``; ``reduction`` is keyword-only."""
+
+    def forward(self, input, target):
+        return F.l1_loss(input, target, reduction=self.reduction)

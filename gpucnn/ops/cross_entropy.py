@@ -1,5 +1,6 @@
 """Cross-entropy loss on logits and integer class targets: log-softmax and NLL fused in one Function,
-with PyTorch's class weights, ignored targets and label smoothing (see ``CrossEntropy``).
+with PyTorch's class weights, ignored targets and label smoothing (see ``CrossEntropy``); and the NLL
+alone, on log-probabilities (``nll_loss``).
 
 With label smoothing e over C classes the target distribution is q = (1 - e) * one_hot + e / C, and
 the loss of one sample is -sum_c q_c * log_softmax(x)_c (PyTorch's definition). Since q sums to 1,
@@ -201,6 +202,51 @@ class CrossEntropyProbabilities(Function):
         return grad_logits, grad_target
 
 
+class NLL(Function):
+    """Negative log-likelihood: input (N, C, *d), log-probabilities, and target (N, *d) integer indices in [0, C)
+    or ``ignore_index`` -> loss. A sample's loss is -w[y] * input[y] (w all 1 without ``weight``), 0 where its
+    target is ignored; reduced as ``CrossEntropy``'s. Its gradient is -w[y] at y, 0 elsewhere."""
+
+    uses_inputs = False
+
+    def __init__(self, weight, ignore_index: int, reduction: str, shapes: str):
+        self.weight, self.ignore_index, self.reduction, self.shapes = weight, ignore_index, reduction, shapes
+
+    def forward(self, x, target):
+        xp, dtype = self.xp, x.dtype
+        self.shape = x.shape
+        index = _as_int64(xp, target)
+        self.ignored = index == self.ignore_index
+        bad = ((index < 0) | (index >= x.shape[1])) & ~self.ignored
+        if bad.any():
+            _raise_out_of_range(int(target.reshape(-1)[int(bad.reshape(-1).argmax())]), x.shape[1], self.shapes,
+                                "nll_loss")
+        self.target_index = xp.expand_dims(xp.where(self.ignored, 0, index), 1)
+        if self.weight is None:
+            self.sample_weight = xp.where(self.ignored, dtype.type(0), dtype.type(1))
+        else:
+            self.sample_weight = xp.where(self.ignored, dtype.type(0), self.weight[self.target_index.squeeze(1)])
+        with numpy.errstate(invalid="ignore"):
+            picked = xp.take_along_axis(x, self.target_index, axis=1).squeeze(1)
+            loss = xp.where(self.ignored, dtype.type(0), -self.sample_weight * picked)  # 0 even where input is NaN
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        self.divisor = self.sample_weight.sum()
+        with numpy.errstate(invalid="ignore", divide="ignore"):
+            return loss.sum() / self.divisor  # 0 / 0 = NaN: an empty batch, or every target ignored
+
+    def backward(self, grad_output):
+        xp = self.xp
+        scale = _upstream_scale(xp, grad_output, self.reduction, self.divisor if self.reduction == "mean" else None)
+        grad = xp.zeros(self.shape, dtype=self.sample_weight.dtype)
+        with numpy.errstate(invalid="ignore"):
+            values = xp.where(xp.expand_dims(self.ignored, 1), 0, -xp.expand_dims(self.sample_weight, 1) * scale)
+        xp.put_along_axis(grad, self.target_index, values.astype(grad.dtype, copy=False), axis=1)
+        return grad, None
+
+
 def _upstream_scale(xp, grad_output, reduction: str, divisor):
     """What each sample's gradient is multiplied by: its own upstream value (reduction 'none', as an
     (N, 1, *d) array), the one upstream value ('sum'), or that over ``divisor`` ('mean')."""
@@ -225,8 +271,8 @@ def _as_int64(xp, target):
     return xp.ascontiguousarray(target, dtype=xp.int64)
 
 
-def _raise_out_of_range(value: int, classes: int, shapes: str):
-    raise ValueError(f"cross_entropy: target value {value} is out of range [0, {classes}) ({shapes})")
+def _raise_out_of_range(value: int, classes: int, shapes: str, op: str = "cross_entropy"):
+    raise ValueError(f"{op}: target value {value} is out of range [0, {classes}) ({shapes})")
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
@@ -267,11 +313,11 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
     if probabilities:
         _check_probabilities(x, t, ignore_index, shapes)
     else:
-        _check_indices(x, t, unbatched, shapes)
+        check_indices(x, t, unbatched, shapes)
     classes = x.shape[0] if unbatched else x.shape[1]
     if classes == 0:
         raise ValueError(f"cross_entropy: input has no classes (C = 0) ({shapes})")
-    weights = None if weight is None else _class_weights(weight, x, classes, shapes)
+    weights = None if weight is None else class_weights(weight, x, classes, shapes)
 
     if unbatched:  # one sample: (C,) -> (1, C), target () -> (1,) (probabilities: (1, C)), the loss back to ()
         x, t = x.reshape(1, classes), t.reshape((1, classes) if probabilities else 1)
@@ -283,15 +329,50 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
     return loss.reshape(()) if unbatched and reduction == "none" else loss
 
 
-def _check_indices(x: Tensor, t: Tensor, unbatched: bool, shapes: str) -> None:
+def nll_loss(input, target, weight=None, *, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """The negative log-likelihood of class indices under log-probabilities (PyTorch's ``F.nll_loss``):
+    ``nll_loss(log_softmax(x, 1), y)`` is ``cross_entropy(x, y)``.
+
+    Args:
+        input: log-probabilities (N, C), unbatched (C,), or (N, C, d1, ..., dk), floating point.
+        target: class indices (N,), () or (N, d1, ..., dk), of any integer dtype, each in [0, C) or
+            equal to ``ignore_index``.
+        weight, ignore_index, reduction: as :func:`cross_entropy`'s (the mean is over the weights of the
+            targets not ignored).
+
+    PyTorch's legacy ``size_average`` and ``reduce`` are not taken: the arguments after ``weight`` are
+    keyword-only.
+    """
+    x = as_tensor(input, "nll_loss: input")
+    t = as_tensor(target, "nll_loss: target", x.device)
+    shapes = f"input shape {x.shape}, target shape {t.shape}"
+    if x.dtype.kind != "f":
+        raise TypeError(f"nll_loss: input must be floating-point log-probabilities, got dtype {x.dtype} ({shapes})")
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {t.dtype} ({shapes})")
+    if t.device != x.device:
+        raise ValueError(f"nll_loss: target is on {t.device} but input is on {x.device}")
+    check_options("nll_loss", ignore_index, reduction, 0.0)
+    if x.ndim == 0:
+        raise ValueError(f"nll_loss: input must be (C,), (N, C) or (N, C, d1, ...), got {shapes}")
+    unbatched = x.ndim == 1
+    check_indices(x, t, unbatched, shapes, "nll_loss")
+    classes = x.shape[0] if unbatched else x.shape[1]
+    weights = None if weight is None else class_weights(weight, x, classes, shapes, "nll_loss")
+    if unbatched:
+        x, t = x.reshape(1, classes), t.reshape(1)
+    loss = NLL(weights, int(ignore_index), reduction, shapes).apply(x, t)
+    return loss.reshape(()) if unbatched and reduction == "none" else loss
+
+
+def check_indices(x: Tensor, t: Tensor, unbatched: bool, shapes: str, op: str = "cross_entropy") -> None:
     """ValueError unless class-index targets have the shape of x without its class axis."""
     expected = () if unbatched else (x.shape[0],) + x.shape[2:]
     if t.shape != expected:
         if not unbatched and t.ndim >= 1 and t.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"cross_entropy: input batch size {x.shape[0]} does not match target batch size {t.shape[0]} ({shapes})"
-            )
-        raise ValueError(f"cross_entropy: target must have shape {expected} for {shapes}")
+            raise ValueError(f"{op}: input batch size {x.shape[0]} does not match target batch size {t.shape[0]} "
+                             f"({shapes})")
+        raise ValueError(f"{op}: target must have shape {expected} for {shapes}")
 
 
 def _check_probabilities(x: Tensor, t: Tensor, ignore_index: int, shapes: str) -> None:
@@ -320,18 +401,18 @@ def check_options(op: str, ignore_index, reduction, label_smoothing) -> None:
         raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
 
 
-def _class_weights(weight, x: Tensor, classes: int, shapes: str):
+def class_weights(weight, x: Tensor, classes: int, shapes: str, op: str = "cross_entropy"):
     """``weight`` as a C-contiguous (classes,) array of the logits' dtype on their device; errors name it."""
-    w = as_tensor(weight, "cross_entropy: weight", x.device)
+    w = as_tensor(weight, f"{op}: weight", x.device)
     if w.device != x.device:
-        raise ValueError(f"cross_entropy: weight is on {w.device} but input is on {x.device}")
+        raise ValueError(f"{op}: weight is on {w.device} but input is on {x.device}")
     if w.shape != (classes,):
-        raise ValueError(f"cross_entropy: weight must have shape ({classes},), one value per class, got shape "
+        raise ValueError(f"{op}: weight must have shape ({classes},), one value per class, got shape "
                          f"{w.shape} ({shapes})")
     if w.dtype != x.dtype:
-        raise TypeError(f"cross_entropy: weight has dtype {w.dtype} but input has dtype {x.dtype}; they must match: "
+        raise TypeError(f"{op}: weight has dtype {w.dtype} but input has dtype {x.dtype}; they must match: "
                         f"convert one with .to(dtype)")
     if w.requires_grad and is_grad_enabled():
-        raise ValueError("cross_entropy: weight takes no gradient, so it cannot require grad; pass weight.detach()")
+        raise ValueError(f"{op}: weight takes no gradient, so it cannot require grad; pass weight.detach()")
     with x.device.context():
         return x.device.xp.ascontiguousarray(w.data)

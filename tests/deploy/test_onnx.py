@@ -189,7 +189,8 @@ def random_models(draw):
         layers.append(layer)
 
     for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["conv", "conv", "bn", "relu", "leaky", "max", "avg", "dropout"]))
+        kind = draw(st.sampled_from(["conv", "conv", "bn", "relu", "leaky", "max", "avg", "dropout", "sigmoid", "tanh",
+                                     "identity"]))
         channels = shape[0]
         if kind == "conv":
             groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
@@ -211,6 +212,8 @@ def random_models(draw):
             add(nn.LeakyReLU(draw(st.sampled_from([0.01, 0.2, 1.5]))))
         elif kind == "dropout":
             add(nn.Dropout(0.5))
+        elif kind in ("sigmoid", "tanh", "identity"):
+            add({"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}[kind]())
         else:
             kernel = draw(st.integers(1, 3))
             arguments = dict(kernel_size=kernel, stride=draw(st.integers(1, 3)),
@@ -271,8 +274,14 @@ def test_eval_semantics_and_training_flags_restored():
 
 
 def test_only_identities_still_give_a_graph():
-    proto = check_model(nn.Sequential(nn.Dropout(0.3)), (2, 3, 3))
+    proto = check_model(nn.Sequential(nn.Dropout(0.3), nn.Identity()), (2, 3, 3))
     assert op_types(proto) == ["Identity"]
+
+
+def test_sigmoid_and_tanh():
+    proto = check_model(nn.Sequential(nn.Conv2d(2, 3, 3), nn.Tanh(), nn.Flatten(), nn.Linear(12, 2), nn.Sigmoid()),
+                        (2, 4, 4))
+    assert op_types(proto) == ["Conv", "Tanh", "Flatten", "Gemm", "Sigmoid"]
 
 
 # ------------------------------------------------------------------------------------ the file

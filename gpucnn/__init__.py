@@ -18,6 +18,7 @@ from .devices import Device, default_device, devices
 from .devices import get_device as device
 from .onnx import export_onnx
 from .random import get_rng_state, manual_seed, set_rng_state
+from .serialization import load, save
 from .summary import summary
 from .functions import (
     abs, argmax, clamp, clone, exp, flatten, is_tensor, log, log_softmax, max, mean, min, numel, permute, relu,
@@ -34,8 +35,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Device", "Tensor", "abs", "arange", "argmax", "cat", "clamp", "clone", "data", "default_device", "device",
     "devices", "empty", "empty_like", "exp", "export_onnx", "eye", "flatten", "from_numpy", "full", "full_like",
-    "get_rng_state", "is_grad_enabled", "is_tensor", "linspace", "log", "log_softmax", "manual_seed", "max", "mean",
-    "min", "models", "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like", "randint",
-    "randn", "randn_like", "randperm", "relu", "reshape", "set_rng_state", "sigmoid", "softmax", "sqrt", "squeeze",
-    "stack", "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "zeros", "zeros_like",
+    "get_rng_state", "is_grad_enabled", "is_tensor", "linspace", "load", "log", "log_softmax", "manual_seed", "max",
+    "mean", "min", "models", "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like",
+    "randint", "randn", "randn_like", "randperm", "relu", "reshape", "save", "set_rng_state", "sigmoid", "softmax",
+    "sqrt", "squeeze", "stack", "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "zeros", "zeros_like",
 ]

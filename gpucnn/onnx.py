@@ -10,9 +10,9 @@ another framework) with eval-mode semantics: Dropout is left out, BatchNorm2d us
 statistics. Weights are initializers under their ``state_dict`` names.
 
 The model must be an ``nn.Sequential`` (nested ones too) of Conv2d, Linear, MaxPool2d, AvgPool2d,
-AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Dropout, Identity and BatchNorm2d. Anything
-else, and a custom Module whose ``forward`` is more than a chain, raises :class:`ExportError` naming the
-layer.
+AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Dropout, Dropout2d, Identity, BatchNorm2d and
+BatchNorm1d. Anything else, and a custom Module whose ``forward`` is more than a chain, raises
+:class:`ExportError` naming the layer.
 
 Pooling with ``ceil_mode`` is written as ``ceil_mode=0`` with the extra trailing padding it implies.
 gpucnn (like PyTorch) drops a last window that would start in the trailing padding; ONNX Runtime
@@ -213,9 +213,9 @@ def _flatten(graph, layer, module, x, input_shape, output_shape):
 
 def _batch_norm(graph, layer, module, x, input_shape, output_shape):
     if module.running_mean is None:
-        raise ExportError(f"cannot export {_where(layer)} (BatchNorm2d with track_running_stats=False): in eval "
-                          "mode it normalises with each batch's own statistics, which ONNX BatchNormalization "
-                          "does not do")
+        raise ExportError(f"cannot export {_where(layer)} ({type(module).__name__} with track_running_stats=False): "
+                          "in eval mode it normalises with each batch's own statistics, which ONNX "
+                          "BatchNormalization does not do")
     channels = module.num_features
     scale = module.weight.numpy() if module.weight is not None else numpy.ones(channels, numpy.float32)
     shift = module.bias.numpy() if module.bias is not None else numpy.zeros(channels, numpy.float32)
@@ -231,7 +231,7 @@ EXPORTERS = {
     layers.Conv2d: _conv, layers.Linear: _linear, layers.MaxPool2d: _max_pool, layers.AvgPool2d: _avg_pool,
     layers.AdaptiveAvgPool2d: _adaptive_avg_pool, layers.ReLU: _relu, layers.LeakyReLU: _leaky_relu,
     layers.Dropout: _dropout, layers.Flatten: _flatten, layers.BatchNorm2d: _batch_norm, layers.Sigmoid: _sigmoid,
-    layers.Tanh: _tanh, layers.Identity: _dropout,
+    layers.Tanh: _tanh, layers.Identity: _dropout, layers.BatchNorm1d: _batch_norm, layers.Dropout2d: _dropout,
 }
 
 

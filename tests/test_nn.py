@@ -177,6 +177,88 @@ def test_loss_layers_as_torchs(device):
         nn.NLLLoss(np.ones((2, 2), np.float32))
 
 
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+@pytest.mark.parametrize("shape", [(8, 5), (6, 5, 7)])
+def test_batch_norm_1d_as_torchs(device, shape):
+    """Training steps then evaluation, outputs, gradients and running statistics, on (N, C) and (N, C, L)."""
+    rng = np.random.default_rng(12)
+    ours, theirs = nn.BatchNorm1d(5, momentum=0.3).to(device), torch.nn.BatchNorm1d(5, momentum=0.3)
+    for step in range(3):
+        x = (rng.standard_normal(shape) * 2 + step).astype(np.float32)
+        mine, reference = gpucnn.tensor(x, device=device, requires_grad=True), torch.tensor(x, requires_grad=True)
+        upstream = rng.standard_normal(shape).astype(np.float32)
+        out, expected = ours(mine), theirs(reference)
+        out.backward(gpucnn.tensor(upstream, device=device))
+        expected.backward(torch.from_numpy(upstream))
+        assert_close(out, expected.detach(), atol=1e-5)
+        assert_close(mine.grad, reference.grad, atol=1e-5)
+        assert_close(ours.weight.grad, theirs.weight.grad, atol=1e-4)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert_close(getattr(ours, name), getattr(theirs, name), atol=1e-5, name=name)
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal(shape).astype(np.float32)
+    assert_close(ours(gpucnn.tensor(x, device=device)), theirs(torch.from_numpy(x)).detach(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"BatchNorm1d: expected 2-D \(N, C\) or 3-D \(N, C, L\) input, got "
+                                         r"shape \(2, 5, 3, 3\)"):
+        ours(gpucnn.zeros(2, 5, 3, 3, device=device))
+    assert repr(ours) == "BatchNorm1d(5, eps=1e-05, momentum=0.3, affine=True)"
+
+
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_dropout2d_drops_whole_channels(device):
+    gpucnn.manual_seed(5)
+    layer = nn.Dropout2d(0.25)
+    x = gpucnn.tensor(np.random.default_rng(1).uniform(1, 2, (64, 32, 3, 4)).astype(np.float32), device=device,
+                      requires_grad=True)
+    y = layer(x)
+    kept = (y.numpy() != 0).reshape(64, 32, 12)
+    assert (kept == kept[:, :, :1]).all()  # one draw a channel
+    assert abs(1 - kept[:, :, 0].mean() - 0.25) < 0.05
+    scale = kept.reshape(x.shape) / np.float32(0.75)
+    np.testing.assert_allclose(y.numpy(), x.numpy() * scale, rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), scale, rtol=1e-6)
+    unbatched = layer(gpucnn.ones(16, 2, 2, device=device)).numpy().reshape(16, 4)
+    assert (unbatched == unbatched[:, :1]).all() and (unbatched[:, 0] == 0).any()
+    layer.eval()
+    assert layer(x) is x
+    with pytest.raises(ValueError, match=r"dropout2d: input must be \(N, C, H, W\) or \(C, H, W\), got shape "
+                                         r"\(4, 5\)"):
+        nn.functional.dropout2d(gpucnn.ones(4, 5))
+    with pytest.raises(ValueError, match=r"Dropout2d: p must be a probability in \[0, 1\], got 1.5"):
+        nn.Dropout2d(1.5)
+
+
+def test_module_dict_registers_its_modules_as_torchs():
+    heads = nn.ModuleDict({"class": nn.Linear(4, 3), "box": nn.Linear(4, 2)})
+    heads["extra"] = nn.ReLU()
+    theirs = torch.nn.ModuleDict({"class": torch.nn.Linear(4, 3), "box": torch.nn.Linear(4, 2)})
+    theirs["extra"] = torch.nn.ReLU()
+    assert list(heads) == list(theirs) == ["class", "box", "extra"]
+    assert list(heads.state_dict()) == list(theirs.state_dict())
+    assert len(list(heads.parameters())) == 4 and "box" in heads and len(heads) == 3
+    assert [name for name, _ in heads.items()] == list(heads.keys()) and heads["box"] is list(heads.values())[1]
+    heads.update([("box", nn.Linear(4, 5))])
+    assert heads["box"].out_features == 5 and list(heads) == ["class", "box", "extra"]
+    assert isinstance(heads.pop("extra"), nn.ReLU) and list(heads) == ["class", "box"]
+    del heads["class"]
+    assert list(heads) == ["box"]
+    holder = nn.Module()
+    holder.heads = heads
+    assert list(holder.state_dict()) == ["heads.box.weight", "heads.box.bias"]
+    heads.clear()
+    assert len(heads) == 0 and not list(holder.parameters())
+    for key, error, message in (("a.b", KeyError, "a name must be a non-empty str without"),
+                                ("keys", KeyError, "the name 'keys' is an attribute of ModuleDict itself"),
+                                (3, KeyError, "a name must be a non-empty str")):
+        with pytest.raises(error, match=message):
+            heads[key] = nn.ReLU()
+    with pytest.raises(TypeError, match="ModuleDict: the value of 'x' is a int, not a Module"):
+        heads["x"] = 3
+    with pytest.raises(TypeError, match="ModuleDict.update: expected a mapping or"):
+        nn.ModuleDict(["ab"])
+
+
 def test_state_dict_round_trip_and_errors():
     model, other = small_cnn(), small_cnn()
     result = other.load_state_dict(model.state_dict())
@@ -266,9 +348,9 @@ def test_layers_against_torch_modules():
 
 
 # What gpucnn leaves out of PyTorch's signatures, on purpose (README): device and dtype at construction,
-# BatchNorm2d's separate bias switch, the losses' legacy arguments.
+# batch norm's separate bias switch, the losses' legacy arguments.
 _LEGACY = {"size_average", "reduce"}
-_LEFT_OUT = {"BatchNorm2d": {"bias"}, **dict.fromkeys(["CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss",
+_LEFT_OUT = {"BatchNorm1d": {"bias"}, "BatchNorm2d": {"bias"}, **dict.fromkeys(["CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss",
                                                         "MSELoss", "mse_loss", "L1Loss", "l1_loss"], _LEGACY)}
 _LEFT_OUT_EVERYWHERE = {"self", "device", "dtype", "_stacklevel"}
 

@@ -9,7 +9,7 @@ from ..ops.avgpool2d import adaptive_avg_pool2d, avg_pool2d
 from ..ops.batchnorm import batch_norm
 from ..ops.conv2d import conv2d
 from ..ops.cross_entropy import cross_entropy, nll_loss
-from ..ops.dropout import dropout
+from ..ops.dropout import dropout, dropout2d
 from ..ops.linear import linear
 from ..ops.losses import l1_loss, mse_loss
 from ..ops.math import sigmoid, tanh
@@ -24,6 +24,7 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "dropout2d",
     "l1_loss",
     "leaky_relu",
     "linear",

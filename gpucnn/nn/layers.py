@@ -240,8 +240,8 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        check_not_inplace(inplace, "Dropout")
+            raise ValueError(f"{type(self).__name__}: p must be a probability in [0, 1], got {p!r}")
+        check_not_inplace(inplace, type(self).__name__)
         self.p = float(p)
 
     def forward(self, input):
@@ -251,15 +251,27 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over (N, H, W) per channel of (N, C, H, W) input, with running statistics."""
+class Dropout2d(Dropout):
+    """Zeroes each channel of (N, C, H, W) or (C, H, W) whole with probability p while training (scaling the
+    rest by 1/(1-p)): neighbouring pixels are correlated, so dropping single ones regularises little."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)
+
+
+class _BatchNorm(Module):
+    """Batch normalisation per channel (axis 1) of input of ``RANKS`` dims, with running statistics."""
+
+    RANKS: tuple = ()
+    LAYOUT = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True):
         super().__init__()
-        self.num_features = _positive_int(num_features, "num_features", "BatchNorm2d")
+        name = type(self).__name__
+        self.num_features = _positive_int(num_features, "num_features", name)
         if not eps > 0:
-            raise ValueError(f"BatchNorm2d: eps must be positive, got {eps!r}")
+            raise ValueError(f"{name}: eps must be positive, got {eps!r}")
         self.eps, self.momentum = float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(numpy.ones(num_features, dtype=numpy.float32)) if affine else None
@@ -273,8 +285,8 @@ class BatchNorm2d(Module):
 
     def forward(self, input):
         input = as_tensor(input, "input")
-        if input.ndim != 4:
-            raise ValueError(f"BatchNorm2d: expected 4-D input (N, C, H, W), got shape {input.shape}")
+        if input.ndim not in self.RANKS:
+            raise ValueError(f"{type(self).__name__}: expected {self.LAYOUT} input, got shape {input.shape}")
         use_batch_stats = self.training or self.running_mean is None
         momentum, batches = self.momentum, None
         if self.training and self.track_running_stats:
@@ -286,6 +298,19 @@ class BatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over (N, H, W) per channel of (N, C, H, W) input, with running statistics."""
+
+    RANKS, LAYOUT = (4,), "4-D (N, C, H, W)"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation over N (and L) per feature of (N, C) or (N, C, L) input, with running statistics:
+    the normalisation of a network's fully connected part."""
+
+    RANKS, LAYOUT = (2, 3), "2-D (N, C) or 3-D (N, C, L)"
 
 
 def _class_weight_buffer(weight, layer: str):

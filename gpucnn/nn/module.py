@@ -53,17 +53,21 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name}")
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            target = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            target = self._buffers
         else:
+            target = None
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not target:
+                registry.pop(name, None)
+        if target is None:
             object.__setattr__(self, name, value)
             return
+        target[name] = value  # a replacement keeps its place, as in PyTorch (the state_dict's order)
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name: str):
@@ -288,6 +292,65 @@ class ModuleList(_ModuleSequence):
         for module in modules:
             self.append(module)
         return self
+
+
+class ModuleDict(Module):
+    """Modules in a dict by name, each registered (as ``ModuleList`` registers its own) and kept in the order
+    they were put in: ``self.heads = ModuleDict({"class": Linear(64, 10), "box": Linear(64, 4)})``. A name
+    must be a non-empty str without ".", and not an attribute of the dict itself (``keys``, say)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str) or not key or "." in key:
+            raise KeyError(f"ModuleDict: a name must be a non-empty str without '.', got {key!r}")
+        if hasattr(ModuleDict, key) or key in self.__dict__:
+            raise KeyError(f"ModuleDict: the name {key!r} is an attribute of ModuleDict itself")
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: the value of {key!r} is a {type(module).__name__}, not a Module")
+        setattr(self, key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def pop(self, key: str) -> Module:
+        return self._modules.pop(key)
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def update(self, modules) -> None:
+        """Adds (or replaces) the modules of a mapping, or of an iterable of (name, module) pairs."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"ModuleDict.update: expected a mapping or (name, module) pairs, got an element "
+                                f"{pair!r}")
+            self[pair[0]] = pair[1]
 
 
 class Sequential(_ModuleSequence):

@@ -17,15 +17,18 @@ from .relu import check_not_inplace
 
 
 class Dropout(Function):
-    """y = x * mask, mask = keep / (1 - p) with keep ~ Bernoulli(1 - p); x: any shape."""
+    """y = x * mask, mask = keep / (1 - p) with keep ~ Bernoulli(1 - p); x: any shape. With ``channel_axes``
+    (dropout2d) one draw a channel: the mask has x's first ``channel_axes`` sizes and 1 after, broadcast."""
 
     uses_inputs = False
 
-    def __init__(self, p: float):
-        self.p = p
+    def __init__(self, p: float, channel_axes: int | None = None):
+        self.p, self.channel_axes = p, channel_axes
 
     def forward(self, x):
-        keep = random.generator().random(x.shape) >= self.p
+        shape = x.shape if self.channel_axes is None else x.shape[:self.channel_axes] + (1,) * (
+            x.ndim - self.channel_axes)
+        keep = random.generator().random(shape) >= self.p
         # p = 1 keeps nothing; the scale would be 1/0, so the mask is all zeros.
         scale = 0.0 if self.p == 1 else 1.0 / (1.0 - self.p)
         self.mask = self.device.asarray((keep * scale).astype(x.dtype))
@@ -37,20 +40,36 @@ class Dropout(Function):
         return (grad_output * self.mask,)
 
 
+def _checked(input, p, inplace: bool, op: str) -> Tensor:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{op}: p must be a real number in [0, 1], got {p!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: probability p has to be between 0 and 1, but got {p!r}")
+    check_not_inplace(inplace, op)
+    x = as_tensor(input, f"{op}: input")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
+    return x
+
+
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Inverted dropout. input: any shape; output: the same shape and dtype.
 
     With ``training=False`` or ``p = 0`` (or an empty input) the input itself is returned; ``p = 1``
     gives zeros (NaN/inf inputs give NaN, as in PyTorch).
     """
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"dropout: p must be a real number in [0, 1], got {p!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability p has to be between 0 and 1, but got {p!r}")
-    check_not_inplace(inplace, "dropout")
-    x = as_tensor(input, "dropout: input")
-    if x.dtype.kind != "f":
-        raise TypeError(f"dropout: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
+    x = _checked(input, p, inplace, "dropout")
     if not training or p == 0 or x.numel() == 0:
         return x
     return Dropout(float(p)).apply(x)
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Channel dropout: each channel of (N, C, H, W), or of unbatched (C, H, W), zeroed whole with probability
+    p, the kept ones scaled by 1 / (1 - p); as ``dropout`` otherwise."""
+    x = _checked(input, p, inplace, "dropout2d")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: input must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    if not training or p == 0 or x.numel() == 0:
+        return x
+    return Dropout(float(p), x.ndim - 2).apply(x)

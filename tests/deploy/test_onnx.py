@@ -278,6 +278,16 @@ def test_only_identities_still_give_a_graph():
     assert op_types(proto) == ["Identity"]
 
 
+def test_batch_norm_1d_after_a_linear_and_dropout2d():
+    rng = np.random.default_rng(7)
+    norm = nn.BatchNorm1d(6)
+    norm.running_mean.data[...] = rng.standard_normal(6)
+    norm.running_var.data[...] = rng.uniform(0.5, 2.0, 6)
+    model = nn.Sequential(nn.Dropout2d(0.2), nn.Flatten(), nn.Linear(12, 6), norm, nn.ReLU(), nn.Linear(6, 2))
+    proto = check_model(model, (3, 2, 2))
+    assert op_types(proto) == ["Flatten", "Gemm", "BatchNormalization", "Relu", "Gemm"]
+
+
 def test_sigmoid_and_tanh():
     proto = check_model(nn.Sequential(nn.Conv2d(2, 3, 3), nn.Tanh(), nn.Flatten(), nn.Linear(12, 2), nn.Sigmoid()),
                         (2, 4, 4))

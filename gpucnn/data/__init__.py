@@ -1,4 +1,5 @@
-"""Datasets: the synthetic shapes task, and the real digits, MNIST and CIFAR-10 with a batch loader.
+"""Datasets: the synthetic shapes task, and the real digits, MNIST and CIFAR-10 with a batch loader; and
+PyTorch's ``TensorDataset`` and ``DataLoader`` for data of one's own.
 
     >>> from gpucnn import data
     >>> dataset = data.load_dataset("digits", seed=0)       # ships with scikit-learn: no download
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from . import cifar10, digits, mnist
 from .base import Dataset, DatasetError, DatasetInfo
+from .dataloader import DataLoader, TensorDataset, default_collate
 from .loader import BatchLoader
 from .synthetic import SHAPE_CLASSES, make_shapes
 from .transforms import Preprocess, augment
@@ -23,8 +25,8 @@ from .transforms import Preprocess, augment
 DATASETS = {"digits": digits.INFO, "mnist": mnist.INFO, "cifar10": cifar10.INFO}
 
 __all__ = [
-    "DATASETS", "SHAPE_CLASSES", "BatchLoader", "Dataset", "DatasetError", "DatasetInfo", "Preprocess",
-    "augment", "default_data_dir", "load_dataset", "make_shapes",
+    "DATASETS", "SHAPE_CLASSES", "BatchLoader", "DataLoader", "Dataset", "DatasetError", "DatasetInfo", "Preprocess",
+    "TensorDataset", "augment", "default_collate", "default_data_dir", "load_dataset", "make_shapes",
 ]
 
 

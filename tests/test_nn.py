@@ -259,6 +259,35 @@ def test_module_dict_registers_its_modules_as_torchs():
         nn.ModuleDict(["ab"])
 
 
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_a_model_of_in_place_layers_trains_as_torchs(device):
+    """nn.ReLU(inplace=True), LeakyReLU and Dropout(p=0) with inplace=True, as torchvision's models write them:
+    the same outputs and gradients as torch's, training; in evaluation under no_grad the input of each is
+    overwritten and returned, as in torch."""
+    def build(nn_module):
+        return nn_module.Sequential(nn_module.Conv2d(2, 4, 3), nn_module.ReLU(inplace=True),
+                                    nn_module.Conv2d(4, 3, 3), nn_module.LeakyReLU(0.2, inplace=True),
+                                    nn_module.Dropout(0.0, inplace=True), nn_module.Flatten(), nn_module.Linear(12, 2))
+
+    gpucnn.manual_seed(6)
+    ours, theirs = build(nn).to(device), build(torch.nn)
+    theirs.load_state_dict({key: torch.from_numpy(value.numpy()) for key, value in ours.state_dict().items()})
+    x = np.random.default_rng(7).standard_normal((3, 2, 6, 6)).astype(np.float32)
+    mine, reference = gpucnn.tensor(x, device=device, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, expected = ours(mine), theirs(reference)
+    assert_close(out, expected.detach(), atol=1e-5)
+    out.sum().backward()
+    expected.sum().backward()
+    assert_close(mine.grad, reference.grad, atol=1e-5)
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        assert_close(p.grad, q.grad, atol=1e-4, name=name)
+    assert repr(ours[1]) == "ReLU(inplace=True)" and repr(ours[3]) == "LeakyReLU(negative_slope=0.2, inplace=True)"
+    hidden = gpucnn.tensor(np.float32([[-1.0, 2.0]]), device=device)
+    with gpucnn.no_grad():
+        assert ours[1](hidden) is hidden
+    assert hidden.tolist() == [[0.0, 2.0]] and hidden._version[0] == 1
+
+
 def test_state_dict_round_trip_and_errors():
     model, other = small_cnn(), small_cnn()
     result = other.load_state_dict(model.state_dict())
@@ -305,9 +334,6 @@ def test_to_device_keeps_parameters():
     (lambda: nn.MaxPool2d(2, padding=2), "half"),
     (lambda: nn.AvgPool2d(0), "kernel_size"),
     (lambda: nn.AvgPool2d(2, divisor_override=0), "AvgPool2d: divisor_override must be non-zero"),
-    (lambda: nn.ReLU(inplace=True), "ReLU: inplace=True is not supported"),
-    (lambda: nn.LeakyReLU(0.1, True), "LeakyReLU: inplace=True is not supported"),
-    (lambda: nn.Dropout(0.5, inplace=True), "Dropout: inplace=True is not supported"),
     (lambda: nn.Conv2d(3, 4, 3, padding_mode="reflect"), "Conv2d: padding_mode must be 'zeros'"),
     (lambda: nn.AvgPool2d(2, divisor_override=1.5), "AvgPool2d: divisor_override must be an int"),
     (lambda: nn.Dropout(1.5), "p must be"),

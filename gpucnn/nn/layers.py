@@ -13,7 +13,6 @@ from ..ops.avgpool2d import checked_divisor
 from ..ops.batchnorm import counted_batch_norm
 from ..ops.cross_entropy import check_options
 from ..ops.maxpool2d import pool_window
-from ..ops.relu import check_not_inplace
 from ..tensor import Tensor, as_tensor
 from . import functional as F
 from . import init
@@ -153,14 +152,18 @@ class AdaptiveAvgPool2d(Module):
 
 
 class ReLU(Module):
-    """inplace: False only, as in every layer here (True raises ValueError: nothing overwrites its input)."""
+    """``inplace=True`` overwrites the input where autograd records nothing, and gives a new tensor where it
+    records the op (:func:`gpucnn.ops.math.written_in_place`); the layer's output is the same either way."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
-        check_not_inplace(inplace, "ReLU")
+        self.inplace = bool(inplace)
 
     def forward(self, input):
-        return F.relu(input)
+        return F.relu(input, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
@@ -168,14 +171,13 @@ class LeakyReLU(Module):
         super().__init__()
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
             raise TypeError(f"LeakyReLU: negative_slope must be a real number, got {negative_slope!r}")
-        check_not_inplace(inplace, "LeakyReLU")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope, self.inplace = float(negative_slope), bool(inplace)
 
     def forward(self, input):
-        return F.leaky_relu(input, self.negative_slope)
+        return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class Sigmoid(Module):
@@ -241,14 +243,13 @@ class Dropout(Module):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"{type(self).__name__}: p must be a probability in [0, 1], got {p!r}")
-        check_not_inplace(inplace, type(self).__name__)
-        self.p = float(p)
+        self.p, self.inplace = float(p), bool(inplace)
 
     def forward(self, input):
-        return F.dropout(input, self.p, self.training)
+        return F.dropout(input, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Dropout2d(Dropout):
@@ -256,7 +257,7 @@ class Dropout2d(Dropout):
     rest by 1/(1-p)): neighbouring pixels are correlated, so dropping single ones regularises little."""
 
     def forward(self, input):
-        return F.dropout2d(input, self.p, self.training)
+        return F.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class _BatchNorm(Module):

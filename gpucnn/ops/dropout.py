@@ -13,7 +13,7 @@ import numpy
 from .. import random
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
-from .relu import check_not_inplace
+from .math import written_in_place
 
 
 class Dropout(Function):
@@ -40,12 +40,11 @@ class Dropout(Function):
         return (grad_output * self.mask,)
 
 
-def _checked(input, p, inplace: bool, op: str) -> Tensor:
+def _checked(input, p, op: str) -> Tensor:
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"{op}: p must be a real number in [0, 1], got {p!r}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: probability p has to be between 0 and 1, but got {p!r}")
-    check_not_inplace(inplace, op)
     x = as_tensor(input, f"{op}: input")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
@@ -56,20 +55,24 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     """Inverted dropout. input: any shape; output: the same shape and dtype.
 
     With ``training=False`` or ``p = 0`` (or an empty input) the input itself is returned; ``p = 1``
-    gives zeros (NaN/inf inputs give NaN, as in PyTorch).
+    gives zeros (NaN/inf inputs give NaN, as in PyTorch). ``inplace=True`` as :func:`gpucnn.nn.functional.relu`'s.
     """
-    x = _checked(input, p, inplace, "dropout")
+    x = _checked(input, p, "dropout")
     if not training or p == 0 or x.numel() == 0:
         return x
+    if inplace:
+        return written_in_place(input, lambda x: Dropout(float(p)).apply(x), "dropout")
     return Dropout(float(p)).apply(x)
 
 
 def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Channel dropout: each channel of (N, C, H, W), or of unbatched (C, H, W), zeroed whole with probability
     p, the kept ones scaled by 1 / (1 - p); as ``dropout`` otherwise."""
-    x = _checked(input, p, inplace, "dropout2d")
+    x = _checked(input, p, "dropout2d")
     if x.ndim not in (3, 4):
         raise ValueError(f"dropout2d: input must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
     if not training or p == 0 or x.numel() == 0:
         return x
+    if inplace:
+        return written_in_place(input, lambda x: Dropout(float(p), x.ndim - 2).apply(x), "dropout2d")
     return Dropout(float(p), x.ndim - 2).apply(x)

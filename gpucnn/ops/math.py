@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor, as_tensor
 from . import _memory
 
@@ -650,6 +650,21 @@ def in_place(x: Tensor, other, name: str, method: str | None = None) -> Tensor:
                          f"tensor's shape {x.shape}, which an in-place result keeps") from None
     x._version[0] += 1
     return x
+
+
+def written_in_place(input, compute, op: str) -> Tensor:
+    """What an op called with inplace=True gives (``compute(input)`` is the op): as PyTorch's where autograd
+    records nothing, ``input`` itself, its array overwritten with the result and its version counted; where
+    autograd records the op, the result as a new tensor, ``input`` unchanged (as ``+=`` there: the caller
+    takes the result, ``x = F.relu(x, inplace=True)``, as a layer's caller always does)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: inplace=True needs a Tensor input to overwrite, got {type(input).__name__}")
+    if is_grad_enabled() and input.requires_grad:
+        return compute(input)
+    with no_grad():
+        result = compute(input)
+    setitem(input, Ellipsis, result)
+    return input
 
 
 def compare(a, b, ufunc_name: str) -> Tensor:

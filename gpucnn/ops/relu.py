@@ -20,6 +20,7 @@ from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _memory
 from ._kernels import kernel_array, launch_elementwise, require_float32, sized
+from .math import written_in_place
 from ._parallel import run_chunked
 
 # Integer types by size in bytes: ReLU's backward multiplies the gradient's bits by its 0/1 mask.
@@ -209,23 +210,19 @@ def _float_input(input, op: str) -> Tensor:
     return x
 
 
-def check_not_inplace(inplace, op: str) -> None:
-    """ValueError naming ``op`` for inplace=True: gpucnn's ops and layers never overwrite their input."""
-    if inplace:
-        raise ValueError(f"{op}: inplace=True is not supported (gpucnn never overwrites an input); leave it out "
-                         f"and use the returned tensor")
-
-
 def relu(input, inplace: bool = False) -> Tensor:
     """Rectified linear unit, elementwise. input: any shape; output: the same shape and dtype.
 
     On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
+    ``inplace=True`` overwrites the input where autograd records nothing (see
+    :func:`gpucnn.ops.math.written_in_place`).
 
     >>> relu(gpucnn.tensor([1.0, -2.0, 3.0, -1.0])).tolist()
     [1.0, 0.0, 3.0, 0.0]
     """
-    check_not_inplace(inplace, "relu")
     x = _float_input(input, "relu")
+    if inplace:
+        return written_in_place(input, lambda x: ReLU().apply(x), "relu")
     return ReLU().apply(x)
 
 
@@ -233,9 +230,11 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Te
     """x where x > 0, else negative_slope * x. input: any shape; output: the same shape and dtype.
 
     On ``cuda`` and ``cudasim`` the kernels take float32 only: another dtype raises TypeError there.
+    ``inplace=True`` as :func:`relu`'s.
     """
-    check_not_inplace(inplace, "leaky_relu")
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"leaky_relu: negative_slope must be a real number, got {negative_slope!r}")
     x = _float_input(input, "leaky_relu")
+    if inplace:
+        return written_in_place(input, lambda x: LeakyReLU(float(negative_slope)).apply(x), "leaky_relu")
     return LeakyReLU(float(negative_slope)).apply(x)

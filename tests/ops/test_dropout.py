@@ -126,8 +126,11 @@ def test_p_not_a_number(p):
         dropout(np.ones(3), p)
 
 
-def test_integer_input_and_inplace_are_rejected():
+def test_integer_input_is_rejected_and_inplace_overwrites_where_nothing_records():
     with pytest.raises(TypeError, match=r"dropout: input must be a floating-point tensor, got dtype int64 \(shape \(3,\)"):
         dropout(np.array([1, 2, 3]))
-    with pytest.raises(ValueError, match=r"dropout: inplace=True is not supported"):
+    x = gpucnn.ones(1000)
+    assert dropout(x, 0.5, inplace=True) is x
+    assert set(np.unique(x.numpy())) == {0.0, 2.0} and x._version[0] == 1
+    with pytest.raises(TypeError, match=r"dropout: inplace=True needs a Tensor input to overwrite"):
         dropout(np.ones(3), inplace=True)

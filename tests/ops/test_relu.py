@@ -126,11 +126,37 @@ def test_bad_negative_slope(slope):
         leaky_relu(np.array([1.0]), slope)
 
 
-def test_inplace_is_rejected():
-    with pytest.raises(ValueError, match=r"relu: inplace=True is not supported"):
+@pytest.mark.parametrize("device", gpucnn.devices())
+def test_inplace_as_torchs(device):
+    """Where autograd records nothing, inplace=True overwrites the input and returns it, as torch's, and a
+    backward that needed the old values fails; where autograd records the op, the result is a new tensor with
+    torch's gradient and the input is left as it was. A non-tensor input cannot be overwritten."""
+    data = np.float32([[-1.5, 0.0, 2.0], [3.0, -0.5, np.nan]])
+    for ours_op, torch_op in ((lambda x, i: relu(x, inplace=i), lambda x, i: torch.relu_(x) if i else x.relu()),
+                              (lambda x, i: leaky_relu(x, 0.1, i),
+                               lambda x, i: torch.nn.functional.leaky_relu(x, 0.1, i))):
+        x = gpucnn.tensor(data, device=device)
+        assert ours_op(x, True) is x
+        assert_close(x, torch_op(torch.tensor(data), True))
+        weight = gpucnn.tensor(data, device=device, requires_grad=True)
+        product = weight * 2
+        kept = product * gpucnn.tensor(data, device=device)  # its backward reads product's values
+        with gpucnn.no_grad():
+            ours_op(product, True)
+        with pytest.raises(RuntimeError, match="changed in place after the forward"):
+            kept.sum().backward()
+        x = gpucnn.tensor(data, device=device, requires_grad=True)
+        hidden = x * 1.0
+        result = ours_op(hidden, True)
+        assert result is not hidden and np.array_equal(hidden.numpy(), data, equal_nan=True)
+        reference = torch.tensor(data, requires_grad=True)
+        torch_result = torch_op(reference * 1.0, True)
+        assert_close(result, torch_result.detach())
+        result.backward(gpucnn.ones(2, 3, device=device))
+        torch_result.backward(torch.ones(2, 3))
+        assert_close(x.grad, reference.grad)
+    with pytest.raises(TypeError, match=r"relu: inplace=True needs a Tensor input to overwrite, got ndarray"):
         relu(np.array([1.0]), inplace=True)
-    with pytest.raises(ValueError, match=r"leaky_relu: inplace=True is not supported"):
-        leaky_relu(np.array([1.0]), 0.1, True)
 
 
 # ---------------------------------------------------------------------------- the cpu's fast paths

@@ -8,7 +8,7 @@
 
 from numpy import bool_, float16, float32, float64, int8, int16, int32, int64, uint8  # noqa: F401  as torch.float32
 
-from . import data, models, nn, optim
+from . import cuda, data, models, nn, optim
 from .autograd import is_grad_enabled, no_grad
 from .creation import (
     arange, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, rand_like, randint,
@@ -33,7 +33,7 @@ bool, half, float, double, int, long = bool_, float16, float32, float64, int32, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "abs", "arange", "argmax", "cat", "clamp", "clone", "data", "default_device", "device",
+    "Device", "Tensor", "abs", "arange", "argmax", "cat", "clamp", "clone", "cuda", "data", "default_device", "device",
     "devices", "empty", "empty_like", "exp", "export_onnx", "eye", "flatten", "from_numpy", "full", "full_like",
     "get_rng_state", "is_grad_enabled", "is_tensor", "linspace", "load", "log", "log_softmax", "manual_seed", "max",
     "mean", "min", "models", "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like",

@@ -1,5 +1,6 @@
 """Device names, the default device, and the reasons a GPU device cannot be used."""
 
+import re
 import sys
 
 import numpy as np
@@ -213,3 +214,12 @@ def test_cuda_launches_hand_the_driver_the_packed_arguments():
     launcher(9, 128, (x[1:], np.int32(8)))
     assert seen == [(0xF00, (5, 2, 1), (256, 1, 1), 0, 0x5EA, (x.ctypes.data, -7, -3, 2.5), 0),
                     (0xF00, (9, 1, 1), (128, 1, 1), 0, 0x5EA, (x.ctypes.data + 4, 8, -3, 2.5), 0)]
+
+
+def test_the_cuda_module_answers_as_the_probe():
+    count, reason = cuda.probe()
+    assert gpucnn.cuda.device_count() == count and gpucnn.cuda.is_available() == (count > 0)
+    assert gpucnn.cuda.is_available() == ("cuda" in gpucnn.devices())
+    if not count:
+        with pytest.raises(RuntimeError, match=re.escape(reason)):
+            gpucnn.cuda.synchronize()

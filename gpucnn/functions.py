@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from .nn import functional
+from .ops import math as tensor_math
 from .tensor import Tensor
 
 __all__ = [
-    "abs", "argmax", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max", "mean", "min",
-    "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "sum", "tanh", "transpose",
-    "unsqueeze",
+    "abs", "argmax", "chunk", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max", "mean",
+    "min", "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt", "squeeze", "sum", "tanh",
+    "transpose", "unsqueeze", "where",
 ]
 
 
@@ -110,6 +111,19 @@ def tanh(input) -> Tensor:
 
 def clamp(input, min=None, max=None) -> Tensor:
     return _tensor(input, "clamp").clamp(min, max)
+
+
+def where(condition, input, other) -> Tensor:
+    """``input`` where ``condition`` holds, else ``other`` (numbers allowed), broadcast; differentiable in both."""
+    return tensor_math.where(condition, input, other)
+
+
+def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    return _tensor(tensor, "split").split(split_size_or_sections, dim)
+
+
+def chunk(input, chunks: int, dim: int = 0) -> tuple:
+    return _tensor(input, "chunk").chunk(chunks, dim)
 
 
 def clone(input) -> Tensor:

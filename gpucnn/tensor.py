@@ -389,6 +389,15 @@ class Tensor:
         """Mean over ``dim`` (an int, a tuple, or None for all); ``axis``/``keepdims`` are NumPy's names."""
         return _math().mean(self, _pick(dim, axis), _pick(keepdim, keepdims))
 
+    def var(self, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
+        """The variance over ``dim``; ``correction`` (or PyTorch's older ``unbiased``: 1 or 0) is subtracted from
+        the count (1, Bessel's correction, by default, as PyTorch)."""
+        return _math().var(self, dim, int(bool(unbiased)) if correction is None else correction, keepdim)
+
+    def std(self, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
+        """The square root of :meth:`var`."""
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
     def max(self, dim=None, keepdim: bool = False):
         """The largest value (dim None), or along ``dim`` the pair (values, indices), as ``torch.max``:
         ``_, predicted = logits.max(1)``. Differentiable in the values."""
@@ -428,6 +437,23 @@ class Tensor:
     @property
     def T(self):
         return self.permute(tuple(reversed(range(self.ndim))))
+
+    def expand(self, *sizes):
+        """This tensor broadcast to ``sizes`` (-1 keeps a dimension), a view; as ``torch.Tensor.expand``."""
+        return _math().expand(self, sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def repeat(self, *repeats):
+        """This tensor tiled ``repeats`` times along each dimension, as ``torch.Tensor.repeat``."""
+        return _math().repeat(self, repeats[0] if len(repeats) == 1 and not isinstance(repeats[0], int) else repeats)
+
+    def split(self, split_size_or_sections, dim: int = 0):
+        return _math().split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        return _math().chunk(self, chunks, dim)
 
     def t(self):
         """The transpose of a matrix (a tensor of at most 2 dimensions, as ``torch.Tensor.t``)."""

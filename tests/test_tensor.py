@@ -1009,3 +1009,72 @@ def test_setting_requires_grad_as_pytorch():
         y.requires_grad_(False)
     x.requires_grad = False
     assert not (x * 2).requires_grad
+
+
+# ----------------------------------------------------------------------------- var, where, expand, repeat, split
+@pytest.mark.parametrize("dim, keepdim, correction", [(None, False, 1), (1, True, 1), ((0, 2), False, 0),
+                                                      (-1, False, 2), (None, True, 0)])
+def test_var_and_std_against_torch(dim, keepdim, correction):
+    a = np.random.default_rng(21).standard_normal((3, 4, 5)) * 2 + 1
+    check_op(lambda x: x.var(dim, keepdim=keepdim, correction=correction),
+             lambda x: x.var(dim, keepdim=keepdim, correction=correction), a)
+    check_op(lambda x: x.std(dim, keepdim=keepdim, correction=correction),
+             lambda x: x.std(dim, keepdim=keepdim, correction=correction), a)
+    t, x = torch.tensor(a), gpucnn.tensor(a)
+    assert_close(x.var(dim, False, keepdim), t.var(dim, unbiased=False, keepdim=keepdim))
+
+
+def test_where_against_torch():
+    rng = np.random.default_rng(22)
+    condition = rng.random((3, 1, 5)) > 0.4
+    a, b = rng.standard_normal((3, 4, 5)), rng.standard_normal((4, 1))
+    check_op(lambda x, y: gpucnn.where(gpucnn.tensor(condition, device=x.device), x, y),
+             lambda x, y: torch.where(torch.tensor(condition), x, y), a, b)
+    check_op(lambda x: gpucnn.where(gpucnn.tensor(condition, device=x.device), x, 0.5),
+             lambda x: torch.where(torch.tensor(condition), x, 0.5), a)
+    ints = gpucnn.where(gpucnn.tensor([True, False]), gpucnn.tensor([1, 2]), gpucnn.tensor([7.5, 8.5]))
+    assert ints.dtype == np.float32 and ints.tolist() == [1.0, 8.5]
+    with pytest.raises(TypeError, match="where: condition must be a bool tensor, got dtype int64"):
+        gpucnn.where(gpucnn.tensor([1, 0]), gpucnn.ones(2), 0.0)
+    with pytest.raises(ValueError, match=r"where: the shapes \(2,\) \(condition\), \(3,\) \(input\)"):
+        gpucnn.where(gpucnn.tensor([True, False]), gpucnn.ones(3), 0.0)
+
+
+@pytest.mark.parametrize("shape, sizes", [((3, 1), (3, 4)), ((1, 4), (2, 5, 4)), ((2, 1, 3), (-1, 4, -1)),
+                                          ((), (3, 2))])
+def test_expand_against_torch(shape, sizes):
+    a = np.random.default_rng(23).standard_normal(shape)
+    check_op(lambda x: x.expand(*sizes) * 1.5, lambda x: x.expand(*sizes) * 1.5, a)
+    check_op(lambda x: x.expand(sizes).sum(0), lambda x: x.expand(sizes).sum(0), a)
+
+
+@pytest.mark.parametrize("shape, repeats", [((3, 2), (2, 3)), ((2,), (3, 1, 2)), ((2, 3), (1, 1)), ((2, 1), (0, 2))])
+def test_repeat_against_torch(shape, repeats):
+    a = np.random.default_rng(24).standard_normal(shape)
+    check_op(lambda x: x.repeat(*repeats), lambda x: x.repeat(*repeats), a)
+
+
+@pytest.mark.parametrize("how", [("split", 2, 1), ("split", [1, 3, 1], 1), ("split", 5, 0), ("chunk", 3, 1),
+                                 ("chunk", 2, -1), ("chunk", 7, 0)])
+def test_split_and_chunk_against_torch(how):
+    name, size, dim = how
+    a = np.random.default_rng(25).standard_normal((4, 5, 3))
+    ours, theirs = getattr(gpucnn.tensor(a), name)(size, dim), getattr(torch.tensor(a), name)(size, dim)
+    assert [p.shape for p in ours] == [tuple(p.shape) for p in theirs]
+    check_op(lambda x: gpucnn.cat([p * (i + 1) for i, p in enumerate(getattr(x, name)(size, dim))], dim),
+             lambda x: torch.cat([p * (i + 1) for i, p in enumerate(getattr(x, name)(size, dim))], dim), a)
+
+
+def test_shape_functions_refuse_bad_arguments():
+    x = gpucnn.ones(2, 3)
+    for call, message in ((lambda: x.expand(3, 3), r"expand: a tensor of shape \(2, 3\) cannot be expanded to"),
+                          (lambda: x.expand(3), r"expand: sizes must be at least 2 ints"),
+                          (lambda: x.repeat(2), r"repeat: repeats must be at least 2 non-negative ints"),
+                          (lambda: x.split([1, 1], 1), r"split: sections \[1, 1\] must be non-negative and add up "
+                                                       r"to 3"),
+                          (lambda: x.chunk(0), "chunk: chunks must be a positive int"),
+                          (lambda: x.split(2, 2), "split: dimension 2 is out of range")):
+        with pytest.raises(ValueError, match=message):
+            call()
+    with pytest.raises(TypeError, match="var needs a floating-point tensor"):
+        gpucnn.tensor([1, 2]).var()

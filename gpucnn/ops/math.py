@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 from typing import NamedTuple
@@ -510,6 +511,150 @@ def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     if x.dtype.kind != "f":
         raise TypeError(f"mean needs a floating-point tensor, got dtype {x.dtype}")
     return Sum(dims, bool(keepdim)).apply(x) / count
+
+
+def var(x: Tensor, dim=None, correction=1, keepdim: bool = False) -> Tensor:
+    """The variance over ``dim``: the sum of squared deviations from the mean over (count - correction),
+    PyTorch's ``correction`` (1: the unbiased estimate, 0: the population variance)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"var needs a floating-point tensor, got dtype {x.dtype}")
+    if isinstance(correction, bool) or not isinstance(correction, numbers.Real):
+        raise TypeError(f"var: correction must be a number, got {correction!r}")
+    dims = _normalize_dims(dim, x.ndim, "var")
+    count = x.numel() if dims is None else math.prod(x.shape[d] for d in dims)
+    deviation = x - mean(x, dims, keepdim=True)
+    with numpy.errstate(divide="ignore", invalid="ignore"):  # count <= correction: inf or NaN, as PyTorch's
+        return sum(deviation * deviation, dims, keepdim) / max(count - correction, 0)
+
+
+class Where(Function):
+    """``a`` where ``condition`` holds, else ``b``, broadcast; each takes the gradient of its elements."""
+
+    uses_inputs = False
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return self.xp.where(self.condition, a, b)
+
+    def backward(self, grad):
+        xp, zero = self.xp, grad.dtype.type(0)
+        need_a, need_b = self.needs_input_grad
+        grad_a = unbroadcast(xp, xp.where(self.condition, grad, zero), self.a_shape) if need_a else None
+        grad_b = unbroadcast(xp, xp.where(self.condition, zero, grad), self.b_shape) if need_b else None
+        return grad_a, grad_b
+
+
+def where(condition, input, other) -> Tensor:
+    """``input`` where ``condition`` (a bool tensor) holds, else ``other``; the three broadcast, input and
+    other may be numbers, and take PyTorch's result dtype as arithmetic does."""
+    condition = as_tensor(condition, "where: condition")
+    if condition.dtype != numpy.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
+    a, b = _operands(input, other)
+    if a.dtype != b.dtype:
+        dtype = numpy.result_type(a.dtype, b.dtype)
+        a, b = a.to(dtype=dtype), b.to(dtype=dtype)
+    if condition.device != a.device:
+        raise RuntimeError(f"where: condition is on {condition.device} but the values are on {a.device}")
+    try:
+        numpy.broadcast_shapes(condition.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: the shapes {condition.shape} (condition), {a.shape} (input) and {b.shape} "
+                         "(other) do not broadcast") from None
+    return Where(condition.data).apply(a, b)
+
+
+class Expand(Function):
+    uses_inputs, view_of_input = False, True
+
+    def __init__(self, shape: tuple):
+        self.shape = shape
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return self.xp.broadcast_to(x, self.shape)
+
+    def backward(self, grad):
+        return (unbroadcast(self.xp, grad, self.input_shape).reshape(self.input_shape),)
+
+
+def expand(x: Tensor, sizes) -> Tensor:
+    """x broadcast to ``sizes`` without copying (-1 keeps a dimension's size; new dimensions go in front), as
+    ``torch.Tensor.expand``; a view that cannot be written."""
+    sizes = tuple(sizes)
+    if len(sizes) < x.ndim or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in sizes):
+        raise ValueError(f"expand: sizes must be at least {x.ndim} ints for a tensor of shape {x.shape}, got {sizes}")
+    lead = len(sizes) - x.ndim
+    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else int(n) for i, n in enumerate(sizes))
+    if any(n < 0 for n in shape) or any(old != 1 and old != new for old, new in zip(x.shape, shape[lead:])):
+        raise ValueError(f"expand: a tensor of shape {x.shape} cannot be expanded to {sizes}: only dimensions of "
+                         "size 1 stretch")
+    return Expand(shape).apply(x)
+
+
+class Repeat(Function):
+    uses_inputs = False
+
+    def __init__(self, repeats: tuple):
+        self.repeats = repeats
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return self.xp.tile(x, self.repeats)
+
+    def backward(self, grad):
+        # (r0, n0, r1, n1, ...) blocks: sum over the repeat axes
+        shape = self.input_shape
+        lead = len(self.repeats) - len(shape)
+        padded = (1,) * lead + shape
+        split = tuple(size for pair in zip(self.repeats, padded) for size in pair)
+        summed = grad.reshape(split).sum(axis=tuple(range(0, 2 * len(padded), 2)))
+        return (summed.reshape(shape),)
+
+
+def repeat(x: Tensor, repeats) -> Tensor:
+    """x tiled ``repeats`` times along each dimension (as many as x's or more, new ones in front), as
+    ``torch.Tensor.repeat`` (NumPy's ``tile``)."""
+    repeats = tuple(repeats)
+    if len(repeats) < x.ndim or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 0 for n in repeats):
+        raise ValueError(f"repeat: repeats must be at least {x.ndim} non-negative ints for a tensor of shape "
+                         f"{x.shape}, got {repeats}")
+    return Repeat(tuple(int(n) for n in repeats)).apply(x)
+
+
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """x cut along ``dim`` into pieces of ``split_size_or_sections`` (an int: the last piece may be shorter)
+    or of the sizes a list gives (they must add up to the dimension's size); each piece a view."""
+    (axis,) = _check_dims((dim,), x.ndim, "split")
+    length = x.shape[axis]
+    if isinstance(split_size_or_sections, numbers.Integral) and not isinstance(split_size_or_sections, bool):
+        size = int(split_size_or_sections)
+        if size <= 0 and length:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        sizes = [min(size, length - start) for start in range(0, length, size)] if length else [0]
+    else:
+        sizes = [int(n) for n in split_size_or_sections]
+        if builtins.sum(sizes) != length or any(n < 0 for n in sizes):
+            raise ValueError(f"split: sections {sizes} must be non-negative and add up to {length}, the size of "
+                             f"dimension {dim} of shape {x.shape}")
+    pieces, start = [], 0
+    for size in sizes:
+        index = (slice(None),) * axis + (slice(start, start + size),)
+        pieces.append(getitem(x, index))
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """x cut along ``dim`` into at most ``chunks`` pieces of ceil(size / chunks), as ``torch.chunk``."""
+    if isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    (axis,) = _check_dims((dim,), x.ndim, "chunk")
+    return split(x, max(1, -(-x.shape[axis] // int(chunks))), axis)
 
 
 def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:

@@ -1,6 +1,6 @@
 """Layers and containers, as torch.nn."""
 
-from . import functional, init
+from . import functional, init, utils
 from .layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -30,5 +30,5 @@ __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout",
     "Dropout2d", "Flatten", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d",
     "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
-    "functional", "init",
+    "functional", "init", "utils",
 ]

@@ -185,7 +185,8 @@ def test_top_level_functions_are_the_methods(device, rng):
         lambda m, a: m.sum(a, 1), lambda m, a: m.mean(a, (0, 2), True), lambda m, a: m.max(a),
         lambda m, a: m.max(a, 1).values, lambda m, a: m.min(a, 2, keepdim=True)[0], lambda m, a: m.exp(a),
         lambda m, a: m.log(m.exp(a)), lambda m, a: m.clone(a), lambda m, a: m.relu(a),
-        lambda m, a: m.softmax(a, 1), lambda m, a: m.log_softmax(a, -1),
+        lambda m, a: m.softmax(a, 1), lambda m, a: m.log_softmax(a, -1), lambda m, a: a.softmax(0),
+        lambda m, a: a.log_softmax(2),
     ]
     weights = [rng.standard_normal(tuple(call(torch, t).shape)).astype(np.float32) for call in calls]
     ours = sum((call(gpucnn, x) * gpucnn.tensor(w, device=device)).sum() for call, w in zip(calls, weights))

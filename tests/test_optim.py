@@ -964,7 +964,7 @@ def _one_cycle(optimizer, **options):
     (lambda o: _one_cycle(o, anneal_strategy="tan"), ValueError,
      "OneCycleLR: anneal_strategy must be 'cos' or 'linear', got 'tan'"),
     (lambda o: _one_cycle(o, max_lr=[1.0]), ValueError,
-     r"OneCycleLR: max_lr must be a number or a list of 2 \(one a parameter group\), got 1 values"),
+     r"OneCycleLR: max_lr must be a number or a list of 2 \(one a parameter group\), got 1$"),
     (lambda o: _one_cycle(o, max_lr=-1), ValueError, "OneCycleLR: max_lr must be a positive number, got -1"),
     (lambda o: _one_cycle(o, base_momentum=[0.8, -0.1]), ValueError, "OneCycleLR: base_momentum must be"),
     (lambda o: _one_cycle(o, max_momentum=None), ValueError, "OneCycleLR: max_momentum must be"),

@@ -60,16 +60,21 @@ def _check_flag(owner: str, name: str, value) -> bool:
     return value
 
 
-def _per_group(owner: str, name: str, value, optimizer: Optimizer, ok, what: str) -> list:
-    """One value a parameter group: ``value`` for each, or the list or tuple of one a group it is."""
+def _listed(owner: str, name: str, value, optimizer: Optimizer, kind: str) -> list:
+    """One value a parameter group: ``value`` for each, or the list or tuple of one a group it is (``kind``
+    names what a single value is, for the error)."""
     count = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != count:
-            raise ValueError(f"{owner}: {name} must be a number or a list of {count} (one a parameter group), "
-                             f"got {len(value)} values")
-        values = list(value)
-    else:
-        values = [value] * count
+            raise ValueError(f"{owner}: {name} must be {kind} or a list of {count} (one a parameter group), got "
+                             f"{len(value)}")
+        return list(value)
+    return [value] * count
+
+
+def _per_group(owner: str, name: str, value, optimizer: Optimizer, ok, what: str) -> list:
+    """``_listed``'s numbers, each checked by ``ok`` (``what`` says what it wants)."""
+    values = _listed(owner, name, value, optimizer, "a number")
     for item in values:
         _check_real(owner, name, item, ok, what)
     return values
@@ -207,14 +212,7 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
         _check_start("LambdaLR", optimizer, last_epoch)
-        count = len(optimizer.param_groups)
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != count:
-                raise ValueError(f"LambdaLR: lr_lambda must be a function or a list of {count} (one a parameter "
-                                 f"group), got {len(lr_lambda)}")
-            lr_lambdas = list(lr_lambda)
-        else:
-            lr_lambdas = [lr_lambda] * count
+        lr_lambdas = _listed("LambdaLR", "lr_lambda", lr_lambda, optimizer, "a function")
         for function in lr_lambdas:
             if not callable(function):
                 raise ValueError(f"LambdaLR: lr_lambda must be callable, got {function!r}")

@@ -1,11 +1,13 @@
 """Functions of tensors at the package's top level, as torch's (``gpucnn.flatten(x, 1)``, ``gpucnn.max(logits,
-1)``): each is the Tensor method of the same name, or the ``nn.functional`` op, for a Tensor input."""
+1)``): each is the Tensor method of the same name, or the ``nn.functional`` op. An array stands for a tensor
+on its own device (a CuPy array's GPU, else the cpu), so ``gpucnn.max(outputs.data, 1)``, where ``.data``
+is the array, works as in PyTorch's tutorials."""
 
 from __future__ import annotations
 
 from .nn import functional
 from .ops import math as tensor_math
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 __all__ = [
     "abs", "argmax", "chunk", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max", "mean",
@@ -15,9 +17,13 @@ __all__ = [
 
 
 def _tensor(input, name: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
-    return input
+    """``input`` itself if a Tensor, else a tensor of the array (not copied) on the array's device."""
+    if isinstance(input, Tensor):
+        return input
+    if not hasattr(input, "__array__") and not hasattr(input, "__cuda_array_interface__"):
+        raise TypeError(f"{name}: input must be a Tensor or an array, got {type(input).__name__}")
+    device = f"cuda:{input.device.id}" if hasattr(input, "__cuda_array_interface__") else "cpu"
+    return as_tensor(input, f"{name}: input", device)
 
 
 def is_tensor(obj) -> bool:

@@ -201,9 +201,14 @@ def test_top_level_functions_are_the_methods(device, rng):
     assert gpucnn.is_tensor(gpucnn.nn.Parameter(gpucnn.zeros(1)))
 
 
-def test_top_level_functions_refuse_what_they_do_not_take():
-    with pytest.raises(TypeError, match="flatten: input must be a Tensor, got ndarray"):
-        gpucnn.flatten(np.zeros((2, 3)), 1)
+def test_top_level_functions_take_arrays_and_refuse_what_they_do_not_take():
+    """``gpucnn.max(outputs.data, 1)``, PyTorch's tutorials' accuracy line, where ``.data`` is the array."""
+    outputs = gpucnn.tensor([[0.1, 0.7, 0.2], [0.9, 0.05, 0.05]], requires_grad=True) * 2
+    _, predicted = gpucnn.max(outputs.data, 1)
+    assert predicted.tolist() == [1, 0] and predicted.device.name == "cpu"
+    assert gpucnn.flatten(np.zeros((2, 3, 4)), 1).shape == (2, 12)
+    with pytest.raises(TypeError, match="flatten: input must be a Tensor or an array, got list"):
+        gpucnn.flatten([[1, 2]], 1)
     with pytest.raises(TypeError, match="max\\(input, other\\), the elementwise maximum of two tensors, is not"):
         gpucnn.max(gpucnn.zeros(2), gpucnn.ones(2))
 

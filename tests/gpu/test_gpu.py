@@ -49,6 +49,28 @@ def test_tensors_move_between_the_gpu_and_the_host_with_their_gradients():
         assert_close(y.grad.numpy(), 2 * a, atol=1e-5, name=f"{host} -> cuda")
 
 
+def test_the_torch_shaped_api_on_the_gpu(tmp_path):
+    """Creation on cuda, a CuPy array standing for a tensor on its GPU (``gpucnn.max(outputs.data, 1)``),
+    in-place ReLU, save and load with map_location, and a DataLoader over cuda tensors."""
+    gpucnn.manual_seed(1)
+    x = gpucnn.randn(6, 4, device="cuda")
+    gpucnn.manual_seed(1)
+    np.testing.assert_array_equal(x.numpy(), gpucnn.randn(6, 4).numpy())
+    _, predicted = gpucnn.max(x.data, 1)
+    assert predicted.device == "cuda" and predicted.tolist() == x.numpy().argmax(1).tolist()
+    with gpucnn.no_grad():
+        assert F.relu(x, inplace=True) is x
+    assert (x.numpy() >= 0).all() and gpucnn.cuda.is_available() and gpucnn.cuda.device_count() >= 1
+    gpucnn.save({"x": x, "p": nn.Parameter(x)}, tmp_path / "t.pt")
+    loaded = gpucnn.load(tmp_path / "t.pt")
+    assert loaded["x"].device == "cuda" and isinstance(loaded["p"], nn.Parameter)
+    assert gpucnn.load(tmp_path / "t.pt", map_location="cpu")["x"].device == "cpu"
+    batches = list(gpucnn.data.DataLoader(gpucnn.data.TensorDataset(x, gpucnn.arange(6, device="cuda")), 4,
+                                          shuffle=True))
+    assert [b[0].device.name for b in batches] == ["cuda:0", "cuda:0"]
+    assert sorted(np.concatenate([b[1].numpy() for b in batches]).tolist()) == list(range(6))
+
+
 @pytest.mark.parametrize("path", KERNEL_PATHS)
 @pytest.mark.parametrize("case", [
     dict(x=(2, 3, 17, 19), w=(8, 3, 3, 3), kw=dict(stride=1, padding=1)),

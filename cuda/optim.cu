@@ -27,6 +27,12 @@
  *              maximize) + weight_decay * param; v = rho v + (1 - rho) g g; delta = sqrt(u + eps) /
  *              sqrt(v + eps) * g; u = rho u + (1 - rho) delta delta; param -= lr * delta. Arrays:
  *              param, grad, v, u.
+ *   optim_rmsprop torch.optim.RMSprop's step, as RMSprop._update: g = grad (negated with maximize) +
+ *              weight_decay * param; v = alpha v + (1 - alpha) g g; centered: m moves towards g by
+ *              torch.lerp's two-sided rule (weight rest = 1 - alpha), avg = sqrt(v - m m) + eps, else
+ *              avg = sqrt(v) + eps; with momentum, b = momentum * b + g / avg and param -= lr * b, else
+ *              param -= lr * (g / avg). Arrays: param, grad, v, m, b (m unused unless centered, b
+ *              unless use_momentum).
  * Every scalar comes from the host rounded to float32 as NumPy rounds it on the cpu (1 - beta2, and
  * the like, computed in double first).
  */
@@ -130,5 +136,41 @@ extern "C" __global__ void optim_adadelta(const long long* __restrict__ table, c
         const float delta = sqrtf(acc_delta[i] + eps) / sqrtf(v + eps) * g;
         acc_delta[i] = acc_delta[i] * rho + rest * delta * delta;
         param[i] = param[i] - lr * delta;
+    }
+}
+
+extern "C" __global__ void optim_rmsprop(const long long* __restrict__ table, const double* __restrict__ values,
+                                         int tensors, float lr, float alpha, float rest, float lerp_rest, float eps,
+                                         float weight_decay, float momentum, int lerp_from_start, int centered,
+                                         int use_momentum, int maximize) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ square_avg = optim_array(row, 2);
+    float* __restrict__ grad_avg = optim_array(row, 3);
+    float* __restrict__ buffer = optim_array(row, 4);
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
+        float g = maximize ? -grad[i] : grad[i];
+        if (weight_decay != 0.0f) g = g + weight_decay * param[i];
+        const float v = square_avg[i] * alpha + rest * g * g;
+        square_avg[i] = v;
+        float avg;
+        if (centered) {
+            /* torch.lerp: m + w (g - m) for |w| < 0.5 (lerp_from_start), else g - (g - m) (1 - w) */
+            const float m =
+                lerp_from_start ? grad_avg[i] + rest * (g - grad_avg[i]) : g - (g - grad_avg[i]) * lerp_rest;
+            grad_avg[i] = m;
+            avg = sqrtf(v - m * m) + eps;
+        } else {
+            avg = sqrtf(v) + eps;
+        }
+        if (use_momentum) {
+            const float b = buffer[i] * momentum + g / avg;
+            buffer[i] = b;
+            param[i] = param[i] - lr * b;
+        } else {
+            param[i] = param[i] - lr * (g / avg);
+        }
     }
 }

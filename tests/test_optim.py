@@ -14,7 +14,7 @@ import gpucnn
 from gpucnn import optim
 from helpers import assert_close
 
-NAMES = ["SGD", "Adam", "AdamW", "Adadelta"]
+NAMES = ["SGD", "Adam", "AdamW", "Adadelta", "RMSprop"]
 # A 0-d parameter, an empty one and a 4-d one among ordinary shapes.
 SHAPES = [(3, 4), (5,), (2, 3, 1, 2), (), (0, 3)]
 TOLERANCE = {np.float64: dict(atol=1e-12, rtol=1e-10), np.float32: dict(atol=1e-6, rtol=1e-5)}
@@ -100,11 +100,23 @@ ADADELTA_CONFIGS = [
     dict(rho=1.0),
     dict(rho=0.0, eps=1e-3, weight_decay=0.01, maximize=True),
 ]
+RMSPROP_CONFIGS = [
+    {},
+    dict(lr=0.02, centered=True),
+    dict(lr=0.02, momentum=0.9),
+    dict(lr=0.02, centered=True, momentum=0.9),
+    dict(lr=0.02, weight_decay=0.1),
+    dict(lr=0.02, maximize=True),
+    dict(lr=0.01, alpha=0.3, eps=1e-3, centered=True),  # 1 - alpha >= 0.5: the other branch of lerp
+    dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.05, maximize=True),
+    dict(lr=0.01, alpha=0.0, momentum=0.5),
+]
 GRID = (
     [("SGD", c) for c in SGD_CONFIGS]
     + [("Adam", c) for c in ADAM_CONFIGS]
     + [("AdamW", c) for c in ADAMW_CONFIGS]
     + [("Adadelta", c) for c in ADADELTA_CONFIGS]
+    + [("RMSprop", c) for c in RMSPROP_CONFIGS]
 )
 # One configuration per optimizer that creates every kind of state.
 FULL = {
@@ -112,6 +124,7 @@ FULL = {
     "Adam": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
     "AdamW": dict(lr=0.01, amsgrad=True),
     "Adadelta": dict(lr=1.0, rho=0.95, eps=1e-6, weight_decay=0.01),
+    "RMSprop": dict(lr=0.01, alpha=0.9, momentum=0.9, centered=True, weight_decay=0.01),
 }
 
 
@@ -134,7 +147,8 @@ def test_float32_matches_torch_and_stays_float32(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_param_groups_with_different_options(name):
     second = {"SGD": dict(lr=0.3, momentum=0.5, nesterov=True), "Adam": dict(lr=0.05, amsgrad=True),
-              "AdamW": dict(lr=0.05, weight_decay=0.3), "Adadelta": dict(lr=0.3, rho=0.7)}[name]
+              "AdamW": dict(lr=0.05, weight_decay=0.3), "Adadelta": dict(lr=0.3, rho=0.7),
+              "RMSprop": dict(lr=0.03, momentum=0, centered=False)}[name]
     groups = [([0, 2], {}), ([1, 3, 4], second)]
     our_optimizer, *_ = run_lockstep(name, FULL[name], groups=groups)
     assert our_optimizer.param_groups[1]["lr"] == second["lr"]
@@ -245,11 +259,25 @@ def adadelta_options(draw):
                 weight_decay=draw(OPTION["weight_decay"]), maximize=draw(OPTION["maximize"]))
 
 
+@st.composite
+def rmsprop_options(draw):
+    # Centered, alpha near 0 leaves the variance v - m^2 to rounding (two near-equal numbers), and at alpha 0
+    # (v = m^2 = g^2) torch's fused v - m*m keeps the product's rounding error, NaN where it is negative,
+    # where gpucnn's difference is 0: so alpha 0 is drawn without centered only.
+    centered = draw(st.booleans())
+    alphas = st.sampled_from([0.5, 0.99] if centered else [0.0, 0.5, 0.99]) | st.floats(0.01, 0.999)
+    return dict(lr=draw(st.floats(1e-4, 0.1)), alpha=draw(alphas), eps=draw(st.floats(1e-10, 1e-2)),
+                weight_decay=draw(OPTION["weight_decay"]),
+                momentum=draw(st.sampled_from([0.0, 0.9]) | st.floats(0.0, 0.99)), centered=centered,
+                maximize=draw(OPTION["maximize"]))
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.one_of(
     st.tuples(st.just("SGD"), sgd_options()),
     st.tuples(st.sampled_from(["Adam", "AdamW"]), adam_options()),
     st.tuples(st.just("Adadelta"), adadelta_options()),
+    st.tuples(st.just("RMSprop"), rmsprop_options()),
 ), st.integers(0, 2**31 - 1))
 def test_random_options_match_torch(case, seed):
     name, options = case
@@ -313,6 +341,93 @@ def test_adam_kernel_keeps_a_nan_maximum_as_numpy_does():
         results.append(param.numpy())
     assert np.isnan(results[1][0]) and np.isnan(results[0][0])
     assert_close(results[1][1:], results[0][1:], atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, device", [(np.float64, "cpu"), (np.float32, "cpu"), (np.float32, "cudasim")])
+@pytest.mark.parametrize("options", RMSPROP_CONFIGS, ids=str)
+def test_rmsprop_in_two_groups_matches_torch(monkeypatch, options, dtype, device):
+    """Each RMSprop configuration beside a second group of another lr and alpha, centered and momentum
+    switched: parameters after each of ten steps, then the state (its keys too), as torch's; on cudasim
+    the float32 groups are one kernel launch each a step."""
+    second = dict(lr=0.005, alpha=0.8, centered=not options.get("centered", False),
+                  momentum=0 if options.get("momentum") else 0.5)
+    launches = record_launches(monkeypatch)
+    our_optimizer, their_optimizer, *_ = run_lockstep("RMSprop", options, dtype=dtype, device=device,
+                                                      groups=[([0, 2], {}), ([1, 3, 4], second)])
+    assert launches == ([2, 3] * 10 if device == "cudasim" else [])
+    ours, theirs = our_optimizer.state_dict()["state"], their_optimizer.state_dict()["state"]
+    assert sorted(ours) == sorted(theirs) == list(range(len(SHAPES)))
+    for index, state in theirs.items():
+        assert sorted(ours[index]) == sorted(state), f"state keys of parameter {index}"
+        assert ours[index]["step"] == int(state["step"].item()) == 10
+        for key in set(state) - {"step"}:
+            assert_close(ours[index][key], state[key], **TOLERANCE[dtype], name=f"state {index} {key}")
+
+
+@pytest.mark.parametrize("options", RMSPROP_CONFIGS, ids=str)
+def test_rmsprop_kernel_matches_the_array_update_bit_for_bit(monkeypatch, options):
+    """optim_rmsprop on cudasim, launched from packed arguments and called directly (CuPy's way), gives
+    the bits of the NumPy update on the cpu, parameters and state, NaN and inf gradients included: two
+    groups, parameters of 0 to 1025 elements, five steps."""
+    shapes = [(1025,), (0,), (3, 4), (1,), ()]
+    groups = [([0, 1], {}), ([2, 3, 4], dict(lr=0.03, alpha=0.5, centered=not options.get("centered", False)))]
+
+    def run(device_name):
+        rng = np.random.default_rng(11)
+        params = [gpucnn.tensor(rng.standard_normal(shape).astype(np.float32), device=device_name,
+                                requires_grad=True) for shape in shapes]
+        optimizer = optim.RMSprop([{"params": [params[i] for i in indices], **extra} for indices, extra in groups],
+                                  **options)
+        for step in range(5):
+            for param in params:
+                grad = rng.standard_normal(param.shape).astype(np.float32)
+                if step == 2 and grad.size > 2:
+                    grad.reshape(-1)[:2] = np.nan, np.inf
+                param.grad = gpucnn.tensor(grad, device=device_name)
+            optimizer.step()
+        state = optimizer.state_dict()["state"]
+        return [param.numpy() for param in params] + [state[i][key] for i in sorted(state) for key in sorted(state[i])
+                                                      if key != "step"]
+
+    def direct(self, file, name, fixed=()):
+        kernel = self.kernel(file, name)
+        return lambda grid, block, leading: kernel(grid, block, tuple(leading) + fixed)
+
+    expected = run("cpu")
+    launches = record_launches(monkeypatch)
+    packed = run("cudasim")
+    assert launches == [2, 3] * 5
+    with monkeypatch.context() as patch:
+        patch.setattr(type(gpucnn.device("cudasim")), "launcher", direct)
+        called = run("cudasim")
+    assert len(expected) == len(packed) == len(called)
+    for index, (ours, direct_ones, reference) in enumerate(zip(packed, called, expected)):
+        np.testing.assert_array_equal(ours, reference, err_msg=f"array {index}, packed launch")
+        np.testing.assert_array_equal(direct_ones, reference, err_msg=f"array {index}, direct call")
+
+
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_rmsprop_momentum_and_centered_switched_on_later_start_from_zero(device):
+    """Momentum and centered turned on in a group after some steps: their state starts at zero (torch's
+    step fails on the missing state; given zeros, it goes on as ours)."""
+    rng = np.random.default_rng(12)
+    values = [rng.standard_normal(shape).astype(np.float32) for shape in ((3, 4), (5,))]
+    our_optimizer, their_optimizer, ours, theirs = make_optimizers("RMSprop", dict(lr=0.01), values, device=device)
+    for step in range(6):
+        if step == 3:
+            for optimizer in (our_optimizer, their_optimizer):
+                optimizer.param_groups[0].update(momentum=0.9, centered=True)
+            for reference in theirs:
+                their_optimizer.state[reference].update(momentum_buffer=torch.zeros_like(reference),
+                                                        grad_avg=torch.zeros_like(reference))
+        for mine, reference in zip(ours, theirs):
+            grad = rng.standard_normal(mine.shape).astype(np.float32)
+            mine.grad, reference.grad = gpucnn.tensor(grad, device=device), torch.tensor(grad)
+        our_optimizer.step()
+        their_optimizer.step()
+        for index, (mine, reference) in enumerate(zip(ours, theirs)):
+            assert_close(mine, reference, **TOLERANCE[np.float32], name=f"parameter {index} step {step}")
+    assert sorted(our_optimizer.state_dict()["state"][0]) == ["grad_avg", "momentum_buffer", "square_avg", "step"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -500,6 +615,17 @@ def param():
     (lambda: optim.Adadelta([param()], rho=-0.1), ValueError, "Invalid rho value: -0.1"),
     (lambda: optim.Adadelta([param()], eps=-1), ValueError, "Invalid epsilon value: -1"),
     (lambda: optim.Adadelta([param()], weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+    (lambda: optim.RMSprop([param()], lr=-1), ValueError, "Invalid learning rate: -1"),
+    (lambda: optim.RMSprop([param()], eps=-1e-8), ValueError, "Invalid epsilon value: -1e-08"),
+    (lambda: optim.RMSprop([param()], momentum=-0.5), ValueError, "Invalid momentum value: -0.5"),
+    (lambda: optim.RMSprop([param()], weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+    (lambda: optim.RMSprop([param()], alpha=-0.1), ValueError, "Invalid alpha value: -0.1"),
+    (lambda: optim.RMSprop([param()], alpha=float("nan")), ValueError, "Invalid alpha value: nan"),
+    (lambda: optim.RMSprop([param()], centered="yes"), TypeError, "Invalid centered: 'yes'"),
+    (lambda: optim.RMSprop([param()], maximize=None), TypeError, "Invalid maximize: None"),
+    (lambda: optim.RMSprop([{"params": [param()], "alpha": -1}]), ValueError, "Invalid alpha value: -1"),
+    (lambda: optim.RMSprop([param()], 0.01, 0.99, 1e-8, 0, 0, False, False), TypeError, "positional argument"),
+    (lambda: optim.RMSprop([param()], foreach=False), TypeError, "unexpected keyword argument 'foreach'"),
 ])
 def test_invalid_options(make, error, message):
     with pytest.raises(error, match=message):
@@ -511,6 +637,8 @@ def test_boundary_options_are_accepted():
     optim.Adam([param()], betas=(0.0, 0.0), eps=0)
     optim.Adadelta([param()], rho=1.0)
     optim.Adadelta([param()], rho=0.0)
+    optim.RMSprop([param()], lr=0, alpha=0.0, eps=0, momentum=0, weight_decay=0)
+    optim.RMSprop([param()], alpha=1.5)  # torch sets alpha no upper bound
 
 
 def test_invalid_parameters():
@@ -557,6 +685,28 @@ def test_defaults_match_torch():
                 assert parameter.default == theirs[key].default, f"{name}({key}=...)"
     assert optim.SGD([param()]).defaults["lr"] == 1e-3
     assert optim.AdamW([param()]).defaults["weight_decay"] == 1e-2
+    assert optim.RMSprop([param()]).defaults == dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                                                     centered=False, maximize=False)
+
+
+# torch's arguments that gpucnn.optim leaves out (no foreach or fused paths, no graph capture, no autograd
+# through the step).
+LEFT_OUT = {"foreach", "fused", "capturable", "differentiable"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_optimizers_take_torchs_arguments_in_torchs_order(name):
+    """torch's arguments but LEFT_OUT, named as there; the positional ones in torch's order up to the first
+    left out or keyword-only one of torch's, the rest keyword-only (RMSprop's maximize, positional in torch
+    after capturable and foreach), so no positional call of torch's means something else here."""
+    ours = inspect.signature(getattr(optim, name)).parameters
+    theirs = inspect.signature(getattr(torch.optim, name)).parameters
+    assert set(ours) == set(theirs) - LEFT_OUT
+    positional = [key for key, parameter in ours.items() if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
+    assert positional == list(theirs)[:len(positional)]
+    following = list(theirs.values())[len(positional):]
+    assert not following or following[0].name in LEFT_OUT or following[0].kind is inspect.Parameter.KEYWORD_ONLY
+    assert all(parameter.kind is parameter.KEYWORD_ONLY for key, parameter in ours.items() if key not in positional)
 
 
 # ----------------------------------------------------------------------------- other API
@@ -826,13 +976,13 @@ def test_one_cycle_phase_of_no_steps_ends_at_its_end():
 
 
 @pytest.mark.parametrize("device, dtype", [("cpu", np.float64), ("cudasim", np.float32)])
-@pytest.mark.parametrize("name", ["SGD", "Adam"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
 def test_one_cycle_momentum_reaches_the_updates(name, device, dtype):
     """The rates and momenta OneCycleLR writes into the groups take effect at the optimizer's next step (the
     kernel updates too): parameters track torch's under the same schedule."""
     rng = np.random.default_rng(3)
     values = [rng.standard_normal(shape).astype(dtype) for shape in ((3, 4), (5,))]
-    options = dict(lr=0.1, momentum=0.9) if name == "SGD" else dict(lr=0.1)
+    options = dict(lr=0.1, momentum=0.9) if name in ("SGD", "RMSprop") else dict(lr=0.1)
     ours_optimizer, theirs_optimizer, ours, theirs = make_optimizers(name, options, values,
                                                                      [([0], {}), ([1], dict(lr=0.4))], device)
     schedules = [module.OneCycleLR(optimizer, max_lr=[0.05, 0.1], total_steps=8, base_momentum=0.5)

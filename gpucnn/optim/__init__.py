@@ -1,5 +1,5 @@
-"""Optimizers: SGD, Adam, AdamW and Adadelta, with PyTorch's API and update rules; their learning-rate
-schedules in :mod:`.lr_scheduler`.
+"""Optimizers: SGD, Adam, AdamW, Adadelta and RMSprop, with PyTorch's API and update rules; their
+learning-rate schedules in :mod:`.lr_scheduler`.
 
     >>> optimizer = gpucnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     >>> optimizer.zero_grad()
@@ -28,7 +28,7 @@ import numpy
 from ..ops._kernels import THREADS, int32_args, kernel_array
 from ..tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "RMSprop", "lr_scheduler"]
 
 
 # A row of cuda/optim.cu's table (OPTIM_COLUMNS values: first block, n, five addresses, two float32
@@ -555,6 +555,81 @@ class Adadelta(Optimizer):
         acc_delta *= rho
         acc_delta += (1 - rho) * delta * delta
         param -= lr * delta
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), with optional momentum and the centered variant (Graves), as torch.optim.RMSprop.
+
+    Per parameter: g = grad (negated when maximize) + weight_decay * p; v = alpha v + (1 - alpha) g^2;
+    centered: m moves towards g by torch.lerp's rule (weight 1 - alpha), and avg = sqrt(v - m^2) + eps,
+    else avg = sqrt(v) + eps (eps after the square root, as torch); with momentum, b = momentum * b + g / avg
+    and p = p - lr * b, else p = p - lr * (g / avg). torch's capturable, foreach and differentiable are left
+    out, as by the other optimizers here: maximize, positional in torch after them, is keyword-only.
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
+                 maximize=False):
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                        centered=centered, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_options(self, options: dict) -> None:
+        _check_number(options["lr"], "learning rate")
+        _check_number(options["eps"], "epsilon value")
+        _check_number(options["momentum"], "momentum value")
+        _check_number(options["weight_decay"], "weight_decay value")
+        _check_number(options["alpha"], "alpha value")  # no upper bound, as torch
+        _check_flag(options["centered"], "centered")
+        _check_flag(options["maximize"], "maximize")
+
+    def _kernel(self, group: dict) -> tuple:
+        alpha, momentum = float(group["alpha"]), float(group["momentum"])
+        return ("optim_rmsprop", (group["lr"], alpha, 1 - alpha, 1 - (1 - alpha), group["eps"], group["weight_decay"],
+                                  momentum),
+                (abs(1 - alpha) < 0.5, group["centered"], momentum > 0, group["maximize"]))
+
+    def _update(self, device, param, grad, state: dict, group: dict):
+        xp = device.xp
+        lr, alpha, eps, weight_decay, momentum = (
+            float(group[key]) for key in ("lr", "alpha", "eps", "weight_decay", "momentum"))
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(param)
+            if momentum > 0:
+                state["momentum_buffer"] = xp.zeros_like(param)
+            if group["centered"]:
+                state["grad_avg"] = xp.zeros_like(param)
+        # momentum or centered switched on after the first step: their state starts at zero
+        if momentum > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = xp.zeros_like(param)
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = xp.zeros_like(param)
+        state["step"] += 1
+        square_avg = state["square_avg"]
+        if _runs_kernel(device, param):  # an array the group does not use is param, never touched
+            arrays = (param, kernel_array(xp, grad), square_avg, state["grad_avg"] if group["centered"] else param,
+                      state["momentum_buffer"] if momentum > 0 else param)
+            return _KernelRow(arrays, (0.0, 0.0))
+        if group["maximize"]:
+            grad = -grad
+        if weight_decay != 0:
+            grad = grad + weight_decay * param
+        square_avg *= alpha
+        square_avg += (1 - alpha) * grad * grad
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            _lerp_(grad_avg, grad, 1 - alpha)
+            avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+        else:
+            avg = xp.sqrt(square_avg)
+        avg += eps
+        if momentum > 0:
+            buffer = state["momentum_buffer"]
+            buffer *= momentum
+            buffer += grad / avg
+            param -= lr * buffer
+        else:
+            param -= lr * (grad / avg)
 
 
 from . import lr_scheduler  # noqa: E402  (it imports Optimizer from here)

@@ -252,7 +252,9 @@ def test_training_on_gpu_matches_cpu():
 
 @pytest.mark.parametrize("name, options", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
                                            ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.01)),
-                                           ("Adadelta", dict(lr=1.0, weight_decay=0.01))])
+                                           ("Adadelta", dict(lr=1.0, weight_decay=0.01)),
+                                           ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True,
+                                                            weight_decay=0.01))])
 def test_optimizer_launches_match_cpu(name, options):
     """Two groups of parameters of 0, 1 and about a block's elements, some without a gradient at some
     steps, each group one launch of cuda/optim.cu a step: the same parameters as on the cpu."""

@@ -1081,7 +1081,8 @@ def test_optimizer_kernels_do_not_depend_on_thread_order(order):
         rng = np.random.default_rng(5)
         results = []
         for name, options in (("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
-                              ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0))):
+                              ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0)),
+                              ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01))):
             param = gpucnn.tensor(rng.standard_normal((7, 37)).astype(np.float32), device="cudasim", requires_grad=True)
             optimizer = getattr(gpucnn.optim, name)([param], **options)
             with cudasim.thread_order(*thread_order):

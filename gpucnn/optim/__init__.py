@@ -595,11 +595,7 @@ class RMSprop(Optimizer):
         if not state:
             state["step"] = 0
             state["square_avg"] = xp.zeros_like(param)
-            if momentum > 0:
-                state["momentum_buffer"] = xp.zeros_like(param)
-            if group["centered"]:
-                state["grad_avg"] = xp.zeros_like(param)
-        # momentum or centered switched on after the first step: their state starts at zero
+        # momentum's and centered's state start at zero where first needed (switched on later, too)
         if momentum > 0 and "momentum_buffer" not in state:
             state["momentum_buffer"] = xp.zeros_like(param)
         if group["centered"] and "grad_avg" not in state:

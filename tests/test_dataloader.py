@@ -61,10 +61,14 @@ def test_batches_in_order_as_torchs(batch_size, drop_last):
         _same(mine, reference)
 
 
-def test_tensor_dataset_batches_as_its_samples_stacked():
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tensor_dataset_batches_as_its_samples_stacked(shuffle):
+    """Indexing a TensorDataset's tensors at once gives the batches stacking its samples gives, in order."""
     dataset = TensorDataset(gpucnn.randn(9, 2), gpucnn.arange(9))
-    whole = list(DataLoader(dataset, 4))
-    stacked = list(DataLoader(dataset, 4, collate_fn=default_collate))
+    gpucnn.manual_seed(4)
+    whole = list(DataLoader(dataset, 4, shuffle=shuffle))
+    gpucnn.manual_seed(4)
+    stacked = list(DataLoader(dataset, 4, shuffle=shuffle, collate_fn=default_collate))
     for a, b in zip(whole, stacked):
         _same(a, [torch.from_numpy(t.numpy()) for t in b])
     assert len(dataset) == 9 and [t.tolist() for t in dataset[2]][1] == 2

@@ -147,7 +147,8 @@ def run(device) -> None:
     # the optimizers' kernels: two steps each (the first writes their state, the second reads it), over
     # three parameters in one launch, one of them a block's elements and one more
     for name, options in (("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
-                          ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0))):
+                          ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0)),
+                          ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01))):
         parameters = [gpucnn.tensor(data, device=device, requires_grad=True)
                       for data in (w_data, numpy.ones(1, numpy.float32), numpy.ones(1025, numpy.float32))]
         optimizer = getattr(gpucnn.optim, name)(parameters, **options)

@@ -59,7 +59,8 @@ def test_predict_top3_for_png_jpeg_and_paper_images(gpucnn_cli, trained_run, dig
         assert len(entries) == 3
         classes = [entry.split(" (")[0] for entry in entries]
         probabilities = [float(entry.split(" (")[1].rstrip("%)")) for entry in entries]
-        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 100.05
+        # three percentages printed to 0.1 each: their sum can pass 100 by three roundings' 0.05
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 100.15 + 1e-9
         correct += classes[0] == label
     assert correct >= 5, result.out
 

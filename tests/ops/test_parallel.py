@@ -67,7 +67,8 @@ def openblas_count():
 
 def test_numpy_wheels_openblas_is_found():
     """NumPy's Linux wheels ship OpenBLAS (scipy-openblas): its thread count must be found there."""
-    blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {}).get("name", "")
+    config = getattr(np.__config__, "CONFIG", {})  # NumPy before 1.25 does not describe its build so
+    blas = config.get("Build Dependencies", {}).get("blas", {}).get("name", "")
     if "openblas" not in blas or not hasattr(__import__("os"), "sched_getaffinity"):
         pytest.skip(f"NumPy here is built on {blas or 'an unknown BLAS'}, or not on Linux")
     assert blas_threads().usable and blas_threads().get() >= 1

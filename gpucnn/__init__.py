@@ -21,8 +21,8 @@ from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .summary import summary
 from .functions import (
-    abs, argmax, chunk, clamp, clone, exp, flatten, is_tensor, log, log_softmax, max, mean, min, numel, permute, relu,
-    reshape, sigmoid, softmax, split, sqrt, squeeze, sum, tanh, transpose, unsqueeze, where,
+    abs, argmax, argmin, chunk, clamp, clone, exp, flatten, is_tensor, log, log_softmax, max, mean, min, numel, permute,
+    relu, reshape, sigmoid, softmax, split, sqrt, squeeze, sum, tanh, transpose, unsqueeze, where,
 )
 from .ops.math import cat, stack
 from .tensor import Tensor, tensor
@@ -33,9 +33,9 @@ bool, half, float, double, int, long = bool_, float16, float32, float64, int32, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "abs", "arange", "argmax", "cat", "chunk", "clamp", "clone", "cuda", "data", "default_device",
-    "device", "devices", "empty", "empty_like", "exp", "export_onnx", "eye", "flatten", "from_numpy", "full",
-    "full_like", "get_rng_state", "is_grad_enabled", "is_tensor", "linspace", "load", "log", "log_softmax",
+    "Device", "Tensor", "abs", "arange", "argmax", "argmin", "cat", "chunk", "clamp", "clone", "cuda", "data",
+    "default_device", "device", "devices", "empty", "empty_like", "exp", "export_onnx", "eye", "flatten", "from_numpy",
+    "full", "full_like", "get_rng_state", "is_grad_enabled", "is_tensor", "linspace", "load", "log", "log_softmax",
     "manual_seed", "max", "mean", "min", "models", "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute",
     "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "reshape", "save", "set_rng_state",
     "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "sum", "summary", "tanh", "tensor", "transpose",

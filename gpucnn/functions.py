@@ -10,9 +10,9 @@ from .ops import math as tensor_math
 from .tensor import Tensor, as_tensor
 
 __all__ = [
-    "abs", "argmax", "chunk", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max", "mean",
-    "min", "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt", "squeeze", "sum", "tanh",
-    "transpose", "unsqueeze", "where",
+    "abs", "argmax", "argmin", "chunk", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max",
+    "mean", "min", "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt", "squeeze", "sum",
+    "tanh", "transpose", "unsqueeze", "where",
 ]
 
 
@@ -89,6 +89,10 @@ def min(input, dim=None, keepdim: bool = False):
 
 def argmax(input, dim=None, keepdim: bool = False) -> Tensor:
     return _tensor(input, "argmax").argmax(dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _tensor(input, "argmin").argmin(dim, keepdim)
 
 
 def exp(input) -> Tensor:

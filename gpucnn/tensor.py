@@ -409,7 +409,11 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim: bool = False):
         """Indices of the maxima along ``dim`` (of the flattened tensor when None); not differentiable."""
-        return _math().argmax(self, dim, keepdim)
+        return _math().arg_extreme(self, "max", dim, keepdim)
+
+    def argmin(self, dim=None, keepdim: bool = False):
+        """Indices of the minima along ``dim`` (of the flattened tensor when None); not differentiable."""
+        return _math().arg_extreme(self, "min", dim, keepdim)
 
     def reshape(self, *shape):
         return _math().reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
@@ -485,6 +489,11 @@ class Tensor:
         return _math().abs(self)
 
     __abs__ = abs
+
+    def relu(self):
+        from .ops.relu import relu
+
+        return relu(self)
 
     def sigmoid(self):
         return _math().sigmoid(self)

@@ -657,11 +657,14 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     return split(x, max(1, -(-x.shape[axis] // int(chunks))), axis)
 
 
-def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def arg_extreme(x: Tensor, kind: str, dim=None, keepdim: bool = False) -> Tensor:
+    """The indices of the maxima or minima (``kind``) along ``dim``, of the flattened tensor when None (the
+    first of ties; a NaN counts as both, as in PyTorch)."""
+    name = f"arg{kind}"
     if dim is None:
-        return Tensor._from_array(x.device.xp.asarray(x.data.argmax()), x.device)
-    (axis,) = _check_dims((dim,), x.ndim, "argmax")
-    return Tensor._from_array(x.data.argmax(axis=axis, keepdims=keepdim), x.device)
+        return Tensor._from_array(x.device.xp.asarray(getattr(x.data, name)()), x.device)
+    (axis,) = _check_dims((dim,), x.ndim, name)
+    return Tensor._from_array(getattr(x.data, name)(axis=axis, keepdims=keepdim), x.device)
 
 
 class MaxMin(NamedTuple):

@@ -9,7 +9,7 @@
 from numpy import bool_, float16, float32, float64, int8, int16, int32, int64, uint8  # noqa: F401  as torch.float32
 
 from . import cuda, data, models, nn, optim
-from .autograd import is_grad_enabled, no_grad
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import (
     arange, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, rand_like, randint,
     randn, randn_like, randperm, zeros, zeros_like,
@@ -34,10 +34,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Device", "Tensor", "abs", "arange", "argmax", "argmin", "cat", "chunk", "clamp", "clone", "cuda", "data",
-    "default_device", "device", "devices", "empty", "empty_like", "exp", "export_onnx", "eye", "flatten", "from_numpy",
-    "full", "full_like", "get_rng_state", "is_grad_enabled", "is_tensor", "linspace", "load", "log", "log_softmax",
-    "manual_seed", "max", "mean", "min", "models", "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute",
-    "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "reshape", "save", "set_rng_state",
-    "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "sum", "summary", "tanh", "tensor", "transpose",
-    "unsqueeze", "where", "zeros", "zeros_like",
+    "default_device", "device", "devices", "empty", "empty_like", "enable_grad", "exp", "export_onnx", "eye", "flatten",
+    "from_numpy", "full", "full_like", "get_rng_state", "inference_mode", "is_grad_enabled", "is_tensor", "linspace",
+    "load", "log", "log_softmax", "manual_seed", "max", "mean", "min", "models", "nn", "no_grad", "numel", "ones",
+    "ones_like", "optim", "permute", "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu",
+    "reshape", "save", "set_grad_enabled", "set_rng_state", "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack",
+    "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "where", "zeros", "zeros_like",
 ]

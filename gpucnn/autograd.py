@@ -1,4 +1,4 @@
-"""Define-by-run autograd: the Function base class, the backward pass and ``no_grad``.
+"""Define-by-run autograd: the Function base class, the backward pass, and ``no_grad`` and the other grad modes.
 
 Every op is a :class:`Function`. Calling ``SomeFunction(**params).apply(*tensors)`` runs its forward
 pass on the tensors' arrays and, when gradients are wanted, records the Function as the creator of its
@@ -8,6 +8,7 @@ output. ``Tensor.backward`` walks those records in reverse topological order.
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 
 import numpy
@@ -31,15 +32,72 @@ def is_grad_enabled() -> bool:
     return _state.grad_enabled
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Context manager in which ops record no graph (inference, optimizer updates)."""
-    previous = is_grad_enabled()
-    _state.grad_enabled = False
-    try:
-        yield
-    finally:
-        _state.grad_enabled = previous
+class _GradMode(contextlib.ContextDecorator):
+    """A ``with`` block, or a decorated function, in which ops record the graph (``mode``) or not, and after
+    which recording is as it was. Each call of a decorated function is a block of its own."""
+
+    mode = True
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and not kwargs and callable(args[0]):  # a bare decorator: @gpucnn.no_grad
+            return cls()(args[0])
+        return super().__new__(cls)
+
+    def _recreate_cm(self):
+        return copy.copy(self)
+
+    def __enter__(self):
+        self.previous = _state.grad_enabled
+        _state.grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _state.grad_enabled = self.previous
+
+
+class no_grad(_GradMode):
+    """A block in which ops record no graph (inference, optimizer updates); ``@no_grad()`` on a function."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """A block in which ops record the graph, inside ``no_grad`` too."""
+
+    mode = True
+
+
+class inference_mode(_GradMode):
+    """As torch.inference_mode: here ``no_grad`` (``mode=False``: ops record as usual)."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = not _flag(mode, "inference_mode")
+
+
+class set_grad_enabled(_GradMode):
+    """Recording on or off (``mode``) from the call on, as torch.set_grad_enabled: a plain call sets it; a
+    ``with`` block or a decorated function gives it back after, as it was before."""
+
+    def __init__(self, mode: bool):
+        self.mode = _flag(mode, "set_grad_enabled")
+        self.previous = _state.grad_enabled
+        _state.grad_enabled = self.mode
+
+    def __call__(self, function):
+        _state.grad_enabled = self.previous  # decorating sets nothing: each call does
+        return super().__call__(function)
+
+    def _recreate_cm(self):
+        return set_grad_enabled(self.mode)
+
+    def __enter__(self):
+        return self
+
+
+def _flag(mode, name: str) -> bool:
+    if not isinstance(mode, (bool, numpy.bool_)):
+        raise TypeError(f"{name}: mode must be True or False, got {mode!r}")
+    return bool(mode)
 
 
 class Function:

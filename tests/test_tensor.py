@@ -352,6 +352,73 @@ def test_no_grad_is_per_thread():
     assert (x * 2).requires_grad
 
 
+def test_grad_modes_as_torchs():
+    """no_grad, enable_grad, inference_mode and set_grad_enabled, as blocks, as decorators (bare too), nested,
+    recursive, through an exception, and set_grad_enabled as a plain call: each state step by step as
+    torch's."""
+    def trace(module):
+        states = []
+
+        def see():
+            states.append(module.is_grad_enabled())
+
+        @module.no_grad()
+        def decorated(depth):
+            see()
+            if depth:
+                with module.enable_grad():
+                    see()
+                    decorated(depth - 1)
+                    see()
+            see()
+
+        @module.no_grad
+        def bare():
+            see()
+
+        @module.set_grad_enabled(False)
+        def switched_off():
+            see()
+
+        see()  # decorating switched nothing off
+        decorated(2)
+        with module.no_grad():
+            decorated(1)  # its inner call starts with recording on, this one with it off
+            see()
+        bare()
+        switched_off()
+        see()
+        with module.no_grad():
+            see()
+            with module.set_grad_enabled(True):
+                see()
+            see()
+            with module.enable_grad():
+                see()
+            see()
+        with module.inference_mode():
+            see()
+            with module.inference_mode(False):
+                see()
+        try:
+            with module.no_grad():
+                raise KeyError
+        except KeyError:
+            see()
+        module.set_grad_enabled(False)
+        see()
+        module.set_grad_enabled(True)
+        see()
+        return states
+
+    assert trace(gpucnn) == trace(torch)
+    x = gpucnn.ones(2, requires_grad=True)
+    with gpucnn.inference_mode():
+        assert not (x * 2).requires_grad
+    with pytest.raises(TypeError, match="set_grad_enabled: mode must be True or False, got 'no'"):
+        gpucnn.set_grad_enabled("no")
+
+
 def test_deep_graph_does_not_recurse():
     x = gpucnn.tensor([1.0], requires_grad=True)
     y = x

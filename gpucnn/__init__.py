@@ -21,8 +21,9 @@ from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .summary import summary
 from .functions import (
-    abs, argmax, argmin, chunk, clamp, clone, exp, flatten, is_tensor, log, log_softmax, max, mean, min, numel, permute,
-    relu, reshape, sigmoid, softmax, split, sqrt, squeeze, sum, tanh, transpose, unsqueeze, where,
+    abs, argmax, argmin, chunk, clamp, clone, exp, flatten, is_tensor, log, log_softmax, max, maximum, mean, min,
+    minimum, numel, permute, relu, reshape, sigmoid, softmax, split, sqrt, squeeze, sum, tanh, transpose, unsqueeze,
+    where,
 )
 from .ops.math import cat, stack
 from .tensor import Tensor, tensor
@@ -36,8 +37,8 @@ __all__ = [
     "Device", "Tensor", "abs", "arange", "argmax", "argmin", "cat", "chunk", "clamp", "clone", "cuda", "data",
     "default_device", "device", "devices", "empty", "empty_like", "enable_grad", "exp", "export_onnx", "eye", "flatten",
     "from_numpy", "full", "full_like", "get_rng_state", "inference_mode", "is_grad_enabled", "is_tensor", "linspace",
-    "load", "log", "log_softmax", "manual_seed", "max", "mean", "min", "models", "nn", "no_grad", "numel", "ones",
-    "ones_like", "optim", "permute", "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu",
-    "reshape", "save", "set_grad_enabled", "set_rng_state", "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack",
-    "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "where", "zeros", "zeros_like",
+    "load", "log", "log_softmax", "manual_seed", "max", "maximum", "mean", "min", "minimum", "models", "nn", "no_grad",
+    "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
+    "relu", "reshape", "save", "set_grad_enabled", "set_rng_state", "sigmoid", "softmax", "split", "sqrt", "squeeze",
+    "stack", "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "where", "zeros", "zeros_like",
 ]

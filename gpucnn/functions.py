@@ -11,8 +11,8 @@ from .tensor import Tensor, as_tensor
 
 __all__ = [
     "abs", "argmax", "argmin", "chunk", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max",
-    "mean", "min", "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt", "squeeze", "sum",
-    "tanh", "transpose", "unsqueeze", "where",
+    "maximum", "mean", "min", "minimum", "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
+    "squeeze", "sum", "tanh", "transpose", "unsqueeze", "where",
 ]
 
 
@@ -70,21 +70,33 @@ def mean(input, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def _extreme(input, dim, keepdim: bool, name: str):
-    if isinstance(dim, Tensor):
-        raise TypeError(f"{name}(input, other), the elementwise {name}imum of two tensors, is not supported; "
-                        f"{name}(input) and {name}(input, dim) are")
+    if isinstance(dim, Tensor):  # max(input, other): elementwise, as torch's
+        return getattr(tensor_math, f"{name}imum")(_tensor(input, name), dim)
     return getattr(_tensor(input, name), name)(dim, keepdim)
 
 
 def max(input, dim=None, keepdim: bool = False):
     """The largest value of ``input``, or along ``dim`` the pair (values, indices): ``_, predicted =
-    gpucnn.max(logits, 1)``."""
+    gpucnn.max(logits, 1)``; with a tensor for ``dim``, the elementwise :func:`maximum`."""
     return _extreme(input, dim, keepdim, "max")
 
 
 def min(input, dim=None, keepdim: bool = False):
-    """The smallest value of ``input``, or along ``dim`` the pair (values, indices)."""
+    """The smallest value of ``input``, or along ``dim`` the pair (values, indices); with a tensor for ``dim``,
+    the elementwise :func:`minimum`."""
     return _extreme(input, dim, keepdim, "min")
+
+
+def maximum(input, other) -> Tensor:
+    """The elementwise maximum, broadcast (NaN where either is NaN); the gradient goes to the larger, half to each
+    where equal."""
+    return tensor_math.maximum(_tensor(input, "maximum"), other)
+
+
+def minimum(input, other) -> Tensor:
+    """The elementwise minimum, broadcast (NaN where either is NaN); the gradient goes to the smaller, half to each
+    where equal."""
+    return tensor_math.minimum(_tensor(input, "minimum"), other)
 
 
 def argmax(input, dim=None, keepdim: bool = False) -> Tensor:

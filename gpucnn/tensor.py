@@ -407,6 +407,14 @@ class Tensor:
         """The smallest value (dim None), or along ``dim`` the pair (values, indices), as ``torch.min``."""
         return _math().extreme(self, "min", dim, keepdim)
 
+    def maximum(self, other):
+        """The elementwise maximum with ``other``, broadcast (see :func:`gpucnn.maximum`)."""
+        return _math().maximum(self, other)
+
+    def minimum(self, other):
+        """The elementwise minimum with ``other``, broadcast (see :func:`gpucnn.minimum`)."""
+        return _math().minimum(self, other)
+
     def argmax(self, dim=None, keepdim: bool = False):
         """Indices of the maxima along ``dim`` (of the flattened tensor when None); not differentiable."""
         return _math().arg_extreme(self, "max", dim, keepdim)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import gpucnn
-from helpers import assert_close
+from helpers import assert_close, check_op
 
 DEVICES = gpucnn.devices()
 
@@ -212,8 +212,6 @@ def test_top_level_functions_take_arrays_and_refuse_what_they_do_not_take():
     assert gpucnn.flatten(np.zeros((2, 3, 4)), 1).shape == (2, 12)
     with pytest.raises(TypeError, match="flatten: input must be a Tensor or an array, got list"):
         gpucnn.flatten([[1, 2]], 1)
-    with pytest.raises(TypeError, match="max\\(input, other\\), the elementwise maximum of two tensors, is not"):
-        gpucnn.max(gpucnn.zeros(2), gpucnn.ones(2))
 
 
 def test_dtype_names_are_torchs():
@@ -221,3 +219,26 @@ def test_dtype_names_are_torchs():
                  "int8", "uint8", "bool"):
         assert np.dtype(getattr(gpucnn, name)) == torch.zeros(1, dtype=getattr(torch, name)).numpy().dtype, name
     assert gpucnn.tensor([1.7], dtype=gpucnn.long).tolist() == [1]
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_elementwise_maximum_and_minimum_as_torchs(name):
+    """Values and gradients, with ties (half to each), NaNs (whole to both) and broadcasting; max(a, b) and
+    min(a, b) are the same; central differences away from ties."""
+    a = np.float32([[1.0, 2.0, 3.0, np.nan, 5.0], [0.5, -1.0, 4.0, 4.0, -2.0]])
+    b = np.float32([1.0, 3.0, 2.0, 1.0, np.nan])
+    for device in DEVICES:
+        x, y = gpucnn.tensor(a, device=device, requires_grad=True), gpucnn.tensor(b, device=device, requires_grad=True)
+        t, u = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+        ours, theirs = getattr(gpucnn, name)(x, y), getattr(torch, name)(t, u)
+        assert_close(ours, theirs.detach())
+        (ours * gpucnn.tensor(np.arange(1, 11, dtype=np.float32).reshape(2, 5), device=device)).sum().backward()
+        (theirs * torch.arange(1, 11, dtype=torch.float32).reshape(2, 5)).sum().backward()
+        assert_close(x.grad, t.grad)
+        assert_close(y.grad, u.grad)
+        short = name[:3]
+        assert_close(getattr(gpucnn, short)(x, y), getattr(torch, short)(t, u).detach())
+        assert_close(getattr(x, name)(0.5), getattr(t, name)(torch.tensor(0.5)).detach())
+    rng = np.random.default_rng(30)
+    check_op(lambda p, q: getattr(gpucnn, name)(p, q), lambda p, q: getattr(torch, name)(p, q),
+             rng.standard_normal((3, 4)), rng.standard_normal((4,)))

@@ -114,6 +114,27 @@ class Div(_Binary):
         return self.reduce(grad_a if need_a else None, -grad_a * self.a / self.b if need_b else None)
 
 
+class Maximum(_Binary):
+    """The elementwise maximum (or minimum: ``kind``), NaN where either is NaN. The gradient goes to the larger
+    (smaller) operand, half to each where they are equal, and whole to both where either is NaN, as PyTorch's."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        return getattr(self.xp, f"{self.kind}imum")(a, b)
+
+    def backward(self, grad):
+        xp = self.xp
+        beaten_a, beaten_b = (self.a < self.b, self.a > self.b) if self.kind == "max" else (self.a > self.b,
+                                                                                                self.a < self.b)
+        shared = xp.where(self.a == self.b, grad / 2, grad)
+        need_a, need_b = self.needs_input_grad
+        return self.reduce(xp.where(beaten_a, 0, shared).astype(grad.dtype, copy=False) if need_a else None,
+                           xp.where(beaten_b, 0, shared).astype(grad.dtype, copy=False) if need_b else None)
+
+
 class Neg(Function):
     uses_inputs = False
 
@@ -412,6 +433,14 @@ def div(a, b) -> Tensor:
     if a.dtype.kind != "f":  # integers or bools on both sides: float32, PyTorch's default dtype
         a, b = a.to(dtype=numpy.float32), b.to(dtype=numpy.float32)
     return Div().apply(a, b)
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum("max").apply(*_operands(a, b))
+
+
+def minimum(a, b) -> Tensor:
+    return Maximum("min").apply(*_operands(a, b))
 
 
 def neg(x: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from ..ops.linear import linear
 from ..ops.losses import l1_loss, mse_loss
 from ..ops.math import sigmoid, tanh
 from ..ops.maxpool2d import max_pool2d
+from ..ops.norms import group_norm, layer_norm
 from ..ops.relu import leaky_relu, relu
 from ..ops.softmax import log_softmax, softmax
 
@@ -25,7 +26,9 @@ __all__ = [
     "cross_entropy",
     "dropout",
     "dropout2d",
+    "group_norm",
     "l1_loss",
+    "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",

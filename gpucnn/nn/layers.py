@@ -314,6 +314,53 @@ class BatchNorm1d(_BatchNorm):
     RANKS, LAYOUT = (2, 3), "2-D (N, C) or 3-D (N, C, L)"
 
 
+class LayerNorm(Module):
+    """Normalises over the last dimensions, ``normalized_shape``, of each sample, with a learned scale and shift
+    of that shape (``elementwise_affine``; the shift unless ``bias=False``), as torch.nn.LayerNorm."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+        for size in shape:
+            _positive_int(size, "normalized_shape", "LayerNorm")
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        affine, with_bias = self.elementwise_affine, self.elementwise_affine and bias
+        self.weight = Parameter(numpy.ones(self.normalized_shape, numpy.float32)) if affine else None
+        self.bias = Parameter(numpy.zeros(self.normalized_shape, numpy.float32)) if with_bias else None
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    """Normalises each of ``num_groups`` groups of channels of each sample, with a learned scale and shift a
+    channel (``affine``; the shift unless ``bias=False``), as torch.nn.GroupNorm."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, *,
+                 bias: bool = True):
+        super().__init__()
+        self.num_groups = _positive_int(num_groups, "num_groups", "GroupNorm")
+        self.num_channels = _positive_int(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                             f"({num_groups})")
+        self.eps, self.affine = float(eps), bool(affine)
+        self.weight = Parameter(numpy.ones(num_channels, numpy.float32)) if affine else None
+        self.bias = Parameter(numpy.zeros(num_channels, numpy.float32)) if affine and bias else None
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+
 def _class_weight_buffer(weight, layer: str):
     """None, or ``weight`` as a 1-D floating-point tensor (one value a class); errors name ``layer``."""
     if weight is None:

@@ -1145,3 +1145,5 @@ def test_shape_functions_refuse_bad_arguments():
             call()
     with pytest.raises(TypeError, match="var needs a floating-point tensor"):
         gpucnn.tensor([1, 2]).var()
+    with pytest.raises(TypeError, match="split: split_size_or_sections must be an int or a list of ints, got 2.5"):
+        x.split(2.5)

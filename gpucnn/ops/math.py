@@ -666,6 +666,10 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
             raise ValueError(f"split: split_size must be positive, got {size}")
         sizes = [min(size, length - start) for start in range(0, length, size)] if length else [0]
     else:
+        if not isinstance(split_size_or_sections, (tuple, list)) or not all(
+                isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in split_size_or_sections):
+            raise TypeError(f"split: split_size_or_sections must be an int or a list of ints, got "
+                            f"{split_size_or_sections!r}")
         sizes = [int(n) for n in split_size_or_sections]
         if builtins.sum(sizes) != length or any(n < 0 for n in sizes):
             raise ValueError(f"split: sections {sizes} must be non-negative and add up to {length}, the size of "

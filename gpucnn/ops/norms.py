@@ -65,6 +65,6 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
             channels % num_groups:
         raise ValueError(f"group_norm: num_groups must be a positive int that divides the {channels} channels "
                          f"(input shape {x.shape}), got {num_groups!r}")
-    grouped = x.reshape(x.shape[0], int(num_groups), -1)
+    grouped = x.reshape(x.shape[0], int(num_groups), x.numel() // max(x.shape[0], 1) // int(num_groups))
     y = _normalized(grouped, (2,), _check_eps(eps, "group_norm")).reshape(x.shape)
     return _affine(y, weight, bias, (channels,), (channels,) + (1,) * (x.ndim - 2), "group_norm")

@@ -27,7 +27,8 @@ def test_layer_norm_against_torch(shape, normalized, affine):
         check_op(lambda t: F.layer_norm(t, normalized), lambda t: torch_F.layer_norm(t, dims), x, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape, groups", [((2, 6, 3, 4), 3), ((3, 4, 5), 1), ((2, 4, 2, 2), 4), ((4, 6), 2)])
+@pytest.mark.parametrize("shape, groups", [((2, 6, 3, 4), 3), ((3, 4, 5), 1), ((2, 4, 2, 2), 4), ((4, 6), 2),
+                                           ((0, 4, 2, 2), 2)])
 @pytest.mark.parametrize("affine", [False, True])
 def test_group_norm_against_torch(shape, groups, affine):
     rng = np.random.default_rng(sum(shape))

@@ -94,7 +94,7 @@ def _fill_dtype(fill_value, name: str) -> numpy.dtype:
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of shape ``size`` (a tuple or list) holding ``fill_value``; its dtype follows the value's
     type unless given: bool, int64 for an int, float32 for a float."""
-    shape = _size((size,) if isinstance(size, (tuple, list)) else (size,), "full")
+    shape = _size((size,), "full")
     dtype = _dtype(dtype, _fill_dtype(fill_value, "full"), "full")
     return _filled(shape, fill_value, dtype, device, requires_grad)
 

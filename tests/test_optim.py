@@ -3,6 +3,7 @@ parameters compared after every step; state dicts, validation, zero_grad and an 
 
 import inspect
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -826,8 +827,28 @@ SCHEDULES = [
                  id="OneCycleLR-linear-three-phase-AdamW"),
     pytest.param("OneCycleLR", dict(max_lr=1.0, total_steps=12, cycle_momentum=False), "Adadelta",
                  id="OneCycleLR-no-momentum-Adadelta"),
+    pytest.param("MultiplicativeLR", dict(lr_lambda=lambda epoch: 0.9 + 0.05 * (epoch % 2)), "SGD",
+                 id="MultiplicativeLR-one"),
+    pytest.param("MultiplicativeLR", dict(lr_lambda=[lambda epoch: 0.8, Halving(3)]), "Adam",
+                 id="MultiplicativeLR-list"),
+    pytest.param("ConstantLR", {}, "SGD", id="ConstantLR"),
+    pytest.param("ConstantLR", dict(factor=0.5, total_iters=9), "Adam", id="ConstantLR-past-the-hand-set-rate"),
+    pytest.param("PolynomialLR", {}, "SGD", id="PolynomialLR"),
+    pytest.param("PolynomialLR", dict(total_iters=10, power=2.5), "Adam", id="PolynomialLR-power"),
+    pytest.param("CosineAnnealingWarmRestarts", dict(T_0=4, eta_min=0.01), "SGD", id="CosineAnnealingWarmRestarts"),
+    pytest.param("CosineAnnealingWarmRestarts", dict(T_0=2, T_mult=2), "Adam", id="CosineAnnealingWarmRestarts-mult"),
+    pytest.param("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3), "SGD", id="CyclicLR-triangular-SGD"),
+    pytest.param("CyclicLR", dict(base_lr=[0.01, 0.02], max_lr=0.5, step_size_up=2, step_size_down=3,
+                                  mode="triangular2", base_momentum=0.7, max_momentum=[0.9, 0.95]), "Adam",
+                 id="CyclicLR-triangular2-Adam"),
+    pytest.param("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=2, mode="exp_range", gamma=0.9), "SGD",
+                 id="CyclicLR-exp-range"),
+    pytest.param("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=4, scale_fn=Halving(1),
+                                  scale_mode="iterations", cycle_momentum=False), "Adadelta",
+                 id="CyclicLR-scale-fn-Adadelta"),
 ]
-SCHEDULE_NAMES = sorted({case.values[0] for case in SCHEDULES} | {"ReduceLROnPlateau"})
+SCHEDULE_NAMES = sorted({case.values[0] for case in SCHEDULES} | {"ReduceLROnPlateau", "SequentialLR",
+                                                                   "ChainedScheduler"})
 
 
 def _two_group_optimizers(name="SGD"):
@@ -880,6 +901,125 @@ def test_schedules_set_the_rates_of_torchs(name, options, optimizer_name):
         reference.step()
         assert resumed.get_last_lr() == reference.get_last_lr(), name
         assert _momenta(resumed_optimizer) == _momenta(reference_optimizer), name
+
+
+# (schedules as (name, options), milestones), each over the optimizer SequentialLR gets
+SEQUENCES = [
+    pytest.param([("LinearLR", dict(start_factor=0.1, total_iters=4)), ("CosineAnnealingLR", dict(T_max=6))], [4],
+                 id="warm-up-then-cosine"),
+    pytest.param([("ConstantLR", dict(factor=0.5, total_iters=2)), ("ExponentialLR", dict(gamma=0.8)),
+                  ("StepLR", dict(step_size=2, gamma=0.5))], [3, 7], id="three"),
+    pytest.param([("ExponentialLR", dict(gamma=0.9)), ("LambdaLR", dict(lr_lambda=lambda epoch: 1 / (epoch + 1))),
+                  ("MultiplicativeLR", dict(lr_lambda=lambda epoch: 0.7))], [2, 9], id="without-closed-forms"),
+    pytest.param([("MultiStepLR", dict(milestones=[1, 1, 3], gamma=0.5)), ("PolynomialLR", dict(power=2.0)),
+                  ("LinearLR", dict(start_factor=0.25))], [5, 6], id="adjacent-milestones"),
+]
+
+
+def _sequence(module, optimizer, schedules, milestones):
+    made = [getattr(module, name)(optimizer, **options) for name, options in schedules]
+    return module.SequentialLR(optimizer, made, milestones=milestones)
+
+
+@pytest.mark.parametrize("schedules, milestones", SEQUENCES)
+def test_sequential_lr_sets_the_rates_of_torchs(schedules, milestones):
+    """SequentialLR's rates epoch by epoch as torch's, a rate set by hand between steps included, and resumed
+    from its state dict as the uninterrupted one goes on."""
+    ours, theirs = _two_group_optimizers()
+    sequences = [_sequence(optim.lr_scheduler, ours, schedules, milestones),
+                 _sequence(torch.optim.lr_scheduler, theirs, schedules, milestones)]
+    assert [group["lr"] for group in ours.param_groups] == [group["lr"] for group in theirs.param_groups]
+    for epoch in range(1, 13):
+        if epoch == 8:
+            for optimizer in (ours, theirs):
+                optimizer.param_groups[0]["lr"] = 0.3
+        for optimizer, sequence in zip((ours, theirs), sequences):
+            optimizer.step()
+            sequence.step()
+        if epoch == 4:
+            saved = pickle.loads(pickle.dumps((sequences[0].state_dict(), ours.state_dict())))
+        assert_close(np.array(sequences[0].get_last_lr()), np.array(sequences[1].get_last_lr()), atol=1e-15,
+                     name=f"epoch {epoch}")
+        assert_close(np.array([group["lr"] for group in ours.param_groups]),
+                     np.array([group["lr"] for group in theirs.param_groups]), atol=1e-15, name=f"epoch {epoch}")
+    resumed_optimizer, _ = _two_group_optimizers()
+    resumed = _sequence(optim.lr_scheduler, resumed_optimizer, schedules, milestones)
+    resumed_optimizer.load_state_dict(saved[1])
+    resumed.load_state_dict(saved[0])
+    reference_optimizer, _ = _two_group_optimizers()
+    reference = _sequence(optim.lr_scheduler, reference_optimizer, schedules, milestones)
+    for _ in range(4):
+        reference.step()
+    for _ in range(6):
+        resumed.step()
+        reference.step()
+        assert resumed.get_last_lr() == reference.get_last_lr()
+
+
+def test_sequential_lr_milestone_errors():
+    optimizer = _two_group_optimizers()[0]
+    schedules = [optim.lr_scheduler.StepLR(optimizer, 2), optim.lr_scheduler.ExponentialLR(optimizer, 0.5)]
+    with pytest.raises(ValueError, match="^SequentialLR: give one milestone fewer than schedules: 2 schedules and 2 "
+                                         "milestones$"):
+        optim.lr_scheduler.SequentialLR(optimizer, schedules, [3, 4])
+    with pytest.raises(ValueError, match=r"^SequentialLR: milestones must be ints, got \[2.5\]$"):
+        optim.lr_scheduler.SequentialLR(optimizer, schedules, [2.5])
+
+
+def test_chained_scheduler_sets_the_rates_of_torchs():
+    ours, theirs = _two_group_optimizers("Adam")
+    chains = []
+    for module, optimizer in ((optim.lr_scheduler, ours), (torch.optim.lr_scheduler, theirs)):
+        parts = [module.ConstantLR(optimizer, factor=0.1, total_iters=2), module.ExponentialLR(optimizer, gamma=0.9)]
+        chains.append(module.ChainedScheduler(parts))  # the optimizer: the first schedule's
+    assert chains[0].get_last_lr() == chains[1].get_last_lr()
+    for epoch in range(8):
+        for optimizer, chain in zip((ours, theirs), chains):
+            optimizer.step()
+            chain.step()
+        assert_close(np.array(chains[0].get_last_lr()), np.array(chains[1].get_last_lr()), atol=1e-15,
+                     name=f"epoch {epoch}")
+    state = chains[0].state_dict()
+    assert [part["last_epoch"] for part in state["_schedulers"]] == [8, 8]
+
+
+def test_cyclic_lr_made_after_another_schedule_as_torchs():
+    """A group that holds an initial_lr already (another schedule's) starts CyclicLR from it, then cycles from
+    base_lr, as torch's."""
+    ours, theirs = _two_group_optimizers()
+    schedules = []
+    for module, optimizer in ((optim.lr_scheduler, ours), (torch.optim.lr_scheduler, theirs)):
+        module.ExponentialLR(optimizer, gamma=0.5)
+        schedules.append(module.CyclicLR(optimizer, base_lr=0.01, max_lr=0.05, step_size_up=2))
+    for epoch in range(5):
+        assert_close(np.array(schedules[0].get_last_lr()), np.array(schedules[1].get_last_lr()), atol=1e-15,
+                     name=f"epoch {epoch}")
+        for optimizer, schedule in zip((ours, theirs), schedules):
+            optimizer.step()
+            schedule.step()
+
+
+def test_cosine_annealing_warm_restarts_stepped_by_fractions_of_epochs_as_torchs():
+    """step(epoch) with the epoch a fraction (a batch at a time), as torch's, across restarts of growing periods."""
+    ours, theirs = _two_group_optimizers()
+    schedules = [module.CosineAnnealingWarmRestarts(optimizer, T_0=2, T_mult=3, eta_min=0.001)
+                 for module, optimizer in ((optim.lr_scheduler, ours), (torch.optim.lr_scheduler, theirs))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's warns that step(epoch) is deprecated
+        for epoch in [0.25, 0.5, 1.75, 2.0, 2.5, 7.9, 8.0, 8.1, 30.2, 1.5, 4]:
+            for optimizer, schedule in zip((ours, theirs), schedules):
+                optimizer.step()
+                schedule.step(epoch)
+            assert_close(np.array(schedules[0].get_last_lr()), np.array(schedules[1].get_last_lr()), atol=1e-15,
+                         name=f"epoch {epoch}")
+            assert schedules[0].last_epoch == schedules[1].last_epoch
+            schedules[0].step()
+            schedules[1].step()
+            assert_close(np.array(schedules[0].get_last_lr()), np.array(schedules[1].get_last_lr()), atol=1e-15,
+                         name=f"the epoch after {epoch}")
+    with pytest.raises(ValueError, match="CosineAnnealingWarmRestarts.step: epoch must be a number of 0 or more, "
+                                         "got -1"):
+        schedules[0].step(-1)
 
 
 def test_a_schedule_resumed_by_last_epoch_as_torchs():
@@ -1147,6 +1287,36 @@ def _one_cycle(optimizer, **options):
     (lambda o: optim.lr_scheduler.ReduceLROnPlateau(o).step(None), ValueError,
      "ReduceLROnPlateau.step: metrics must be a number or a one-element tensor, got NoneType"),
     (lambda o: optim.lr_scheduler.ReduceLROnPlateau(None), TypeError, "ReduceLROnPlateau needs an Optimizer"),
+    (lambda o: optim.lr_scheduler.ConstantLR(o, factor=0), ValueError,
+     "ConstantLR: factor must be a number above 0 and at most 1, got 0"),
+    (lambda o: optim.lr_scheduler.ConstantLR(o, total_iters=-1), ValueError, "ConstantLR: total_iters must be"),
+    (lambda o: optim.lr_scheduler.PolynomialLR(o, total_iters=0), ValueError,
+     "PolynomialLR: total_iters must be an int of 1 or more, got 0"),
+    (lambda o: optim.lr_scheduler.PolynomialLR(o, power="2"), ValueError, "PolynomialLR: power must be a number"),
+    (lambda o: optim.lr_scheduler.MultiplicativeLR(o, 0.9), ValueError,
+     "MultiplicativeLR: lr_lambda must be callable, got 0.9"),
+    (lambda o: optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=0), ValueError,
+     "CosineAnnealingWarmRestarts: T_0 must be an int of 1 or more, got 0"),
+    (lambda o: optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=1.5), ValueError,
+     "CosineAnnealingWarmRestarts: T_mult must be an int"),
+    (lambda o: optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=2, eta_min=-1), ValueError,
+     "CosineAnnealingWarmRestarts: eta_min must be"),
+    (lambda o: optim.lr_scheduler.CyclicLR(o, 0.1, 1.0, mode="sine"), ValueError,
+     "CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range' \\(or give scale_fn\\), got 'sine'"),
+    (lambda o: optim.lr_scheduler.CyclicLR(o, 0.1, 1.0, step_size_up=0), ValueError,
+     "CyclicLR: step_size_up must be an int of 1 or more, got 0"),
+    (lambda o: optim.lr_scheduler.CyclicLR(o, 0.1, [1.0]), ValueError, "CyclicLR: max_lr must be a number or a list"),
+    (lambda o: optim.lr_scheduler.CyclicLR(o, 0.1, 1.0, scale_mode="epoch"), ValueError,
+     "CyclicLR: scale_mode must be 'cycle' or 'iterations', got 'epoch'"),
+    (lambda o: optim.lr_scheduler.CyclicLR(_two_group_optimizers("Adadelta")[0], 0.1, 1.0), ValueError,
+     "CyclicLR: cycle_momentum needs an optimizer with momentum or betas, and Adadelta has neither"),
+    (lambda o: optim.lr_scheduler.SequentialLR(o, [], []), ValueError, "SequentialLR: give at least one schedule"),
+    (lambda o: optim.lr_scheduler.SequentialLR(o, [optim.lr_scheduler.ReduceLROnPlateau(o)], []), ValueError,
+     "SequentialLR: schedule 0 is a ReduceLROnPlateau"),
+    (lambda o: optim.lr_scheduler.SequentialLR(o, [optim.lr_scheduler.StepLR(_two_group_optimizers()[0], 2)], []),
+     ValueError, "SequentialLR: schedule 0 \\(StepLR\\) is over another optimizer than the SGD given"),
+    (lambda o: optim.lr_scheduler.ChainedScheduler([o]), TypeError,
+     "ChainedScheduler: schedule 0 must be a learning-rate schedule, got SGD"),
 ])
 def test_schedule_argument_errors(make, error, message):
     optimizer = _two_group_optimizers()[0]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from typing import Iterator, NamedTuple
 
 import numpy
 
-from ..devices import get_device
+from ..devices import Device, get_device
 from ..tensor import Tensor, _to_array
 
 
@@ -34,6 +35,25 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list
 
 
+class RemovableHandle:
+    """What registering a hook returns: ``remove()`` takes that hook off (again: nothing), as does the end of a
+    ``with`` block over the handle."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self._hooks, self.id = hooks, next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+
 class Module:
     """Base class of every layer and model.
 
@@ -47,7 +67,8 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name: str, value) -> None:
@@ -84,35 +105,74 @@ class Module:
                 return
         object.__delattr__(self, name)
 
+    def _check_new_name(self, name, what: str, registry: dict) -> None:
+        """PyTorch's checks of a name to register ``what`` under: a str, not empty, without ".", and not an
+        attribute of the module other than one of ``registry`` (which the new value replaces)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{what} name should be a string, got {type(name).__name__}")
+        if "." in name:
+            raise KeyError(f"{what} name can't contain \".\", got: {name}")
+        if not name:
+            raise KeyError(f"{what} name can't be empty string \"\"")
+        if hasattr(self, name) and name not in registry:
+            raise KeyError(f"attribute '{name}' already exists")
+
     def register_buffer(self, name: str, tensor) -> None:
         """Registers ``tensor`` (or None) as state that is saved in state_dict but not trained."""
+        self._check_new_name(name, "buffer", self._buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(tensor).__name__}")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
 
-    def register_forward_hook(self, hook):
-        """Calls ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
-        self._forward_hooks.append(hook)
-        hooks = self._forward_hooks
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Registers ``param`` (a Parameter, or None for an absent one, as a layer without bias) as ``name``."""
+        self._check_new_name(name, "parameter", self._parameters)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign {type(param).__name__} object to parameter '{name}' (a Parameter or "
+                            "None is required)")
+        self._parameters[name] = param
 
-        class Handle:
-            def remove(self):
-                if hook in hooks:
-                    hooks.remove(hook)
+    def add_module(self, name: str, module: "Module | None") -> None:
+        """Registers ``module`` (or None) as the submodule ``name``, as assigning it would."""
+        self._check_new_name(name, "module", self._modules)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._modules[name] = module
 
-        return Handle()
+    register_module = add_module
+
+    def register_forward_pre_hook(self, hook) -> RemovableHandle:
+        """Calls ``hook(module, args)`` before every forward, ``args`` the positional inputs; what it returns,
+        unless None, becomes them (a value that is not a tuple, the one input)."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_hook(self, hook) -> RemovableHandle:
+        """Calls ``hook(module, args, output)`` after every forward; what it returns, unless None, becomes the
+        output."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------ running
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks:
+            for hook in list(self._forward_pre_hooks.values()):  # a hook may remove itself
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
         output = self.forward(*args, **kwargs)
         if self._forward_hooks:
-            for hook in list(self._forward_hooks):  # a hook may remove itself
-                hook(self, args, output)
+            for hook in list(self._forward_hooks.values()):
+                result = hook(self, args, output)
+                if result is not None:
+                    output = result
         return output
 
     # ------------------------------------------------------------ traversal
@@ -161,6 +221,35 @@ class Module:
         for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at dotted path ``target`` ("" is the module itself); AttributeError naming the part
+        of the path that is missing or is not a Module."""
+        module = self
+        for depth, name in enumerate(target.split(".") if target else []):
+            path = ".".join(target.split(".")[:depth + 1])
+            child = module._modules.get(name) if name in module._modules else getattr(module, name, None)
+            if not isinstance(child, Module):
+                what = "has no attribute" if child is None else "is not an nn.Module:"
+                raise AttributeError(f"{type(self).__name__}.get_submodule: {path!r} {what}"
+                                     f"{'' if child is None else ' ' + type(child).__name__}")
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` ("block.0.weight")."""
+        return self._get_member(target, "_parameters", "get_parameter", "an nn.Parameter")
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path ``target`` ("bn.running_mean")."""
+        return self._get_member(target, "_buffers", "get_buffer", "a buffer")
+
+    def _get_member(self, target: str, registry: str, method: str, what: str):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in getattr(module, registry):
+            raise AttributeError(f"{type(self).__name__}.{method}: {target!r} is not {what}")
+        return getattr(module, registry)[name]
+
     def apply(self, fn) -> "Module":
         """Calls ``fn(module)`` on every submodule, then on self."""
         for module in self.children():
@@ -187,16 +276,53 @@ class Module:
                 else:
                     parameter.grad.data[...] = 0
 
-    def to(self, device) -> "Module":
-        """Moves every parameter and buffer to ``device`` in place (the same Parameter objects)."""
-        device = get_device(device)
-        for tensor in list(self.parameters()) + list(self.buffers()):
-            if tensor.device != device:
-                tensor.data = device.asarray(tensor.numpy())
-                tensor.device = device
-                if tensor.grad is not None:
-                    tensor.grad = Tensor._from_array(device.asarray(tensor.grad.numpy()), device)
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Sets ``requires_grad`` of every parameter: ``model.features.requires_grad_(False)`` freezes them."""
+        for parameter in self.parameters():
+            parameter.requires_grad_(requires_grad)
         return self
+
+    def to(self, device=None, dtype=None) -> "Module":
+        """Moves every parameter and buffer to ``device`` and/or casts its floating-point ones to ``dtype``, in
+        place (the same Parameter objects): ``to('cuda')``, ``to(gpucnn.float64)``, ``to('cpu', gpucnn.float64)``.
+        Gradients follow."""
+        if dtype is None and device is not None and not isinstance(device, (str, Device)):
+            device, dtype = None, device
+        if dtype is not None and numpy.dtype(dtype).kind != "f":
+            raise TypeError(f"Module.to: dtype must be a floating-point type (integer and bool tensors keep "
+                            f"theirs), got {numpy.dtype(dtype)}")
+        device = None if device is None else get_device(device)
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            target = tensor.device if device is None else device
+            array = self._moved(tensor, target, dtype)
+            if array is not tensor.data or target != tensor.device:
+                tensor.data, tensor.device = array, target
+            if tensor.grad is not None:
+                grad = self._moved(tensor.grad, target, dtype)
+                if grad is not tensor.grad.data or target != tensor.grad.device:
+                    tensor.grad = Tensor._from_array(grad, target)
+        return self
+
+    @staticmethod
+    def _moved(tensor: Tensor, device: Device, dtype):
+        """``tensor``'s array on ``device`` and, where floating point, as ``dtype`` (None: as it is)."""
+        array = tensor.data if tensor.device == device else device.asarray(tensor.numpy())
+        if dtype is not None and array.dtype.kind == "f" and array.dtype != dtype:
+            array = array.astype(dtype)
+        return array
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
+
+    def cuda(self, device: int | None = None) -> "Module":
+        """To GPU ``device`` (an index), the first by default."""
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def float(self) -> "Module":
+        return self.to(dtype=numpy.float32)
+
+    def double(self) -> "Module":
+        return self.to(dtype=numpy.float64)
 
     def state_dict(self) -> "OrderedDict[str, Tensor]":
         """Every parameter and buffer by dotted name, as detached Tensors sharing the module's arrays."""
@@ -252,7 +378,8 @@ class Module:
 
 class _ModuleSequence(Module):
     """Modules under the names "0", "1", ...: indexing (a slice gives the same kind of container), len,
-    iteration and append."""
+    iteration, and changes as a list's (``append``, ``extend``, ``insert``, ``pop``, ``[i] = module``,
+    ``del [i]``); a change but ``append`` and ``[i] =`` numbers the modules afresh, as PyTorch's."""
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -261,17 +388,68 @@ class _ModuleSequence(Module):
         items = list(self._modules.values())
         if isinstance(index, slice):
             return self._of(items[index])
-        return items[index]
+        return items[self._index(index)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        position = self._index(index)
+        self._check_module(module, "[]=", position)
+        setattr(self, list(self._modules)[position], module)
+
+    def __delitem__(self, index) -> None:
+        names = list(self._modules)
+        for name in (names[index] if isinstance(index, slice) else [names[self._index(index)]]):
+            del self._modules[name]
+        self._renumber(list(self._modules.values()))
 
     def __iter__(self):
         return iter(self._modules.values())
 
-    def append(self, module: Module):
+    def _index(self, index) -> int:
+        """``index`` (an int, negative from the end) as a position; IndexError outside."""
+        if not hasattr(index, "__index__") or isinstance(index, bool):
+            raise TypeError(f"{type(self).__name__} indices must be ints or slices, got {type(index).__name__}")
+        position = index.__index__()
+        if not -len(self) <= position < len(self):
+            raise IndexError(f"index {position} is out of range for {type(self).__name__} of {len(self)} modules")
+        return position
+
+    def _check_module(self, module, operation: str, position: int) -> None:
         if not isinstance(module, Module):
-            raise TypeError(f"{type(self).__name__}.append: element {len(self)} is a {type(module).__name__}, "
+            raise TypeError(f"{type(self).__name__}.{operation}: element {position} is a {type(module).__name__}, "
                             "not a Module")
+
+    def _renumber(self, modules: list) -> None:
+        self._modules.clear()
+        self._modules.update((str(position), module) for position, module in enumerate(modules))
+
+    def append(self, module: Module):
+        self._check_module(module, "append", len(self))
         setattr(self, str(len(self)), module)
         return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        """Puts ``module`` before position ``index`` (negative: from the end; ``len(self)``: at the end);
+        IndexError outside these."""
+        if not hasattr(index, "__index__") or isinstance(index, bool):
+            raise TypeError(f"{type(self).__name__}.insert: index must be an int, got {type(index).__name__}")
+        position = index.__index__()
+        if not -len(self) <= position <= len(self):
+            raise IndexError(f"{type(self).__name__}.insert: index {position} is out of range for {len(self)} "
+                             "modules")
+        self._check_module(module, "insert", position)
+        modules = list(self._modules.values())
+        modules.insert(position, module)
+        self._renumber(modules)
+
+    def pop(self, index: int = -1) -> Module:
+        module = self[index]
+        del self[index]
+        return module
 
 
 class ModuleList(_ModuleSequence):
@@ -287,11 +465,6 @@ class ModuleList(_ModuleSequence):
     @staticmethod
     def _of(modules: list) -> "ModuleList":
         return ModuleList(modules)
-
-    def extend(self, modules) -> "ModuleList":
-        for module in modules:
-            self.append(module)
-        return self
 
 
 class ModuleDict(Module):

@@ -8,7 +8,7 @@
 
 from numpy import bool_, float16, float32, float64, int8, int16, int32, int64, uint8  # noqa: F401  as torch.float32
 
-from . import cuda, data, models, nn, optim
+from . import cuda, data, models, nn, optim, utils
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import (
     arange, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, rand_like, randint,
@@ -40,5 +40,5 @@ __all__ = [
     "load", "log", "log_softmax", "manual_seed", "max", "maximum", "mean", "min", "minimum", "models", "nn", "no_grad",
     "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
     "relu", "reshape", "save", "set_grad_enabled", "set_rng_state", "sigmoid", "softmax", "split", "sqrt", "squeeze",
-    "stack", "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "where", "zeros", "zeros_like",
+    "stack", "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "utils", "where", "zeros", "zeros_like",
 ]

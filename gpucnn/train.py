@@ -22,7 +22,7 @@ import numpy
 from . import io, models, nn
 from . import random as gpucnn_random
 from .autograd import no_grad
-from .data import BatchLoader, Dataset, DatasetInfo, Preprocess
+from .data import BatchLoader, DatasetInfo, Preprocess, Splits
 from .devices import get_device
 from .optim import SGD, Adadelta, Adam
 from .tensor import tensor
@@ -142,7 +142,7 @@ def write_json(path, values) -> None:
 class Trainer:
     """One run: builds (or restores) the model, optimizer and loader, then trains epoch by epoch."""
 
-    def __init__(self, config: TrainConfig, dataset: Dataset, device, out_dir, progress: bool = True,
+    def __init__(self, config: TrainConfig, dataset: Splits, device, out_dir, progress: bool = True,
                  log=print):
         self.config, self.device, self.out_dir = config, get_device(device), Path(out_dir)
         self.dataset = dataset.limit_train(config.train_size)

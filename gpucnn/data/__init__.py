@@ -1,11 +1,17 @@
 """Datasets: the synthetic shapes task, and the real digits, MNIST and CIFAR-10 with a batch loader; and
-PyTorch's ``TensorDataset`` and ``DataLoader`` for data of one's own.
+torch.utils.data's ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``, samplers and
+``DataLoader``, torchvision's ``datasets.MNIST`` and ``datasets.CIFAR10`` and its ``transforms``.
 
     >>> from gpucnn import data
-    >>> dataset = data.load_dataset("digits", seed=0)       # ships with scikit-learn: no download
-    >>> preprocess = data.Preprocess.for_dataset(dataset.info)
-    >>> for inputs, labels in data.BatchLoader(dataset.train_images, dataset.train_labels, 32, preprocess,
+    >>> splits = data.load_dataset("digits", seed=0)       # ships with scikit-learn: no download
+    >>> preprocess = data.Preprocess.for_dataset(splits.info)
+    >>> for inputs, labels in data.BatchLoader(splits.train_images, splits.train_labels, 32, preprocess,
     ...                                        shuffle=True, augment=True): ...
+
+    >>> from gpucnn.data import DataLoader, datasets, random_split, transforms
+    >>> train = datasets.CIFAR10(root, train=True, download=True, transform=transforms.ToTensor())
+    >>> train, val = random_split(train, [0.9, 0.1])
+    >>> for images, labels in DataLoader(train, batch_size=128, shuffle=True): ...
 
 Loading the real datasets imports nothing beyond NumPy except scikit-learn for ``digits``.
 """
@@ -15,18 +21,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import cifar10, digits, mnist
-from .base import Dataset, DatasetError, DatasetInfo
-from .dataloader import DataLoader, TensorDataset, default_collate
+from . import cifar10, datasets, digits, mnist, transforms
+from .base import DatasetError, DatasetInfo, Splits
+from .dataloader import DataLoader, default_collate
+from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from .loader import BatchLoader
+from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler
 from .synthetic import SHAPE_CLASSES, make_shapes
 from .transforms import Preprocess, augment
 
 DATASETS = {"digits": digits.INFO, "mnist": mnist.INFO, "cifar10": cifar10.INFO}
 
 __all__ = [
-    "DATASETS", "SHAPE_CLASSES", "BatchLoader", "DataLoader", "Dataset", "DatasetError", "DatasetInfo", "Preprocess",
-    "TensorDataset", "augment", "default_collate", "default_data_dir", "load_dataset", "make_shapes",
+    "DATASETS", "SHAPE_CLASSES", "BatchLoader", "BatchSampler", "ConcatDataset", "DataLoader", "Dataset",
+    "DatasetError", "DatasetInfo", "Preprocess", "RandomSampler", "Sampler", "SequentialSampler", "Splits", "Subset",
+    "SubsetRandomSampler", "TensorDataset", "augment", "datasets", "default_collate", "default_data_dir",
+    "load_dataset", "make_shapes", "random_split", "transforms",
 ]
 
 
@@ -42,7 +52,7 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def load_dataset(name: str, data_dir=None, seed: int = 0, download: bool = True) -> Dataset:
+def load_dataset(name: str, data_dir=None, seed: int = 0, download: bool = True) -> Splits:
     """The train and test splits of ``name`` ('digits', 'mnist' or 'cifar10').
 
     Args:

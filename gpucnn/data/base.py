@@ -1,4 +1,4 @@
-"""What every dataset loader returns, and the error they raise for missing or corrupt files."""
+"""What every dataset loader returns (:class:`Splits`), and the error they raise for missing or corrupt files."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ class DatasetInfo:
 
 
 @dataclass
-class Dataset:
-    """A train and a test split held in memory.
+class Splits:
+    """A dataset's train and test split held in memory.
 
     Images are (N, C, H, W) uint8, as stored (multiply by ``info.scale`` for [0, 1]); labels (N,) int64.
     """
@@ -68,16 +68,16 @@ class Dataset:
                     f"(found {labels.min()}..{labels.max()})"
                 )
 
-    def limit_train(self, count: int | None) -> "Dataset":
+    def limit_train(self, count: int | None) -> "Splits":
         """The same data with only the first ``count`` training images (None: all)."""
         if count is None or count >= len(self.train_labels):
             return self
-        return Dataset(self.info, self.train_images[:count], self.train_labels[:count], self.test_images,
-                       self.test_labels)
+        return Splits(self.info, self.train_images[:count], self.train_labels[:count], self.test_images,
+                      self.test_labels)
 
-    def limit_test(self, count: int | None) -> "Dataset":
+    def limit_test(self, count: int | None) -> "Splits":
         """The same data with only the first ``count`` test images (None: all)."""
         if count is None or count >= len(self.test_labels):
             return self
-        return Dataset(self.info, self.train_images, self.train_labels, self.test_images[:count],
-                       self.test_labels[:count])
+        return Splits(self.info, self.train_images, self.train_labels, self.test_images[:count],
+                      self.test_labels[:count])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy
 
 from . import download
-from .base import Dataset, DatasetError, DatasetInfo
+from .base import DatasetError, DatasetInfo, Splits
 
 INFO = DatasetInfo(
     name="cifar10", channels=3, size=(32, 32),
@@ -117,7 +117,7 @@ def files_hint(data_dir: Path) -> str:
             f"{', '.join(TRAIN_BATCHES)}, {TEST_BATCH}) into {data_dir}")
 
 
-def load(data_dir, download_missing: bool = True, log=download.stderr_log) -> Dataset:
+def load(data_dir, download_missing: bool = True, log=download.stderr_log) -> Splits:
     """CIFAR-10 from ``data_dir/cifar-10-batches-py``, extracted from ``data_dir/cifar-10-python.tar.gz``
     (downloaded first if absent) when the folder is incomplete. Images (N, 3, 32, 32) uint8."""
     data_dir = Path(data_dir)
@@ -133,7 +133,7 @@ def load(data_dir, download_missing: bool = True, log=download.stderr_log) -> Da
                                    f"{files_hint(data_dir)}") from None
         _extract(archive, folder)
     splits = _read_folder(folder)
-    return Dataset(INFO, *splits["train"], *splits["test"])
+    return Splits(INFO, *splits["train"], *splits["test"])
 
 
 def write_batch(path, images: numpy.ndarray, labels, protocol: int = 2) -> None:

@@ -1,5 +1,5 @@
-"""``TensorDataset`` and ``DataLoader``, as torch.utils.data's: a dataset indexed sample by sample, and
-batches of it, shuffled each pass, stacked into tensors.
+"""``DataLoader`` as torch.utils.data's: batches of a dataset indexed sample by sample, in the order of a
+sampler (shuffled each pass, or one's own), stacked into tensors.
 
     >>> dataset = gpucnn.data.TensorDataset(images, labels)
     >>> for x, y in gpucnn.data.DataLoader(dataset, batch_size=64, shuffle=True): ...
@@ -12,40 +12,16 @@ tensors with the batch's indices at once, which gives the same batch as stacking
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy
 
-from .. import random
 from ..ops.math import stack
 from ..tensor import Tensor, tensor
+from .dataset import TensorDataset, _generator
+from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
-__all__ = ["DataLoader", "TensorDataset", "default_collate"]
-
-
-class TensorDataset:
-    """Samples of tensors that share their first dimension: sample i is ``tuple(t[i] for t in tensors)``."""
-
-    def __init__(self, *tensors: Tensor):
-        if not tensors:
-            raise ValueError("TensorDataset: give at least one tensor")
-        for position, value in enumerate(tensors):
-            if not isinstance(value, Tensor) or value.ndim == 0:
-                shape = f" of shape {value.shape}" if isinstance(value, Tensor) else ""
-                raise TypeError(f"TensorDataset: argument {position} must be a tensor of at least one dimension, "
-                                f"got {type(value).__name__}{shape}")
-        sizes = [value.shape[0] for value in tensors]
-        if len(set(sizes)) > 1:
-            raise ValueError(f"TensorDataset: the tensors' first dimensions must be equal, got shapes "
-                             f"{[value.shape for value in tensors]}")
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return self.tensors[0].shape[0]
-
-    def __getitem__(self, index):
-        return tuple(value[index] for value in self.tensors)
+__all__ = ["DataLoader", "default_collate"]
 
 
 def default_collate(samples: list):
@@ -77,38 +53,53 @@ class DataLoader:
 
     Args:
         batch_size: samples a batch; the last is smaller unless ``drop_last``.
-        shuffle: a new order each pass, drawn from ``generator`` (a ``numpy.random.Generator``), else from
-            the global generator that :func:`gpucnn.manual_seed` seeds.
+        shuffle: a new order each pass (a :class:`RandomSampler`), drawn from ``generator`` (a
+            ``numpy.random.Generator``), else from the global generator that :func:`gpucnn.manual_seed` seeds.
+        sampler: the order of the indices instead (a sampler or any iterable of indices); not with ``shuffle``.
+        batch_sampler: the batches' indices instead (an iterable of lists of indices); not with ``batch_size``,
+            ``shuffle``, ``sampler`` or ``drop_last``.
         collate_fn: makes a batch of a list of samples (:func:`default_collate`).
         num_workers, pin_memory: accepted for PyTorch's scripts; batches are made in the calling process,
             so they change no value.
+
+    Raises:
+        ValueError: a bad number, or arguments that exclude each other, as torch's. TypeError: a dataset
+        without ``__len__`` and ``__getitem__``, or a generator that is not a ``numpy.random.Generator``.
     """
 
-    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, *, num_workers: int = 0,
-                 collate_fn=None, pin_memory: bool = False, drop_last: bool = False, generator=None):
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, sampler=None, batch_sampler=None,
+                 num_workers: int = 0, collate_fn=None, pin_memory: bool = False, drop_last: bool = False, *,
+                 generator=None):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__, got {type(dataset).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
             raise ValueError(f"DataLoader: num_workers must be a non-negative int, got {num_workers!r}")
-        if generator is not None and not isinstance(generator, numpy.random.Generator):
-            raise TypeError(f"DataLoader: generator must be a numpy.random.Generator, got {type(generator).__name__}")
-        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), bool(shuffle)
-        self.num_workers, self.pin_memory, self.drop_last = int(num_workers), bool(pin_memory), bool(drop_last)
-        self.collate_fn, self.generator = collate_fn, generator
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler is mutually exclusive with shuffle")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            raise ValueError("DataLoader: batch_sampler is mutually exclusive with batch_size, shuffle, sampler "
+                             "and drop_last")
+        _generator(generator, "DataLoader")
+        if sampler is None:
+            sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        if batch_sampler is None:
+            batch_sampler = BatchSampler(sampler, int(batch_size), drop_last)
+        else:
+            batch_size, drop_last = None, False
+        self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
+        self.sampler, self.batch_sampler, self.generator = sampler, batch_sampler, generator
+        self.num_workers, self.pin_memory, self.collate_fn = int(num_workers), bool(pin_memory), collate_fn
 
     def __len__(self) -> int:
-        count = len(self.dataset) / self.batch_size
-        return math.floor(count) if self.drop_last else math.ceil(count)
+        return len(self.batch_sampler)
 
     def __iter__(self):
-        size = len(self.dataset)
-        order = (self.generator or random.generator()).permutation(size) if self.shuffle else numpy.arange(size)
         whole = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            indices = order[start:start + self.batch_size]
+        for indices in self.batch_sampler:
             if whole:
+                indices = numpy.asarray(indices, dtype=numpy.int64)
                 yield [value[tensor(indices, device=value.device)] for value in self.dataset.tensors]
             else:
-                yield (self.collate_fn or default_collate)([self.dataset[int(index)] for index in indices])
+                yield (self.collate_fn or default_collate)([self.dataset[index] for index in indices])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy
 
-from .base import Dataset, DatasetError, DatasetInfo
+from .base import DatasetError, DatasetInfo, Splits
 
 # mean and std of all 1,797 images scaled to [0, 1]. No augmentation: the digits are centred in
 # their 8x8 frame, where a 1-pixel shift moves 12 % of the image, and shifted training measured
@@ -62,10 +62,10 @@ def _read_digits():
     return bunch.images, bunch.target
 
 
-def load(seed: int = 0) -> Dataset:
+def load(seed: int = 0) -> Splits:
     """The digits, split 80/20 by ``seed``. Images (N, 1, 8, 8) uint8 in 0..16."""
     images, labels = _read_digits()
     images = images.astype(numpy.uint8)[:, None]
     labels = labels.astype(numpy.int64)
     train, test = stratified_split(labels, TEST_FRACTION, seed)
-    return Dataset(INFO, images[train], labels[train], images[test], labels[test])
+    return Splits(INFO, images[train], labels[train], images[test], labels[test])

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy
 
 from . import download
-from .base import Dataset, DatasetError, DatasetInfo
+from .base import DatasetError, DatasetInfo, Splits
 
 INFO = DatasetInfo(name="mnist", channels=1, size=(28, 28), classes=tuple(str(digit) for digit in range(10)),
                    scale=1 / 255, mean=(0.1307,), std=(0.3081,), flip=False, shift=2)
@@ -76,7 +76,7 @@ def files_hint(folder: Path) -> str:
     return f"put {names} (gzipped or not) from {MIRRORS[0]} into {folder}"
 
 
-def load(data_dir, download_missing: bool = True, log=download.stderr_log) -> Dataset:
+def load(data_dir, download_missing: bool = True, log=download.stderr_log) -> Splits:
     """MNIST from ``data_dir/mnist`` (or ``data_dir`` itself). Images (N, 1, 28, 28) uint8."""
     data_dir = Path(data_dir)
     folder = data_dir / FOLDER
@@ -101,5 +101,5 @@ def load(data_dir, download_missing: bool = True, log=download.stderr_log) -> Da
                                f"{len(images)} images in {paths[split + '_images']}")
         if len(labels) and labels.max() > 9:
             raise DatasetError(f"{paths[split + '_labels']}: label {labels.max()} is not a digit")
-    return Dataset(INFO, arrays["train_images"][:, None], arrays["train_labels"].astype(numpy.int64),
-                   arrays["test_images"][:, None], arrays["test_labels"].astype(numpy.int64))
+    return Splits(INFO, arrays["train_images"][:, None], arrays["train_labels"].astype(numpy.int64),
+                  arrays["test_images"][:, None], arrays["test_labels"].astype(numpy.int64))

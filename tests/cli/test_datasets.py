@@ -1,5 +1,6 @@
 """Datasets: digits' split, MNIST idx and CIFAR-10 pickles written in their exact formats, downloads
-from a local HTTP server with checksums, offline errors, augmentation and the batch loader."""
+from a local HTTP server with checksums, offline errors, augmentation and the batch loader; MNIST and CIFAR-10
+as torchvision.datasets' on those files."""
 
 import functools
 import gzip
@@ -15,8 +16,12 @@ import threading
 import numpy as np
 import pytest
 
+import gpucnn
 from cli_helpers import one_line_error
-from gpucnn.data import BatchLoader, DatasetError, Preprocess, augment, cifar10, digits, load_dataset, mnist
+from gpucnn.data import (
+    BatchLoader, DataLoader, DatasetError, Preprocess, augment, cifar10, datasets, digits, load_dataset, mnist,
+    random_split, transforms,
+)
 
 
 def test_digits_split_is_stratified_disjoint_and_seeded():
@@ -182,6 +187,64 @@ def test_corrupt_cifar_batch(tmp_path):
     cifar10.write_batch(path, np.zeros((2, 3, 32, 32), np.uint8), [1, 12])
     with pytest.raises(DatasetError, match="ints in 0..9"):
         load_dataset("cifar10", tmp_path, download=False)
+
+
+# ----------------------------------------------------------------------------- as torchvision.datasets'
+@pytest.mark.parametrize("train", [True, False])
+def test_torchvision_mnist_samples(tmp_path, train):
+    arrays = write_mnist(tmp_path / "mnist")
+    images, labels = (arrays["train_images"], arrays["train_labels"]) if train else (arrays["test_images"],
+                                                                                      arrays["test_labels"])
+    dataset = datasets.MNIST(tmp_path, train=train)
+    assert len(dataset) == len(labels) and dataset.train is train and isinstance(dataset, gpucnn.data.Dataset)
+    assert dataset.classes[3] == "3 - three" and dataset.class_to_idx["9 - nine"] == 9
+    assert isinstance(dataset.data, gpucnn.Tensor) and dataset.data.dtype == np.uint8
+    assert dataset.data.shape == images.shape and np.array_equal(dataset.data.numpy(), images)
+    assert dataset.targets.dtype == np.int64 and np.array_equal(dataset.targets.numpy(), labels)
+    for index in (0, 5, -1):
+        image, label = dataset[index]
+        assert image.shape == (28, 28) and image.dtype == np.uint8 and np.array_equal(image, images[index])
+        assert type(label) is int and label == labels[index]
+    image[:] = 0  # a sample is a copy, as a PIL image is
+    assert np.array_equal(dataset[-1][0], images[-1])
+
+
+def test_torchvision_cifar10_samples_and_transforms(tmp_path):
+    written = write_cifar(tmp_path / "cifar-10-batches-py")
+    train = datasets.CIFAR10(tmp_path, transform=transforms.ToTensor(), target_transform=lambda label: label + 100)
+    test = datasets.CIFAR10(tmp_path, train=False)
+    assert len(train) == 20 and len(test) == 4 and train.classes[0] == "airplane" and test.class_to_idx["truck"] == 9
+    assert train.data.shape == (20, 32, 32, 3) and train.data.dtype == np.uint8
+    assert np.array_equal(train.data[4:8], written["data_batch_2"][0].transpose(0, 2, 3, 1))
+    assert train.targets == [int(label) for name in cifar10.TRAIN_BATCHES for label in written[name][1]]
+    image, label = test[2]
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8 and type(label) is int
+    assert np.array_equal(image, written["test_batch"][0][2].transpose(1, 2, 0))
+    assert label == written["test_batch"][1][2]
+    tensor, label = train[5]
+    assert tensor.shape == (3, 32, 32) and label == written["data_batch_2"][1][1] + 100
+    assert np.array_equal(tensor.numpy(), written["data_batch_2"][0][1] / np.float32(255))
+
+
+def test_torchvision_pipeline_through_random_split_and_data_loader(tmp_path):
+    write_cifar(tmp_path / "cifar-10-batches-py", per_batch=6)
+    train_transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                          transforms.ToTensor(), transforms.Normalize(cifar10.INFO.mean,
+                                                                                      cifar10.INFO.std)])
+    train, val = random_split(datasets.CIFAR10(tmp_path, transform=train_transform), [0.8, 0.2],
+                              generator=np.random.default_rng(0))
+    assert (len(train), len(val)) == (24, 6)
+    batches = list(DataLoader(train, batch_size=10, shuffle=True))
+    assert [len(labels) for _, labels in batches] == [10, 10, 4]
+    images, labels = batches[0]
+    assert images.shape == (10, 3, 32, 32) and images.dtype == np.float32 and labels.dtype == np.int64
+
+
+def test_torchvision_datasets_missing_files(tmp_path):
+    with pytest.raises(DatasetError, match="MNIST files missing"):
+        datasets.MNIST(tmp_path)
+    with pytest.raises(DatasetError, match="CIFAR-10 files missing"):
+        datasets.CIFAR10(tmp_path, train=False)
 
 
 # ------------------------------------------------------------------------------------------ downloads

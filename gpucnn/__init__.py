@@ -17,7 +17,7 @@ from .creation import (
 from .devices import Device, default_device, devices
 from .devices import get_device as device
 from .onnx import export_onnx
-from .random import get_rng_state, manual_seed, set_rng_state
+from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .serialization import load, save
 from .summary import summary
 from .functions import (
@@ -34,11 +34,12 @@ bool, half, float, double, int, long = bool_, float16, float32, float64, int32, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "abs", "arange", "argmax", "argmin", "cat", "chunk", "clamp", "clone", "cuda", "data",
-    "default_device", "device", "devices", "empty", "empty_like", "enable_grad", "exp", "export_onnx", "eye", "flatten",
-    "from_numpy", "full", "full_like", "get_rng_state", "inference_mode", "is_grad_enabled", "is_tensor", "linspace",
-    "load", "log", "log_softmax", "manual_seed", "max", "maximum", "mean", "min", "minimum", "models", "nn", "no_grad",
-    "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
-    "relu", "reshape", "save", "set_grad_enabled", "set_rng_state", "sigmoid", "softmax", "split", "sqrt", "squeeze",
-    "stack", "sum", "summary", "tanh", "tensor", "transpose", "unsqueeze", "utils", "where", "zeros", "zeros_like",
+    "Device", "Generator", "Tensor", "abs", "arange", "argmax", "argmin", "cat", "chunk", "clamp", "clone", "cuda",
+    "data", "default_device", "device", "devices", "empty", "empty_like", "enable_grad", "exp", "export_onnx", "eye",
+    "flatten", "from_numpy", "full", "full_like", "get_rng_state", "inference_mode", "initial_seed", "is_grad_enabled",
+    "is_tensor", "linspace", "load", "log", "log_softmax", "manual_seed", "max", "maximum", "mean", "min", "minimum",
+    "models", "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like", "randint",
+    "randn", "randn_like", "randperm", "relu", "reshape", "save", "seed", "set_grad_enabled", "set_rng_state",
+    "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "sum", "summary", "tanh", "tensor", "transpose",
+    "unsqueeze", "utils", "where", "zeros", "zeros_like",
 ]

@@ -242,3 +242,29 @@ def test_elementwise_maximum_and_minimum_as_torchs(name):
     rng = np.random.default_rng(30)
     check_op(lambda p, q: getattr(gpucnn, name)(p, q), lambda p, q: getattr(torch, name)(p, q),
              rng.standard_normal((3, 4)), rng.standard_normal((4,)))
+
+
+def test_generators_and_seeds_as_torchs():
+    """gpucnn.Generator's methods and the global seed functions behave as torch's (not its numbers)."""
+    for module in (gpucnn, torch):
+        generator = module.Generator()
+        assert generator.manual_seed(5) is generator and generator.initial_seed() == 5
+        state = generator.get_state()
+        first = generator.numpy.random(3) if module is gpucnn else torch.rand(3, generator=generator)
+        generator.set_state(state)
+        again = generator.numpy.random(3) if module is gpucnn else torch.rand(3, generator=generator)
+        assert (np.asarray(first) == np.asarray(again)).all()
+        seed = generator.seed()
+        assert isinstance(seed, int) and 0 <= seed < 2**64 and generator.initial_seed() == seed
+        module.manual_seed(11)
+        assert module.initial_seed() == 11
+        seed = module.seed()
+        assert module.initial_seed() == seed and isinstance(seed, int)
+    gpucnn.manual_seed(3)
+    drawn = gpucnn.rand(4)
+    gpucnn.manual_seed(3)
+    assert (gpucnn.rand(4).numpy() == drawn.numpy()).all()
+    gpucnn.seed()
+    assert not (gpucnn.rand(4).numpy() == drawn.numpy()).all()
+    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+        gpucnn.Generator().manual_seed(-1)

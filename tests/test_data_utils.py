@@ -120,6 +120,10 @@ def test_random_split_follows_the_seed_and_the_generator():
     seeded = [[list(split) for split in data.random_split(range(20), [0.5, 0.5], generator=np.random.default_rng(7))]
               for _ in range(2)]
     assert seeded[0] == seeded[1] != [list(range(10)), list(range(10, 20))]
+    ours = [[list(split) for split in data.random_split(range(20), [0.5, 0.5],
+                                                         generator=gpucnn.Generator().manual_seed(7))]
+            for _ in range(2)]
+    assert ours[0] == ours[1] == seeded[0], "a gpucnn.Generator draws from its NumPy generator"
 
 
 @pytest.mark.parametrize("size, lengths, message", [
@@ -138,7 +142,7 @@ def test_random_split_bad_lengths_raise_as_torchs(size, lengths, message):
 
 
 def test_random_split_bad_generator():
-    with pytest.raises(TypeError, match="random_split: generator must be a numpy.random.Generator, got int"):
+    with pytest.raises(TypeError, match="random_split: generator must be a gpucnn.Generator or a numpy.random.Generator, got int"):
         data.random_split(range(3), [1, 2], generator=3)
 
 
@@ -226,7 +230,7 @@ def test_random_sampler_of_an_emptied_source_and_bad_generator():
         list(sampler)
     for make in (lambda: data.RandomSampler(range(3), generator="seed"),
                  lambda: data.SubsetRandomSampler([1], generator=torch.Generator())):
-        with pytest.raises(TypeError, match="generator must be a numpy.random.Generator"):
+        with pytest.raises(TypeError, match="generator must be a gpucnn.Generator or a numpy.random.Generator"):
             make()
 
 
@@ -262,6 +266,8 @@ def test_data_loader_shuffles_with_its_generator():
     assert first[0] == first[1] and sorted(sum((batch[0] for batch in first[0]), [])) == list(range(30))
     loader = data.DataLoader(dataset, 8, shuffle=True, generator=np.random.default_rng(4))
     assert _batches(loader) == first[0] and _batches(loader) != first[0]  # the generator goes on between passes
+    loader = data.DataLoader(dataset, 8, shuffle=True, generator=gpucnn.Generator("cuda").manual_seed(4))
+    assert _batches(loader) == first[0] and _batches(loader) != first[0]
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -277,7 +283,7 @@ def test_data_loader_shuffles_with_its_generator():
 def test_data_loader_bad_arguments_raise_as_torchs(arguments, message):
     arguments = {"dataset": list(range(4)), **arguments}
     _raises_as_torch(lambda: data.DataLoader(**arguments), lambda: torch_data.DataLoader(**arguments), message)
-    with pytest.raises(TypeError, match="DataLoader: generator must be a numpy.random.Generator, got Generator"):
+    with pytest.raises(TypeError, match="DataLoader: generator must be a gpucnn.Generator or a numpy.random.Generator, got Generator"):
         data.DataLoader([1], shuffle=True, generator=torch.Generator())
 
 

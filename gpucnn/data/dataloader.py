@@ -54,7 +54,8 @@ class DataLoader:
     Args:
         batch_size: samples a batch; the last is smaller unless ``drop_last``.
         shuffle: a new order each pass (a :class:`RandomSampler`), drawn from ``generator`` (a
-            ``numpy.random.Generator``), else from the global generator that :func:`gpucnn.manual_seed` seeds.
+            :class:`gpucnn.Generator` or ``numpy.random.Generator``), else from the global generator that
+            :func:`gpucnn.manual_seed` seeds.
         sampler: the order of the indices instead (a sampler or any iterable of indices); not with ``shuffle``.
         batch_sampler: the batches' indices instead (an iterable of lists of indices); not with ``batch_size``,
             ``shuffle``, ``sampler`` or ``drop_last``.
@@ -64,7 +65,8 @@ class DataLoader:
 
     Raises:
         ValueError: a bad number, or arguments that exclude each other, as torch's. TypeError: a dataset
-        without ``__len__`` and ``__getitem__``, or a generator that is not a ``numpy.random.Generator``.
+        without ``__len__`` and ``__getitem__``, or a generator that is neither a ``gpucnn.Generator`` nor a
+        ``numpy.random.Generator``.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, sampler=None, batch_sampler=None,

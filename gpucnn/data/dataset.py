@@ -4,10 +4,11 @@
     >>> class Squares(gpucnn.data.Dataset):
     ...     def __len__(self): return 10
     ...     def __getitem__(self, index): return index, index * index
-    >>> train, val = gpucnn.data.random_split(Squares(), [0.8, 0.2], generator=numpy.random.default_rng(0))
+    >>> train, val = gpucnn.data.random_split(Squares(), [0.8, 0.2], generator=gpucnn.Generator().manual_seed(0))
 
-Random draws come from ``generator`` (a ``numpy.random.Generator``) where one is given, else from the global
-generator that :func:`gpucnn.manual_seed` seeds; a seed gives other draws than the same seed gives torch.
+Random draws come from ``generator`` (a ``gpucnn.Generator`` or a ``numpy.random.Generator``) where one is given,
+else from the global generator that :func:`gpucnn.manual_seed` seeds; a seed gives other draws than the same seed
+gives torch.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ __all__ = ["ConcatDataset", "Dataset", "Subset", "TensorDataset", "random_split"
 
 
 def _generator(generator, where: str) -> numpy.random.Generator:
-    """``generator``, else the global generator (looked up at each draw: manual_seed replaces it)."""
+    """The NumPy generator of ``generator`` (a :class:`gpucnn.Generator` or a ``numpy.random.Generator``), else
+    the global generator's (looked up at each draw: manual_seed replaces it)."""
     if generator is None:
         return random.generator()
+    if isinstance(generator, random.Generator):
+        return generator.numpy
     if not isinstance(generator, numpy.random.Generator):
-        raise TypeError(f"{where}: generator must be a numpy.random.Generator, got {type(generator).__name__}")
+        raise TypeError(f"{where}: generator must be a gpucnn.Generator or a numpy.random.Generator, got "
+                        f"{type(generator).__name__}")
     return generator
 
 
@@ -146,7 +151,7 @@ def _split_lengths(size: int, lengths) -> list:
 def random_split(dataset, lengths, generator=None) -> list:
     """``dataset`` split at random into non-overlapping :class:`Subset` s of ``lengths`` (ints that sum to
     ``len(dataset)``, or fractions that sum to 1: see torch's), drawn from ``generator`` (a
-    ``numpy.random.Generator``; default the global generator)."""
+    :class:`gpucnn.Generator` or ``numpy.random.Generator``; default the global generator)."""
     lengths = _split_lengths(len(dataset), lengths)
     order = _generator(generator, "random_split").permutation(len(dataset)).tolist()
     ends = list(itertools.accumulate(lengths))

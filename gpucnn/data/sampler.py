@@ -3,8 +3,8 @@ its dataset, and how it groups them into batches.
 
     >>> loader = gpucnn.data.DataLoader(dataset, batch_size=32, sampler=gpucnn.data.SubsetRandomSampler(train_ids))
 
-Random orders are drawn at each pass from ``generator`` (a ``numpy.random.Generator``) where one is given, else
-from the global generator that :func:`gpucnn.manual_seed` seeds.
+Random orders are drawn at each pass from ``generator`` (a ``gpucnn.Generator`` or a ``numpy.random.Generator``)
+where one is given, else from the global generator that :func:`gpucnn.manual_seed` seeds.
 """
 
 from __future__ import annotations

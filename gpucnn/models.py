@@ -9,6 +9,12 @@
   (the wider layers measured about a point better on digits than 16/32/64, at no noticeable cost).
 - ``convnetjs``: the network of the ConvNetJS CIFAR-10 demo: three times conv 5x5 pad 2 (16, 20, 20
   filters) -> ReLU -> max-pool 2/2, then linear to the classes. Trained with Adadelta there.
+
+And torchvision's ResNets, by its names: ``resnet18``, ``resnet34`` and ``resnet50`` (``ResNet``, ``BasicBlock``,
+``Bottleneck``), whose state dicts are torchvision's:
+
+    >>> model = gpucnn.models.resnet18(num_classes=10)
+    >>> model.load_state_dict(torchvision.models.resnet18(num_classes=10).state_dict())   # torch's weights
 """
 
 from __future__ import annotations
@@ -90,3 +96,128 @@ def config(name: str, in_channels: int, image_size, num_classes: int) -> dict:
     height, width = _check(name, in_channels, image_size, num_classes)
     return {"name": name, "in_channels": int(in_channels), "image_size": [height, width],
             "num_classes": int(num_classes)}
+
+
+# ------------------------------------------------------------------------------------------ torchvision's ResNets
+class BasicBlock(nn.Module):
+    """ResNet's block of two 3x3 convolutions (ResNet-18 and -34), the input added before the last ReLU (through
+    ``downsample`` where the shape changes), as torchvision's: its names, so its state dicts load."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample, self.stride = downsample, stride
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """ResNet's bottleneck block (ResNet-50 and up): 1x1 down to ``planes``, 3x3 (the stride, as torchvision's
+    ResNet v1.5), 1x1 up to 4 * ``planes``, the input added before the last ReLU."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample, self.stride = downsample, stride
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet for (N, 3, H, W) images (H, W of 32 and up; 224 for ImageNet's): a 7x7 stride-2 stem
+    and a 3x3 stride-2 max pool, four stages of ``layers`` blocks (64 to 512 planes, stages 2-4 halving the
+    size), global average pooling and a linear classifier. Parameter names, shapes and initialisation are
+    torchvision's (convolutions Kaiming-normal, fan-out; ``zero_init_residual`` zeroes each block's last batch
+    norm scale), so ``model.load_state_dict(torchvision_model.state_dict())`` loads its weights."""
+
+    def __init__(self, block, layers, num_classes: int = 1000, zero_init_residual: bool = False):
+        super().__init__()
+        if block not in (BasicBlock, Bottleneck):
+            raise ValueError(f"ResNet: block must be BasicBlock or Bottleneck, got {block!r}")
+        if len(layers) != 4 or any(not isinstance(count, int) or count < 1 for count in layers):
+            raise ValueError(f"ResNet: layers must be four positive ints (blocks a stage), got {layers!r}")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"ResNet: num_classes must be a positive int, got {num_classes!r}")
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._stage(block, 64, layers[0])
+        self.layer2 = self._stage(block, 128, layers[1], stride=2)
+        self.layer3 = self._stage(block, 256, layers[2], stride=2)
+        self.layer4 = self._stage(block, 512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(module.bn2.weight if isinstance(module, BasicBlock) else module.bn3.weight)
+
+    def _stage(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(planes * block.expansion))
+        stage = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        stage += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*stage)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def _resnet(block, layers, weights, kwargs) -> ResNet:
+    if weights is not None:
+        raise ValueError("weights: gpucnn downloads no pretrained weights; load them from torchvision's model with "
+                         "model.load_state_dict(torchvision_model.state_dict())")
+    return ResNet(block, layers, **kwargs)
+
+
+def resnet18(*, weights=None, **kwargs) -> ResNet:
+    """torchvision's ResNet-18 (``num_classes``, ``zero_init_residual``); ``weights`` must be None."""
+    return _resnet(BasicBlock, [2, 2, 2, 2], weights, kwargs)
+
+
+def resnet34(*, weights=None, **kwargs) -> ResNet:
+    """torchvision's ResNet-34 (``num_classes``, ``zero_init_residual``); ``weights`` must be None."""
+    return _resnet(BasicBlock, [3, 4, 6, 3], weights, kwargs)
+
+
+def resnet50(*, weights=None, **kwargs) -> ResNet:
+    """torchvision's ResNet-50 (``num_classes``, ``zero_init_residual``); ``weights`` must be None."""
+    return _resnet(Bottleneck, [3, 4, 6, 3], weights, kwargs)

@@ -1,0 +1,143 @@
+"""torchvision's ResNets (gpucnn.models.resnet18/34/50): torchvision's parameter counts and state-dict names, and
+the outputs and gradients of the same network built of torch.nn's layers, with the same weights loaded from its
+state dict, in training and in evaluation."""
+
+import numpy as np
+import pytest
+import torch
+
+import gpucnn
+from gpucnn import models, nn
+from helpers import assert_close
+
+# torchvision's documented parameter counts at 1000 classes
+PARAMETERS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
+LAYERS = {"resnet18": ("basic", [2, 2, 2, 2]), "resnet34": ("basic", [3, 4, 6, 3]),
+          "resnet50": ("bottleneck", [3, 4, 6, 3])}
+
+
+def _torch_block(kind, inplanes, planes, stride):
+    """A block of torch.nn layers, named as torchvision names them."""
+    expansion = 1 if kind == "basic" else 4
+    block = torch.nn.Module()
+    if kind == "basic":
+        block.conv1 = torch.nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        block.bn1 = torch.nn.BatchNorm2d(planes)
+        block.conv2 = torch.nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        block.bn2 = torch.nn.BatchNorm2d(planes)
+    else:
+        block.conv1 = torch.nn.Conv2d(inplanes, planes, 1, bias=False)
+        block.bn1 = torch.nn.BatchNorm2d(planes)
+        block.conv2 = torch.nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        block.bn2 = torch.nn.BatchNorm2d(planes)
+        block.conv3 = torch.nn.Conv2d(planes, planes * 4, 1, bias=False)
+        block.bn3 = torch.nn.BatchNorm2d(planes * 4)
+    block.downsample = None
+    if stride != 1 or inplanes != planes * expansion:
+        block.downsample = torch.nn.Sequential(torch.nn.Conv2d(inplanes, planes * expansion, 1, stride, bias=False),
+                                               torch.nn.BatchNorm2d(planes * expansion))
+
+    def forward(x):
+        out = torch.relu(block.bn1(block.conv1(x)))
+        out = block.bn2(block.conv2(out))
+        if kind == "bottleneck":
+            out = block.bn3(block.conv3(torch.relu(out)))
+        return torch.relu(out + (x if block.downsample is None else block.downsample(x)))
+
+    block.forward = forward
+    return block
+
+
+def _torch_resnet(name, num_classes):
+    kind, layers = LAYERS[name]
+    expansion = 1 if kind == "basic" else 4
+    model = torch.nn.Module()
+    model.conv1 = torch.nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+    model.bn1 = torch.nn.BatchNorm2d(64)
+    inplanes = 64
+    for stage, (planes, count) in enumerate(zip([64, 128, 256, 512], layers)):
+        blocks = []
+        for index in range(count):
+            blocks.append(_torch_block(kind, inplanes, planes, 2 if stage and not index else 1))
+            inplanes = planes * expansion
+        setattr(model, f"layer{stage + 1}", torch.nn.Sequential(*blocks))
+    model.fc = torch.nn.Linear(512 * expansion, num_classes)
+
+    def forward(x):
+        x = torch.nn.functional.max_pool2d(torch.relu(model.bn1(model.conv1(x))), 3, 2, 1)
+        x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
+        return model.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    model.forward = forward
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_parameter_counts_and_names_are_torchvisions(name):
+    model = getattr(models, name)()
+    assert sum(parameter.numel() for parameter in model.parameters()) == PARAMETERS[name]
+    reference = _torch_resnet(name, 1000)
+    assert list(model.state_dict()) == list(reference.state_dict())
+    assert [value.shape for value in model.state_dict().values()] == [
+        tuple(value.shape) for value in reference.state_dict().values()]
+
+
+# (model, device, dtype): the kernel devices take float32, checked to float32's accuracy against float64's result
+CASES = [("resnet18", "cpu", np.float64), ("resnet50", "cpu", np.float64), ("resnet18", "cudasim", np.float32)]
+
+
+@pytest.mark.parametrize("name, device, dtype", CASES)
+def test_outputs_and_gradients_are_torchs_with_its_weights(name, device, dtype):
+    """A batch through both in training mode (batch statistics, running statistics updated alike), the
+    gradients of every parameter, then evaluation mode on the running statistics."""
+    torch.manual_seed(0)
+    reference = _torch_resnet(name, 7).double()
+    ours = getattr(models, name)(num_classes=7).to(device, dtype)
+    ours.load_state_dict(reference.state_dict())
+    tolerance = dict(atol=1e-9, rtol=1e-7) if dtype == np.float64 else dict(atol=2e-3, rtol=2e-3)
+    x = np.random.default_rng(1).standard_normal((2, 3, 40, 36))
+    out, expected = ours(gpucnn.tensor(x, dtype=dtype, device=device)), reference(torch.tensor(x))
+    assert_close(out, expected.detach(), **tolerance)
+    weights = np.random.default_rng(2).standard_normal(out.shape)
+    (out * gpucnn.tensor(weights, dtype=dtype, device=device)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    for (key, mine), (_, theirs) in zip(ours.named_parameters(), reference.named_parameters()):
+        scale = float(theirs.grad.abs().max())  # float32 sums: to the gradient's own size
+        close = tolerance if dtype == np.float64 else dict(atol=2e-3 * scale)
+        assert_close(mine.grad, theirs.grad, **close, name=key)
+    for (key, mine), (_, theirs) in zip(ours.state_dict().items(), reference.state_dict().items()):
+        assert_close(mine, theirs, **(dict(atol=1e-12, rtol=1e-10) if dtype == np.float64 else tolerance), name=key)
+    ours.eval()
+    reference.eval()
+    with gpucnn.no_grad(), torch.no_grad():
+        assert_close(ours(gpucnn.tensor(x, dtype=dtype, device=device)), reference(torch.tensor(x)), **tolerance)
+
+
+def test_initialisation_is_torchvisions():
+    """Convolutions Kaiming-normal on fan-out, batch norms 1 and 0, the classifier as Linear's; with
+    zero_init_residual, each block's last batch-norm scale 0."""
+    gpucnn.manual_seed(0)
+    model = models.resnet50(num_classes=10, zero_init_residual=True)
+    stem = model.conv1.weight.numpy()
+    assert abs(stem.std() - np.sqrt(2 / (64 * 7 * 7))) < 0.02 * np.sqrt(2 / (64 * 7 * 7)) and abs(stem.mean()) < 1e-3
+    assert all((module.weight.numpy() == 1).all() and (module.bias.numpy() == 0).all()
+               for name, module in model.named_modules()
+               if isinstance(module, nn.BatchNorm2d) and not name.endswith("bn3"))
+    assert all((block.bn3.weight.numpy() == 0).all()
+               for block in model.modules() if isinstance(block, models.Bottleneck))
+    bound = 1 / np.sqrt(2048)
+    assert np.abs(model.fc.weight.numpy()).max() <= bound and model.fc.weight.numpy().std() > bound / 2
+    basic = models.resnet18(zero_init_residual=True)
+    assert all((block.bn2.weight.numpy() == 0).all()
+               for block in basic.modules() if isinstance(block, models.BasicBlock))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="weights: gpucnn downloads no pretrained weights"):
+        models.resnet18(weights="IMAGENET1K_V1")
+    with pytest.raises(ValueError, match=r"ResNet: layers must be four positive ints \(blocks a stage\), got \[2, 2\]"):
+        models.ResNet(models.BasicBlock, [2, 2])
+    with pytest.raises(ValueError, match="ResNet: num_classes must be a positive int, got 0"):
+        models.resnet34(num_classes=0)
+    with pytest.raises(ValueError, match="ResNet: block must be BasicBlock or Bottleneck"):
+        models.ResNet(nn.Linear, [1, 1, 1, 1])

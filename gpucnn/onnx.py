@@ -9,7 +9,7 @@ file serves every batch size. It is built with ``onnx.helper`` from the layers (
 another framework) with eval-mode semantics: Dropout is left out, BatchNorm2d uses its running
 statistics. Weights are initializers under their ``state_dict`` names.
 
-The model must be an ``nn.Sequential`` (nested ones too) of Conv2d, Linear, MaxPool2d, AvgPool2d,
+The model must be an ``nn.Sequential`` (nested ones too) of Conv2d, ConvTranspose2d, Linear, MaxPool2d, AvgPool2d,
 AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Dropout, Dropout2d, Identity, BatchNorm2d and
 BatchNorm1d. Anything else, and a custom Module whose ``forward`` is more than a chain, raises
 :class:`ExportError` naming the layer.
@@ -100,6 +100,32 @@ def _conv(graph, layer, module, x, input_shape, output_shape):
         inputs.append(_weight(graph, layer, "bias", module.bias))
     return graph.node("Conv", inputs, layer, kernel_shape=list(module.kernel_size), strides=list(module.stride),
                       dilations=list(module.dilation), group=module.groups, pads=[top, left, bottom, right])
+
+
+def _conv_transpose(graph, layer, module, x, input_shape, output_shape):
+    # output_padding adds rows and columns at the bottom and right: first by cropping less of the full
+    # output there, then past it. ONNX Runtime refuses an output_padding as large as the stride (PyTorch
+    # allows one smaller than the dilation): those rows and columns, which no input reaches, are then a
+    # zero Pad, and the bias comes after it.
+    (pad_h, pad_w), (extra_h, extra_w) = module.padding, module.output_padding
+    pads = [pad_h, pad_w, max(0, pad_h - extra_h), max(0, pad_w - extra_w)]
+    beyond = [max(0, extra_h - pad_h), max(0, extra_w - pad_w)]
+    padded = any(more >= step for more, step in zip(beyond, module.stride))
+    inputs = [x, _weight(graph, layer, "weight", module.weight)]  # ONNX's layout too: (C_in, C_out/groups, R, S)
+    if module.bias is not None and not padded:
+        inputs.append(_weight(graph, layer, "bias", module.bias))
+    y = graph.node("ConvTranspose", inputs, layer, kernel_shape=list(module.kernel_size), strides=list(module.stride),
+                   dilations=list(module.dilation), group=module.groups, pads=pads,
+                   output_padding=[0, 0] if padded else beyond)
+    if not padded:
+        return y
+    widths = graph.constant(f"{layer}.pads", numpy.array([0, 0, 0, 0, 0, 0, *beyond], numpy.int64))
+    y = graph.node("Pad", [y, widths], layer, mode="constant")
+    if module.bias is None:
+        return y
+    name = f"{layer}.bias" if layer else "bias"
+    return graph.node("Add", [y, graph.constant(name, module.bias.numpy().reshape(-1, 1, 1).astype(numpy.float32))],
+                      layer)
 
 
 def _linear(graph, layer, module, x, input_shape, output_shape):
@@ -232,6 +258,7 @@ EXPORTERS = {
     layers.AdaptiveAvgPool2d: _adaptive_avg_pool, layers.ReLU: _relu, layers.LeakyReLU: _leaky_relu,
     layers.Dropout: _dropout, layers.Flatten: _flatten, layers.BatchNorm2d: _batch_norm, layers.Sigmoid: _sigmoid,
     layers.Tanh: _tanh, layers.Identity: _dropout, layers.BatchNorm1d: _batch_norm, layers.Dropout2d: _dropout,
+    layers.ConvTranspose2d: _conv_transpose,
 }
 
 

@@ -402,6 +402,7 @@ def test_layers_take_pytorch_arguments_in_pytorch_order(name):
 _DOCUMENTED = {
     "avg_pool2d": ["input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"],
     "conv2d": ["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
+    "conv_transpose2d": ["input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"],
     "linear": ["input", "weight", "bias"],
     "max_pool2d": ["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
 }

@@ -8,6 +8,7 @@ Image ops take (N, C, H, W) input, or unbatched (C, H, W) as PyTorch does.
 from ..ops.avgpool2d import adaptive_avg_pool2d, avg_pool2d
 from ..ops.batchnorm import batch_norm
 from ..ops.conv2d import conv2d
+from ..ops.conv_transpose2d import conv_transpose2d
 from ..ops.cross_entropy import cross_entropy, nll_loss
 from ..ops.dropout import dropout, dropout2d
 from ..ops.linear import linear
@@ -23,6 +24,7 @@ __all__ = [
     "avg_pool2d",
     "batch_norm",
     "conv2d",
+    "conv_transpose2d",
     "cross_entropy",
     "dropout",
     "dropout2d",

@@ -11,6 +11,7 @@ from ..ops import math as tensor_math
 from ..ops._shapes import pair
 from ..ops.avgpool2d import checked_divisor
 from ..ops.batchnorm import counted_batch_norm
+from ..ops.conv_transpose2d import output_padding_for
 from ..ops.cross_entropy import check_options
 from ..ops.maxpool2d import pool_window
 from ..tensor import Tensor, as_tensor
@@ -78,6 +79,60 @@ class Conv2d(Module):
             text += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
         if self.dilation != (1, 1):
             text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class ConvTranspose2d(Module):
+    """2-D transposed convolution, conv2d's adjoint. input (N, C_in, H, W) -> (N, C_out, H_out, W_out) with
+    H_out = (H-1)*stride - 2*padding + dilation*(R-1) + output_padding + 1; weight (C_in, C_out/groups, R, S).
+
+    ``forward(input, output_size=None)``: an ``output_size`` (H_out, W_out), or the whole output shape,
+    picks the output_padding that gives it in place of the layer's own (PyTorch's rule: one of the
+    ``stride`` sizes from the output without output_padding up); ValueError where none does.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros"):
+        super().__init__()
+        layer = "ConvTranspose2d"
+        if padding_mode != "zeros":
+            raise ValueError(f"{layer}: padding_mode must be 'zeros', the only padding gpucnn implements, "
+                             f"got {padding_mode!r}")
+        self.in_channels = _positive_int(in_channels, "in_channels", layer)
+        self.out_channels = _positive_int(out_channels, "out_channels", layer)
+        self.groups = _positive_int(groups, "groups", layer)
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % groups:
+                raise ValueError(f"{layer}: {name}={channels} is not divisible by groups={groups}")
+        self.kernel_size = pair(kernel_size, "kernel_size", layer, minimum=1)
+        self.stride = pair(stride, "stride", layer, minimum=1)
+        self.padding = pair(padding, "padding", layer, minimum=0)
+        self.output_padding = pair(output_padding, "output_padding", layer, minimum=0)
+        self.dilation = pair(dilation, "dilation", layer, minimum=1)
+        self.weight = _empty(in_channels, out_channels // groups, *self.kernel_size)
+        self.bias = _empty(out_channels) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # PyTorch's too: fan_in is weight.shape[1] * R * S, that is C_out/groups * R * S
+        _reset_weight_and_bias(self.weight, self.bias)
+
+    def forward(self, input, output_size=None):
+        output_padding = self.output_padding
+        if output_size is not None:
+            input = as_tensor(input, "input")
+            output_padding = output_padding_for(output_size, input.shape, self.kernel_size, self.stride, self.padding,
+                                                self.dilation)
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                  self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        for name, unset in (("padding", (0, 0)), ("dilation", (1, 1)), ("output_padding", (0, 0))):
+            if getattr(self, name) != unset:
+                text += f", {name}={getattr(self, name)}"
         if self.groups != 1:
             text += f", groups={self.groups}"
         return text + ("" if self.bias is not None else ", bias=False")

@@ -119,18 +119,11 @@ class Conv2dCpu:
         ``batch`` images: the paths are chosen for the batch), saving what backward needs.
         ``transformed``: the weight's Winograd transform where the layer takes Winograd
         (``_winograd_filter``), else None; the images take it where they are finite."""
-        N, C, H, W = x.shape
-        K, group_channels, R, S = weight.shape
-        _, _, left, right = self.pads
+        N, C = x.shape[:2]
+        R, S = weight.shape[2:]
         P, Q = y.shape[2:]
-        self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
-        # Per image: room for cols (C*R*S, P*Q) and a row of ones after them (the bias of the products
-        # an image, BY_IMAGE_ROWS_MAX), and for backward's dcols, whose rows are widened to Wp with
-        # stride 1 and by (S-1)//2 with stride 2.
-        row = {(1, 1): W + left + right, (2, 2): Q + (S - 1) // 2}.get(self.stride, Q)
-        image_bytes = (C * R * S + 1) * P * row * x.dtype.itemsize
-        self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
-        self.workspace_bytes = self.chunk * image_bytes
+        self._save_shapes(x.shape, weight, P, Q, x.dtype.itemsize)
+        self.has_bias = bias is not None
         if transformed is not None and _all_finite(x):
             self.x = x  # backward's im2col, for a non-finite upstream gradient, rebuilds its columns from it
             self._forward_winograd_chunks(x, transformed, bias, y)
@@ -151,6 +144,41 @@ class Conv2dCpu:
             self.workspace = workspace
         else:
             self.x = x
+
+    def _save_shapes(self, x_shape: tuple, weight, P: int, Q: int, itemsize: int) -> None:
+        """Saves the input's shape and the weight, and sizes im2col's chunks of images (``chunk``) and
+        their workspace (``workspace_bytes``) for a P x Q output (see SPLIT_BYTES)."""
+        N, C, _, W = x_shape
+        R, S = weight.shape[2:]
+        _, _, left, right = self.pads
+        self.x_shape, self.weight = tuple(x_shape), weight
+        # Per image: room for cols (C*R*S, P*Q) and a row of ones after them (the bias of the products
+        # an image, BY_IMAGE_ROWS_MAX), and for backward's dcols, whose rows are widened to Wp with
+        # stride 1 and by (S-1)//2 with stride 2.
+        row = {(1, 1): W + left + right, (2, 2): Q + (S - 1) // 2}.get(self.stride, Q)
+        image_bytes = (C * R * S + 1) * P * row * itemsize
+        self.chunk = max(1, N if N * image_bytes <= self.SPLIT_BYTES else min(N, self.CHUNK_BYTES // image_bytes))
+        self.workspace_bytes = self.chunk * image_bytes
+
+    def grad_input_cpu(self, grad, weight, x_shape: tuple):
+        """The input gradient alone, with no forward before it: grad (N, K, P, Q), weight (K, C/G, R, S)
+        -> dx of ``x_shape`` (N, C, H, W), an input whose forward gives P x Q. On the plain columns (no
+        2x2 blocks, Winograd or parts); conv_transpose2d's forward."""
+        self._save_shapes(x_shape, weight, *grad.shape[2:], grad.dtype.itemsize)
+        grad_input = _memory.empty(x_shape, grad.dtype)
+        self._backward_images(grad, grad_input, False, False, None)
+        self.release()
+        return grad_input
+
+    def grad_weight_cpu(self, x, grad, weight):
+        """The weight gradient alone, with no forward before it: x (N, C, H, W), grad (N, K, P, Q) ->
+        dweight of ``weight``'s shape (K, C/G, R, S), the columns built from x chunk by chunk, on the
+        plain columns; conv_transpose2d's weight gradient."""
+        self._save_shapes(x.shape, weight, *grad.shape[2:], x.dtype.itemsize)
+        self.x = x
+        grad_weight = self._backward_images(grad, None, True, False, None)[1]
+        self.release()
+        return grad_weight
 
     def _forward_columns(self, x, weight, bias, workspace, y):
         """y = weight @ cols, one product per group over each chunk of images, or a product per image

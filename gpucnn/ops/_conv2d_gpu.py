@@ -440,6 +440,22 @@ class Conv2dGpu:
         self.release()  # the queued kernels still run on it: CuPy reuses freed memory in stream order
         return grads[: 3 if self.has_bias else 2]
 
+    def grad_input_gpu(self, grad, weight, x_shape: tuple):
+        """The input gradient alone, with no forward before it: grad (N, K, P, Q), weight (K, C/G, R, S),
+        float32 -> dx of ``x_shape`` (N, C, H, W), an input whose forward gives P x Q, from the
+        backward-data kernels; conv_transpose2d's forward. ``device`` and ``xp`` must be set."""
+        xp = self.xp
+        self.x, self.x_shape, self.weight = None, tuple(x_shape), _kernels.kernel_array(xp, weight)
+        return self._backward_kernels(_kernels.kernel_array(xp, grad), True, False)[0]
+
+    def grad_weight_gpu(self, x, grad, weight):
+        """The weight gradient alone, with no forward before it: x (N, C, H, W), grad (N, K, P, Q), float32
+        -> dweight of ``weight``'s shape (K, C/G, R, S), from the backward-filter kernels;
+        conv_transpose2d's weight gradient. ``device`` and ``xp`` must be set."""
+        xp = self.xp
+        self.x, self.x_shape, self.weight = _kernels.kernel_array(xp, x), x.shape, _kernels.kernel_array(xp, weight)
+        return self._backward_kernels(_kernels.kernel_array(xp, grad), False, True)[1]
+
     def _grad_bias(self, grad):
         N, K, P, Q = grad.shape
         if not grad.size:

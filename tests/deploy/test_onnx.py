@@ -103,6 +103,40 @@ def test_same_padding_with_stride_is_asymmetric():
     assert pads == [0, 0, 1, 1]  # top, left, bottom, right
 
 
+@pytest.mark.parametrize("arguments, input_shape, nodes", [
+    (dict(in_channels=3, out_channels=4, kernel_size=4, stride=2, padding=1), (3, 5, 6), ["ConvTranspose"]),
+    (dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=(3, 2), padding=(2, 0), output_padding=(2, 1),
+          groups=2), (4, 5, 6), ["ConvTranspose"]),
+    (dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, padding=1, output_padding=1, groups=4), (4, 3, 3),
+     ["ConvTranspose"]),
+    (dict(in_channels=2, out_channels=3, kernel_size=2, stride=3, output_padding=(2, 1), bias=False), (2, 4, 5),
+     ["ConvTranspose"]),
+    (dict(in_channels=3, out_channels=2, kernel_size=1, dilation=2), (3, 1, 1), ["ConvTranspose"]),
+    # output_padding past the stride (below the dilation), which ONNX Runtime refuses: a zero Pad, then the bias
+    (dict(in_channels=2, out_channels=3, kernel_size=3, output_padding=2, dilation=3), (2, 4, 4),
+     ["ConvTranspose", "Pad", "Add"]),
+    (dict(in_channels=2, out_channels=3, kernel_size=3, stride=2, padding=(0, 1), output_padding=(2, 1), dilation=3,
+          bias=False), (2, 4, 5), ["ConvTranspose", "Pad"]),
+    (dict(in_channels=2, out_channels=3, kernel_size=3, padding=2, output_padding=2, dilation=3), (2, 4, 4),
+     ["ConvTranspose"]),  # the padding takes it all: cropped less at the bottom and right
+])
+def test_conv_transpose(arguments, input_shape, nodes):
+    proto = check_model(nn.Sequential(nn.ConvTranspose2d(**arguments)), input_shape)
+    assert op_types(proto) == nodes
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in proto.graph.node[0].attribute}
+    assert attributes["group"] == arguments.get("groups", 1)
+
+
+def test_a_generator_exports():
+    """A DCGAN-style generator, noise (100, 1, 1) to a 3x32x32 image, batch norm folded as in eval mode."""
+    gpucnn.manual_seed(0)
+    model = nn.Sequential(nn.ConvTranspose2d(100, 32, 4, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                          nn.ConvTranspose2d(32, 16, 4, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.ConvTranspose2d(16, 8, 4, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.ConvTranspose2d(8, 3, 4, 2, 1), nn.Tanh())
+    check_model(model, (100, 1, 1))
+
+
 # --------------------------------------------------------------------------------------- pooling
 def pooling_layers():
     """Every small MaxPool2d/AvgPool2d geometry, including ceil_mode, padding, dilation and a divisor."""

@@ -109,6 +109,33 @@ def test_conv2d_matches_cpu(monkeypatch, case, path):
         assert_close(ours, reference, atol=atol, rtol=1e-4, name=name)
 
 
+@pytest.mark.parametrize("path", KERNEL_PATHS)
+@pytest.mark.parametrize("case", [
+    dict(x=(8, 64, 8, 8), w=(64, 32, 4, 4), kw=dict(stride=2, padding=1)),  # a DCGAN layer: the taps kernels
+    dict(x=(4, 100, 1, 1), w=(100, 64, 4, 4), kw=dict()),  # a DCGAN generator's first layer
+    dict(x=(2, 6, 5, 7), w=(6, 2, 3, 2), kw=dict(stride=(3, 2), padding=(1, 0), output_padding=(2, 1), groups=3)),
+    dict(x=(2, 16, 9, 9), w=(16, 16, 3, 3), kw=dict(padding=1)),  # stride 1: backward-data's pixels kernel
+    dict(x=(2, 32, 12, 12), w=(32, 32, 3, 3), kw=dict(padding=1)),  # the input gradient by Winograd on its paths
+    dict(x=(2, 4, 6, 6), w=(4, 4, 3, 3), kw=dict(dilation=3, output_padding=2)),  # rows no input reaches
+    dict(x=(1, 32, 7, 7), w=(32, 1, 3, 3), kw=dict(stride=2, padding=1, output_padding=1, groups=32)),
+])
+def test_conv_transpose2d_matches_cpu(monkeypatch, case, path):
+    """conv_transpose2d runs conv2d's kernels (backward-data forward, the forward for the input gradient,
+    backward-filter for the weight's): each on every kernel path against the cpu."""
+    if path not in kernel_paths(gpucnn.device("cuda")):
+        pytest.skip(f"conv2d kernel path {path} is not built for this GPU")
+    monkeypatch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", {})  # the reference: the cpu's im2col, exact sums
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(case["x"]).astype(np.float32)
+    w = (rng.standard_normal(case["w"]) / np.sqrt(np.prod(case["w"][1:]))).astype(np.float32)
+    b = rng.standard_normal(case["w"][1] * case["kw"].get("groups", 1)).astype(np.float32)
+    with kernel_path(path):
+        cpu, gpu = _on_both(lambda x, w, b: F.conv_transpose2d(x, w, b, **case["kw"]), x, w, b)
+    for name, ours, reference in zip(("output", "dx", "dw", "db"), gpu, cpu):
+        atol = max(1e-4, {"winograd2": 4e-6, "winograd4": 3e-5}.get(path, 0) * np.abs(reference).max())
+        assert_close(ours, reference, atol=atol, rtol=1e-4, name=name)
+
+
 @pytest.mark.parametrize("op", [
     lambda x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True),
     lambda x: F.max_pool2d(x, 2, dilation=2),

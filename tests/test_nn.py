@@ -374,10 +374,14 @@ def test_layers_against_torch_modules():
 
 
 # What gpucnn leaves out of PyTorch's signatures, on purpose (README): device and dtype at construction,
-# batch norm's separate bias switch, the losses' legacy arguments.
+# batch norm's separate bias switch, the losses' legacy arguments, Hardtanh's deprecated min_value and max_value.
 _LEGACY = {"size_average", "reduce"}
 _LEFT_OUT = {"BatchNorm1d": {"bias"}, "BatchNorm2d": {"bias"}, **dict.fromkeys(["CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss",
-                                                        "MSELoss", "mse_loss", "L1Loss", "l1_loss"], _LEGACY)}
+                                                        "MSELoss", "mse_loss", "L1Loss", "l1_loss", "BCELoss",
+                                                        "binary_cross_entropy", "BCEWithLogitsLoss",
+                                                        "binary_cross_entropy_with_logits", "KLDivLoss", "kl_div",
+                                                        "SmoothL1Loss", "smooth_l1_loss"], _LEGACY),
+             "Hardtanh": {"min_value", "max_value"}}
 _LEFT_OUT_EVERYWHERE = {"self", "device", "dtype", "_stacklevel"}
 
 
@@ -405,6 +409,12 @@ _DOCUMENTED = {
     "conv_transpose2d": ["input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"],
     "linear": ["input", "weight", "bias"],
     "max_pool2d": ["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
+    "adaptive_max_pool2d": ["input", "output_size", "return_indices"],
+    "gelu": ["input", "approximate"],
+    "logsigmoid": ["input"],
+    "one_hot": ["tensor", "num_classes"],
+    "prelu": ["input", "weight"],
+    "softplus": ["input", "beta", "threshold"],
 }
 
 

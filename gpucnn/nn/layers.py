@@ -206,6 +206,21 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
+class AdaptiveMaxPool2d(Module):
+    """Max over adaptive windows, as ``F.adaptive_max_pool2d``; ``return_indices`` also returns the maxima's
+    flat indices."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input):
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
 class ReLU(Module):
     """``inplace=True`` overwrites the input where autograd records nothing, and gives a new tensor where it
     records the op (:func:`gpucnn.ops.math.written_in_place`); the layer's output is the same either way."""
@@ -243,6 +258,186 @@ class Sigmoid(Module):
 class Tanh(Module):
     def forward(self, input):
         return F.tanh(input)
+
+
+def _inplace_repr(inplace: bool) -> str:
+    return "inplace=True" if inplace else ""
+
+
+class Hardtanh(Module):
+    """input clipped to [min_val, max_val] (min_val < max_val), as ``F.hardtanh``; ``inplace`` as :class:`ReLU`'s."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        for name, value in (("min_val", min_val), ("max_val", max_val)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{type(self).__name__}: {name} must be a real number, got {value!r}")
+        if not max_val > min_val:
+            raise ValueError(f"{type(self).__name__}: max_val ({max_val}) must be greater than min_val ({min_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, bool(inplace)
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    """min(max(input, 0), 6): Hardtanh(0, 6), as torch's."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def forward(self, input):
+        return F.relu6(input, self.inplace)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+            raise TypeError(f"{type(self).__name__}: alpha must be a real number, got {alpha!r}")
+        self.alpha, self.inplace = float(alpha), bool(inplace)
+
+    def forward(self, input):
+        return F.elu(input, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class CELU(ELU):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), as ``F.celu``; alpha must not be 0."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__(alpha, inplace)
+        if self.alpha == 0:
+            raise ValueError("CELU: alpha must not be 0 (the input is divided by it)")
+
+    def forward(self, input):
+        return F.celu(input, self.alpha, self.inplace)
+
+
+class _InplaceActivation(Module):
+    """An activation without parameters but ``inplace``, as :class:`ReLU`'s; ``function`` names its F call."""
+
+    function = ""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, input):
+        return getattr(F, self.function)(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class SELU(_InplaceActivation):
+    """scale * elu(x, alpha) with the fixed constants of self-normalising networks, as ``F.selu``."""
+
+    function = "selu"
+
+
+class SiLU(_InplaceActivation):
+    """x * sigmoid(x) (swish), as ``F.silu``."""
+
+    function = "silu"
+
+
+class Mish(_InplaceActivation):
+    """x * tanh(softplus(x)), as ``F.mish``."""
+
+    function = "mish"
+
+
+class Hardswish(_InplaceActivation):
+    """x * relu6(x + 3) / 6, as ``F.hardswish``."""
+
+    function = "hardswish"
+
+
+class Hardsigmoid(_InplaceActivation):
+    """relu6(x + 3) / 6, as ``F.hardsigmoid``."""
+
+    function = "hardsigmoid"
+
+
+class GELU(Module):
+    """x * Phi(x), Phi the standard normal CDF, or its tanh approximation (``approximate='tanh'``), as ``F.gelu``."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input):
+        return F.gelu(input, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Softplus(Module):
+    """log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold, as ``F.softplus``."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        for name, value in (("beta", beta), ("threshold", threshold)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"Softplus: {name} must be a real number, got {value!r}")
+        if beta == 0:
+            raise ValueError("Softplus: beta must not be 0 (the result is divided by it)")
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input):
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class PReLU(Module):
+    """x where x > 0, else weight * x, with a learned weight: one shared value (``num_parameters=1``) or one per
+    channel (dim 1 of the input), each ``init`` at first, as torch.nn.PReLU."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        self.num_parameters = _positive_int(num_parameters, "num_parameters", "PReLU")
+        if isinstance(init, bool) or not isinstance(init, numbers.Real):
+            raise TypeError(f"PReLU: init must be a real number, got {init!r}")
+        self.init = float(init)
+        self.weight = Parameter(numpy.full(self.num_parameters, self.init, dtype=numpy.float32))
+
+    def reset_parameters(self) -> None:
+        init.constant_(self.weight, self.init)
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class LogSigmoid(Module):
+    def forward(self, input):
+        return F.logsigmoid(input)
+
+
+class Softsign(Module):
+    def forward(self, input):
+        return F.softsign(input)
+
+
+class Tanhshrink(Module):
+    def forward(self, input):
+        return F.tanhshrink(input)
 
 
 class Softmax(Module):
@@ -289,6 +484,114 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Splits dim ``dim`` into ``unflattened_size`` (whose product must be that dim's size; one -1 takes what
+    is left): (N, 12) -> (N, 3, 2, 2) with Unflatten(1, (3, 2, 2)), as torch.nn.Unflatten."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"Unflatten: dim must be an int, got {dim!r}")
+        try:
+            sizes = tuple(unflattened_size)
+        except TypeError:
+            raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints, got {unflattened_size!r}") from None
+        if not sizes or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < -1 for n in sizes) \
+                or sizes.count(-1) > 1:
+            raise ValueError(f"Unflatten: unflattened_size must be non-empty sizes (at most one -1), got "
+                             f"{unflattened_size!r}")
+        self.dim, self.unflattened_size = int(dim), tuple(int(n) for n in sizes)
+
+    def forward(self, input):
+        x = as_tensor(input, "input")
+        if not -x.ndim <= self.dim < max(x.ndim, 1):
+            raise ValueError(f"Unflatten: dim {self.dim} is out of range for input shape {x.shape}")
+        axis = self.dim % x.ndim
+        size, known = x.shape[axis], math.prod(n for n in self.unflattened_size if n != -1)
+        sizes = self.unflattened_size
+        if -1 in sizes and known and size % known == 0:
+            sizes = tuple(size // known if n == -1 else n for n in sizes)
+        if math.prod(sizes) != size or -1 in sizes:
+            raise ValueError(f"Unflatten: unflattened_size {self.unflattened_size} does not multiply to {size}, the "
+                             f"size of dim {self.dim} of input shape {x.shape}")
+        return tensor_math.reshape(x, x.shape[:axis] + sizes + x.shape[axis + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+def _four_pads(padding, layer: str) -> tuple:
+    """``padding`` (an int for every side, or (left, right, top, bottom)) as a 4-tuple of ints."""
+    items = (padding,) * 4 if isinstance(padding, numbers.Integral) and not isinstance(padding, bool) else padding
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = ()
+    if len(items) != 4 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in items):
+        raise TypeError(f"{layer}: padding must be an int or 4 ints (left, right, top, bottom), got {padding!r}")
+    return tuple(int(v) for v in items)
+
+
+class _Pad2d(Module):
+    """Pads the last two dims of (N, C, H, W) or (C, H, W) input in ``mode`` (see ``F.pad``): ``padding`` an int
+    for every side or (left, right, top, bottom)."""
+
+    mode, value = "", None
+
+    def __init__(self, padding):
+        super().__init__()
+        self.padding = _four_pads(padding, type(self).__name__)
+
+    def forward(self, input):
+        x = as_tensor(input, "input")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{type(self).__name__}: expected (N, C, H, W) or unbatched (C, H, W) input, got shape "
+                             f"{x.shape}")
+        return F.pad(x, self.padding, self.mode, self.value)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ConstantPad2d(_Pad2d):
+    """Pads the last two dims with ``value`` (a negative pad crops), as ``F.pad(input, padding, 'constant',
+    value)``."""
+
+    mode = "constant"
+
+    def __init__(self, padding, value: float):
+        super().__init__(padding)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{type(self).__name__}: value must be a real number, got {value!r}")
+        self.value = value
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ZeroPad2d(ConstantPad2d):
+    """Pads the last two dims with zeros (a negative pad crops), as :class:`ConstantPad2d` with value 0."""
+
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ReflectionPad2d(_Pad2d):
+    """Pads the last two dims with their reflection about the edge (each pad less than that dim's size), as
+    ``F.pad(input, padding, 'reflect')``."""
+
+    mode = "reflect"
+
+
+class ReplicationPad2d(_Pad2d):
+    """Pads the last two dims with copies of the edge, as ``F.pad(input, padding, 'replicate')``."""
+
+    mode = "replicate"
 
 
 class Dropout(Module):
@@ -486,3 +789,103 @@ class L1Loss(MSELoss):
 
     def forward(self, input, target):
         return F.l1_loss(input, target, reduction=self.reduction)
+
+
+def _optional_buffer(value, name: str, layer: str):
+    """None, or ``value`` as a floating-point tensor (a loss's weight, kept as a buffer)."""
+    if value is None:
+        return None
+    value = as_tensor(value, f"{layer}: {name}")
+    if value.dtype.kind != "f":
+        raise TypeError(f"{layer}: {name} must be floating point, got dtype {value.dtype} (shape {value.shape})")
+    return value
+
+
+class BCELoss(Module):
+    """Binary cross-entropy of probabilities, as ``F.binary_cross_entropy``; ``weight`` (broadcast to the input's
+    shape) is a buffer. The arguments after ``weight`` are keyword-only."""
+
+    def __init__(self, weight=None, *, reduction: str = "mean"):
+        super().__init__()
+        check_options("BCELoss", -100, reduction, 0.0)
+        self.register_buffer("weight", _optional_buffer(weight, "weight", "BCELoss"))
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class BCEWithLogitsLoss(Module):
+    """Binary cross-entropy of logits, as ``F.binary_cross_entropy_with_logits``; ``weight`` and ``pos_weight``
+    (each broadcast to the input's shape) are buffers. The arguments after ``weight`` are keyword-only."""
+
+    def __init__(self, weight=None, *, reduction: str = "mean", pos_weight=None):
+        super().__init__()
+        check_options("BCEWithLogitsLoss", -100, reduction, 0.0)
+        self.register_buffer("weight", _optional_buffer(weight, "weight", "BCEWithLogitsLoss"))
+        self.register_buffer("pos_weight", _optional_buffer(pos_weight, "pos_weight", "BCEWithLogitsLoss"))
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class SmoothL1Loss(Module):
+    """Smooth L1 loss, as ``F.smooth_l1_loss``; the options are keyword-only."""
+
+    def __init__(self, *, reduction: str = "mean", beta: float = 1.0):
+        super().__init__()
+        check_options("SmoothL1Loss", -100, reduction, 0.0)
+        self.reduction = reduction
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or beta < 0:
+            raise ValueError(f"SmoothL1Loss: beta must be a non-negative number, got {beta!r}")
+        self.beta = float(beta)
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, beta={self.beta}"
+
+
+class HuberLoss(Module):
+    """Huber loss, as ``F.huber_loss``; the options are keyword-only."""
+
+    def __init__(self, *, reduction: str = "mean", delta: float = 1.0):
+        super().__init__()
+        check_options("HuberLoss", -100, reduction, 0.0)
+        self.reduction = reduction
+        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be a positive number, got {delta!r}")
+        self.delta = float(delta)
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, delta={self.delta}"
+
+
+class KLDivLoss(Module):
+    """Kullback-Leibler divergence, as ``F.kl_div`` (input log-probabilities); ``reduction`` 'batchmean' gives
+    the mathematical KL divergence averaged over the batch. The options are keyword-only."""
+
+    def __init__(self, *, reduction: str = "mean", log_target: bool = False):
+        super().__init__()
+        if reduction not in ("none", "batchmean", "sum", "mean"):
+            raise ValueError(f"KLDivLoss: reduction must be one of ('none', 'batchmean', 'sum', 'mean'), got "
+                             f"{reduction!r}")
+        self.reduction, self.log_target = reduction, bool(log_target)
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, log_target={self.log_target}"

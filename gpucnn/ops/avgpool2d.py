@@ -1,4 +1,6 @@
-"""2-D average pooling: ``AvgPool2d`` / ``avg_pool2d`` and ``AdaptiveAvgPool2d`` / ``adaptive_avg_pool2d``.
+"""2-D average pooling: ``AvgPool2d`` / ``avg_pool2d`` and ``AdaptiveAvgPool2d`` / ``adaptive_avg_pool2d``; and
+adaptive max pooling, ``AdaptiveMaxPool2d`` / ``adaptive_max_pool2d``, whose windows are adaptive average
+pooling's.
 
 Layout is NCHW. Window geometry (padding, ceil_mode, strided tap views) is shared with max pooling
 (:class:`gpucnn.ops.maxpool2d.PoolGeometry`).
@@ -17,11 +19,11 @@ import numbers
 import numpy
 
 from ..autograd import Function
-from ..tensor import as_tensor
+from ..tensor import Tensor, as_tensor
 from . import _memory
 from ._shapes import batched_input, unbatched_output
 from ._kernels import kernel_array, launch_elementwise, require_float32, sized
-from .maxpool2d import PoolGeometry, pool_geometry
+from .maxpool2d import PoolGeometry, max_pool2d, pool_geometry
 
 
 class AvgPool2d(Function):
@@ -292,4 +294,84 @@ def adaptive_avg_pool2d(input, output_size):
     return unbatched_output(output, unbatched)
 
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "adaptive_avg_pool2d", "avg_pool2d"]
+class AdaptiveMaxPool2d(Function):
+    """Max over adaptive windows (``AdaptiveAvgPool2d.windows``); x: (N, C, H, W) -> (N, C, oH, oW), and the
+    flat index h*W + w of each maximum (``indices``).
+
+    As PyTorch's, a window's maximum is its first in row-major order, or its last NaN where it holds
+    NaN. One iteration per output pixel: each window is a block of its own (windows overlap), taken as
+    (N, C, kh*kw). The backward adds each output's gradient at its maximum's index.
+    """
+
+    uses_inputs = False  # backward reads the indices and shapes only
+
+    def __init__(self, output_hw: tuple):
+        self.output_hw = output_hw
+
+    def forward(self, x):
+        xp = self.xp
+        N, C, H, W = self.input_shape = x.shape
+        out_h, out_w = self.output_hw
+        output = xp.empty((N, C, out_h, out_w), dtype=x.dtype)
+        self.indices = xp.empty((N, C, out_h, out_w), dtype=numpy.int64)
+        any_nan = bool(xp.isnan(x).any())
+        for i, (top, bottom) in enumerate(AdaptiveAvgPool2d.windows(H, out_h)):
+            for j, (left, right) in enumerate(AdaptiveAvgPool2d.windows(W, out_w)):
+                window = x[:, :, top:bottom, left:right].reshape(N, C, (bottom - top) * (right - left))
+                chosen = window.argmax(axis=2)
+                if any_nan:
+                    nan = xp.isnan(window)
+                    last_nan = window.shape[2] - 1 - nan[:, :, ::-1].argmax(axis=2)
+                    chosen = xp.where(nan.any(axis=2), last_nan, chosen)
+                output[:, :, i, j] = xp.take_along_axis(window, chosen[:, :, None], axis=2)[:, :, 0]
+                width = right - left
+                self.indices[:, :, i, j] = (top + chosen // width) * W + left + chosen % width
+        return output
+
+    def backward(self, grad):
+        xp = self.xp
+        N, C, H, W = self.input_shape
+        planes, outputs = N * C, self.output_hw[0] * self.output_hw[1]
+        grad_x = xp.zeros((planes, H * W), dtype=grad.dtype)
+        rows = xp.arange(planes)[:, None]
+        xp.add.at(grad_x, (rows, self.indices.reshape(planes, outputs)), grad.reshape(planes, outputs))
+        return (grad_x.reshape(self.input_shape),)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
+    """Adaptive max pooling as ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W), floating point, H and W non-zero.
+        output_size: (oH, oW), an int for both, or a pair with None keeping that input size. Output row i
+            takes the maximum over input rows [floor(i*H/oH), ceil((i+1)*H/oH)), columns likewise.
+        return_indices: also return the int64 Tensor of flat indices h*W + w of the maxima.
+
+    Where oH divides H and oW divides W, the windows are those of a max pool with kernel and stride
+    (H / oH, W / oW), which runs instead (:func:`gpucnn.ops.maxpool2d.max_pool2d`, the same maxima and
+    indices), as :func:`adaptive_avg_pool2d` does.
+
+    Returns:
+        (N, C, oH, oW) Tensor (or (C, oH, oW)), and the indices when ``return_indices``.
+    """
+    op = "adaptive_max_pool2d"
+    x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
+    if not isinstance(return_indices, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: return_indices must be a bool, got {return_indices!r}")
+    output_hw = _adaptive_output_size(output_size, x.shape, op)
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{op}: input height and width must be non-zero, got shape {x.shape}")
+    (H, W), (out_h, out_w) = x.shape[2:], output_hw
+    if H % out_h == 0 and W % out_w == 0 and (x.dtype == numpy.float32 or not x.device.runs_kernels):
+        window = (H // out_h, W // out_w)
+        return max_pool2d(input, window, window, return_indices=bool(return_indices))
+    function = AdaptiveMaxPool2d(output_hw)
+    output = unbatched_output(function.apply(x), unbatched)
+    if not return_indices:
+        return output
+    indices = function.indices[0] if unbatched else function.indices
+    return output, Tensor._from_array(indices.copy(), x.device, False)  # a copy: backward keeps its own
+
+
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
+           "avg_pool2d"]

@@ -21,9 +21,12 @@ from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, s
 from .serialization import load, save
 from .summary import summary
 from .functions import (
-    abs, argmax, argmin, chunk, clamp, clone, exp, flatten, is_tensor, log, log_softmax, max, maximum, mean, min,
-    minimum, numel, permute, relu, reshape, sigmoid, softmax, split, sqrt, squeeze, sum, tanh, transpose, unsqueeze,
-    where,
+    abs, all, allclose, any, argmax, argmin, argsort, bmm, ceil, chunk, clamp, clone, count_nonzero, cumsum, dot, equal,
+    erf, exp, expm1, flatten, flip, floor, gather, index_select, is_tensor, isfinite, isinf, isnan, log, log10, log1p,
+    log2, log_softmax, logsumexp, masked_fill, matmul, max, maximum, mean, min, minimum, mm, narrow, neg, nonzero, norm,
+    numel, outer, permute, pow, prod, reciprocal, relu, reshape, roll, round, rsqrt, scatter, scatter_add, sigmoid,
+    sign, softmax, sort, split, sqrt, square, squeeze, std, std_mean, sum, tanh, topk, transpose, tril, triu, trunc,
+    unique, unsqueeze, var, var_mean, where,
 )
 from .ops.math import cat, stack
 from .tensor import Tensor, tensor
@@ -34,12 +37,16 @@ bool, half, float, double, int, long = bool_, float16, float32, float64, int32, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Generator", "Tensor", "abs", "arange", "argmax", "argmin", "cat", "chunk", "clamp", "clone", "cuda",
-    "data", "default_device", "device", "devices", "empty", "empty_like", "enable_grad", "exp", "export_onnx", "eye",
-    "flatten", "from_numpy", "full", "full_like", "get_rng_state", "inference_mode", "initial_seed", "is_grad_enabled",
-    "is_tensor", "linspace", "load", "log", "log_softmax", "manual_seed", "max", "maximum", "mean", "min", "minimum",
-    "models", "nn", "no_grad", "numel", "ones", "ones_like", "optim", "permute", "rand", "rand_like", "randint",
-    "randn", "randn_like", "randperm", "relu", "reshape", "save", "seed", "set_grad_enabled", "set_rng_state",
-    "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "sum", "summary", "tanh", "tensor", "transpose",
-    "unsqueeze", "utils", "where", "zeros", "zeros_like",
+    "Device", "Generator", "Tensor", "abs", "all", "allclose", "any", "arange", "argmax", "argmin", "argsort", "bmm",
+    "cat", "ceil", "chunk", "clamp", "clone", "count_nonzero", "cuda", "cumsum", "data", "default_device", "device",
+    "devices", "dot", "empty", "empty_like", "enable_grad", "equal", "erf", "exp", "expm1", "export_onnx", "eye",
+    "flatten", "flip", "floor", "from_numpy", "full", "full_like", "gather", "get_rng_state", "index_select",
+    "inference_mode", "initial_seed", "is_grad_enabled", "is_tensor", "isfinite", "isinf", "isnan", "linspace", "load",
+    "log", "log10", "log1p", "log2", "log_softmax", "logsumexp", "manual_seed", "masked_fill", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "mm", "models", "narrow", "neg", "nn", "no_grad", "nonzero", "norm", "numel",
+    "ones", "ones_like", "optim", "outer", "permute", "pow", "prod", "rand", "rand_like", "randint", "randn",
+    "randn_like", "randperm", "reciprocal", "relu", "reshape", "roll", "round", "rsqrt", "save", "scatter",
+    "scatter_add", "seed", "set_grad_enabled", "set_rng_state", "sigmoid", "sign", "softmax", "sort", "split", "sqrt",
+    "square", "squeeze", "stack", "std", "std_mean", "sum", "summary", "tanh", "tensor", "topk", "transpose", "tril",
+    "triu", "trunc", "unique", "unsqueeze", "utils", "var", "var_mean", "where", "zeros", "zeros_like",
 ]

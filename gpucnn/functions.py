@@ -10,9 +10,14 @@ from .ops import math as tensor_math
 from .tensor import Tensor, as_tensor
 
 __all__ = [
-    "abs", "argmax", "argmin", "chunk", "clamp", "clone", "exp", "flatten", "is_tensor", "log", "log_softmax", "max",
-    "maximum", "mean", "min", "minimum", "numel", "permute", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
-    "squeeze", "sum", "tanh", "transpose", "unsqueeze", "where",
+    "abs", "all", "allclose", "any", "argmax", "argmin", "argsort", "bmm", "ceil", "chunk", "clamp", "clone",
+    "count_nonzero", "cumsum", "dot", "equal", "erf", "exp", "expm1", "flatten", "flip", "floor", "gather",
+    "index_select", "is_tensor", "isfinite", "isinf", "isnan", "log", "log10", "log1p", "log2", "log_softmax",
+    "logsumexp", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "narrow", "neg", "nonzero",
+    "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "reshape", "roll", "round", "rsqrt",
+    "scatter", "scatter_add", "sigmoid", "sign", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std",
+    "std_mean", "sum", "tanh", "topk", "transpose", "tril", "triu", "trunc", "unique", "unsqueeze", "var", "var_mean",
+    "where",
 ]
 
 
@@ -162,3 +167,232 @@ def softmax(input, dim: int, *, dtype=None) -> Tensor:
 
 def log_softmax(input, dim: int, *, dtype=None) -> Tensor:
     return functional.log_softmax(_tensor(input, "log_softmax"), dim, dtype=dtype)
+
+
+def var(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None) -> Tensor:
+    return _tensor(input, "var").var(dim, unbiased, keepdim, correction=correction)
+
+
+def std(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None) -> Tensor:
+    return _tensor(input, "std").std(dim, unbiased, keepdim, correction=correction)
+
+
+def var_mean(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None) -> tuple:
+    """(variance, mean) over ``dim``, as ``torch.var_mean``; both differentiable."""
+    input = _tensor(input, "var_mean")
+    return input.var(dim, unbiased, keepdim, correction=correction), input.mean(dim, keepdim)
+
+
+def std_mean(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None) -> tuple:
+    """(standard deviation, mean) over ``dim``, as ``torch.std_mean``; both differentiable."""
+    input = _tensor(input, "std_mean")
+    return input.std(dim, unbiased, keepdim, correction=correction), input.mean(dim, keepdim)
+
+
+def pow(input, exponent) -> Tensor:
+    return _tensor(input, "pow").pow(exponent)
+
+
+def neg(input) -> Tensor:
+    return _tensor(input, "neg").neg()
+
+
+# ----------------------------------------------------------------------------- predicates and reductions
+def isnan(input) -> Tensor:
+    return _tensor(input, "isnan").isnan()
+
+
+def isinf(input) -> Tensor:
+    return _tensor(input, "isinf").isinf()
+
+
+def isfinite(input) -> Tensor:
+    return _tensor(input, "isfinite").isfinite()
+
+
+def all(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _tensor(input, "all").all(dim, keepdim)
+
+
+def any(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _tensor(input, "any").any(dim, keepdim)
+
+
+def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """Whether |input - other| <= atol + rtol * |other| everywhere, broadcast, as a Python bool; NaN equals NaN only
+    with ``equal_nan``."""
+    return _tensor(input, "allclose").allclose(other, rtol, atol, equal_nan)
+
+
+def equal(input, other) -> bool:
+    """Whether the two have one shape and equal elements, as a Python bool."""
+    return _tensor(input, "equal").equal(other)
+
+
+def count_nonzero(input, dim=None) -> Tensor:
+    return _tensor(input, "count_nonzero").count_nonzero(dim)
+
+
+def nonzero(input, *, as_tuple: bool = False):
+    return _tensor(input, "nonzero").nonzero(as_tuple=as_tuple)
+
+
+def prod(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    return _tensor(input, "prod").prod(dim, keepdim, dtype=dtype)
+
+
+def cumsum(input, dim: int, *, dtype=None) -> Tensor:
+    return _tensor(input, "cumsum").cumsum(dim, dtype=dtype)
+
+
+def logsumexp(input, dim, keepdim: bool = False) -> Tensor:
+    return _tensor(input, "logsumexp").logsumexp(dim, keepdim)
+
+
+def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """The p-norm over ``dim`` (an int, a tuple, or None for all elements): 'fro' (the default) and 2 the square
+    root of the sum of squares, any real p, inf and -inf the vector norms; differentiable (0 where the norm is 0)."""
+    return _tensor(input, "norm").norm(p, dim, keepdim, dtype)
+
+
+# ----------------------------------------------------------------------------- elementwise
+def sign(input) -> Tensor:
+    return _tensor(input, "sign").sign()
+
+
+def round(input, *, decimals: int = 0) -> Tensor:
+    return _tensor(input, "round").round(decimals)
+
+
+def floor(input) -> Tensor:
+    return _tensor(input, "floor").floor()
+
+
+def ceil(input) -> Tensor:
+    return _tensor(input, "ceil").ceil()
+
+
+def trunc(input) -> Tensor:
+    return _tensor(input, "trunc").trunc()
+
+
+def reciprocal(input) -> Tensor:
+    return _tensor(input, "reciprocal").reciprocal()
+
+
+def rsqrt(input) -> Tensor:
+    return _tensor(input, "rsqrt").rsqrt()
+
+
+def square(input) -> Tensor:
+    return _tensor(input, "square").square()
+
+
+def log1p(input) -> Tensor:
+    return _tensor(input, "log1p").log1p()
+
+
+def expm1(input) -> Tensor:
+    return _tensor(input, "expm1").expm1()
+
+
+def log2(input) -> Tensor:
+    return _tensor(input, "log2").log2()
+
+
+def log10(input) -> Tensor:
+    return _tensor(input, "log10").log10()
+
+
+def erf(input) -> Tensor:
+    return _tensor(input, "erf").erf()
+
+
+# ----------------------------------------------------------------------------- matrix products
+def matmul(input, other) -> Tensor:
+    """input @ other, as ``torch.matmul``: batch dimensions broadcast, a 1-D operand is a vector."""
+    return _tensor(input, "matmul").matmul(other)
+
+
+def mm(input, mat2) -> Tensor:
+    return _tensor(input, "mm").mm(mat2)
+
+
+def bmm(input, mat2) -> Tensor:
+    return _tensor(input, "bmm").bmm(mat2)
+
+
+def dot(input, other) -> Tensor:
+    return _tensor(input, "dot").dot(other)
+
+
+def outer(input, vec2) -> Tensor:
+    return _tensor(input, "outer").outer(vec2)
+
+
+# ----------------------------------------------------------------------------- indexing, reordering, selection
+def gather(input, dim: int, index) -> Tensor:
+    """``out[i][j] = input[index[i][j]][j]`` along ``dim`` (there dim 0), of index's shape; differentiable."""
+    return _tensor(input, "gather").gather(dim, index)
+
+
+def scatter(input, dim: int, index, src=None, *, value=None) -> Tensor:
+    """A copy of input with ``out[index[i][j]][j] = src[i][j]`` along ``dim`` (or ``value`` at every index);
+    differentiable in input and src."""
+    return _tensor(input, "scatter").scatter(dim, index, src, value=value)
+
+
+def scatter_add(input, dim: int, index, src) -> Tensor:
+    """A copy of input with ``out[index[i][j]][j] += src[i][j]`` along ``dim``; differentiable in input and src."""
+    return _tensor(input, "scatter_add").scatter_add(dim, index, src)
+
+
+def index_select(input, dim: int, index) -> Tensor:
+    return _tensor(input, "index_select").index_select(dim, index)
+
+
+def masked_fill(input, mask, value) -> Tensor:
+    return _tensor(input, "masked_fill").masked_fill(mask, value)
+
+
+def narrow(input, dim: int, start: int, length: int) -> Tensor:
+    return _tensor(input, "narrow").narrow(dim, start, length)
+
+
+def flip(input, dims) -> Tensor:
+    return _tensor(input, "flip").flip(dims)
+
+
+def roll(input, shifts, dims=None) -> Tensor:
+    return _tensor(input, "roll").roll(shifts, dims)
+
+
+def tril(input, diagonal: int = 0) -> Tensor:
+    return _tensor(input, "tril").tril(diagonal)
+
+
+def triu(input, diagonal: int = 0) -> Tensor:
+    return _tensor(input, "triu").triu(diagonal)
+
+
+def sort(input, dim: int = -1, descending: bool = False, *, stable: bool = False):
+    """(values, indices) sorted along ``dim``, as ``torch.sort`` with stable=True (equal values keep their order;
+    NaN counts as the largest); differentiable in the values."""
+    return _tensor(input, "sort").sort(dim, descending, stable)
+
+
+def argsort(input, dim: int = -1, descending: bool = False, *, stable: bool = False) -> Tensor:
+    return _tensor(input, "argsort").argsort(dim, descending, stable)
+
+
+def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+    """(values, indices) of the ``k`` largest (or smallest) along ``dim``, sorted, the first of equal values first;
+    differentiable in the values."""
+    return _tensor(input, "topk").topk(k, dim, largest, sorted)
+
+
+def unique(input, sorted: bool = True, return_inverse: bool = False,
+           return_counts: bool = False, dim=None):
+    """The distinct values in ascending order (each NaN distinct), and with the flags the int64 inverse indices
+    and counts, as ``torch.unique``; not differentiable."""
+    return _tensor(input, "unique").unique(sorted, return_inverse, return_counts, dim)

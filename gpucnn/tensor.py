@@ -525,6 +525,273 @@ class Tensor:
 
         return log_softmax(self, dim)
 
+    # ----------------------------------------------------------------- predicates and reductions
+    def isnan(self):
+        from .ops.reductions import isnan
+
+        return isnan(self)
+
+    def isinf(self):
+        from .ops.reductions import isinf
+
+        return isinf(self)
+
+    def isfinite(self):
+        from .ops.reductions import isfinite
+
+        return isfinite(self)
+
+    def all(self, dim=None, keepdim: bool = False):
+        """Whether every element (over ``dim``: an int, a tuple, or None for all) is nonzero, a bool tensor."""
+        from .ops.reductions import all
+
+        return all(self, dim, keepdim)
+
+    def any(self, dim=None, keepdim: bool = False):
+        """Whether any element (over ``dim``) is nonzero, a bool tensor."""
+        from .ops.reductions import any
+
+        return any(self, dim, keepdim)
+
+    def allclose(self, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        """Whether |self - other| <= atol + rtol * |other| everywhere (see :func:`gpucnn.allclose`)."""
+        from .ops.reductions import allclose
+
+        return allclose(self, other, rtol, atol, equal_nan)
+
+    def equal(self, other) -> bool:
+        """Whether ``other`` has this shape and these elements, a Python bool."""
+        from .ops.reductions import equal
+
+        return equal(self, other)
+
+    def count_nonzero(self, dim=None):
+        from .ops.reductions import count_nonzero
+
+        return count_nonzero(self, dim)
+
+    def nonzero(self, *, as_tuple: bool = False):
+        """The indices of the nonzero elements, (count, ndim) int64, or one vector per dimension (``as_tuple``)."""
+        from .ops.reductions import nonzero
+
+        return nonzero(self, as_tuple)
+
+    def prod(self, dim=None, keepdim: bool = False, *, dtype=None):
+        """The product of all elements or along the int ``dim``; differentiable, at zeros too."""
+        from .ops.reductions import prod
+
+        return prod(self, dim, keepdim, dtype=dtype)
+
+    def cumsum(self, dim: int, *, dtype=None):
+        """The running sums along ``dim``; differentiable."""
+        from .ops.reductions import cumsum
+
+        return cumsum(self, dim, dtype=dtype)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        """log(sum(exp(self))) over ``dim``, without overflow; differentiable."""
+        from .ops.reductions import logsumexp
+
+        return logsumexp(self, dim, keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
+        """The p-norm over ``dim`` (see :func:`gpucnn.norm`); differentiable."""
+        from .ops.reductions import norm
+
+        return norm(self, p, dim, keepdim, dtype)
+
+    # ----------------------------------------------------------------- elementwise
+    def neg(self):
+        return _math().neg(self)
+
+    def sign(self):
+        from .ops.elementwise import sign
+
+        return sign(self)
+
+    def round(self, decimals: int = 0):
+        """Rounded to the nearest integer (or to ``decimals`` places), halves to even; a zero gradient."""
+        from .ops.elementwise import round
+
+        return round(self, decimals)
+
+    def floor(self):
+        from .ops.elementwise import floor
+
+        return floor(self)
+
+    def ceil(self):
+        from .ops.elementwise import ceil
+
+        return ceil(self)
+
+    def trunc(self):
+        from .ops.elementwise import trunc
+
+        return trunc(self)
+
+    def reciprocal(self):
+        from .ops.elementwise import reciprocal
+
+        return reciprocal(self)
+
+    def rsqrt(self):
+        from .ops.elementwise import rsqrt
+
+        return rsqrt(self)
+
+    def square(self):
+        from .ops.elementwise import square
+
+        return square(self)
+
+    def log1p(self):
+        from .ops.elementwise import log1p
+
+        return log1p(self)
+
+    def expm1(self):
+        from .ops.elementwise import expm1
+
+        return expm1(self)
+
+    def log2(self):
+        from .ops.elementwise import log2
+
+        return log2(self)
+
+    def log10(self):
+        from .ops.elementwise import log10
+
+        return log10(self)
+
+    def erf(self):
+        from .ops.elementwise import erf
+
+        return erf(self)
+
+    # ----------------------------------------------------------------- matrix products
+    def matmul(self, other):
+        """``self @ other``: batch dimensions broadcast, a 1-D operand is a vector (as ``torch.matmul``)."""
+        return _math().matmul(self, other)
+
+    def mm(self, other):
+        from .ops.linalg import mm
+
+        return mm(self, other)
+
+    def bmm(self, other):
+        from .ops.linalg import bmm
+
+        return bmm(self, other)
+
+    def dot(self, other):
+        from .ops.linalg import dot
+
+        return dot(self, other)
+
+    def outer(self, other):
+        from .ops.linalg import outer
+
+        return outer(self, other)
+
+    # ----------------------------------------------------------------- indexing, reordering, selection
+    def gather(self, dim: int, index):
+        """The values at ``index`` along ``dim`` (see :func:`gpucnn.gather`); differentiable."""
+        from .ops.indexing import gather
+
+        return gather(self, dim, index)
+
+    def scatter(self, dim: int, index, src=None, *, value=None):
+        """A copy with ``src`` (or ``value``) written at ``index`` along ``dim``; differentiable."""
+        from .ops.indexing import scatter
+
+        return scatter(self, dim, index, src, value=value)
+
+    def scatter_add(self, dim: int, index, src):
+        """A copy with ``src`` added at ``index`` along ``dim``; differentiable."""
+        from .ops.indexing import scatter_add
+
+        return scatter_add(self, dim, index, src)
+
+    def scatter_(self, dim: int, index, src=None, *, value=None):
+        """:meth:`scatter`, in place; an error where autograd records it."""
+        from .ops.indexing import scatter, written_into
+
+        return written_into(self, lambda: scatter(self, dim, index, src, value=value), "scatter_", src)
+
+    def scatter_add_(self, dim: int, index, src):
+        """:meth:`scatter_add`, in place; an error where autograd records it."""
+        from .ops.indexing import scatter_add, written_into
+
+        return written_into(self, lambda: scatter_add(self, dim, index, src), "scatter_add_", src)
+
+    def index_select(self, dim: int, index):
+        from .ops.indexing import index_select
+
+        return index_select(self, dim, index)
+
+    def masked_fill(self, mask, value):
+        """A copy with ``value`` where the bool ``mask`` holds (broadcast); differentiable."""
+        from .ops.indexing import masked_fill
+
+        return masked_fill(self, mask, value)
+
+    def masked_fill_(self, mask, value):
+        """:meth:`masked_fill`, in place (``mask`` broadcast to this shape); an error where autograd records it."""
+        from .ops.indexing import masked_fill, written_into
+
+        return written_into(self, lambda: masked_fill(self, mask, value), "masked_fill_", value)
+
+    def narrow(self, dim: int, start: int, length: int):
+        from .ops.indexing import narrow
+
+        return narrow(self, dim, start, length)
+
+    def flip(self, *dims):
+        """Reversed along ``dims`` (``x.flip(0)``, ``x.flip(0, 1)`` or ``x.flip([0, 1])``), a copy."""
+        from .ops.indexing import flip
+
+        return flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def roll(self, shifts, dims=None):
+        from .ops.indexing import roll
+
+        return roll(self, shifts, dims)
+
+    def tril(self, diagonal: int = 0):
+        from .ops.indexing import tril
+
+        return tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0):
+        from .ops.indexing import triu
+
+        return triu(self, diagonal)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        """(values, indices) sorted along ``dim``, stably (see :func:`gpucnn.sort`); differentiable in the values."""
+        from .ops.indexing import sort
+
+        return sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        from .ops.indexing import argsort
+
+        return argsort(self, dim, descending, stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        """(values, indices) of the ``k`` largest (or smallest) along ``dim``; differentiable in the values."""
+        from .ops.indexing import topk
+
+        return topk(self, k, dim, largest, sorted)
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
+        """The distinct values (see :func:`gpucnn.unique`); not differentiable."""
+        from .ops.indexing import unique
+
+        return unique(self, sorted, return_inverse, return_counts, dim)
+
 
 def _scaled(other, alpha):
     """alpha * other for add_/sub_: a Python number stays one, so that an integer tensor takes it."""

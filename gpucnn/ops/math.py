@@ -504,7 +504,10 @@ def matmul(a, b) -> Tensor:
     inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if inner_a != inner_b:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({inner_a} != {inner_b})")
-    return MatMul().apply(a, b)
+    try:
+        return MatMul().apply(a, b)
+    except ValueError:  # the inner sizes match: the batch dimensions (all but the last two) do not broadcast
+        raise ValueError(f"matmul: the batch dimensions of shapes {a.shape} and {b.shape} do not broadcast") from None
 
 
 def _check_dims(dims, ndim: int, what: str) -> tuple:

@@ -199,19 +199,39 @@ def _ratio(t, numerator: tuple, denominator: tuple):
     return (top + numerator[-2]) / (bottom + denominator[-1])
 
 
+def _erf_small(xp, x):
+    """erf(x) for |x| <= 0.46875 (x clipped to [-0.5, 0.5] elsewhere: the caller keeps the values it wants)."""
+    near = xp.clip(x, -0.5, 0.5)
+    return near * _ratio(near * near, _ERF_A, _ERF_B)
+
+
+def _erfc_large(xp, y):
+    """erfc(y) for y >= 0.46875 (clipped to [0.46875, 30] elsewhere; erfc(30) is 0 in float64)."""
+    middle = xp.clip(y, 0.46875, 4.0)  # clipped: each branch is computed everywhere, and must not overflow
+    far = xp.clip(y, 4.0, 30.0)
+    inverse_square = 1 / (far * far)
+    return xp.where(
+        y <= 4.0, xp.exp(-middle * middle) * _ratio(middle, _ERF_C, _ERF_D),
+        xp.exp(-far * far) / far * (1 / math.sqrt(math.pi) - inverse_square * _ratio(inverse_square, _ERF_P, _ERF_Q)))
+
+
 def erf_array(xp, x):
     """erf of a floating-point array of ``xp``, computed in float64 (Cody's approximations above) and returned in
     x's dtype; NaN stays NaN, +-inf give +-1."""
     x64 = x.astype(numpy.float64)
     y = xp.abs(x64)
-    near = xp.clip(x64, -0.5, 0.5)
-    middle = xp.clip(y, 0.46875, 4.0)  # clipped: each branch is computed everywhere, and must not overflow
-    far = xp.clip(y, 4.0, 30.0)  # erf(30) is 1 in float64
-    inverse_square = 1 / (far * far)
-    erfc = xp.where(
-        y <= 4.0, xp.exp(-middle * middle) * _ratio(middle, _ERF_C, _ERF_D),
-        xp.exp(-far * far) / far * (1 / math.sqrt(math.pi) - inverse_square * _ratio(inverse_square, _ERF_P, _ERF_Q)))
-    result = xp.where(y <= 0.46875, near * _ratio(near * near, _ERF_A, _ERF_B), xp.copysign(1 - erfc, x64))
+    result = xp.where(y <= 0.46875, _erf_small(xp, x64), xp.copysign(1 - _erfc_large(xp, y), x64))
+    return xp.where(xp.isnan(x64), x64, result).astype(x.dtype, copy=False)
+
+
+def erfc_array(xp, x):
+    """erfc = 1 - erf of a floating-point array of ``xp``, as :func:`erf_array` computes it, without the
+    cancellation of 1 - erf(x) for large x (exact GELU's Phi(x) = erfc(-x / sqrt 2) / 2 takes it); NaN stays NaN,
+    +-inf give 0 and 2."""
+    x64 = x.astype(numpy.float64)
+    y = xp.abs(x64)
+    tail = _erfc_large(xp, y)
+    result = xp.where(y <= 0.46875, 1 - _erf_small(xp, x64), xp.where(x64 < 0, 2 - tail, tail))
     return xp.where(xp.isnan(x64), x64, result).astype(x.dtype, copy=False)
 
 

@@ -265,6 +265,18 @@ def _adaptive_output_size(output_size, input_shape: tuple, op: str) -> tuple[int
     return tuple(input_shape[2 + axis] if v is None else int(v) for axis, v in enumerate(items))
 
 
+def _adaptive_input(input, output_size, op: str) -> tuple:
+    """The adaptive poolings' checked arguments: (x batched, unbatched, (oH, oW), the uniform window (H / oH,
+    W / oW) where the sizes divide and a plain pool can take them, else None)."""
+    x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
+    output_hw = _adaptive_output_size(output_size, x.shape, op)
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{op}: input height and width must be non-zero, got shape {x.shape}")
+    (H, W), (out_h, out_w) = x.shape[2:], output_hw
+    uniform = H % out_h == 0 and W % out_w == 0 and (x.dtype == numpy.float32 or not x.device.runs_kernels)
+    return x, unbatched, output_hw, (H // out_h, W // out_w) if uniform else None
+
+
 def adaptive_avg_pool2d(input, output_size):
     """Adaptive average pooling as ``torch.nn.functional.adaptive_avg_pool2d``.
 
@@ -281,13 +293,8 @@ def adaptive_avg_pool2d(input, output_size):
         (N, C, oH, oW) Tensor (or (C, oH, oW)).
     """
     op = "adaptive_avg_pool2d"
-    x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
-    output_hw = _adaptive_output_size(output_size, x.shape, op)
-    if x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"{op}: input height and width must be non-zero, got shape {x.shape}")
-    (H, W), (out_h, out_w) = x.shape[2:], output_hw
-    if H % out_h == 0 and W % out_w == 0 and (x.dtype == numpy.float32 or not x.device.runs_kernels):
-        window = (H // out_h, W // out_w)
+    x, unbatched, output_hw, window = _adaptive_input(input, output_size, op)
+    if window is not None:
         output = AvgPool2d(pool_geometry(op, x.shape, window, window, 0, 1, False), True).apply(x)
     else:
         output = AdaptiveAvgPool2d(output_hw).apply(x)
@@ -355,15 +362,10 @@ def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
         (N, C, oH, oW) Tensor (or (C, oH, oW)), and the indices when ``return_indices``.
     """
     op = "adaptive_max_pool2d"
-    x, unbatched = batched_input(as_tensor(input, f"{op}: input"), op)
     if not isinstance(return_indices, (bool, numpy.bool_)):
         raise TypeError(f"{op}: return_indices must be a bool, got {return_indices!r}")
-    output_hw = _adaptive_output_size(output_size, x.shape, op)
-    if x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"{op}: input height and width must be non-zero, got shape {x.shape}")
-    (H, W), (out_h, out_w) = x.shape[2:], output_hw
-    if H % out_h == 0 and W % out_w == 0 and (x.dtype == numpy.float32 or not x.device.runs_kernels):
-        window = (H // out_h, W // out_w)
+    x, unbatched, output_hw, window = _adaptive_input(input, output_size, op)
+    if window is not None:
         return max_pool2d(input, window, window, return_indices=bool(return_indices))
     function = AdaptiveMaxPool2d(output_hw)
     output = unbatched_output(function.apply(x), unbatched)

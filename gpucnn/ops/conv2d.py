@@ -23,7 +23,8 @@ from . import _kernels, _shapes
 from ._conv2d_cpu import Conv2dCpu
 from ._conv2d_gpu import PIXELS_MAX_REDUCTION, Conv2dGpu, has_wide_tile
 
-__all__ = ["Conv2d", "KERNEL_PATHS", "conv2d", "has_wide_tile", "kernel_path", "kernel_paths"]
+__all__ = ["Conv2d", "KERNEL_PATHS", "checked_weight_and_groups", "conv2d", "has_wide_tile", "kernel_path",
+           "kernel_paths"]
 
 
 class Conv2d(Conv2dCpu, Conv2dGpu, Function):
@@ -163,20 +164,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     return _shapes.unbatched_output(y, unbatched)
 
 
-@functools.lru_cache(maxsize=1024)
-def _checked_arguments(x_shape: tuple, dtype, weight_shape: tuple, weight_dtype, bias, stride, padding, dilation,
-                       groups, device) -> tuple:
-    """conv2d's checks of its arguments and of the input, weight and bias (``bias``: its (shape, dtype), or
-    None) shapes and dtypes on ``device``; (stride, (top, bottom, left, right) pads, dilation, groups), as
-    ints. The same on every call of a layer, so kept for its plain arguments (``_shapes.plain``): they took 3.5 of
-    the 10.5 us of Python a call of a 64-channel 56x56 layer took on cudasim with its launches skipped,
-    and on a GPU a small layer's call is mostly the host's work. A check that fails raises, and nothing is
-    kept."""
-    op = "conv2d"
+def checked_weight_and_groups(op: str, dtype, weight_shape: tuple, weight_dtype, groups, layout: str) -> int:
+    """The checks conv2d and conv_transpose2d share: a 4-D floating-point weight (``layout`` names its axes) of
+    the input's ``dtype``, and ``groups`` an int of 1 or more, which it returns as an int."""
     if weight_dtype.kind != "f":
         raise TypeError(f"{op}: weight must be a floating-point tensor, got dtype {weight_dtype}")
     if len(weight_shape) != 4:
-        raise ValueError(f"{op}: weight must be 4-D (K, C/groups, R, S), got shape {weight_shape}")
+        raise ValueError(f"{op}: weight must be 4-D {layout}, got shape {weight_shape}")
     if weight_dtype != dtype:
         raise TypeError(
             f"{op}: input has dtype {dtype} but weight has dtype {weight_dtype}; they must match "
@@ -188,6 +182,20 @@ def _checked_arguments(x_shape: tuple, dtype, weight_shape: tuple, weight_dtype,
         groups = int(groups)
     if groups < 1:
         raise ValueError(f"{op}: groups must be at least 1, got {groups}")
+    return groups
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_arguments(x_shape: tuple, dtype, weight_shape: tuple, weight_dtype, bias, stride, padding, dilation,
+                       groups, device) -> tuple:
+    """conv2d's checks of its arguments and of the input, weight and bias (``bias``: its (shape, dtype), or
+    None) shapes and dtypes on ``device``; (stride, (top, bottom, left, right) pads, dilation, groups), as
+    ints. The same on every call of a layer, so kept for its plain arguments (``_shapes.plain``): they took 3.5 of
+    the 10.5 us of Python a call of a 64-channel 56x56 layer took on cudasim with its launches skipped,
+    and on a GPU a small layer's call is mostly the host's work. A check that fails raises, and nothing is
+    kept."""
+    op = "conv2d"
+    groups = checked_weight_and_groups(op, dtype, weight_shape, weight_dtype, groups, "(K, C/groups, R, S)")
     channels, kernels = x_shape[1], weight_shape[0]
     if channels % groups:
         raise ValueError(

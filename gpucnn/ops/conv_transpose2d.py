@@ -25,7 +25,7 @@ import numbers
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
 from . import _kernels, _shapes
-from .conv2d import Conv2d
+from .conv2d import Conv2d, checked_weight_and_groups
 
 __all__ = ["ConvTranspose2d", "conv_transpose2d", "output_padding_for"]
 
@@ -155,21 +155,7 @@ def _checked_arguments(x_shape: tuple, dtype, weight_shape: tuple, weight_dtype,
     conv2d's are; a check that fails raises, and nothing is kept."""
     op = "conv_transpose2d"
     shapes = f"input shape {x_shape}, weight shape {weight_shape}"
-    if weight_dtype.kind != "f":
-        raise TypeError(f"{op}: weight must be a floating-point tensor, got dtype {weight_dtype}")
-    if len(weight_shape) != 4:
-        raise ValueError(f"{op}: weight must be 4-D (C_in, C_out/groups, R, S), got shape {weight_shape}")
-    if weight_dtype != dtype:
-        raise TypeError(
-            f"{op}: input has dtype {dtype} but weight has dtype {weight_dtype}; they must match "
-            "(PyTorch refuses this too): convert one with .to(dtype)"
-        )
-    if type(groups) is not int:
-        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
-            raise TypeError(f"{op}: groups must be an int, got {groups!r}")
-        groups = int(groups)
-    if groups < 1:
-        raise ValueError(f"{op}: groups must be at least 1, got {groups}")
+    groups = checked_weight_and_groups(op, dtype, weight_shape, weight_dtype, groups, "(C_in, C_out/groups, R, S)")
     channels = x_shape[1]
     if weight_shape[0] != channels:
         raise ValueError(

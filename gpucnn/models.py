@@ -10,8 +10,9 @@
 - ``convnetjs``: the network of the ConvNetJS CIFAR-10 demo: three times conv 5x5 pad 2 (16, 20, 20
   filters) -> ReLU -> max-pool 2/2, then linear to the classes. Trained with Adadelta there.
 
-And torchvision's ResNets, by its names: ``resnet18``, ``resnet34`` and ``resnet50`` (``ResNet``, ``BasicBlock``,
-``Bottleneck``), whose state dicts are torchvision's:
+And torchvision's ResNets and MobileNetV2, by its names: ``resnet18``, ``resnet34`` and ``resnet50`` (``ResNet``,
+``BasicBlock``, ``Bottleneck``) and ``mobilenet_v2`` (``MobileNetV2``, ``InvertedResidual``), whose state dicts are
+torchvision's:
 
     >>> model = gpucnn.models.resnet18(num_classes=10)
     >>> model.load_state_dict(torchvision.models.resnet18(num_classes=10).state_dict())   # torch's weights
@@ -201,10 +202,14 @@ class ResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def _resnet(block, layers, weights, kwargs) -> ResNet:
+def _no_weights(weights) -> None:
     if weights is not None:
         raise ValueError("weights: gpucnn downloads no pretrained weights; load them from torchvision's model with "
                          "model.load_state_dict(torchvision_model.state_dict())")
+
+
+def _resnet(block, layers, weights, kwargs) -> ResNet:
+    _no_weights(weights)
     return ResNet(block, layers, **kwargs)
 
 
@@ -221,3 +226,86 @@ def resnet34(*, weights=None, **kwargs) -> ResNet:
 def resnet50(*, weights=None, **kwargs) -> ResNet:
     """torchvision's ResNet-50 (``num_classes``, ``zero_init_residual``); ``weights`` must be None."""
     return _resnet(Bottleneck, [3, 4, 6, 3], weights, kwargs)
+
+
+# -------------------------------------------------------------------------------------- torchvision's MobileNetV2
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, not below 90 % of it (torchvision's rule)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class Conv2dNormActivation(nn.Sequential):
+    """Convolution (no bias, padding (kernel - 1) / 2), batch norm and ReLU6, as torchvision's block of the name."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1):
+        super().__init__(nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
+                                   groups=groups, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion by ``expand_ratio`` (none at 1), 3x3 depthwise at ``stride``, 1x1
+    linear projection; the input added where stride is 1 and the channels match."""
+
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int):
+        super().__init__()
+        hidden = int(round(inp * expand_ratio))
+        self.use_res_connect = stride == 1 and inp == oup
+        layers = [Conv2dNormActivation(inp, hidden, kernel_size=1)] if expand_ratio != 1 else []
+        layers += [Conv2dNormActivation(hidden, hidden, stride=stride, groups=hidden),
+                   nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup)]
+        self.conv = nn.Sequential(*layers)
+        self.out_channels = oup
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision's MobileNetV2 for (N, 3, H, W) images: a 3x3 stride-2 stem, 17 inverted residual blocks (t, c,
+    n, s of the paper's table, widths times ``width_mult`` rounded to multiples of ``round_nearest``), a 1x1
+    convolution to 1280 channels, global average pooling, dropout and a linear classifier. Names, parameter
+    counts and initialisation are torchvision's (convolutions Kaiming-normal on fan-out, the classifier
+    normal with std 0.01), so its state dicts load."""
+
+    SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1))
+
+    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, round_nearest: int = 8,
+                 dropout: float = 0.2):
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"MobileNetV2: num_classes must be a positive int, got {num_classes!r}")
+        if not width_mult > 0:
+            raise ValueError(f"MobileNetV2: width_mult must be positive, got {width_mult!r}")
+        channels = _make_divisible(32 * width_mult, round_nearest)
+        self.last_channel = _make_divisible(1280 * max(1.0, width_mult), round_nearest)
+        features = [Conv2dNormActivation(3, channels, stride=2)]
+        for expand, width, count, stride in self.SETTING:
+            out = _make_divisible(width * width_mult, round_nearest)
+            for index in range(count):
+                features.append(InvertedResidual(channels, out, stride if index == 0 else 1, expand))
+                channels = out
+        features.append(Conv2dNormActivation(channels, self.last_channel, kernel_size=1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(self.last_channel, num_classes))
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x):
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(x.flatten(1))
+
+
+def mobilenet_v2(*, weights=None, **kwargs) -> MobileNetV2:
+    """torchvision's MobileNetV2 (``num_classes``, ``width_mult``, ``dropout``); ``weights`` must be None."""
+    _no_weights(weights)
+    return MobileNetV2(**kwargs)

@@ -9,10 +9,26 @@ file serves every batch size. It is built with ``onnx.helper`` from the layers (
 another framework) with eval-mode semantics: Dropout is left out, BatchNorm2d uses its running
 statistics. Weights are initializers under their ``state_dict`` names.
 
-The model must be an ``nn.Sequential`` (nested ones too) of Conv2d, ConvTranspose2d, Linear, MaxPool2d, AvgPool2d,
-AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Dropout, Dropout2d, Identity, BatchNorm2d and
-BatchNorm1d. Anything else, and a custom Module whose ``forward`` is more than a chain, raises
+The model is an ``nn.Sequential`` (nested ones too) of the layers in :data:`EXPORTERS`: Conv2d, ConvTranspose2d,
+Linear, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and AdaptiveMaxPool2d (to output sizes that divide the input),
+BatchNorm2d, BatchNorm1d, Flatten, Unflatten, Dropout, Dropout2d, Identity, ZeroPad2d, ConstantPad2d, ReflectionPad2d,
+ReplicationPad2d and the activations ReLU, LeakyReLU, ReLU6, Hardtanh, ELU, SELU, CELU, GELU, SiLU, Mish, Hardswish,
+Hardsigmoid, Softplus, PReLU, Sigmoid, LogSigmoid, Tanh, Softsign, Tanhshrink, Softmax and LogSoftmax; or a model
+built of known blocks, :data:`COMPOSITES`: torchvision's ResNets (``models.ResNet`` of ``BasicBlock`` or
+``Bottleneck``). Anything else, and a custom Module whose ``forward`` the exporter cannot follow, raises
 :class:`ExportError` naming the layer.
+
+A composite module writes its own subgraph: its ``COMPOSITES`` entry, ``(graph, layer, module, x) -> x``, calls
+``graph.module(path, child, x)`` for each child in the order its forward runs them (a child may be a composite in
+turn) and writes what the forward does between them itself: a block's residual ``Add``, the ``Flatten`` before
+ResNet's ``fc``. ``x`` is a :class:`Traced`, the value's name in the graph and gpucnn's value there for a zero
+batch of one, whose shape the layers' exporters read.
+
+Ops newer than the opset are written as their formulas: GELU (``Gelu`` from opset 20) as
+0.5 x (1 + Erf(x / sqrt 2)) or its tanh approximation's formula, Mish (from 18) as x Tanh(Softplus(x)), Hardswish
+(from 14) as x HardSigmoid(x). ONNX has no SiLU, LogSigmoid or Tanhshrink: x Sigmoid(x), -Softplus(-x),
+x - Tanh(x). Softplus is ONNX's with beta 1 and a threshold of 15 or more (from 15 on, x and softplus(x) are the
+same float32); otherwise Where(beta x > threshold, x, Softplus(beta x) / beta).
 
 Pooling with ``ceil_mode`` is written as ``ceil_mode=0`` with the extra trailing padding it implies.
 gpucnn (like PyTorch) drops a last window that would start in the trailing padding; ONNX Runtime
@@ -28,20 +44,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy
 
 from .autograd import no_grad
+from .models import BasicBlock, Bottleneck, ResNet
 from .nn import layers
 from .nn.module import Module, Sequential
 from .ops._shapes import conv_padding
+from .ops.activations import SELU_ALPHA, SELU_SCALE
 from .ops.maxpool2d import pool_geometry
-from .tensor import tensor
+from .tensor import Tensor, tensor
 
 # 17: the newest opset TensorRT 8.5 (JetPack 5) reads. 13: the oldest one the tests run.
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
 INSTALL_HINT = "pip install 'gpucnn[onnx]'"
+# From here on, x and softplus(x) = x + log1p(exp(-x)) are the same float32: Softplus's threshold changes nothing.
+SOFTPLUS_SAME_FROM = 15.0
 
 
 class ExportError(ValueError):
@@ -56,11 +77,19 @@ def _onnx():
     return onnx
 
 
-class _Graph:
-    """Nodes and initializers as they are added, with unique tensor names."""
+class Traced(NamedTuple):
+    """A value as the graph is written: its name in the graph, and gpucnn's value there for the zero batch of one
+    (whose shape the exporters read)."""
 
-    def __init__(self, onnx):
-        self.onnx, self.helper = onnx, onnx.helper
+    name: str
+    value: Tensor
+
+
+class _Graph:
+    """Nodes and initializers as they are added, with unique tensor names, for one opset."""
+
+    def __init__(self, onnx, opset: int):
+        self.onnx, self.helper, self.opset = onnx, onnx.helper, opset
         self.nodes, self.initializers, self.used = [], [], set()
 
     def name(self, wanted: str) -> str:
@@ -82,14 +111,46 @@ class _Graph:
         self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attributes))
         return output
 
+    def module(self, layer: str, module: Module, x: Traced) -> Traced:
+        """Writes ``module`` (``layer``: its dotted path in the model) on ``x``; returns its output.
+
+        A composite writes itself through its :data:`COMPOSITES` entry; a layer runs on ``x.value`` (for the
+        shape of its output) and is written by its :data:`EXPORTERS` entry.
+        """
+        composite = _composite(module)
+        if composite is not None:
+            return composite(self, layer, module, x)
+        if type(module) not in EXPORTERS:
+            raise _unknown(layer, module)
+        if getattr(module, "return_indices", False):
+            raise ExportError(f"cannot export {_where(layer)} ({type(module).__name__} with return_indices=True): "
+                              "its output is a pair of tensors, not one")
+        try:
+            output = module(x.value)
+        except (ValueError, TypeError) as error:
+            raise ExportError(f"{_where(layer)} ({type(module).__name__}) does not take the shape "
+                              f"{tuple(x.value.shape)} that reaches it: {error}") from None
+        name = EXPORTERS[type(module)](self, layer, module, x.name, tuple(x.value.shape), tuple(output.shape))
+        return Traced(name, output)
+
 
 def _where(layer: str) -> str:
     """How an error names a layer: by its dotted path in the model, or the model itself at the top."""
     return f"layer '{layer}'" if layer else "the model"
 
 
+def _join(layer: str, part: str) -> str:
+    """The dotted path of ``part`` in ``layer`` (``part`` itself in the model at the top)."""
+    return f"{layer}.{part}" if layer else part
+
+
 def _weight(graph: _Graph, layer: str, name: str, value) -> str:
-    return graph.constant(f"{layer}.{name}" if layer else name, value.numpy().astype(numpy.float32))
+    return graph.constant(_join(layer, name), value.numpy().astype(numpy.float32))
+
+
+def _scalar(graph: _Graph, layer: str, name: str, value) -> str:
+    """A float32 scalar initializer named ``layer.name``."""
+    return graph.constant(_join(layer, name), numpy.array(value, numpy.float32))
 
 
 def _conv(graph, layer, module, x, input_shape, output_shape):
@@ -192,16 +253,20 @@ def _avg_pool(graph, layer, module, x, input_shape, output_shape):
                       count_include_pad=include, **attributes)
 
 
-def _adaptive_avg_pool(graph, layer, module, x, input_shape, output_shape):
+def _adaptive_pool(graph, layer, module, x, input_shape, output_shape):
+    """AdaptiveAvgPool2d and AdaptiveMaxPool2d, whose windows are a plain pooling's where the output divides the
+    input."""
+    op = "MaxPool" if isinstance(module, layers.AdaptiveMaxPool2d) else "AveragePool"
     (height, width), (out_h, out_w) = input_shape[2:], output_shape[2:]
     if (out_h, out_w) == (1, 1):
-        return graph.node("GlobalAveragePool", [x], layer)
-    if height % out_h == 0 and width % out_w == 0:  # equal windows side by side: a plain AveragePool
+        return graph.node(f"Global{op}", [x], layer)
+    if height % out_h == 0 and width % out_w == 0:  # equal windows side by side: a plain pooling
         kernel = [height // out_h, width // out_w]
-        return graph.node("AveragePool", [x], layer, kernel_shape=kernel, strides=kernel)
-    raise ExportError(f"cannot export {_where(layer)} (AdaptiveAvgPool2d with output_size={module.output_size!r}): "
-                      f"its windows over a {height}x{width} input to {out_h}x{out_w} are not all the same size; "
-                      "only output_size 1 (GlobalAveragePool) or one that divides the input can be exported")
+        return graph.node(op, [x], layer, kernel_shape=kernel, strides=kernel)
+    raise ExportError(f"cannot export {_where(layer)} ({type(module).__name__} with output_size="
+                      f"{module.output_size!r}): its windows over a {height}x{width} input to {out_h}x{out_w} are not "
+                      f"all the same size; only output_size 1 (Global{op}) or one that divides the input can be "
+                      "exported")
 
 
 def _relu(graph, layer, module, x, input_shape, output_shape):
@@ -220,8 +285,112 @@ def _tanh(graph, layer, module, x, input_shape, output_shape):
     return graph.node("Tanh", [x], layer)
 
 
+def _hardtanh(graph, layer, module, x, input_shape, output_shape):
+    """Hardtanh and ReLU6 (Hardtanh(0, 6)): Clip, its bounds as inputs."""
+    bounds = [_scalar(graph, layer, "min_val", module.min_val), _scalar(graph, layer, "max_val", module.max_val)]
+    return graph.node("Clip", [x, *bounds], layer)
+
+
+def _elu(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Elu", [x], layer, alpha=module.alpha)
+
+
+def _selu(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Selu", [x], layer, alpha=SELU_ALPHA, gamma=SELU_SCALE)
+
+
+def _celu(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Celu", [x], layer, alpha=module.alpha)
+
+
+def _gelu(graph, layer, module, x, input_shape, output_shape):
+    if graph.opset >= 20:
+        return graph.node("Gelu", [x], layer, approximate=module.approximate)
+    if module.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+        cube = graph.node("Mul", [graph.node("Mul", [x, x], layer), x], layer)
+        inner = graph.node("Add", [x, graph.node("Mul", [cube, _scalar(graph, layer, "kappa", 0.044715)], layer)],
+                           layer)
+        inner = graph.node("Mul", [inner, _scalar(graph, layer, "beta", (2 / numpy.pi) ** 0.5)], layer)
+        cdf = graph.node("Tanh", [inner], layer)
+    else:  # 0.5 x (1 + erf(x / sqrt 2))
+        cdf = graph.node("Erf", [graph.node("Mul", [x, _scalar(graph, layer, "sqrt_half", 0.5 ** 0.5)], layer)],
+                         layer)
+    cdf = graph.node("Add", [cdf, _scalar(graph, layer, "one", 1.0)], layer)
+    return graph.node("Mul", [graph.node("Mul", [x, cdf], layer), _scalar(graph, layer, "half", 0.5)], layer)
+
+
+def _silu(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Mul", [x, graph.node("Sigmoid", [x], layer)], layer)
+
+
+def _mish(graph, layer, module, x, input_shape, output_shape):
+    if graph.opset >= 18:
+        return graph.node("Mish", [x], layer)
+    return graph.node("Mul", [x, graph.node("Tanh", [graph.node("Softplus", [x], layer)], layer)], layer)
+
+
+def _hardsigmoid(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("HardSigmoid", [x], layer, alpha=1 / 6, beta=0.5)
+
+
+def _hardswish(graph, layer, module, x, input_shape, output_shape):
+    if graph.opset >= 14:
+        return graph.node("HardSwish", [x], layer)
+    return graph.node("Mul", [x, _hardsigmoid(graph, layer, module, x, input_shape, output_shape)], layer)
+
+
+def _softplus(graph, layer, module, x, input_shape, output_shape):
+    if module.beta == 1 and module.threshold >= SOFTPLUS_SAME_FROM:
+        return graph.node("Softplus", [x], layer)
+    beta = _scalar(graph, layer, "beta", module.beta)
+    scaled = graph.node("Mul", [x, beta], layer)
+    smooth = graph.node("Div", [graph.node("Softplus", [scaled], layer), beta], layer)
+    linear = graph.node("Greater", [scaled, _scalar(graph, layer, "threshold", module.threshold)], layer)
+    return graph.node("Where", [linear, x, smooth], layer)
+
+
+def _prelu(graph, layer, module, x, input_shape, output_shape):
+    slope = module.weight.numpy().astype(numpy.float32)
+    if slope.size > 1:  # one per channel (axis 1): shaped to broadcast over the axes after it
+        slope = slope.reshape((-1,) + (1,) * (len(input_shape) - 2))
+    return graph.node("PRelu", [x, graph.constant(_join(layer, "weight"), slope)], layer)
+
+
+def _logsigmoid(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Neg", [graph.node("Softplus", [graph.node("Neg", [x], layer)], layer)], layer)
+
+
+def _softsign(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Softsign", [x], layer)
+
+
+def _tanhshrink(graph, layer, module, x, input_shape, output_shape):
+    return graph.node("Sub", [x, graph.node("Tanh", [x], layer)], layer)
+
+
+def _softmax(graph, layer, module, x, input_shape, output_shape):
+    op = "LogSoftmax" if isinstance(module, layers.LogSoftmax) else "Softmax"
+    return graph.node(op, [x], layer, axis=module.dim % len(input_shape))
+
+
+def _pad(graph, layer, module, x, input_shape, output_shape):
+    """The 2-d padding layers: Pad of the last two axes, ONNX's pads being every axis' start, then every end."""
+    (left, right, top, bottom), before = module.padding, [0] * (len(input_shape) - 2)
+    widths = graph.constant(_join(layer, "pads"), numpy.array([*before, top, left, *before, bottom, right],
+                                                               numpy.int64))
+    if module.mode == "constant":
+        return graph.node("Pad", [x, widths, _scalar(graph, layer, "value", module.value)], layer, mode="constant")
+    return graph.node("Pad", [x, widths], layer, mode={"reflect": "reflect", "replicate": "edge"}[module.mode])
+
+
 def _dropout(graph, layer, module, x, input_shape, output_shape):
     return x  # identity in eval mode (and Identity's own)
+
+
+def _reshape(graph, layer, x, output_shape):
+    """A Reshape to the traced shape, with 0 to copy the (dynamic) batch size."""
+    target = graph.constant(_join(layer, "shape"), numpy.array((0,) + tuple(output_shape[1:]), dtype=numpy.int64))
+    return graph.node("Reshape", [x, target], layer)
 
 
 def _flatten(graph, layer, module, x, input_shape, output_shape):
@@ -232,9 +401,14 @@ def _flatten(graph, layer, module, x, input_shape, output_shape):
                           "batch axis into the others, so the output would have no batch dimension")
     if start == 1 and end == rank - 1:
         return graph.node("Flatten", [x], layer, axis=1)  # (N, rest): ONNX Flatten's own 2-D result
-    # Otherwise a Reshape to the traced shape, with 0 to copy the (dynamic) batch size.
-    target = graph.constant(f"{layer}.shape", numpy.array((0,) + tuple(output_shape[1:]), dtype=numpy.int64))
-    return graph.node("Reshape", [x, target], layer)
+    return _reshape(graph, layer, x, output_shape)
+
+
+def _unflatten(graph, layer, module, x, input_shape, output_shape):
+    if module.dim % len(input_shape) == 0:
+        raise ExportError(f"cannot export {_where(layer)} (Unflatten with dim={module.dim}): it splits the batch "
+                          "axis, whose size the file leaves open")
+    return _reshape(graph, layer, x, output_shape)
 
 
 def _batch_norm(graph, layer, module, x, input_shape, output_shape):
@@ -253,32 +427,85 @@ def _batch_norm(graph, layer, module, x, input_shape, output_shape):
     return graph.node("BatchNormalization", inputs, layer, epsilon=module.eps)
 
 
+# The layers, each by its exact type, and the function (graph, layer, module, x, input_shape, output_shape) -> name
+# that writes it: ``x`` the name of its input in the graph, the shapes those traced for a batch of one.
 EXPORTERS = {
-    layers.Conv2d: _conv, layers.Linear: _linear, layers.MaxPool2d: _max_pool, layers.AvgPool2d: _avg_pool,
-    layers.AdaptiveAvgPool2d: _adaptive_avg_pool, layers.ReLU: _relu, layers.LeakyReLU: _leaky_relu,
-    layers.Dropout: _dropout, layers.Flatten: _flatten, layers.BatchNorm2d: _batch_norm, layers.Sigmoid: _sigmoid,
-    layers.Tanh: _tanh, layers.Identity: _dropout, layers.BatchNorm1d: _batch_norm, layers.Dropout2d: _dropout,
-    layers.ConvTranspose2d: _conv_transpose,
+    layers.Conv2d: _conv, layers.ConvTranspose2d: _conv_transpose, layers.Linear: _linear,
+    layers.MaxPool2d: _max_pool, layers.AvgPool2d: _avg_pool, layers.AdaptiveAvgPool2d: _adaptive_pool,
+    layers.AdaptiveMaxPool2d: _adaptive_pool, layers.BatchNorm2d: _batch_norm, layers.BatchNorm1d: _batch_norm,
+    layers.Flatten: _flatten, layers.Unflatten: _unflatten, layers.Dropout: _dropout, layers.Dropout2d: _dropout,
+    layers.Identity: _dropout, layers.ZeroPad2d: _pad, layers.ConstantPad2d: _pad, layers.ReflectionPad2d: _pad,
+    layers.ReplicationPad2d: _pad, layers.ReLU: _relu, layers.LeakyReLU: _leaky_relu, layers.ReLU6: _hardtanh,
+    layers.Hardtanh: _hardtanh, layers.ELU: _elu, layers.SELU: _selu, layers.CELU: _celu, layers.GELU: _gelu,
+    layers.SiLU: _silu, layers.Mish: _mish, layers.Hardswish: _hardswish, layers.Hardsigmoid: _hardsigmoid,
+    layers.Softplus: _softplus, layers.PReLU: _prelu, layers.Sigmoid: _sigmoid, layers.LogSigmoid: _logsigmoid,
+    layers.Tanh: _tanh, layers.Softsign: _softsign, layers.Tanhshrink: _tanhshrink, layers.Softmax: _softmax,
+    layers.LogSoftmax: _softmax,
 }
 
 
-def _chain(module: Module, name: str) -> list:
-    """[(dotted name, layer)] that ``module`` runs in order; ExportError for anything else."""
+def _sequential(graph, layer, module, x):
+    """Sequential: its children in order."""
+    for child, sub in module.named_children():
+        x = graph.module(_join(layer, child), sub, x)
+    return x
+
+
+# What each residual block runs on its input before the residual Add, in its forward's order.
+_BLOCK_PATHS = {BasicBlock: ("conv1", "bn1", "relu", "conv2", "bn2"),
+                Bottleneck: ("conv1", "bn1", "relu", "conv2", "bn2", "relu", "conv3", "bn3")}
+
+
+def _residual_block(graph, layer, module, x):
+    """BasicBlock and Bottleneck: their path of convolutions plus the input (through ``downsample`` where it is
+    set), then ReLU."""
+    identity = x if module.downsample is None else graph.module(_join(layer, "downsample"), module.downsample, x)
+    out = x
+    for child in _BLOCK_PATHS[type(module)]:
+        out = graph.module(_join(layer, child), getattr(module, child), out)
+    if tuple(out.value.shape) != tuple(identity.value.shape):
+        raise ExportError(f"cannot export {_where(layer)} ({type(module).__name__}): its residual path gives the "
+                          f"shape {tuple(out.value.shape)} but its input (through downsample) "
+                          f"{tuple(identity.value.shape)}")
+    total = Traced(graph.node("Add", [out.name, identity.name], layer), out.value + identity.value)
+    return graph.module(_join(layer, "relu"), module.relu, total)
+
+
+def _resnet(graph, layer, module, x):
+    """ResNet: the stem, the four stages and the average pooling, then Flatten and fc."""
+    for child in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"):
+        x = graph.module(_join(layer, child), getattr(module, child), x)
+    x = Traced(graph.node("Flatten", [x.name], layer, axis=1), x.value.flatten(1))
+    return graph.module(_join(layer, "fc"), module.fc, x)
+
+
+# The modules built of others, each by its exact type (a Sequential also by a subclass that keeps its forward),
+# and the function (graph, layer, module, x: Traced) -> Traced that writes it, through graph.module for each child.
+COMPOSITES = {Sequential: _sequential, BasicBlock: _residual_block, Bottleneck: _residual_block, ResNet: _resnet}
+
+
+def _composite(module: Module):
+    """The COMPOSITES entry that writes ``module``; None for anything else."""
+    if isinstance(module, Sequential) and type(module).forward is Sequential.forward:
+        return COMPOSITES[Sequential]
+    return COMPOSITES.get(type(module))
+
+
+def _unknown(layer: str, module: Module) -> ExportError:
+    """The error for a module neither in EXPORTERS nor in COMPOSITES: why the exporter cannot follow it."""
     kind = type(module)
-    if isinstance(module, Sequential) and kind.forward is Sequential.forward:
-        return [item for child, sub in module.named_children() for item in _chain(sub, f"{name}.{child}" if name
-                                                                                   else child)]
-    label = _where(name)
-    if kind in EXPORTERS:
-        return [(name, module)]
+    known = [base for base in kind.__mro__ if base in EXPORTERS or base in COMPOSITES]
     if isinstance(module, Sequential):
         reason = "it is a Sequential with its own forward, which may do more than run its layers in order"
-    elif any(isinstance(module, known) for known in EXPORTERS):
-        reason = "it subclasses a layer, and its forward may differ from the layer's"
+    elif known:
+        reason = (f"it subclasses {known[0].__name__}, which the exporter knows, and its forward may differ from "
+                  "that one's")
     else:
-        reason = (f"{kind.__name__} is not a layer the exporter knows; build the model as an nn.Sequential of "
-                  + ", ".join(sorted(known.__name__ for known in EXPORTERS)))
-    raise ExportError(f"cannot export {label} ({kind.__name__}): {reason}")
+        reason = (f"{kind.__name__} is not a layer the exporter knows, and its forward may do anything; build the "
+                  "model as an nn.Sequential of " + ", ".join(sorted(layer.__name__ for layer in EXPORTERS))
+                  + ", or of the blocks " + ", ".join(sorted(block.__name__ for block in COMPOSITES
+                                                             if block is not Sequential)))
+    return ExportError(f"cannot export {_where(layer)} ({kind.__name__}): {reason}")
 
 
 def _check_input_shape(input_shape) -> tuple:
@@ -306,33 +533,21 @@ def to_onnx(model: Module, input_shape, opset: int = DEFAULT_OPSET, metadata: di
     if not isinstance(model, Module):
         raise ExportError(f"model must be a gpucnn.nn.Module, got {type(model).__name__}")
     input_shape = _check_input_shape(input_shape)
-    chain = _chain(model, "")
-    graph = _Graph(onnx)
+    graph = _Graph(onnx, opset)
     graph.used.update(("input", "output"))
     device = next((parameter.device for parameter in model.parameters()), "cpu")
     modes = {id(module): module.training for module in model.modules()}
     model.eval()
+    x = Traced("input", tensor(numpy.zeros((1,) + input_shape, numpy.float32), device=device))
     try:
-        value = tensor(numpy.zeros((1,) + input_shape, numpy.float32), device=device)
-        name = "input"
         with no_grad():
-            for layer, module in chain:
-                if isinstance(module, layers.MaxPool2d) and module.return_indices:
-                    raise ExportError(f"cannot export {_where(layer)} (MaxPool2d with return_indices=True): its "
-                                      "output is a pair of tensors, not one")
-                try:
-                    output = module(value)
-                except (ValueError, TypeError) as error:
-                    raise ExportError(f"{_where(layer)} ({type(module).__name__}) does not take the shape "
-                                      f"{tuple(value.shape)} that reaches it: {error}") from None
-                name = EXPORTERS[type(module)](graph, layer, module, name, tuple(value.shape), tuple(output.shape))
-                value = output
+            name, value = graph.module("", model, x)
     finally:
         for module in model.modules():
             object.__setattr__(module, "training", modes.get(id(module), module.training))
     if name == "input":  # nothing but identities: ONNX needs a node to give the output its own name
         name = graph.node("Identity", [name], "")
-    for node in graph.nodes:  # the last node writes the graph output directly
+    for node in graph.nodes:  # the node that writes the last value writes the graph output directly
         node.output[:] = ["output" if out == name else out for out in node.output]
     helper = onnx.helper
     inputs = [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *input_shape])]
@@ -356,7 +571,7 @@ def export_onnx(model: Module, path, input_shape, opset: int = DEFAULT_OPSET, me
     """Writes ``model`` as ONNX to ``path`` (see :func:`to_onnx`); returns the ``onnx.ModelProto``.
 
     Args:
-        model: an nn.Sequential (nested ones too) of exportable layers, on any device.
+        model: an nn.Sequential (nested ones too) of exportable layers, or a model of COMPOSITES, on any device.
         path: the .onnx file to write; replaced atomically.
         input_shape: one example's shape, e.g. (C, H, W); the file takes (N, C, H, W) for any N.
         opset: the ONNX opset (default 17: TensorRT 8.5 on JetPack 5 reads it).
@@ -398,4 +613,5 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["DEFAULT_OPSET", "EXPORTERS", "ExportError", "export_onnx", "export_run", "to_onnx"]
+__all__ = ["COMPOSITES", "DEFAULT_OPSET", "EXPORTERS", "ExportError", "Traced", "export_onnx", "export_run",
+           "to_onnx"]

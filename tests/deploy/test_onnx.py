@@ -4,7 +4,9 @@ Agreement: every output element within 1e-4 of gpucnn's output times the largest
 (relative error in the max norm, so sums that cancel to ~0 do not need an exact match). Pooling gets
 an exhaustive sweep over small geometries besides the named awkward cases, because ONNX's pooling
 rules (ceil_mode's last window, pads as wide as the kernel, count_include_pad with the ceil_mode
-overrun) differ from gpucnn's at the edges and the exporter must bridge each difference.
+overrun) differ from gpucnn's at the edges and the exporter must bridge each difference. Activations
+run on their kinks (0, +-1, +-3, +-6, the thresholds) and on far tails (+-200), where exp overflows, at the
+oldest, the default and a newer opset, since some are written as their formulas before ONNX has their op.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from gpucnn.onnx import DEFAULT_OPSET, ExportError, export_onnx, export_run, to_
 
 RELATIVE_ERROR = 1e-4
 ROOT = Path(__file__).resolve().parents[2]
+# 21, or the newest opset the installed onnx knows where that is older (20 for onnx 1.15, the oldest supported)
+NEWEST_OPSET = min(21, onnx.defs.onnx_opset_version())
 
 
 def session(model_or_path):
@@ -57,14 +61,15 @@ def assert_close(actual, expected, what=""):
                              f"{actual[index]!r}, gpucnn {expected[index]!r} (scale {scale:.3g})")
 
 
-def check_model(model, input_shape, batches=(1, 3), seed=0, **export):
-    """Exports ``model`` once and compares ONNX Runtime with gpucnn for each batch size; returns the proto."""
+def check_model(model, input_shape, batches=(1, 3), seed=0, inputs=(), **export):
+    """Exports ``model`` once and compares ONNX Runtime with gpucnn on a random batch of each size, and on each
+    batch of ``inputs``; returns the proto."""
     proto = to_onnx(model, input_shape, **export)
     runner = session(proto)
     rng = np.random.default_rng(seed)
-    for batch in batches:
-        x = rng.standard_normal((batch, *input_shape), dtype=np.float32)
-        assert_close(runner.run(["output"], {"input": x})[0], run_gpucnn(model, x), f"batch {batch}")
+    batches = [rng.standard_normal((batch, *input_shape), dtype=np.float32) for batch in batches]
+    for x in [*batches, *inputs]:
+        assert_close(runner.run(["output"], {"input": x})[0], run_gpucnn(model, x), f"input {x.shape}")
     return proto
 
 
@@ -224,7 +229,7 @@ def random_models(draw):
 
     for _ in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(["conv", "conv", "bn", "relu", "leaky", "max", "avg", "dropout", "sigmoid", "tanh",
-                                     "identity"]))
+                                     "identity", "activation", "pad"]))
         channels = shape[0]
         if kind == "conv":
             groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
@@ -248,6 +253,12 @@ def random_models(draw):
             add(nn.Dropout(0.5))
         elif kind in ("sigmoid", "tanh", "identity"):
             add({"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}[kind]())
+        elif kind == "activation":
+            add(draw(st.sampled_from([nn.ReLU6, nn.Hardswish, nn.Mish, nn.GELU, nn.SiLU, nn.ELU, nn.LogSigmoid,
+                                      lambda: nn.PReLU(channels, -0.5), lambda: nn.Softplus(2.0, 3.0)]))())
+        elif kind == "pad":
+            padding = tuple(draw(st.lists(st.integers(0, 2), min_size=4, max_size=4)))
+            add(draw(st.sampled_from([nn.ZeroPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d]))(padding))
         else:
             kernel = draw(st.integers(1, 3))
             arguments = dict(kernel_size=kernel, stride=draw(st.integers(1, 3)),
@@ -328,6 +339,158 @@ def test_sigmoid_and_tanh():
     assert op_types(proto) == ["Conv", "Tanh", "Flatten", "Gemm", "Sigmoid"]
 
 
+# ----------------------------------------------------------------------------------- activations
+KINKS = [0.0, -0.5, 0.5, -1.0, 1.0, -2.0, 2.0, -3.0, 3.0, -6.0, 6.0, -14.5, 14.5, -16.0, 16.0]
+TAILS = [-200.0, 200.0, -100.0, 100.0, -90.0, 90.0, -30.0, 30.0]
+
+
+def awkward_inputs(input_shape, seed=0):
+    """Two batches of 5, normal values times 4: the first starting with KINKS, the second with TAILS."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for values in (KINKS, TAILS):
+        x = 4 * rng.standard_normal((5, *input_shape), dtype=np.float32)
+        count = min(x.size, len(values))
+        x.reshape(-1)[:count] = values[:count]
+        batches.append(x)
+    return batches
+
+
+def small_model(layer, input_shape):
+    """``layer`` nested between a 3x3 convolution that keeps the shape (weights large enough to reach the
+    kinks) and a linear layer."""
+    channels = input_shape[0]
+    conv = nn.Conv2d(channels, channels, 3, padding=1)
+    conv.weight.data[...] = np.random.default_rng(1).standard_normal(conv.weight.shape)
+    features = run_gpucnn(nn.Sequential(conv, layer), np.zeros((1, *input_shape), np.float32)).size
+    return nn.Sequential(conv, nn.Sequential(layer, nn.Flatten()), nn.Linear(features, 4))
+
+
+def prelu(channels, slopes):
+    layer = nn.PReLU(channels)
+    layer.weight.data[...] = slopes
+    return layer
+
+
+ACTIVATIONS = [
+    nn.ReLU6(), nn.Hardtanh(), nn.Hardtanh(-2.5, 0.5), nn.ELU(), nn.ELU(0.3), nn.SELU(), nn.CELU(), nn.CELU(2.5),
+    nn.GELU(), nn.GELU("tanh"), nn.SiLU(), nn.Mish(), nn.Hardswish(), nn.Hardsigmoid(), nn.Softplus(),
+    nn.Softplus(1.0, 15.0), nn.Softplus(1.0, 2.0), nn.Softplus(2.0, 3.0), nn.Softplus(-1.5, 2.0),
+    nn.Softplus(0.5, -1.0), prelu(1, -0.3), prelu(3, [-0.5, 0.25, 2.0]), nn.LogSigmoid(), nn.Softsign(),
+    nn.Tanhshrink(), nn.Softmax(1), nn.Softmax(-1), nn.LogSoftmax(1), nn.LogSoftmax(-1),
+]
+
+
+@pytest.mark.parametrize("opset", [13, DEFAULT_OPSET, NEWEST_OPSET])
+@pytest.mark.parametrize("layer", ACTIVATIONS, ids=repr)
+def test_activations(layer, opset):
+    """Alone on (N, 3, 5, 7), (N, 3) and (N, 3, 4) (a per-channel PReLU's slopes broadcast over each), and in
+    a small model."""
+    for input_shape in [(3, 5, 7), (3,), (3, 4)]:
+        check_model(nn.Sequential(layer), input_shape, batches=(), inputs=awkward_inputs(input_shape), opset=opset)
+    check_model(small_model(layer, (3, 4, 5)), (3, 4, 5), batches=(1,), inputs=awkward_inputs((3, 4, 5))[:1],
+                opset=opset)
+
+
+@pytest.mark.parametrize("layer, opset, ops", [
+    (nn.ReLU6(), 13, ["Clip"]),
+    (nn.Hardsigmoid(), 13, ["HardSigmoid"]),
+    (nn.GELU(), 19, ["Mul", "Erf", "Add", "Mul", "Mul"]),  # ONNX's Gelu is from opset 20
+    (nn.GELU("tanh"), 19, ["Mul", "Mul", "Mul", "Add", "Mul", "Tanh", "Add", "Mul", "Mul"]),
+    (nn.GELU(), 20, ["Gelu"]),
+    (nn.GELU("tanh"), 20, ["Gelu"]),
+    (nn.Mish(), 17, ["Softplus", "Tanh", "Mul"]),  # Mish from 18
+    (nn.Mish(), 18, ["Mish"]),
+    (nn.Hardswish(), 13, ["HardSigmoid", "Mul"]),  # HardSwish from 14
+    (nn.Hardswish(), 14, ["HardSwish"]),
+    (nn.SiLU(), 17, ["Sigmoid", "Mul"]),
+    (nn.Softplus(), 17, ["Softplus"]),
+    (nn.Softplus(1.0, 15.0), 17, ["Softplus"]),  # from 15 on, x and softplus(x) are the same float32
+    (nn.Softplus(1.0, 14.0), 17, ["Mul", "Softplus", "Div", "Greater", "Where"]),
+    (nn.Softplus(2.0), 17, ["Mul", "Softplus", "Div", "Greater", "Where"]),
+    (nn.LogSigmoid(), 17, ["Neg", "Softplus", "Neg"]),
+    (nn.Tanhshrink(), 17, ["Tanh", "Sub"]),
+])
+def test_activation_ops_by_opset(layer, opset, ops):
+    """Each op from the opset that has it, and the formula before."""
+    proto = check_model(nn.Sequential(layer), (2, 3, 4), batches=(), inputs=awkward_inputs((2, 3, 4)), opset=opset)
+    assert op_types(proto) == ops
+
+
+# ------------------------------------------------------------------- padding, reshaping, pooling
+@pytest.mark.parametrize("layer", [
+    nn.ZeroPad2d(2), nn.ZeroPad2d((1, 0, 3, 2)), nn.ConstantPad2d((0, 2, 1, 0), -1.5),
+    nn.ConstantPad2d((2, -1, -2, 1), 3.0),  # a negative pad crops
+    nn.ReflectionPad2d((1, 3, 2, 0)), nn.ReflectionPad2d((2, -1, 0, 1)),
+    nn.ReplicationPad2d((4, 0, 1, 3)), nn.ReplicationPad2d((-2, 1, 3, -1)),
+], ids=repr)
+def test_padding(layer):
+    """Each side on its own, on (N, C, H, W) and on (N, H, W) (padded as an unbatched (C, H, W)), and in a
+    small model."""
+    assert op_types(check_model(nn.Sequential(layer), (2, 5, 6))) == ["Pad"]
+    check_model(nn.Sequential(layer), (4, 7))
+    check_model(small_model(layer, (2, 5, 4)), (2, 5, 4))
+
+
+def test_unflatten():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 24), nn.Unflatten(1, (2, -1, 4)), nn.Conv2d(2, 3, 2),
+                          nn.Unflatten(-2, (1, 2)), nn.ReLU(), nn.Flatten(2))
+    proto = check_model(model, (3, 2, 2))
+    assert op_types(proto) == ["Flatten", "Gemm", "Reshape", "Conv", "Reshape", "Relu", "Reshape"]
+
+
+def test_adaptive_max_pooling():
+    assert op_types(check_model(nn.Sequential(nn.AdaptiveMaxPool2d(1)), (3, 5, 7))) == ["GlobalMaxPool"]
+    assert op_types(check_model(nn.Sequential(nn.AdaptiveMaxPool2d((2, 3))), (3, 6, 9))) == ["MaxPool"]
+    assert op_types(check_model(nn.Sequential(nn.AdaptiveMaxPool2d((None, 2))), (2, 4, 6))) == ["MaxPool"]
+    check_model(small_model(nn.AdaptiveMaxPool2d((3, 1)), (2, 6, 5)), (2, 6, 5))
+
+
+# ---------------------------------------------------------------------------------------- ResNets
+def randomize_batch_norms(model, seed=0):
+    """Running statistics and affine parameters away from the identity, so that each batch norm counts."""
+    rng = np.random.default_rng(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            channels = module.num_features
+            module.running_mean.data[...] = 0.2 * rng.standard_normal(channels)
+            module.running_var.data[...] = rng.uniform(0.5, 2.0, channels)
+            module.weight.data[...] = rng.uniform(0.5, 1.5, channels)
+            module.bias.data[...] = 0.2 * rng.standard_normal(channels)
+
+
+@pytest.mark.parametrize("build, blocks, convolutions, input_shape, batch", [
+    (models.resnet18, 8, 20, (3, 64, 64), 1),
+    (models.resnet18, 8, 20, (3, 40, 36), 2),  # odd sizes from the third stage on: 5x5, then 3x3 and 2x2
+    (models.resnet50, 16, 53, (3, 40, 36), 2),
+], ids=["resnet18-64x64", "resnet18-40x36", "resnet50-40x36"])
+def test_resnets(build, blocks, convolutions, input_shape, batch):
+    """A residual Add a block, the downsample convolutions, global average pooling and Flatten before fc."""
+    gpucnn.manual_seed(0)
+    model = build(num_classes=7)
+    randomize_batch_norms(model)
+    proto = check_model(model, input_shape, batches=(batch,))
+    ops = op_types(proto)
+    assert (ops.count("Add"), ops.count("Conv"), ops[-3:]) == (blocks, convolutions,
+                                                                ["GlobalAveragePool", "Flatten", "Gemm"])
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    assert (dims[0].dim_param, [d.dim_value for d in dims[1:]]) == ("N", [7])
+
+
+def test_resnet_weights_and_a_new_head():
+    """The weights are initializers under their state_dict names; a head replaced by other exportable layers
+    (as for fine-tuning) exports too."""
+    gpucnn.manual_seed(1)
+    model = models.resnet18(num_classes=7)
+    initializers = {tensor.name for tensor in to_onnx(model, (3, 32, 32)).graph.initializer}
+    assert {name for name in model.state_dict() if not name.endswith("num_batches_tracked")} <= initializers
+    model.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(512, 3), nn.LogSoftmax(1))
+    model.avgpool = nn.AdaptiveMaxPool2d(1)
+    randomize_batch_norms(model, 1)
+    assert op_types(check_model(model, (3, 32, 40), batches=(2,)))[-4:] == ["GlobalMaxPool", "Flatten", "Gemm",
+                                                                            "LogSoftmax"]
+
+
 # ------------------------------------------------------------------------------------ the file
 def test_one_file_serves_every_batch_size(tmp_path):
     model = models.build("convnetjs", 3, (16, 16), 10)
@@ -359,8 +522,7 @@ def test_weights_are_initializers_under_state_dict_names():
     assert {"0.0.weight", "0.0.bias", "0.1.running_mean", "0.1.running_var", "2.weight", "2.bias"} <= set(initializers)
 
 
-# 21, or the newest opset the installed onnx knows where that is older (20 for onnx 1.15, the oldest supported)
-@pytest.mark.parametrize("opset", [13, DEFAULT_OPSET, min(21, onnx.defs.onnx_opset_version())])
+@pytest.mark.parametrize("opset", [13, DEFAULT_OPSET, NEWEST_OPSET])
 def test_opsets(opset):
     model = nn.Sequential(nn.Conv2d(2, 3, 3, padding="same"), nn.BatchNorm2d(3), nn.LeakyReLU(0.1),
                           nn.MaxPool2d(2, ceil_mode=True), nn.AvgPool2d(2, padding=1, ceil_mode=True),
@@ -409,12 +571,18 @@ class Shuffled(nn.Sequential):
 
 
 @pytest.mark.parametrize("model, input_shape, message", [
-    (Residual(), (2, 4, 4), r"cannot export the model \(Residual\)"),
+    (Residual(), (2, 4, 4), r"cannot export the model \(Residual\): Residual is not a layer the exporter knows, "
+                            r"and its forward may do anything"),
     (nn.Sequential(nn.ReLU(), nn.Sequential(Residual(), nn.ReLU())), (2, 4, 4), r"layer '1\.0' \(Residual\)"),
-    (nn.Sequential(LoudConv(2, 2, 3)), (2, 4, 4), r"layer '0' \(LoudConv\): it subclasses a layer"),
+    (nn.Sequential(LoudConv(2, 2, 3)), (2, 4, 4),
+     r"layer '0' \(LoudConv\): it subclasses Conv2d, which the exporter knows"),
     (nn.Sequential(Shuffled(nn.ReLU())), (2, 4, 4), r"layer '0' \(Shuffled\)"),
     (nn.Sequential(nn.CrossEntropyLoss()), (2, 4, 4), r"layer '0' \(CrossEntropyLoss\)"),
     (nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(3)), (2, 8, 8), r"layer '1' \(AdaptiveAvgPool2d.*8x8 input to 3x3"),
+    (nn.Sequential(nn.AdaptiveMaxPool2d((2, 4))), (2, 5, 8), r"layer '0' \(AdaptiveMaxPool2d.*5x8 input to 2x4"),
+    (nn.Sequential(nn.AdaptiveMaxPool2d(2, return_indices=True)), (2, 4, 4),
+     r"layer '0' \(AdaptiveMaxPool2d with return_indices=True\)"),
+    (nn.Sequential(nn.Flatten(), nn.Unflatten(0, (1, -1))), (2, 4, 4), r"layer '1' \(Unflatten with dim=0\)"),
     (nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False)), (2, 4, 4),
      r"layer '0' \(BatchNorm2d with track_running_stats=False\)"),
     (nn.Sequential(nn.MaxPool2d(2, return_indices=True)), (2, 4, 4),
@@ -427,6 +595,30 @@ class Shuffled(nn.Sequential):
 def test_unexportable_models_name_the_layer(model, input_shape, message):
     with pytest.raises(ExportError, match=message):
         to_onnx(model, input_shape)
+
+
+class Block(models.BasicBlock):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class LoudResNet(models.ResNet):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_resnet_with_parts_the_exporter_cannot_follow_names_them():
+    gpucnn.manual_seed(2)
+    model = models.resnet18(num_classes=3)
+    model.layer2[1] = Block(128, 128)
+    with pytest.raises(ExportError, match=r"layer 'layer2\.1' \(Block\): it subclasses BasicBlock"):
+        to_onnx(model, (3, 32, 32))
+    model = models.resnet18(num_classes=3)
+    model.fc = Residual()
+    with pytest.raises(ExportError, match=r"layer 'fc' \(Residual\): Residual is not a layer the exporter knows"):
+        to_onnx(model, (3, 32, 32))
+    with pytest.raises(ExportError, match=r"the model \(LoudResNet\): it subclasses ResNet"):
+        to_onnx(LoudResNet(models.BasicBlock, [1, 1, 1, 1], 3), (3, 32, 32))
 
 
 def test_opset_out_of_range():

@@ -15,7 +15,7 @@ BatchNorm2d, BatchNorm1d, Flatten, Unflatten, Dropout, Dropout2d, Identity, Zero
 ReplicationPad2d and the activations ReLU, LeakyReLU, ReLU6, Hardtanh, ELU, SELU, CELU, GELU, SiLU, Mish, Hardswish,
 Hardsigmoid, Softplus, PReLU, Sigmoid, LogSigmoid, Tanh, Softsign, Tanhshrink, Softmax and LogSoftmax; or a model
 built of known blocks, :data:`COMPOSITES`: torchvision's ResNets (``models.ResNet`` of ``BasicBlock`` or
-``Bottleneck``). Anything else, and a custom Module whose ``forward`` the exporter cannot follow, raises
+``Bottleneck``) and MobileNetV2 (``models.MobileNetV2`` of ``InvertedResidual``). Anything else, and a custom Module whose ``forward`` the exporter cannot follow, raises
 :class:`ExportError` naming the layer.
 
 A composite module writes its own subgraph: its ``COMPOSITES`` entry, ``(graph, layer, module, x) -> x``, calls
@@ -49,7 +49,8 @@ from typing import NamedTuple
 import numpy
 
 from .autograd import no_grad
-from .models import BasicBlock, Bottleneck, ResNet
+from .models import BasicBlock, Bottleneck, InvertedResidual, MobileNetV2, ResNet
+from .nn import functional as nn_functional
 from .nn import layers
 from .nn.module import Module, Sequential
 from .ops._shapes import conv_padding
@@ -471,17 +472,39 @@ def _residual_block(graph, layer, module, x):
     return graph.module(_join(layer, "relu"), module.relu, total)
 
 
+def _inverted_residual(graph, layer, module, x):
+    """MobileNetV2's InvertedResidual: its ``conv`` Sequential, plus the input where the block keeps the shape."""
+    out = graph.module(_join(layer, "conv"), module.conv, x)
+    if not module.use_res_connect:
+        return out
+    return Traced(graph.node("Add", [x.name, out.name], layer), x.value + out.value)
+
+
+def _global_pool_head(graph, layer, x, head: str, module) -> Traced:
+    """Flatten of x, then the module's ``head`` child: the classifier after a global pooling."""
+    x = Traced(graph.node("Flatten", [x.name], layer, axis=1), x.value.flatten(1))
+    return graph.module(_join(layer, head), getattr(module, head), x)
+
+
+def _mobilenet_v2(graph, layer, module, x):
+    """MobileNetV2: its features, global average pooling, then Flatten and the classifier."""
+    x = graph.module(_join(layer, "features"), module.features, x)
+    pooled = nn_functional.adaptive_avg_pool2d(x.value, (1, 1))
+    return _global_pool_head(graph, layer, Traced(graph.node("GlobalAveragePool", [x.name], layer), pooled),
+                             "classifier", module)
+
+
 def _resnet(graph, layer, module, x):
     """ResNet: the stem, the four stages and the average pooling, then Flatten and fc."""
     for child in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"):
         x = graph.module(_join(layer, child), getattr(module, child), x)
-    x = Traced(graph.node("Flatten", [x.name], layer, axis=1), x.value.flatten(1))
-    return graph.module(_join(layer, "fc"), module.fc, x)
+    return _global_pool_head(graph, layer, x, "fc", module)
 
 
 # The modules built of others, each by its exact type (a Sequential also by a subclass that keeps its forward),
 # and the function (graph, layer, module, x: Traced) -> Traced that writes it, through graph.module for each child.
-COMPOSITES = {Sequential: _sequential, BasicBlock: _residual_block, Bottleneck: _residual_block, ResNet: _resnet}
+COMPOSITES = {Sequential: _sequential, BasicBlock: _residual_block, Bottleneck: _residual_block, ResNet: _resnet,
+              InvertedResidual: _inverted_residual, MobileNetV2: _mobilenet_v2}
 
 
 def _composite(module: Module):

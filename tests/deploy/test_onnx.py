@@ -477,6 +477,21 @@ def test_resnets(build, blocks, convolutions, input_shape, batch):
     assert (dims[0].dim_param, [d.dim_value for d in dims[1:]]) == ("N", [7])
 
 
+def test_mobilenet_v2():
+    """A residual Add where a block keeps its shape (10 of 17), the depthwise convolutions as grouped Conv,
+    ReLU6 as Clip, global average pooling and Flatten before the classifier."""
+    gpucnn.manual_seed(2)
+    model = models.mobilenet_v2(num_classes=5)
+    randomize_batch_norms(model)
+    proto = check_model(model, (3, 40, 36), batches=(2,))
+    ops = op_types(proto)
+    assert (ops.count("Add"), ops.count("Conv"), ops.count("Clip")) == (10, 52, 35)
+    assert ops[-3:] == ["GlobalAveragePool", "Flatten", "Gemm"]
+    groups = [attribute.i for node in proto.graph.node for attribute in node.attribute
+              if node.op_type == "Conv" and attribute.name == "group"]
+    assert sorted(set(groups))[-1] == 960 and groups.count(1) == 35
+
+
 def test_resnet_weights_and_a_new_head():
     """The weights are initializers under their state_dict names; a head replaced by other exportable layers
     (as for fine-tuning) exports too."""

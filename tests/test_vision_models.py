@@ -1,122 +1,23 @@
 """torchvision's ResNets and MobileNetV2 (gpucnn.models.resnet18/34/50, mobilenet_v2): torchvision's parameter
-counts and state-dict names, and the outputs and gradients of the same network built of torch.nn's layers, with the
-same weights loaded from its state dict, in training and in evaluation."""
+counts and state-dict names, and the outputs and gradients of the same network built of torch.nn's layers
+(bench/twins.py), with the same weights loaded from its state dict, in training and in evaluation."""
 
 import numpy as np
 import pytest
 import torch
 
 import gpucnn
+from bench.twins import torch_model
 from gpucnn import models, nn
 from helpers import assert_close
 
 # torchvision's documented parameter counts at 1000 classes
 PARAMETERS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872}
-LAYERS = {"resnet18": ("basic", [2, 2, 2, 2]), "resnet34": ("basic", [3, 4, 6, 3]),
-          "resnet50": ("bottleneck", [3, 4, 6, 3])}
-
-
-def _torch_block(kind, inplanes, planes, stride):
-    """A block of torch.nn layers, named as torchvision names them."""
-    expansion = 1 if kind == "basic" else 4
-    block = torch.nn.Module()
-    if kind == "basic":
-        block.conv1 = torch.nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        block.bn1 = torch.nn.BatchNorm2d(planes)
-        block.conv2 = torch.nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        block.bn2 = torch.nn.BatchNorm2d(planes)
-    else:
-        block.conv1 = torch.nn.Conv2d(inplanes, planes, 1, bias=False)
-        block.bn1 = torch.nn.BatchNorm2d(planes)
-        block.conv2 = torch.nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        block.bn2 = torch.nn.BatchNorm2d(planes)
-        block.conv3 = torch.nn.Conv2d(planes, planes * 4, 1, bias=False)
-        block.bn3 = torch.nn.BatchNorm2d(planes * 4)
-    block.downsample = None
-    if stride != 1 or inplanes != planes * expansion:
-        block.downsample = torch.nn.Sequential(torch.nn.Conv2d(inplanes, planes * expansion, 1, stride, bias=False),
-                                               torch.nn.BatchNorm2d(planes * expansion))
-
-    def forward(x):
-        out = torch.relu(block.bn1(block.conv1(x)))
-        out = block.bn2(block.conv2(out))
-        if kind == "bottleneck":
-            out = block.bn3(block.conv3(torch.relu(out)))
-        return torch.relu(out + (x if block.downsample is None else block.downsample(x)))
-
-    block.forward = forward
-    return block
-
-
-def _torch_resnet(name, num_classes):
-    kind, layers = LAYERS[name]
-    expansion = 1 if kind == "basic" else 4
-    model = torch.nn.Module()
-    model.conv1 = torch.nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-    model.bn1 = torch.nn.BatchNorm2d(64)
-    inplanes = 64
-    for stage, (planes, count) in enumerate(zip([64, 128, 256, 512], layers)):
-        blocks = []
-        for index in range(count):
-            blocks.append(_torch_block(kind, inplanes, planes, 2 if stage and not index else 1))
-            inplanes = planes * expansion
-        setattr(model, f"layer{stage + 1}", torch.nn.Sequential(*blocks))
-    model.fc = torch.nn.Linear(512 * expansion, num_classes)
-
-    def forward(x):
-        x = torch.nn.functional.max_pool2d(torch.relu(model.bn1(model.conv1(x))), 3, 2, 1)
-        x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
-        return model.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-    model.forward = forward
-    return model
-
-
-def _torch_conv_norm(in_channels, out_channels, kernel=3, stride=1, groups=1):
-    return torch.nn.Sequential(torch.nn.Conv2d(in_channels, out_channels, kernel, stride, (kernel - 1) // 2,
-                                               groups=groups, bias=False),
-                               torch.nn.BatchNorm2d(out_channels), torch.nn.ReLU6())
-
-
-class _TorchInvertedResidual(torch.nn.Module):
-    def __init__(self, channels, width, stride, expand):
-        super().__init__()
-        hidden = channels * expand
-        layers = [_torch_conv_norm(channels, hidden, 1)] if expand != 1 else []
-        layers += [_torch_conv_norm(hidden, hidden, stride=stride, groups=hidden),
-                   torch.nn.Conv2d(hidden, width, 1, bias=False), torch.nn.BatchNorm2d(width)]
-        self.conv = torch.nn.Sequential(*layers)
-        self.residual = stride == 1 and channels == width
-
-    def forward(self, x):
-        return x + self.conv(x) if self.residual else self.conv(x)
-
-
-def _torch_mobilenet_v2(num_classes):
-    """MobileNetV2 of torch.nn layers as torchvision names them (width 1: its channels are the table's)."""
-    features, channels = [_torch_conv_norm(3, 32, stride=2)], 32
-    for expand, width, count, stride in models.MobileNetV2.SETTING:
-        for index in range(count):
-            features.append(_TorchInvertedResidual(channels, width, stride if index == 0 else 1, expand))
-            channels = width
-    features.append(_torch_conv_norm(channels, 1280, 1))
-    model = torch.nn.Module()
-    model.features = torch.nn.Sequential(*features)
-    model.classifier = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(1280, num_classes))
-    model.forward = lambda x: model.classifier(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(
-        model.features(x), 1), 1))
-    return model
-
-
-def _torch_model(name, num_classes):
-    return _torch_mobilenet_v2(num_classes) if name == "mobilenet_v2" else _torch_resnet(name, num_classes)
-
-
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
 def test_parameter_counts_and_names_are_torchvisions(name):
     model = getattr(models, name)()
     assert sum(parameter.numel() for parameter in model.parameters()) == PARAMETERS[name]
-    reference = _torch_model(name, 1000)
+    reference = torch_model(name, 1000)
     assert list(model.state_dict()) == list(reference.state_dict())
     assert [value.shape for value in model.state_dict().values()] == [
         tuple(value.shape) for value in reference.state_dict().values()]
@@ -132,7 +33,7 @@ def test_outputs_and_gradients_are_torchs_with_its_weights(name, device, dtype):
     """A batch through both in training mode (batch statistics, running statistics updated alike), the
     gradients of every parameter, then evaluation mode on the running statistics."""
     torch.manual_seed(0)
-    reference = _torch_model(name, 7).double()
+    reference = torch_model(name, 7).double()
     ours = getattr(models, name)(num_classes=7).to(device, dtype)
     if name == "mobilenet_v2":  # dropout off in both: the same numbers, not the same masks
         ours.classifier[0].p = reference.classifier[0].p = 0.0

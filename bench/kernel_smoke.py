@@ -148,7 +148,9 @@ def run(device) -> None:
     # three parameters in one launch, one of them a block's elements and one more
     for name, options in (("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
                           ("Adam", dict(lr=0.1, amsgrad=True, weight_decay=0.01)), ("Adadelta", dict(lr=1.0)),
-                          ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01))):
+                          ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01)),
+                          ("Adagrad", dict(lr=0.1, weight_decay=0.01)), ("Adamax", dict(lr=0.01, weight_decay=0.01)),
+                          ("NAdam", dict(lr=0.01, weight_decay=0.01)), ("RAdam", dict(lr=0.01, weight_decay=0.01))):
         parameters = [gpucnn.tensor(data, device=device, requires_grad=True)
                       for data in (w_data, numpy.ones(1, numpy.float32), numpy.ones(1025, numpy.float32))]
         optimizer = getattr(gpucnn.optim, name)(parameters, **options)

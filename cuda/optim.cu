@@ -4,7 +4,8 @@
  *   [0] its first block, [1] n, its number of elements, [2..6] the addresses of its float32,
  *   C-contiguous arrays (param, grad, then the optimizer's state; an unused one repeats param and is
  *   never touched), [7..8] two per-parameter values, read through `values`, the same table seen as
- *   double (float32 values, exact in double).
+ *   double (float32 values, exact in double); a kernel of four arrays (nadam, radam) takes a third
+ *   value in [6].
  * Block b updates the parameter of the last row whose first block is at most b (a binary search; a
  * parameter of no elements has no blocks), elements (b - first) * OPTIM_CHUNK + threadIdx.x + k * 256
  * for k < 4; block (256,), grid (the last row's first block plus its blocks,). Each element's update
@@ -33,6 +34,26 @@
  *              avg = sqrt(v) + eps; with momentum, b = momentum * b + g / avg and param -= lr * b, else
  *              param -= lr * (g / avg). Arrays: param, grad, v, m, b (m unused unless centered, b
  *              unless use_momentum).
+ *   optim_adagrad torch.optim.Adagrad's step, as Adagrad._update: g = grad (negated with maximize) +
+ *              weight_decay * param; s = s + g g; param -= clr * g / (sqrt(s) + eps). The host computes
+ *              clr = lr / (1 + (step - 1) lr_decay) ([7]) from each parameter's step count. Arrays:
+ *              param, grad, s.
+ *   optim_adamax torch.optim.Adamax's step, as Adamax._update: g = grad (negated with maximize) +
+ *              weight_decay * param; m moves towards g by torch.lerp's two-sided rule (weight 1 - beta1);
+ *              u = max(beta2 u, |g| + eps) (NaN wins, as NumPy's maximum); param -= clr * m / u, with
+ *              clr = lr / (1 - beta1^step) ([7]). Arrays: param, grad, m, u.
+ *   optim_nadam torch.optim.NAdam's step, as NAdam._update: g and weight decay as optim_adam's; m and v
+ *              as there; denom = sqrt(v / bias_correction2) + eps; param -= grad_step * g / denom, then
+ *              param -= avg_step * m / denom. The host computes bias_correction2 = 1 - beta2^step ([6]),
+ *              grad_step = lr (1 - mu_t) / (1 - mu_product) ([7]) and avg_step = lr mu_{t+1} / (1 -
+ *              mu_product mu_{t+1}) ([8]) from each parameter's step count and mu_product. Arrays:
+ *              param, grad, m, v.
+ *   optim_radam torch.optim.RAdam's step, as RAdam._update: g, weight decay, m and v as optim_nadam's;
+ *              corrected = m / bias_correction1 * lr; where the rectification term rect ([8]) is 0 (the
+ *              steps of rho_t <= 5), param -= corrected, else param -= corrected * ((1 / (sqrt(v) +
+ *              eps)) * bias_correction2_sqrt) * rect. The host computes bias_correction1 ([6]),
+ *              bias_correction2_sqrt ([7]) and rect from each parameter's step count. Arrays: param,
+ *              grad, m, v.
  * Every scalar comes from the host rounded to float32 as NumPy rounds it on the cpu (1 - beta2, and
  * the like, computed in double first).
  */
@@ -172,5 +193,119 @@ extern "C" __global__ void optim_rmsprop(const long long* __restrict__ table, co
         } else {
             param[i] = param[i] - lr * (g / avg);
         }
+    }
+}
+
+extern "C" __global__ void optim_adagrad(const long long* __restrict__ table, const double* __restrict__ values,
+                                         int tensors, float weight_decay, float eps, int maximize) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ state_sum = optim_array(row, 2);
+    const float clr = (float)values[(row - table) + 7];
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
+        float g = maximize ? -grad[i] : grad[i];
+        if (weight_decay != 0.0f) g = g + weight_decay * param[i];
+        const float s = state_sum[i] + g * g;
+        state_sum[i] = s;
+        param[i] = param[i] - clr * g / (sqrtf(s) + eps);
+    }
+}
+
+extern "C" __global__ void optim_adamax(const long long* __restrict__ table, const double* __restrict__ values,
+                                        int tensors, float lerp_weight, float lerp_rest, float beta2, float eps,
+                                        float weight_decay, int lerp_from_start, int maximize) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ exp_avg = optim_array(row, 2);
+    float* __restrict__ exp_inf = optim_array(row, 3);
+    const float clr = (float)values[(row - table) + 7];
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
+        float g = maximize ? -grad[i] : grad[i];
+        if (weight_decay != 0.0f) g = g + weight_decay * param[i];
+        /* torch.lerp: m + w (g - m) for |w| < 0.5 (lerp_from_start), else g - (g - m) (1 - w) */
+        const float m =
+            lerp_from_start ? exp_avg[i] + lerp_weight * (g - exp_avg[i]) : g - (g - exp_avg[i]) * lerp_rest;
+        exp_avg[i] = m;
+        const float decayed = exp_inf[i] * beta2, bound = fabsf(g) + eps;
+        const float u = is_nan(decayed) || is_nan(bound) ? decayed + bound : (decayed > bound ? decayed : bound);
+        exp_inf[i] = u;
+        param[i] = param[i] - clr * m / u;
+    }
+}
+
+extern "C" __global__ void optim_nadam(const long long* __restrict__ table, const double* __restrict__ values,
+                                       int tensors, float lerp_weight, float lerp_rest, float beta2, float rest2,
+                                       float weight_decay, float decay_scale, float eps, int lerp_from_start,
+                                       int maximize, int decoupled) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ exp_avg = optim_array(row, 2);
+    float* __restrict__ exp_avg_sq = optim_array(row, 3);
+    const double* row_values = values + (row - table);
+    const float bias_correction2 = (float)row_values[6], grad_step = (float)row_values[7],
+                avg_step = (float)row_values[8];
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
+        float g = maximize ? -grad[i] : grad[i];
+        float p = param[i];
+        if (weight_decay != 0.0f) {
+            if (decoupled)
+                p = p * decay_scale;
+            else
+                g = g + weight_decay * p;
+        }
+        /* torch.lerp: m + w (g - m) for |w| < 0.5 (lerp_from_start), else g - (g - m) (1 - w) */
+        const float m =
+            lerp_from_start ? exp_avg[i] + lerp_weight * (g - exp_avg[i]) : g - (g - exp_avg[i]) * lerp_rest;
+        exp_avg[i] = m;
+        const float v = exp_avg_sq[i] * beta2 + rest2 * g * g;
+        exp_avg_sq[i] = v;
+        const float denom = sqrtf(v / bias_correction2) + eps;
+        p = p - grad_step * g / denom;
+        param[i] = p - avg_step * m / denom;
+    }
+}
+
+extern "C" __global__ void optim_radam(const long long* __restrict__ table, const double* __restrict__ values,
+                                       int tensors, float lerp_weight, float lerp_rest, float beta2, float rest2,
+                                       float weight_decay, float decay_scale, float eps, float lr,
+                                       int lerp_from_start, int maximize, int decoupled) {
+    const long long* row = optim_row(table, tensors);
+    float* __restrict__ param = optim_array(row, 0);
+    const float* __restrict__ grad = optim_array(row, 1);
+    float* __restrict__ exp_avg = optim_array(row, 2);
+    float* __restrict__ exp_avg_sq = optim_array(row, 3);
+    const double* row_values = values + (row - table);
+    const float bias_correction1 = (float)row_values[6], bias_correction2_sqrt = (float)row_values[7],
+                rect = (float)row_values[8];
+    const long long n = row[1], start = (blockIdx.x - row[0]) * OPTIM_CHUNK + threadIdx.x;
+    for (long long i = start; i < n && i < start + OPTIM_CHUNK; i += OPTIM_THREADS) {
+        float g = maximize ? -grad[i] : grad[i];
+        float p = param[i];
+        if (weight_decay != 0.0f) {
+            if (decoupled)
+                p = p * decay_scale;
+            else
+                g = g + weight_decay * p;
+        }
+        /* torch.lerp: m + w (g - m) for |w| < 0.5 (lerp_from_start), else g - (g - m) (1 - w) */
+        const float m =
+            lerp_from_start ? exp_avg[i] + lerp_weight * (g - exp_avg[i]) : g - (g - exp_avg[i]) * lerp_rest;
+        exp_avg[i] = m;
+        const float v = exp_avg_sq[i] * beta2 + rest2 * g * g;
+        exp_avg_sq[i] = v;
+        const float corrected = m / bias_correction1 * lr;
+        if (rect != 0.0f) {
+            const float adaptive_lr = 1.0f / (sqrtf(v) + eps) * bias_correction2_sqrt;
+            p = p - corrected * adaptive_lr * rect;
+        } else {
+            p = p - corrected;
+        }
+        param[i] = p;
     }
 }

@@ -15,7 +15,7 @@ import gpucnn
 from gpucnn import optim
 from helpers import assert_close
 
-NAMES = ["SGD", "Adam", "AdamW", "Adadelta", "RMSprop"]
+NAMES = ["SGD", "Adam", "AdamW", "Adadelta", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam"]
 # A 0-d parameter, an empty one and a 4-d one among ordinary shapes.
 SHAPES = [(3, 4), (5,), (2, 3, 1, 2), (), (0, 3)]
 TOLERANCE = {np.float64: dict(atol=1e-12, rtol=1e-10), np.float32: dict(atol=1e-6, rtol=1e-5)}
@@ -112,12 +112,54 @@ RMSPROP_CONFIGS = [
     dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.05, maximize=True),
     dict(lr=0.01, alpha=0.0, momentum=0.5),
 ]
+ADAGRAD_CONFIGS = [
+    {},
+    dict(lr=0.1),
+    dict(lr=0.1, lr_decay=0.1),
+    dict(lr=0.1, initial_accumulator_value=0.5),
+    dict(lr=0.1, weight_decay=0.1),
+    dict(lr=0.1, maximize=True),
+    dict(lr=0.05, lr_decay=0.05, weight_decay=0.05, initial_accumulator_value=0.1, eps=1e-3, maximize=True),
+]
+ADAMAX_CONFIGS = [
+    {},
+    dict(lr=0.01),
+    dict(lr=0.01, weight_decay=0.1),
+    dict(lr=0.01, betas=(0.5, 0.9), eps=1e-3),
+    dict(lr=0.01, betas=(0.3, 0.0)),  # beta1 < 0.5: the other branch of lerp; beta2 0: u = |g| + eps
+    dict(lr=0.01, maximize=True, weight_decay=0.05),
+]
+NADAM_CONFIGS = [
+    {},
+    dict(lr=0.01),
+    dict(lr=0.01, weight_decay=0.1),
+    dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+    dict(lr=0.01, momentum_decay=0.5),
+    dict(lr=0.01, momentum_decay=0.0),
+    dict(lr=0.01, betas=(0.3, 0.5), eps=1e-3),  # the other branch of lerp
+    dict(lr=0.01, maximize=True, weight_decay=0.05, momentum_decay=0.1),
+]
+# rho_t > 5 from step 6 with beta2 0.999 or 0.9, never with beta2 0.5: steps 1 to 5 unrectified, then rectified
+RADAM_CONFIGS = [
+    {},
+    dict(lr=0.01),
+    dict(lr=0.01, betas=(0.9, 0.9)),
+    dict(lr=0.01, betas=(0.9, 0.5)),
+    dict(lr=0.01, betas=(0.3, 0.99), eps=1e-3),  # the other branch of lerp
+    dict(lr=0.01, weight_decay=0.1),
+    dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+    dict(lr=0.01, maximize=True, weight_decay=0.05),
+]
 GRID = (
     [("SGD", c) for c in SGD_CONFIGS]
     + [("Adam", c) for c in ADAM_CONFIGS]
     + [("AdamW", c) for c in ADAMW_CONFIGS]
     + [("Adadelta", c) for c in ADADELTA_CONFIGS]
     + [("RMSprop", c) for c in RMSPROP_CONFIGS]
+    + [("Adagrad", c) for c in ADAGRAD_CONFIGS]
+    + [("Adamax", c) for c in ADAMAX_CONFIGS]
+    + [("NAdam", c) for c in NADAM_CONFIGS]
+    + [("RAdam", c) for c in RADAM_CONFIGS]
 )
 # One configuration per optimizer that creates every kind of state.
 FULL = {
@@ -126,6 +168,10 @@ FULL = {
     "AdamW": dict(lr=0.01, amsgrad=True),
     "Adadelta": dict(lr=1.0, rho=0.95, eps=1e-6, weight_decay=0.01),
     "RMSprop": dict(lr=0.01, alpha=0.9, momentum=0.9, centered=True, weight_decay=0.01),
+    "Adagrad": dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1),
+    "Adamax": dict(lr=0.01, weight_decay=0.01),
+    "NAdam": dict(lr=0.01, weight_decay=0.01, momentum_decay=0.01),
+    "RAdam": dict(lr=0.01, weight_decay=0.01),
 }
 
 
@@ -141,7 +187,7 @@ def test_float32_matches_torch_and_stays_float32(name):
     our_optimizer, *_ = run_lockstep(name, options, dtype=np.float32)
     for state in our_optimizer.state.values():
         for key, value in state.items():
-            if key != "step":
+            if key not in ("step", "mu_product"):  # NAdam's mu_product: a number, float32 as torch's
                 assert value.dtype == np.float32, key
 
 
@@ -149,7 +195,12 @@ def test_float32_matches_torch_and_stays_float32(name):
 def test_param_groups_with_different_options(name):
     second = {"SGD": dict(lr=0.3, momentum=0.5, nesterov=True), "Adam": dict(lr=0.05, amsgrad=True),
               "AdamW": dict(lr=0.05, weight_decay=0.3), "Adadelta": dict(lr=0.3, rho=0.7),
-              "RMSprop": dict(lr=0.03, momentum=0, centered=False)}[name]
+              "RMSprop": dict(lr=0.03, momentum=0, centered=False),
+              # torch's Adagrad starts every sum at the defaults' initial_accumulator_value, whatever a group sets
+              "Adagrad": dict(lr=0.3, lr_decay=0.1, initial_accumulator_value=0.7, maximize=True),
+              "Adamax": dict(lr=0.05, betas=(0.3, 0.9)), "NAdam": dict(lr=0.05, decoupled_weight_decay=True,
+                                                                     momentum_decay=0.1),
+              "RAdam": dict(lr=0.05, betas=(0.8, 0.9), decoupled_weight_decay=True)}[name]
     groups = [([0, 2], {}), ([1, 3, 4], second)]
     our_optimizer, *_ = run_lockstep(name, FULL[name], groups=groups)
     assert our_optimizer.param_groups[1]["lr"] == second["lr"]
@@ -163,9 +214,10 @@ def test_nan_and_inf_gradients_propagate_as_in_torch(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_parameter_without_grad_is_skipped(name):
-    our_optimizer, _, ours, _ = run_lockstep(name, FULL[name], without_grad={1}, steps=3)
-    # torch skips it too, so the lockstep comparison already checks its values stayed put
-    assert ours[1] not in our_optimizer.state
+    our_optimizer, their_optimizer, ours, theirs = run_lockstep(name, FULL[name], without_grad={1}, steps=3)
+    # torch skips it too, so the lockstep comparison already checks its values stayed put; Adagrad's state is
+    # made in its constructor, as torch's
+    assert (ours[1] in our_optimizer.state) == (theirs[1] in their_optimizer.state) == (name == "Adagrad")
     assert ours[1].grad is None
 
 
@@ -227,7 +279,9 @@ def test_a_wrong_gradient_shape_changes_nothing(name, device):
     first.grad, second.grad = (gpucnn.tensor(np.ones(shape, np.float32), device=device) for shape in ((3,), (2,)))
     with pytest.raises(ValueError, match=rf"{name}.step: gradient of shape \(2,\) for a parameter of shape \(3,\)"):
         optimizer.step()
-    assert np.array_equal(first.numpy(), np.ones(3, np.float32)) and not optimizer.state
+    assert np.array_equal(first.numpy(), np.ones(3, np.float32))
+    assert all(state["step"] == 0 for state in optimizer.state.values())  # Adagrad's, made in its constructor
+    assert bool(optimizer.state) == (name == "Adagrad")
 
 
 OPTION = {
@@ -273,16 +327,47 @@ def rmsprop_options(draw):
                 maximize=draw(OPTION["maximize"]))
 
 
+@st.composite
+def adagrad_options(draw):
+    return dict(lr=draw(st.floats(1e-4, 0.5)), lr_decay=draw(st.just(0.0) | st.floats(0.0, 1.0)),
+                weight_decay=draw(OPTION["weight_decay"]), initial_accumulator_value=draw(st.floats(0.0, 1.0)),
+                eps=draw(st.floats(1e-10, 1e-2)), maximize=draw(OPTION["maximize"]))
+
+
+@st.composite
+def adamax_options(draw):
+    return dict(lr=draw(st.floats(1e-4, 0.5)), betas=(draw(st.floats(0.0, 0.99)), draw(st.floats(0.0, 0.9999))),
+                eps=draw(st.floats(1e-10, 1e-2)), weight_decay=draw(OPTION["weight_decay"]),
+                maximize=draw(OPTION["maximize"]))
+
+
+@st.composite
+def nadam_options(draw):
+    return dict(draw(adamax_options()), momentum_decay=draw(st.sampled_from([0.0, 4e-3]) | st.floats(0.0, 0.5)),
+                decoupled_weight_decay=draw(st.booleans()))
+
+
+@st.composite
+def radam_options(draw):
+    options = dict(draw(adamax_options()), decoupled_weight_decay=draw(st.booleans()))
+    options["betas"] = (options["betas"][0], draw(st.sampled_from([0.5, 0.9, 0.999]) | st.floats(0.0, 0.9999)))
+    return options
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.one_of(
     st.tuples(st.just("SGD"), sgd_options()),
     st.tuples(st.sampled_from(["Adam", "AdamW"]), adam_options()),
     st.tuples(st.just("Adadelta"), adadelta_options()),
     st.tuples(st.just("RMSprop"), rmsprop_options()),
+    st.tuples(st.just("Adagrad"), adagrad_options()),
+    st.tuples(st.just("Adamax"), adamax_options()),
+    st.tuples(st.just("NAdam"), nadam_options()),
+    st.tuples(st.just("RAdam"), radam_options()),
 ), st.integers(0, 2**31 - 1))
 def test_random_options_match_torch(case, seed):
     name, options = case
-    run_lockstep(name, options, steps=5, seed=seed)
+    run_lockstep(name, options, steps=8 if name == "RAdam" else 5, seed=seed)  # RAdam rectifies from step 6
 
 
 def record_launches(monkeypatch) -> list:
@@ -307,15 +392,16 @@ def test_kernel_updates_match_torch(monkeypatch, name, options):
 @pytest.mark.parametrize("name", NAMES)
 def test_one_launch_per_group_of_parameters_of_any_size(monkeypatch, name):
     """Two groups (another lr each) of parameters of 0, 1 and around a block's 1024 elements, some
-    without a gradient at some steps (so their first step, or Adam's step count, differs): each
-    group's float32 parameters are one launch a step, and track torch."""
+    without a gradient at some steps (so their first step, or Adam's step count, differs; RAdam's
+    rectification starts at another step of the group's): each group's float32 parameters are one
+    launch a step, and track torch."""
     shapes = [(1023,), (1024,), (0,), (1025,), (1,), (3, 1000), (2, 3)]
     rng = np.random.default_rng(8)
     values = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
     groups = [([0, 1, 2, 3], {}), ([4, 5, 6], {"lr": FULL[name]["lr"] / 3})]
     ours_optimizer, theirs_optimizer, ours, theirs = make_optimizers(name, FULL[name], values, groups, "cudasim")
     launches = record_launches(monkeypatch)
-    for step in range(6):
+    for step in range(9):
         present = [index for index in range(len(shapes)) if (step + index) % 3]
         for index in range(len(shapes)):
             grad = rng.standard_normal(shapes[index]).astype(np.float32) if index in present else None
@@ -365,26 +451,30 @@ def test_rmsprop_in_two_groups_matches_torch(monkeypatch, options, dtype, device
             assert_close(ours[index][key], state[key], **TOLERANCE[dtype], name=f"state {index} {key}")
 
 
-@pytest.mark.parametrize("options", RMSPROP_CONFIGS, ids=str)
-def test_rmsprop_kernel_matches_the_array_update_bit_for_bit(monkeypatch, options):
-    """optim_rmsprop on cudasim, launched from packed arguments and called directly (CuPy's way), gives
-    the bits of the NumPy update on the cpu, parameters and state, NaN and inf gradients included: two
-    groups, parameters of 0 to 1025 elements, five steps."""
+def assert_kernel_matches_the_array_update(monkeypatch, name, options, second, steps=5, skip=False):
+    """The kernel of optimizer ``name`` on cudasim, launched from packed arguments and called directly
+    (CuPy's way), gives the bits of the NumPy update on the cpu, parameters and state, NaN and inf
+    gradients included: two groups (the second with the options ``second`` besides), parameters of 0 to
+    1025 elements. skip: some parameters lack a gradient at some steps, so a launch's parameters are at
+    different steps."""
     shapes = [(1025,), (0,), (3, 4), (1,), ()]
-    groups = [([0, 1], {}), ([2, 3, 4], dict(lr=0.03, alpha=0.5, centered=not options.get("centered", False)))]
+    groups = [([0, 1], {}), ([2, 3, 4], second)]
+
+    def present(step, index):
+        return not skip or (step + index) % 4 != 3
 
     def run(device_name):
         rng = np.random.default_rng(11)
         params = [gpucnn.tensor(rng.standard_normal(shape).astype(np.float32), device=device_name,
                                 requires_grad=True) for shape in shapes]
-        optimizer = optim.RMSprop([{"params": [params[i] for i in indices], **extra} for indices, extra in groups],
-                                  **options)
-        for step in range(5):
-            for param in params:
+        optimizer = getattr(optim, name)([{"params": [params[i] for i in indices], **extra}
+                                          for indices, extra in groups], **options)
+        for step in range(steps):
+            for index, param in enumerate(params):
                 grad = rng.standard_normal(param.shape).astype(np.float32)
                 if step == 2 and grad.size > 2:
                     grad.reshape(-1)[:2] = np.nan, np.inf
-                param.grad = gpucnn.tensor(grad, device=device_name)
+                param.grad = gpucnn.tensor(grad, device=device_name) if present(step, index) else None
             optimizer.step()
         state = optimizer.state_dict()["state"]
         return [param.numpy() for param in params] + [state[i][key] for i in sorted(state) for key in sorted(state[i])
@@ -397,7 +487,8 @@ def test_rmsprop_kernel_matches_the_array_update_bit_for_bit(monkeypatch, option
     expected = run("cpu")
     launches = record_launches(monkeypatch)
     packed = run("cudasim")
-    assert launches == [2, 3] * 5
+    assert launches == [sum(present(step, index) for index in indices)
+                        for step in range(steps) for indices, _ in groups]
     with monkeypatch.context() as patch:
         patch.setattr(type(gpucnn.device("cudasim")), "launcher", direct)
         called = run("cudasim")
@@ -405,6 +496,51 @@ def test_rmsprop_kernel_matches_the_array_update_bit_for_bit(monkeypatch, option
     for index, (ours, direct_ones, reference) in enumerate(zip(packed, called, expected)):
         np.testing.assert_array_equal(ours, reference, err_msg=f"array {index}, packed launch")
         np.testing.assert_array_equal(direct_ones, reference, err_msg=f"array {index}, direct call")
+
+
+@pytest.mark.parametrize("options", RMSPROP_CONFIGS, ids=str)
+def test_rmsprop_kernel_matches_the_array_update_bit_for_bit(monkeypatch, options):
+    """optim_rmsprop on cudasim gives the bits of the NumPy update on the cpu, over five steps."""
+    second = dict(lr=0.03, alpha=0.5, centered=not options.get("centered", False))
+    assert_kernel_matches_the_array_update(monkeypatch, "RMSprop", options, second)
+
+
+# The second group of each kernel's bit-for-bit test: another lr, the other branch of lerp (beta1 < 0.5), the
+# flags the first group does not set.
+def _second_group(name, options):
+    second = {"Adagrad": dict(lr=0.03, lr_decay=0.2), "Adamax": dict(lr=0.03, betas=(0.2, 0.5)),
+              "NAdam": dict(lr=0.03, betas=(0.2, 0.9), weight_decay=0.1, momentum_decay=0.2),
+              "RAdam": dict(lr=0.03, betas=(0.2, 0.9), weight_decay=0.1)}[name]
+    second["maximize"] = not options.get("maximize", False)
+    if name in ("NAdam", "RAdam"):
+        second["decoupled_weight_decay"] = not options.get("decoupled_weight_decay", False)
+    return second
+
+
+KERNEL_GRID = [case for case in GRID if case[0] in ("Adagrad", "Adamax", "NAdam", "RAdam")]
+
+
+@pytest.mark.parametrize("name, options", KERNEL_GRID, ids=[f"{n}-{c}" for n, c in KERNEL_GRID])
+def test_kernel_matches_the_array_update_bit_for_bit(monkeypatch, name, options):
+    """optim_adagrad, optim_adamax, optim_nadam and optim_radam on cudasim give the bits of the NumPy update
+    on the cpu over nine steps, parameters of a launch at different steps (RAdam's rectified and not in one
+    launch)."""
+    assert_kernel_matches_the_array_update(monkeypatch, name, options, _second_group(name, options), steps=9,
+                                           skip=True)
+
+
+def test_radam_rectifies_from_the_step_where_rho_t_exceeds_5(monkeypatch):
+    """RAdam's rows carry the rectification term from step 6 on with beta2 0.999 (rho_t 4.99 at step 5, 5.99
+    at step 6), 0 before, and never with beta2 0.5 (rho_t below 3); the parameters track torch's throughout."""
+    terms = []
+    launch = optim.Optimizer._launch
+    monkeypatch.setattr(optim.Optimizer, "_launch", lambda self, index, device, rows, *args: terms.append(
+        [row.values[2] for row in rows]) or launch(self, index, device, rows, *args))
+    run_lockstep("RAdam", dict(lr=0.01), dtype=np.float32, device="cudasim", groups=[([0, 1, 2], {}),
+                                                                                     ([3, 4], dict(betas=(0.9, 0.5)))])
+    assert [min(values) > 0 for values in terms[::2]] == [False] * 5 + [True] * 5
+    assert [max(values) for values in terms[::2]][:5] == [0.0] * 5
+    assert all(values == [0.0, 0.0] for values in terms[1::2])
 
 
 @pytest.mark.parametrize("device", ["cpu", "cudasim"])
@@ -489,10 +625,9 @@ def test_state_dict_round_trip_continues_like_an_uninterrupted_run(name):
     assert resumed.param_groups[1]["params"][0] is resumed_params[2]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_format_and_values_match_torch(name):
-    our_optimizer, their_optimizer, *_ = run_lockstep(name, FULL[name], steps=3, without_grad={2},
-                                                      groups=[([0, 1, 2], {}), ([3, 4], {"lr": 0.05})])
+def assert_state_matches_torch(our_optimizer, their_optimizer, atol=1e-12, rtol=1e-10):
+    """The state of both state dicts: the same parameters and keys, the step counts and NAdam's mu_product
+    (a float32 number in torch) equal, the arrays NumPy arrays of the parameters' shapes and close."""
     ours, theirs = our_optimizer.state_dict(), their_optimizer.state_dict()
     assert sorted(ours["state"]) == sorted(theirs["state"])
     for index, state in theirs["state"].items():
@@ -501,9 +636,19 @@ def test_state_dict_format_and_values_match_torch(name):
             mine = ours["state"][index][key]
             if key == "step":
                 assert mine == int(value.item())
+            elif key == "mu_product":
+                assert value.dtype == torch.float32 and mine == value.item(), f"state {index} {key}"
             else:
                 assert isinstance(mine, np.ndarray) and mine.shape == tuple(value.shape)
-                assert_close(mine, value, atol=1e-12, rtol=1e-10, name=f"state {index} {key}")
+                assert_close(mine, value, atol=atol, rtol=rtol, name=f"state {index} {key}")
+    return ours, theirs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_format_and_values_match_torch(name):
+    our_optimizer, their_optimizer, *_ = run_lockstep(name, FULL[name], steps=3, without_grad={2},
+                                                      groups=[([0, 1, 2], {}), ([3, 4], {"lr": 0.05})])
+    ours, theirs = assert_state_matches_torch(our_optimizer, their_optimizer)
     for mine, reference in zip(ours["param_groups"], theirs["param_groups"]):
         assert mine["params"] == reference["params"]
         for key, value in mine.items():
@@ -575,6 +720,65 @@ def test_load_state_dict_errors():
         sgd_with_state().load_state_dict(bad)
 
 
+@pytest.mark.parametrize("device, dtype", [("cpu", np.float64), ("cpu", np.float32), ("cudasim", np.float32)])
+def test_adagrad_state_is_made_in_the_constructor_as_torchs(device, dtype):
+    """Adagrad's state (step 0, the sum at initial_accumulator_value) exists for every parameter from the
+    constructor on, at the defaults' initial_accumulator_value whatever a group sets, as torch's; a group
+    added later gets its state at its first step, from the defaults' value again: parameters and state
+    as torch's, the state loaded into a new optimizer goes on alike."""
+    rng = np.random.default_rng(9)
+    values = [rng.standard_normal(shape).astype(dtype) for shape in ((3, 4), (5,), (2,))]
+    our_optimizer, their_optimizer, ours, theirs = make_optimizers(
+        "Adagrad", dict(lr=0.1, initial_accumulator_value=0.25), values[:2],
+        [([0], {}), ([1], dict(initial_accumulator_value=2.0))], device)
+    tolerance = TOLERANCE[dtype]
+    assert_state_matches_torch(our_optimizer, their_optimizer, **tolerance)
+    assert np.array_equal(our_optimizer.state_dict()["state"][1]["sum"], np.full(5, 0.25, dtype))
+    extra = gpucnn.tensor(values[2], device=device, requires_grad=True), torch.tensor(values[2], requires_grad=True)
+    for optimizer, param in zip((our_optimizer, their_optimizer), extra):
+        optimizer.add_param_group({"params": [param], "initial_accumulator_value": 3.0})
+    assert sorted(our_optimizer.state_dict()["state"]) == sorted(their_optimizer.state_dict()["state"]) == [0, 1]
+    ours, theirs = ours + [extra[0]], theirs + [extra[1]]
+    for step in range(4):
+        if step == 2:  # resumed from the state dict, the parameters still the same
+            resumed = optim.Adagrad([{"params": [ours[0]]}, {"params": [ours[1]]}, {"params": [ours[2]]}])
+            resumed.load_state_dict(pickle.loads(pickle.dumps(our_optimizer.state_dict())))
+            our_optimizer = resumed
+        for mine, reference in zip(ours, theirs):
+            grad = rng.standard_normal(mine.shape).astype(dtype)
+            mine.grad, reference.grad = gpucnn.tensor(grad, device=device), torch.tensor(grad)
+        our_optimizer.step()
+        their_optimizer.step()
+        for index, (mine, reference) in enumerate(zip(ours, theirs)):
+            assert_close(mine, reference, **tolerance, name=f"parameter {index} step {step}")
+    assert_state_matches_torch(our_optimizer, their_optimizer, **tolerance)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cudasim"])
+def test_nadam_mu_product_is_a_float32_number_as_torchs(device):
+    """NAdam's mu_product is rounded to float32 at every step, as torch's float32 tensor: after 60 steps of
+    momentum_decay 0.3 it equals torch's (a product taken in float64 would not), and a state dict holding
+    it as a 0-d array, or torch's tensor, loads as that number."""
+    rng = np.random.default_rng(10)
+    values = [rng.standard_normal(4)]
+    our_optimizer, their_optimizer, ours, theirs = make_optimizers("NAdam", dict(lr=0.01, momentum_decay=0.3),
+                                                                   values, device=device)
+    exact = 1.0
+    for step in range(1, 61):
+        grad = rng.standard_normal(4)
+        ours[0].grad, theirs[0].grad = gpucnn.tensor(grad, device=device), torch.tensor(grad)
+        our_optimizer.step()
+        their_optimizer.step()
+        exact *= 0.9 * (1.0 - 0.5 * (0.96 ** (step * 0.3)))
+    mu_product = their_optimizer.state[theirs[0]]["mu_product"]
+    assert our_optimizer.state[ours[0]]["mu_product"] == mu_product.item() != exact
+    saved = our_optimizer.state_dict()
+    for stored in (np.array(mu_product.item(), np.float32), mu_product):
+        saved["state"][0]["mu_product"] = stored
+        our_optimizer.load_state_dict(saved)
+        assert our_optimizer.state[ours[0]]["mu_product"] == mu_product.item()
+
+
 def test_adamw_keeps_decoupled_decay_after_loading_an_adam_state_dict():
     params = [gpucnn.tensor(np.ones(2), requires_grad=True)]
     adamw = optim.AdamW(params)
@@ -627,6 +831,37 @@ def param():
     (lambda: optim.RMSprop([{"params": [param()], "alpha": -1}]), ValueError, "Invalid alpha value: -1"),
     (lambda: optim.RMSprop([param()], 0.01, 0.99, 1e-8, 0, 0, False, False), TypeError, "positional argument"),
     (lambda: optim.RMSprop([param()], foreach=False), TypeError, "unexpected keyword argument 'foreach'"),
+    (lambda: optim.Adagrad([param()], lr=-1), ValueError, "Invalid learning rate: -1"),
+    (lambda: optim.Adagrad([param()], lr_decay=-0.1), ValueError, "Invalid lr_decay value: -0.1"),
+    (lambda: optim.Adagrad([param()], weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+    (lambda: optim.Adagrad([param()], initial_accumulator_value=-1), ValueError,
+     "Invalid initial_accumulator_value value: -1"),
+    (lambda: optim.Adagrad([param()], eps=-1), ValueError, "Invalid epsilon value: -1"),
+    (lambda: optim.Adagrad([param()], maximize="yes"), TypeError, "Invalid maximize: 'yes'"),
+    (lambda: optim.Adagrad([{"params": [param()], "lr_decay": float("nan")}]), ValueError,
+     "Invalid lr_decay value: nan"),
+    (lambda: optim.Adagrad([param()], 0.01, 0, 0, 0, 1e-10, False), TypeError, "positional argument"),
+    (lambda: optim.Adamax([param()], lr=-1), ValueError, "Invalid learning rate: -1"),
+    (lambda: optim.Adamax([param()], eps=-1), ValueError, "Invalid epsilon value: -1"),
+    (lambda: optim.Adamax([param()], betas=(1.0, 0.9)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    (lambda: optim.Adamax([param()], betas=(0.9, 1.5)), ValueError, "Invalid beta parameter at index 1: 1.5"),
+    (lambda: optim.Adamax([param()], betas=0.9), ValueError, "Invalid betas: 0.9"),
+    (lambda: optim.Adamax([param()], weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+    (lambda: optim.Adamax([param()], maximize=0), TypeError, "Invalid maximize: 0"),
+    (lambda: optim.NAdam([param()], lr=-1), ValueError, "Invalid learning rate: -1"),
+    (lambda: optim.NAdam([param()], eps=-1), ValueError, "Invalid epsilon value: -1"),
+    (lambda: optim.NAdam([param()], betas=(-0.1, 0.9)), ValueError, "Invalid beta parameter at index 0: -0.1"),
+    (lambda: optim.NAdam([param()], weight_decay=-0.5), ValueError, "Invalid weight_decay value: -0.5"),
+    (lambda: optim.NAdam([param()], momentum_decay=-0.1), ValueError, "Invalid momentum_decay value: -0.1"),
+    (lambda: optim.NAdam([param()], decoupled_weight_decay=1), TypeError, "Invalid decoupled_weight_decay: 1"),
+    (lambda: optim.NAdam([param()], 2e-3, (0.9, 0.999), 1e-8, 0, 4e-3, False, None), TypeError,
+     "positional argument"),
+    (lambda: optim.RAdam([param()], lr=-1), ValueError, "Invalid learning rate: -1"),
+    (lambda: optim.RAdam([param()], eps=-1e-8), ValueError, "Invalid epsilon value: -1e-08"),
+    (lambda: optim.RAdam([param()], betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    (lambda: optim.RAdam([param()], weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+    (lambda: optim.RAdam([param()], decoupled_weight_decay="no"), TypeError, "Invalid decoupled_weight_decay: 'no'"),
+    (lambda: optim.RAdam([param()], maximize=None), TypeError, "Invalid maximize: None"),
 ])
 def test_invalid_options(make, error, message):
     with pytest.raises(error, match=message):
@@ -640,6 +875,10 @@ def test_boundary_options_are_accepted():
     optim.Adadelta([param()], rho=0.0)
     optim.RMSprop([param()], lr=0, alpha=0.0, eps=0, momentum=0, weight_decay=0)
     optim.RMSprop([param()], alpha=1.5)  # torch sets alpha no upper bound
+    optim.Adagrad([param()], lr=0, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=0)
+    optim.Adamax([param()], lr=0, betas=(0.0, 0.0), eps=0, weight_decay=0)
+    optim.NAdam([param()], lr=0, betas=(0.0, 0.0), eps=0, weight_decay=0, momentum_decay=0)
+    optim.RAdam([param()], lr=0, betas=(0.0, 0.0), eps=0, weight_decay=0)
 
 
 def test_invalid_parameters():
@@ -688,6 +927,14 @@ def test_defaults_match_torch():
     assert optim.AdamW([param()]).defaults["weight_decay"] == 1e-2
     assert optim.RMSprop([param()]).defaults == dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                                                      centered=False, maximize=False)
+    assert optim.Adagrad([param()]).defaults == dict(lr=1e-2, lr_decay=0, eps=1e-10, weight_decay=0,
+                                                     initial_accumulator_value=0, maximize=False)
+    assert optim.Adamax([param()]).defaults == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                                                    maximize=False)
+    assert optim.NAdam([param()]).defaults == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                                                   momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False)
+    assert optim.RAdam([param()]).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                                                   decoupled_weight_decay=False, maximize=False)
 
 
 # torch's arguments that gpucnn.optim leaves out (no foreach or fused paths, no graph capture, no autograd

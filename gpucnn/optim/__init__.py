@@ -1,5 +1,5 @@
-"""Optimizers: SGD, Adam, AdamW, Adadelta and RMSprop, with PyTorch's API and update rules; their
-learning-rate schedules in :mod:`.lr_scheduler`.
+"""Optimizers: SGD, Adam, AdamW, Adadelta, RMSprop, Adagrad, Adamax, NAdam and RAdam, with PyTorch's API
+and update rules; their learning-rate schedules in :mod:`.lr_scheduler`.
 
     >>> optimizer = gpucnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     >>> optimizer.zero_grad()
@@ -28,19 +28,21 @@ import numpy
 from ..ops._kernels import THREADS, int32_args, kernel_array
 from ..tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
+           "lr_scheduler"]
 
 
-# A row of cuda/optim.cu's table (OPTIM_COLUMNS values: first block, n, five addresses, two float32
-# values held as float64), and its OPTIM_CHUNK elements per block.
-_TABLE_ROW = struct.Struct("<7q2d")
+# A row of cuda/optim.cu's table (OPTIM_COLUMNS values: first block, n, then seven columns holding the
+# addresses of its arrays from the left and its float32 values, held as float64, from the right: five
+# addresses and two values, or four and three), and its OPTIM_CHUNK elements per block.
 _TABLE_COLUMNS = 9
 _CHUNK = 4 * THREADS
 
 
 class _KernelRow(NamedTuple):
     """One parameter's update by a kernel of cuda/optim.cu: its arrays (param, the kernel-ready
-    gradient, then the state the kernel reads) and its two values of the table (float32 values)."""
+    gradient, then the state the kernel reads) and its values of the table (float32 values: two, or
+    three for a kernel of four arrays)."""
 
     arrays: tuple
     values: tuple
@@ -74,6 +76,13 @@ def _check_number(value, what: str, low: float = 0.0, high: float | None = None,
 def _check_ordered(params) -> None:
     if isinstance(params, (set, frozenset)):
         raise TypeError("optimizer params must be a list, not a set: a set's order changes between runs")
+
+
+def _check_betas(betas) -> None:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2))")
+    for index, beta in enumerate(betas):
+        _check_number(beta, f"beta parameter at index {index}", high=1.0)
 
 
 def _check_flag(value, name: str) -> None:
@@ -232,7 +241,9 @@ class Optimizer:
         for arrays, values in rows:
             size = arrays[0].size
             addresses = [device.address(array) for array in arrays]
-            parts.append(_TABLE_ROW.pack(blocks, size, *addresses, *addresses[:1] * (5 - len(addresses)), *values))
+            unused = _TABLE_COLUMNS - 2 - len(addresses) - len(values)  # columns that repeat param's address
+            parts.append(struct.pack(f"<{_TABLE_COLUMNS - len(values)}q{len(values)}d", blocks, size, *addresses,
+                                     *addresses[:1] * unused, *values))
             blocks += -(-size // _CHUNK)
         if not blocks:
             return
@@ -318,6 +329,8 @@ class Optimizer:
             for key, value in values.items():
                 if key == "step":  # an int here; torch keeps a float tensor
                     loaded[key] = int(value)
+                elif key == "mu_product":  # NAdam's: a float here; torch keeps a float32 tensor
+                    loaded[key] = _float32(value)
                 elif _is_array(value):
                     if tuple(value.shape) != param.shape:
                         raise ValueError(
@@ -435,11 +448,7 @@ class Adam(Optimizer):
     def _check_options(self, options: dict) -> None:
         _check_number(options["lr"], "learning rate")
         _check_number(options["eps"], "epsilon value")
-        betas = options["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2))")
-        for index, beta in enumerate(betas):
-            _check_number(beta, f"beta parameter at index {index}", high=1.0)
+        _check_betas(options["betas"])
         _check_number(options["weight_decay"], "weight_decay value")
         for flag in ("amsgrad", "maximize", "decoupled_weight_decay"):
             _check_flag(options[flag], flag)
@@ -626,6 +635,258 @@ class RMSprop(Optimizer):
             param -= lr * buffer
         else:
             param -= lr * (grad / avg)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi, Hazan & Singer), as torch.optim.Adagrad.
+
+    Per parameter, at step t: g = grad (negated when maximize) + weight_decay * p; s = s + g^2;
+    p = p - clr * g / (sqrt(s) + eps), with clr = lr / (1 + (t - 1) * lr_decay). As torch's, every
+    parameter given to the constructor has its state from the start (step 0), and the sum s starts at
+    the constructor's initial_accumulator_value (the defaults'), whatever a group sets. torch's foreach,
+    differentiable and fused are left out; maximize is keyword-only, as there.
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
+                 maximize=False):
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for param in group["params"]:
+                with param.device.context():
+                    self._initialize(param.device.xp, _at_least_1d(param.data), self.state[param])
+
+    def _initialize(self, xp, param, state: dict) -> None:
+        state["step"] = 0
+        state["sum"] = xp.full_like(param, float(self.defaults["initial_accumulator_value"]))
+
+    def _check_options(self, options: dict) -> None:
+        _check_number(options["lr"], "learning rate")
+        _check_number(options["lr_decay"], "lr_decay value")
+        _check_number(options["weight_decay"], "weight_decay value")
+        _check_number(options["initial_accumulator_value"], "initial_accumulator_value value")
+        _check_number(options["eps"], "epsilon value")
+        _check_flag(options["maximize"], "maximize")
+
+    def _kernel(self, group: dict) -> tuple:
+        return "optim_adagrad", (group["weight_decay"], group["eps"]), (group["maximize"],)
+
+    def _update(self, device, param, grad, state: dict, group: dict):
+        xp = device.xp
+        lr, lr_decay, eps, weight_decay = (float(group[key]) for key in ("lr", "lr_decay", "eps", "weight_decay"))
+        if not state:  # a parameter of a group added after the constructor
+            self._initialize(xp, param, state)
+        state["step"] += 1
+        clr = lr / (1 + (state["step"] - 1) * lr_decay)
+        state_sum = state["sum"]
+        if _runs_kernel(device, param):
+            return _KernelRow((param, kernel_array(xp, grad), state_sum), (_float32(clr), 0.0))
+        if group["maximize"]:
+            grad = -grad
+        if weight_decay != 0:
+            grad = grad + weight_decay * param
+        state_sum += grad * grad
+        std = xp.sqrt(state_sum)
+        std += eps
+        param -= clr * grad / std
+
+
+class Adamax(Optimizer):
+    """Adamax (Kingma & Ba), Adam on the infinity norm, as torch.optim.Adamax.
+
+    Per parameter, at step t: g = grad (negated when maximize) + weight_decay * p; m moves towards g by
+    torch.lerp's rule (weight 1 - beta1); u = max(beta2 u, |g| + eps) (NaN wins, as torch.maximum);
+    p = p - lr / (1 - beta1^t) * m / u. torch's foreach, differentiable and capturable are left out;
+    maximize is keyword-only, as there.
+    """
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_options(self, options: dict) -> None:
+        _check_number(options["lr"], "learning rate")
+        _check_number(options["eps"], "epsilon value")
+        _check_betas(options["betas"])
+        _check_number(options["weight_decay"], "weight_decay value")
+        _check_flag(options["maximize"], "maximize")
+
+    def _kernel(self, group: dict) -> tuple:
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        return ("optim_adamax", (1 - beta1, 1 - (1 - beta1), beta2, group["eps"], group["weight_decay"]),
+                (abs(1 - beta1) < 0.5, group["maximize"]))
+
+    def _update(self, device, param, grad, state: dict, group: dict):
+        xp = device.xp
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(param)
+            state["exp_inf"] = xp.zeros_like(param)
+        state["step"] += 1
+        exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
+        clr = lr / (1 - beta1 ** state["step"])
+        if _runs_kernel(device, param):
+            return _KernelRow((param, kernel_array(xp, grad), exp_avg, exp_inf), (_float32(clr), 0.0))
+        if group["maximize"]:
+            grad = -grad
+        if weight_decay != 0:
+            grad = grad + weight_decay * param
+        _lerp_(exp_avg, grad, 1 - beta1)
+        exp_inf *= beta2
+        xp.maximum(exp_inf, xp.abs(grad) + eps, out=exp_inf)
+        param -= clr * exp_avg / exp_inf
+
+
+def _decay_weights(param, grad, lr: float, weight_decay: float, decoupled: bool):
+    """Adam's weight decay: p scaled by 1 - lr * weight_decay in place (decoupled), or the gradient
+    g + weight_decay * p returned."""
+    if weight_decay != 0:
+        if decoupled:
+            param *= 1 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * param
+    return grad
+
+
+class NAdam(Optimizer):
+    """NAdam (Dozat): Adam with Nesterov momentum, as torch.optim.NAdam.
+
+    Per parameter, at step t: g = grad (negated when maximize); weight decay adds weight_decay * p to g
+    (L2), or first scales p by 1 - lr * weight_decay (decoupled_weight_decay); mu_t = beta1 (1 - 0.5 *
+    0.96^(t momentum_decay)), and the state mu_product, the product of mu_1 ... mu_t, a float32 number as
+    torch's; m moves towards g by torch.lerp's rule (weight 1 - beta1); v = beta2 v + (1 - beta2) g^2;
+    denom = sqrt(v / (1 - beta2^t)) + eps; then p = p - lr (1 - mu_t) / (1 - mu_product) * g / denom and
+    p = p - lr mu_{t+1} / (1 - mu_product mu_{t+1}) * m / denom. torch's foreach, capturable and
+    differentiable are left out; maximize is keyword-only, as there.
+    """
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_options(self, options: dict) -> None:
+        _check_number(options["lr"], "learning rate")
+        _check_number(options["eps"], "epsilon value")
+        _check_betas(options["betas"])
+        _check_number(options["weight_decay"], "weight_decay value")
+        _check_number(options["momentum_decay"], "momentum_decay value")
+        _check_flag(options["decoupled_weight_decay"], "decoupled_weight_decay")
+        _check_flag(options["maximize"], "maximize")
+
+    def _kernel(self, group: dict) -> tuple:
+        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        return ("optim_nadam", (1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay,
+                                group["eps"]),
+                (abs(1 - beta1) < 0.5, group["maximize"], group["decoupled_weight_decay"]))
+
+    def _update(self, device, param, grad, state: dict, group: dict):
+        xp = device.xp
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        momentum_decay = float(group["momentum_decay"])
+        if not state:
+            state["step"] = 0
+            state["mu_product"] = 1.0
+            state["exp_avg"] = xp.zeros_like(param)
+            state["exp_avg_sq"] = xp.zeros_like(param)
+        state["step"] += 1
+        step = float(state["step"])  # torch's step is a float
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        bias_correction2 = 1 - beta2**step
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+        # torch's mu_product is a float32 tensor: mu_product *= mu is a float32 product
+        mu_product = state["mu_product"] = float(numpy.float32(state["mu_product"]) * numpy.float32(mu))
+        grad_step = lr * (1.0 - mu) / (1.0 - mu_product)
+        avg_step = lr * mu_next / (1.0 - mu_product * mu_next)
+        if _runs_kernel(device, param):
+            return _KernelRow((param, kernel_array(xp, grad), exp_avg, exp_avg_sq),
+                              (_float32(bias_correction2), _float32(grad_step), _float32(avg_step)))
+        if group["maximize"]:
+            grad = -grad
+        grad = _decay_weights(param, grad, lr, weight_decay, group["decoupled_weight_decay"])
+        _lerp_(exp_avg, grad, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        denominator = xp.sqrt(exp_avg_sq / bias_correction2)
+        denominator += eps
+        param -= grad_step * grad / denominator
+        param -= avg_step * exp_avg / denominator
+
+
+class RAdam(Optimizer):
+    """RAdam (Liu et al.): Adam with its adaptive rate's variance rectified, as torch.optim.RAdam.
+
+    Per parameter, at step t: g, weight decay, m and v as NAdam's; rho_inf = 2 / (1 - beta2) - 1 and
+    rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t); while rho_t <= 5, p = p - m / (1 - beta1^t) * lr;
+    after, p = p - m / (1 - beta1^t) * lr * sqrt(1 - beta2^t) / (sqrt(v) + eps) * r_t (the quotient as
+    torch's: a reciprocal, then a product), with r_t = sqrt((rho_t - 4) (rho_t - 2) rho_inf / ((rho_inf
+    - 4) (rho_inf - 2) rho_t)). torch's foreach, capturable and differentiable are left out; maximize is
+    keyword-only, as there.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False,
+                 *, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_options(self, options: dict) -> None:
+        _check_number(options["lr"], "learning rate")
+        _check_number(options["eps"], "epsilon value")
+        _check_betas(options["betas"])
+        _check_number(options["weight_decay"], "weight_decay value")
+        _check_flag(options["decoupled_weight_decay"], "decoupled_weight_decay")
+        _check_flag(options["maximize"], "maximize")
+
+    def _kernel(self, group: dict) -> tuple:
+        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        return ("optim_radam", (1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay,
+                                group["eps"], lr),
+                (abs(1 - beta1) < 0.5, group["maximize"], group["decoupled_weight_decay"]))
+
+    def _update(self, device, param, grad, state: dict, group: dict):
+        xp = device.xp
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(param)
+            state["exp_avg_sq"] = xp.zeros_like(param)
+        state["step"] += 1
+        step = float(state["step"])  # torch's step is a float
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        bias_correction2_sqrt = bias_correction2**0.5
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+        rect = None  # the rectification term, from the first step where rho_t > 5
+        if rho_t > 5.0:
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        if _runs_kernel(device, param):  # a rectification term is never 0: 0 marks the steps without one
+            return _KernelRow((param, kernel_array(xp, grad), exp_avg, exp_avg_sq),
+                              (_float32(bias_correction1), _float32(bias_correction2_sqrt),
+                               0.0 if rect is None else _float32(rect)))
+        if group["maximize"]:
+            grad = -grad
+        grad = _decay_weights(param, grad, lr, weight_decay, group["decoupled_weight_decay"])
+        _lerp_(exp_avg, grad, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        bias_corrected_exp_avg = exp_avg / bias_correction1
+        if rect is None:
+            param -= bias_corrected_exp_avg * lr
+        else:
+            adaptive_lr = xp.reciprocal(xp.sqrt(exp_avg_sq) + eps) * bias_correction2_sqrt
+            param -= bias_corrected_exp_avg * lr * adaptive_lr * rect
 
 
 from . import lr_scheduler  # noqa: E402  (it imports Optimizer from here)

@@ -281,10 +281,16 @@ def test_training_on_gpu_matches_cpu():
                                            ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.01)),
                                            ("Adadelta", dict(lr=1.0, weight_decay=0.01)),
                                            ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True,
-                                                            weight_decay=0.01))])
+                                                            weight_decay=0.01)),
+                                           ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.01,
+                                                            initial_accumulator_value=0.1)),
+                                           ("Adamax", dict(lr=0.01, weight_decay=0.01)),
+                                           ("NAdam", dict(lr=0.01, weight_decay=0.01, momentum_decay=0.1)),
+                                           ("RAdam", dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True))])
 def test_optimizer_launches_match_cpu(name, options):
     """Two groups of parameters of 0, 1 and about a block's elements, some without a gradient at some
-    steps, each group one launch of cuda/optim.cu a step: the same parameters as on the cpu."""
+    steps, each group one launch of cuda/optim.cu a step: the same parameters as on the cpu. Nine steps:
+    RAdam rectifies from its sixth."""
     shapes = [(1023,), (1025,), (0,), (1,), (3, 700)]
     results = []
     for device in ("cpu", "cuda"):
@@ -293,7 +299,7 @@ def test_optimizer_launches_match_cpu(name, options):
                   for shape in shapes]
         optimizer = getattr(gpucnn.optim, name)([{"params": params[:3]}, {"params": params[3:], "lr": 0.05}],
                                                 **options)
-        for step in range(4):
+        for step in range(9):
             for index, param in enumerate(params):
                 grad = rng.standard_normal(param.shape).astype(np.float32)
                 param.grad = gpucnn.tensor(grad, device=device) if (step + index) % 3 else None

@@ -130,6 +130,10 @@ class Function:
     view_of_input = False
     #: Set by ``apply`` before forward; True for a forward called on its own, which then saves everything.
     records_graph = True
+    #: The hooks of the output (``Tensor.register_hook``: id of a handle -> hook), None where it has none;
+    #: ``retained``, a weak reference to the output where it keeps its gradient (``Tensor.retain_grad``).
+    _hooks = None
+    retained = None
 
     def apply(self, *inputs):
         """Runs the op on Tensors and returns the output Tensor, recording the graph when needed.
@@ -202,16 +206,121 @@ def _new_tensor(array, device, requires_grad: bool):
     return _new_tensor(array, device, requires_grad)
 
 
-def _topological_order(root_creator) -> list:
-    """Functions reachable from ``root_creator``, each after every Function that consumes its output.
+def _tensors(values, what: str) -> tuple:
+    """``values``, one Tensor or a sequence of them, as a tuple; TypeError naming ``what`` otherwise."""
+    from .tensor import Tensor
+
+    values = (values,) if isinstance(values, Tensor) else tuple(values)
+    for position, value in enumerate(values):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{what}[{position}] must be a Tensor, got {type(value).__name__}")
+    return values
+
+
+def _seeds(outputs: tuple, grad_outputs, what: str, create_graph: bool) -> list:
+    """The gradient arrays that backward starts from, one per output: ``grad_outputs`` (None: ones, for an
+    output of one element), checked as torch checks them."""
+    from .tensor import Tensor, as_tensor
+
+    if create_graph:
+        raise NotImplementedError("create_graph=True (a graph of the backward pass, for higher derivatives) is not "
+                                  "supported: gpucnn's backward runs on arrays and records nothing")
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = (grad_outputs,) * len(outputs) if grad_outputs is None else (grad_outputs,)
+    grad_outputs = tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"{what}: got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    seeds = []
+    for position, (output, grad) in enumerate(zip(outputs, grad_outputs)):
+        if not output.requires_grad:
+            raise RuntimeError(f"{what}: element {position} of the tensors (shape {output.shape}) does not require "
+                               "grad: no input of the ops that made it requires grad, or it was made under no_grad()")
+        if grad is None:
+            if output.data.size != 1:
+                raise RuntimeError(f"{what}: a gradient can be implicitly created only for outputs of one element; "
+                                   f"output {position} has shape {output.shape}: pass its gradient")
+            seeds.append(output.device.xp.ones(output.shape, dtype=output.dtype))
+            continue
+        array = as_tensor(grad, f"{what}: gradient {position}", output.device).data
+        if tuple(array.shape) != output.shape:
+            raise RuntimeError(f"{what}: mismatch in shape: gradient {position} has shape {tuple(array.shape)} and "
+                               f"output {position} has shape {output.shape}")
+        if hasattr(grad, "device") and grad.device != output.device:
+            raise RuntimeError(f"{what}: gradient {position} is on {grad.device} and output {position} on "
+                               f"{output.device}")
+        seeds.append(array.astype(output.dtype, copy=False))
+    return seeds
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+    """Accumulates the gradients of ``tensors`` (one Tensor or a sequence), each times its gradient of
+    ``grad_tensors`` (None for a tensor of one element), into ``.grad`` of the leaves, as
+    torch.autograd.backward: one pass over the graph for all of them. ``inputs`` (tensors): only
+    theirs, a non-leaf's too. ``retain_graph`` is accepted and changes nothing: the graph stays as long
+    as its tensors do, so a second backward works (torch's needs retain_graph=True). ``create_graph=True``
+    raises NotImplementedError."""
+    tensors = _tensors(tensors, "backward: tensors")
+    seeds = _seeds(tensors, grad_tensors, "backward", create_graph)
+    if inputs is None:
+        run_backward(tensors, seeds)
+        return
+    inputs = _tensors(inputs, "backward: inputs")
+    if not inputs:
+        raise RuntimeError("backward: inputs is empty; pass the tensors whose gradients are wanted, or None")
+    for position, tensor in enumerate(inputs):
+        if not tensor.requires_grad:
+            raise RuntimeError(f"backward: inputs[{position}] (shape {tensor.shape}) does not require grad")
+    gradients = run_backward(tensors, seeds, {id(tensor): tensor for tensor in inputs})
+    for key, tensor in {id(tensor): tensor for tensor in inputs}.items():
+        if key in gradients:
+            _accumulate_leaf(tensor, gradients[key], owned=True)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         allow_unused=None, materialize_grads: bool = False) -> tuple:
+    """The gradients of ``outputs`` (one Tensor or a sequence, each times its gradient of ``grad_outputs``,
+    None for one of one element) with respect to each of ``inputs``, as torch.autograd.grad: a tuple, one
+    Tensor per input, and no tensor's ``.grad`` changed (but a non-leaf's that ``retain_grad`` keeps, as
+    torch's). Tensor hooks on the way run as in backward. An input that the outputs do not depend on is an
+    error, or with ``allow_unused`` None (zeros with ``materialize_grads``). ``retain_graph`` is accepted and
+    changes nothing (see :func:`backward`); ``create_graph=True`` raises NotImplementedError."""
+    outputs = _tensors(outputs, "grad: outputs")
+    inputs = _tensors(inputs, "grad: inputs")
+    if not outputs or not inputs:
+        raise RuntimeError(f"grad: outputs and inputs must not be empty, got {len(outputs)} outputs and "
+                           f"{len(inputs)} inputs")
+    for position, tensor in enumerate(inputs):
+        if not tensor.requires_grad:
+            raise RuntimeError(f"grad: inputs[{position}] (shape {tensor.shape}) does not require grad")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("grad: materialize_grads=True gives zeros for unused inputs, which allow_unused=False "
+                         "refuses; leave allow_unused out or pass True")
+    seeds = _seeds(outputs, grad_outputs, "grad", create_graph)
+    gradients = run_backward(outputs, seeds, {id(tensor): tensor for tensor in inputs})
+    results = []
+    for position, tensor in enumerate(inputs):
+        gradient = gradients.get(id(tensor))
+        if gradient is None and not (allow_unused or materialize_grads):
+            raise RuntimeError(f"grad: inputs[{position}] (shape {tensor.shape}) was not used in the graph of the "
+                               "outputs; pass allow_unused=True to get None for it")
+        if gradient is None:
+            results.append(None if not materialize_grads else _new_tensor(
+                tensor.device.xp.zeros(tensor.shape, dtype=tensor.dtype), tensor.device, False))
+        else:
+            results.append(_new_tensor(gradient, tensor.device, False))
+    return tuple(results)
+
+
+def _topological_order(root_creators) -> list:
+    """Functions reachable from ``root_creators``, each after every Function that consumes its output.
 
     A depth-first search without recursion appends a Function once every Function it reaches has been
     appended (post-order), then reverses the list. A Function counts as visited when it is expanded,
     not when it is pushed: marked when pushed, h's creator in h + f(h) was skipped where f's ops
     reached it, they were appended before it, and backward ran it before they passed it their
-    gradients."""
+    gradients. Each root's search ends before the next one's begins, so several roots give one order."""
     order, expanded_ids = [], set()
-    stack = [(root_creator, False)]
+    stack = [(creator, False) for creator in reversed(root_creators)]
     while stack:
         function, expanded = stack.pop()
         if expanded:
@@ -229,16 +338,42 @@ def _topological_order(root_creator) -> list:
     return order
 
 
-def backward(root, grad_output) -> None:
-    """Accumulates d(root)/d(leaf) * grad_output into ``.grad`` of every leaf that requires grad."""
-    if root._creator is None:
-        _accumulate_leaf(root, grad_output)
-        return
-    pending = {id(root._creator): grad_output}
-    for function in _topological_order(root._creator):
+def run_backward(roots, grad_outputs, targets=None):
+    """Passes each of ``grad_outputs`` (arrays) back from its tensor of ``roots`` through the graph.
+
+    Without ``targets`` (``Tensor.backward``), accumulates d(roots)/d(leaf) into ``.grad`` of every leaf
+    that requires grad. With ``targets`` (a dict: id of a tensor -> the tensor; ``grad``), touches no
+    leaf's ``.grad``, runs only the Functions that lead to a target, and returns a dict: id of each target
+    that a gradient reached -> that gradient, an array of its own.
+
+    The hooks of a tensor (``Tensor.register_hook``) see its whole gradient once: a non-leaf's are kept
+    by its creator (``_hooks``) and run when its gradient is complete, before the creator's backward; a
+    leaf's gradients are summed until the end, then its hooks run and the sum goes to ``.grad``. Where
+    no tensor has hooks, this costs one attribute read per Function and per leaf that a gradient
+    reaches."""
+    pending, leaves = {}, {}  # id of a Function -> its output's gradient; id of a leaf -> [leaf, gradient]
+    for root, grad in zip(roots, grad_outputs):
+        if root._creator is None:
+            if targets is None or id(root) in targets:
+                _add_leaf_grad(leaves, root, grad)
+        else:
+            key = id(root._creator)
+            pending[key] = _sum(pending[key], grad) if key in pending else grad
+    order = _topological_order([root._creator for root in roots if root._creator is not None])
+    captured = {}
+    if targets is not None:
+        order, captures, leading = _leading_to(order, targets)
+    for function in order:
         grad = pending.pop(id(function), None)
         if grad is None:
             continue
+        if function._hooks is not None:
+            grad = _run_hooks(function._hooks, grad, function, function.output_device or function.device)
+        if targets is not None:
+            if id(function) in captures:
+                captured[captures[id(function)]] = function.xp.array(grad)
+            if id(function) not in leading:
+                continue
         _check_versions(function)
         with function.device.context():
             input_grads = function.backward(grad)
@@ -262,10 +397,76 @@ def backward(root, grad_output) -> None:
             if input_grad.dtype != data.dtype:
                 input_grad = input_grad.astype(data.dtype)
             if tensor._creator is None:
-                _accumulate_leaf(tensor, input_grad, _owned(input_grad, grad, input_grads, function.xp))
+                if targets is not None:
+                    if id(tensor) in targets:
+                        _add_leaf_grad(leaves, tensor, input_grad)
+                elif tensor._hooks is None:
+                    _accumulate_leaf(tensor, input_grad, _owned(input_grad, grad, input_grads, function.xp))
+                else:
+                    _add_leaf_grad(leaves, tensor, input_grad)
             else:
                 key = id(tensor._creator)
                 pending[key] = _sum(pending[key], input_grad) if key in pending else input_grad
+    for key, (leaf, grad) in leaves.items():
+        if leaf._hooks is not None:
+            grad = _run_hooks(leaf._hooks, grad, leaf, leaf.device)
+        if targets is None:
+            _accumulate_leaf(leaf, grad)
+        else:
+            captured[key] = leaf.device.xp.array(grad)
+    return captured
+
+
+def _add_leaf_grad(leaves: dict, leaf, grad) -> None:
+    key = id(leaf)
+    if key in leaves:
+        leaves[key][1] = _sum(leaves[key][1], grad)
+    else:
+        leaves[key] = [leaf, grad]
+
+
+def _leading_to(order: list, targets: dict) -> tuple:
+    """For ``grad``: the Functions of ``order`` that lead to a target or make one; a dict: id of the creator of
+    each non-leaf target -> id of that target; the ids of the Functions that lead to a target (whose backward
+    must run)."""
+    captures = {id(tensor._creator): key for key, tensor in targets.items() if tensor._creator is not None}
+    leading = set()
+    for function in reversed(order):  # each Function before those that consume its output
+        for tensor in function.inputs:
+            if id(tensor) in targets or tensor._creator is not None and id(tensor._creator) in leading:
+                leading.add(id(function))
+                break
+    return [function for function in order if id(function) in leading or id(function) in captures], captures, leading
+
+
+def _run_hooks(hooks: dict, grad, owner, device):
+    """``grad`` after the hooks of a tensor (``owner``: a leaf, or the creator of a non-leaf) in the order
+    they were registered, each given the last one's result: a Tensor, or None to keep it; then kept as the
+    ``.grad`` of a non-leaf that retains it (``Tensor.retain_grad``)."""
+    from .tensor import Tensor
+
+    tensor = None
+    for hook in list(hooks.values()):
+        if tensor is None:
+            tensor = _new_tensor(grad, device, False)
+        result = hook(tensor)
+        if result is None:
+            continue
+        if not isinstance(result, Tensor):
+            raise TypeError(f"hook {getattr(hook, '__name__', hook)!r} returned {type(result).__name__}; a hook "
+                            "returns a Tensor or None")
+        if tuple(result.shape) != tuple(grad.shape):
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} has changed the size of the gradient: it "
+                               f"returned shape {tuple(result.shape)} for a gradient of shape {tuple(grad.shape)}")
+        if result.device != device:
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient on {result.device} "
+                               f"for a tensor on {device}")
+        grad, tensor = result.data.astype(grad.dtype, copy=False), None
+    retained = getattr(owner, "retained", None)
+    retained = retained and retained()
+    if retained is not None:
+        _accumulate_leaf(retained, grad)
+    return grad
 
 
 def _check_versions(function) -> None:

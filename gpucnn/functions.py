@@ -5,19 +5,25 @@ is the array, works as in PyTorch's tutorials."""
 
 from __future__ import annotations
 
+import numbers
+
+import numpy
+
+from .autograd import Function
 from .nn import functional
 from .ops import math as tensor_math
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor, _scaled, as_tensor
 
 __all__ = [
-    "abs", "all", "allclose", "any", "argmax", "argmin", "argsort", "bmm", "ceil", "chunk", "clamp", "clone",
-    "count_nonzero", "cumsum", "dot", "equal", "erf", "exp", "expm1", "flatten", "flip", "floor", "gather",
-    "index_select", "is_tensor", "isfinite", "isinf", "isnan", "log", "log10", "log1p", "log2", "log_softmax",
-    "logsumexp", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "narrow", "neg", "nonzero",
-    "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "reshape", "roll", "round", "rsqrt",
-    "scatter", "scatter_add", "sigmoid", "sign", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std",
-    "std_mean", "sum", "tanh", "topk", "transpose", "tril", "triu", "trunc", "unique", "unsqueeze", "var", "var_mean",
-    "where",
+    "abs", "add", "all", "allclose", "any", "argmax", "argmin", "argsort", "bmm", "ceil", "chunk", "clamp", "clone",
+    "count_nonzero", "cumprod", "cumsum", "div", "dot", "eq", "equal", "erf", "exp", "expm1", "flatten", "flip",
+    "floor", "gather", "ge", "gt", "index_select", "is_floating_point", "is_tensor", "isfinite", "isinf", "isnan", "le",
+    "log", "log10", "log1p", "log2", "log_softmax", "logical_and", "logical_not", "logical_or", "logical_xor",
+    "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "mv", "narrow",
+    "ne", "neg", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "reshape", "roll",
+    "round", "rsqrt", "rsub", "scatter", "scatter_add", "sigmoid", "sign", "softmax", "sort", "split", "sqrt", "square",
+    "squeeze", "std", "std_mean", "sub", "sum", "tanh", "topk", "transpose", "tril", "triu", "trunc", "unique",
+    "unsqueeze", "var", "var_mean", "where",
 ]
 
 
@@ -189,6 +195,152 @@ def std_mean(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, c
     return input.std(dim, unbiased, keepdim, correction=correction), input.mean(dim, keepdim)
 
 
+# ----------------------------------------------------------------------------- named arithmetic and comparisons
+def _alpha(input: Tensor, other, alpha, what: str):
+    """alpha * other for add and sub; an integer alpha where both are integers or bools, as torch's."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"{what}: alpha must be a real number, got {type(alpha).__name__} {alpha!r}")
+    other_kind = other.dtype.kind if isinstance(other, Tensor) else numpy.asarray(other).dtype.kind
+    if not isinstance(alpha, numbers.Integral) and input.dtype.kind != "f" and other_kind != "f":
+        raise TypeError(f"{what}: alpha={alpha!r} is not an integer, and neither input ({input.dtype}) nor other is "
+                        "floating point")
+    return _scaled(other, alpha)
+
+
+def add(input, other, *, alpha=1) -> Tensor:
+    """input + alpha * other, broadcast; differentiable."""
+    input = _tensor(input, "add")
+    return tensor_math.add(input, _alpha(input, other, alpha, "add"))
+
+
+def sub(input, other, *, alpha=1) -> Tensor:
+    """input - alpha * other, broadcast; differentiable."""
+    input = _tensor(input, "sub")
+    return tensor_math.sub(input, _alpha(input, other, alpha, "sub"))
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """other - alpha * input, as torch.rsub."""
+    input = _tensor(input, "rsub")
+    return tensor_math.sub(other, _alpha(input, input, alpha, "rsub"))
+
+
+def mul(input, other) -> Tensor:
+    return tensor_math.mul(_tensor(input, "mul"), other)
+
+
+class RoundedDiv(Function):
+    """input / other rounded toward zero (``mode`` 'trunc') or down ('floor', as Python's //: NumPy's
+    floor_divide, whose floating-point results are torch's); a step function, so both gradients are
+    zero, as torch's."""
+
+    uses_inputs = False
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        xp = self.xp
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            if self.mode == "floor":
+                return xp.floor_divide(a, b)
+            if a.dtype.kind == "f":
+                return xp.trunc(a / b)
+            quotient = xp.floor_divide(a, b)  # integers: one up where a floor below zero left a remainder
+            return quotient + ((quotient * b != a) & ((a < 0) != (b < 0))).astype(quotient.dtype)
+
+    def backward(self, grad):
+        xp = self.xp
+        return tuple(xp.zeros(shape, dtype=grad.dtype) if need else None
+                     for shape, need in zip((self.a_shape, self.b_shape), self.needs_input_grad))
+
+
+def div(input, other, *, rounding_mode=None) -> Tensor:
+    """input / other, broadcast (integers give float32); with ``rounding_mode`` 'trunc' or 'floor', rounded
+    toward zero or down in the operands' dtype, as torch's (an integer division by zero raises
+    ZeroDivisionError), with zero gradients."""
+    input = _tensor(input, "div")
+    if rounding_mode is None:
+        return tensor_math.div(input, other)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    a, b = tensor_math._operands(input, other)
+    if a.device != b.device:
+        raise RuntimeError(f"div: input is on {a.device} and other on {b.device}")
+    if a.dtype.kind == "b" or b.dtype.kind == "b":
+        raise TypeError(f"div: rounding_mode={rounding_mode!r} takes numbers, not bools (input {a.dtype}, other "
+                        f"{b.dtype})")
+    try:
+        numpy.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"div: shapes {a.shape} (input) and {b.shape} (other) do not broadcast") from None
+    if a.dtype.kind != "f" and bool((b.data == 0).any()):
+        raise ZeroDivisionError(f"div: integer division by zero (rounding_mode={rounding_mode!r})")
+    return RoundedDiv(rounding_mode).apply(a, b)
+
+
+def eq(input, other) -> Tensor:
+    return _tensor(input, "eq").eq(other)
+
+
+def ne(input, other) -> Tensor:
+    return _tensor(input, "ne").ne(other)
+
+
+def lt(input, other) -> Tensor:
+    return _tensor(input, "lt").lt(other)
+
+
+def le(input, other) -> Tensor:
+    return _tensor(input, "le").le(other)
+
+
+def gt(input, other) -> Tensor:
+    return _tensor(input, "gt").gt(other)
+
+
+def ge(input, other) -> Tensor:
+    return _tensor(input, "ge").ge(other)
+
+
+def _logical(input, other, name: str) -> Tensor:
+    a, b = tensor_math._operands(_tensor(input, name), other)
+    if a.device != b.device:
+        raise RuntimeError(f"{name}: input is on {a.device} and other on {b.device}")
+    try:
+        numpy.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {a.shape} (input) and {b.shape} (other) do not broadcast") from None
+    return Tensor._from_array(getattr(a.device.xp, name)(a.data, b.data), a.device)
+
+
+def logical_and(input, other) -> Tensor:
+    """Where both are nonzero, a bool tensor, broadcast."""
+    return _logical(input, other, "logical_and")
+
+
+def logical_or(input, other) -> Tensor:
+    """Where either is nonzero, a bool tensor, broadcast."""
+    return _logical(input, other, "logical_or")
+
+
+def logical_xor(input, other) -> Tensor:
+    """Where exactly one is nonzero, a bool tensor, broadcast."""
+    return _logical(input, other, "logical_xor")
+
+
+def logical_not(input) -> Tensor:
+    """Where input is zero, a bool tensor."""
+    input = _tensor(input, "logical_not")
+    return Tensor._from_array(input.device.xp.logical_not(input.data), input.device)
+
+
+def is_floating_point(input) -> bool:
+    """Whether ``input``'s dtype is a floating-point one."""
+    return _tensor(input, "is_floating_point").is_floating_point()
+
+
 def pow(input, exponent) -> Tensor:
     return _tensor(input, "pow").pow(exponent)
 
@@ -308,6 +460,10 @@ def erf(input) -> Tensor:
     return _tensor(input, "erf").erf()
 
 
+def cumprod(input, dim: int, *, dtype=None) -> Tensor:
+    return _tensor(input, "cumprod").cumprod(dim, dtype=dtype)
+
+
 # ----------------------------------------------------------------------------- matrix products
 def matmul(input, other) -> Tensor:
     """input @ other, as ``torch.matmul``: batch dimensions broadcast, a 1-D operand is a vector."""
@@ -320,6 +476,10 @@ def mm(input, mat2) -> Tensor:
 
 def bmm(input, mat2) -> Tensor:
     return _tensor(input, "bmm").bmm(mat2)
+
+
+def mv(input, vec) -> Tensor:
+    return _tensor(input, "mv").mv(vec)
 
 
 def dot(input, other) -> Tensor:

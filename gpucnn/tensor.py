@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import copy
+import numbers
+import weakref
 
 import numpy
 
-from . import autograd
+from . import autograd, random
 from .devices import Device, get_device
 
 _NUMERIC_KINDS = "biuf"
@@ -57,6 +59,7 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
+    _hooks = None  # a leaf's hooks (register_hook): id of a handle -> hook; a non-leaf's are its creator's
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
         device = get_device(device)
@@ -123,6 +126,44 @@ class Tensor:
 
     def numel(self) -> int:
         return int(self.data.size)
+
+    def ndimension(self) -> int:
+        return self.data.ndim
+
+    def element_size(self) -> int:
+        """The bytes of one element."""
+        return self.data.dtype.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self.data.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the elements, numel() * element_size()."""
+        return self.data.size * self.data.dtype.itemsize
+
+    def stride(self, dim: int | None = None):
+        """The steps between neighbouring elements along each dimension, in elements (as torch's: 0 along a
+        dimension that ``expand`` stretched), or along ``dim``."""
+        strides = tuple(step // self.data.dtype.itemsize for step in self.data.strides)
+        if dim is None:
+            return strides
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -self.ndim <= dim < self.ndim:
+            raise IndexError(f"stride: dimension {dim!r} is out of range for a tensor of shape {self.shape}")
+        return strides[dim]
+
+    def is_contiguous(self) -> bool:
+        """Whether the elements lie in memory in row-major order without gaps (see :meth:`contiguous`)."""
+        return bool(self.data.flags.c_contiguous)
+
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the tensor is on a CUDA GPU (not on cudasim, which runs the kernels on the host)."""
+        return self.device.type == "cuda"
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -216,6 +257,56 @@ class Tensor:
     def long(self) -> "Tensor":
         return self.to(dtype=numpy.int64)
 
+    def half(self) -> "Tensor":
+        """float16 (the kernel devices' conv, pooling and ReLU take float32: ``float()`` before them)."""
+        return self.to(dtype=numpy.float16)
+
+    def int(self) -> "Tensor":
+        return self.to(dtype=numpy.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtype=numpy.bool_)
+
+    # ----------------------------------------------------------------- new tensors of this dtype and device
+    def _new(self, dtype, device) -> tuple:
+        return self.dtype if dtype is None else dtype, self.device if device is None else device
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        """Zeros of shape ``size`` (ints, or one tuple or list), of this tensor's dtype and device unless given."""
+        from .creation import zeros
+
+        dtype, device = self._new(dtype, device)
+        return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        """Ones of shape ``size``, of this tensor's dtype and device unless given."""
+        from .creation import ones
+
+        dtype, device = self._new(dtype, device)
+        return ones(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        """An uninitialised tensor of shape ``size``, of this tensor's dtype and device unless given."""
+        from .creation import empty
+
+        dtype, device = self._new(dtype, device)
+        return empty(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        """``fill_value`` in shape ``size`` (a tuple or list), of this tensor's dtype (not the value's, as torch's)
+        and device unless given."""
+        from .creation import full
+
+        dtype, device = self._new(dtype, device)
+        return full(size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        """A copy of ``data`` (a tensor's cut from its graph), of this tensor's dtype and device unless given, as
+        torch's: ``x.new_tensor([1.5])`` of an integer x holds 1."""
+        dtype, device = self._new(dtype, device)
+        return Tensor(data.detach() if isinstance(data, Tensor) else data, dtype=dtype, device=device,
+                      requires_grad=requires_grad)
+
     def cpu(self) -> "Tensor":
         return self.to("cpu")
 
@@ -228,11 +319,15 @@ class Tensor:
         return _math().clone(self)
 
     # ----------------------------------------------------------------- autograd
-    def backward(self, gradient=None) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         """Computes gradients of this tensor with respect to the graph's leaves, into their ``.grad``.
 
         Args:
             gradient: d(loss)/d(self), same shape as self. May be omitted only for a one-element tensor.
+            retain_graph: accepted for torch's scripts; the graph stays as long as its tensors do, so a
+                second backward works without it.
+            create_graph: True raises NotImplementedError (no graph of the backward pass).
+            inputs: tensors whose ``.grad`` alone receives the gradient, a non-leaf's too, as torch's.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -252,7 +347,57 @@ class Tensor:
                 raise ValueError(f"gradient has shape {tuple(grad_array.shape)}, but the tensor has shape "
                                  f"{self.shape}")
             grad_array = grad_array.astype(self.dtype, copy=False)
-        autograd.backward(self, grad_array)
+        if create_graph or inputs is not None:
+            autograd.backward(self, Tensor._from_array(grad_array, self.device), create_graph=create_graph,
+                              inputs=inputs)
+        else:
+            autograd.run_backward((self,), (grad_array,))
+
+    @property
+    def grad_fn(self):
+        """The Function that made this tensor (its backward runs in backward), None for a leaf."""
+        return self._creator
+
+    def detach_(self) -> "Tensor":
+        """This tensor cut from the graph in place: a leaf that does not require grad."""
+        self._creator = None
+        self._requires_grad = False
+        return self
+
+    def _needs_grad(self, what: str) -> None:
+        if not self.requires_grad:
+            raise RuntimeError(f"{what} on a tensor that does not require grad (shape {self.shape}): it never has a "
+                               "gradient")
+
+    def retain_grad(self) -> None:
+        """Keeps this non-leaf tensor's gradient in ``.grad`` in every backward that reaches it (summed, as a
+        leaf's), after its hooks; on a leaf, nothing (a leaf keeps its own)."""
+        self._needs_grad("retain_grad")
+        if self._creator is not None:
+            if self._creator._hooks is None:
+                self._creator._hooks = {}
+            self._creator.retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether :meth:`retain_grad` keeps this non-leaf tensor's gradient."""
+        retained = self._creator is not None and self._creator.retained
+        return bool(retained) and retained() is self
+
+    def register_hook(self, hook):
+        """Calls ``hook(grad)`` with this tensor's gradient, a Tensor, each time a backward computes it (whole:
+        once per backward), as torch's; a Tensor it returns replaces the gradient (the one that flows on, or
+        that a leaf accumulates). Hooks run in the order registered. Returns a handle whose ``remove()`` takes
+        the hook off."""
+        from .nn.module import RemovableHandle
+
+        self._needs_grad("register_hook")
+        owner = self if self._creator is None else self._creator
+        if owner._hooks is None:
+            owner._hooks = {}
+        handle = RemovableHandle(owner._hooks)
+        owner._hooks[handle.id] = hook
+        return handle
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
@@ -321,6 +466,24 @@ class Tensor:
     def zero_(self) -> "Tensor":
         """Every element set to 0, in place (``p.grad.zero_()``)."""
         _math().setitem(self, Ellipsis, 0, "zero_")
+        return self
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
+        """Uniform random values in [a, b), in place, drawn from ``generator`` (a :class:`gpucnn.Generator`) or the
+        global generator, as :func:`gpucnn.rand` draws them; floating-point tensors only."""
+        if a > b:
+            raise ValueError(f"uniform_: a={a} is greater than b={b}; the values lie in [a, b)")
+        values = _random_values(self, "uniform_", "random", generator)
+        _math().setitem(self, Ellipsis, values * (b - a) + a if (a, b) != (0, 1) else values, "uniform_")
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
+        """Normal random values of ``mean`` and ``std``, in place, drawn as :func:`gpucnn.randn` draws them;
+        floating-point tensors only."""
+        if std < 0:
+            raise ValueError(f"normal_: std must be at least 0, got {std}")
+        values = _random_values(self, "normal_", "standard_normal", generator)
+        _math().setitem(self, Ellipsis, values * std + mean if (mean, std) != (0, 1) else values, "normal_")
         return self
 
     def copy_(self, src) -> "Tensor":
@@ -428,6 +591,14 @@ class Tensor:
 
     view = reshape
 
+    def view_as(self, other):
+        """This tensor in ``other``'s shape (see :meth:`view`)."""
+        return self.view(_shape_of(other, "view_as"))
+
+    def reshape_as(self, other):
+        """This tensor in ``other``'s shape (see :meth:`reshape`)."""
+        return self.reshape(_shape_of(other, "reshape_as"))
+
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         return _math().flatten(self, start_dim, end_dim)
 
@@ -515,6 +686,75 @@ class Tensor:
 
     clip = clamp
 
+    def clamp_(self, min=None, max=None):
+        """:meth:`clamp`, in place; an error where autograd records it."""
+        from .ops.indexing import written_into
+
+        return written_into(self, lambda: _math().clamp(self, min, max), "clamp_")
+
+    clip_ = clamp_
+
+    # ----------------------------------------------------------------- named arithmetic and comparisons
+    def add(self, other, *, alpha=1):
+        """self + alpha * other (see :func:`gpucnn.add`)."""
+        from .functions import add
+
+        return add(self, other, alpha=alpha)
+
+    def sub(self, other, *, alpha=1):
+        """self - alpha * other (see :func:`gpucnn.sub`)."""
+        from .functions import sub
+
+        return sub(self, other, alpha=alpha)
+
+    def mul(self, other):
+        return _math().mul(self, other)
+
+    def div(self, other, *, rounding_mode=None):
+        """self / other, or rounded toward zero (``rounding_mode='trunc'``) or down (``'floor'``), as torch's (see
+        :func:`gpucnn.div`)."""
+        from .functions import div
+
+        return div(self, other, rounding_mode=rounding_mode)
+
+    def eq(self, other):
+        return _math().compare(self, other, "equal")
+
+    def ne(self, other):
+        return _math().compare(self, other, "not_equal")
+
+    def lt(self, other):
+        return _math().compare(self, other, "less")
+
+    def le(self, other):
+        return _math().compare(self, other, "less_equal")
+
+    def gt(self, other):
+        return _math().compare(self, other, "greater")
+
+    def ge(self, other):
+        return _math().compare(self, other, "greater_equal")
+
+    def logical_and(self, other):
+        from .functions import logical_and
+
+        return logical_and(self, other)
+
+    def logical_or(self, other):
+        from .functions import logical_or
+
+        return logical_or(self, other)
+
+    def logical_xor(self, other):
+        from .functions import logical_xor
+
+        return logical_xor(self, other)
+
+    def logical_not(self):
+        from .functions import logical_not
+
+        return logical_not(self)
+
     def softmax(self, dim: int):
         from .ops.softmax import softmax
 
@@ -587,6 +827,12 @@ class Tensor:
         from .ops.reductions import cumsum
 
         return cumsum(self, dim, dtype=dtype)
+
+    def cumprod(self, dim: int, *, dtype=None):
+        """The running products along ``dim``; differentiable, at zeros too."""
+        from .ops.reductions import cumprod
+
+        return cumprod(self, dim, dtype=dtype)
 
     def logsumexp(self, dim, keepdim: bool = False):
         """log(sum(exp(self))) over ``dim``, without overflow; differentiable."""
@@ -684,6 +930,11 @@ class Tensor:
         from .ops.linalg import bmm
 
         return bmm(self, other)
+
+    def mv(self, vec):
+        from .ops.linalg import mv
+
+        return mv(self, vec)
 
     def dot(self, other):
         from .ops.linalg import dot
@@ -791,6 +1042,23 @@ class Tensor:
         from .ops.indexing import unique
 
         return unique(self, sorted, return_inverse, return_counts, dim)
+
+
+def _random_values(x: Tensor, what: str, draw: str, generator) -> numpy.ndarray:
+    """Values of x's shape and dtype from the NumPy generator's method ``draw`` (``random``, ``standard_normal``)
+    of ``generator`` or the global generator, drawn on the host as the creation functions draw them."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{what} needs a floating-point tensor, got dtype {x.dtype}")
+    source = getattr(random.generator() if generator is None else generator.numpy, draw)
+    if x.dtype in (numpy.float32, numpy.float64):
+        return source(x.shape, dtype=x.dtype)
+    return source(x.shape).astype(x.dtype)
+
+
+def _shape_of(other, what: str) -> tuple:
+    if not isinstance(other, Tensor):
+        raise TypeError(f"{what}: other must be a Tensor, got {type(other).__name__}")
+    return other.shape
 
 
 def _scaled(other, alpha):

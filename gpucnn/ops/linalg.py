@@ -1,4 +1,4 @@
-"""Matrix products with torch's shape rules, each a checked call of ``matmul`` (differentiable): mm, bmm, dot,
+"""Matrix products with torch's shape rules, each a checked call of ``matmul`` (differentiable): mm, bmm, mv, dot,
 and outer (a broadcast product)."""
 
 from __future__ import annotations
@@ -27,6 +27,17 @@ def bmm(a, b) -> Tensor:
     a, b = _checked(a, b, "bmm", 3, "a batch of matrices")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"bmm: the batch sizes differ: input {a.shape}, other {b.shape}")
+    return matmul(a, b)
+
+
+def mv(a, b) -> Tensor:
+    """The product of a matrix and a vector, (n, m) @ (m,) to (n,)."""
+    a, b = _operands(a, b)
+    if a.ndim != 2 or b.ndim != 1:
+        raise ValueError(f"mv: input must be a matrix (2-D) and vec a vector (1-D), got input {a.shape} and vec "
+                         f"{b.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"mv: the sizes do not match: input {a.shape}, vec {b.shape}")
     return matmul(a, b)
 
 

@@ -1,5 +1,5 @@
 """Predicates and reductions beyond sum and mean, as torch's: isnan and its kin, all/any, allclose, equal,
-count_nonzero, nonzero, and the differentiable prod, cumsum, logsumexp and norm."""
+count_nonzero, nonzero, and the differentiable prod, cumsum, cumprod, logsumexp and norm."""
 
 from __future__ import annotations
 
@@ -181,6 +181,42 @@ def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
         x = x.to(dtype=numpy.int64)
     (axis,) = _check_dims((dim,), x.ndim, "cumsum")
     return CumSum(axis).apply(x)
+
+
+class CumProd(Function):
+    """The running product along ``axis``. Its gradient at x_k is y_(k-1) * s_k, where y is the output (y_(-1) =
+    1) and s_k = g_k + x_(k+1) * s_(k+1) sums the incoming gradient g times the products after x_k: no
+    division, so zeros get their gradients as torch's (a loop along the axis, each step over the others)."""
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, x):
+        self.x = x
+        return x.copy() if x.ndim == 0 else self.xp.cumprod(x, axis=self.axis, dtype=x.dtype)
+
+    def backward(self, grad):
+        if grad.ndim == 0:
+            return (grad,)
+        xp = self.xp
+        x, g = xp.moveaxis(self.x, self.axis, 0), xp.moveaxis(grad, self.axis, 0)
+        sums = xp.empty(g.shape, dtype=grad.dtype)
+        sums[-1] = g[-1]
+        for k in range(g.shape[0] - 2, -1, -1):
+            sums[k] = g[k] + x[k + 1] * sums[k + 1]
+        before = xp.cumprod(xp.concatenate([xp.ones_like(x[:1]), x[:-1]]), axis=0)
+        return (xp.ascontiguousarray(xp.moveaxis(before * sums, 0, self.axis)),)
+
+
+def cumprod(x: Tensor, dim: int, *, dtype=None) -> Tensor:
+    """The running products along ``dim``; integer and bool tensors give int64, as torch's; ``dtype`` converts x
+    first. Differentiable, at zeros too."""
+    if dtype is not None:
+        x = x.to(dtype=dtype)
+    if x.dtype.kind != "f":
+        x = x.to(dtype=numpy.int64)
+    (axis,) = _check_dims((dim,), x.ndim, "cumprod")
+    return CumProd(axis).apply(x)
 
 
 class LogSumExp(Function):

@@ -454,6 +454,20 @@ def test_train_benchmark_quick_run_writes_its_tables(tmp_path):
         assert row["first_loss_difference"] < 1e-4
 
 
+def test_infer_benchmark_quick_run_writes_its_tables(tmp_path):
+    _run_bench(tmp_path, "infer", "--device", "cpu", "--models", "resnet18,mobilenet_v2")
+    (markdown,) = tmp_path.glob("infer-cpu-quick_*.md")
+    (record_path,) = tmp_path.glob("infer-cpu-quick_*.json")
+    assert "| model | batch | gpucnn ms |" in markdown.read_text()
+    record = json.loads(record_path.read_text())
+    assert [(row["model"], row["batch"]) for row in record["rows"]] == [("resnet18", 1), ("mobilenet_v2", 1)]
+    for row in record["rows"]:
+        assert row["gpucnn"]["median_ms"] > 0 and row["torch"]["median_ms"] > 0 and row["ratio"] > 0
+        assert row["gpucnn_peak_bytes"] >= 0 and row["torch_peak_bytes"] >= 0
+        # the same network from the same weights, in eval mode: the same logits to float32 rounding
+        assert row["output_difference"] < 1e-3
+
+
 def test_suites_name_every_op_and_valid_shapes():
     from bench.suites import SUITES
 

@@ -14,7 +14,7 @@
 # narrow layers on the tiles on the small ResNet's; then the resnet18 ones at batch 64 and the VGG-16 ones),
 # python -m bench ops --device cuda (the resnet18 and jetson suites, the default mix, the convnetjs and lecture
 # suites, then vgg16),
-# python -m bench train --device cuda, python -m bench.profile (a training step's host profile, its host
+# python -m bench train and infer --device cuda, python -m bench.profile (a training step's host profile, its host
 # work on cudasim, single op calls and a launch's host time; ncu over conv2d's kernels where ncu is installed),
 # then the whole suite and the CPU conv2d benchmark.
 # Each step's log goes to OUT_DIR/<step>.log; OUT_DIR/summary.txt lists every step's exit status and
@@ -128,6 +128,9 @@ step bench-kernels-cuda 180 "$python" -m bench kernels --device cuda --suite res
 step bench-ops-cuda-resnet18 120 "$python" -m bench ops --device cuda --suite resnet18 --out "$out"
 step bench-ops-cuda-jetson 120 "$python" -m bench ops --device cuda --suite jetson --out "$out"
 step bench-train-cuda 180 "$python" -m bench train --device cuda --batch 128 --out "$out"
+# torchvision's networks' inference, batch 1 (a Jetson's) and 32
+step bench-infer-cuda 120 "$python" -m bench infer --device cuda --models resnet18,resnet50,mobilenet_v2 \
+  --batches 1,32 --out "$out"
 step profile-step 60 "$python" -m bench.profile step --device cuda --model resnet --batch 128
 # LeNet's step (0.64 of torch's images/s on an H200 on 2026-11-26, 1.09 on the next day): how much of it is
 # the host's

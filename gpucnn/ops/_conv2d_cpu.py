@@ -52,6 +52,9 @@ F(2x2, 5x5) on the cpu too (``winograd.py``, ``WINOGRAD_CPU_MIN_CHANNELS``,
 whole-array NumPy adds was tried first and was slower than im2col where it mattered: forward +
 backward of 32x64x32x32 -> 64 took 82-89 ms against im2col's 73-74 ms on the 2-core VM; F(4x4, 3x3)
 as built takes 53-54 ms there.
+
+Depthwise layers (groups == C == K) at stride 1 take no columns: a loop over the kernel taps of
+whole-array multiply-adds on views of the padded input, in cache-sized blocks (``DEPTHWISE_CPU``).
 """
 
 from __future__ import annotations
@@ -97,6 +100,11 @@ class Conv2dCpu:
         N, K = x.shape[0], weight.shape[0]
         P, Q = self._output_hw(x.shape, weight.shape)
         y = _memory.empty((N, K, P, Q), x.dtype)
+        if self._depthwise_shape(x.shape, weight.shape):
+            self.x_shape, self.weight, self.has_bias = tuple(x.shape), weight, bias is not None
+            self.x, self.depthwise = x, True
+            self._forward_depthwise(x, weight, bias, y)
+            return y
         parts = self._cpu_parts(x, weight, P, Q)
         if parts == 1:
             self._forward_images(x, weight, bias, y, N, self._winograd_filter(x, weight, P, Q, N))
@@ -163,7 +171,12 @@ class Conv2dCpu:
     def grad_input_cpu(self, grad, weight, x_shape: tuple):
         """The input gradient alone, with no forward before it: grad (N, K, P, Q), weight (K, C/G, R, S)
         -> dx of ``x_shape`` (N, C, H, W), an input whose forward gives P x Q. On the plain columns (no
-        2x2 blocks, Winograd or parts); conv_transpose2d's forward."""
+        2x2 blocks, Winograd or parts) or the depthwise path; conv_transpose2d's forward."""
+        if self._depthwise_shape(x_shape, weight.shape):
+            self.x_shape, self.weight = tuple(x_shape), weight
+            grad_input = _memory.empty(x_shape, grad.dtype)
+            self._grad_input_depthwise(grad, grad_input)
+            return grad_input
         self._save_shapes(x_shape, weight, *grad.shape[2:], grad.dtype.itemsize)
         grad_input = _memory.empty(x_shape, grad.dtype)
         self._backward_images(grad, grad_input, False, False, None)
@@ -173,7 +186,10 @@ class Conv2dCpu:
     def grad_weight_cpu(self, x, grad, weight):
         """The weight gradient alone, with no forward before it: x (N, C, H, W), grad (N, K, P, Q) ->
         dweight of ``weight``'s shape (K, C/G, R, S), the columns built from x chunk by chunk, on the
-        plain columns; conv_transpose2d's weight gradient."""
+        plain columns or the depthwise path; conv_transpose2d's weight gradient."""
+        if self._depthwise_shape(x.shape, weight.shape):
+            self.x_shape, self.weight = tuple(x.shape), weight
+            return self._grad_weight_depthwise(x, grad)
         self._save_shapes(x.shape, weight, *grad.shape[2:], x.dtype.itemsize)
         self.x = x
         grad_weight = self._backward_images(grad, None, True, False, None)[1]
@@ -490,7 +506,12 @@ class Conv2dCpu:
         self._require_saved()
         need_input, need_weight, need_bias = (self.needs_input_grad + (False,))[:3]
         grad_input = _memory.empty(self.x_shape, grad.dtype) if need_input else None
-        if self.parts is None:
+        if self.depthwise:
+            if need_input:
+                self._grad_input_depthwise(grad, grad_input)
+            grads = (grad_input, self._grad_weight_depthwise(self.x, grad) if need_weight else None,
+                     grad.sum(axis=(0, 2, 3)) if need_bias else None)
+        elif self.parts is None:
             grads = self._backward_images(grad, grad_input, need_weight, need_bias, None)
         else:  # each part its images' input gradient, and its share of the others, added up in order
             shares = [None] * len(self.parts)
@@ -611,6 +632,193 @@ class Conv2dCpu:
                 and dcols >= self.PHASES_MIN_VALUES):
             return "phases"
         return "plain"
+
+    # ----------------------------------------------------------------- depthwise
+    #: A depthwise layer (groups == C == K: one input and one output channel a group, MobileNet's
+    #: 3x3 layers) takes no columns on the cpu: its forward is a loop over the R*S kernel taps of
+    #: whole-array multiply-adds of each tap's weights, one a channel, by that tap's strided view of
+    #: the padded input; backward-data is its adjoint (each tap adds the weighted upstream gradient
+    #: into its view of a padded gradient, then cropped), backward-filter a dot product a tap and
+    #: channel. im2col's columns there are R*S times the input for products of a single row, (1, R*S)
+    #: by (R*S, n*P*Q) a channel. DEPTHWISE_CPU = False sends such layers to the columns.
+    #: The padded input is kept as its sh x sw stride phases (``_depthwise_planes``; with stride 1 the
+    #: padded input itself), in which every tap reads a unit-stride view, and as "wide" rows: each output
+    #: row runs over its phase's whole width, so that the rows of a tap follow each other and each tap
+    #: is one contiguous run of P*Wph values a plane (NumPy adds runs of Q at stride 2 several times
+    #: slower), the Wph - Q extra columns of a row dropped at the end. Backward-data takes the wide rows
+    #: where the weight is finite, backward-filter where the input is: the extra columns of the upstream
+    #: gradient are zeros, which an inf or NaN would turn to NaN; else rows of Q.
+    #: The planes go in blocks of about DEPTHWISE_BLOCK_BYTES of padded input (one image's channels in
+    #: parts, or whole images), each through all its taps while its arrays stay in the cache (in one
+    #: pass over the whole of a 144x56x56 layer at batch 8 the taps took twice as long), on one
+    #: thread: split among the two cores of the VM (``_parallel.run_chunked``) a layer alone ran up to
+    #: twice as fast, but MobileNetV2's inference no faster, at times slower (OpenBLAS's threads, still
+    #: spinning after the 1x1 layers' products, share the cores, and the split window that follows puts
+    #: those products on one thread).
+    #: Measured on the 2-core AMD EPYC VM (3x3, padding 1, float32, the least of 5 medians of 11,
+    #: alternating with the columns in one process), the time against the columns': forward 0.62-0.84 and
+    #: forward + backward 0.41-0.67 at stride 1 (144x56x56 and 32x112x112 at batch 1 and 8, 960x7x7);
+    #: at stride 2 forward + backward 0.76-0.91 (144x56x56, 96x112x112 at batch 1, 576x14x14) but 1.18 on
+    #: 96x112x112 at batch 8, and the forward 2.1 times on 144x56x56 at batch 1 and 1.36 on 96x112x112
+    #: at batch 8 (the input, four times the output, is copied into its phases). So layers of stride
+    #: past DEPTHWISE_CPU_MAX_STRIDE keep the columns.
+    DEPTHWISE_CPU = True
+    DEPTHWISE_CPU_MAX_STRIDE = 1
+    DEPTHWISE_BLOCK_BYTES = 1 << 20
+    depthwise = False  # whether forward took the depthwise path
+
+    def _depthwise_shape(self, x_shape: tuple, weight_shape: tuple) -> bool:
+        """Whether a layer of these shapes takes the depthwise path (see DEPTHWISE_CPU)."""
+        return (self.DEPTHWISE_CPU and max(self.stride) <= self.DEPTHWISE_CPU_MAX_STRIDE
+                and weight_shape[1] == 1 and self.groups == x_shape[1] == weight_shape[0])
+
+    def _depthwise_phases(self) -> tuple[int, int, int]:
+        """(Hph, Wph, plane): the height and width of the padded input's stride phases, and the length
+        of a phase in the depthwise path's flat planes: Hph*Wph values, then ((S-1)*dw) // sw that the
+        wide rows' last taps read past them."""
+        H, W = self.x_shape[2:]
+        top, bottom, left, right = self.pads
+        (sh, sw), S = self.stride, self.weight.shape[3]
+        Hph, Wph = -(-(H + top + bottom) // sh), -(-(W + left + right) // sw)
+        return Hph, Wph, Hph * Wph + (S - 1) * self.dilation[1] // sw
+
+    def _depthwise_spans(self):
+        """For each stride phase (a, b) of the padded input, padded pixels (i*sh + a, j*sw + b): its
+        index a*sw + b, the input's pixels in it (rows first_row::sh, columns first_column::sw) and
+        where they lie in the phase (rows row:row + height, columns column:column + breadth)."""
+        (H, W), (sh, sw) = self.x_shape[2:], self.stride
+        top, left = self.pads[0], self.pads[2]
+        for a in range(sh):
+            (first_row, row, height) = _stride_phase_span(a, sh, top, H)
+            for b in range(sw):
+                (first_column, column, breadth) = _stride_phase_span(b, sw, left, W)
+                yield (a * sw + b, (slice(first_row, None, sh), slice(first_column, None, sw)),
+                       (slice(row, row + height), slice(column, column + breadth)))
+
+    def _depthwise_planes(self, x):
+        """The n images x (n, c, H, W) zero-padded, as the flat planes of their stride phases
+        (n, c, sh*sw, plane) (``_depthwise_phases``)."""
+        n, c = x.shape[:2]
+        Hph, Wph, plane = self._depthwise_phases()
+        planes = _memory.zeros((n, c, self.stride[0] * self.stride[1], plane), x.dtype)
+        for phase, pixels, span in self._depthwise_spans():
+            numpy.copyto(planes[:, :, phase, : Hph * Wph].reshape(n, c, Hph, Wph)[(..., *span)], x[(..., *pixels)])
+        return planes
+
+    def _depthwise_taps(self, planes, P: int, width: int):
+        """(r, s, view) for each tap: view (n, c, P, width) of the planes (n, c, sh*sw, plane), whose
+        [i, c, p, q] is padded pixel (p*sh + r*dh, q*sw + s*dw) of plane (i, c) for q < Q: pixel
+        (p + r*dh // sh, q + s*dw // sw) of phase (r*dh % sh, s*dw % sw). Wide rows (width Wph) read on
+        past a row's Q outputs into the next row, and at most ((S-1)*dw) // sw past the phase's last."""
+        R, S = self.weight.shape[2:]
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        Wph = self._depthwise_phases()[1]
+        stride_n, stride_c, _, item = planes.strides
+        for r in range(R):
+            for s in range(S):
+                phase, offset = (r * dh % sh) * sw + s * dw % sw, (r * dh // sh) * Wph + s * dw // sw
+                yield r, s, as_strided(planes[:, :, phase, offset:], shape=planes.shape[:2] + (P, width),
+                                       strides=(stride_n, stride_c, Wph * item, item))
+
+    def _depthwise_blocks(self, work) -> list:
+        """[(start, stop, first, last, work(start, stop, first, last)), ...] for the blocks of images
+        start:stop and channels first:last that cover the (N, C) planes, in order, each of about
+        DEPTHWISE_BLOCK_BYTES of padded input (at least one plane)."""
+        N, C = self.x_shape[:2]
+        phases = self.stride[0] * self.stride[1]
+        image_bytes = C * phases * self._depthwise_phases()[2] * self.weight.dtype.itemsize
+        if image_bytes >= self.DEPTHWISE_BLOCK_BYTES:
+            count = min(C, -(-image_bytes // self.DEPTHWISE_BLOCK_BYTES))
+            blocks = [(n, n + 1, C * i // count, C * (i + 1) // count) for n in range(N) for i in range(count)]
+        else:
+            count = -(-N * image_bytes // self.DEPTHWISE_BLOCK_BYTES)
+            blocks = [(N * i // count, N * (i + 1) // count, 0, C) for i in range(count)]
+        return [block + (work(*block),) for block in blocks]
+
+    def _depthwise_widened(self, grad, width: int):
+        """grad (n, c, P, Q) with zero columns to ``width``, or grad itself where width is Q."""
+        Q = grad.shape[3]
+        if width == Q:
+            return grad
+        widened = _memory.empty(grad.shape[:3] + (width,), grad.dtype)
+        widened[..., :Q] = grad
+        widened[..., Q:] = 0
+        return widened
+
+    def _forward_depthwise(self, x, weight, bias, y) -> None:
+        """y (N, C, P, Q) = the depthwise convolution of x (N, C, H, W) by weight (C, 1, R, S), plus bias
+        (C,) unless None: for each tap (r, s), y += weight[:, 0, r, s] * that tap's view of the padded
+        input, the first tap written into y (or its wide rows) in place."""
+        P, Q = y.shape[2:]
+        width = self._depthwise_phases()[1]
+
+        def work(start, stop, first, last):
+            target = y[start:stop, first:last]
+            out = target if width == Q else _memory.empty(target.shape[:3] + (width,), y.dtype)
+            products = _memory.empty(out.shape, y.dtype)
+            for r, s, view in self._depthwise_taps(self._depthwise_planes(x[start:stop, first:last]), P, width):
+                tap = weight[first:last, 0, r, s].reshape(-1, 1, 1)
+                if r == s == 0:
+                    numpy.multiply(view, tap, out=out)
+                else:
+                    numpy.multiply(view, tap, out=products)
+                    numpy.add(out, products, out=out)
+            if bias is not None:
+                numpy.add(out[..., :Q], bias[first:last].reshape(-1, 1, 1), out=target)
+            elif width != Q:
+                numpy.copyto(target, out[..., :Q])
+
+        self._depthwise_blocks(work)
+
+    def _grad_input_depthwise(self, grad, grad_input) -> None:
+        """grad (N, C, P, Q) -> grad_input (N, C, H, W), the depthwise forward's adjoint: each tap adds
+        weight[:, 0, r, s] * grad into its view of the zero padded gradient's phases, whose input pixels
+        are then copied out."""
+        P, Q = grad.shape[2:]
+        Hph, Wph, plane = self._depthwise_phases()
+        width = Wph if _all_finite(self.weight) else Q
+
+        def work(start, stop, first, last):
+            n, c = stop - start, last - first
+            upstream = self._depthwise_widened(grad[start:stop, first:last], width)
+            planes = _memory.zeros((n, c, self.stride[0] * self.stride[1], plane), grad.dtype)
+            products = _memory.empty(upstream.shape, grad.dtype)
+            for r, s, view in self._depthwise_taps(planes, P, width):
+                numpy.multiply(upstream, self.weight[first:last, 0, r, s].reshape(-1, 1, 1), out=products)
+                numpy.add(view, products, out=view)
+            for phase, pixels, span in self._depthwise_spans():
+                numpy.copyto(grad_input[start:stop, first:last][(..., *pixels)],
+                             planes[:, :, phase, : Hph * Wph].reshape(n, c, Hph, Wph)[(..., *span)])
+
+        self._depthwise_blocks(work)
+
+    def _grad_weight_depthwise(self, x, grad):
+        """x (N, C, H, W), grad (N, C, P, Q) -> the (C, 1, R, S) weight gradient: for each tap and channel
+        the sum over the images and outputs of grad times that tap's view of the padded input. For a
+        finite input, one dot product of wide rows an image and channel (BLAS's, twice as fast as einsum
+        on rows of Q), the upstream gradient widened with zero columns; else einsum. Each block sums its
+        own, added up in the blocks' order."""
+        R, S = self.weight.shape[2:]
+        C, P, Q = grad.shape[1:]
+        wide = _all_finite(x)
+        width = self._depthwise_phases()[1] if wide else Q
+
+        def work(start, stop, first, last):
+            n, c = stop - start, last - first
+            upstream = self._depthwise_widened(grad[start:stop, first:last], width)
+            total = numpy.empty((c, R, S), grad.dtype)
+            for r, s, view in self._depthwise_taps(self._depthwise_planes(x[start:stop, first:last]), P, width):
+                if wide:  # rows that follow each other: one run of P*Wph values (a view)
+                    dots = numpy.matmul(upstream.reshape(n, c, 1, P * width), view.reshape(n, c, P * width, 1))
+                    total[:, r, s] = dots.sum(axis=(0, 2, 3))
+                else:
+                    total[:, r, s] = numpy.einsum("ncpq,ncpq->c", upstream, view)
+            return total
+
+        grad_weight = numpy.zeros((C, 1, R, S), grad.dtype)
+        for _, _, first, last, total in self._depthwise_blocks(work):
+            grad_weight[first:last, 0] += total
+        return grad_weight
 
     # ----------------------------------------------------------------- im2col / col2im
     def _im2col(self, x, P: int, Q: int, workspace):
@@ -766,6 +974,13 @@ def _widened_product(weight_t, grad_kn, n: int, P: int, Q: int, width: int, work
     grad_cols = _view(workspace, (groups, group_rows, n * P * width), grad_kn.dtype)
     _parallel.matmul(weight_t, grad_wide.reshape(groups, group_kernels, n * P * width), out=grad_cols)
     return grad_cols
+
+
+def _stride_phase_span(phase: int, stride: int, pad: int, size: int) -> tuple[int, int, int]:
+    """Along one axis of ``size`` input pixels padded by ``pad`` before them, the pixels at padded
+    positions i*stride + phase: (the first one's input index, its i, how many)."""
+    first = (phase - pad) % stride
+    return first, (first + pad) // stride, max(0, -(-(size - first) // stride))
 
 
 def _gather_windows(x, kernel, stride, dilation, pads, P: int, Q: int, workspace):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close, check_against_torch, check_gradients
+from helpers import assert_close, check_against_torch, check_gradients, check_op
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -841,7 +841,8 @@ def test_backward_filter_takes_the_wide_tile_where_its_splits_make_enough_blocks
 # ---------------------------------------------------------------------------- Winograd F(4x4, 3x3), cpu
 def winograd_everywhere(patch):
     """The cpu takes Winograd's F(4x4, 3x3) or F(2x2, 5x5) for every 3x3 or 5x5 stride-1 convolution
-    on finite data, however small."""
+    on finite data, however small (one channel in and out too, which the depthwise path takes otherwise)."""
+    patch.setattr(Conv2d, "DEPTHWISE_CPU", False)
     patch.setattr(Conv2d, "WINOGRAD_CPU_MIN_CHANNELS", {3: 1, 5: 1})
     patch.setattr(Conv2d, "WINOGRAD_CPU_MIN_TILES", 1)
 
@@ -1408,3 +1409,153 @@ def test_parts_run_blas_on_one_thread_and_give_back_its_count(monkeypatch, rng):
         blas_threads().set(before)
     for first, second in zip(*results):
         np.testing.assert_array_equal(first, second)
+
+
+# ---------------------------------------------------------------------------- depthwise, cpu
+def depthwise_everywhere(patch, block_bytes=None):
+    """The cpu takes the depthwise path (Conv2d.DEPTHWISE_CPU) at any stride, in blocks of about
+    ``block_bytes`` of padded input where given (1: a block a plane)."""
+    patch.setattr(Conv2d, "DEPTHWISE_CPU_MAX_STRIDE", 1 << 30)
+    if block_bytes is not None:
+        patch.setattr(Conv2d, "DEPTHWISE_BLOCK_BYTES", block_bytes)
+
+
+def _depthwise_conv(patch, path, **kwargs):
+    """conv2d(x, w, b, groups=C, **kwargs), checking that the cpu's forward took the depthwise path or
+    (False) not."""
+    taken, original = [], Conv2d.forward_cpu
+
+    def spy(self, *args):
+        y = original(self, *args)
+        taken.append(self.depthwise)
+        return y
+
+    patch.setattr(Conv2d, "forward_cpu", spy)
+
+    def conv(x, w, b=None):
+        taken.clear()
+        y = conv2d(x, w, b, groups=x.shape[-3], **kwargs)
+        assert taken == ([] if x.device.runs_kernels else [path])
+        return y
+
+    return conv
+
+
+DEPTHWISE_CASES = [  # (x shape, kernel (R, S), conv2d's keyword arguments)
+    ((2, 3, 9, 7), (3, 3), dict(padding=1)),
+    ((3, 4, 10, 11), (3, 3), dict(stride=2, padding=1)),
+    ((2, 5, 11, 10), (3, 3), dict(stride=3, padding=1)),
+    ((2, 3, 9, 10), (3, 3), dict(padding=2, dilation=2)),
+    ((1, 2, 8, 9), (3, 2), dict(stride=(2, 1), padding=(2, 0), dilation=(1, 3))),
+    ((2, 3, 7, 8), (5, 5), dict(padding="same")),
+    ((2, 4, 9, 8), (4, 3), dict(stride=2, padding="same")),  # asymmetric pads, the odd one at the bottom/right
+    ((3, 2, 5, 6), (1, 1), dict()),
+    ((2, 3, 6, 7), (1, 1), dict(stride=2)),
+    ((1, 1, 5, 5), (3, 3), dict(padding=2)),  # one channel; windows partly outside on every side
+    ((4, 1, 4, 3), (5, 5), dict(padding=2)),  # a kernel larger than the input: every window partly outside
+    ((3, 6, 4), (3, 3), dict(padding=1)),  # unbatched
+    ((2, 3, 6, 5), (2, 4), dict(stride=(1, 2), padding=(0, 3))),
+]
+
+
+@pytest.mark.parametrize("block_bytes", [None, 1])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("x_shape, kernel, kwargs", DEPTHWISE_CASES)
+def test_depthwise_matches_torch(monkeypatch, rng, x_shape, kernel, kwargs, bias, block_bytes):
+    """Values and every gradient against torch, in float32 on every device and in float64 against central
+    differences; in one block and in blocks of a plane each."""
+    depthwise_everywhere(monkeypatch, block_bytes)
+    C = x_shape[-3]
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal((C, 1) + kernel)]
+    if bias:
+        arrays.append(rng.standard_normal(C))
+    padding = kwargs.get("padding", 0)
+    reference = torch_conv(padding, x_shape[-2:], kernel, kwargs.get("stride", 1), kwargs.get("dilation", 1))
+    check_op(_depthwise_conv(monkeypatch, True, **kwargs), lambda x, w, b=None: reference(x, w, b, C), *arrays,
+             atol=ATOL)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel, kwargs", [DEPTHWISE_CASES[i] for i in (0, 1, 3, 6, 9, 11)])
+def test_depthwise_on_and_off_agree(monkeypatch, rng, x_shape, kernel, kwargs, dtype):
+    """The depthwise path and the columns (DEPTHWISE_CPU off) give the same values and gradients, in the
+    input's dtype."""
+    C = x_shape[-3]
+    arrays = [rng.standard_normal(shape).astype(dtype) for shape in (x_shape, (C, 1) + kernel, (C,))]
+    upstream = None
+    results = []
+    for on in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            depthwise_everywhere(patch, 1 << 10)
+            patch.setattr(Conv2d, "DEPTHWISE_CPU", on)
+            tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
+            y = _depthwise_conv(patch, on, **kwargs)(*tensors)
+            upstream = rng.standard_normal(y.shape).astype(dtype) if upstream is None else upstream
+            y.backward(upstream)
+            results.append([y.numpy()] + [t.grad.numpy() for t in tensors])
+    for ours, theirs in zip(*results):
+        assert ours.dtype == dtype
+        assert_close(ours, theirs, atol=ATOL if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("where", ["input", "weight", "upstream"])
+def test_depthwise_non_finite_values(monkeypatch, rng, stride, where):
+    """An inf or NaN in the input (whose backward-filter then takes rows of Q), the weight (backward-data
+    likewise) or the upstream gradient spreads where torch's does, and nowhere else."""
+    depthwise_everywhere(monkeypatch)
+    x, w, b = rng.standard_normal((2, 3, 8, 9)), rng.standard_normal((3, 1, 3, 3)), rng.standard_normal(3)
+    upstream = rng.standard_normal((2, 3, 8 // stride, -(-9 // stride)))
+    if where == "input":
+        x[0, 1, 3, 4], x[1, 2, 0, 8] = np.inf, np.nan
+    elif where == "weight":
+        w[1, 0, 0, 2], w[2, 0, 1, 1] = np.inf, np.nan
+    else:
+        upstream[0, 0, 1, 1] = np.inf
+    tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
+    references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = _depthwise_conv(monkeypatch, True, stride=stride, padding="same")(*tensors)
+        y.backward(upstream)
+    expected = torch_conv("same", (8, 9), (3, 3), stride, 1)(*references, groups=3)
+    expected.backward(torch.from_numpy(upstream))
+    for ours, reference in zip([y] + [t.grad for t in tensors], [expected.detach()] + [r.grad for r in references]):
+        assert_close(ours, reference, atol=1e-10)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_transposed_convolution(monkeypatch, rng, stride):
+    """conv_transpose2d with groups == C_in == C_out runs conv2d's depthwise backward-data as its forward,
+    its forward as backward-data and its backward-filter."""
+    from gpucnn.nn.functional import conv_transpose2d
+
+    depthwise_everywhere(monkeypatch, 1)
+    taken, original = [], Conv2d._depthwise_blocks
+
+    def spy(self, work):
+        taken.append(True)
+        return original(self, work)
+
+    monkeypatch.setattr(Conv2d, "_depthwise_blocks", spy)
+    x, w, b = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((3, 1, 3, 3)), rng.standard_normal(3)
+    kwargs = dict(stride=stride, padding=1, output_padding=stride - 1, groups=3)
+    check_op(lambda *t: conv_transpose2d(*t, **kwargs), lambda *t: F.conv_transpose2d(*t, **kwargs), x, w, b, atol=ATOL)
+    assert taken
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, takes", [
+    ((1, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144), True),  # MobileNetV2's
+    ((8, 32, 112, 112), (32, 1, 3, 3), dict(padding=1, groups=32), True),
+    ((1, 4, 9, 9), (4, 1, 5, 3), dict(padding=(2, 1), dilation=(2, 1), groups=4), True),
+    ((1, 1, 7, 7), (1, 1, 3, 3), dict(), True),  # one channel
+    ((1, 144, 56, 56), (144, 1, 3, 3), dict(stride=2, padding=1, groups=144), False),  # stride 2: the columns
+    ((1, 144, 56, 56), (144, 1, 3, 3), dict(stride=(1, 2), padding=1, groups=144), False),
+    ((1, 144, 56, 56), (288, 1, 3, 3), dict(padding=1, groups=144), False),  # channel multiplier 2
+    ((1, 144, 56, 56), (72, 2, 3, 3), dict(padding=1, groups=72), False),
+    ((1, 4, 9, 9), (4, 4, 3, 3), dict(padding=1), False),
+])
+def test_depthwise_rule(monkeypatch, x_shape, w_shape, kwargs, takes):
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    assert conv2d(x, w, **kwargs).shape[:2] == (x_shape[0], w_shape[0])  # the arguments are valid
+    function = Conv2d(_shapes.pair(kwargs.get("stride", 1), "", "", 1), (0, 0, 0, 0), (1, 1), kwargs.get("groups", 1))
+    assert function._depthwise_shape(x_shape, w_shape) == takes

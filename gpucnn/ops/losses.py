@@ -115,9 +115,11 @@ class BinaryCrossEntropy(Function):
     def forward(self, x, t):
         self.x, self.t = x, t
         xp = self.xp
+        # constants of x's dtype: NumPy 1.x makes float64 of a 0-d float32 array and a Python number
+        floor, one = x.dtype.type(-100), x.dtype.type(1)
         with _quiet(xp):
-            log_x, log_rest = xp.maximum(xp.log(x), -100), xp.maximum(xp.log1p(-x), -100)
-        return (t - 1) * log_rest - t * log_x
+            log_x, log_rest = xp.maximum(xp.log(x), floor), xp.maximum(xp.log1p(-x), floor)
+        return (t - one) * log_rest - t * log_x
 
     def backward(self, grad):
         xp, x = self.xp, self.x

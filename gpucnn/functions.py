@@ -271,10 +271,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
     if a.dtype.kind == "b" or b.dtype.kind == "b":
         raise TypeError(f"div: rounding_mode={rounding_mode!r} takes numbers, not bools (input {a.dtype}, other "
                         f"{b.dtype})")
-    try:
-        numpy.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"div: shapes {a.shape} (input) and {b.shape} (other) do not broadcast") from None
+    tensor_math.check_broadcast("div", a.shape, b.shape)
     if a.dtype.kind != "f" and bool((b.data == 0).any()):
         raise ZeroDivisionError(f"div: integer division by zero (rounding_mode={rounding_mode!r})")
     return RoundedDiv(rounding_mode).apply(a, b)
@@ -308,10 +305,7 @@ def _logical(input, other, name: str) -> Tensor:
     a, b = tensor_math._operands(_tensor(input, name), other)
     if a.device != b.device:
         raise RuntimeError(f"{name}: input is on {a.device} and other on {b.device}")
-    try:
-        numpy.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"{name}: shapes {a.shape} (input) and {b.shape} (other) do not broadcast") from None
+    tensor_math.check_broadcast(name, a.shape, b.shape)
     return Tensor._from_array(getattr(a.device.xp, name)(a.data, b.data), a.device)
 
 

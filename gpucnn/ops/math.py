@@ -52,6 +52,14 @@ def _operands(a, b):
     return a, b
 
 
+def check_broadcast(op: str, input_shape: tuple, other_shape: tuple) -> None:
+    """ValueError naming ``op`` and both shapes unless an input and an other of these shapes broadcast."""
+    try:
+        numpy.broadcast_shapes(input_shape, other_shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {input_shape} (input) and {other_shape} (other) do not broadcast") from None
+
+
 class _Binary(Function):
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape

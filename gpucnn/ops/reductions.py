@@ -11,7 +11,7 @@ import numpy
 
 from ..autograd import Function
 from ..tensor import Tensor, as_tensor
-from .math import _check_dims, _float, _normalize_dims
+from .math import _check_dims, _float, _normalize_dims, check_broadcast
 
 
 def _axes(x: Tensor, dim, what: str):
@@ -73,10 +73,7 @@ def allclose(x: Tensor, other, rtol: float = 1e-05, atol: float = 1e-08, equal_n
     """Whether |x - other| <= atol + rtol * |other| everywhere, broadcast (infinities equal where of one sign;
     NaN equal to NaN only with ``equal_nan``), as a Python bool. Unlike torch's, two float dtypes compare."""
     other = _other(x, other, "allclose")
-    try:
-        numpy.broadcast_shapes(x.shape, other.shape)
-    except ValueError:
-        raise ValueError(f"allclose: shapes {x.shape} (input) and {other.shape} (other) do not broadcast") from None
+    check_broadcast("allclose", x.shape, other.shape)
     return builtins.bool(x.device.xp.allclose(x.data, other.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
@@ -172,14 +169,21 @@ class CumSum(Function):
         return (xp.flip(xp.cumsum(xp.flip(grad, self.axis), axis=self.axis), self.axis).copy(),)
 
 
-def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
-    """The running sums along ``dim``; integer and bool tensors give int64, as torch's; ``dtype`` converts x
-    first."""
+def _running(x: Tensor, dim: int, dtype, op: str) -> tuple:
+    """cumsum's and cumprod's input, converted to ``dtype`` where given and integers and bools to int64 (torch's
+    rule), and their axis."""
     if dtype is not None:
         x = x.to(dtype=dtype)
     if x.dtype.kind != "f":
         x = x.to(dtype=numpy.int64)
-    (axis,) = _check_dims((dim,), x.ndim, "cumsum")
+    (axis,) = _check_dims((dim,), x.ndim, op)
+    return x, axis
+
+
+def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
+    """The running sums along ``dim``; integer and bool tensors give int64, as torch's; ``dtype`` converts x
+    first."""
+    x, axis = _running(x, dim, dtype, "cumsum")
     return CumSum(axis).apply(x)
 
 
@@ -211,11 +215,7 @@ class CumProd(Function):
 def cumprod(x: Tensor, dim: int, *, dtype=None) -> Tensor:
     """The running products along ``dim``; integer and bool tensors give int64, as torch's; ``dtype`` converts x
     first. Differentiable, at zeros too."""
-    if dtype is not None:
-        x = x.to(dtype=dtype)
-    if x.dtype.kind != "f":
-        x = x.to(dtype=numpy.int64)
-    (axis,) = _check_dims((dim,), x.ndim, "cumprod")
+    x, axis = _running(x, dim, dtype, "cumprod")
     return CumProd(axis).apply(x)
 
 

@@ -751,6 +751,26 @@ def _decay_weights(param, grad, lr: float, weight_decay: float, decoupled: bool)
     return grad
 
 
+def _check_moment_options(options: dict) -> None:
+    """The options NAdam and RAdam share: lr, eps, betas, weight_decay, decoupled_weight_decay, maximize."""
+    _check_number(options["lr"], "learning rate")
+    _check_number(options["eps"], "epsilon value")
+    _check_betas(options["betas"])
+    _check_number(options["weight_decay"], "weight_decay value")
+    _check_flag(options["decoupled_weight_decay"], "decoupled_weight_decay")
+    _check_flag(options["maximize"], "maximize")
+
+
+def _moment_kernel_arguments(group: dict) -> tuple:
+    """The scalars and flags that optim_nadam and optim_radam share: (lerp weight 1 - beta1, its rest, beta2,
+    1 - beta2, weight_decay, decoupled decay scale 1 - lr * weight_decay, eps) and (lerp from the start,
+    maximize, decoupled_weight_decay)."""
+    lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+    beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+    return ((1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay, group["eps"]),
+            (abs(1 - beta1) < 0.5, group["maximize"], group["decoupled_weight_decay"]))
+
+
 class NAdam(Optimizer):
     """NAdam (Dozat): Adam with Nesterov momentum, as torch.optim.NAdam.
 
@@ -770,20 +790,12 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
-        _check_number(options["lr"], "learning rate")
-        _check_number(options["eps"], "epsilon value")
-        _check_betas(options["betas"])
-        _check_number(options["weight_decay"], "weight_decay value")
+        _check_moment_options(options)
         _check_number(options["momentum_decay"], "momentum_decay value")
-        _check_flag(options["decoupled_weight_decay"], "decoupled_weight_decay")
-        _check_flag(options["maximize"], "maximize")
 
     def _kernel(self, group: dict) -> tuple:
-        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
-        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
-        return ("optim_nadam", (1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay,
-                                group["eps"]),
-                (abs(1 - beta1) < 0.5, group["maximize"], group["decoupled_weight_decay"]))
+        scalars, flags = _moment_kernel_arguments(group)
+        return "optim_nadam", scalars, flags
 
     def _update(self, device, param, grad, state: dict, group: dict):
         xp = device.xp
@@ -838,19 +850,11 @@ class RAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
-        _check_number(options["lr"], "learning rate")
-        _check_number(options["eps"], "epsilon value")
-        _check_betas(options["betas"])
-        _check_number(options["weight_decay"], "weight_decay value")
-        _check_flag(options["decoupled_weight_decay"], "decoupled_weight_decay")
-        _check_flag(options["maximize"], "maximize")
+        _check_moment_options(options)
 
     def _kernel(self, group: dict) -> tuple:
-        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
-        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
-        return ("optim_radam", (1 - beta1, 1 - (1 - beta1), beta2, 1 - beta2, weight_decay, 1 - lr * weight_decay,
-                                group["eps"], lr),
-                (abs(1 - beta1) < 0.5, group["maximize"], group["decoupled_weight_decay"]))
+        scalars, flags = _moment_kernel_arguments(group)
+        return "optim_radam", scalars + (group["lr"],), flags
 
     def _update(self, device, param, grad, state: dict, group: dict):
         xp = device.xp

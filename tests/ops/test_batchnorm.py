@@ -97,6 +97,28 @@ def test_pieces_of_images_against_torch(monkeypatch, training, images_a_piece, l
 
 
 @pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(1, 4, 20, 20), (2, 3, 64, 70), (5, 3, 4, 6), (1, 2, 7, 7)])
+def test_without_autograd_as_with_it_and_as_torch(training, shape):
+    """Under no_grad (inference: evaluation mode writes no x - mean for backward) the output is the one
+    recorded for backward, bit for bit, and torch's; on planes long enough to run unbuffered
+    (gpucnn.ops._rows), on images as rows and on short planes."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    weight, bias = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
+    mean, var = rng.standard_normal(shape[1]).astype(np.float32), rng.uniform(0.5, 2, shape[1]).astype(np.float32)
+    recorded = batch_norm(gpucnn.tensor(x, requires_grad=True), mean.copy(), var.copy(), gpucnn.tensor(weight),
+                          gpucnn.tensor(bias), training=training)
+    with gpucnn.no_grad():
+        inferred = batch_norm(gpucnn.tensor(x, requires_grad=True), mean.copy(), var.copy(), gpucnn.tensor(weight),
+                              gpucnn.tensor(bias), training=training)
+    assert np.array_equal(inferred.numpy(), recorded.numpy())
+    expected = torch_F.batch_norm(torch.tensor(x, dtype=torch.float64), torch.tensor(mean, dtype=torch.float64),
+                                  torch.tensor(var, dtype=torch.float64), torch.tensor(weight, dtype=torch.float64),
+                                  torch.tensor(bias, dtype=torch.float64), training)
+    assert_close(inferred, expected.float(), atol=2e-5, rtol=2e-4)
+
+
+@pytest.mark.parametrize("training", [True, False])
 def test_numerical_gradients_float64(training):
     rng = np.random.default_rng(2)
     mean, var = rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)

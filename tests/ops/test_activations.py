@@ -104,6 +104,35 @@ def test_hardtanh_bounds(min_val, max_val):
     check_against_torch(*ours_and_theirs("hardtanh", (min_val, max_val)), x)
 
 
+@pytest.mark.parametrize("device", gpucnn.devices())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["hardtanh", "relu6", "hardsigmoid"])
+def test_masked_gradients_stop_inf_and_nan_as_torchs(name, dtype, device):
+    """Where the slope is 0 (at and past the bounds), an inf or NaN upstream gradient gives 0, as torch's masks,
+    and passes where the slope is not (NaN input included); an upstream gradient that sum's backward broadcasts
+    too. The outputs keep -0.0 as torch does from NumPy 2.1 on."""
+    if device != "cpu" and dtype is np.float64:
+        pytest.skip("the kernel devices' activations are compared in float32")
+    args = ACTIVATIONS[name][0]
+    data = np.array([-7.0, -3.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0, 6.0, 9.0, np.nan], dtype=dtype)
+    upstream = np.resize(np.array([np.inf, np.nan, -np.inf], dtype=dtype), data.shape)
+    for summed in (False, True):
+        x = gpucnn.tensor(data, device=device, requires_grad=True)
+        reference = torch.tensor(data, requires_grad=True)
+        result, expected = getattr(F, name)(x, *args), getattr(torch_F, name)(reference, *args)
+        if summed:
+            result.sum().backward()
+            expected.sum().backward()
+        else:
+            result.backward(gpucnn.tensor(upstream, device=device))
+            expected.backward(torch.tensor(upstream))
+        # torch's float64 hardsigmoid slope is float32's 1/6 (see test_float64_as_torchs_to_double_precision)
+        assert np.allclose(x.grad.numpy(), reference.grad.numpy(), rtol=1e-7, atol=0, equal_nan=True), (
+            x.grad, reference.grad)
+        if device == "cpu" and np.lib.NumpyVersion(np.__version__) >= "2.1.0":
+            assert np.array_equal(np.signbit(result.numpy()), torch.signbit(expected).numpy()), (result, expected)
+
+
 def test_erfc_accuracy_in_float64_and_float32():
     """Max |error| against math.erfc below 1e-15 in float64 over [-30, 30] (denser near the branch points 0.46875
     and 4), and within float32's resolution in float32; NaN stays NaN, +-inf give 0 and 2."""

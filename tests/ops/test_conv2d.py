@@ -1282,6 +1282,7 @@ PARTS_LAYERS = [  # (x shape, w shape, kwargs, the path every part takes: "winog
     ((5, 4, 9, 8), (6, 4, 3, 3), dict(padding=1, stride=2), None),  # by stride-2 phases
     ((5, 4, 9, 8), (6, 2, 2, 3), dict(padding=(1, 0), dilation=2, groups=2), None),
     ((5, 3, 6, 7), (5, 3, 1, 1), dict(stride=2), None),
+    ((5, 3, 8, 9), (4, 3, 1, 1), dict(), "pointwise"),
 ]
 
 
@@ -1302,7 +1303,8 @@ def test_parts_match_torch(monkeypatch, rng, x_shape, w_shape, kwargs, path, nee
     parts = y._creator.parts
     assert [(start, stop) for start, stop, _ in parts] == [(0, 1), (1, 3), (3, 5)]
     for *_, part in parts:
-        assert path is None or {"winograd": part.winograd is not None, "blocked": part.blocked}[path]
+        assert path is None or {"winograd": part.winograd is not None, "blocked": part.blocked,
+                                "pointwise": part.pointwise}[path]
     upstream = rng.standard_normal(y.shape)
     _backward_matches_torch(y, tensors, arrays, needs, upstream, **kwargs)
     assert y._creator.parts is None  # backward released them
@@ -1409,6 +1411,83 @@ def test_parts_run_blas_on_one_thread_and_give_back_its_count(monkeypatch, rng):
         blas_threads().set(before)
     for first, second in zip(*results):
         np.testing.assert_array_equal(first, second)
+
+
+# ---------------------------------------------------------------------------- pointwise, cpu
+def _pointwise_conv(patch, path, **kwargs):
+    """conv2d(x, w, b, **kwargs), checking that the cpu's forward took the pointwise path or (False) not."""
+    taken, original = [], Conv2d.forward_cpu
+
+    def spy(self, *args):
+        y = original(self, *args)
+        taken.append(self.pointwise)
+        return y
+
+    patch.setattr(Conv2d, "forward_cpu", spy)
+
+    def conv(x, w, b=None):
+        taken.clear()
+        y = conv2d(x, w, b, **kwargs)
+        assert taken == ([] if x.device.runs_kernels else [path])
+        return y
+
+    return conv
+
+
+POINTWISE_CASES = [  # (x shape, K, conv2d's keyword arguments, whether the pointwise path takes it)
+    ((2, 3, 8, 9), 4, dict(), True),
+    ((1, 6, 1, 1), 2, dict(), True),  # one image: however few pixels
+    ((3, 1, 8, 8), 5, dict(), True),
+    ((0, 3, 8, 8), 2, dict(), True),  # no images
+    ((3, 5, 4), 2, dict(), True),  # unbatched
+    ((2, 3, 5, 4), 4, dict(), False),  # images of fewer than BY_IMAGE_MIN_PIXELS pixels
+    ((2, 3, 8, 9), 4, dict(padding=1), False),  # a 1x1 kernel over zero padding: the columns
+    ((2, 3, 8, 9), 4, dict(stride=2), False),
+    ((2, 4, 8, 9), 6, dict(groups=2), False),
+]
+
+
+@pytest.mark.parametrize("products_bytes", [None, 1])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("x_shape, K, kwargs, path", POINTWISE_CASES)
+def test_pointwise_matches_torch(monkeypatch, rng, x_shape, K, kwargs, path, bias, products_bytes):
+    """1x1 layers at stride 1 with no padding and one group take the pointwise path (Conv2d.POINTWISE_CPU) on
+    images of at least BY_IMAGE_MIN_PIXELS pixels or a batch of one, the others not: values and every gradient against torch, in float32 on every device and in float64
+    against central differences, with new arrays poisoned (nothing left unwritten); backward-filter's products
+    in one stack, and an image a stack."""
+    from helpers import poisoned_new_arrays
+
+    if products_bytes is not None:
+        monkeypatch.setattr(Conv2d, "POINTWISE_PRODUCTS_BYTES", products_bytes)
+    C = x_shape[-3]
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal((K, C // kwargs.get("groups", 1), 1, 1))]
+    if bias:
+        arrays.append(rng.standard_normal(K))
+    with poisoned_new_arrays():
+        check_op(_pointwise_conv(monkeypatch, path, **kwargs), lambda *t: F.conv2d(*t, **kwargs), *arrays,
+                 atol=ATOL)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_on_and_off_agree_on_any_layout(monkeypatch, rng, dtype):
+    """The pointwise path and the columns (POINTWISE_CPU off) give the same values and gradients, in the
+    input's dtype, on an input that is a transposed view (its planes not contiguous) and with new arrays
+    poisoned (nothing left unwritten)."""
+    from helpers import poisoned_new_arrays
+
+    arrays = [rng.standard_normal(shape).astype(dtype) for shape in ((3, 4, 9, 8), (6, 4, 1, 1), (6,))]
+    upstream = rng.standard_normal((3, 6, 8, 9)).astype(dtype)
+    results = []
+    for on in (True, False):
+        with pytest.MonkeyPatch.context() as patch, poisoned_new_arrays():
+            patch.setattr(Conv2d, "POINTWISE_CPU", on)
+            tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
+            y = _pointwise_conv(patch, on)(tensors[0].transpose(2, 3), *tensors[1:])
+            y.backward(upstream)
+            results.append([y.numpy()] + [t.grad.numpy() for t in tensors])
+    for ours, theirs in zip(*results):
+        assert ours.dtype == dtype
+        assert_close(ours, theirs, atol=ATOL if dtype == np.float32 else 1e-12)
 
 
 # ---------------------------------------------------------------------------- depthwise, cpu

@@ -64,6 +64,28 @@ def test_gradient_at_zero_and_nan_follows_torch():
     assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.0, 1.0, 1.5, -0.5, -0.0])
+def test_leaky_relu_bit_for_bit_as_torch(slope, dtype):
+    """Values and gradients on the cpu equal torch's bit for bit (signs of zero and NaN included): signed
+    zeros, infinities, NaNs of both signs, subnormals, with inf and NaN upstream gradients, and a 0-d input."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    big = np.finfo(dtype).max / 2
+    values = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, tiny, -tiny, 2.5, -3.0, big, -big], dtype=dtype)
+    upstream = np.resize(np.array([1.5, np.inf, -np.inf, np.nan, -2.0], dtype=dtype), values.shape)
+    for data, grad in ((values, upstream), (values[9], upstream[1])):
+        x = gpucnn.tensor(data, requires_grad=True)
+        reference = torch.tensor(data, requires_grad=True)
+        with np.errstate(all="ignore"):
+            y = leaky_relu(x, slope)
+            y.backward(np.array(grad))
+        expected = torch_F.leaky_relu(reference, slope)
+        expected.backward(torch.tensor(grad))
+        for ours, theirs in ((y.numpy(), expected.detach().numpy()), (x.grad.numpy(), reference.grad.numpy())):
+            assert ours.dtype == dtype and ours.shape == theirs.shape
+            assert np.array_equal(ours.view(f"u{ours.itemsize}"), theirs.view(f"u{theirs.itemsize}")), (ours, theirs)
+
+
 def test_nan_and_inf_propagate():
     y = relu(np.array([np.nan, np.inf, -np.inf], dtype=np.float32))
     assert np.isnan(y.numpy()[0]) and y.numpy()[1] == np.inf and y.numpy()[2] == 0

@@ -79,6 +79,13 @@ class _Elementwise(Function):
             return (self.xp.asarray(grad * self.slope(self.xp, self.x)).astype(grad.dtype, copy=False),)
 
 
+def _relu6(xp, shifted):
+    """min(max(shifted, 0), 6), in place where ``shifted`` is an array (NumPy makes 0-d results scalars), for
+    hardswish and hardsigmoid (see Hardtanh.value)."""
+    shifted = xp.asarray(shifted)
+    return shifted.clip(shifted.dtype.type(0), shifted.dtype.type(6), out=shifted)
+
+
 class Hardtanh(_Elementwise):
     """x clipped to [min_val, max_val], NaN kept; the gradient passes strictly inside, and at NaN."""
 
@@ -159,7 +166,10 @@ class Hardswish(_Elementwise):
     """x * min(max(x + 3, 0), 6) / 6; slope 0 up to -3 (included), x / 3 + 1/2 below 3, 1 from 3 (and at NaN)."""
 
     def value(self, xp, x):
-        return x * xp.minimum(xp.maximum(x + 3, 0), 6) / 6
+        product = _relu6(xp, x + 3)
+        product *= x
+        product /= 6
+        return product
 
     def slope(self, xp, x):
         return xp.where(x <= -3, 0, xp.where(x < 3, x / 3 + 0.5, 1))
@@ -169,7 +179,9 @@ class Hardsigmoid(_Elementwise):
     """min(max(x + 3, 0), 6) / 6; slope 1/6 strictly between -3 and 3, else 0 (at NaN too)."""
 
     def value(self, xp, x):
-        return xp.minimum(xp.maximum(x + 3, 0), 6) / 6
+        ratio = _relu6(xp, x + 3)
+        ratio /= 6
+        return ratio
 
     def backward(self, grad):
         return (_passed(self.xp, (self.x > -3) & (self.x < 3), grad / 6),)

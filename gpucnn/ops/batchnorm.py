@@ -18,8 +18,8 @@ went from 3.57-3.67 to 3.11-3.15 ms on 64x16x32x32, 1.93-1.96 to 1.73-1.75 on 64
 to 4.7 on 8x64x56x56, and stayed at 0.89-0.92 on 64x64x8x8 (PyTorch: 1.74 ms on the first). The
 per-channel ops see each image as one row of values, with the per-channel operand repeated to an
 image's row (``BatchNorm.ROW_MAX_VALUES``): a small ResNet's training step at batch 64 went from
-588-598 to 621-627 images/s. Elsewhere they run along each plane unbuffered (``_rows.whole_rows``):
-forward + backward in training on 8x144x56x56 went from 17.8-18.4 to 12.9-13.4 ms (two runs).
+588-598 to 621-627 images/s. They run unbuffered along their rows, or planes (``_rows.whole_rows``):
+forward + backward in training on 8x144x56x56 (in planes) went from 17.8-18.4 to 12.9-13.4 ms (two runs).
 Evaluation mode writes y = x * scale + (bias - mean * scale), PyTorch's inference formula, in two
 passes, and x - mean for backward only where autograd records the op. In inference (no_grad) on the
 2-core AMD EPYC VM, float32, median of 200 calls, against the three passes over planes before:

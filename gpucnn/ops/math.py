@@ -12,6 +12,7 @@ import numpy
 from ..autograd import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor, as_tensor
 from . import _memory
+from ._select import passed, select
 
 
 def unbroadcast(xp, grad, shape: tuple):
@@ -193,7 +194,7 @@ class Sigmoid(Function):
     def forward(self, x):
         xp = self.xp
         e = xp.exp(-xp.abs(x))
-        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        self.y = select(xp, x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
         return self.y
 
     def backward(self, grad):
@@ -577,13 +578,13 @@ class Where(Function):
 
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
-        return self.xp.where(self.condition, a, b)
+        return select(self.xp, self.condition, a, b)
 
     def backward(self, grad):
-        xp, zero = self.xp, grad.dtype.type(0)
+        xp = self.xp
         need_a, need_b = self.needs_input_grad
-        grad_a = unbroadcast(xp, xp.where(self.condition, grad, zero), self.a_shape) if need_a else None
-        grad_b = unbroadcast(xp, xp.where(self.condition, zero, grad), self.b_shape) if need_b else None
+        grad_a = unbroadcast(xp, passed(xp, self.condition, grad), self.a_shape) if need_a else None
+        grad_b = unbroadcast(xp, passed(xp, ~self.condition, grad), self.b_shape) if need_b else None
         return grad_a, grad_b
 
 

@@ -53,8 +53,9 @@ whole-array NumPy adds was tried first and was slower than im2col where it matte
 backward of 32x64x32x32 -> 64 took 82-89 ms against im2col's 73-74 ms on the 2-core VM; F(4x4, 3x3)
 as built takes 53-54 ms there.
 
-Depthwise layers (groups == C == K) at stride 1 take no columns: a loop over the kernel taps of
-whole-array multiply-adds on views of the padded input, in cache-sized blocks (``DEPTHWISE_CPU``).
+Depthwise layers (groups == C == K) at stride 1 take no im2col: their forward copies the kernel taps'
+contiguous runs of the padded input into columns, a product a plane, and backward loops over the taps
+with whole-array multiply-adds on views of the padded input, in cache-sized blocks (``DEPTHWISE_CPU``).
 Nor do 1x1 layers at stride 1 with no padding and one group, whose columns would copy the input: a
 product an image on the input itself (``POINTWISE_CPU``).
 """
@@ -717,40 +718,49 @@ class Conv2dCpu:
 
     # ----------------------------------------------------------------- depthwise
     #: A depthwise layer (groups == C == K: one input and one output channel a group, MobileNet's
-    #: 3x3 layers) takes no columns on the cpu: its forward is a loop over the R*S kernel taps of
-    #: whole-array multiply-adds of each tap's weights, one a channel, by that tap's strided view of
-    #: the padded input; backward-data is its adjoint (each tap adds the weighted upstream gradient
-    #: into its view of a padded gradient, then cropped), backward-filter a dot product a tap and
-    #: channel. im2col's columns there are R*S times the input for products of a single row, (1, R*S)
-    #: by (R*S, n*P*Q) a channel. DEPTHWISE_CPU = False sends such layers to the columns.
-    #: The padded input is kept as its sh x sw stride phases (``_depthwise_planes``; with stride 1 the
+    #: 3x3 layers) takes no im2col columns on the cpu, whose rows of Q are copied from strided windows:
+    #: the padded input is kept as its sh x sw stride phases (``_depthwise_planes``; with stride 1 the
     #: padded input itself), in which every tap reads a unit-stride view, and as "wide" rows: each output
     #: row runs over its phase's whole width, so that the rows of a tap follow each other and each tap
     #: is one contiguous run of P*Wph values a plane (NumPy adds runs of Q at stride 2 several times
-    #: slower), the Wph - Q extra columns of a row dropped at the end. Backward-data takes the wide rows
-    #: where the weight is finite, backward-filter where the input is: the extra columns of the upstream
-    #: gradient are zeros, which an inf or NaN would turn to NaN; else rows of Q.
-    #: The planes go in blocks of about DEPTHWISE_BLOCK_BYTES of padded input (one image's channels in
-    #: parts, or whole images), each through all its taps while its arrays stay in the cache (in one
-    #: pass over the whole of a 144x56x56 layer at batch 8 the taps took twice as long), on one
+    #: slower), the Wph - Q extra columns of a row dropped at the end. The forward copies a block's taps
+    #: into columns of those runs, (n, c, R*S, P*Wph) (at stride 1 through one view, plane by plane:
+    #: tap by tap took twice as long), and takes one (1, R*S) by (R*S, P*Wph) product a plane, in
+    #: blocks of about DEPTHWISE_COLUMNS_BYTES of columns; backward-data is a loop over the taps, each
+    #: adding the weighted upstream gradient into its view of a padded gradient, then cropped, and
+    #: backward-filter a dot product a tap and channel. DEPTHWISE_CPU = False sends such layers to
+    #: im2col. Backward-data takes the wide rows where the weight is finite, backward-filter where the
+    #: input is: the extra columns of the upstream gradient are zeros, which an inf or NaN would turn to
+    #: NaN; else rows of Q.
+    #: Backward's planes go in blocks of about DEPTHWISE_BLOCK_BYTES of padded input (one image's
+    #: channels in parts, or whole images), each through all its taps while its arrays stay in the cache
+    #: (in one pass over the whole of a 144x56x56 layer at batch 8 the taps took twice as long), on one
     #: thread: split among the two cores of the VM (``_parallel.run_chunked``) a layer alone ran up to
     #: twice as fast, but MobileNetV2's inference no faster, at times slower (OpenBLAS's threads, still
     #: spinning after the 1x1 layers' products, share the cores, and the split window that follows puts
     #: those products on one thread).
     #: Measured on the 2-core AMD EPYC VM (3x3, padding 1, float32, the least of 5 medians of 11,
-    #: alternating with the columns in one process), the time against the columns': forward 0.62-0.84 and
+    #: alternating with im2col in one process), with the forward then a loop over the taps too (a
+    #: multiply and an add of whole arrays each), the time against im2col's: forward 0.62-0.84 and
     #: forward + backward 0.41-0.67 at stride 1 (144x56x56 and 32x112x112 at batch 1 and 8, 960x7x7);
     #: at stride 2 forward + backward 0.76-0.91 (144x56x56, 96x112x112 at batch 1, 576x14x14) but 1.18 on
     #: 96x112x112 at batch 8, and the forward 2.1 times on 144x56x56 at batch 1 and 1.36 on 96x112x112
-    #: at batch 8 (the input, four times the output, is copied into its phases). So layers of stride
-    #: past DEPTHWISE_CPU_MAX_STRIDE keep the columns. The taps' multiplies by a weight a channel run
-    #: along each channel's run of P*Wph values unbuffered (``_rows.whole_rows``): stride 1, three runs
-    #: alternating in one process, 1x192x28x28 forward 1.04-1.06 -> 0.68-0.81 ms and forward + backward
-    #: 3.4-4.0 -> 2.7-3.3 ms, 8x192x28x28 31-36 -> 23-24.5 ms and 8x144x56x56 63-66 -> 50-53 ms (its
-    #: forward, whose views of the planes NumPy does not buffer, as it was: 14.2-14.9 ms).
+    #: at batch 8 (the input, four times the output, is copied into its phases); with the forward's
+    #: columns still slower at stride 2 (1.2-2.1 times im2col's forward on 144x56x56, 192x28x28 and
+    #: 576x14x14 at batch 1, 1.1-1.9 on 96x112x112 at batch 8; 0.5-1.0 on 96x112x112 at batch 1). So
+    #: layers of stride past DEPTHWISE_CPU_MAX_STRIDE keep im2col.
+    #: The multiplies by a weight a channel run along each channel's run of P*Wph values unbuffered
+    #: (``_rows.whole_rows``): stride 1, three runs alternating in one process, 1x192x28x28 forward
+    #: (then on the taps) 1.04-1.06 -> 0.68-0.81 ms and forward + backward 3.4-4.0 -> 2.7-3.3 ms,
+    #: 8x192x28x28 31-36 -> 23-24.5 ms and 8x144x56x56 63-66 -> 50-53 ms. The forward's columns against
+    #: its taps (three runs, alternating processes, median of 21, ms): 1x144x56x56 1.09-1.66 against
+    #: 1.85-1.98, 1x192x28x28 0.39-0.61 against 0.76-0.86, 1x384x14x14 0.31-0.46 against 0.56-0.83,
+    #: 1x960x7x7 0.30-0.43 against 0.60-0.69, 8x192x28x28 4.8-5.2 against 6.2-6.8, 1x32x112x112
+    #: 1.19-1.61 against 1.34-1.63.
     DEPTHWISE_CPU = True
     DEPTHWISE_CPU_MAX_STRIDE = 1
     DEPTHWISE_BLOCK_BYTES = 1 << 20
+    DEPTHWISE_COLUMNS_BYTES = 1 << 21
     depthwise = False  # whether forward took the depthwise path
 
     def _depthwise_shape(self, x_shape: tuple, weight_shape: tuple) -> bool:
@@ -806,18 +816,19 @@ class Conv2dCpu:
                 yield r, s, as_strided(planes[:, :, phase, offset:], shape=planes.shape[:2] + (P, width),
                                        strides=(stride_n, stride_c, Wph * item, item))
 
-    def _depthwise_blocks(self, work) -> list:
+    def _depthwise_blocks(self, work, block_bytes: int | None = None) -> list:
         """[(start, stop, first, last, work(start, stop, first, last)), ...] for the blocks of images
         start:stop and channels first:last that cover the (N, C) planes, in order, each of about
-        DEPTHWISE_BLOCK_BYTES of padded input (at least one plane)."""
+        ``block_bytes`` (default DEPTHWISE_BLOCK_BYTES) of padded input (at least one plane)."""
+        block_bytes = block_bytes or self.DEPTHWISE_BLOCK_BYTES
         N, C = self.x_shape[:2]
         phases = self.stride[0] * self.stride[1]
         image_bytes = C * phases * self._depthwise_phases()[2] * self.weight.dtype.itemsize
-        if image_bytes >= self.DEPTHWISE_BLOCK_BYTES:
-            count = min(C, -(-image_bytes // self.DEPTHWISE_BLOCK_BYTES))
+        if image_bytes >= block_bytes:
+            count = min(C, -(-image_bytes // block_bytes))
             blocks = [(n, n + 1, C * i // count, C * (i + 1) // count) for n in range(N) for i in range(count)]
         else:
-            count = -(-N * image_bytes // self.DEPTHWISE_BLOCK_BYTES)
+            count = -(-N * image_bytes // block_bytes)
             blocks = [(N * i // count, N * (i + 1) // count, 0, C) for i in range(count)]
         return [block + (work(*block),) for block in blocks]
 
@@ -833,30 +844,34 @@ class Conv2dCpu:
 
     def _forward_depthwise(self, x, weight, bias, y) -> None:
         """y (N, C, P, Q) = the depthwise convolution of x (N, C, H, W) by weight (C, 1, R, S), plus bias
-        (C,) unless None: for each tap (r, s), y += weight[:, 0, r, s] * that tap's view of the padded
-        input, the first tap written into y (or its wide rows) in place."""
+        (C,) unless None: each block's taps copied into columns (n, c, R*S, P*Wph), wide rows, then one
+        (1, R*S) by (R*S, P*Wph) product a plane (see DEPTHWISE_COLUMNS_BYTES)."""
         P, Q = y.shape[2:]
+        R, S = weight.shape[2:]
         width = self._depthwise_phases()[1]
+        weight_rows = weight.reshape(weight.shape[0], 1, R * S)
 
         def work(start, stop, first, last):
-            target = y[start:stop, first:last]
-            out = target if width == Q else _memory.empty(target.shape[:3] + (width,), y.dtype)
-            products = _memory.empty(out.shape, y.dtype)
-            with whole_rows(P * width):  # a plane's taps: one run of P*width values
-                for r, s, view in self._depthwise_taps(self._depthwise_planes(x[start:stop, first:last]), P, width):
-                    tap = weight[first:last, 0, r, s].reshape(-1, 1, 1)
-                    if r == s == 0:
-                        numpy.multiply(view, tap, out=out)
-                    else:
-                        numpy.multiply(view, tap, out=products)
-                        numpy.add(out, products, out=out)
-            if bias is not None:
+            n, c = stop - start, last - first
+            cols = _memory.empty((n, c, R * S, P * width), y.dtype)
+            planes = self._depthwise_planes(x[start:stop, first:last])
+            if self.stride == (1, 1):  # every tap in one view of the planes, copied plane by plane
+                (dh, dw), (stride_n, stride_c, _, item) = self.dilation, planes.strides
+                taps = as_strided(planes[:, :, 0], shape=(n, c, R, S, P * width),
+                                  strides=(stride_n, stride_c, dh * width * item, dw * item, item))
+                numpy.copyto(cols.reshape(n, c, R, S, P * width), taps)
+            else:
+                for r, s, view in self._depthwise_taps(planes, P, width):
+                    numpy.copyto(cols[:, :, r * S + s].reshape(n, c, P, width), view)
+            wide = numpy.matmul(weight_rows[first:last], cols, out=_memory.empty((n, c, 1, P * width), y.dtype))
+            rows, target = wide.reshape(n, c, P, width)[..., :Q], y[start:stop, first:last]
+            if bias is None:
+                numpy.copyto(target, rows)
+            else:
                 with whole_rows(P * Q if width == Q else Q):
-                    numpy.add(out[..., :Q], bias[first:last].reshape(-1, 1, 1), out=target)
-            elif width != Q:
-                numpy.copyto(target, out[..., :Q])
+                    numpy.add(rows, bias[first:last].reshape(-1, 1, 1), out=target)
 
-        self._depthwise_blocks(work)
+        self._depthwise_blocks(work, max(1, self.DEPTHWISE_COLUMNS_BYTES // (R * S)))
 
     def _grad_input_depthwise(self, grad, grad_input) -> None:
         """grad (N, C, P, Q) -> grad_input (N, C, H, W), the depthwise forward's adjoint: each tap adds

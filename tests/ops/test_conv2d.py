@@ -1493,10 +1493,11 @@ def test_pointwise_on_and_off_agree_on_any_layout(monkeypatch, rng, dtype):
 # ---------------------------------------------------------------------------- depthwise, cpu
 def depthwise_everywhere(patch, block_bytes=None):
     """The cpu takes the depthwise path (Conv2d.DEPTHWISE_CPU) at any stride, in blocks of about
-    ``block_bytes`` of padded input where given (1: a block a plane)."""
+    ``block_bytes`` of padded input, and of the forward's columns, where given (1: a block a plane)."""
     patch.setattr(Conv2d, "DEPTHWISE_CPU_MAX_STRIDE", 1 << 30)
     if block_bytes is not None:
         patch.setattr(Conv2d, "DEPTHWISE_BLOCK_BYTES", block_bytes)
+        patch.setattr(Conv2d, "DEPTHWISE_COLUMNS_BYTES", block_bytes)
 
 
 def _depthwise_conv(patch, path, **kwargs):
@@ -1611,9 +1612,9 @@ def test_depthwise_transposed_convolution(monkeypatch, rng, stride):
     depthwise_everywhere(monkeypatch, 1)
     taken, original = [], Conv2d._depthwise_blocks
 
-    def spy(self, work):
+    def spy(self, work, *block_bytes):
         taken.append(True)
-        return original(self, work)
+        return original(self, work, *block_bytes)
 
     monkeypatch.setattr(Conv2d, "_depthwise_blocks", spy)
     x, w, b = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((3, 1, 3, 3)), rng.standard_normal(3)

@@ -1413,14 +1413,14 @@ def test_parts_run_blas_on_one_thread_and_give_back_its_count(monkeypatch, rng):
         np.testing.assert_array_equal(first, second)
 
 
-# ---------------------------------------------------------------------------- pointwise, cpu
-def _pointwise_conv(patch, path, **kwargs):
-    """conv2d(x, w, b, **kwargs), checking that the cpu's forward took the pointwise path or (False) not."""
+def _conv_taking(patch, flag, path, **kwargs):
+    """conv2d(x, w, b, **kwargs), checking that the cpu's forward took the path whose attribute ``flag`` it
+    sets ("pointwise", "depthwise"), or (``path`` False) not."""
     taken, original = [], Conv2d.forward_cpu
 
     def spy(self, *args):
         y = original(self, *args)
-        taken.append(self.pointwise)
+        taken.append(getattr(self, flag))
         return y
 
     patch.setattr(Conv2d, "forward_cpu", spy)
@@ -1434,6 +1434,7 @@ def _pointwise_conv(patch, path, **kwargs):
     return conv
 
 
+# ---------------------------------------------------------------------------- pointwise, cpu
 POINTWISE_CASES = [  # (x shape, K, conv2d's keyword arguments, whether the pointwise path takes it)
     ((2, 3, 8, 9), 4, dict(), True),
     ((1, 6, 1, 1), 2, dict(), True),  # one image: however few pixels
@@ -1452,9 +1453,9 @@ POINTWISE_CASES = [  # (x shape, K, conv2d's keyword arguments, whether the poin
 @pytest.mark.parametrize("x_shape, K, kwargs, path", POINTWISE_CASES)
 def test_pointwise_matches_torch(monkeypatch, rng, x_shape, K, kwargs, path, bias, products_bytes):
     """1x1 layers at stride 1 with no padding and one group take the pointwise path (Conv2d.POINTWISE_CPU) on
-    images of at least BY_IMAGE_MIN_PIXELS pixels or a batch of one, the others not: values and every gradient against torch, in float32 on every device and in float64
-    against central differences, with new arrays poisoned (nothing left unwritten); backward-filter's products
-    in one stack, and an image a stack."""
+    images of at least BY_IMAGE_MIN_PIXELS pixels or a batch of one, the others not: values and every gradient
+    against torch, in float32 on every device and in float64 against central differences, with new arrays
+    poisoned (nothing left unwritten); backward-filter's products in one stack, and an image a stack."""
     from helpers import poisoned_new_arrays
 
     if products_bytes is not None:
@@ -1464,8 +1465,8 @@ def test_pointwise_matches_torch(monkeypatch, rng, x_shape, K, kwargs, path, bia
     if bias:
         arrays.append(rng.standard_normal(K))
     with poisoned_new_arrays():
-        check_op(_pointwise_conv(monkeypatch, path, **kwargs), lambda *t: F.conv2d(*t, **kwargs), *arrays,
-                 atol=ATOL)
+        check_op(_conv_taking(monkeypatch, "pointwise", path, **kwargs), lambda *t: F.conv2d(*t, **kwargs),
+                 *arrays, atol=ATOL)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1482,7 +1483,7 @@ def test_pointwise_on_and_off_agree_on_any_layout(monkeypatch, rng, dtype):
         with pytest.MonkeyPatch.context() as patch, poisoned_new_arrays():
             patch.setattr(Conv2d, "POINTWISE_CPU", on)
             tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
-            y = _pointwise_conv(patch, on)(tensors[0].transpose(2, 3), *tensors[1:])
+            y = _conv_taking(patch, "pointwise", on)(tensors[0].transpose(2, 3), *tensors[1:])
             y.backward(upstream)
             results.append([y.numpy()] + [t.grad.numpy() for t in tensors])
     for ours, theirs in zip(*results):
@@ -1498,27 +1499,6 @@ def depthwise_everywhere(patch, block_bytes=None):
     if block_bytes is not None:
         patch.setattr(Conv2d, "DEPTHWISE_BLOCK_BYTES", block_bytes)
         patch.setattr(Conv2d, "DEPTHWISE_COLUMNS_BYTES", block_bytes)
-
-
-def _depthwise_conv(patch, path, **kwargs):
-    """conv2d(x, w, b, groups=C, **kwargs), checking that the cpu's forward took the depthwise path or
-    (False) not."""
-    taken, original = [], Conv2d.forward_cpu
-
-    def spy(self, *args):
-        y = original(self, *args)
-        taken.append(self.depthwise)
-        return y
-
-    patch.setattr(Conv2d, "forward_cpu", spy)
-
-    def conv(x, w, b=None):
-        taken.clear()
-        y = conv2d(x, w, b, groups=x.shape[-3], **kwargs)
-        assert taken == ([] if x.device.runs_kernels else [path])
-        return y
-
-    return conv
 
 
 DEPTHWISE_CASES = [  # (x shape, kernel (R, S), conv2d's keyword arguments)
@@ -1551,8 +1531,8 @@ def test_depthwise_matches_torch(monkeypatch, rng, x_shape, kernel, kwargs, bias
         arrays.append(rng.standard_normal(C))
     padding = kwargs.get("padding", 0)
     reference = torch_conv(padding, x_shape[-2:], kernel, kwargs.get("stride", 1), kwargs.get("dilation", 1))
-    check_op(_depthwise_conv(monkeypatch, True, **kwargs), lambda x, w, b=None: reference(x, w, b, C), *arrays,
-             atol=ATOL)
+    check_op(_conv_taking(monkeypatch, "depthwise", True, groups=C, **kwargs),
+             lambda x, w, b=None: reference(x, w, b, C), *arrays, atol=ATOL)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1569,7 +1549,7 @@ def test_depthwise_on_and_off_agree(monkeypatch, rng, x_shape, kernel, kwargs, d
             depthwise_everywhere(patch, 1 << 10)
             patch.setattr(Conv2d, "DEPTHWISE_CPU", on)
             tensors = [gpucnn.tensor(a, requires_grad=True) for a in arrays]
-            y = _depthwise_conv(patch, on, **kwargs)(*tensors)
+            y = _conv_taking(patch, "depthwise", on, groups=C, **kwargs)(*tensors)
             upstream = rng.standard_normal(y.shape).astype(dtype) if upstream is None else upstream
             y.backward(upstream)
             results.append([y.numpy()] + [t.grad.numpy() for t in tensors])
@@ -1595,7 +1575,7 @@ def test_depthwise_non_finite_values(monkeypatch, rng, stride, where):
     tensors = [gpucnn.tensor(a, requires_grad=True) for a in (x, w, b)]
     references = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     with np.errstate(invalid="ignore", over="ignore"):
-        y = _depthwise_conv(monkeypatch, True, stride=stride, padding="same")(*tensors)
+        y = _conv_taking(monkeypatch, "depthwise", True, groups=3, stride=stride, padding="same")(*tensors)
         y.backward(upstream)
     expected = torch_conv("same", (8, 9), (3, 3), stride, 1)(*references, groups=3)
     expected.backward(torch.from_numpy(upstream))

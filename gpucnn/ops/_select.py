@@ -16,12 +16,12 @@ import numpy
 from . import _memory
 
 #: Integer types by size in bytes, to read an array's elements as bits.
-SAME_SIZE_INTEGER = {1: numpy.int8, 2: numpy.int16, 4: numpy.int32, 8: numpy.int64}
+_SAME_SIZE_INTEGER = {1: numpy.int8, 2: numpy.int16, 4: numpy.int32, 8: numpy.int64}
 
 
 def _bits_type(xp, dtype):
     """The integer type ``dtype``'s elements are read as, or None where ``where`` does the work."""
-    return SAME_SIZE_INTEGER.get(dtype.itemsize) if xp is numpy and dtype.kind in "biufc" else None
+    return _SAME_SIZE_INTEGER.get(dtype.itemsize) if xp is numpy and dtype.kind in "biufc" else None
 
 
 def select(xp, condition, a, b):
@@ -39,12 +39,21 @@ def select(xp, condition, a, b):
     return out.view(dtype)
 
 
-def passed(xp, mask, grad):
+def passed(xp, mask, grad, out=None):
     """``grad`` where the bool ``mask`` holds, 0 elsewhere (0 for an infinite or NaN gradient too, as
-    PyTorch's masks), broadcast."""
+    PyTorch's masks), broadcast; into ``out`` (contiguous, of grad's dtype and the broadcast shape) where
+    given, else a new array."""
     bits = _bits_type(xp, grad.dtype)
     if bits is None:
-        return xp.where(mask, grad, grad.dtype.type(0))
-    passes = _memory.empty(numpy.broadcast_shapes(mask.shape, grad.shape), bits)
+        result = xp.where(mask, grad, grad.dtype.type(0))
+        if out is None:
+            return result
+        xp.copyto(out, result)
+        return out
+    if out is None:
+        passes = _memory.empty(numpy.broadcast_shapes(mask.shape, grad.shape), bits)
+    else:
+        passes = out.view(bits)
     numpy.copyto(passes, mask)
-    return numpy.multiply(grad.view(bits), passes, out=passes).view(grad.dtype)
+    numpy.multiply(grad.view(bits), passes, out=passes)
+    return passes.view(grad.dtype) if out is None else out

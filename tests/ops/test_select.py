@@ -42,6 +42,9 @@ def test_select_and_passed_as_where(dtype):
     condition = rng.integers(0, 2, (3, 4, 5)).astype(bool)
     same(select(np, condition, a, b), np.where(condition, a, b))
     same(passed(np, condition, a), np.where(condition, a, np.zeros((), dtype)))
+    out = np.empty_like(a)
+    assert passed(np, condition, a, out=out) is out
+    same(out, np.where(condition, a, np.zeros((), dtype)))
     # broadcast: a row of a, a column of b, a condition of one plane; 0-d
     same(select(np, condition[0], a[:1, :1], b[:, :, :1]), np.where(condition[0], a[:1, :1], b[:, :, :1]))
     same(passed(np, condition[:, :1], a[0]), np.where(condition[:, :1], a[0], np.zeros((), dtype)))
